@@ -1,0 +1,50 @@
+"""Errors that reach the user.
+
+Every failure a user can cause is raised as a `DodasError` subclass; the CLI turns
+it into a message and an exit code, never a traceback. Template problems carry
+`Diagnostic`s so that all of them are reported at once, each with FILE:LINE:COL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """One located problem. Lines and columns are 1-based, as editors count them."""
+
+    file: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"file": self.file, "line": self.line, "col": self.col, "message": self.message}
+
+
+class DodasError(Exception):
+    """A failure explained to the user; `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class TemplateError(DodasError):
+    """A template (or its inputs) is not valid; holds every problem found."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.diagnostics = sorted(set(self.diagnostics))
+        DodasError.__init__(self, "\n".join(str(d) for d in self.diagnostics))
+
+    def __str__(self) -> str:
+        return self.message

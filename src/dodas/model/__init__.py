@@ -1,0 +1,1 @@
+"""The deployment model: nodes, instances, deferred values, outputs."""

@@ -1,0 +1,329 @@
+"""From a validated TOSCA template to the deployment model.
+
+tosca-parser supplies the type hierarchy and property defaults; values come from
+the raw template so that functions are seen as the user wrote them and resolved
+here with dodas's own rules (see functions.py). Checks tosca-parser does not make
+are made here, each placed in the YAML: requirement targets of the wrong type,
+references to undeclared attributes, compute sizes unknown at plan time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from dodas import paths
+from dodas.errors import Diagnostic, TemplateError
+from dodas.model.deployment import (COMPUTE_TYPE, IMPLICIT_AFTER, ComputeSpec, DeploymentModel, Node, Operation,
+                                    Output, Port, Requirement)
+from dodas.model.functions import FunctionError, Resolver
+from dodas.model.values import DEFERRED_TYPES, refs
+from dodas.tosca.loader import LoadedTemplate
+
+SECRET_NAME = re.compile(r"(password|passwd|token|secret|private_key|credential|kubeconfig)", re.I)
+#: attributes every node has at run time, whatever its type declares
+RUNTIME_ATTRIBUTES = {"tosca_id", "tosca_name", "state", "public_address", "private_address", "ip_address"}
+_NODES = ("topology_template", "node_templates")
+
+
+class _Builder:
+    def __init__(self, loaded: LoadedTemplate) -> None:
+        self.loaded = loaded
+        self.smap = loaded.smap
+        self.diags: list[Diagnostic] = []
+        topo = loaded.data.get("topology_template") or {}
+        self.raw_nodes: dict[str, dict[str, Any]] = topo.get("node_templates") or {}
+        self.raw_outputs: dict[str, Any] = topo.get("outputs") or {}
+        self.templates = {nt.name: nt for nt in (loaded.tosca.nodetemplates or [])}
+        self.chains = {name: _chain(nt.type_definition) for name, nt in self.templates.items()}
+        self._props: dict[tuple[str, str | None], dict[str, Any] | None] = {}
+        self.requirements = {name: self._requirements(name) for name in self.templates}
+        self.hosts = {name: next((r.target for r in reqs if r.relationship == "HostedOn"), None)
+                      for name, reqs in self.requirements.items()}
+        self.resolver = Resolver(loaded.inputs, set(self.templates), self._prop_source, self.hosts.get)
+
+    # -- raw values with defaults ---------------------------------------------
+    def _prop_source(self, node: str, cap: str | None) -> dict[str, Any] | None:
+        key = (node, cap)
+        if key not in self._props:
+            self._props[key] = self._compute_props(node, cap)
+        return self._props[key]
+
+    def _compute_props(self, node: str, cap: str | None) -> dict[str, Any] | None:
+        nt = self.templates.get(node)
+        if nt is None:
+            return None
+        raw = self.raw_nodes.get(node) or {}
+        if cap is None:
+            defaults = {p.name: p.value for p in nt.get_properties_objects()}
+            given = raw.get("properties") or {}
+        else:
+            caps = nt.get_capabilities()
+            if cap not in caps:
+                return None
+            defaults = {p.name: p.value for p in caps[cap].get_properties_objects()}
+            given = ((raw.get("capabilities") or {}).get(cap) or {}).get("properties") or {}
+        out = {k: v for k, v in defaults.items() if not _is_parser_function(v)}
+        out.update(given)
+        return out
+
+    def _resolve(self, value: Any, node: str, where: tuple) -> Any:
+        try:
+            return self.resolver.resolve(value, node)
+        except FunctionError as exc:
+            self.diags.append(self.smap.diag(where, str(exc)))
+            return None
+
+    # -- requirements -----------------------------------------------------------
+    def _requirements(self, name: str) -> list[Requirement]:
+        defs = _requirement_defs(self.templates[name].type_definition)
+        out = []
+        for i, entry in enumerate((self.raw_nodes.get(name) or {}).get("requirements") or []):
+            (rname, spec), = entry.items()
+            target = spec if isinstance(spec, str) else spec.get("node")
+            rel = spec.get("relationship") if isinstance(spec, dict) else None
+            if isinstance(rel, dict):
+                rel = rel.get("type")
+            rel = rel or (defs.get(rname) or {}).get("relationship") or (
+                "tosca.relationships.HostedOn" if rname == "host" else "tosca.relationships.DependsOn")
+            if not isinstance(target, str):
+                continue  # a requirement by capability only: nothing to order on
+            out.append(Requirement(rname, target, str(rel).rsplit(".", 1)[-1]))
+            self._check_target(name, i, rname, target, defs.get(rname) or {})
+        return out
+
+    def _check_target(self, name: str, i: int, rname: str, target: str, rdef: dict) -> None:
+        where = (*_NODES, name, "requirements", i, rname)
+        if target not in self.templates:
+            return  # tosca-parser reports missing targets
+        if target == name:
+            self.diags.append(self.smap.diag(where, f'node "{name}": requirement "{rname}" points at itself'))
+            return
+        want = rdef.get("node")
+        if isinstance(want, str) and want not in self.chains[target] and want in _known_node_types(self):
+            self.diags.append(self.smap.diag(
+                where, f'node "{name}": requirement "{rname}" needs a {want}, but "{target}" is a '
+                       f"{self.templates[target].type}"))
+
+    # -- nodes ------------------------------------------------------------------
+    def node(self, name: str) -> Node:
+        nt = self.templates[name]
+        chain = self.chains[name]
+        base = (*_NODES, name)
+        props = {k: self._resolve(v, name, (*base, "properties", k))
+                 for k, v in (self._prop_source(name, None) or {}).items()}
+        compute, count = None, 1
+        if COMPUTE_TYPE in chain:
+            compute, count = self._compute(name, base)
+        return Node(name=name, type=nt.type, type_chain=chain, properties=props,
+                    requirements=self.requirements[name], operations=self._operations(name, base),
+                    count=count, compute=compute, host=self.hosts[name])
+
+    def _cap(self, name: str, cap: str, base: tuple) -> dict[str, Any]:
+        raw = self._prop_source(name, cap) or {}
+        return {k: self._resolve(v, name, (*base, "capabilities", cap, "properties", k)) for k, v in raw.items()}
+
+    def _compute(self, name: str, base: tuple) -> tuple[ComputeSpec, int]:
+        host, os_, ep, sc = (self._cap(name, c, base) for c in ("host", "os", "endpoint", "scalable"))
+        for cap, values in (("host", host), ("os", os_), ("endpoint", ep), ("scalable", sc)):
+            for k, v in values.items():
+                if isinstance(v, DEFERRED_TYPES):
+                    self.diags.append(self.smap.diag((*base, "capabilities", cap, "properties", k),
+                                                     f'node "{name}": {cap}.{k} must be known before the machine '
+                                                     "exists; get_attribute cannot be used here"))
+                    values[k] = None
+        count = sc.get("count", sc.get("default_instances", sc.get("min_instances", 1)))
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            self.diags.append(self.smap.diag((*base, "capabilities", "scalable", "properties", "count"),
+                                             f'node "{name}": count must be a whole number >= 0, got {count!r}'))
+            count = 0
+        ports = []
+        for pname, p in (ep.get("ports") or {}).items():
+            if isinstance(p, dict):
+                ports.append(Port(str(pname), str(p.get("protocol", "tcp")), _int(p.get("source")),
+                                  _int(p.get("target"))))
+        spec = ComputeSpec(
+            num_cpus=_int(host.get("num_cpus")), mem_mib=_mib(host.get("mem_size")),
+            disk_mib=_mib(host.get("disk_size")), instance_type=host.get("instance_type"),
+            image=os_.get("image"), network=str(ep.get("network_name") or "PRIVATE").upper(),
+            ports=tuple(ports), num_gpus=_int(host.get("num_gpus")))
+        return spec, count
+
+    def _operations(self, name: str, base: tuple) -> dict[str, Operation]:
+        merged: dict[str, dict[str, Any]] = {}
+        for tdef in reversed(_chain_defs(self.templates[name].type_definition)):
+            for iname, ops in ((tdef.get("interfaces") or {}).items()):
+                _merge_ops(merged, iname, ops)
+        for iname, ops in ((self.raw_nodes.get(name) or {}).get("interfaces") or {}).items():
+            _merge_ops(merged, iname, ops)
+        out: dict[str, Operation] = {}
+        for iname, ops in merged.items():
+            short = "Standard" if iname in ("Standard", "tosca.interfaces.node.lifecycle.Standard") else iname
+            for op, spec in ops.items():
+                impl = spec.get("implementation")
+                if isinstance(impl, dict):
+                    impl = impl.get("primary")
+                inputs = {k: self._resolve(v, name, (*base, "interfaces", iname, op, "inputs", k))
+                          for k, v in (spec.get("inputs") or {}).items()}
+                key = op if short == "Standard" else f"{short}.{op}"
+                out[key] = Operation(short, op, _implementation(impl, self.loaded.path), inputs)
+        return out
+
+    # -- checks over the whole model ---------------------------------------------
+    def check_refs(self, nodes: dict[str, Node], outputs: dict[str, Output]) -> None:
+        def check(value: Any, where: tuple, owner: str) -> None:
+            for ref in refs(value):
+                target = nodes.get(ref.node)
+                if target is None:
+                    continue
+                declared = _attributes(self.templates[ref.node].type_definition)
+                caps = set(self.templates[ref.node].get_capabilities())
+                if ref.attribute not in declared | RUNTIME_ATTRIBUTES | caps:
+                    known = ", ".join(sorted(declared | RUNTIME_ATTRIBUTES))
+                    self.diags.append(self.smap.diag(
+                        where, f'{owner}: node "{ref.node}" has no attribute "{ref.attribute}" '
+                               f"(it has: {known})"))
+        for n in nodes.values():
+            for k, v in n.properties.items():
+                check(v, (*_NODES, n.name, "properties", k), f'node "{n.name}"')
+            for op in n.operations.values():
+                for k, v in op.inputs.items():
+                    check(v, (*_NODES, n.name, "interfaces"), f'node "{n.name}" operation {op.name}')
+        for o in outputs.values():
+            check(o.value, ("topology_template", "outputs", o.name, "value"), f'output "{o.name}"')
+
+    def outputs(self) -> dict[str, Output]:
+        out = {}
+        for name, body in self.raw_outputs.items():
+            value = self._resolve(body.get("value"), "", ("topology_template", "outputs", name, "value"))
+            sensitive = bool(SECRET_NAME.search(name)) or any(SECRET_NAME.search(r.attribute) for r in refs(value))
+            out[name] = Output(name, value, str(body.get("description") or ""), sensitive)
+        return out
+
+
+def build(loaded: LoadedTemplate) -> DeploymentModel:
+    """The model of a loaded template; TemplateError with every problem found."""
+    b = _Builder(loaded)
+    nodes = {name: b.node(name) for name in b.templates}
+    outputs = b.outputs()
+    b.check_refs(nodes, outputs)
+    _check_front_ends(b, nodes)
+    if b.diags:
+        raise TemplateError(b.diags)
+    data = loaded.data
+    return DeploymentModel(
+        template_path=loaded.path,
+        template_sha256=hashlib.sha256(loaded.text.encode()).hexdigest(),
+        tosca_version=str(data.get("tosca_definitions_version")),
+        inputs=dict(loaded.inputs), nodes=nodes, outputs=outputs,
+        description=str(data.get("description") or "").strip(),
+        secret_inputs=frozenset(k for k in loaded.inputs if SECRET_NAME.search(k)))
+
+
+def _check_front_ends(b: _Builder, nodes: dict[str, Node]) -> None:
+    for worker, front in IMPLICIT_AFTER.items():
+        if any(n.derives_from(front) for n in nodes.values()):
+            continue
+        for n in nodes.values():
+            if n.derives_from(worker):
+                b.diags.append(b.smap.diag((*_NODES, n.name), f'node "{n.name}" is a {n.type} but the template '
+                                           f"has no {front} for it to join", key=True))
+
+
+# -- helpers ---------------------------------------------------------------------
+def _is_parser_function(v: Any) -> bool:
+    from toscaparser.functions import Function
+    return isinstance(v, Function)
+
+
+def _chain(tdef: Any) -> tuple[str, ...]:
+    names, cur = [], tdef
+    while cur is not None:
+        names.append(cur.type)
+        cur = cur.parent_type
+    return tuple(names)
+
+
+def _chain_defs(tdef: Any) -> list[dict[str, Any]]:
+    out, cur = [], tdef
+    while cur is not None:
+        out.append(getattr(cur, "defs", None) or {})
+        cur = cur.parent_type
+    return out
+
+
+def _requirement_defs(tdef: Any) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for defs in _chain_defs(tdef):  # most specific first: first one wins
+        for entry in defs.get("requirements") or []:
+            for rname, rdef in entry.items():
+                if rname not in out and isinstance(rdef, dict):
+                    out[rname] = rdef
+    return out
+
+
+def _attributes(tdef: Any) -> set[str]:
+    names: set[str] = set()
+    for defs in _chain_defs(tdef):
+        names.update((defs.get("attributes") or {}).keys())
+        names.update((defs.get("properties") or {}).keys())  # properties are readable as attributes
+    return names
+
+
+def _known_node_types(b: _Builder) -> set[str]:
+    types: set[str] = set()
+    for chain in b.chains.values():
+        types.update(chain)
+    from toscaparser.elements.entity_type import EntityType
+    types.update(k for k in EntityType.TOSCA_DEF if isinstance(k, str) and k.startswith("tosca.nodes."))
+    custom = getattr(b.loaded.tosca.topology_template, "custom_defs", None) or {}
+    types.update(k for k in custom if isinstance(k, str))
+    return types
+
+
+def _merge_ops(merged: dict[str, dict[str, Any]], iname: str, ops: Any) -> None:
+    if not isinstance(ops, dict):
+        return
+    key = "Standard" if iname in ("Standard", "tosca.interfaces.node.lifecycle.Standard") else iname
+    target = merged.setdefault(key, {})
+    for op, spec in ops.items():
+        if op in ("type", "inputs", "description", "notifications", "operations"):
+            continue
+        spec = {"implementation": spec} if isinstance(spec, str) else (spec or {})
+        if isinstance(spec, dict):
+            prev = target.get(op, {})
+            target[op] = {"implementation": spec.get("implementation", prev.get("implementation")),
+                          "inputs": {**(prev.get("inputs") or {}), **(spec.get("inputs") or {})}}
+
+
+def _implementation(impl: Any, template_path: str) -> str | None:
+    """Absolute playbook path: next to the template first, then dodas's bundled ones."""
+    if not isinstance(impl, str) or not impl:
+        return None
+    from pathlib import Path
+    if impl.startswith(("http://", "https://")) or Path(impl).is_absolute():
+        return impl
+    local = Path(template_path).resolve().parent / impl
+    if local.is_file():
+        return str(local)
+    return str(paths.PLAYBOOKS_DIR / impl)
+
+
+def _int(v: Any) -> int | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _mib(v: Any) -> int | None:
+    if v is None or v == "":
+        return None
+    from toscaparser.elements.scalarunit import ScalarUnit_Size
+    try:
+        return int(round(ScalarUnit_Size(v).get_num_from_scalar_unit("MiB")))
+    except Exception:  # noqa: BLE001 - tosca-parser already reported a malformed size
+        return None

@@ -1,0 +1,153 @@
+"""The deployment model: what a template asks for, independent of TOSCA.
+
+The planner, the engine, the providers and the configuration runner all work on
+these classes and never on tosca-parser objects, so a provider or a role can be
+written and tested without knowing TOSCA, and the state can rebuild a model from
+the stored template text and inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+COMPUTE_TYPE = "tosca.nodes.Compute"
+
+#: Standard lifecycle operations, in the order TOSCA runs them on deploy.
+DEPLOY_OPERATIONS = ("create", "configure", "start")
+UNDEPLOY_OPERATIONS = ("stop", "delete")
+
+#: Worker types join a cluster that their front end must have set up first, whether
+#: or not the template says so (the INDIGO templates rely on this ordering).
+IMPLICIT_AFTER = {
+    "tosca.nodes.indigo.LRMS.WorkerNode.Kubernetes": "tosca.nodes.indigo.LRMS.FrontEnd.Kubernetes",
+    "tosca.nodes.indigo.LRMS.WorkerNode.Mesos": "tosca.nodes.indigo.LRMS.FrontEnd.Mesos",
+}
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    protocol: str
+    source: int | None
+    target: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "protocol": self.protocol, "source": self.source, "target": self.target}
+
+
+@dataclass(frozen=True)
+class ComputeSpec:
+    """What a provider needs to make one machine (sizes in MiB)."""
+
+    num_cpus: int | None = None
+    mem_mib: int | None = None
+    disk_mib: int | None = None
+    instance_type: str | None = None
+    image: str | None = None
+    network: str = "PRIVATE"
+    ports: tuple[Port, ...] = ()
+    num_gpus: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "num_cpus": self.num_cpus, "mem_mib": self.mem_mib, "disk_mib": self.disk_mib,
+            "instance_type": self.instance_type, "image": self.image, "network": self.network,
+            "ports": [p.to_json() for p in self.ports], "num_gpus": self.num_gpus,
+        }
+
+
+@dataclass(frozen=True)
+class Requirement:
+    name: str
+    target: str
+    relationship: str  # HostedOn, DependsOn, ConnectsTo (short names)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "target": self.target, "relationship": self.relationship}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One lifecycle operation; `implementation` is a playbook path (absolute once built)."""
+
+    interface: str
+    name: str
+    implementation: str | None
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Node:
+    name: str
+    type: str
+    #: the type and its ancestors, most specific first
+    type_chain: tuple[str, ...]
+    properties: dict[str, Any]
+    requirements: list[Requirement]
+    operations: dict[str, Operation]
+    count: int = 1
+    compute: ComputeSpec | None = None
+    #: the node it is hosted on (HostedOn requirement), if any
+    host: str | None = None
+
+    @property
+    def is_compute(self) -> bool:
+        return self.compute is not None
+
+    def derives_from(self, type_name: str) -> bool:
+        return type_name in self.type_chain
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One copy of a node: computes have `count` of them, software one per host instance."""
+
+    node: str
+    index: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.node}[{self.index}]"
+
+
+@dataclass
+class Output:
+    name: str
+    value: Any
+    description: str = ""
+    sensitive: bool = False
+
+
+@dataclass
+class DeploymentModel:
+    template_path: str
+    template_sha256: str
+    tosca_version: str
+    inputs: dict[str, Any]
+    nodes: dict[str, Node]
+    outputs: dict[str, Output]
+    description: str = ""
+    #: inputs that look like secrets, never printed
+    secret_inputs: frozenset[str] = frozenset()
+
+    def instances_of(self, node: str) -> list[Instance]:
+        return [Instance(node, i) for i in range(self.instance_count(node))]
+
+    def instance_count(self, node: str) -> int:
+        n = self.nodes[node]
+        if n.host is None:
+            return n.count
+        return self.instance_count(n.host)
+
+    def host_compute(self, node: str) -> str | None:
+        """The compute node at the bottom of `node`'s host chain (itself if compute)."""
+        seen = set()
+        cur: str | None = node
+        while cur is not None and cur not in seen:
+            seen.add(cur)
+            n = self.nodes[cur]
+            if n.is_compute:
+                return cur
+            cur = n.host
+        return None

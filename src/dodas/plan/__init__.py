@@ -1,0 +1,1 @@
+"""Planning: the instance graph, cycle detection, waves."""

@@ -1,0 +1,40 @@
+"""The operations dodas offers, as plain functions.
+
+The CLI (and later the server) are thin faces over these: they parse arguments,
+call one function, and render its result. No deployment logic lives in a face.
+"""
+
+from __future__ import annotations
+
+from dodas.errors import TemplateError
+from dodas.plan.plan import Plan
+
+
+def collect_inputs(pairs: list[str] | None, inputs_file: str | None) -> dict:
+    """Inputs from an --inputs file, overridden by -i pairs (the later, more specific, wins)."""
+    from dodas.tosca.inputs import parse_cli_pairs, read_inputs_file
+
+    given = read_inputs_file(inputs_file) if inputs_file else {}
+    cli, diags = parse_cli_pairs(list(pairs or []))
+    if diags:
+        raise TemplateError(diags)
+    given.update(cli)
+    return given
+
+
+def plan(template: str, pairs: list[str] | None = None, inputs_file: str | None = None,
+         *, offline: bool = False) -> Plan:
+    """Load, validate, model and plan a template; TemplateError lists every problem."""
+    from dodas.model.build import build
+    from dodas.plan.plan import make_plan
+    from dodas.tosca.loader import load
+
+    loaded = load(template, collect_inputs(pairs, inputs_file), offline=offline)
+    model = build(loaded)
+    return make_plan(model, loaded.smap)
+
+
+def validate(template: str, pairs: list[str] | None = None, inputs_file: str | None = None,
+             *, offline: bool = False) -> Plan:
+    """Everything `plan` checks: a template that validates is one that plans."""
+    return plan(template, pairs, inputs_file, offline=offline)

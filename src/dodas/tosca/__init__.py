@@ -1,0 +1,1 @@
+"""TOSCA layer: load a template with tosca-parser, locate every problem, check inputs."""

@@ -1,0 +1,164 @@
+"""Turning tosca-parser's collected exceptions into located diagnostics.
+
+tosca-parser quotes the names involved ("template "x" contains unknown field "y"")
+but gives no positions; each rule here recognises one message shape, rewrites it
+in the user's terms and finds its place in the YAML. Anything unrecognised is
+placed by searching its quoted names, so no message is ever dropped or unplaced,
+except the follow-on noise of a node whose type is already reported unknown.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable
+
+from dodas.errors import Diagnostic
+from dodas.tosca.source import SourceMap
+
+NODES = ("topology_template", "node_templates")
+_QUOTED = re.compile(r'"([^"]*)"|\'([^\']*)\'')
+
+Rule = tuple[re.Pattern[str], Callable[[re.Match[str], SourceMap], Diagnostic | None]]
+
+
+def _node_key(name: str, *rest: str) -> tuple[str, ...]:
+    return (*NODES, name, *rest)
+
+
+def _unknown_field(m: re.Match[str], smap: SourceMap) -> Diagnostic:
+    section, node, fld = m.group(1), m.group(2), m.group(3)
+    noun = {"properties": "property", "requirements": "requirement",
+            "capabilities": "capability", "interfaces": "interface",
+            "attributes": "attribute"}.get(section, f"field in {section}")
+    path = _node_key(node, section, fld)
+    if not smap.exists(path):
+        pos = smap.search([node, fld], within=("topology_template",))
+        if pos:
+            return Diagnostic(smap.file, *pos, f'node "{node}": unknown {noun} "{fld}"')
+    return smap.diag(path, f'node "{node}": unknown {noun} "{fld}" for its type', key=True)
+
+
+def _missing_target(m: re.Match[str], smap: SourceMap) -> Diagnostic:
+    target, source = m.group(1), m.group(2)
+    pos = smap.search([target], within=_node_key(source, "requirements")) or \
+        smap.position(_node_key(source), key=True)
+    return Diagnostic(smap.file, *pos, f'node "{source}" has a requirement on node "{target}", '
+                      "which the template does not define")
+
+
+def _missing_node(m: re.Match[str], smap: SourceMap) -> Diagnostic:
+    target = m.group(1)
+    pos = smap.search([target], within=("topology_template",)) or (1, 1)
+    return Diagnostic(smap.file, *pos, f'reference to node "{target}", which the template does not define')
+
+
+def _unknown_input(m: re.Match[str], smap: SourceMap) -> Diagnostic:
+    name = m.group(1)
+    pos = smap.search(["get_input", name], within=("topology_template",)) or (1, 1)
+    return Diagnostic(smap.file, *pos, f'get_input refers to input "{name}", which the template does not declare')
+
+
+def _node_field(m: re.Match[str], smap: SourceMap) -> Diagnostic:
+    node, fld = m.group(1), m.group(2)
+    return smap.diag(_node_key(node, fld), f'node "{node}": unknown field "{fld}"', key=True)
+
+
+def _missing_field(m: re.Match[str], smap: SourceMap) -> Diagnostic:
+    what, fld = m.group(1), m.group(2)
+    names = [a or b for a, b in _QUOTED.findall(what)]
+    pos = smap.search(names, within=("topology_template",)) if names else None
+    return Diagnostic(smap.file, *(pos or (1, 1)), f'{what} is missing required field "{fld}"')
+
+
+RULES: list[Rule] = [
+    (re.compile(r'^"(\w+)" of template "([^"]+)" contains unknown field "([^"]+)"'), _unknown_field),
+    (re.compile(r'^Node template "([^"]+)" contains unknown field "([^"]+)"'), _node_field),
+    (re.compile(r'^Node template "([^"]+)" was not found in "([^"]+)"'), _missing_target),
+    (re.compile(r'^Node template "([^"]+)" was not found'), _missing_node),
+    (re.compile(r'^Unknown input "([^"]+)"'), _unknown_input),
+    (re.compile(r'^(.*) is missing required field "([^"]+)"'), _missing_field),
+]
+
+_NOISE = ("parent_req is None",)
+_INVALID_TYPE = re.compile(r'^Type "([^"]+)" is not a valid type')
+
+
+def to_diagnostics(exceptions: Iterable[BaseException], smap: SourceMap,
+                   known_types: Callable[[], list[str]]) -> list[Diagnostic]:
+    msgs = [_text(e) for e in exceptions]
+    msgs = [m for m in msgs if m and not any(n in m for n in _NOISE)]
+    bad_types = {mt.group(1) for m in msgs if (mt := _INVALID_TYPE.match(m))}
+    bad_nodes = _nodes_of_types(smap, bad_types)
+    out: list[Diagnostic] = []
+    for msg in msgs:
+        mt = _INVALID_TYPE.match(msg)
+        if mt:
+            out.append(_invalid_type(mt.group(1), smap, known_types))
+            continue
+        if bad_nodes and any(f'template "{n}"' in msg for n in bad_nodes):
+            continue  # follow-on errors of a node whose type is already reported
+        out.append(_one(msg, smap))
+    return out
+
+
+def _text(exc: BaseException) -> str:
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return text.replace(" Refer to the definition to verify valid values.", "").strip()
+
+
+def _one(msg: str, smap: SourceMap) -> Diagnostic:
+    for pattern, build in RULES:
+        m = pattern.match(msg)
+        if m:
+            d = build(m, smap)
+            if d is not None:
+                return d
+    names = [a or b for a, b in _QUOTED.findall(msg)]
+    for k in range(len(names), 0, -1):
+        found = smap.search_path(names[:k]) or smap.search_path(names[k - 1:k])
+        if found:
+            pos, path = found
+            return Diagnostic(smap.file, *pos, f"{describe(path)}{msg}")
+    return Diagnostic(smap.file, 1, 1, msg)
+
+
+def describe(path: list) -> str:
+    """'node "x" property "y": ' for a YAML path, so a message says whose value it is."""
+    p = [str(x) for x in path]
+    if len(p) >= 3 and p[:2] == list(NODES):
+        out = f'node "{p[2]}"'
+        rest = p[3:]
+        if len(rest) >= 4 and rest[0] == "capabilities" and rest[2] == "properties":
+            out += f' capability "{rest[1]}" property "{rest[3]}"'
+        elif len(rest) >= 2 and rest[0] == "properties":
+            out += f' property "{rest[1]}"'
+        return out + ": "
+    if len(p) >= 3 and p[:2] == ["topology_template", "inputs"]:
+        return f'input "{p[2]}": '
+    if len(p) >= 3 and p[:2] == ["topology_template", "outputs"]:
+        return f'output "{p[2]}": '
+    return ""
+
+
+def _invalid_type(name: str, smap: SourceMap, known_types: Callable[[], list[str]]) -> Diagnostic:
+    pos = smap.search(["type", name], within=NODES) or smap.search([name]) or (1, 1)
+    close = difflib.get_close_matches(name, known_types(), n=1, cutoff=0.75)
+    hint = f'; did you mean "{close[0]}"?' if close else ""
+    return Diagnostic(smap.file, *pos, f'unknown type "{name}"{hint}')
+
+
+def _nodes_of_types(smap: SourceMap, types: set[str]) -> set[str]:
+    import yaml
+
+    if not types:
+        return set()
+    _, nodes = smap._walk(NODES)  # noqa: SLF001 - same package
+    found = set()
+    if isinstance(nodes, yaml.MappingNode):
+        for k, v in nodes.value:
+            if isinstance(v, yaml.MappingNode):
+                for fk, fv in v.value:
+                    if getattr(fk, "value", None) == "type" and getattr(fv, "value", None) in types:
+                        found.add(k.value)
+    return found

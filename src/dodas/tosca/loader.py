@@ -1,0 +1,178 @@
+"""Loading a TOSCA template: YAML with positions, shape checks, imports, inputs,
+then tosca-parser for type resolution and validation.
+
+The order matters: each step that fails stops before tosca-parser, which would
+otherwise crash or bury the real problem under follow-on errors. tosca-parser is
+used as it is shipped (its `local_defs` and `parsed_params` arguments, its
+exception collector); nothing here patches it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dodas import paths
+from dodas.errors import Diagnostic, TemplateError
+from dodas.tosca import diagnose, imports, inputs
+from dodas.tosca.inputs import GivenInput
+from dodas.tosca.source import SourceMap, load_yaml
+
+VERSIONS = ("tosca_simple_yaml_1_0", "tosca_simple_yaml_1_2", "tosca_simple_yaml_1_3")
+logging.getLogger("tosca").addHandler(logging.NullHandler())
+
+
+@dataclass
+class LoadedTemplate:
+    """A validated template: the raw data, its positions and tosca-parser's view."""
+
+    path: str
+    data: dict[str, Any]
+    smap: SourceMap
+    tosca: Any  # toscaparser.tosca_template.ToscaTemplate
+    inputs: dict[str, Any]
+    text: str
+
+
+def load(path: str, given: dict[str, GivenInput] | None = None, *, offline: bool = False) -> LoadedTemplate:
+    """Load and validate; raise TemplateError with every problem found."""
+    given = given or {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise TemplateError([Diagnostic(path, 1, 1, f"cannot read template: {reason}")]) from None
+    data, smap = load_yaml(text, path)
+    diags = check_shape(data, smap)
+    if diags:
+        raise TemplateError(diags)
+    topo = data.get("topology_template") or {}
+    resolved = imports.resolve(data.get("imports"), Path(path).resolve().parent, smap,
+                               offline=offline, repositories=data.get("repositories"))
+    values, input_diags = inputs.check(topo.get("inputs"), given, smap)
+    diags = resolved.diagnostics + input_diags
+    if diags:
+        raise TemplateError(diags)
+    tpl = dict(data)
+    if resolved.imports is not None:
+        tpl["imports"] = resolved.imports
+    tosca = _parse(tpl, values, resolved.local_defs, smap)
+    effective = {i.name: (values[i.name] if i.name in values else i.default) for i in tosca.inputs}
+    return LoadedTemplate(path, data, smap, tosca, effective, text)
+
+
+def _parse(tpl: dict[str, Any], values: dict[str, Any], local_defs: dict[str, str],
+           smap: SourceMap) -> Any:
+    from toscaparser.common.exception import ExceptionCollector
+    from toscaparser.tosca_template import ToscaTemplate
+
+    try:
+        return ToscaTemplate(parsed_params=values, a_file=False, yaml_dict_tpl=tpl,
+                             local_defs=local_defs or None)
+    except Exception as exc:  # noqa: BLE001 - the parser raises many kinds; all become diagnostics
+        collected = list(ExceptionCollector.getExceptions())
+        ExceptionCollector.stop()
+        ExceptionCollector.clear()
+        from toscaparser.common.exception import ValidationError
+        if not collected and not isinstance(exc, ValidationError):
+            # the parser crashed before collecting anything: say so, placed at the top
+            collected.append(RuntimeError(f"the TOSCA parser could not process this template ({exc})"))
+        diags = diagnose.to_diagnostics(_unique(collected), smap, known_types)
+        raise TemplateError(diags) from None
+
+
+def _unique(excs: list[BaseException]) -> list[BaseException]:
+    seen, out = set(), []
+    for e in excs:
+        key = str(e)
+        if key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def known_types() -> list[str]:
+    """Type names for "did you mean" hints: TOSCA's normative types and the library's."""
+    import yaml
+    from toscaparser.elements.entity_type import EntityType
+
+    names = [k for k in EntityType.TOSCA_DEF if isinstance(k, str) and k.startswith("tosca.")]
+    lib = yaml.safe_load(paths.TYPE_LIBRARY.read_text(encoding="utf-8"))
+    for section in ("node_types", "capability_types", "data_types", "relationship_types", "policy_types"):
+        names.extend((lib.get(section) or {}).keys())
+    return names
+
+
+# -- shape checks ------------------------------------------------------------
+_MAP, _LIST, _STR = dict, list, str
+
+
+def check_shape(data: Any, smap: SourceMap) -> list[Diagnostic]:
+    """Structural checks tosca-parser assumes and crashes without."""
+    d: list[Diagnostic] = []
+    if not isinstance(data, dict):
+        return [smap.diag((), "a TOSCA template must be a YAML mapping")]
+    version = data.get("tosca_definitions_version")
+    if version is None:
+        d.append(smap.diag((), 'missing "tosca_definitions_version" (for example tosca_simple_yaml_1_0)'))
+    elif version not in VERSIONS:
+        d.append(smap.diag(("tosca_definitions_version",),
+                           f'unsupported tosca_definitions_version "{version}"; use one of {", ".join(VERSIONS)}'))
+    topo = data.get("topology_template")
+    if topo is None:
+        return d
+    base = ("topology_template",)
+    if not _expect(topo, _MAP, base, "topology_template", smap, d):
+        return d
+    for section in ("inputs", "outputs", "node_templates", "relationship_templates", "groups"):
+        entries = topo.get(section)
+        if entries is None:
+            continue
+        if not _expect(entries, _MAP, (*base, section), section, smap, d):
+            continue
+        for name, body in entries.items():
+            where = (*base, section, name)
+            if section == "outputs" and isinstance(body, dict) and "value" not in body:
+                d.append(smap.diag(where, f'output "{name}" has no "value"', key=True))
+            if not _expect(body, _MAP, where, f'{section[:-1]} "{name}"', smap, d):
+                continue
+            if section == "node_templates":
+                _check_node(name, body, where, smap, d)
+    policies = topo.get("policies")
+    if policies is not None:
+        _expect(policies, _LIST, (*base, "policies"), "policies", smap, d)
+    return d
+
+
+def _check_node(name: str, body: dict, where: tuple, smap: SourceMap, d: list[Diagnostic]) -> None:
+    if not isinstance(body.get("type"), str):
+        d.append(smap.diag(where, f'node "{name}" needs a "type" naming a node type', key=True))
+    for fld, kind in (("properties", _MAP), ("capabilities", _MAP), ("interfaces", _MAP),
+                      ("requirements", _LIST), ("attributes", _MAP), ("artifacts", _MAP)):
+        if fld in body and body[fld] is not None:
+            _expect(body[fld], kind, (*where, fld), f'node "{name}" {fld}', smap, d)
+    for i, req in enumerate(body.get("requirements") or [] if isinstance(body.get("requirements"), list) else []):
+        ok = isinstance(req, dict) and len(req) == 1 and isinstance(next(iter(req.values())), (str, dict))
+        if not ok:
+            d.append(smap.diag((*where, "requirements", i),
+                               f'node "{name}": each requirement must be one "name: target" entry'))
+    caps = body.get("capabilities")
+    if isinstance(caps, dict):
+        for cname, cap in caps.items():
+            cwhere = (*where, "capabilities", cname)
+            if _expect(cap, _MAP, cwhere, f'capability "{cname}" of node "{name}"', smap, d):
+                if cap.get("properties") is not None:
+                    _expect(cap["properties"], _MAP, (*cwhere, "properties"),
+                            f'properties of capability "{cname}"', smap, d)
+
+
+def _expect(value: Any, kind: type, where: tuple, what: str, smap: SourceMap, d: list[Diagnostic]) -> bool:
+    if isinstance(value, kind):
+        return True
+    noun = {dict: "a mapping", list: "a list", str: "a string"}[kind]
+    d.append(smap.diag(where, f"{what} must be {noun}"))
+    return False
