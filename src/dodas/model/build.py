@@ -35,7 +35,7 @@ class _Builder:
         topo = loaded.data.get("topology_template") or {}
         self.raw_nodes: dict[str, dict[str, Any]] = topo.get("node_templates") or {}
         self.raw_outputs: dict[str, Any] = topo.get("outputs") or {}
-        self.templates = {nt.name: nt for nt in (loaded.tosca.nodetemplates or [])}
+        self.templates = {nt.name: nt for nt in (getattr(loaded.tosca, "nodetemplates", None) or [])}
         self.chains = {name: _chain(nt.type_definition) for name, nt in self.templates.items()}
         self._props: dict[tuple[str, str | None], dict[str, Any] | None] = {}
         self.requirements = {name: self._requirements(name) for name in self.templates}

@@ -83,8 +83,10 @@ class Resolver:
     def _get_property(self, args: Any, node: str, fn: str) -> Any:
         if not isinstance(args, list) or len(args) < 2:
             raise FunctionError("get_property takes [node, property] or [node, capability, property]")
+        if not all(isinstance(a, str | int) and not isinstance(a, bool) for a in args[1:]):
+            raise FunctionError("get_property: names and indexes must be plain strings or numbers")
         target, _scope = self._node_ref(args[0], node, fn)
-        rest = list(args[1:])
+        rest = [str(a) if i < 2 else a for i, a in enumerate(args[1:])]
         # [node, capability, property, ...] when the second item names a capability
         caps = self.prop_source(target, rest[0]) if len(rest) >= 2 else None
         where, props = (rest[0], caps) if caps is not None else (None, self.prop_source(target, None) or {})
@@ -118,6 +120,8 @@ class Resolver:
             raise FunctionError("get_attribute takes [node, attribute, index or key...]")
         target, scope = self._node_ref(args[0], node, fn)
         path = tuple(self.resolve(a, node) for a in args[2:])
+        if not all(isinstance(p, str | int) and not isinstance(p, bool) for p in path):
+            raise FunctionError("get_attribute: indexes and keys must be plain strings or numbers")
         return AttrRef(target, args[1], path, scope)
 
     def _concat(self, args: Any, node: str, fn: str) -> Any:

@@ -71,7 +71,15 @@ def _missing_field(m: re.Match[str], smap: SourceMap) -> Diagnostic:
     return Diagnostic(smap.file, *(pos or (1, 1)), f'{what} is missing required field "{fld}"')
 
 
+def _bad_attr_ref(m: re.Match[str], smap: SourceMap) -> Diagnostic:
+    name, source, target = m.group(1), m.group(2), m.group(3)
+    pos = smap.search([source, name], within=NODES) or smap.search([name]) or (1, 1)
+    return Diagnostic(smap.file, *pos, f'node "{source}": node "{target}" has no attribute or capability "{name}"')
+
+
 RULES: list[Rule] = [
+    (re.compile(r'^Requirement/Capability "([^"]+)" referenced from node template "([^"]+)" was not found '
+                r'in node template "([^"]+)"'), _bad_attr_ref),
     (re.compile(r'^"(\w+)" of template "([^"]+)" contains unknown field "([^"]+)"'), _unknown_field),
     (re.compile(r'^Node template "([^"]+)" contains unknown field "([^"]+)"'), _node_field),
     (re.compile(r'^Node template "([^"]+)" was not found in "([^"]+)"'), _missing_target),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,12 +57,23 @@ def load(path: str, given: dict[str, GivenInput] | None = None, *, offline: bool
     diags = resolved.diagnostics + input_diags
     if diags:
         raise TemplateError(diags)
-    tpl = dict(data)
-    if resolved.imports is not None:
-        tpl["imports"] = resolved.imports
+    # tosca-parser replaces function dicts by its own objects in place; give it a
+    # copy so that `data` stays what the user wrote (pickle: plain YAML types only)
+    tpl = pickle.loads(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+    tpl["imports"] = _with_library(resolved)
     tosca = _parse(tpl, values, resolved.local_defs, smap)
-    effective = {i.name: (values[i.name] if i.name in values else i.default) for i in tosca.inputs}
+    effective = {i.name: (values[i.name] if i.name in values else i.default)
+                 for i in (getattr(tosca, "inputs", None) or [])}
     return LoadedTemplate(path, data, smap, tosca, effective, text)
+
+
+def _with_library(resolved: imports.ResolvedImports) -> list[Any]:
+    """The imports, plus dodas's type library when nothing imports it already, so
+    that templates using only dodas's own types need no import line."""
+    entries = list(resolved.imports or [])
+    if str(paths.TYPE_LIBRARY) not in resolved.local_defs.values():
+        entries.append({"dodas_types": str(paths.TYPE_LIBRARY)})
+    return entries
 
 
 def _parse(tpl: dict[str, Any], values: dict[str, Any], local_defs: dict[str, str],
