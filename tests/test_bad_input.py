@@ -250,3 +250,11 @@ def test_json_errors(cli, tmp_path):
     assert r.code == 1
     data = json.loads(r.out)
     assert data["valid"] is False and data["errors"][0]["line"] == line_of(t, "admin_tokn")
+
+
+def test_duplicate_key(cli, tmp_path):
+    t = seed_with(tmp_path, "        kube_version: 1.14.0\n        kube_front_end_ip",
+                  "        kube_version: 1.14.0\n        kube_version: 1.15.0\n        kube_front_end_ip")
+    line, col, msg = one_error(cli("validate", str(t)), str(t))
+    assert (line, col) == (line_of(t, "kube_version: 1.15.0"), 9)
+    assert msg.startswith('duplicate key "kube_version" (first defined on line')

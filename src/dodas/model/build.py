@@ -9,6 +9,7 @@ references to undeclared attributes, compute sizes unknown at plan time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from typing import Any
@@ -297,6 +298,7 @@ def _merge_ops(merged: dict[str, dict[str, Any]], iname: str, ops: Any) -> None:
                           "inputs": {**(prev.get("inputs") or {}), **(spec.get("inputs") or {})}}
 
 
+@functools.lru_cache(maxsize=256)
 def _implementation(impl: Any, template_path: str) -> str | None:
     """Absolute playbook path: next to the template first, then dodas's bundled ones."""
     if not isinstance(impl, str) or not impl:

@@ -15,20 +15,58 @@ import yaml
 from dodas.errors import Diagnostic, TemplateError
 
 try:  # libyaml is several times faster; PyYAML's wheels ship it
-    _Loader: Any = yaml.CSafeLoader
+    _Base: Any = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - pure-Python PyYAML build
-    _Loader = yaml.SafeLoader
+    _Base = yaml.SafeLoader
+
+
+class _DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
+class _Loader(_Base):  # type: ignore[misc, valid-type]
+    """Safe loading that refuses duplicate keys: YAML would silently keep the last
+    one and drop what the user wrote first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, yaml.Node] = {}
+        for k, _v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                if k.value in seen:
+                    first = seen[k.value].start_mark
+                    raise _DuplicateKey(problem=f'duplicate key "{k.value}" (first defined on line {first.line + 1})',
+                                        problem_mark=k.start_mark)
+                seen[k.value] = k
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
 
 PathItem = str | int
 Path = Sequence[PathItem]
 
 
 class SourceMap:
-    """Positions of the keys and values of one YAML document."""
+    """Positions of the keys and values of one YAML document.
 
-    def __init__(self, file: str, root: yaml.Node | None) -> None:
+    The node tree is composed only when a position is first asked for: valid
+    templates, the common case, never pay for it."""
+
+    def __init__(self, file: str, text: str) -> None:
         self.file = file
-        self.root = root
+        self._text = text
+        self._root: yaml.Node | None = None
+        self._composed = False
+
+    @property
+    def root(self) -> yaml.Node | None:
+        if not self._composed:
+            self._composed = True
+            try:
+                self._root = yaml.compose(self._text, Loader=_Base)
+            except yaml.YAMLError:
+                self._root = None
+        return self._root
 
     # -- lookups -----------------------------------------------------------
     def _walk(self, path: Path) -> tuple[yaml.Node | None, yaml.Node | None]:
@@ -127,17 +165,9 @@ def _matches(node: yaml.Node, token: str,
 
 def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     """Parse one YAML document into (data, positions); syntax errors and duplicate
-    keys become located diagnostics. Duplicate keys are refused because YAML would
-    silently keep the last one and drop what the user wrote first."""
-    loader = _Loader(text)
+    keys become located diagnostics."""
     try:
-        root = loader.get_single_node()
-        if root is None:
-            return None, SourceMap(file, None)
-        dups = list(_duplicate_keys(root, file))
-        if dups:
-            raise TemplateError(dups)
-        data = loader.construct_document(root)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -147,27 +177,8 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
             cm = exc.context_mark
             started = f" started at line {cm.line + 1} column {cm.column + 1}" if cm and cm is not mark else ""
             context = f" ({exc.context}{started})"
-        raise TemplateError([Diagnostic(file, line, col, f"invalid YAML: {problem}{context}")]) from None
+        what = "" if isinstance(exc, _DuplicateKey) else "invalid YAML: "
+        raise TemplateError([Diagnostic(file, line, col, f"{what}{problem}{context}")]) from None
     except yaml.YAMLError as exc:
         raise TemplateError([Diagnostic(file, 1, 1, f"invalid YAML: {exc}")]) from None
-    finally:
-        loader.dispose()
-    return data, SourceMap(file, root)
-
-
-def _duplicate_keys(root: yaml.Node, file: str) -> Iterable[Diagnostic]:
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[str, yaml.Node] = {}
-            for k, v in node.value:
-                if isinstance(k, yaml.ScalarNode):
-                    if k.value in seen and k.tag != "tag:yaml.org,2002:merge":
-                        first = seen[k.value].start_mark.line + 1
-                        yield Diagnostic(file, k.start_mark.line + 1, k.start_mark.column + 1,
-                                         f'duplicate key "{k.value}" (first defined on line {first})')
-                    seen[k.value] = k
-                stack.append(v)
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
+    return data, SourceMap(file, text)

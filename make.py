@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Set-up and the two jobs of the README, with nothing but Python on the machine.
+
+    python3 make.py up     # install into .venv, deploy the Spark + Jupyter template, print its outputs
+    python3 make.py test   # install into .venv (and the system packages the tests use), run every test
+
+Installation is idempotent: it is skipped when pyproject.toml has not changed
+since the last successful install into .venv.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+#: Debian packages the test suite starts for real: OpenSSH servers and PostgreSQL.
+TEST_DEBS = {"sshd": "openssh-server", "pg_ctlcluster": "postgresql"}
+
+
+def sh(*cmd: str | Path, **kw) -> int:
+    return subprocess.call([str(c) for c in cmd], **kw)
+
+
+def ensure_venv(extras: str) -> None:
+    if sys.version_info < (3, 10):
+        sys.exit(f"dodas needs Python >= 3.10; this is {sys.version.split()[0]}")
+    if not PY.exists():
+        print(f"creating {VENV} ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    stamp = VENV / f".installed-{extras}"
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    print(f"installing dodas[{extras}] into {VENV} ...", flush=True)
+    quiet = [] if os.environ.get("VERBOSE") else ["-q"]
+    if sh(PY, "-m", "pip", "install", *quiet, "--upgrade", "pip") != 0:
+        sys.exit("pip could not upgrade itself; see the messages above")
+    if sh(PY, "-m", "pip", "install", *quiet, "-e", f"{ROOT}[{extras}]") != 0:
+        sys.exit("installing dodas failed; see pip's messages above")
+    stamp.write_text(digest)
+
+
+def ensure_test_debs() -> None:
+    """The suite's real servers come from Debian packages; install them when we can."""
+    missing = [pkg for binary, pkg in TEST_DEBS.items()
+               if not (shutil.which(binary) or Path(f"/usr/sbin/{binary}").exists()
+                       or any(Path("/usr/lib/postgresql").glob("*/bin/postgres")) and binary == "pg_ctlcluster")]
+    if not missing:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        print(f"note: {', '.join(missing)} not installed and cannot be installed here; "
+              "the tests that need them will be skipped", flush=True)
+        return
+    print(f"installing {', '.join(missing)} with apt-get ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    sh("apt-get", "update", "-qq", env=env, stdout=subprocess.DEVNULL)
+    sh("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing, env=env,
+       stdout=subprocess.DEVNULL)
+
+
+def up(args: list[str]) -> int:
+    ensure_venv("local")
+    dodas = BIN / "dodas"
+    template = str(ROOT / "templates" / "spark-jupyter.yaml")
+    code = sh(dodas, "up", template, "--name", "spark-jupyter", *args)
+    if code != 0:
+        return code
+    return sh(dodas, "outputs", "spark-jupyter")
+
+
+def test(args: list[str]) -> int:
+    ensure_venv("local,test")
+    ensure_test_debs()
+    code = sh(PY, "-m", "pytest", *(args or ["-q"]), cwd=ROOT)
+    if code == 5:
+        print("pytest collected no tests: that is a failure, not a pass", file=sys.stderr)
+        return 1
+    return code
+
+
+def main() -> None:
+    jobs = {"up": up, "test": test}
+    if len(sys.argv) < 2 or sys.argv[1] not in jobs:
+        sys.exit(f"usage: python3 make.py {{{'|'.join(jobs)}}} [ARGS...]")
+    sys.exit(jobs[sys.argv[1]](sys.argv[2:]))
+
+
+if __name__ == "__main__":
+    main()
