@@ -71,6 +71,131 @@ def plan(template: TemplateArg, input: InputOpt = None, inputs: InputsFileOpt = 
         render.plan(p)
 
 
+NameArg = Annotated[str, typer.Argument(help="Deployment name.", show_default=False)]
+
+
+@app.command()
+def up(template: TemplateArg,
+       name: Annotated[Optional[str], typer.Option("--name", "-n", help="Deployment name (default: the "
+                                                   "template file's name).", show_default=False)] = None,
+       input: InputOpt = None, inputs: InputsFileOpt = None,
+       provider: Annotated[Optional[str], typer.Option("--provider", "-p", help="Provider to deploy on "
+                                                       "(default: local).", show_default=False)] = None,
+       parallelism: Annotated[int, typer.Option("--parallelism", help="At most this many provider calls "
+                                                "and Ansible forks at once.")] = 10,
+       offline: OfflineOpt = False,
+       quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+       json_out: JsonOpt = False) -> None:
+    """Deploy a template, or bring an existing deployment in line with it."""
+    from dodas.cli import progress, render
+    from dodas.services import deploy, read
+
+    make = progress.factory(quiet=quiet or json_out)
+    try:
+        result = deploy.up(template, name=name, pairs=input, inputs_file=inputs, provider_name=provider,
+                           parallelism=parallelism, reporter_factory=make, offline=offline)
+    finally:
+        make.close()
+    outs = read.outputs(result.name)
+    if json_out:
+        _print_json({"name": result.name, "status": result.status, "changed": result.changed, "outputs": outs})
+    else:
+        typer.echo(f"{result.name}: {result.status}" + ("" if result.changed else " (nothing to change)"))
+        render.outputs(outs, result.name)
+
+
+@app.command("list")
+def list_(json_out: JsonOpt = False) -> None:
+    """List deployments."""
+    from dodas.cli import render
+    from dodas.services import read
+
+    deps = read.list_deployments()
+    _print_json(deps) if json_out else render.deployments(deps)
+
+
+@app.command()
+def status(name: NameArg, json_out: JsonOpt = False) -> None:
+    """A deployment's state, its instances, and whether each service is alive."""
+    from dodas.cli import render
+    from dodas.services import read
+
+    st = read.status(name)
+    _print_json(st) if json_out else render.status(st)
+
+
+@app.command()
+def outputs(name: NameArg,
+            show_secrets: Annotated[bool, typer.Option("--show-secrets", help="Show sensitive outputs "
+                                                       "(tokens) instead of masking them.")] = False,
+            json_out: JsonOpt = False) -> None:
+    """A deployment's outputs (URLs, tokens)."""
+    from dodas.cli import render
+    from dodas.services import read
+
+    outs = read.outputs(name, show_secrets=show_secrets)
+    _print_json(outs) if json_out else render.outputs(outs, name, hint=not show_secrets)
+
+
+@app.command()
+def logs(name: NameArg,
+         node: Annotated[Optional[str], typer.Argument(help="Only this node's instances.",
+                                                       show_default=False)] = None,
+         follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
+         json_out: JsonOpt = False) -> None:
+    """A deployment's events, oldest first."""
+    import time
+
+    from dodas.cli import render
+    from dodas.services import read
+
+    last = 0
+    while True:
+        _, evs = read.events(name, node, after_id=last)
+        for e in evs:
+            if json_out:
+                sys.stdout.write(json.dumps(e) + "\n")
+            else:
+                render.event(e)
+            last = e["id"]
+        sys.stdout.flush()
+        if not follow:
+            break
+        time.sleep(1.0)
+
+
+@app.command()
+def destroy(name: NameArg,
+            yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+            parallelism: Annotated[int, typer.Option("--parallelism")] = 10,
+            quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False) -> None:
+    """Stop and delete everything a deployment made. Safe to repeat."""
+    from dodas.cli import progress
+    from dodas.services import deploy, read
+
+    read_status = read.status(name)
+    if not yes:
+        if not sys.stdin.isatty():
+            from dodas.errors import DodasError
+            raise DodasError(f'destroying "{name}" needs confirmation: run with --yes')
+        typer.confirm(f'Destroy "{name}" ({len(read_status["instances"])} instances)?', abort=True)
+    make = progress.factory(quiet=quiet)
+    try:
+        deploy.destroy(name, parallelism=parallelism, reporter_factory=make)
+    finally:
+        make.close()
+    typer.echo(f"{name}: DELETE_COMPLETE")
+
+
+@app.command()
+def unlock(name: NameArg) -> None:
+    """Clear a deployment's lock left by a dodas that died."""
+    from dodas.services import deploy
+
+    held = deploy.unlock(name)
+    typer.echo(f"{name}: unlocked" + (f" (was held by {held})" if held else " (it was not locked)"))
+
+
 def _print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 

@@ -79,3 +79,50 @@ def plan(p: Plan) -> None:
             tag = " (at run time)" if is_deferred(o.value) else ""
             tag += " (sensitive)" if o.sensitive else ""
             typer.echo(f"  {o.name} = {val}{tag}")
+
+
+def outputs(outs: dict[str, dict[str, Any]], name: str, hint: bool = True) -> None:
+    if not outs:
+        return
+    typer.echo("Outputs:")
+    width = max(len(k) for k in outs)
+    masked = False
+    for k, o in outs.items():
+        value = o["value"] if o["known"] else "(not known yet)"
+        masked = masked or (o["sensitive"] and value == MASK)
+        typer.echo(f"  {k:<{width}} = {value}")
+    if masked and hint:
+        typer.echo(f"(sensitive outputs are masked: dodas outputs {name} --show-secrets)")
+
+
+def deployments(deps: list[dict[str, Any]]) -> None:
+    if not deps:
+        typer.echo("no deployments")
+        return
+    typer.echo(f"{'NAME':<24} {'STATUS':<20} {'PROVIDER':<10} UPDATED")
+    for d in deps:
+        lock = "  (locked)" if d["locked_by"] else ""
+        typer.echo(f"{d['name']:<24} {d['status']:<20} {d['provider']:<10} {d['updated_at'][:19]}{lock}")
+
+
+def status(st: dict[str, Any]) -> None:
+    typer.echo(f"{st['name']}: {st['status']} on {st['provider']}")
+    if st.get("reason"):
+        typer.echo(f"  reason: {st['reason']}")
+    if st.get("locked_by"):
+        typer.echo(f"  locked by {st['locked_by']}")
+    for i in st["instances"]:
+        line = f"  {i['id']:<28} {i['state']:<12}"
+        if i.get("address"):
+            line += f" {i['address']}"
+        typer.echo(line)
+        for sname, svc in (i.get("services") or {}).items():
+            alive = {True: "alive", False: "DEAD", None: "unknown"}[svc["alive"]]
+            typer.echo(f"      {sname:<20} pid {svc['pid']:<8} {alive}")
+        if i.get("error"):
+            typer.echo(f"      error: {i['error'].splitlines()[0]}")
+
+
+def event(e: dict[str, Any]) -> None:
+    where = f" {e['instance']}" if e["instance"] else ""
+    typer.echo(f"{e['time'][:19]} {e['level']:<7} {e['phase']:<9}{where}: {e['message']}")

@@ -23,13 +23,22 @@ def collect_inputs(pairs: list[str] | None, inputs_file: str | None) -> dict:
 
 
 def plan(template: str, pairs: list[str] | None = None, inputs_file: str | None = None,
-         *, offline: bool = False) -> Plan:
-    """Load, validate, model and plan a template; TemplateError lists every problem."""
+         *, offline: bool = False, base_inputs: dict | None = None) -> Plan:
+    """Load, validate, model and plan a template; TemplateError lists every problem.
+
+    `base_inputs` (values kept from an earlier deployment) are used for inputs
+    that the template declares and that the file and -i pairs do not give."""
+    given = dict(base_inputs or {})
+    given.update(collect_inputs(pairs, inputs_file))
+    return plan_given(template, given, offline=offline)
+
+
+def plan_given(template: str, given: dict, *, offline: bool = False) -> Plan:
     from dodas.model.build import build
     from dodas.plan.plan import make_plan
     from dodas.tosca.loader import load
 
-    loaded = load(template, collect_inputs(pairs, inputs_file), offline=offline)
+    loaded = load(template, given, offline=offline)
     model = build(loaded)
     return make_plan(model, loaded.smap)
 

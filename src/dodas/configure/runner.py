@@ -1,0 +1,268 @@
+"""Running TOSCA lifecycle operations with Ansible, one ansible-playbook per batch.
+
+A batch is every operation the engine wants run now (say, `start` on 20 Spark
+workers). It becomes one generated playbook that imports each operation's
+playbook once per node, with `dodas_target` naming an inventory group of the
+hosts concerned, so Ansible fans out over hosts itself (forks) instead of dodas
+starting one ansible-playbook per instance. Per-instance values (operation
+inputs, addresses of related instances) are host variables under
+`dodas_ops[<play key>]`, and the wrapper maps them to plain variable names, so
+the playbooks read `{{ spark_port }}` like any Ansible playbook would.
+
+Events are streamed to a callback as they happen and never written to disk
+(ansible-runner keeps an event on disk only if the handler says so); the
+private data directory, which holds the inventory and so any generated token,
+is removed after every run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dodas.model.deployment import Instance
+from dodas.providers.base import Machine
+from dodas.redact import redact
+
+CONFIGURE_DIR = Path(__file__).resolve().parent
+#: called with (instance or None, phase, message, level)
+EventSink = Callable[[Instance | None, str, str, str], None]
+
+
+@dataclass
+class Host:
+    """An inventory host: one compute instance (or the controller itself)."""
+
+    name: str
+    compute: Instance | None
+    machine: Machine | None
+
+    def inventory_vars(self) -> dict[str, Any]:
+        m = self.machine
+        if m is None:  # hostless operations run on this machine
+            return {"ansible_connection": "local", "ansible_python_interpreter": _python(),
+                    "dodas_address": "127.0.0.1", "dodas_facts": {"local": True}}
+        out: dict[str, Any] = {"ansible_host": m.private_address or m.public_address,
+                               "dodas_address": m.private_address or m.public_address,
+                               "dodas_public_address": m.public_address, "dodas_facts": m.facts}
+        if m.connection == "local":
+            out.update(ansible_connection="local", ansible_python_interpreter=m.facts.get("python") or _python())
+        else:
+            out.update(ansible_connection="ssh", ansible_user=m.ssh_user, ansible_port=m.ssh_port)
+            if m.ssh_key_file:
+                out["ansible_ssh_private_key_file"] = m.ssh_key_file
+            out["ansible_python_interpreter"] = m.facts.get("python") or "auto_silent"
+        return out
+
+
+@dataclass
+class Play:
+    """One operation of one node, on the hosts of that node's instances."""
+
+    node: str
+    operation: str
+    implementation: str
+    #: inventory host name -> (software instance, variables for it)
+    targets: dict[str, tuple[Instance, dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    failures: dict[Instance, str] = field(default_factory=dict)
+    reports: dict[Instance, dict[str, Any]] = field(default_factory=dict)
+    ok: set[Instance] = field(default_factory=set)
+
+
+def _python() -> str:
+    import sys
+    return sys.executable
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def _plays_in(path: str) -> int:
+    """How many plays a playbook file holds (for telling which play an event is in)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return 1
+    return len(data) if isinstance(data, list) else 1
+
+
+class AnsibleRunner:
+    def __init__(self, workdir: Path, sink: EventSink, forks: int = 10) -> None:
+        self.workdir = workdir
+        self.sink = sink
+        self.forks = max(1, forks)
+
+    def run(self, phase: str, hosts: dict[str, Host], plays: list[Play]) -> RunResult:
+        """Run the plays in order in one ansible-playbook; blocking (call it in a thread)."""
+        import ansible_runner
+
+        result = RunResult()
+        plays = [p for p in plays if p.targets]
+        if not plays:
+            return result
+        for p in plays:
+            if not Path(p.implementation).is_file():
+                for inst, _ in p.targets.values():
+                    result.failures[inst] = (f"operation {p.operation} of node {p.node}: playbook "
+                                             f"{p.implementation} does not exist")
+                return result
+        self.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private = Path(tempfile.mkdtemp(prefix=f"ansible-{phase}-", dir=self.workdir))
+        try:
+            inventory, wrapper, sequence = self._generate(hosts, plays, private)
+            state = _EventState(self, plays, sequence, result, phase)
+            r = ansible_runner.run(
+                private_data_dir=str(private), playbook=str(wrapper), inventory=inventory,
+                envvars=self._env(private), quiet=True, event_handler=state.handle,
+                forks=self.forks, ident="run")
+            if r.rc != 0:
+                # Ansible ends a playbook when every host of a play has failed, so
+                # instances of later plays may never have run: they did not succeed.
+                tail = "" if result.failures else ": " + _tail_stdout(private)
+                for n, p in enumerate(plays):
+                    for host, (inst, _) in p.targets.items():
+                        if inst not in result.failures and (n, host) not in state.seen:
+                            result.failures[inst] = (f"operation {p.operation} did not run: ansible-playbook "
+                                                     f"stopped (status {r.rc}){tail}")
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+        return result
+
+    def _generate(self, hosts: dict[str, Host], plays: list[Play],
+                  private: Path) -> tuple[dict[str, Any], Path, list[tuple[int, Play]]]:
+        host_vars: dict[str, dict[str, Any]] = {name: h.inventory_vars() for name, h in hosts.items()}
+        groups: dict[str, dict[str, Any]] = {}
+        wrapper: list[dict[str, Any]] = []
+        sequence: list[tuple[int, Play]] = []
+        for n, p in enumerate(plays):
+            key = f"p{n}_{_safe(p.node)}_{_safe(p.operation)}"
+            groups[key] = {"hosts": {h: {} for h in p.targets}}
+            names: set[str] = set()
+            for host, (_inst, variables) in p.targets.items():
+                host_vars[host].setdefault("dodas_ops", {})[key] = variables
+                names.update(variables)
+            mapped = {k: "{{ dodas_ops['%s']['%s'] }}" % (key, k) for k in sorted(names)}
+            wrapper.append({"import_playbook": p.implementation,
+                            "vars": {"dodas_target": key, **mapped}})
+            sequence.extend((n, p) for _ in range(_plays_in(p.implementation)))
+        inventory = {"all": {"hosts": host_vars, "children": groups}}
+        path = private / "project" / "dodas-batch.yml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(wrapper, sort_keys=False))
+        return inventory, path, sequence
+
+    def _env(self, private: Path) -> dict[str, str]:
+        bindir = str(Path(_python()).parent)  # ansible-playbook lives beside dodas's Python
+        env = {
+            "PATH": bindir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
+            "ANSIBLE_LIBRARY": str(CONFIGURE_DIR / "library"),
+            "ANSIBLE_ROLES_PATH": str(CONFIGURE_DIR / "roles"),
+            "ANSIBLE_FILTER_PLUGINS": str(CONFIGURE_DIR / "filter_plugins"),
+            "ANSIBLE_RETRY_FILES_ENABLED": "false",
+            "ANSIBLE_NOCOLOR": "true",
+            "ANSIBLE_DEPRECATION_WARNINGS": "false",
+            "ANSIBLE_SYSTEM_WARNINGS": "false",
+            "ANSIBLE_LOCALHOST_WARNING": "false",
+            "ANSIBLE_HOST_KEY_CHECKING": "false",
+            "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
+            "ANSIBLE_PIPELINING": "true",
+            "ANSIBLE_GATHERING": "explicit",
+            "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval=15",
+        }
+        if os.environ.get("DODAS_ANSIBLE_VERBOSITY"):
+            env["ANSIBLE_VERBOSITY"] = os.environ["DODAS_ANSIBLE_VERBOSITY"]
+        return env
+
+
+class _EventState:
+    """Follows ansible-runner's events: which play is running, what failed where."""
+
+    def __init__(self, runner: AnsibleRunner, plays: list[Play], sequence: list[tuple[int, Play]],
+                 result: RunResult, phase: str) -> None:
+        self.runner = runner
+        self.sequence = sequence
+        self.result = result
+        self.phase = phase
+        self.play_no = -1
+        #: (play number, host) pairs that ran at least one task
+        self.seen: set[tuple[int, str]] = set()
+
+    def current(self) -> Play | None:
+        if 0 <= self.play_no < len(self.sequence):
+            return self.sequence[self.play_no][1]
+        return None
+
+    def handle(self, event: dict[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        if kind == "playbook_on_play_start":
+            self.play_no += 1
+            return False
+        play = self.current()
+        host = data.get("host")
+        if play is None or host not in play.targets:
+            return False
+        inst = play.targets[host][0]
+        task = data.get("task") or ""
+        if kind.startswith("runner_on_") and kind != "runner_on_start":
+            self.seen.add((self.sequence[self.play_no][0], host))
+        op = play.operation
+        if kind == "runner_on_ok":
+            res = data.get("res") or {}
+            report = (res.get("ansible_facts") or {}).get("dodas_report")
+            if task == "dodas_report" and isinstance(report, dict):
+                self.result.reports.setdefault(inst, {}).update(report)
+            else:
+                self.runner.sink(inst, op, f"{task}: {'changed' if res.get('changed') else 'ok'}", "debug")
+            self.result.ok.add(inst)
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            msg = _failure_text(task, data.get("res") or {})
+            self.result.failures.setdefault(inst, msg)
+            self.runner.sink(inst, op, msg, "error")
+        elif kind == "runner_on_unreachable":
+            res = data.get("res") or {}
+            msg = f"host unreachable during {task}: {res.get('msg', '')}".strip()
+            self.result.failures.setdefault(inst, msg)
+            self.runner.sink(inst, op, msg, "error")
+        elif kind == "runner_on_start":
+            self.runner.sink(inst, op, f"{task}", "debug")
+        return False  # never keep events (they may quote variables) on disk
+
+
+def _failure_text(task: str, res: dict[str, Any]) -> str:
+    if res.get("censored"):
+        return f"task {task!r} failed (its output is hidden because it handles a secret)"
+    lines = [f"task {task!r} failed: {res.get('msg') or 'no message'}"]
+    for key in ("stderr_lines", "stdout_lines"):
+        tail = [ln for ln in (res.get(key) or []) if ln][-15:]
+        if tail:
+            lines.append("\n".join(tail))
+    if res.get("module_stderr"):
+        lines.append(str(res["module_stderr"])[-1500:])
+    return redact("\n".join(lines))
+
+
+def _tail_stdout(private: Path) -> str:
+    f = private / "artifacts" / "run" / "stdout"
+    try:
+        return redact("\n".join(f.read_text(errors="replace").splitlines()[-20:]))
+    except OSError:
+        return "(no output)"
+
+
+def dump_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)

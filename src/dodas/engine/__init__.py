@@ -1,0 +1,1 @@
+"""The engine: walks a plan, calls providers and the configuration runner, records state."""

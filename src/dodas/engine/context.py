@@ -1,0 +1,193 @@
+"""What the engine knows at run time, and the values built from it.
+
+`RunContext` holds the machines and the recorded attributes of every instance
+and answers `get_attribute` for deferred values; it builds the variables each
+operation runs with, and the fingerprint that says whether an instance's
+configuration changed since it last ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dodas import paths
+from dodas.model.deployment import DeploymentModel, Instance, Node
+from dodas.model.values import AttrRef, evaluate
+from dodas.providers.base import Machine
+from dodas.redact import register
+
+#: Attributes dodas generates per deployment (and keeps as secrets), by node type.
+GENERATED_SECRETS = {
+    "tosca.nodes.dodas.JupyterLab": ("token",),
+}
+ADDRESS_ATTRS = {"public_address", "private_address", "ip_address"}
+
+
+class UnresolvedError(Exception):
+    pass
+
+
+@dataclass
+class RunContext:
+    model: DeploymentModel
+    deployment_id: str
+    deployment_name: str
+    machines: dict[Instance, Machine] = field(default_factory=dict)
+    attributes: dict[Instance, dict[str, Any]] = field(default_factory=dict)
+    secrets: dict[Instance, dict[str, Any]] = field(default_factory=dict)
+
+    # -- placement -----------------------------------------------------------
+    def compute_of(self, inst: Instance) -> Instance | None:
+        host = self.model.host_compute(inst.node)
+        return Instance(host, inst.index) if host else None
+
+    def machine_of(self, inst: Instance) -> Machine | None:
+        c = self.compute_of(inst)
+        return self.machines.get(c) if c else None
+
+    def instance_dir(self, inst: Instance) -> str:
+        m = self.machine_of(inst)
+        if m is not None and m.facts.get("workdir"):
+            return f"{m.facts['workdir']}/{inst.node}"
+        return str(paths.data_dir() / "deployments" / self.deployment_id / "controller" / f"{inst.node}-{inst.index}")
+
+    # -- attributes ----------------------------------------------------------
+    def _value(self, inst: Instance, attr: str) -> Any:
+        node = self.model.nodes[inst.node]
+        if node.is_compute:
+            m = self.machines.get(inst)
+            if m is None:
+                raise UnresolvedError(f"{inst.id} does not exist yet")
+            if attr in ("public_address", "ip_address"):
+                return m.public_address or m.private_address
+            if attr == "private_address":
+                return m.private_address or m.public_address
+            if attr in ("tosca_id", "provider_id"):
+                return m.provider_id
+        if attr == "tosca_name":
+            return inst.node
+        for source in (self.secrets.get(inst, {}), self.attributes.get(inst, {})):
+            if attr in source:
+                return source[attr]
+        if attr in node.properties:
+            return node.properties[attr]
+        if attr in ADDRESS_ATTRS:
+            host = self.compute_of(inst)
+            if host is not None and host != inst:
+                return self._value(host, attr)
+        raise UnresolvedError(f'attribute "{attr}" of {inst.id} is not known yet')
+
+    def lookup(self, ref: AttrRef, current: Instance | None) -> Any:
+        path = list(ref.path)
+        if ref.scope in ("self", "host") and current is not None:
+            inst = Instance(ref.node, current.index)
+            value = self._value(inst, ref.attribute)
+            if path and isinstance(path[0], int) and not isinstance(value, list):
+                path = path[1:]  # INDIGO writes [HOST, private_address, 0] for "the host's address"
+        else:
+            count = self.model.instance_count(ref.node)
+            values = [self._value(Instance(ref.node, i), ref.attribute) for i in range(count)]
+            if path and isinstance(path[0], int):
+                value = values
+            else:
+                value = values[0] if count == 1 else values
+        for p in path:
+            try:
+                value = value[p]
+            except (IndexError, KeyError, TypeError):
+                raise UnresolvedError(f"get_attribute {ref.node}.{ref.attribute}: nothing at {p!r}") from None
+        return value
+
+    def evaluate(self, value: Any, current: Instance | None) -> Any:
+        return evaluate(value, lambda ref: self.lookup(ref, current))
+
+    # -- secrets -------------------------------------------------------------
+    def ensure_secrets(self, inst: Instance) -> dict[str, str]:
+        """Generate the instance's secrets once; return those that are new."""
+        node = self.model.nodes[inst.node]
+        new: dict[str, str] = {}
+        have = self.secrets.setdefault(inst, {})
+        for t, names in GENERATED_SECRETS.items():
+            if node.derives_from(t):
+                for name in names:
+                    if name not in have:
+                        have[name] = new[name] = secrets.token_urlsafe(32)
+        register(*have.values())
+        return new
+
+    # -- operation variables ---------------------------------------------------
+    def variables(self, inst: Instance, node: Node, op_inputs: dict[str, Any]) -> dict[str, Any]:
+        """Everything an operation's playbook gets, with deferred values resolved."""
+        out = {k: self.evaluate(v, inst) for k, v in op_inputs.items()}
+        out.update({
+            "dodas_deployment": self.deployment_name,
+            "dodas_deployment_id": self.deployment_id,
+            "dodas_node": inst.node,
+            "dodas_instance": inst.id,
+            "dodas_instance_dir": self.instance_dir(inst),
+            "dodas_properties": self.evaluate(node.properties, inst),
+            "dodas_requirements": self._requirements(inst, node),
+            "dodas_connected": self._connected(inst),
+        })
+        return out
+
+    def _describe(self, inst: Instance) -> dict[str, Any]:
+        m = self.machine_of(inst)
+        return {"id": inst.id, "node": inst.node,
+                "address": (m.private_address or m.public_address) if m else None,
+                "public_address": m.public_address if m else None,
+                "attributes": self.attributes.get(inst, {})}
+
+    def _requirements(self, inst: Instance, node: Node) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for req in node.requirements:
+            if req.target not in self.model.nodes:
+                continue
+            if req.relationship == "HostedOn":
+                targets = [Instance(req.target, inst.index)]
+            else:
+                targets = self.model.instances_of(req.target)
+            out.setdefault(req.name, []).extend(self._describe(t) for t in targets)
+        return out
+
+    def _connected(self, inst: Instance) -> list[dict[str, Any]]:
+        out = []
+        for other in self.model.nodes.values():
+            for req in other.requirements:
+                if req.target == inst.node and req.relationship != "HostedOn":
+                    for o in self.model.instances_of(other.name):
+                        out.append({**self._describe(o), "requirement": req.name})
+        return out
+
+    def fingerprint(self, inst: Instance, node: Node) -> str:
+        """What a configuration run depends on: a change in any of it means re-run."""
+        ops = {}
+        for name, op in sorted(node.operations.items()):
+            impl = op.implementation or ""
+            ops[name] = {"impl": impl, "impl_sha": _file_sha(impl),
+                         "inputs": self.evaluate(op.inputs, inst)}
+        m = self.machine_of(inst)
+        data = {"type": node.type, "ops": ops, "properties": self.evaluate(node.properties, inst),
+                "requirements": {k: [(d["id"], d["address"]) for d in v]
+                                 for k, v in self._requirements(inst, node).items()},
+                "machine": (m.private_address, m.public_address, m.facts.get("num_cpus"),
+                            m.facts.get("mem_mib")) if m else None,
+                "secrets": self.secrets.get(inst, {})}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+_sha_cache: dict[str, str] = {}
+
+
+def _file_sha(path: str) -> str:
+    if path not in _sha_cache:
+        try:
+            _sha_cache[path] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            _sha_cache[path] = ""
+    return _sha_cache[path]

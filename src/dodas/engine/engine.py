@@ -1,0 +1,343 @@
+"""The graph walk.
+
+Compute instances are created by the provider, each as soon as what it needs is
+done, at most `parallelism` at a time. Software instances are configured with
+Ansible a wave at a time: once every instance of the lowest pending wave has what
+it needs, the whole wave goes to one ansible-playbook run (create, configure and
+start plays over all its hosts), which is what keeps a 20-worker cluster fast.
+
+Every state change is written to the store when it happens. On the first failure
+nothing new is started, running work finishes, and DeploymentFailed names the
+instance and quotes the tail of its output. Re-running reconciles: an instance is
+worked on only if it is missing, its configuration fingerprint changed, or a
+service it started is no longer running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from dodas import paths
+from dodas.configure.runner import AnsibleRunner, Host, Play, RunResult
+from dodas.engine.context import RunContext, UnresolvedError
+from dodas.engine.retry import with_retries
+from dodas.engine.states import COMPUTE_READY, InstanceState
+from dodas.errors import DodasError
+from dodas.model.deployment import DEPLOY_OPERATIONS, UNDEPLOY_OPERATIONS, Instance
+from dodas.plan.plan import Plan
+from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
+from dodas.state.store import Store
+
+S = InstanceState
+
+
+class DeploymentFailed(DodasError):
+    def __init__(self, instance: str, cause: str) -> None:
+        super().__init__(f"{instance} failed: {cause}")
+        self.instance = instance
+        self.cause = cause
+
+
+class Reporter(Protocol):
+    def state(self, inst: str, state: str, detail: str = "") -> None: ...
+
+    def event(self, inst: str | None, phase: str, message: str, level: str = "info") -> None: ...
+
+
+def _host_name(inst: Instance | None) -> str:
+    if inst is None:
+        return "controller"
+    return inst.id.replace("[", "_").replace("]", "").replace("-", "_").replace(".", "_")
+
+
+class Engine:
+    def __init__(self, store: Store, dep_id: str, dep_name: str, plan: Plan | None, provider: Provider,
+                 reporter: Reporter, parallelism: int = 10) -> None:
+        self.store = store
+        self.dep_id = dep_id
+        self.plan = plan
+        self.provider = provider
+        self.reporter = reporter
+        self.parallelism = max(1, parallelism)
+        self.rows = store.instances(dep_id)
+        self.ctx = RunContext(plan.model, dep_id, dep_name) if plan else None  # type: ignore[arg-type]
+        self.runner = AnsibleRunner(paths.data_dir() / "deployments" / dep_id / "ansible", self._sink,
+                                    forks=self.parallelism)
+        self.changed = False
+        self.machines: dict[tuple[str, int], Machine] = {}
+        for key, row in self.rows.items():
+            inst = Instance(*key)
+            if row.kind == "compute" and row.attributes.get("provider_id"):
+                m = Machine.from_attributes(row.attributes)
+                self.machines[key] = m
+                if self.ctx:
+                    self.ctx.machines[inst] = m
+            elif self.ctx:
+                self.ctx.attributes[inst] = {k: v for k, v in row.attributes.items() if not k.startswith("_")}
+            if self.ctx and row.secrets:
+                self.ctx.secrets[inst] = dict(row.secrets)
+
+    # -- recording -----------------------------------------------------------------
+    def _sink(self, inst: Instance | None, phase: str, message: str, level: str) -> None:
+        self.reporter.event(inst.id if inst else None, phase, message, level)
+
+    def _save(self, inst: Instance, state: S, **fields: Any) -> None:
+        row = self.store.save_instance(self.dep_id, inst.node, inst.index, state=state.value, **fields)
+        self.rows[(inst.node, inst.index)] = row
+        self.reporter.state(inst.id, state.value, fields.get("error") or "")
+
+    # -- up ------------------------------------------------------------------------
+    async def up(self) -> bool:
+        assert self.plan is not None and self.ctx is not None
+        wanted = {(i.node, i.index) for i in self.plan.instances}
+        gone = [k for k in self.rows if k not in wanted]
+        if gone:
+            self.reporter.event(None, "update", f"removing {len(gone)} instance(s) no longer in the plan: "
+                                + ", ".join(f"{n}[{i}]" for n, i in sorted(gone)))
+            await self.remove(gone)
+            self.changed = True
+        await self._walk()
+        if self.changed:
+            await self._verify()
+        return self.changed
+
+    async def _walk(self) -> None:
+        plan = self.plan
+        assert plan is not None
+        pending = set(plan.instances)
+        done: set[Instance] = set()
+        inflight: dict[asyncio.Task[Any], list[Instance]] = {}
+        failure: tuple[str, str] | None = None
+        sem = asyncio.Semaphore(self.parallelism)
+
+        def ready(i: Instance) -> bool:
+            return all(d in done for d in plan.instances[i].depends_on)
+
+        while True:
+            if failure is None:
+                for i in sorted((i for i in pending if plan.instances[i].node.is_compute and ready(i)),
+                                key=lambda i: (i.node, i.index)):
+                    pending.discard(i)
+                    inflight[asyncio.create_task(self._compute(i, sem))] = [i]
+                software = [i for i in pending if not plan.instances[i].node.is_compute]
+                if software and not any(len(v) and not plan.instances[v[0]].node.is_compute
+                                        for v in inflight.values()):
+                    wave = min(plan.instances[i].wave for i in software)
+                    batch = [i for i in software if plan.instances[i].wave == wave]
+                    if all(ready(i) for i in batch):
+                        pending.difference_update(batch)
+                        inflight[asyncio.create_task(self._configure(batch))] = batch
+            if not inflight:
+                break
+            finished, _ = await asyncio.wait(list(inflight), return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                insts = inflight.pop(task)
+                exc = task.exception()
+                if exc is not None:
+                    failure = failure or (insts[0].id, f"internal error: {type(exc).__name__}: {exc}")
+                    continue
+                ok, failed = task.result()
+                done.update(ok)
+                if failed and failure is None:
+                    failure = failed
+        if failure is not None:
+            raise DeploymentFailed(*failure)
+        if pending:  # cannot happen with an acyclic plan; guard against a silent partial success
+            raise DeploymentFailed(sorted(pending, key=str)[0].id, "never became ready to run")
+
+    async def _compute(self, inst: Instance, sem: asyncio.Semaphore) -> tuple[list[Instance], tuple | None]:
+        assert self.plan is not None and self.ctx is not None
+        async with sem:
+            row = self.rows.get((inst.node, inst.index))
+            if row is not None and row.state in COMPUTE_READY:
+                found = await self.provider.describe(self.dep_id, inst.id)
+                if found is not None:
+                    self.ctx.machines[inst] = found
+                    return [inst], None
+                self.reporter.event(inst.id, "create", "the machine is gone; creating it again", "warning")
+            self._save(inst, S.CREATING, kind="compute", error=None)
+            req = ComputeRequest(self.dep_id, self.ctx.deployment_name, inst.id,
+                                 self.plan.instances[inst].node.compute)  # type: ignore[arg-type]
+
+            def retrying(attempt: int, exc: Exception, delay: float) -> None:
+                self.reporter.event(inst.id, "create", f"attempt {attempt} failed ({exc}); retrying in {delay:.1f}s",
+                                    "warning")
+            try:
+                machine = await with_retries(lambda: self.provider.create(req), on_retry=retrying)
+            except ProviderError as exc:
+                self._save(inst, S.ERROR, error=str(exc))
+                return [], (inst.id, str(exc))
+            self.ctx.machines[inst] = machine
+            self.machines[(inst.node, inst.index)] = machine
+            self.changed = True
+            self._save(inst, S.CREATED, provider_id=machine.provider_id, attributes=machine.attributes())
+            self.reporter.event(inst.id, "create", f"created at {machine.private_address or machine.public_address}")
+            return [inst], None
+
+    async def _configure(self, batch: list[Instance]) -> tuple[list[Instance], tuple | None]:
+        assert self.plan is not None and self.ctx is not None
+        ctx = self.ctx
+        run: list[tuple[Instance, str, bool]] = []
+        done: list[Instance] = []
+        for inst in sorted(batch, key=lambda i: (i.node, i.index)):
+            node = self.plan.instances[inst].node
+            new = ctx.ensure_secrets(inst)
+            if new:
+                self.store.save_instance(self.dep_id, inst.node, inst.index, kind="software", secrets=new)
+            try:
+                fp = ctx.fingerprint(inst, node)
+            except UnresolvedError as exc:
+                self._save(inst, S.ERROR, kind="software", error=str(exc))
+                return done, (inst.id, str(exc))
+            row = self.rows.get((inst.node, inst.index))
+            if row is not None and row.state == S.STARTED.value and row.config_hash == fp:
+                if await self._services_alive(inst, row.attributes):
+                    done.append(inst)
+                    continue
+                self.reporter.event(inst.id, "check", "a service of this instance is not running; starting it again",
+                                    "warning")
+            restart = bool(row is not None and row.config_hash and row.config_hash != fp)
+            run.append((inst, fp, restart))
+        if not run:
+            return done, None
+        self.changed = True
+        hosts, plays = self._plays([(i, r) for i, _, r in run], DEPLOY_OPERATIONS)
+        for inst, _, _ in run:
+            compute = ctx.compute_of(inst)
+            self._save(inst, S.CONFIGURING, kind="software", error=None,
+                       attributes={"_compute": [compute.node, compute.index] if compute else None})
+        result: RunResult = await asyncio.to_thread(self.runner.run, "configure", hosts, plays)
+        failure = None
+        for inst, fp, _ in run:
+            if inst in result.failures:
+                self._save(inst, S.ERROR, error=result.failures[inst])
+                failure = failure or (inst.id, result.failures[inst])
+                continue
+            report = result.reports.get(inst, {})
+            node = self.plan.instances[inst].node
+            undeploy = {op: node.operations[op].implementation for op in UNDEPLOY_OPERATIONS
+                        if op in node.operations and node.operations[op].implementation}
+            ctx.attributes[inst] = {**ctx.attributes.get(inst, {}), **report}
+            self._save(inst, S.STARTED, config_hash=fp, attributes={**report, "_undeploy": undeploy})
+            done.append(inst)
+        return done, failure
+
+    async def _services_alive(self, inst: Instance, attributes: dict[str, Any]) -> bool:
+        services = attributes.get("services") or {}
+        pids = [int(s["pid"]) for s in services.values() if isinstance(s, dict) and s.get("pid")]
+        machine = self.ctx.machine_of(inst) if self.ctx else None
+        if not pids or machine is None:
+            return True
+        alive = await self.provider.processes_alive(machine, pids)
+        return alive is None or all(alive.values())
+
+    def _plays(self, insts: list[tuple[Instance, bool]], operations: Iterable[str]) -> tuple[dict[str, Host], list[Play]]:
+        assert self.plan is not None and self.ctx is not None
+        hosts: dict[str, Host] = {}
+        plays: dict[tuple[str, str], Play] = {}
+        for op_name in operations:
+            for inst, restart in insts:
+                node = self.plan.instances[inst].node
+                op = node.operations.get(op_name)
+                if op is None or not op.implementation:
+                    continue
+                compute = self.ctx.compute_of(inst)
+                hname = _host_name(compute)
+                hosts.setdefault(hname, Host(hname, compute, self.ctx.machines.get(compute) if compute else None))
+                play = plays.setdefault((node.name, op_name), Play(node.name, op_name, op.implementation))
+                variables = self.ctx.variables(inst, node, op.inputs)
+                variables["dodas_restart"] = restart
+                play.targets[hname] = (inst, variables)
+        return hosts, list(plays.values())
+
+    async def _verify(self) -> None:
+        assert self.plan is not None
+        checks = [(i, False) for i, p in self.plan.instances.items() if "Verify.check" in p.node.operations]
+        if not checks:
+            return
+        hosts, plays = self._plays(checks, ["Verify.check"])
+        self.reporter.event(None, "verify", f"verifying {len(checks)} instance(s)")
+        result = await asyncio.to_thread(self.runner.run, "verify", hosts, plays)
+        if result.failures:
+            inst, msg = sorted(result.failures.items(), key=lambda kv: kv[0].id)[0]
+            self._save(inst, S.ERROR, error=f"verification failed: {msg}")
+            raise DeploymentFailed(inst.id, f"verification failed: {msg}")
+
+    # -- removal -------------------------------------------------------------------
+    async def remove(self, keys: list[tuple[str, int]]) -> list[str]:
+        """Stop and delete instances (software first, then their machines); best
+        effort on the software side, since deleting the machine ends it anyway.
+        Returns the problems met; a machine that cannot be deleted is one of them."""
+        problems: list[str] = []
+        software = [k for k in keys if self.rows[k].kind != "compute"]
+        computes = [k for k in keys if self.rows[k].kind == "compute"]
+        if software:
+            problems += await self._undeploy_software(software)
+        sem = asyncio.Semaphore(self.parallelism)
+
+        async def delete(key: tuple[str, int]) -> str | None:
+            inst = Instance(*key)
+            async with sem:
+                self._save(inst, S.DELETING)
+                row = self.rows[key]
+                try:
+                    await with_retries(lambda: self.provider.delete(self.dep_id, inst.id, row.provider_id))
+                except ProviderError as exc:
+                    self._save(inst, S.ERROR, error=str(exc))
+                    return f"{inst.id}: {exc}"
+                self.store.delete_instance(self.dep_id, *key)
+                self.rows.pop(key, None)
+                self.reporter.state(inst.id, S.DELETED.value)
+                return None
+        results = await asyncio.gather(*(delete(k) for k in computes))
+        problems += [r for r in results if r]
+        return problems
+
+    async def _undeploy_software(self, keys: list[tuple[str, int]]) -> list[str]:
+        hosts: dict[str, Host] = {}
+        plays: dict[tuple[str, str], Play] = {}
+        for op_name in UNDEPLOY_OPERATIONS:
+            for key in keys:
+                inst, row = Instance(*key), self.rows[key]
+                impl = (row.attributes.get("_undeploy") or {}).get(op_name)
+                compute = self._compute_key_of(key)
+                machine = self.machines.get(compute) if compute else None
+                if not impl or (compute is not None and machine is None):
+                    continue
+                hname = _host_name(Instance(*compute) if compute else None)
+                hosts.setdefault(hname, Host(hname, Instance(*compute) if compute else None, machine))
+                workdir = machine.facts.get("workdir") if machine else None
+                variables = {"dodas_instance_dir": f"{workdir}/{inst.node}" if workdir else "",
+                             "dodas_node": inst.node, "dodas_instance": inst.id,
+                             "dodas_deployment_id": self.dep_id}
+                plays.setdefault((inst.node, op_name), Play(inst.node, op_name, impl)).targets[hname] = (inst, variables)
+        for key in keys:
+            self._save(Instance(*key), S.DELETING)
+        result = await asyncio.to_thread(self.runner.run, "undeploy", hosts, list(plays.values()))
+        problems = [f"{i.id}: {m}" for i, m in result.failures.items()]
+        for key in keys:
+            self.store.delete_instance(self.dep_id, *key)
+            self.rows.pop(key, None)
+            self.reporter.state(Instance(*key).id, S.DELETED.value)
+        return problems
+
+    def _compute_key_of(self, key: tuple[str, int]) -> tuple[str, int] | None:
+        """The machine a software row ran on: from the plan, or else the recorded host."""
+        if self.ctx is not None and key[0] in self.ctx.model.nodes:
+            c = self.ctx.model.host_compute(key[0])
+            return (c, key[1]) if c else None
+        host = self.rows[key].attributes.get("_compute")
+        return tuple(host) if host else None  # type: ignore[return-value]
+
+    async def destroy(self) -> list[str]:
+        problems = await self.remove(list(self.rows))
+        leftovers = await self.provider.resources(self.dep_id)
+        if leftovers:
+            self.reporter.event(None, "delete", f"deleting {len(leftovers)} resource(s) found by tag")
+            try:
+                await with_retries(lambda: self.provider.purge(self.dep_id))
+            except ProviderError as exc:
+                problems.append(str(exc))
+        return problems

@@ -1,0 +1,104 @@
+"""The provider interface: make, find and remove compute instances.
+
+A provider knows one infrastructure API and nothing of TOSCA, the plan or
+Ansible. The engine gives it a `ComputeRequest` and gets back a `Machine`: an
+address and how to reach it. Every call must be idempotent, keyed by
+(deployment id, instance id): `create` after a crash finds what it made before
+instead of making another, `delete` of something already gone succeeds.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+from dodas.errors import DodasError
+from dodas.model.deployment import ComputeSpec, DeploymentModel
+
+
+class ProviderError(DodasError):
+    """A provider call failed. `transient` errors are retried with backoff."""
+
+    def __init__(self, provider: str, message: str, *, transient: bool = False) -> None:
+        super().__init__(f"provider {provider}: {message}")
+        self.provider = provider
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class ComputeRequest:
+    deployment_id: str
+    deployment_name: str
+    instance_id: str  # "worker_hosts[1]"
+    spec: ComputeSpec
+
+
+@dataclass
+class Machine:
+    """A compute instance as the rest of dodas sees it."""
+
+    provider_id: str
+    public_address: str | None
+    private_address: str | None
+    #: Ansible connection: "local" for this machine, "ssh" otherwise
+    connection: str = "ssh"
+    ssh_user: str | None = None
+    ssh_port: int = 22
+    ssh_key_file: str | None = None
+    #: facts the roles honour: num_cpus, mem_mib, workdir, python ...
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def attributes(self) -> dict[str, Any]:
+        return {
+            "provider_id": self.provider_id, "public_address": self.public_address,
+            "private_address": self.private_address, "connection": self.connection,
+            "ssh_user": self.ssh_user, "ssh_port": self.ssh_port, "ssh_key_file": self.ssh_key_file,
+            "facts": self.facts,
+        }
+
+    @classmethod
+    def from_attributes(cls, attrs: dict[str, Any]) -> Machine:
+        return cls(provider_id=attrs["provider_id"], public_address=attrs.get("public_address"),
+                   private_address=attrs.get("private_address"), connection=attrs.get("connection", "ssh"),
+                   ssh_user=attrs.get("ssh_user"), ssh_port=attrs.get("ssh_port", 22),
+                   ssh_key_file=attrs.get("ssh_key_file"), facts=attrs.get("facts") or {})
+
+
+class Provider(abc.ABC):
+    """One infrastructure. Subclasses implement the three async calls."""
+
+    #: the provider's configured name ("local", "cloud-a", ...)
+    name: str = ""
+    #: what kind of hosts it gives: "process" (a directory and an address on this
+    #: machine) or "vm" (a machine with root that systemd, kubeadm etc. can use)
+    host_kind: str = "vm"
+
+    def preflight(self, model: DeploymentModel) -> list[str]:
+        """Problems known before anything is created (unsupported nodes, missing
+        tools, unknown images): each a sentence naming the cause."""
+        return []
+
+    @abc.abstractmethod
+    async def create(self, req: ComputeRequest) -> Machine:
+        """Make the instance, or return the one already made for this request."""
+
+    @abc.abstractmethod
+    async def delete(self, deployment_id: str, instance_id: str, provider_id: str | None) -> None:
+        """Remove the instance and everything made for it; succeed if it is gone."""
+
+    @abc.abstractmethod
+    async def describe(self, deployment_id: str, instance_id: str) -> Machine | None:
+        """The instance if it exists."""
+
+    async def resources(self, deployment_id: str) -> list[str]:
+        """Ids of everything this provider holds for a deployment (leak checks, destroy)."""
+        return []
+
+    async def purge(self, deployment_id: str) -> None:
+        """Delete everything `resources` finds for a deployment (after a crash lost
+        part of the state, the tags are what is left to go by)."""
+
+    async def processes_alive(self, machine: Machine, pids: list[int]) -> dict[int, bool] | None:
+        """Whether processes still run on a machine; None when it cannot tell cheaply."""
+        return None

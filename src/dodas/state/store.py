@@ -1,0 +1,132 @@
+"""Reading and writing deployments, instances and events.
+
+Each write is its own short transaction: the engine records every state change
+as it happens, so that a crash (or kill -9) leaves a state that says exactly how
+far each instance got, and the next `dodas up` can continue from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dodas.errors import DodasError
+from dodas.redact import redact
+from dodas.state import db
+from dodas.state.models import Deployment, Event, InstanceRow
+
+
+class NotFoundError(DodasError):
+    exit_code = 4
+
+
+def inputs_hash(inputs: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class Store:
+    def __init__(self, factory: sessionmaker[Session] | None = None) -> None:
+        self.factory = factory or db.sessions()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.factory() as s:
+            yield s
+
+    # -- deployments ---------------------------------------------------------
+    def get(self, name: str) -> Deployment | None:
+        with self.session() as s:
+            return s.scalars(select(Deployment).where(Deployment.name == name)).first()
+
+    def require(self, name: str) -> Deployment:
+        dep = self.get(name)
+        if dep is None:
+            known = [d.name for d in self.list()]
+            hint = f" (known: {', '.join(known)})" if known else " (there are none; see `dodas up`)"
+            raise NotFoundError(f'no deployment named "{name}"{hint}')
+        return dep
+
+    def list(self) -> list[Deployment]:
+        with self.session() as s:
+            return list(s.scalars(select(Deployment).order_by(Deployment.created_at)))
+
+    def create(self, name: str, provider: str, template_path: str, template_text: str,
+               template_sha256: str, inputs: dict[str, Any], status: str) -> Deployment:
+        dep = Deployment(id=str(uuid.uuid4()), name=name, status=status, provider=provider,
+                         template_path=template_path, template_text=template_text,
+                         template_sha256=template_sha256, inputs=inputs, inputs_sha256=inputs_hash(inputs))
+        with self.session() as s:
+            s.add(dep)
+            s.commit()
+        return dep
+
+    def update(self, dep_id: str, **fields: Any) -> None:
+        if "inputs" in fields:
+            fields["inputs_sha256"] = inputs_hash(fields["inputs"])
+        with self.session() as s:
+            dep = s.get(Deployment, dep_id)
+            if dep is None:
+                return
+            for k, v in fields.items():
+                setattr(dep, k, v)
+            dep.updated_at = datetime.now(timezone.utc)
+            s.commit()
+
+    def set_status(self, dep_id: str, status: str, reason: str | None = None) -> None:
+        self.update(dep_id, status=status, status_reason=redact(reason) if reason else None)
+
+    # -- instances -------------------------------------------------------------
+    def instances(self, dep_id: str) -> dict[tuple[str, int], InstanceRow]:
+        with self.session() as s:
+            rows = s.scalars(select(InstanceRow).where(InstanceRow.deployment_id == dep_id))
+            return {(r.node, r.index): r for r in rows}
+
+    def save_instance(self, dep_id: str, node: str, index: int, **fields: Any) -> InstanceRow:
+        """Insert or update one instance; `attributes`/`secrets` given here are merged in."""
+        with self.session() as s:
+            row = s.scalars(select(InstanceRow).where(
+                InstanceRow.deployment_id == dep_id, InstanceRow.node == node, InstanceRow.index == index)).first()
+            if row is None:
+                row = InstanceRow(deployment_id=dep_id, node=node, index=index, kind=fields.pop("kind", "software"),
+                                  state=fields.pop("state", "initial"), attributes={}, secrets={})
+                s.add(row)
+            for merge in ("attributes", "secrets"):
+                if merge in fields:
+                    setattr(row, merge, {**(getattr(row, merge) or {}), **fields.pop(merge)})
+            if "error" in fields and fields["error"]:
+                fields["error"] = redact(fields["error"])
+            for k, v in fields.items():
+                setattr(row, k, v)
+            row.updated_at = datetime.now(timezone.utc)
+            s.commit()
+            return row
+
+    def delete_instance(self, dep_id: str, node: str, index: int) -> None:
+        with self.session() as s:
+            s.execute(delete(InstanceRow).where(InstanceRow.deployment_id == dep_id, InstanceRow.node == node,
+                                                InstanceRow.index == index))
+            s.commit()
+
+    # -- events ------------------------------------------------------------------
+    def event(self, dep_id: str, phase: str, message: str, instance: str | None = None,
+              level: str = "info") -> Event:
+        ev = Event(deployment_id=dep_id, phase=phase, message=redact(message), instance=instance, level=level)
+        with self.session() as s:
+            s.add(ev)
+            s.commit()
+        return ev
+
+    def events(self, dep_id: str, node: str | None = None, after_id: int = 0, limit: int = 10_000) -> list[Event]:
+        with self.session() as s:
+            q = select(Event).where(Event.deployment_id == dep_id, Event.id > after_id)
+            if node:
+                q = q.where(Event.instance.like(f"{node}[%"))
+            return list(s.scalars(q.order_by(Event.id).limit(limit)))
