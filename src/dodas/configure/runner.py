@@ -101,8 +101,9 @@ def _plays_in(path: str) -> int:
 
 
 class AnsibleRunner:
-    def __init__(self, workdir: Path, sink: EventSink, forks: int = 10) -> None:
+    def __init__(self, workdir: Path, sink: EventSink, forks: int = 10, run_mark: str = "") -> None:
         self.workdir = workdir
+        self.run_mark = run_mark
         self.sink = sink
         self.forks = max(1, forks)
 
@@ -169,6 +170,7 @@ class AnsibleRunner:
         bindir = str(Path(_python()).parent)  # ansible-playbook lives beside dodas's Python
         env = {
             "PATH": bindir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
+            "DODAS_RUN": self.run_mark,  # finds this run's processes if dodas dies (see procs.py)
             "ANSIBLE_LIBRARY": str(CONFIGURE_DIR / "library"),
             "ANSIBLE_ROLES_PATH": str(CONFIGURE_DIR / "roles"),
             "ANSIBLE_FILTER_PLUGINS": str(CONFIGURE_DIR / "filter_plugins"),

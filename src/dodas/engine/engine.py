@@ -64,7 +64,7 @@ class Engine:
         self.rows = store.instances(dep_id)
         self.ctx = RunContext(plan.model, dep_id, dep_name) if plan else None  # type: ignore[arg-type]
         self.runner = AnsibleRunner(paths.data_dir() / "deployments" / dep_id / "ansible", self._sink,
-                                    forks=self.parallelism)
+                                    forks=self.parallelism, run_mark=dep_id)
         self.changed = False
         self.machines: dict[tuple[str, int], Machine] = {}
         for key, row in self.rows.items():

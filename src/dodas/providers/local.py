@@ -20,15 +20,13 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from dodas import paths
+from dodas import paths, procs
 from dodas.model.deployment import DeploymentModel
 from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
 
@@ -130,7 +128,7 @@ class LocalProvider(Provider):
             shutil.rmtree(dep_dir, ignore_errors=True)
 
     async def processes_alive(self, machine: Machine, pids: list[int]) -> dict[int, bool]:
-        return {pid: _alive(pid) for pid in pids}
+        return {pid: procs.alive(pid) for pid in pids}
 
     def _machine(self, d: Path, m: dict[str, Any]) -> Machine:
         java = find_java()
@@ -191,46 +189,9 @@ def _wildcard_listeners() -> set[int]:
     return {port for ip, port in _listeners() if ip in ("0.0.0.0", "::")}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
-def marked_pids(value: str) -> list[int]:
-    """Processes whose environment carries DODAS_MACHINE=value (or a path under it)."""
-    out = []
-    needle = f"{MARK}={value}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            env = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if any(item == needle or item.startswith(needle + b"/") for item in env.split(b"\0")):
-            out.append(int(entry.name))
-    return [p for p in out if p != os.getpid()]
-
-
-def kill_marked(value: str, grace: float = 10.0) -> None:
-    """Stop every process started for a machine: TERM, then KILL after `grace`."""
-    pids = marked_pids(value)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 5)
-        while time.monotonic() < deadline:
-            pids = [p for p in pids if _alive(p)]
-            if not pids:
-                return
-            time.sleep(0.1)
+def kill_marked(machine_dir: str, grace: float = 10.0) -> None:
+    """Stop every process started for a machine, whatever started it."""
+    procs.terminate(procs.find_by_env(MARK, machine_dir), grace)
 
 
 _java_cache: dict[str, Any] = {}

@@ -98,8 +98,7 @@ def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file:
         with store.session() as s:
             stale = lock.acquire(s, s.get(type(dep), dep.id), me)
         if stale:
-            store.event(dep.id, "lock", f"took over a lock left by a process that is gone ({stale.split(':')[1]})",
-                        level="warning")
+            _after_crash(store, dep.id, stale)
         creating = not live or dep.status in (DS.CREATE_FAILED.value, DS.CREATE_IN_PROGRESS.value)
         status_ok = DS.CREATE_COMPLETE if creating else DS.UPDATE_COMPLETE
         status_fail = DS.CREATE_FAILED if creating else DS.UPDATE_FAILED
@@ -129,6 +128,18 @@ def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file:
     return UpResult(name, changed, status_ok.value, plan)
 
 
+def _after_crash(store: Store, dep_id: str, stale: str) -> None:
+    """The last dodas on this deployment died holding the lock: stop what it left
+    running (an ansible-playbook carries on after its parent is killed) before
+    working, so that two runs never configure the same instance at once."""
+    from dodas import procs
+
+    orphans = procs.find_by_env("DODAS_RUN", dep_id)
+    store.event(dep_id, "lock", f"took over a lock left by a process that is gone (pid {stale.split(':')[1]}); "
+                f"stopping {len(orphans)} process(es) it left running", level="warning")
+    procs.terminate(orphans)
+
+
 def _keep_template(dep_id: str, text: str) -> None:
     d = paths.data_dir() / "deployments" / dep_id
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -141,7 +152,9 @@ def destroy(name: str, *, parallelism: int, reporter_factory: Any) -> list[str]:
     dep = store.require(name)
     me = lock.me()
     with store.session() as s:
-        lock.acquire(s, s.get(type(dep), dep.id), me)
+        stale = lock.acquire(s, s.get(type(dep), dep.id), me)
+    if stale:
+        _after_crash(store, dep.id, stale)
     try:
         store.set_status(dep.id, DS.DELETE_IN_PROGRESS.value)
         provider = get_provider(dep.provider)

@@ -142,6 +142,7 @@ def main():
     env.update({k: str(v) for k, v in p["env"].items()})
     env.update({k: str(v) for k, v in p["secret_env"].items()})
     env["DODAS_MACHINE"] = os.path.dirname(os.path.normpath(p["instance_dir"]))
+    env.pop("DODAS_RUN", None)  # a service is not part of the run that started it
     with open(log, "ab") as out, open(os.devnull, "rb") as devnull:
         proc = subprocess.Popen(p["command"], cwd=p["instance_dir"], env=env, stdin=devnull, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)

@@ -1,0 +1,136 @@
+"""Helpers for tests that deploy for real: run the `dodas` command, inspect /proc,
+talk to Jupyter's kernel API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DODAS = [sys.executable, "-m", "dodas"]
+
+
+def need_java() -> None:
+    from dodas.providers.local import find_java
+    if find_java().get("error"):
+        pytest.skip("no Java 17+ on this machine: Spark cannot run")
+
+
+class Dodas:
+    """The real command line, with a DODAS_HOME of its own."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = {**os.environ, "DODAS_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+        self.env.pop("DODAS_DB_URL", None)
+
+    def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        r = subprocess.run([*DODAS, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL)
+        if check and r.returncode != 0:
+            raise AssertionError(f"dodas {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([*DODAS, *args], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, stdin=subprocess.DEVNULL)
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "--json").stdout)
+
+    def outputs(self, name: str, secrets: bool = False) -> dict[str, Any]:
+        extra = ["--show-secrets"] if secrets else []
+        return {k: v["value"] for k, v in self.json("outputs", name, *extra).items()}
+
+
+def processes_of(home: Path) -> dict[int, str]:
+    """Every process started for deployments under this DODAS_HOME (by the marker
+    in its environment), with its command line: what /proc says, not the state."""
+    needle = f"DODAS_MACHINE={home}".encode()
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            continue
+        if any(item.startswith(needle) for item in env.split(b"\0")):
+            out[int(entry.name)] = cmd
+    return out
+
+
+def count_services(home: Path) -> dict[str, int]:
+    counts = {"master": 0, "worker": 0, "jupyter": 0}
+    for cmd in processes_of(home).values():
+        if "deploy.master.Master" in cmd:
+            counts["master"] += 1
+        elif "deploy.worker.Worker" in cmd:
+            counts["worker"] += 1
+        elif "-m jupyterlab" in cmd:
+            counts["jupyter"] += 1
+    return counts
+
+
+def wait_for(predicate, timeout: float = 120.0, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def run_notebook_cell(base_url: str, token: str, code: str, timeout: float = 300.0) -> str:
+    """Start a kernel through Jupyter's REST API, run one cell over its websocket,
+    return what the cell printed or displayed, and shut the kernel down."""
+    import requests
+    import websocket
+
+    headers = {"Authorization": f"token {token}"}
+    r = requests.post(f"{base_url}/api/kernels", json={"name": "pyspark"}, headers=headers, timeout=30)
+    r.raise_for_status()
+    kernel = r.json()["id"]
+    ws_url = base_url.replace("http://", "ws://") + f"/api/kernels/{kernel}/channels"
+    ws = websocket.create_connection(ws_url, header=[f"Authorization: token {token}"], timeout=timeout)
+    try:
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex, "msg_type":
+                       "execute_request", "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell",
+            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                        "allow_stdin": False, "stop_on_error": True},
+        }))
+        out: list[str] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = json.loads(ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                out.append(content["text"])
+            elif kind in ("execute_result", "display_data"):
+                out.append(content["data"].get("text/plain", ""))
+            elif kind == "error":
+                raise AssertionError(f"cell failed: {content['ename']}: {content['evalue']}")
+            elif kind == "status" and content["execution_state"] == "idle":
+                return "".join(out)
+        raise AssertionError("the cell did not finish in time")
+    finally:
+        ws.close()
+        requests.delete(f"{base_url}/api/kernels/{kernel}", headers=headers, timeout=30)
