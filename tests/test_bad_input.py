@@ -258,3 +258,12 @@ def test_duplicate_key(cli, tmp_path):
     line, col, msg = one_error(cli("validate", str(t)), str(t))
     assert (line, col) == (line_of(t, "kube_version: 1.15.0"), 9)
     assert msg.startswith('duplicate key "kube_version" (first defined on line')
+
+
+def test_constraint_checked_before_anything_else_is_loaded():
+    """A fresh process: the constraint check must not depend on what the parser imported before."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "dodas", "plan", str(SEED.parent / "spark-jupyter.yaml"),
+                        "-i", "number_of_workers=0"], capture_output=True, text=True)
+    assert r.returncode == 1 and "violates constraint greater_or_equal: 1 (got 0)" in r.stderr

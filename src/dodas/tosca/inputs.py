@@ -151,6 +151,7 @@ def violated_constraint(decl: dict, value: Any) -> str | None:
     constraints = decl.get("constraints") or []
     if not isinstance(constraints, list):
         return None
+    import toscaparser.functions  # noqa: F401 - constraints use it without importing it
     from toscaparser.elements.constraints import Constraint
     from toscaparser.elements.scalarunit import ScalarUnit, get_scalarunit_value
     typ = decl.get("type", "string")
