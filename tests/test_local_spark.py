@@ -12,7 +12,8 @@ import sys
 import urllib.request
 
 import pytest
-from livecluster import ROOT, Dodas, count_services, need_java, processes_of, run_notebook_cell, wait_for
+from livecluster import (ROOT, Dodas, count_services, kill_leftovers, need_java, processes_of, run_notebook_cell,
+                         wait_for)
 
 TEMPLATE = str(ROOT / "templates" / "spark-jupyter.yaml")
 NAME = "spark"
@@ -25,6 +26,7 @@ def cluster(tmp_path_factory):
     d.run("up", TEMPLATE, "--name", NAME)
     yield d
     d.run("destroy", NAME, "--yes", check=False)
+    kill_leftovers(d.home)
 
 
 def master_json(d: Dodas) -> dict:

@@ -208,7 +208,7 @@ class Engine:
             compute = ctx.compute_of(inst)
             self._save(inst, S.CONFIGURING, kind="software", error=None,
                        attributes={"_compute": [compute.node, compute.index] if compute else None})
-        result: RunResult = await asyncio.to_thread(self.runner.run, "configure", hosts, plays)
+        result = await self._run_by_node("configure", hosts, plays)
         failure = None
         for inst, fp, _ in run:
             if inst in result.failures:
@@ -223,6 +223,22 @@ class Engine:
             self._save(inst, S.STARTED, config_hash=fp, attributes={**report, "_undeploy": undeploy})
             done.append(inst)
         return done, failure
+
+    async def _run_by_node(self, phase: str, hosts: dict[str, Host], plays: list[Play]) -> RunResult:
+        """One ansible-playbook per node of the wave, side by side: each covers all
+        of its node's hosts (so 20 workers are still one process), and different
+        nodes (Spark workers and JupyterLab) do not wait for each other's plays."""
+        by_node: dict[str, list[Play]] = {}
+        for p in plays:
+            by_node.setdefault(p.node, []).append(p)
+        results = await asyncio.gather(*(asyncio.to_thread(self.runner.run, phase, hosts, ps)
+                                         for ps in by_node.values()))
+        merged = RunResult()
+        for r in results:
+            merged.failures.update(r.failures)
+            merged.reports.update(r.reports)
+            merged.ok.update(r.ok)
+        return merged
 
     async def _services_alive(self, inst: Instance, attributes: dict[str, Any]) -> bool:
         services = attributes.get("services") or {}
