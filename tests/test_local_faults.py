@@ -232,7 +232,10 @@ def test_destroy_after_partial_failure_and_lost_state(d, tmp_path):
 
 
 def test_local_provider_refuses_kubernetes(d):
-    r = d.run("up", str(ROOT / "templates" / "dodas-course-spark-k8s.yaml"), "--name", "k8s", check=False)
+    seed = str(ROOT / "templates" / "dodas-course-spark-k8s.yaml")
+    r = d.run("up", seed, "--name", "k8s", check=False)
+    assert r.returncode == 1 and "need a provider of type openstack, and none is configured" in r.stderr
+    r = d.run("up", seed, "--name", "k8s", "--provider", "local", check=False)
     assert r.returncode == 1
     assert 'node "k8s_master" (tosca.nodes.indigo.LRMS.FrontEnd.Kubernetes) needs a virtual machine' in r.stderr
     assert "openstack, ec2, ssh" in r.stderr

@@ -84,6 +84,10 @@ def up(template: TemplateArg,
        parallelism: Annotated[int, typer.Option("--parallelism", help="At most this many provider calls "
                                                 "and Ansible forks at once.")] = 10,
        offline: OfflineOpt = False,
+       max_providers: Annotated[int, typer.Option("--max-providers", help="Try at most this many providers, "
+                                                  "in rank order, for a new deployment.")] = 3,
+       keep_failed: Annotated[bool, typer.Option("--keep-failed", help="Keep the last failed attempt for "
+                                                 "debugging instead of removing it.")] = False,
        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
        json_out: JsonOpt = False) -> None:
     """Deploy a template, or bring an existing deployment in line with it."""
@@ -93,7 +97,8 @@ def up(template: TemplateArg,
     make = progress.factory(quiet=quiet or json_out)
     try:
         result = deploy.up(template, name=name, pairs=input, inputs_file=inputs, provider_name=provider,
-                           parallelism=parallelism, reporter_factory=make, offline=offline)
+                           parallelism=parallelism, reporter_factory=make, offline=offline,
+                           max_providers=max_providers, keep_failed=keep_failed)
     finally:
         make.close()
     outs = read.outputs(result.name)
@@ -185,6 +190,19 @@ def destroy(name: NameArg,
     finally:
         make.close()
     typer.echo(f"{name}: DELETE_COMPLETE")
+
+
+@app.command()
+def providers(check: Annotated[bool, typer.Option("--check", help="Authenticate to each provider.")] = False,
+              json_out: JsonOpt = False) -> None:
+    """The configured providers, best rank first (and, with --check, whether each answers)."""
+    from dodas.cli import render
+    from dodas.services import read
+
+    rows = read.providers(check=check)
+    _print_json(rows) if json_out else render.providers(rows)
+    if check and any(r.get("check") and not r["check"]["ok"] for r in rows):
+        raise typer.Exit(1)
 
 
 @app.command()

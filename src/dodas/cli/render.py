@@ -111,6 +111,12 @@ def status(st: dict[str, Any]) -> None:
         typer.echo(f"  reason: {st['reason']}")
     if st.get("locked_by"):
         typer.echo(f"  locked by {st['locked_by']}")
+    attempts = st.get("attempts") or []
+    if len(attempts) > 1 or any(a["status"] != "succeeded" for a in attempts):
+        typer.echo("  attempts:")
+        for a in attempts:
+            err = f": {a['error'].splitlines()[0]}" if a.get("error") else ""
+            typer.echo(f"    #{a['number']} {a['provider']:<12} {a['status']}{err}")
     for i in st["instances"]:
         line = f"  {i['id']:<28} {i['state']:<12}"
         if i.get("address"):
@@ -126,3 +132,12 @@ def status(st: dict[str, Any]) -> None:
 def event(e: dict[str, Any]) -> None:
     where = f" {e['instance']}" if e["instance"] else ""
     typer.echo(f"{e['time'][:19]} {e['level']:<7} {e['phase']:<9}{where}: {e['message']}")
+
+
+def providers(rows: list[dict[str, Any]]) -> None:
+    typer.echo(f"{'NAME':<16} {'TYPE':<10} {'RANK':>8}  CREDENTIALS")
+    for r in rows:
+        line = f"{r['name']:<16} {r['type']:<10} {r['rank']:>8}  {r['credentials']}"
+        if r.get("check"):
+            line += f"  [{'ok' if r['check']['ok'] else 'FAILED'}: {r['check']['message']}]"
+        typer.echo(line)

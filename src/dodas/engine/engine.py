@@ -165,7 +165,8 @@ class Engine:
                 self.reporter.event(inst.id, "create", f"attempt {attempt} failed ({exc}); retrying in {delay:.1f}s",
                                     "warning")
             try:
-                machine = await with_retries(lambda: self.provider.create(req), on_retry=retrying)
+                machine = await with_retries(lambda: self.provider.create(req), on_retry=retrying,
+                                             base=self.provider.retry_base)
             except ProviderError as exc:
                 self._save(inst, S.ERROR, error=str(exc))
                 return [], (inst.id, str(exc))
@@ -299,7 +300,8 @@ class Engine:
                 self._save(inst, S.DELETING)
                 row = self.rows[key]
                 try:
-                    await with_retries(lambda: self.provider.delete(self.dep_id, inst.id, row.provider_id))
+                    await with_retries(lambda: self.provider.delete(self.dep_id, inst.id, row.provider_id),
+                                       base=self.provider.retry_base)
                 except ProviderError as exc:
                     self._save(inst, S.ERROR, error=str(exc))
                     return f"{inst.id}: {exc}"
@@ -353,7 +355,7 @@ class Engine:
         if leftovers:
             self.reporter.event(None, "delete", f"deleting {len(leftovers)} resource(s) found by tag")
             try:
-                await with_retries(lambda: self.provider.purge(self.dep_id))
+                await with_retries(lambda: self.provider.purge(self.dep_id), base=self.provider.retry_base)
             except ProviderError as exc:
                 problems.append(str(exc))
         return problems

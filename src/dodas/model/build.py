@@ -219,7 +219,8 @@ def build(loaded: LoadedTemplate) -> DeploymentModel:
         tosca_version=str(data.get("tosca_definitions_version")),
         inputs=dict(loaded.inputs), nodes=nodes, outputs=outputs,
         description=str(data.get("description") or "").strip(),
-        secret_inputs=frozenset(k for k in loaded.inputs if SECRET_NAME.search(k)))
+        secret_inputs=frozenset(k for k in loaded.inputs if SECRET_NAME.search(k)),
+        placement=_placement(loaded))
 
 
 def _check_front_ends(b: _Builder, nodes: dict[str, Node]) -> None:
@@ -230,6 +231,20 @@ def _check_front_ends(b: _Builder, nodes: dict[str, Node]) -> None:
             if n.derives_from(worker):
                 b.diags.append(b.smap.diag((*_NODES, n.name), f'node "{n.name}" is a {n.type} but the template '
                                            f"has no {front} for it to join", key=True))
+
+
+def _placement(loaded: LoadedTemplate) -> tuple[str, ...]:
+    out: list[str] = []
+    for entry in ((loaded.data.get("topology_template") or {}).get("policies") or []):
+        if not isinstance(entry, dict):
+            continue
+        for body in entry.values():
+            if isinstance(body, dict) and "Placement" in str(body.get("type", "")):
+                props = body.get("properties") or {}
+                for key in ("cloud_id", "sla_id"):
+                    if isinstance(props.get(key), str) and props[key]:
+                        out.append(props[key])
+    return tuple(out)
 
 
 # -- helpers ---------------------------------------------------------------------

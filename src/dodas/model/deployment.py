@@ -130,6 +130,23 @@ class DeploymentModel:
     description: str = ""
     #: inputs that look like secrets, never printed
     secret_inputs: frozenset[str] = frozenset()
+    #: clouds the template's placement policies pin it to (cloud ids / SLA ids)
+    placement: tuple[str, ...] = ()
+
+    def images(self) -> set[str]:
+        return {n.compute.image for n in self.nodes.values() if n.compute and n.compute.image}
+
+    def image_schemes(self) -> set[str]:
+        return {i.split("://", 1)[0] for i in self.images() if "://" in i}
+
+    def image_hosts(self) -> set[str]:
+        """HOST of every `ost://HOST/ID` or `aws://REGION/ami-...` image: who can serve it."""
+        out = set()
+        for n in self.nodes.values():
+            image = n.compute.image if n.compute else None
+            if image and "://" in image:
+                out.add(image.split("://", 1)[1].split("/", 1)[0])
+        return out
 
     def instances_of(self, node: str) -> list[Instance]:
         return [Instance(node, i) for i in range(self.instance_count(node))]

@@ -1,16 +1,35 @@
-"""Infrastructure providers behind one small interface (see base.py)."""
+"""Infrastructure providers behind one small interface (see base.py).
+
+Each provider type is one module; this maps a configured provider (config.py) to
+an instance of its class, importing only the module needed (boto3 and
+openstacksdk are slow to import and optional).
+"""
 
 from __future__ import annotations
 
-from dodas.errors import DodasError
+from dodas.providers import config
 from dodas.providers.base import Provider
-
-KNOWN = ("local",)
 
 
 def get_provider(name: str) -> Provider:
     """The configured provider called `name`."""
-    if name == "local":
+    return build(config.get(name))
+
+
+def build(cfg: config.ProviderConfig) -> Provider:
+    if cfg.type == "local":
         from dodas.providers.local import LocalProvider
         return LocalProvider()
-    raise DodasError(f'unknown provider "{name}"; configured providers: {", ".join(KNOWN)}')
+    if cfg.type == "simulated":
+        from dodas.providers.simulated import SimulatedProvider
+        return SimulatedProvider(cfg)
+    if cfg.type == "ec2":
+        from dodas.providers.ec2 import EC2Provider
+        return EC2Provider(cfg)
+    if cfg.type == "openstack":
+        from dodas.providers.openstack import OpenStackProvider
+        return OpenStackProvider(cfg)
+    if cfg.type == "ssh":
+        from dodas.providers.ssh import SSHProvider
+        return SSHProvider(cfg)
+    raise AssertionError(cfg.type)

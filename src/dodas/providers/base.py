@@ -73,6 +73,8 @@ class Provider(abc.ABC):
     #: what kind of hosts it gives: "process" (a directory and an address on this
     #: machine) or "vm" (a machine with root that systemd, kubeadm etc. can use)
     host_kind: str = "vm"
+    #: first backoff delay of retried calls, in seconds (doubling, with jitter)
+    retry_base: float = 0.5
 
     def preflight(self, model: DeploymentModel) -> list[str]:
         """Problems known before anything is created (unsupported nodes, missing
@@ -90,6 +92,10 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def describe(self, deployment_id: str, instance_id: str) -> Machine | None:
         """The instance if it exists."""
+
+    async def check(self) -> str:
+        """Authenticate and say who we are; ProviderError (naming the cause) if not."""
+        return "nothing to check"
 
     async def resources(self, deployment_id: str) -> list[str]:
         """Ids of everything this provider holds for a deployment (leak checks, destroy)."""

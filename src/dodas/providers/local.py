@@ -62,6 +62,11 @@ class LocalProvider(Provider):
                 problems.append(f'node "{n.name}" ({n.type}) needs a virtual machine with root, which the '
                                 f"local provider cannot give; providers that can: {VM_PROVIDERS} "
                                 "(choose one with --provider)")
+        for n in model.nodes.values():
+            if n.compute and n.compute.image:
+                problems.append(f'node "{n.name}" asks for image {n.compute.image}; the local provider runs '
+                                "on this machine and cannot boot images (choose a cloud with --provider, or "
+                                "leave the image empty)")
         if any(n.derives_from(t) for n in model.nodes.values() for t in SPARK_TYPES):
             java = find_java()
             if java.get("error"):

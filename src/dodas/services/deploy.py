@@ -21,7 +21,7 @@ from dodas.engine.engine import DeploymentFailed, Engine, Reporter
 from dodas.engine.states import DeploymentStatus as DS
 from dodas.errors import DodasError
 from dodas.plan.plan import Plan
-from dodas.providers import get_provider
+from dodas.providers import build, config, get_provider, placement
 from dodas.services import collect_inputs, plan_given
 from dodas.state import lock
 from dodas.state.store import Store
@@ -59,7 +59,12 @@ def _declared(template: str) -> set[str]:
 
 
 def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file: str | None,
-       provider_name: str | None, parallelism: int, reporter_factory: Any, offline: bool = False) -> UpResult:
+       provider_name: str | None, parallelism: int, reporter_factory: Any, offline: bool = False,
+       max_providers: int = 3, keep_failed: bool = False) -> UpResult:
+    """Deploy, or reconcile an existing deployment. A new deployment is tried on
+    each candidate provider in rank order (at most `max_providers`); a failed try
+    is destroyed completely before the next, unless it is the last and
+    `keep_failed` asks to keep it for debugging."""
     name = name or default_name(template)
     check_name(name)
     if parallelism < 1:
@@ -70,7 +75,6 @@ def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file:
     if live and provider_name and provider_name != dep.provider:
         raise DodasError(f'deployment "{name}" runs on provider "{dep.provider}"; destroy it before deploying it '
                          f'on "{provider_name}"')
-    provider_name = (dep.provider if live else None) or provider_name or "local"
     base = {}
     if live:  # earlier inputs stay unless given again (as helm's --reuse-values)
         declared = _declared(template)
@@ -78,38 +82,45 @@ def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file:
                 for k, v in dep.inputs.items() if k in declared}
     given = {**base, **collect_inputs(pairs, inputs_file)}
     plan = plan_given(template, given, offline=offline)
-    provider = get_provider(provider_name)
-    problems = provider.preflight(plan.model)
-    if problems:
-        raise DodasError("cannot deploy on provider " + provider_name + ":\n  " + "\n  ".join(problems))
+    cands = [config.get(dep.provider)] if live else placement.candidates(plan.model, provider_name, max_providers)
+    viable, skipped = [], []
+    for cfg in cands:
+        provider = build(cfg)
+        problems = provider.preflight(plan.model)
+        (skipped.append((cfg.name, problems)) if problems else viable.append((cfg, provider)))
+    if not viable:  # known before anything is made: say so and make nothing
+        lines = [f"{pname}: {p}" for pname, probs in skipped for p in probs]
+        raise DodasError("cannot deploy on " + ("provider " if len(skipped) == 1 else "any of the providers ")
+                         + ", ".join(n for n, _ in skipped) + ":\n  " + "\n  ".join(lines))
     text = Path(template).read_text(encoding="utf-8")
     fields = dict(template_path=str(Path(template).resolve()), template_text=text,
                   template_sha256=hashlib.sha256(text.encode()).hexdigest(), inputs=plan.model.inputs)
     me = lock.me()
+    creating = not live or dep.status in (DS.CREATE_FAILED.value, DS.CREATE_IN_PROGRESS.value)
     if dep is None:
         try:
-            dep = store.create(name, provider_name, status=DS.CREATE_IN_PROGRESS.value, **fields)
+            dep = store.create(name, viable[0][0].name, status=DS.CREATE_IN_PROGRESS.value, **fields)
         except IntegrityError:
             raise lock.LockedError(f'deployment "{name}" is being created by another dodas right now') from None
         with store.session() as s:
             lock.acquire(s, s.get(type(dep), dep.id), me)
-        status_ok, status_fail = DS.CREATE_COMPLETE, DS.CREATE_FAILED
     else:
         with store.session() as s:
             stale = lock.acquire(s, s.get(type(dep), dep.id), me)
         if stale:
             _after_crash(store, dep.id, stale)
-        creating = not live or dep.status in (DS.CREATE_FAILED.value, DS.CREATE_IN_PROGRESS.value)
-        status_ok = DS.CREATE_COMPLETE if creating else DS.UPDATE_COMPLETE
-        status_fail = DS.CREATE_FAILED if creating else DS.UPDATE_FAILED
-        store.update(dep.id, provider=provider_name, status=(DS.CREATE_IN_PROGRESS if creating
-                                                             else DS.UPDATE_IN_PROGRESS).value,
+        store.update(dep.id, provider=viable[0][0].name, status=(DS.CREATE_IN_PROGRESS if creating
+                                                                 else DS.UPDATE_IN_PROGRESS).value,
                      status_reason=None, **fields)
+    status_ok = DS.CREATE_COMPLETE if creating else DS.UPDATE_COMPLETE
+    status_fail = DS.CREATE_FAILED if creating else DS.UPDATE_FAILED
     _keep_template(dep.id, text)
     reporter: Reporter = reporter_factory(store, dep.id)
-    engine = Engine(store, dep.id, name, plan, provider, reporter, parallelism)
     try:
-        changed = asyncio.run(engine.up())
+        if not live:
+            for pname, probs in skipped:
+                store.start_attempt(dep.id, pname, status="skipped", error="; ".join(probs))
+        changed = _attempts(store, dep.id, name, plan, viable, reporter, parallelism, keep_failed, record=not live)
     except DeploymentFailed as exc:
         store.set_status(dep.id, status_fail.value, str(exc))
         store.event(dep.id, "deploy", str(exc), instance=exc.instance, level="error")
@@ -126,6 +137,38 @@ def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file:
     store.set_status(dep.id, status_ok.value, None)
     store.event(dep.id, "deploy", "complete" if changed else "nothing to do: the deployment is as planned")
     return UpResult(name, changed, status_ok.value, plan)
+
+
+def _attempts(store: Store, dep_id: str, name: str, plan: Plan, viable: list, reporter: Reporter,
+              parallelism: int, keep_failed: bool, record: bool) -> bool:
+    errors: list[str] = []
+    for n, (cfg, provider) in enumerate(viable):
+        last = n == len(viable) - 1
+        store.update(dep_id, provider=cfg.name)
+        attempt = store.start_attempt(dep_id, cfg.name) if record else None
+        try:
+            changed = asyncio.run(Engine(store, dep_id, name, plan, provider, reporter, parallelism).up())
+        except DeploymentFailed as exc:
+            errors.append(f"{cfg.name}: {exc}")
+            if not record:
+                raise
+            if last and keep_failed:
+                store.end_attempt(attempt, "kept", str(exc))
+                raise
+            reporter.event(None, "failover", f"attempt on {cfg.name} failed; removing everything it made")
+            left = asyncio.run(Engine(store, dep_id, name, None, provider, reporter, parallelism).destroy())
+            store.end_attempt(attempt, "failed", str(exc) + (f" (clean-up problems: {'; '.join(left)})"
+                                                             if left else ""))
+            if last:
+                if len(viable) == 1:
+                    raise
+                raise DeploymentFailed(exc.instance, f"every provider tried failed: {' | '.join(errors)}") from None
+            reporter.event(None, "failover", f"trying the next provider: {viable[n + 1][0].name}")
+            continue
+        if attempt is not None:
+            store.end_attempt(attempt, "succeeded")
+        return changed
+    raise AssertionError("no provider to try")
 
 
 def _after_crash(store: Store, dep_id: str, stale: str) -> None:

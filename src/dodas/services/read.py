@@ -99,7 +99,11 @@ def status(name: str) -> dict[str, Any]:
         if services:
             item["services"] = services
         instances.append(item)
+    attempts = [{"number": a.number, "provider": a.provider, "status": a.status, "error": a.error,
+                 "started_at": a.started_at.isoformat(),
+                 "ended_at": a.ended_at.isoformat() if a.ended_at else None} for a in store.attempts(dep.id)]
     return {"name": dep.name, "id": dep.id, "status": dep.status, "reason": dep.status_reason,
+            "attempts": attempts,
             "provider": dep.provider, "template": dep.template_path, "inputs_sha256": dep.inputs_sha256,
             "template_sha256": dep.template_sha256, "locked_by": dep.lock_owner,
             "updated_at": dep.updated_at.isoformat(), "instances": instances}
@@ -115,3 +119,21 @@ def events(name: str, node: str | None = None, after_id: int = 0) -> tuple[str, 
 
 def deferred_outputs(plan: Plan) -> list[str]:
     return [o.name for o in plan.model.outputs.values() if is_deferred(o.value)]
+
+
+def providers(check: bool = False) -> list[dict[str, Any]]:
+    from dodas.providers import build, config
+    from dodas.providers.base import ProviderError
+
+    out = []
+    for cfg in config.load():
+        row: dict[str, Any] = {"name": cfg.name, "type": cfg.type, "rank": cfg.rank,
+                               "credentials": cfg.describe_credentials(), "image_hosts": cfg.image_hosts}
+        if check:
+            try:
+                message = asyncio.run(build(cfg).check())
+                row["check"] = {"ok": True, "message": message}
+            except ProviderError as exc:
+                row["check"] = {"ok": False, "message": exc.message}
+        out.append(row)
+    return out

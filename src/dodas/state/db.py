@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dodas import paths
 from dodas.errors import DodasError
 
-HEAD = "0001"
+HEAD = "0002"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dodas.errors import DodasError
 from dodas.redact import redact
 from dodas.state import db
-from dodas.state.models import Deployment, Event, InstanceRow
+from dodas.state.models import Attempt, Deployment, Event, InstanceRow
 
 
 class NotFoundError(DodasError):
@@ -114,6 +114,29 @@ class Store:
             s.execute(delete(InstanceRow).where(InstanceRow.deployment_id == dep_id, InstanceRow.node == node,
                                                 InstanceRow.index == index))
             s.commit()
+
+    # -- attempts ------------------------------------------------------------------
+    def start_attempt(self, dep_id: str, provider: str, status: str = "running",
+                      error: str | None = None) -> int:
+        with self.session() as s:
+            n = len(list(s.scalars(select(Attempt.id).where(Attempt.deployment_id == dep_id)))) + 1
+            a = Attempt(deployment_id=dep_id, number=n, provider=provider, status=status,
+                        error=redact(error) if error else None,
+                        ended_at=None if status == "running" else datetime.now(timezone.utc))
+            s.add(a)
+            s.commit()
+            return a.id
+
+    def end_attempt(self, attempt_id: int, status: str, error: str | None = None) -> None:
+        with self.session() as s:
+            a = s.get(Attempt, attempt_id)
+            if a is not None:
+                a.status, a.error, a.ended_at = status, redact(error) if error else None, datetime.now(timezone.utc)
+                s.commit()
+
+    def attempts(self, dep_id: str) -> list[Attempt]:
+        with self.session() as s:
+            return list(s.scalars(select(Attempt).where(Attempt.deployment_id == dep_id).order_by(Attempt.id)))
 
     # -- events ------------------------------------------------------------------
     def event(self, dep_id: str, phase: str, message: str, instance: str | None = None,
