@@ -10,7 +10,7 @@ real cloud's: some fail before anything exists, some after the server was made
       type: simulated
       create_latency: 0.5     # seconds per create
       delete_latency: 0.1
-      failure_rate: 0.3       # of creates and of deletes
+      failure_rate: 0.3       # of creates (and of deletes, unless delete_failure_rate says otherwise)
       transient: true         # failures are retried by the engine (else permanent)
       seed: 42                # optional, for repeatable runs
 """
@@ -40,6 +40,7 @@ class SimulatedProvider(Provider):
         self.create_latency = float(o.get("create_latency", 0.0))
         self.delete_latency = float(o.get("delete_latency", 0.0))
         self.failure_rate = float(o.get("failure_rate", 0.0))
+        self.delete_failure_rate = float(o.get("delete_failure_rate", self.failure_rate))
         self.transient = bool(o.get("transient", True))
         self.rng = random.Random(o.get("seed"))
         self.retry_base = float(o.get("retry_base", 0.05))
@@ -70,8 +71,9 @@ class SimulatedProvider(Provider):
         with self._servers() as s:
             return dict(s)
 
-    def _fails(self) -> bool:
-        return self.failure_rate > 0 and self.rng.random() < self.failure_rate
+    def _fails(self, rate: float | None = None) -> bool:
+        rate = self.failure_rate if rate is None else rate
+        return rate > 0 and self.rng.random() < rate
 
     def _find(self, servers: dict[str, dict[str, Any]], dep: str, inst: str) -> tuple[str, dict] | None:
         for sid, s in servers.items():
@@ -112,7 +114,7 @@ class SimulatedProvider(Provider):
     async def delete(self, deployment_id: str, instance_id: str, provider_id: str | None) -> None:
         if self.delete_latency:
             await asyncio.sleep(self.delete_latency)
-        if self._fails():
+        if self._fails(self.delete_failure_rate):
             raise ProviderError(self.name, f"simulated failure deleting {instance_id}", transient=self.transient)
         with self._servers() as servers:
             found = self._find(servers, deployment_id, instance_id)
@@ -124,7 +126,7 @@ class SimulatedProvider(Provider):
             return sorted(sid for sid, s in servers.items() if s["tags"].get("dodas:deployment") == deployment_id)
 
     async def purge(self, deployment_id: str) -> None:
-        if self._fails():
+        if self._fails(self.delete_failure_rate):
             raise ProviderError(self.name, "simulated failure listing servers", transient=self.transient)
         with self._servers() as servers:
             for sid in [sid for sid, s in servers.items() if s["tags"].get("dodas:deployment") == deployment_id]:

@@ -1,0 +1,232 @@
+"""The engine's fault behaviour on the simulated provider: many deployments with
+failing creates and deletes, kill -9 during creation, failover between providers,
+placement policies. After destroy the provider holds nothing of ours."""
+
+from __future__ import annotations
+
+import signal
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from livecluster import Dodas, wait_for
+
+from dodas.errors import DodasError
+from dodas.providers.simulated import server_count
+
+
+def providers_yaml(home: Path, body: str) -> None:
+    f = home / "config" / "providers.yaml"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text("providers:\n" + textwrap.indent(textwrap.dedent(body), "  "))
+
+
+def boxes(tmp_path: Path, count: int = 3, policy: str = "") -> str:
+    t = tmp_path / f"boxes{count}.yaml"
+    t.write_text(textwrap.dedent(f"""\
+        tosca_definitions_version: tosca_simple_yaml_1_0
+        topology_template:
+          inputs:
+            n: {{type: integer, default: {count}}}
+          node_templates:
+            box:
+              type: tosca.nodes.indigo.Compute
+              capabilities:
+                scalable: {{properties: {{count: {{get_input: n}}}}}}
+                host: {{properties: {{num_cpus: 2, mem_size: 2 GB}}}}
+        """) + textwrap.indent(textwrap.dedent(policy), "  "))
+    return str(t)
+
+
+class Quiet:
+    def __init__(self, *_a):
+        self.store, self.dep_id = _a
+
+    def state(self, inst, state, detail=""):
+        self.store.event(self.dep_id, "state", state, instance=inst)
+
+    def event(self, inst, phase, message, level="info"):
+        self.store.event(self.dep_id, phase, message, instance=inst, level=level)
+
+
+def test_fifty_deployments_with_thirty_percent_failures(tmp_path, dodas_home):
+    from dodas.services import deploy, read
+    from dodas.engine.engine import DeploymentFailed
+
+    providers_yaml(dodas_home, """\
+        - name: flaky
+          type: simulated
+          rank: 1
+          failure_rate: 0.3
+          seed: 7
+        """)
+    t = boxes(tmp_path, 3)
+    outcomes = {"CREATE_COMPLETE": 0, "CREATE_FAILED": 0}
+    for n in range(50):
+        try:
+            deploy.up(t, name=f"d{n}", pairs=None, inputs_file=None, provider_name=None, parallelism=3,
+                      reporter_factory=Quiet)
+        except DeploymentFailed:
+            pass
+        st = read.status(f"d{n}")
+        assert st["status"] in outcomes, st["status"]
+        outcomes[st["status"]] += 1
+        if st["status"] == "CREATE_FAILED":
+            assert st["reason"] and "failed" in st["reason"]
+            assert any(i["state"] == "error" for i in st["instances"])
+        else:
+            assert len(st["instances"]) == 3 and {i["state"] for i in st["instances"]} == {"created"}
+    assert outcomes["CREATE_COMPLETE"] > 0
+    # destroy everything; a destroy that meets failing deletes is simply repeated
+    for n in range(50):
+        for _ in range(10):
+            try:
+                deploy.destroy(f"d{n}", parallelism=3, reporter_factory=Quiet)
+                break
+            except DodasError:
+                continue
+        assert read.status(f"d{n}")["status"] == "DELETE_COMPLETE"
+    assert server_count("flaky") == 0, "the provider must hold no resource of ours"
+
+
+def test_kill_9_during_creation_then_up(tmp_path):
+    d = Dodas(tmp_path / "home")
+    providers_yaml(d.home, """\
+        - name: slow
+          type: simulated
+          rank: 1
+          create_latency: 1.0
+        """)
+    t = boxes(tmp_path, 6)
+    proc = d.popen("up", t, "--name", "k", "--parallelism", "2")
+    wait_for(lambda: (d.home / "data" / "simulated" / "slow.json").exists()
+             and server_count_in(d.home) >= 2, timeout=60)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    created_before = server_count_in(d.home)
+    assert 2 <= created_before < 6
+    d.run("up", t, "--name", "k")
+    assert server_count_in(d.home) == 6, "no duplicates: the servers made before the kill were found by tag"
+    st = d.json("status", "k")
+    assert st["status"] == "CREATE_COMPLETE" and len(st["instances"]) == 6
+    d.run("destroy", "k", "--yes")
+    assert server_count_in(d.home) == 0
+
+
+def server_count_in(home: Path, provider: str = "slow") -> int:
+    import json
+    f = home / "data" / "simulated" / f"{provider}.json"
+    for _ in range(5):
+        try:
+            return len(json.loads(f.read_text())) if f.exists() else 0
+        except ValueError:
+            time.sleep(0.05)
+    return 0
+
+
+def test_failover_to_the_next_provider(tmp_path):
+    d = Dodas(tmp_path / "home")
+    providers_yaml(d.home, """\
+        - name: broken
+          type: simulated
+          rank: 1
+          failure_rate: 1.0
+          delete_failure_rate: 0.0
+          transient: false
+        - name: good
+          type: simulated
+          rank: 2
+        """)
+    t = boxes(tmp_path, 2)
+    r = d.run("up", t, "--name", "fo")
+    assert "trying the next provider: good" in r.stderr
+    st = d.json("status", "fo")
+    assert st["status"] == "CREATE_COMPLETE" and st["provider"] == "good"
+    assert [(a["provider"], a["status"]) for a in st["attempts"]] == [("broken", "failed"), ("good", "succeeded")]
+    assert "simulated failure" in st["attempts"][0]["error"] or "simulated timeout" in st["attempts"][0]["error"]
+    text = d.run("status", "fo").stdout
+    assert "#1 broken" in text and "failed" in text
+    import json
+    broken = json.loads((d.home / "data" / "simulated" / "broken.json").read_text()) \
+        if (d.home / "data" / "simulated" / "broken.json").exists() else {}
+    assert broken == {}, "the failed attempt was removed completely"
+    d.run("destroy", "fo", "--yes")
+
+
+def test_keep_failed_and_max_providers(tmp_path):
+    d = Dodas(tmp_path / "home")
+    providers_yaml(d.home, """\
+        - name: broken
+          type: simulated
+          rank: 1
+          failure_rate: 1.0
+          delete_failure_rate: 0.0
+          transient: false
+          seed: 3
+        - name: good
+          type: simulated
+          rank: 2
+        """)
+    t = boxes(tmp_path, 4)
+    r = d.run("up", t, "--name", "kf", "--max-providers", "1", "--keep-failed", check=False)
+    assert r.returncode == 1 and "failed" in r.stderr
+    st = d.json("status", "kf")
+    assert st["status"] == "CREATE_FAILED"
+    assert [(a["provider"], a["status"]) for a in st["attempts"]] == [("broken", "kept")]
+    assert server_count_in(d.home, "broken") > 0, "the kept attempt's servers are still there to look at"
+    d.run("destroy", "kf", "--yes")
+    assert server_count_in(d.home, "broken") == 0
+
+
+def test_all_providers_fail(tmp_path):
+    d = Dodas(tmp_path / "home")
+    providers_yaml(d.home, """\
+        - {name: b1, type: simulated, rank: 1, failure_rate: 1.0, delete_failure_rate: 0, transient: false}
+        - {name: b2, type: simulated, rank: 2, failure_rate: 1.0, delete_failure_rate: 0, transient: false}
+        """)
+    r = d.run("up", boxes(tmp_path, 1), "--name", "all", "--max-providers", "2", check=False)
+    assert r.returncode == 1 and "every provider tried failed" in r.stderr
+    assert "b1:" in r.stderr and "b2:" in r.stderr
+    st = d.json("status", "all")
+    assert [a["status"] for a in st["attempts"]] == ["failed", "failed"]
+
+
+def test_placement_policy_pins_a_provider(tmp_path):
+    d = Dodas(tmp_path / "home")
+    providers_yaml(d.home, """\
+        - {name: first, type: simulated, rank: 1}
+        - {name: second, type: simulated, rank: 2, cloud_ids: [sla-42]}
+        """)
+    policy = """\
+        policies:
+          - pin:
+              type: tosca.policies.indigo.SlaPlacement
+              properties: {sla_id: sla-42}
+        """
+    d.run("up", boxes(tmp_path, 1, policy), "--name", "pinned")
+    assert d.json("status", "pinned")["provider"] == "second"
+    r = d.run("up", boxes(tmp_path, 1, policy.replace("sla-42", "sla-99")), "--name", "nowhere", check=False)
+    assert r.returncode == 1 and "asks for sla-99" in r.stderr
+
+
+def test_providers_command(tmp_path):
+    d = Dodas(tmp_path / "home")
+    providers_yaml(d.home, """\
+        - {name: sim, type: simulated, rank: 5}
+        """)
+    rows = d.json("providers")
+    assert [(r["name"], r["type"]) for r in rows] == [("sim", "simulated"), ("local", "local")]
+    assert d.run("providers", "--check").returncode == 0
+
+
+@pytest.mark.parametrize("body,expect", [
+    ("- {name: x, type: nonsense}\n", "known types"),
+    ("- {type: ec2}\n", "needs a name"),
+    ("- {name: a, type: simulated}\n- {name: a, type: simulated}\n", "configured twice"),
+])
+def test_bad_provider_configuration(tmp_path, body, expect):
+    d = Dodas(tmp_path / "home")
+    providers_yaml(d.home, body)
+    r = d.run("providers", check=False)
+    assert r.returncode == 1 and expect in r.stderr and "providers.yaml" in r.stderr
