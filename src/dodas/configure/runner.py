@@ -60,7 +60,7 @@ class Host:
             out.update(ansible_connection="ssh", ansible_user=m.ssh_user, ansible_port=m.ssh_port)
             if m.ssh_key_file:
                 out["ansible_ssh_private_key_file"] = m.ssh_key_file
-            out["ansible_python_interpreter"] = m.facts.get("python") or "auto_silent"
+            out["ansible_python_interpreter"] = m.facts.get("python") or "/usr/bin/python3"
         return out
 
 
@@ -85,6 +85,13 @@ class RunResult:
 def _python() -> str:
     import sys
     return sys.executable
+
+
+def _known_hosts() -> Path:
+    from dodas import paths
+    f = paths.data_dir() / "ssh" / "known_hosts"
+    f.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return f
 
 
 def _safe(name: str) -> str:
@@ -179,11 +186,13 @@ class AnsibleRunner:
             "ANSIBLE_DEPRECATION_WARNINGS": "false",
             "ANSIBLE_SYSTEM_WARNINGS": "false",
             "ANSIBLE_LOCALHOST_WARNING": "false",
-            "ANSIBLE_HOST_KEY_CHECKING": "false",
+            "ANSIBLE_HOST_KEY_CHECKING": "true",
             "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
             "ANSIBLE_PIPELINING": "true",
             "ANSIBLE_GATHERING": "explicit",
-            "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval=15",
+            # host keys: learnt on first contact into dodas's own file, checked after
+            "ANSIBLE_SSH_ARGS": ("-o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval=15 "
+                                 f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={_known_hosts()}"),
         }
         if os.environ.get("DODAS_ANSIBLE_VERBOSITY"):
             env["ANSIBLE_VERBOSITY"] = os.environ["DODAS_ANSIBLE_VERBOSITY"]
