@@ -89,7 +89,7 @@ def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file:
         problems = provider.preflight(plan.model)
         (skipped.append((cfg.name, problems)) if problems else viable.append((cfg, provider)))
     if not viable:  # known before anything is made: say so and make nothing
-        lines = [f"{pname}: {p}" for pname, probs in skipped for p in probs]
+        lines = [p if p.startswith(f"provider {pname}") else f"{pname}: {p}" for pname, probs in skipped for p in probs]
         raise DodasError("cannot deploy on " + ("provider " if len(skipped) == 1 else "any of the providers ")
                          + ", ".join(n for n, _ in skipped) + ":\n  " + "\n  ".join(lines))
     text = Path(template).read_text(encoding="utf-8")

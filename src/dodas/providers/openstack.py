@@ -1,0 +1,324 @@
+"""The `openstack` provider, with openstacksdk.
+
+The contract of every cloud provider: the image from `ost://HOST/IMAGE-ID` (HOST
+picks the provider, see placement.py) or an image name; the smallest flavour with
+the requested vcpus and RAM unless `instance_type` names one; one security group
+per deployment (endpoint ports open to the world, everything between the
+deployment's own machines, SSH from `ssh_from`); a key pair per deployment whose
+private half never leaves this machine; cloud-init user data; a floating IP for
+`network_name: PUBLIC`. Every server carries the deployment and instance ids in
+its name and metadata, floating IPs in their description, the security group in
+its name: `destroy` finds them all by those even when the state lost them.
+
+Credentials: a clouds.yaml entry (`cloud:`, or OS_CLOUD), with any auth type
+keystoneauth knows: password, application credential, or an OIDC access token
+(`v3oidcaccesstoken`, as INFN and EGI clouds use); or an IM auth-file line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Callable
+from typing import Any
+
+from dodas.model.deployment import ComputeSpec, DeploymentModel
+from dodas.providers import keys
+from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
+from dodas.providers.config import ProviderConfig, im_auth_entry, openstack_auth_from_im
+from dodas.providers.ec2 import _wait_port
+
+META_DEP, META_INST = "dodas_deployment", "dodas_instance"
+
+
+def _connect(cfg: ProviderConfig) -> Any:
+    import openstack
+
+    o = cfg.options
+    if o.get("auth_file"):
+        args = openstack_auth_from_im(im_auth_entry(o["auth_file"], o.get("auth_id"), "OpenStack"))
+        return openstack.connect(**{k: v for k, v in args.items() if v is not None})
+    return openstack.connect(cloud=o.get("cloud"))
+
+
+class OpenStackProvider(Provider):
+    host_kind = "vm"
+
+    def __init__(self, cfg: ProviderConfig, connect: Callable[[ProviderConfig], Any] | None = None) -> None:
+        self.name = cfg.name
+        self.cfg = cfg
+        o = cfg.options
+        self.ssh_user = o.get("ssh_user", "ubuntu")
+        self.ssh_from = o.get("ssh_from", "0.0.0.0/0")
+        self.network_name = o.get("network")
+        self.public_network_name = o.get("public_network")
+        self.wait_ssh = bool(o.get("wait_ssh", True))
+        self.timeout = float(o.get("timeout", 900))
+        self._connect = connect or (lambda c: _connect(c))
+        self._conn: Any = None
+
+    # -- plumbing ------------------------------------------------------------------
+    @property
+    def conn(self) -> Any:
+        if self._conn is None:
+            try:
+                self._conn = self._connect(self.cfg)
+            except Exception as exc:  # noqa: BLE001 - missing cloud, bad clouds.yaml
+                raise ProviderError(self.name, f"cannot set up the connection: {_reason(exc)}") from None
+        return self._conn
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ProviderError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - openstacksdk and keystoneauth raise many kinds
+            name = type(exc).__name__
+            if name in ("Unauthorized", "HttpException") and getattr(exc, "status_code", None) in (401, 403) \
+                    or name in ("Unauthorized", "MissingRequiredOptions", "AuthorizationFailure"):
+                raise ProviderError(self.name, f"authentication failed: {_reason(exc)}") from None
+            transient = getattr(exc, "status_code", None) in (409, 429, 500, 502, 503, 504) or \
+                name in ("ConnectFailure", "ConnectTimeout", "SSLError", "RetriableConnectionFailure")
+            raise ProviderError(self.name, f"{what}: {_reason(exc)}", transient=transient) from None
+
+    def server_name(self, dep: str, inst: str) -> str:
+        return f"dodas-{dep[:8]}-{inst.replace('[', '-').replace(']', '')}"
+
+    @staticmethod
+    def image_ref(spec: ComputeSpec) -> str | None:
+        image = spec.image or ""
+        if image.startswith("ost://"):
+            return image[len("ost://"):].split("/", 1)[1] if "/" in image[len("ost://"):] else None
+        return image or None
+
+    def find_image(self, ref: str) -> Any:
+        return self._call("looking up the image", self.conn.image.find_image, ref, ignore_missing=True)
+
+    def flavor_for(self, spec: ComputeSpec) -> Any:
+        flavors = list(self._call("listing flavours", self.conn.compute.flavors))
+        if spec.instance_type:
+            return next((f for f in flavors if f.name == spec.instance_type or f.id == spec.instance_type), None)
+        need_cpu, need_mem = spec.num_cpus or 1, spec.mem_mib or 512
+        fits = [f for f in flavors if f.vcpus >= need_cpu and f.ram >= need_mem]
+        return min(fits, key=lambda f: (f.vcpus, f.ram, f.disk or 0, f.name)) if fits else None
+
+    # -- preflight -------------------------------------------------------------------
+    def preflight(self, model: DeploymentModel) -> list[str]:
+        try:
+            self._call("authenticating", self.conn.authorize)
+        except ProviderError as exc:
+            return [exc.message]
+        problems = []
+        cpus = ram = count = 0
+        for n in model.nodes.values():
+            if not n.compute:
+                continue
+            spec, k = n.compute, model.instance_count(n.name)
+            ref = self.image_ref(spec)
+            try:
+                if not ref or self.find_image(ref) is None:
+                    problems.append(f'provider {self.name}: node "{n.name}": unknown image {spec.image or "(none)"}')
+                flavor = self.flavor_for(spec)
+            except ProviderError as exc:
+                return [exc.message]
+            if flavor is None:
+                what = spec.instance_type or f"{spec.num_cpus} vcpus and {spec.mem_mib} MiB"
+                problems.append(f'provider {self.name}: node "{n.name}": no flavour has {what}')
+            else:
+                cpus, ram, count = cpus + k * flavor.vcpus, ram + k * flavor.ram, count + k
+        try:
+            limits = self._call("reading quotas", self.conn.get_compute_limits)
+        except ProviderError:
+            limits = None
+        if limits is not None:
+            for label, need, cap, used in (
+                    ("instances", count, limits.max_total_instances, limits.total_instances_used),
+                    ("vcpus", cpus, limits.max_total_cores, limits.total_cores_used),
+                    ("MiB of RAM", ram, limits.max_total_ram_size, limits.total_ram_used)):
+                if cap is not None and cap >= 0 and need + (used or 0) > cap:
+                    problems.append(f"provider {self.name}: quota exceeded: the deployment needs {need} {label}, "
+                                    f"{used or 0} are in use and the project may use {cap}")
+        return problems
+
+    async def check(self) -> str:
+        await asyncio.to_thread(self._call, "authenticating", self.conn.authorize)
+        return f"authenticated to {self.conn.config.name if hasattr(self.conn, 'config') else self.name}"
+
+    # -- create ----------------------------------------------------------------------
+    async def create(self, req: ComputeRequest) -> Machine:
+        return await asyncio.to_thread(self._create, req)
+
+    def _find_server(self, dep: str, inst: str) -> Any:
+        name = self.server_name(dep, inst)
+        for s in self._call("finding the server", self.conn.compute.servers, name=f"^{name}$"):
+            if (s.metadata or {}).get(META_DEP) == dep and (s.metadata or {}).get(META_INST) == inst:
+                return s
+        return None
+
+    def _create(self, req: ComputeRequest) -> Machine:
+        c = self.conn
+        server = self._find_server(req.deployment_id, req.instance_id)
+        if server is None:
+            key_name = self._keypair(req.deployment_id)
+            sg = self._security_group(req)
+            image = self.find_image(self.image_ref(req.spec) or "")
+            flavor = self.flavor_for(req.spec)
+            if image is None or flavor is None:
+                raise ProviderError(self.name, f"{req.instance_id}: image or flavour not found")
+            net = self._private_network()
+            server = self._call("creating the server", c.compute.create_server,
+                                name=self.server_name(req.deployment_id, req.instance_id), image_id=image.id,
+                                flavor_id=flavor.id, networks=[{"uuid": net.id}], key_name=key_name,
+                                security_groups=[{"name": sg.name}],
+                                user_data=base64.b64encode(keys.cloud_init(req.deployment_name).encode()).decode(),
+                                metadata={META_DEP: req.deployment_id, META_INST: req.instance_id,
+                                          "dodas_name": req.deployment_name})
+        server = self._call("waiting for the server", c.compute.wait_for_server, server, wait=self.timeout)
+        public = None
+        if req.spec.network == "PUBLIC":
+            public = self._floating_ip(server, req)
+        private = _first_address(server)
+        machine = self._machine(server, req.deployment_id, req.instance_id, req.spec, public, private)
+        if self.wait_ssh:
+            _wait_port(public or private, 22, 600, self.name)
+        return machine
+
+    def _keypair(self, dep: str) -> str:
+        name = f"dodas-{dep}"
+        if self._call("looking up the key pair", self.conn.compute.find_keypair, name, ignore_missing=True) is None:
+            self._call("creating the key pair", self.conn.compute.create_keypair, name=name,
+                       public_key=keys.ensure(dep).public_openssh)
+        return name
+
+    def _security_group(self, req: ComputeRequest) -> Any:
+        n = self.conn.network
+        name = f"dodas-{req.deployment_id}"
+        sg = self._call("looking up the security group", n.find_security_group, name, ignore_missing=True)
+        if sg is not None:
+            return sg
+        sg = self._call("creating the security group", n.create_security_group, name=name,
+                        description=f"dodas deployment {req.deployment_name}")
+        rules = [dict(protocol="tcp", port_range_min=22, port_range_max=22, remote_ip_prefix=self.ssh_from),
+                 dict(remote_group_id=sg.id)]
+        for p in req.spec.ports:
+            port = p.source or p.target
+            if port:
+                rules.append(dict(protocol=p.protocol, port_range_min=port, port_range_max=port,
+                                  remote_ip_prefix="0.0.0.0/0"))
+        for r in rules:
+            self._call("opening ports", n.create_security_group_rule, security_group_id=sg.id, direction="ingress",
+                       ethertype="IPv4", **r)
+        return sg
+
+    def _private_network(self) -> Any:
+        n = self.conn.network
+        if self.network_name:
+            net = self._call("looking up the network", n.find_network, self.network_name, ignore_missing=True)
+            if net is None:
+                raise ProviderError(self.name, f'network "{self.network_name}" not found')
+            return net
+        nets = [x for x in self._call("listing networks", n.networks) if not x.is_router_external]
+        if not nets:
+            raise ProviderError(self.name, "no private network: set `network` in the provider configuration")
+        return nets[0]
+
+    def _floating_ip(self, server: Any, req: ComputeRequest) -> str:
+        n = self.conn.network
+        tag = f"dodas:{req.deployment_id}:{req.instance_id}"
+        for ip in self._call("listing floating IPs", n.ips, description=tag):
+            return ip.floating_ip_address
+        ext = None
+        if self.public_network_name:
+            ext = self._call("looking up the public network", n.find_network, self.public_network_name,
+                             ignore_missing=True)
+        else:
+            ext = next(iter(x for x in self._call("listing networks", n.networks) if x.is_router_external), None)
+        if ext is None:
+            raise ProviderError(self.name, "no public network for a floating IP: set `public_network`")
+        port = next(iter(self._call("finding the server's port", n.ports, device_id=server.id)), None)
+        if port is None:
+            raise ProviderError(self.name, f"server {server.id} has no network port", transient=True)
+        ip = self._call("allocating a floating IP", n.create_ip, floating_network_id=ext.id, port_id=port.id,
+                        description=tag)
+        return ip.floating_ip_address
+
+    def _machine(self, server: Any, dep: str, inst: str, spec: ComputeSpec | None, public: str | None,
+                 private: str | None) -> Machine:
+        return Machine(provider_id=server.id, public_address=public or private, private_address=private,
+                       connection="ssh", ssh_user=self.ssh_user, ssh_key_file=str(keys.private_key_path(dep)),
+                       facts={"num_cpus": spec.num_cpus if spec else None, "mem_mib": spec.mem_mib if spec else None,
+                              "workdir": f"/var/tmp/dodas/{dep}/{inst.replace('[', '-').replace(']', '')}"})
+
+    # -- describe / delete ----------------------------------------------------------------
+    async def describe(self, deployment_id: str, instance_id: str) -> Machine | None:
+        def run() -> Machine | None:
+            s = self._find_server(deployment_id, instance_id)
+            if s is None:
+                return None
+            tag = f"dodas:{deployment_id}:{instance_id}"
+            fip = next(iter(self._call("listing floating IPs", self.conn.network.ips, description=tag)), None)
+            return self._machine(s, deployment_id, instance_id, None,
+                                 fip.floating_ip_address if fip else None, _first_address(s))
+        return await asyncio.to_thread(run)
+
+    async def delete(self, deployment_id: str, instance_id: str, provider_id: str | None) -> None:
+        def run() -> None:
+            n = self.conn.network
+            for ip in list(self._call("listing floating IPs", n.ips,
+                                      description=f"dodas:{deployment_id}:{instance_id}")):
+                self._call("releasing the floating IP", n.delete_ip, ip, ignore_missing=True)
+            s = self._find_server(deployment_id, instance_id)
+            if s is not None:
+                self._call("deleting the server", self.conn.compute.delete_server, s, ignore_missing=True)
+                self._call("waiting for the deletion", self.conn.compute.wait_for_delete, s, wait=self.timeout)
+        await asyncio.to_thread(run)
+
+    def _ours(self, deployment_id: str) -> list[Any]:
+        return [s for s in self._call("listing servers", self.conn.compute.servers, name=f"^dodas-{deployment_id[:8]}-")
+                if (s.metadata or {}).get(META_DEP) == deployment_id]
+
+    def _our_ips(self, deployment_id: str) -> list[Any]:
+        return [ip for ip in self._call("listing floating IPs", self.conn.network.ips)
+                if (ip.description or "").startswith(f"dodas:{deployment_id}:")]
+
+    async def resources(self, deployment_id: str) -> list[str]:
+        def run() -> list[str]:
+            out = [s.id for s in self._ours(deployment_id)] + [ip.id for ip in self._our_ips(deployment_id)]
+            sg = self._call("looking up the security group", self.conn.network.find_security_group,
+                            f"dodas-{deployment_id}", ignore_missing=True)
+            kp = self._call("looking up the key pair", self.conn.compute.find_keypair, f"dodas-{deployment_id}",
+                            ignore_missing=True)
+            return out + ([sg.id] if sg else []) + ([kp.name] if kp else [])
+        return await asyncio.to_thread(run)
+
+    async def purge(self, deployment_id: str) -> None:
+        def run() -> None:
+            c, n = self.conn.compute, self.conn.network
+            for ip in self._our_ips(deployment_id):
+                self._call("releasing a floating IP", n.delete_ip, ip, ignore_missing=True)
+            servers = self._ours(deployment_id)
+            for s in servers:
+                self._call("deleting a server", c.delete_server, s, ignore_missing=True)
+            for s in servers:
+                self._call("waiting for a deletion", c.wait_for_delete, s, wait=self.timeout)
+            sg = self._call("looking up the security group", n.find_security_group, f"dodas-{deployment_id}",
+                            ignore_missing=True)
+            if sg is not None:
+                self._call("deleting the security group", n.delete_security_group, sg, ignore_missing=True)
+            self._call("deleting the key pair", c.delete_keypair, f"dodas-{deployment_id}", ignore_missing=True)
+            keys.remove(deployment_id)
+        await asyncio.to_thread(run)
+
+
+def _first_address(server: Any) -> str | None:
+    for addrs in (getattr(server, "addresses", None) or {}).values():
+        for a in addrs:
+            if a.get("OS-EXT-IPS:type", "fixed") == "fixed" or len(addrs) == 1:
+                return a.get("addr")
+    return getattr(server, "access_ipv4", None) or None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]
+
