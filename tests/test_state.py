@@ -15,6 +15,8 @@ import pytest
 from livecluster import Dodas
 from sqlalchemy import create_engine, inspect, text
 
+from dodas.state.db import HEAD
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -87,7 +89,7 @@ def test_postgresql_state(postgres, tmp_path):
     assert len(d.json("outputs", "pg")["addresses"]["value"]) == 3
     eng = create_engine(postgres["url"])
     with eng.connect() as c:
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
         assert c.execute(text("SELECT count(*) FROM instances")).scalar() == 3
         assert c.execute(text("SELECT count(*) FROM events")).scalar() > 0
     assert not (tmp_path / "home" / "data" / "state.db").exists(), "nothing went to SQLite"
@@ -111,7 +113,7 @@ def test_sqlite_schema_is_migrated_with_alembic(tmp_path):
     names = set(inspect(eng).get_table_names())
     assert {"deployments", "instances", "events", "alembic_version"} <= names
     with eng.connect() as c:
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
 
 
 def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):

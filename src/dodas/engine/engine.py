@@ -106,46 +106,61 @@ class Engine:
     async def _walk(self) -> None:
         plan = self.plan
         assert plan is not None
-        pending = set(plan.instances)
+        # dependency counters: an instance is ready when its count reaches zero
+        waiting = {i: len(p.depends_on) for i, p in plan.instances.items()}
+        users: dict[Instance, list[Instance]] = {i: [] for i in plan.instances}
+        for i, p in plan.instances.items():
+            for d in p.depends_on:
+                users[d].append(i)
+        ready_computes = sorted((i for i, n in waiting.items() if n == 0 and plan.instances[i].node.is_compute),
+                                key=lambda i: (i.node, i.index))
+        software: dict[int, set[Instance]] = {}  # pending software instances by wave
+        for i, p in plan.instances.items():
+            if not p.node.is_compute:
+                software.setdefault(p.wave, set()).add(i)
         done: set[Instance] = set()
         inflight: dict[asyncio.Task[Any], list[Instance]] = {}
+        configuring = False
         failure: tuple[str, str] | None = None
         sem = asyncio.Semaphore(self.parallelism)
 
-        def ready(i: Instance) -> bool:
-            return all(d in done for d in plan.instances[i].depends_on)
-
         while True:
             if failure is None:
-                for i in sorted((i for i in pending if plan.instances[i].node.is_compute and ready(i)),
-                                key=lambda i: (i.node, i.index)):
-                    pending.discard(i)
+                for i in ready_computes:
                     inflight[asyncio.create_task(self._compute(i, sem))] = [i]
-                software = [i for i in pending if not plan.instances[i].node.is_compute]
-                if software and not any(len(v) and not plan.instances[v[0]].node.is_compute
-                                        for v in inflight.values()):
-                    wave = min(plan.instances[i].wave for i in software)
-                    batch = [i for i in software if plan.instances[i].wave == wave]
-                    if all(ready(i) for i in batch):
-                        pending.difference_update(batch)
-                        inflight[asyncio.create_task(self._configure(batch))] = batch
+                ready_computes = []
+                if software and not configuring:
+                    wave = min(software)
+                    batch = software[wave]
+                    if all(waiting[i] == 0 for i in batch):
+                        del software[wave]
+                        configuring = True
+                        inflight[asyncio.create_task(self._configure(sorted(batch, key=str)))] = sorted(batch, key=str)
             if not inflight:
                 break
             finished, _ = await asyncio.wait(list(inflight), return_when=asyncio.FIRST_COMPLETED)
             for task in finished:
                 insts = inflight.pop(task)
+                if not plan.instances[insts[0]].node.is_compute:
+                    configuring = False
                 exc = task.exception()
                 if exc is not None:
                     failure = failure or (insts[0].id, f"internal error: {type(exc).__name__}: {exc}")
                     continue
                 ok, failed = task.result()
-                done.update(ok)
+                for i in ok:
+                    done.add(i)
+                    for u in users[i]:
+                        waiting[u] -= 1
+                        if waiting[u] == 0 and plan.instances[u].node.is_compute:
+                            ready_computes.append(u)
                 if failed and failure is None:
                     failure = failed
         if failure is not None:
             raise DeploymentFailed(*failure)
-        if pending:  # cannot happen with an acyclic plan; guard against a silent partial success
-            raise DeploymentFailed(sorted(pending, key=str)[0].id, "never became ready to run")
+        if len(done) != len(plan.instances):  # cannot happen with an acyclic plan; never a silent partial success
+            missing = sorted((i for i in plan.instances if i not in done), key=str)[0]
+            raise DeploymentFailed(missing.id, "never became ready to run")
 
     async def _compute(self, inst: Instance, sem: asyncio.Semaphore) -> tuple[list[Instance], tuple | None]:
         assert self.plan is not None and self.ctx is not None

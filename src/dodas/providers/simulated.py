@@ -18,13 +18,12 @@ real cloud's: some fail before anything exists, some after the server was made
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import os
 import random
 import uuid
-from contextlib import contextmanager
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any
 
 from dodas import paths
 from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
@@ -44,7 +43,7 @@ class SimulatedProvider(Provider):
         self.transient = bool(o.get("transient", True))
         self.rng = random.Random(o.get("seed"))
         self.retry_base = float(o.get("retry_base", 0.05))
-        self.file = paths.data_dir() / "simulated" / f"{cfg.name}.json"
+        self.root = paths.data_dir() / "simulated" / cfg.name
 
     def preflight(self, model: Any) -> list[str]:
         return [f'node "{n.name}" has operations to run, but simulated machines cannot be configured '
@@ -52,85 +51,81 @@ class SimulatedProvider(Provider):
                 for n in model.nodes.values() if not n.is_compute and any(
                     op.implementation for op in n.operations.values())]
 
-    # -- the "cloud" -----------------------------------------------------------
-    @contextmanager
-    def _servers(self) -> Iterator[dict[str, dict[str, Any]]]:
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.file.with_suffix(".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                data = json.loads(self.file.read_text()) if self.file.exists() else {}
-                yield data
-                tmp = self.file.with_suffix(".part")
-                tmp.write_text(json.dumps(data))
-                os.replace(tmp, self.file)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    # -- the "cloud": one small file per server, so every call costs the same
+    # however many servers there are ---------------------------------------------
+    def _path(self, dep: str, inst: str) -> Path:
+        safe = inst.replace("[", "-").replace("]", "").replace("/", "_")
+        return self.root / dep / f"{safe}.json"
 
-    def all_servers(self) -> dict[str, dict[str, Any]]:
-        with self._servers() as s:
-            return dict(s)
+    def _read(self, dep: str, inst: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._path(dep, inst).read_text())
+        except (OSError, ValueError):
+            return None
 
     def _fails(self, rate: float | None = None) -> bool:
         rate = self.failure_rate if rate is None else rate
         return rate > 0 and self.rng.random() < rate
 
-    def _find(self, servers: dict[str, dict[str, Any]], dep: str, inst: str) -> tuple[str, dict] | None:
-        for sid, s in servers.items():
-            if s["tags"].get("dodas:deployment") == dep and s["tags"].get("dodas:instance") == inst:
-                return sid, s
-        return None
-
     # -- the contract ----------------------------------------------------------
     async def create(self, req: ComputeRequest) -> Machine:
-        with self._servers() as servers:
-            found = self._find(servers, req.deployment_id, req.instance_id)
+        found = self._read(req.deployment_id, req.instance_id)
         if found:
-            return self._machine(*found)
+            return self._machine(found["id"], found)
         if self.create_latency:
             await asyncio.sleep(self.create_latency)
         fail = self._fails()
         if fail and self.rng.random() < 0.5:
             raise ProviderError(self.name, f"simulated failure creating {req.instance_id}", transient=self.transient)
-        with self._servers() as servers:
-            found = self._find(servers, req.deployment_id, req.instance_id)
-            if found is None:
-                sid = uuid.uuid4().hex[:12]
-                n = len(servers) + 2
-                servers[sid] = {"address": f"192.0.2.{n % 250 + 2}",
-                                "tags": {"dodas:deployment": req.deployment_id, "dodas:instance": req.instance_id},
-                                "cpus": req.spec.num_cpus, "mem_mib": req.spec.mem_mib}
-                found = (sid, servers[sid])
+        path = self._path(req.deployment_id, req.instance_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sid = uuid.uuid4().hex[:12]
+        server = {"id": sid, "address": f"192.0.2.{int(sid[:4], 16) % 250 + 2}",
+                  "tags": {"dodas:deployment": req.deployment_id, "dodas:instance": req.instance_id},
+                  "cpus": req.spec.num_cpus, "mem_mib": req.spec.mem_mib}
+        tmp = path.with_suffix(f".{sid}.part")
+        tmp.write_text(json.dumps(server))
+        try:
+            os.link(tmp, path)  # atomic "create if absent": a racing create keeps the first server
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+        found = self._read(req.deployment_id, req.instance_id) or server
         if fail:  # the server exists, but the answer never came back
             raise ProviderError(self.name, f"simulated timeout after creating {req.instance_id}",
                                 transient=self.transient)
-        return self._machine(*found)
+        return self._machine(found["id"], found)
 
     async def describe(self, deployment_id: str, instance_id: str) -> Machine | None:
-        with self._servers() as servers:
-            found = self._find(servers, deployment_id, instance_id)
-        return self._machine(*found) if found else None
+        found = self._read(deployment_id, instance_id)
+        return self._machine(found["id"], found) if found else None
 
     async def delete(self, deployment_id: str, instance_id: str, provider_id: str | None) -> None:
         if self.delete_latency:
             await asyncio.sleep(self.delete_latency)
         if self._fails(self.delete_failure_rate):
             raise ProviderError(self.name, f"simulated failure deleting {instance_id}", transient=self.transient)
-        with self._servers() as servers:
-            found = self._find(servers, deployment_id, instance_id)
-            if found:
-                del servers[found[0]]
+        self._path(deployment_id, instance_id).unlink(missing_ok=True)
+        self._tidy(deployment_id)
 
     async def resources(self, deployment_id: str) -> list[str]:
-        with self._servers() as servers:
-            return sorted(sid for sid, s in servers.items() if s["tags"].get("dodas:deployment") == deployment_id)
+        d = self.root / deployment_id
+        return sorted(json.loads(f.read_text())["id"] for f in d.glob("*.json")) if d.is_dir() else []
 
     async def purge(self, deployment_id: str) -> None:
         if self._fails(self.delete_failure_rate):
             raise ProviderError(self.name, "simulated failure listing servers", transient=self.transient)
-        with self._servers() as servers:
-            for sid in [sid for sid, s in servers.items() if s["tags"].get("dodas:deployment") == deployment_id]:
-                del servers[sid]
+        d = self.root / deployment_id
+        for f in d.glob("*.json") if d.is_dir() else []:
+            f.unlink(missing_ok=True)
+        self._tidy(deployment_id)
+
+    def _tidy(self, deployment_id: str) -> None:
+        try:
+            (self.root / deployment_id).rmdir()
+        except OSError:
+            pass
 
     def _machine(self, sid: str, s: dict[str, Any]) -> Machine:
         return Machine(provider_id=sid, public_address=s["address"], private_address=s["address"],
@@ -138,6 +133,6 @@ class SimulatedProvider(Provider):
 
 
 def server_count(cfg_name: str) -> int:
-    f = paths.data_dir() / "simulated" / f"{cfg_name}.json"
-    return len(json.loads(f.read_text())) if f.exists() else 0
+    """How many servers of ours the simulated provider holds (tests, benchmarks)."""
+    return len(list((paths.data_dir() / "simulated" / cfg_name).glob("*/*.json")))
 

@@ -90,24 +90,28 @@ class Store:
             return {(r.node, r.index): r for r in rows}
 
     def save_instance(self, dep_id: str, node: str, index: int, **fields: Any) -> InstanceRow:
-        """Insert or update one instance; `attributes`/`secrets` given here are merged in."""
-        with self.session() as s:
-            row = s.scalars(select(InstanceRow).where(
-                InstanceRow.deployment_id == dep_id, InstanceRow.node == node, InstanceRow.index == index)).first()
+        """Insert or update one instance; `attributes`/`secrets` given here are merged in.
+
+        Core statements, not the ORM's unit of work: the engine calls this twice
+        per instance, and on a thousand instances the difference is seconds."""
+        t = InstanceRow.__table__
+        key = (t.c.deployment_id == dep_id) & (t.c.node == node) & (t.c["index"] == index)
+        if fields.get("error"):
+            fields["error"] = redact(fields["error"])
+        fields["updated_at"] = datetime.now(timezone.utc)
+        with self.factory.kw["bind"].begin() as conn:
+            row = conn.execute(select(t).where(key)).mappings().first()
             if row is None:
-                row = InstanceRow(deployment_id=dep_id, node=node, index=index, kind=fields.pop("kind", "software"),
-                                  state=fields.pop("state", "initial"), attributes={}, secrets={})
-                s.add(row)
-            for merge in ("attributes", "secrets"):
-                if merge in fields:
-                    setattr(row, merge, {**(getattr(row, merge) or {}), **fields.pop(merge)})
-            if "error" in fields and fields["error"]:
-                fields["error"] = redact(fields["error"])
-            for k, v in fields.items():
-                setattr(row, k, v)
-            row.updated_at = datetime.now(timezone.utc)
-            s.commit()
-            return row
+                values = {"deployment_id": dep_id, "node": node, "index": index, "kind": "software",
+                          "state": "initial", "attributes": {}, "secrets": {}, **fields}
+                conn.execute(t.insert().values(**values))
+            else:
+                for merge in ("attributes", "secrets"):
+                    if merge in fields:
+                        fields[merge] = {**(row[merge] or {}), **fields[merge]}
+                values = {**dict(row), **fields}
+                conn.execute(t.update().where(key).values(**fields))
+        return InstanceRow(**{k: v for k, v in values.items() if k != "id"})
 
     def delete_instance(self, dep_id: str, node: str, index: int) -> None:
         with self.session() as s:
@@ -140,12 +144,11 @@ class Store:
 
     # -- events ------------------------------------------------------------------
     def event(self, dep_id: str, phase: str, message: str, instance: str | None = None,
-              level: str = "info") -> Event:
-        ev = Event(deployment_id=dep_id, phase=phase, message=redact(message), instance=instance, level=level)
-        with self.session() as s:
-            s.add(ev)
-            s.commit()
-        return ev
+              level: str = "info") -> None:
+        with self.factory.kw["bind"].begin() as conn:
+            conn.execute(Event.__table__.insert().values(
+                deployment_id=dep_id, phase=phase, message=redact(message), instance=instance, level=level,
+                time=datetime.now(timezone.utc)))
 
     def events(self, dep_id: str, node: str | None = None, after_id: int = 0, limit: int = 10_000) -> list[Event]:
         with self.session() as s:
