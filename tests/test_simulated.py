@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import textwrap
-import time
 from pathlib import Path
 
 import pytest

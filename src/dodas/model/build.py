@@ -190,7 +190,8 @@ class _Builder:
                 check(v, (*_NODES, n.name, "properties", k), f'node "{n.name}"')
             for op in n.operations.values():
                 for k, v in op.inputs.items():
-                    check(v, (*_NODES, n.name, "interfaces"), f'node "{n.name}" operation {op.name}')
+                    check(v, (*_NODES, n.name, "interfaces", op.interface, op.name, "inputs", k),
+                          f'node "{n.name}" operation {op.name}')
         for o in outputs.values():
             check(o.value, ("topology_template", "outputs", o.name, "value"), f'output "{o.name}"')
 

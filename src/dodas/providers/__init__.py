@@ -7,16 +7,17 @@ openstacksdk are slow to import and optional).
 
 from __future__ import annotations
 
-from dodas.providers import config
 from dodas.providers.base import Provider
+from dodas.providers.config import ProviderConfig
+from dodas.providers.config import get as configured
 
 
 def get_provider(name: str) -> Provider:
     """The configured provider called `name`."""
-    return build(config.get(name))
+    return build(configured(name))
 
 
-def build(cfg: config.ProviderConfig) -> Provider:
+def build(cfg: ProviderConfig) -> Provider:
     if cfg.type == "local":
         from dodas.providers.local import LocalProvider
         return LocalProvider()

@@ -104,6 +104,7 @@ class Provider(abc.ABC):
     async def purge(self, deployment_id: str) -> None:
         """Delete everything `resources` finds for a deployment (after a crash lost
         part of the state, the tags are what is left to go by)."""
+        return None
 
     async def processes_alive(self, machine: Machine, pids: list[int]) -> dict[int, bool] | None:
         """Whether processes still run on a machine; None when it cannot tell cheaply."""

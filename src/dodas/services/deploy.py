@@ -21,7 +21,7 @@ from dodas.engine.engine import DeploymentFailed, Engine, Reporter
 from dodas.engine.states import DeploymentStatus as DS
 from dodas.errors import DodasError
 from dodas.plan.plan import Plan
-from dodas.providers import build, config, get_provider, placement
+from dodas.providers import build, config, get_provider, placement  # noqa: F401 - modules and functions
 from dodas.services import collect_inputs, plan_given
 from dodas.state import lock
 from dodas.state.store import Store
