@@ -187,6 +187,13 @@ def test_failing_playbook(d, tmp_path):
     assert "Traceback" not in r.stderr
     st = d.json("status", "fails")
     assert st["status"] == "CREATE_FAILED" and "app[0]" in st["reason"]
+    # by default a failed attempt is removed completely; its error stays on record
+    assert st["instances"] == [] and not list((d.home / "data" / "local").glob("*/*"))
+    assert st["attempts"][0]["status"] == "failed" and "disk full" in st["attempts"][0]["error"]
+    # --keep-failed keeps it to look at: the failing instance says why
+    r = d.run("up", t, "--name", "fails", "--keep-failed", check=False)
+    assert r.returncode == 1
+    st = d.json("status", "fails")
     app = next(i for i in st["instances"] if i["id"] == "app[0]")
     assert app["state"] == "error" and "disk full" in app["error"]
     d.run("destroy", "fails", "--yes")
@@ -220,7 +227,7 @@ def test_destroy_after_partial_failure_and_lost_state(d, tmp_path):
         - name: fail
           ansible.builtin.fail: {msg: no}
         """)
-    d.run("up", t, "--name", "lost", check=False)
+    d.run("up", t, "--name", "lost", "--keep-failed", check=False)
     dep_id = d.json("status", "lost")["id"]
     from sqlalchemy import create_engine, text
     eng = create_engine(f"sqlite:///{d.home / 'data' / 'state.db'}")
@@ -240,6 +247,8 @@ def test_local_provider_refuses_kubernetes(d):
     assert 'node "k8s_master" (tosca.nodes.indigo.LRMS.FrontEnd.Kubernetes) needs a virtual machine' in r.stderr
     assert "openstack, ec2, ssh" in r.stderr
     assert d.json("list") == []
+    r = d.run("plan", seed, "--provider", "local", check=False)  # the same refusal, at plan time
+    assert r.returncode == 1 and "needs a virtual machine" in r.stderr
 
 
 def test_unknown_deployment(d):

@@ -59,12 +59,22 @@ def validate(template: TemplateArg, input: InputOpt = None, inputs: InputsFileOp
 
 @app.command()
 def plan(template: TemplateArg, input: InputOpt = None, inputs: InputsFileOpt = None,
-         offline: OfflineOpt = False, json_out: JsonOpt = False) -> None:
+         offline: OfflineOpt = False,
+         provider: Annotated[Optional[str], typer.Option(
+             "--provider", "-p", help="Also check that this provider can deploy it.", show_default=False)] = None,
+         json_out: JsonOpt = False) -> None:
     """Show what a deployment would create: instances, their needs, waves, deferred values."""
     from dodas import services
     from dodas.cli import render
 
     p = services.plan(template, input, inputs, offline=offline)
+    if provider:
+        from dodas.errors import DodasError
+        from dodas.providers import get_provider
+
+        problems = get_provider(provider).preflight(p.model)
+        if problems:
+            raise DodasError(f"provider {provider} cannot deploy this template:\n  " + "\n  ".join(problems))
     if json_out:
         _print_json(p.to_json())
     else:

@@ -71,7 +71,9 @@ def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file:
         raise DodasError("--parallelism must be at least 1")
     store = Store()
     dep = store.get(name)
-    live = dep is not None and dep.status != DS.DELETE_COMPLETE.value
+    # a deployment whose creation failed and left nothing is created afresh (with failover)
+    live = dep is not None and dep.status != DS.DELETE_COMPLETE.value and not (
+        dep.status == DS.CREATE_FAILED.value and not store.instances(dep.id))
     if live and provider_name and provider_name != dep.provider:
         raise DodasError(f'deployment "{name}" runs on provider "{dep.provider}"; destroy it before deploying it '
                          f'on "{provider_name}"')
