@@ -265,3 +265,40 @@ def test_destroy_asks_without_yes(d, tmp_path):
     assert r.returncode == 1 and "--yes" in r.stderr
     d.run("destroy", "ask", "--yes")
     assert os.path.exists(d.home / "data" / "state.db")
+
+
+def test_values_are_never_templated_by_ansible(d, tmp_path):
+    """A property that looks like a template (a Helm values file, a shell snippet)
+    reaches the playbook as written: Ansible must not evaluate it."""
+    pb = tmp_path / "write.yml"
+    pb.write_text(textwrap.dedent("""\
+        - hosts: "{{ dodas_target }}"
+          gather_facts: false
+          tasks:
+            - name: Write the property out
+              dodas_files:
+                files: [{path: "{{ dodas_instance_dir }}/out.txt", content: "{{ text }}"}]
+        """))
+    t = tmp_path / "literal.yaml"
+    t.write_text(textwrap.dedent(f"""\
+        tosca_definitions_version: tosca_simple_yaml_1_0
+        node_types:
+          my.nodes.Writer:
+            derived_from: tosca.nodes.SoftwareComponent
+            properties:
+              text: {{type: string}}
+            interfaces:
+              Standard:
+                start: {{implementation: {pb}, inputs: {{text: {{get_property: [SELF, text]}}}}}}
+        topology_template:
+          node_templates:
+            box: {{type: tosca.nodes.indigo.Compute}}
+            app:
+              type: my.nodes.Writer
+              properties: {{text: "{{{{ 6 * 7 }}}} {{{{ lookup('env', 'HOME') }}}}"}}
+              requirements: [{{host: box}}]
+        """))
+    d.run("up", str(t), "--name", "literal")
+    out = next((d.home / "data" / "local").glob("*/box-0/app/out.txt"))
+    assert out.read_text() == "{{ 6 * 7 }} {{ lookup('env', 'HOME') }}"
+    d.run("destroy", "literal", "--yes")

@@ -17,7 +17,6 @@ is removed after every run.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -167,7 +166,7 @@ class AnsibleRunner:
             wrapper.append({"import_playbook": p.implementation,
                             "vars": {"dodas_target": key, **mapped}})
             sequence.extend((n, p) for _ in range(_plays_in(p.implementation)))
-        inventory = {"all": {"hosts": host_vars, "children": groups}}
+        inventory = _write_inventory(private, {"all": {"hosts": host_vars, "children": groups}})
         path = private / "project" / "dodas-batch.yml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(wrapper, sort_keys=False))
@@ -275,5 +274,41 @@ def _tail_stdout(private: Path) -> str:
         return "(no output)"
 
 
-def dump_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+class _Unsafe(str):
+    """A string Ansible must use as it is, never as a template."""
+
+
+class _InventoryDumper(yaml.SafeDumper):
+    pass
+
+
+_InventoryDumper.add_representer(_Unsafe, lambda d, v: d.represent_scalar("!unsafe", str(v)))
+
+
+def _unsafe(value: Any) -> Any:
+    if isinstance(value, str):
+        return _Unsafe(value)
+    if isinstance(value, dict):
+        return {k: _unsafe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_unsafe(v) for v in value]
+    return value
+
+
+def _write_inventory(private: Path, inventory: dict[str, Any]) -> str:
+    """The inventory as YAML, every value dodas passes through tagged !unsafe.
+
+    Operation inputs and properties come from templates and users: a value such
+    as a Helm values file may contain `{{ }}`, which Ansible would otherwise
+    evaluate as its own template, with its own variables. Connection settings
+    stay plain."""
+    for hv in inventory["all"]["hosts"].values():
+        for key in ("dodas_ops", "dodas_facts"):
+            if key in hv:
+                hv[key] = _unsafe(hv[key])
+    path = private / "inventory" / "hosts.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        yaml.dump(inventory, fh, Dumper=_InventoryDumper, sort_keys=False)
+    return str(path)
