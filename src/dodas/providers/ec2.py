@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
+import threading
 import time
 from typing import Any
 
@@ -46,6 +47,9 @@ class EC2Provider(Provider):
         self.wait_ssh = bool(o.get("wait_ssh", True))
         self.subnet_id = o.get("subnet_id")
         self._clients: dict[str, Any] = {}
+        #: creates run in threads side by side; the per-deployment key pair and
+        #: security group must be made once, not once per instance
+        self._setup_lock = threading.Lock()
         self._types: list[tuple[int, int, str]] | None = None
 
     # -- plumbing --------------------------------------------------------------
@@ -184,8 +188,9 @@ class EC2Provider(Provider):
             itype = self.instance_type(req.spec, region)
             if not ami or not itype:
                 raise ProviderError(self.name, f"{req.instance_id}: no image or no instance type fits")
-            key_name = self._key_pair(ec2, req.deployment_id)
-            sg = self._security_group(ec2, req)
+            with self._setup_lock:
+                key_name = self._key_pair(ec2, req.deployment_id)
+                sg = self._security_group(ec2, req)
             tags = [{"Key": TAG_DEP, "Value": req.deployment_id}, {"Key": TAG_INST, "Value": req.instance_id},
                     {"Key": "Name", "Value": f"dodas-{req.deployment_name}-{req.instance_id}"}]
             kwargs: dict[str, Any] = dict(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +57,7 @@ class OpenStackProvider(Provider):
         self.timeout = float(o.get("timeout", 900))
         self._connect = connect or (lambda c: _connect(c))
         self._conn: Any = None
+        self._setup_lock = threading.Lock()  # one key pair and security group per deployment
 
     # -- plumbing ------------------------------------------------------------------
     @property
@@ -159,8 +161,9 @@ class OpenStackProvider(Provider):
         c = self.conn
         server = self._find_server(req.deployment_id, req.instance_id)
         if server is None:
-            key_name = self._keypair(req.deployment_id)
-            sg = self._security_group(req)
+            with self._setup_lock:
+                key_name = self._keypair(req.deployment_id)
+                sg = self._security_group(req)
             image = self.find_image(self.image_ref(req.spec) or "")
             flavor = self.flavor_for(req.spec)
             if image is None or flavor is None:
