@@ -25,6 +25,7 @@ from dodas.engine.context import RunContext, UnresolvedError
 from dodas.engine.retry import with_retries
 from dodas.engine.states import COMPUTE_READY, InstanceState
 from dodas.errors import DodasError
+from dodas.model.build import SECRET_NAME
 from dodas.model.deployment import DEPLOY_OPERATIONS, UNDEPLOY_OPERATIONS, Instance
 from dodas.plan.plan import Plan
 from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
@@ -235,8 +236,11 @@ class Engine:
             node = self.plan.instances[inst].node
             undeploy = {op: node.operations[op].implementation for op in UNDEPLOY_OPERATIONS
                         if op in node.operations and node.operations[op].implementation}
+            # what stop/delete will need even if the template is gone by then (never secrets)
+            props = {k: v for k, v in ctx.evaluate(node.properties, inst).items() if not SECRET_NAME.search(k)}
             ctx.attributes[inst] = {**ctx.attributes.get(inst, {}), **report}
-            self._save(inst, S.STARTED, config_hash=fp, attributes={**report, "_undeploy": undeploy})
+            self._save(inst, S.STARTED, config_hash=fp, attributes={**report, "_undeploy": undeploy,
+                                                                    "_undeploy_properties": props})
             done.append(inst)
         return done, failure
 
@@ -344,7 +348,8 @@ class Engine:
                 workdir = machine.facts.get("workdir") if machine else None
                 variables = {"dodas_instance_dir": f"{workdir}/{inst.node}" if workdir else "",
                              "dodas_node": inst.node, "dodas_instance": inst.id,
-                             "dodas_deployment_id": self.dep_id}
+                             "dodas_deployment_id": self.dep_id,
+                             "dodas_properties": row.attributes.get("_undeploy_properties") or {}}
                 plays.setdefault((inst.node, op_name), Play(inst.node, op_name, impl)).targets[hname] = (inst, variables)
         for key in keys:
             self._save(Instance(*key), S.DELETING)

@@ -211,6 +211,7 @@ def build(loaded: LoadedTemplate) -> DeploymentModel:
     outputs = b.outputs()
     b.check_refs(nodes, outputs)
     _check_front_ends(b, nodes)
+    _check_helm(b, nodes)
     if b.diags:
         raise TemplateError(b.diags)
     data = loaded.data
@@ -246,6 +247,36 @@ def _placement(loaded: LoadedTemplate) -> tuple[str, ...]:
                     if isinstance(props.get(key), str) and props[key]:
                         out.append(props[key])
     return tuple(out)
+
+
+def _check_helm(b: _Builder, nodes: dict[str, Node]) -> None:
+    """What can be known about a Helm release before anything runs: its chart's
+    repository is declared, its values use only names the release has."""
+    from dodas.configure.helm import ValuesError, names_used
+
+    for n in nodes.values():
+        if not n.derives_from("tosca.nodes.indigo.HelmInstall"):
+            continue
+        base = (*_NODES, n.name, "properties")
+        chart, repos = n.properties.get("chart"), n.properties.get("repos") or []
+        names = {r.get("name") for r in repos if isinstance(r, dict)}
+        if isinstance(chart, str) and "/" in chart and "://" not in chart and not chart.startswith((".", "/")):
+            prefix = chart.split("/", 1)[0]
+            if prefix not in names:
+                known = f" (it declares: {', '.join(sorted(str(x) for x in names))})" if names else ""
+                b.diags.append(b.smap.diag((*base, "chart"), f'node "{n.name}": chart "{chart}" comes from '
+                                           f'repository "{prefix}", which its repos do not declare{known}'))
+        values = n.properties.get("values_file")
+        if isinstance(values, str) and ("{{" in values or "{%" in values):
+            try:
+                unknown = names_used(values) - set(n.properties)
+            except ValuesError as exc:
+                b.diags.append(b.smap.diag((*base, "values_file"), f'node "{n.name}": {exc}'))
+                continue
+            if unknown:
+                b.diags.append(b.smap.diag((*base, "values_file"), f'node "{n.name}": values use '
+                                           f"{', '.join(sorted(unknown))}, which the release does not have "
+                                           f"(its properties: {', '.join(sorted(n.properties))})"))
 
 
 # -- helpers ---------------------------------------------------------------------

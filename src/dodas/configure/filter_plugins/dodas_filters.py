@@ -25,4 +25,17 @@ def dodas_mib(value, default=None):
 
 class FilterModule:
     def filters(self):
-        return {"dodas_mib": dodas_mib}
+        return {"dodas_mib": dodas_mib, "dodas_helm": dodas_helm}
+
+
+def dodas_helm(properties, values_path=None):
+    """The helm command lines and rendered values of a HelmInstall node's properties."""
+    from dodas.configure import helm
+
+    release = helm.Release.from_properties(dict(properties))
+    return {
+        "values": release.values,
+        "repo_commands": helm.repo_add_commands(release),
+        "install_command": helm.install_command(release, values_path if release.values.strip() else None),
+        "uninstall_command": helm.uninstall_command(release),
+    }
