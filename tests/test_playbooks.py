@@ -37,7 +37,7 @@ def test_every_implementation_named_by_the_type_library_exists_or_is_planned():
     named = set()
     for t in lib["node_types"].values():
         for iface in (t.get("interfaces") or {}).values():
-            for op, spec in iface.items():
+            for spec in iface.values():
                 if isinstance(spec, dict) and spec.get("implementation"):
                     named.add(spec["implementation"])
     missing = sorted(p for p in named if not (CONFIGURE_DIR / p).is_file())
