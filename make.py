@@ -89,10 +89,7 @@ def up(args: list[str]) -> int:
     ensure_java()
     dodas = BIN / "dodas"
     template = str(ROOT / "templates" / "spark-jupyter.yaml")
-    code = sh(dodas, "up", template, "--name", "spark-jupyter", *args)
-    if code != 0:
-        return code
-    return sh(dodas, "outputs", "spark-jupyter")
+    return sh(dodas, "up", template, "--name", "spark-jupyter", *args)  # prints the outputs
 
 
 def test(args: list[str]) -> int:

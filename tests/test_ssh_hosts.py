@@ -139,12 +139,18 @@ def web_template(tmp_path: Path) -> str:
     return str(t)
 
 
-def test_up_over_ssh_and_destroy(ssh_hosts, tmp_path):
-    d = Dodas(tmp_path / "home")
+@pytest.fixture
+def d(tmp_path):
+    dodas = Dodas(tmp_path / "home")
+    yield dodas
+    kill_leftovers(dodas.home)
+
+
+def test_up_over_ssh_and_destroy(ssh_hosts, tmp_path, d):
     configure(d.home, ssh_hosts)
     assert d.run("providers", "--check").returncode == 0
     t = web_template(tmp_path)
-    d.run("up", t, "--name", "web")
+    d.run("up", t, "--name", "web", "--max-providers", "1")  # no failing over to local here
     st = d.json("status", "web")
     assert st["status"] == "CREATE_COMPLETE" and st["provider"] == "lab"
     addrs = sorted(d.outputs("web")["urls"])
