@@ -234,7 +234,10 @@ class Engine:
                 continue
             report = result.reports.get(inst, {})
             node = self.plan.instances[inst].node
-            undeploy = {op: node.operations[op].implementation for op in UNDEPLOY_OPERATIONS
+            undeploy = {op: {"implementation": node.operations[op].implementation,
+                             "inputs": {k: v for k, v in ctx.evaluate(node.operations[op].inputs, inst).items()
+                                        if not SECRET_NAME.search(k)}}
+                        for op in UNDEPLOY_OPERATIONS
                         if op in node.operations and node.operations[op].implementation}
             # what stop/delete will need even if the template is gone by then (never secrets)
             props = {k: v for k, v in ctx.evaluate(node.properties, inst).items() if not SECRET_NAME.search(k)}
@@ -338,7 +341,8 @@ class Engine:
         for op_name in UNDEPLOY_OPERATIONS:
             for key in keys:
                 inst, row = Instance(*key), self.rows[key]
-                impl = (row.attributes.get("_undeploy") or {}).get(op_name)
+                spec = (row.attributes.get("_undeploy") or {}).get(op_name) or {}
+                impl, inputs = spec.get("implementation"), spec.get("inputs") or {}
                 compute = self._compute_key_of(key)
                 machine = self.machines.get(compute) if compute else None
                 if not impl or (compute is not None and machine is None):
@@ -346,7 +350,7 @@ class Engine:
                 hname = _host_name(Instance(*compute) if compute else None)
                 hosts.setdefault(hname, Host(hname, Instance(*compute) if compute else None, machine))
                 workdir = machine.facts.get("workdir") if machine else None
-                variables = {"dodas_instance_dir": f"{workdir}/{inst.node}" if workdir else "",
+                variables = {**inputs, "dodas_instance_dir": f"{workdir}/{inst.node}" if workdir else "",
                              "dodas_node": inst.node, "dodas_instance": inst.id,
                              "dodas_deployment_id": self.dep_id,
                              "dodas_properties": row.attributes.get("_undeploy_properties") or {}}

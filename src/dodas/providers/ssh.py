@@ -157,6 +157,16 @@ class SSHProvider(Provider):
     def preflight(self, model: DeploymentModel) -> list[str]:
         if not self.hosts:
             return [f"provider {self.name}: no hosts configured"]
+        problems = []
+        for n in model.nodes.values():
+            if n.compute is None:
+                continue
+            probe = ComputeRequest("", "", n.name, n.compute)
+            if not any(self._fits(h, probe) for h in self.hosts):
+                problems.append(f'provider {self.name}: node "{n.name}": no host of the pool has '
+                                f"{n.compute.num_cpus} cpus and {n.compute.mem_mib} MiB")
+        if problems:
+            return problems
         need = sum(model.instance_count(n.name) for n in model.nodes.values() if n.is_compute)
         with self._claims() as claims:
             free = [h for h in self.hosts if h.key_id not in claims]

@@ -1,0 +1,80 @@
+"""The seed template's orchestration on SSH hosts: which operations run on which
+hosts, in which order, with which variables.
+
+The Kubernetes and Helm operations here are a *recording stand-in*: this test
+overrides their implementations (template-level interfaces win over the type's)
+with a playbook that only appends what it was asked to do to a log on the host.
+It checks the engine's orchestration of the seed, not Kubernetes: no cluster can
+run on these machines (see the README)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import yaml
+from conftest import SEED
+from test_ssh_hosts import configure, d, ssh_hosts  # noqa: F401 - fixtures
+
+RECORD = textwrap.dedent("""\
+    - hosts: "{{ dodas_target }}"
+      gather_facts: false
+      tasks:
+        - name: Record the operation
+          ansible.builtin.shell: >-
+            printf '%s\\n' {{ entry | to_json | quote }} >> {{ log | quote }}
+          vars:
+            entry:
+              instance: "{{ dodas_instance }}"
+              operation: "{{ op }}"
+              host: "{{ dodas_address }}"
+              properties: "{{ dodas_properties }}"
+          changed_when: true
+    """)
+
+
+def test_seed_runs_in_order_on_ssh_hosts(ssh_hosts, tmp_path, d):  # noqa: F811 - fixtures
+    configure(d.home, ssh_hosts)
+    log = tmp_path / "operations.log"
+    pb = tmp_path / "record.yml"
+    pb.write_text(RECORD)
+    seed = yaml.safe_load(SEED.read_text())
+    nodes = seed["topology_template"]["node_templates"]
+    for name, ops in (("k8s_master", ("configure", "delete")), ("k8s_wn", ("configure", "delete")),
+                      ("helm_spark", ("configure", "delete"))):
+        nodes[name]["interfaces"] = {"Standard": {
+            op: {"implementation": str(pb), "inputs": {"op": op, "log": str(log)}} for op in ops}}
+    t = tmp_path / "seed.yaml"
+    t.write_text(yaml.safe_dump(seed, sort_keys=False))
+    r = d.run("up", str(t), "--name", "seed", "--provider", "lab", check=False)
+    assert r.returncode == 1 and "no host of the pool has 2 cpus" in r.stderr  # known before anything is made
+    d.run("up", str(t), "--name", "seed", "--provider", "lab", "-i", "number_of_slaves=2",
+          "-i", "num_cpus_master=1", "-i", "num_cpus_slave=1", "-i", "mem_size_master=1 GB",
+          "-i", "mem_size_slave=1 GB")
+
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {e["operation"] for e in entries} == {"configure"}
+    order = [e["instance"] for e in entries]
+    assert order[0] == "k8s_master[0]"
+    assert sorted(order[1:3]) == ["k8s_wn[0]", "k8s_wn[1]"]
+    assert order[3:] == ["helm_spark[0]"]
+    st = d.json("status", "seed")
+    addr = {i["id"]: i["address"] for i in st["instances"] if i["kind"] == "compute"}
+    master_ip = addr["k8s_master_server[0]"]
+    by = {e["instance"]: e for e in entries}
+    assert by["k8s_master[0]"]["host"] == master_ip
+    assert by["k8s_master[0]"]["properties"]["kube_front_end_ip"] == master_ip
+    for k in (0, 1):
+        wn = by[f"k8s_wn[{k}]"]
+        assert wn["host"] == addr[f"k8s_slave_server[{k}]"]
+        assert wn["properties"]["front_end_ip"] == master_ip and wn["properties"]["nfs_master_ip"] == master_ip
+    helm_run = by["helm_spark[0]"]
+    assert helm_run["host"] == master_ip, "Helm runs where the kubeconfig is: the front end"
+    assert helm_run["properties"]["externalIP"] == master_ip
+    outs = d.outputs("seed")
+    assert outs["jupyter_endpoint"] == f"http://{master_ip}:30888"
+    assert outs["spark_endpoint"] == f"http://{master_ip}:30808"
+    d.run("destroy", "seed", "--yes")
+    deleted = [json.loads(line) for line in log.read_text().splitlines()][len(entries):]
+    assert sorted(e["instance"] for e in deleted if e["operation"] == "delete") == [
+        "helm_spark[0]", "k8s_master[0]", "k8s_wn[0]", "k8s_wn[1]"]
