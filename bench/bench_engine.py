@@ -20,17 +20,6 @@ import time
 from pathlib import Path
 
 
-class Quiet:
-    def __init__(self, store, dep_id):
-        self.store, self.dep_id = store, dep_id
-
-    def state(self, inst, state, detail=""):
-        self.store.event(self.dep_id, "state", state, instance=inst)
-
-    def event(self, inst, phase, message, level="info"):
-        self.store.event(self.dep_id, phase, message, instance=inst, level=level)
-
-
 def template(dir_: Path, n: int) -> str:
     t = dir_ / f"n{n}.yaml"
     t.write_text(textwrap.dedent(f"""\
@@ -53,6 +42,7 @@ def run(n: int, latency: float, parallelism: int) -> tuple[float, float]:
         cfg = Path(home) / "config" / "providers.yaml"
         cfg.parent.mkdir(parents=True)
         cfg.write_text(f"providers:\n  - {{name: sim, type: simulated, rank: 1, create_latency: {latency}}}\n")
+        from dodas.cli.progress import factory
         from dodas.engine import engine as engine_mod
         from dodas.services import deploy
 
@@ -70,7 +60,7 @@ def run(n: int, latency: float, parallelism: int) -> tuple[float, float]:
         try:
             t0 = time.perf_counter()
             deploy.up(template(Path(home), n), name="b", pairs=None, inputs_file=None, provider_name="sim",
-                      parallelism=parallelism, reporter_factory=Quiet)
+                      parallelism=parallelism, reporter_factory=factory(quiet=True))
             total = time.perf_counter() - t0
         finally:
             engine_mod.Engine.up = original

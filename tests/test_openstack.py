@@ -154,6 +154,7 @@ def test_im_auth_lines():
 
 def test_deploy_through_the_engine(tmp_path, monkeypatch, dodas_home):
     """`dodas up` and `destroy` with the OpenStack provider, in-process, on the stand-in cloud."""
+    from dodas.cli.progress import factory
     from dodas.providers import openstack
     from dodas.services import deploy, read
 
@@ -164,16 +165,7 @@ def test_deploy_through_the_engine(tmp_path, monkeypatch, dodas_home):
     cfg.write_text("providers:\n  - {name: recas, type: openstack, rank: 1, cloud: recas, wait_ssh: false,\n"
                    "     image_hosts: [openstack.example.org]}\n")
 
-    class Quiet:
-        def __init__(self, store, dep_id):
-            self.store, self.dep_id = store, dep_id
-
-        def state(self, *a, **k):
-            pass
-
-        def event(self, *a, **k):
-            pass
-
+    quiet = factory(quiet=True)
     t = tmp_path / "t.yaml"
     t.write_text(textwrap.dedent(f"""\
         tosca_definitions_version: tosca_simple_yaml_1_0
@@ -187,7 +179,7 @@ def test_deploy_through_the_engine(tmp_path, monkeypatch, dodas_home):
                 os: {{properties: {{image: "{IMAGE}"}}}}
         """))
     deploy.up(str(t), name="ost", pairs=None, inputs_file=None, provider_name=None, parallelism=4,
-              reporter_factory=Quiet)
+              reporter_factory=quiet)
     assert read.status("ost")["provider"] == "recas" and len(cloud.servers) == 2 and len(cloud.fips) == 2
-    deploy.destroy("ost", parallelism=4, reporter_factory=Quiet)
+    deploy.destroy("ost", parallelism=4, reporter_factory=quiet)
     assert cloud.servers == {} and cloud.fips == {} and cloud.sgs == {} and cloud.keypairs == {}

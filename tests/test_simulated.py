@@ -38,20 +38,12 @@ def boxes(tmp_path: Path, count: int = 3, policy: str = "") -> str:
     return str(t)
 
 
-class Quiet:
-    def __init__(self, *_a):
-        self.store, self.dep_id = _a
-
-    def state(self, inst, state, detail=""):
-        self.store.event(self.dep_id, "state", state, instance=inst)
-
-    def event(self, inst, phase, message, level="info"):
-        self.store.event(self.dep_id, phase, message, instance=inst, level=level)
-
-
 def test_fifty_deployments_with_thirty_percent_failures(tmp_path, dodas_home):
-    from dodas.services import deploy, read
+    from dodas.cli.progress import factory
     from dodas.engine.engine import DeploymentFailed
+    from dodas.services import deploy, read
+
+    quiet = factory(quiet=True)
 
     providers_yaml(dodas_home, """\
         - name: flaky
@@ -65,7 +57,7 @@ def test_fifty_deployments_with_thirty_percent_failures(tmp_path, dodas_home):
     for n in range(50):
         try:
             deploy.up(t, name=f"d{n}", pairs=None, inputs_file=None, provider_name=None, parallelism=3,
-                      reporter_factory=Quiet)
+                      reporter_factory=quiet)
         except DeploymentFailed:
             pass
         st = read.status(f"d{n}")
@@ -81,7 +73,7 @@ def test_fifty_deployments_with_thirty_percent_failures(tmp_path, dodas_home):
     for n in range(50):
         for _ in range(10):
             try:
-                deploy.destroy(f"d{n}", parallelism=3, reporter_factory=Quiet)
+                deploy.destroy(f"d{n}", parallelism=3, reporter_factory=quiet)
                 break
             except DodasError:
                 continue
