@@ -44,3 +44,16 @@ def test_every_implementation_named_by_the_type_library_exists_or_is_planned():
     # Kubernetes, Mesos and CLUES roles are the next step (see the README's table)
     assert all(p.startswith(("playbooks/kubernetes/", "playbooks/mesos/", "playbooks/elastic/"))
                for p in missing), missing
+
+
+def test_ansible_lint():
+    """The production profile of ansible-lint on every playbook and role."""
+    lint = Path(sys.executable).parent / "ansible-lint"
+    if not lint.exists():
+        pytest.skip("ansible-lint is not installed (it is in the test extra)")
+    env = {**os.environ, "ANSIBLE_LIBRARY": str(CONFIGURE_DIR / "library"),
+           "ANSIBLE_ROLES_PATH": str(CONFIGURE_DIR / "roles"),
+           "ANSIBLE_FILTER_PLUGINS": str(CONFIGURE_DIR / "filter_plugins")}
+    r = subprocess.run([str(lint), "-c", ".ansible-lint", "--nocolor", "-f", "pep8", "--profile", "production",
+                        "playbooks", "roles"], cwd=CONFIGURE_DIR, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

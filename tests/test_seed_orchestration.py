@@ -78,3 +78,42 @@ def test_seed_runs_in_order_on_ssh_hosts(ssh_hosts, tmp_path, d):  # noqa: F811 
     deleted = [json.loads(line) for line in log.read_text().splitlines()][len(entries):]
     assert sorted(e["instance"] for e in deleted if e["operation"] == "delete") == [
         "helm_spark[0]", "k8s_master[0]", "k8s_wn[0]", "k8s_wn[1]"]
+
+
+def test_kubeconfig_command(tmp_path, dodas_home, monkeypatch):
+    """`dodas kubeconfig` writes the secret the front end reported, with the API at its public address."""
+    import os
+
+    from conftest import run_cli
+    from fake_openstack import FakeCloud
+
+    from dodas.model.deployment import Instance  # noqa: F401
+    from dodas.providers import openstack
+    from dodas.state.store import Store
+
+    cloud = FakeCloud()
+    monkeypatch.setattr(openstack, "_connect", lambda _cfg: cloud)
+    cfg = dodas_home / "config" / "providers.yaml"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text("providers:\n  - {name: ost, type: openstack, rank: 1, wait_ssh: false,"
+                   " image_hosts: [openstack.example.org]}\n")
+    seed = yaml.safe_load(SEED.read_text())
+    seed["topology_template"]["node_templates"] = {
+        k: v for k, v in seed["topology_template"]["node_templates"].items() if k == "k8s_master_server"}
+    seed["topology_template"]["outputs"] = {}
+    t = tmp_path / "servers.yaml"
+    t.write_text(yaml.safe_dump(seed))
+    assert run_cli("up", str(t), "--name", "k", "-q").code == 0
+    store = Store()
+    dep = store.require("k")
+    store.save_instance(dep.id, "k8s_master", 0, kind="software", state="started",
+                        secrets={"kubeconfig": "apiVersion: v1\nclusters:\n- cluster:\n    server: https://10.0.0.5:6443\n"})
+    seed_full = tmp_path / "seed.yaml"
+    seed_full.write_text(SEED.read_text())
+    store.update(dep.id, template_text=SEED.read_text(), template_path=str(seed_full))
+    out = tmp_path / "k.kubeconfig"
+    r = run_cli("kubeconfig", "k", "-o", str(out))
+    assert r.code == 0, r.err
+    public = next(iter(cloud.fips.values())).floating_ip_address
+    assert f"server: https://{public}:6443" in out.read_text()
+    assert oct(os.stat(out).st_mode & 0o777) == "0o600"

@@ -50,6 +50,7 @@ def validate(template: TemplateArg, input: InputOpt = None, inputs: InputsFileOp
     from dodas import services
 
     p = services.validate(template, input, inputs, offline=offline)
+    _warn(p)
     if json_out:
         _print_json({"valid": True, "template": template, "instances": len(p.instances), "waves": len(p.waves)})
     else:
@@ -68,6 +69,7 @@ def plan(template: TemplateArg, input: InputOpt = None, inputs: InputsFileOpt = 
     from dodas.cli import render
 
     p = services.plan(template, input, inputs, offline=offline)
+    _warn(p)
     if provider:
         from dodas.errors import DodasError
         from dodas.providers import get_provider
@@ -111,6 +113,7 @@ def up(template: TemplateArg,
                            max_providers=max_providers, keep_failed=keep_failed)
     finally:
         make.close()
+    _warn(result.plan)
     outs = read.outputs(result.name)
     if json_out:
         _print_json({"name": result.name, "status": result.status, "changed": result.changed, "outputs": outs})
@@ -216,12 +219,34 @@ def providers(check: Annotated[bool, typer.Option("--check", help="Authenticate 
 
 
 @app.command()
+def kubeconfig(name: NameArg,
+               output: Annotated[Optional[str], typer.Option("--output", "-o", help="File to write "
+                                                             "(default: NAME.kubeconfig).", show_default=False)] = None
+               ) -> None:
+    """Write the admin kubeconfig of a deployment's Kubernetes cluster to a file (mode 0600)."""
+    from dodas.services import read
+
+    conf = read.kubeconfig(name)
+    path = output or f"{name}.kubeconfig"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(conf)
+    os.chmod(path, 0o600)
+    typer.echo(f"wrote {path} (use: KUBECONFIG={path} kubectl get nodes)")
+
+
+@app.command()
 def unlock(name: NameArg) -> None:
     """Clear a deployment's lock left by a dodas that died."""
     from dodas.services import deploy
 
     held = deploy.unlock(name)
     typer.echo(f"{name}: unlocked" + (f" (was held by {held})" if held else " (it was not locked)"))
+
+
+def _warn(p: object) -> None:
+    for w in getattr(getattr(p, "model", None), "warnings", []):
+        sys.stderr.write(f"{w.file}:{w.line}:{w.col}: warning: {w.message}\n")
 
 
 def _print_json(data: object) -> None:

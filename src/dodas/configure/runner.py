@@ -78,6 +78,8 @@ class Play:
 class RunResult:
     failures: dict[Instance, str] = field(default_factory=dict)
     reports: dict[Instance, dict[str, Any]] = field(default_factory=dict)
+    #: what tasks named "dodas_secret_report" set (a kubeconfig): kept apart, never logged
+    secret_reports: dict[Instance, dict[str, Any]] = field(default_factory=dict)
     ok: set[Instance] = field(default_factory=set)
 
 
@@ -234,8 +236,13 @@ class _EventState:
         if kind == "runner_on_ok":
             res = data.get("res") or {}
             report = (res.get("ansible_facts") or {}).get("dodas_report")
+            secret = (res.get("ansible_facts") or {}).get("dodas_secret_report")
             if task == "dodas_report" and isinstance(report, dict):
                 self.result.reports.setdefault(inst, {}).update(report)
+            elif task == "dodas_secret_report" and isinstance(secret, dict):
+                from dodas.redact import register
+                register(*(v for v in secret.values() if isinstance(v, str)))
+                self.result.secret_reports.setdefault(inst, {}).update(secret)
             else:
                 self.runner.sink(inst, op, f"{task}: {'changed' if res.get('changed') else 'ok'}", "debug")
             self.result.ok.add(inst)

@@ -24,6 +24,8 @@ from dodas.redact import register
 #: Attributes dodas generates per deployment (and keeps as secrets), by node type.
 GENERATED_SECRETS = {
     "tosca.nodes.dodas.JupyterLab": ("token",),
+    # only when the template gives none (a given one is used, with a warning if weak)
+    "tosca.nodes.indigo.LRMS.FrontEnd.Kubernetes": ("admin_token",),
 }
 ADDRESS_ATTRS = {"public_address", "private_address", "ip_address"}
 
@@ -115,7 +117,7 @@ class RunContext:
         for t, names in GENERATED_SECRETS.items():
             if node.derives_from(t):
                 for name in names:
-                    if name not in have:
+                    if name not in have and not node.properties.get(name):
                         have[name] = new[name] = secrets.token_urlsafe(32)
         register(*have.values())
         return new

@@ -226,6 +226,8 @@ class Engine:
             self._save(inst, S.CONFIGURING, kind="software", error=None,
                        attributes={"_compute": [compute.node, compute.index] if compute else None})
         result = await self._run_by_node("configure", hosts, plays)
+        for r in result.failures:  # a failure must not keep a half-reported secret around
+            result.secret_reports.pop(r, None)
         failure = None
         for inst, fp, _ in run:
             if inst in result.failures:
@@ -233,6 +235,9 @@ class Engine:
                 failure = failure or (inst.id, result.failures[inst])
                 continue
             report = result.reports.get(inst, {})
+            if result.secret_reports.get(inst):
+                ctx.secrets.setdefault(inst, {}).update(result.secret_reports[inst])
+                self.store.save_instance(self.dep_id, inst.node, inst.index, secrets=result.secret_reports[inst])
             node = self.plan.instances[inst].node
             undeploy = {op: {"implementation": node.operations[op].implementation,
                              "inputs": {k: v for k, v in ctx.evaluate(node.operations[op].inputs, inst).items()

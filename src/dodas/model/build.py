@@ -214,6 +214,7 @@ def build(loaded: LoadedTemplate) -> DeploymentModel:
     _check_helm(b, nodes)
     if b.diags:
         raise TemplateError(b.diags)
+    warnings = _kube_warnings(b, nodes)
     data = loaded.data
     return DeploymentModel(
         template_path=loaded.path,
@@ -222,7 +223,7 @@ def build(loaded: LoadedTemplate) -> DeploymentModel:
         inputs=dict(loaded.inputs), nodes=nodes, outputs=outputs,
         description=str(data.get("description") or "").strip(),
         secret_inputs=frozenset(k for k in loaded.inputs if SECRET_NAME.search(k)),
-        placement=_placement(loaded))
+        placement=_placement(loaded), warnings=warnings)
 
 
 def _check_front_ends(b: _Builder, nodes: dict[str, Node]) -> None:
@@ -233,6 +234,24 @@ def _check_front_ends(b: _Builder, nodes: dict[str, Node]) -> None:
             if n.derives_from(worker):
                 b.diags.append(b.smap.diag((*_NODES, n.name), f'node "{n.name}" is a {n.type} but the template '
                                            f"has no {front} for it to join", key=True))
+
+
+def _kube_warnings(b: _Builder, nodes: dict[str, Node]) -> list[Diagnostic]:
+    from dodas.configure.kube import map_version, token_warning
+
+    out = []
+    for n in nodes.values():
+        base = (*_NODES, n.name, "properties")
+        if n.derives_from("tosca.nodes.indigo.LRMS.FrontEnd.Kubernetes") or \
+                n.derives_from("tosca.nodes.indigo.LRMS.WorkerNode.Kubernetes"):
+            _, warning = map_version(n.properties.get("kube_version"))
+            if warning:
+                out.append(b.smap.diag((*base, "kube_version"), f'node "{n.name}": {warning}'))
+        if n.derives_from("tosca.nodes.indigo.LRMS.FrontEnd.Kubernetes") and "admin_token" in n.properties:
+            warning = token_warning(n.properties.get("admin_token"))
+            if warning:
+                out.append(b.smap.diag((*base, "admin_token"), f'node "{n.name}": {warning}'))
+    return out
 
 
 def _placement(loaded: LoadedTemplate) -> tuple[str, ...]:

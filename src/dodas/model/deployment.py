@@ -132,6 +132,8 @@ class DeploymentModel:
     secret_inputs: frozenset[str] = frozenset()
     #: clouds the template's placement policies pin it to (cloud ids / SLA ids)
     placement: tuple[str, ...] = ()
+    #: located warnings (deprecated versions, placeholder tokens): shown, never fatal
+    warnings: list[Any] = field(default_factory=list)
 
     def images(self) -> set[str]:
         return {n.compute.image for n in self.nodes.values() if n.compute and n.compute.image}

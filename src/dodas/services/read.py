@@ -137,3 +137,24 @@ def providers(check: bool = False) -> list[dict[str, Any]]:
                 row["check"] = {"ok": False, "message": exc.message}
         out.append(row)
     return out
+
+
+def kubeconfig(name: str) -> str:
+    """The admin kubeconfig of a deployment's Kubernetes front end, with the API
+    server at the front end's public address (what a user outside the cloud can reach)."""
+    import re
+
+    from dodas.errors import DodasError
+
+    store = Store()
+    dep = store.require(name)
+    plan = stored_plan(dep)
+    ctx = _context(store, dep, plan)
+    for inst in sorted(ctx.secrets, key=str):
+        conf = ctx.secrets[inst].get("kubeconfig")
+        if isinstance(conf, str) and conf:
+            machine = ctx.machine_of(inst)
+            if machine is not None and machine.public_address:
+                conf = re.sub(r"(server:\s*https://)[^:/\s]+", lambda m: m.group(1) + machine.public_address, conf)
+            return conf
+    raise DodasError(f'deployment "{name}" has no Kubernetes front end with a kubeconfig (yet)')

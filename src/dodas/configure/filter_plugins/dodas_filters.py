@@ -25,7 +25,7 @@ def dodas_mib(value, default=None):
 
 class FilterModule:
     def filters(self):
-        return {"dodas_mib": dodas_mib, "dodas_helm": dodas_helm}
+        return {"dodas_mib": dodas_mib, "dodas_helm": dodas_helm, "dodas_kube_version": dodas_kube_version}
 
 
 def dodas_helm(properties, values_path=None):
@@ -39,3 +39,10 @@ def dodas_helm(properties, values_path=None):
         "install_command": helm.install_command(release, values_path if release.values.strip() else None),
         "uninstall_command": helm.uninstall_command(release),
     }
+
+
+def dodas_kube_version(requested):
+    """The Kubernetes minor release the roles install for a requested version."""
+    from dodas.configure.kube import map_version
+
+    return map_version(requested)[0]
