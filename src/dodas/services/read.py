@@ -155,7 +155,6 @@ def kubeconfig(name: str) -> str:
         if isinstance(conf, str) and conf:
             machine = ctx.machine_of(inst)
             if machine is not None and machine.public_address:
-                public = machine.public_address
-                conf = re.sub(r"(server:\s*https://)[^:/\s]+", lambda m: m.group(1) + public, conf)
+                conf = re.sub(r"(server:\s*https://)[^:/\s]+", r"\g<1>" + machine.public_address, conf)
             return conf
     raise DodasError(f'deployment "{name}" has no Kubernetes front end with a kubeconfig (yet)')
