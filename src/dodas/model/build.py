@@ -16,8 +16,9 @@ from typing import Any
 
 from dodas import paths
 from dodas.errors import Diagnostic, TemplateError
-from dodas.model.deployment import (COMPUTE_TYPE, IMPLICIT_AFTER, ComputeSpec, DeploymentModel, Node, Operation,
+from dodas.model.deployment import (COMPUTE_TYPE, ComputeSpec, DeploymentModel, Node, Operation,
                                     Output, Port, Requirement)
+from dodas.model import checks
 from dodas.model.functions import FunctionError, Resolver
 from dodas.model.values import DEFERRED_TYPES, refs
 from dodas.tosca.loader import LoadedTemplate
@@ -210,11 +211,11 @@ def build(loaded: LoadedTemplate) -> DeploymentModel:
     nodes = {name: b.node(name) for name in b.templates}
     outputs = b.outputs()
     b.check_refs(nodes, outputs)
-    _check_front_ends(b, nodes)
-    _check_helm(b, nodes)
+    checks.front_ends(b.smap, nodes, b.diags)
+    checks.helm_releases(b.smap, nodes, b.diags)
     if b.diags:
         raise TemplateError(b.diags)
-    warnings = _kube_warnings(b, nodes)
+    warnings = checks.kubernetes_warnings(b.smap, nodes)
     data = loaded.data
     return DeploymentModel(
         template_path=loaded.path,
@@ -224,34 +225,6 @@ def build(loaded: LoadedTemplate) -> DeploymentModel:
         description=str(data.get("description") or "").strip(),
         secret_inputs=frozenset(k for k in loaded.inputs if SECRET_NAME.search(k)),
         placement=_placement(loaded), warnings=warnings)
-
-
-def _check_front_ends(b: _Builder, nodes: dict[str, Node]) -> None:
-    for worker, front in IMPLICIT_AFTER.items():
-        if any(n.derives_from(front) for n in nodes.values()):
-            continue
-        for n in nodes.values():
-            if n.derives_from(worker):
-                b.diags.append(b.smap.diag((*_NODES, n.name), f'node "{n.name}" is a {n.type} but the template '
-                                           f"has no {front} for it to join", key=True))
-
-
-def _kube_warnings(b: _Builder, nodes: dict[str, Node]) -> list[Diagnostic]:
-    from dodas.configure.kube import map_version, token_warning
-
-    out = []
-    for n in nodes.values():
-        base = (*_NODES, n.name, "properties")
-        if n.derives_from("tosca.nodes.indigo.LRMS.FrontEnd.Kubernetes") or \
-                n.derives_from("tosca.nodes.indigo.LRMS.WorkerNode.Kubernetes"):
-            _, warning = map_version(n.properties.get("kube_version"))
-            if warning:
-                out.append(b.smap.diag((*base, "kube_version"), f'node "{n.name}": {warning}'))
-        if n.derives_from("tosca.nodes.indigo.LRMS.FrontEnd.Kubernetes") and "admin_token" in n.properties:
-            warning = token_warning(n.properties.get("admin_token"))
-            if warning:
-                out.append(b.smap.diag((*base, "admin_token"), f'node "{n.name}": {warning}'))
-    return out
 
 
 def _placement(loaded: LoadedTemplate) -> tuple[str, ...]:
@@ -266,36 +239,6 @@ def _placement(loaded: LoadedTemplate) -> tuple[str, ...]:
                     if isinstance(props.get(key), str) and props[key]:
                         out.append(props[key])
     return tuple(out)
-
-
-def _check_helm(b: _Builder, nodes: dict[str, Node]) -> None:
-    """What can be known about a Helm release before anything runs: its chart's
-    repository is declared, its values use only names the release has."""
-    from dodas.configure.helm import ValuesError, names_used
-
-    for n in nodes.values():
-        if not n.derives_from("tosca.nodes.indigo.HelmInstall"):
-            continue
-        base = (*_NODES, n.name, "properties")
-        chart, repos = n.properties.get("chart"), n.properties.get("repos") or []
-        names = {r.get("name") for r in repos if isinstance(r, dict)}
-        if isinstance(chart, str) and "/" in chart and "://" not in chart and not chart.startswith((".", "/")):
-            prefix = chart.split("/", 1)[0]
-            if prefix not in names:
-                known = f" (it declares: {', '.join(sorted(str(x) for x in names))})" if names else ""
-                b.diags.append(b.smap.diag((*base, "chart"), f'node "{n.name}": chart "{chart}" comes from '
-                                           f'repository "{prefix}", which its repos do not declare{known}'))
-        values = n.properties.get("values_file")
-        if isinstance(values, str) and ("{{" in values or "{%" in values):
-            try:
-                unknown = names_used(values) - set(n.properties)
-            except ValuesError as exc:
-                b.diags.append(b.smap.diag((*base, "values_file"), f'node "{n.name}": {exc}'))
-                continue
-            if unknown:
-                b.diags.append(b.smap.diag((*base, "values_file"), f'node "{n.name}": values use '
-                                           f"{', '.join(sorted(unknown))}, which the release does not have "
-                                           f"(its properties: {', '.join(sorted(n.properties))})"))
 
 
 # -- helpers ---------------------------------------------------------------------
