@@ -213,8 +213,8 @@ def destroy(name: str, *, parallelism: int, reporter_factory: Any) -> list[str]:
         store.event(dep.id, "delete", "everything deleted")
         return problems
     except BaseException as exc:
-        if not isinstance(exc, DodasError):
-            store.set_status(dep.id, DS.DELETE_FAILED.value, f"{type(exc).__name__}: {exc}")
+        if not str(exc).startswith(f'destroying "{name}" left problems'):  # that one set its own status
+            store.set_status(dep.id, DS.DELETE_FAILED.value, str(exc) or type(exc).__name__)
         raise
     finally:
         with store.session() as s:
