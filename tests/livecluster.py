@@ -18,6 +18,31 @@ ROOT = Path(__file__).resolve().parent.parent
 DODAS = [sys.executable, "-m", "dodas"]
 
 
+def compute_template(path: Path, *, count: int, cpus: int, mem: str, node: str = "box",
+                     image: str | None = None, public_port: int | None = None,
+                     address_output: str | None = None, policies: list | None = None) -> str:
+    """A template of one scalable compute node (input `n` is its count): what the
+    provider, state and fault tests deploy when no software is needed."""
+    import yaml
+
+    caps: dict[str, Any] = {"scalable": {"properties": {"count": {"get_input": "n"}}},
+                            "host": {"properties": {"num_cpus": cpus, "mem_size": mem}}}
+    if public_port:
+        caps["endpoint"] = {"properties": {"network_name": "PUBLIC", "ports": {
+            "http": {"protocol": "tcp", "source": public_port}}}}
+    if image:
+        caps["os"] = {"properties": {"image": image}}
+    topo: dict[str, Any] = {"inputs": {"n": {"type": "integer", "default": count}},
+                            "node_templates": {node: {"type": "tosca.nodes.indigo.Compute", "capabilities": caps}}}
+    if address_output:
+        topo["outputs"] = {"addresses": {"value": {"get_attribute": [node, address_output]}}}
+    if policies:
+        topo["policies"] = policies
+    path.write_text(yaml.safe_dump({"tosca_definitions_version": "tosca_simple_yaml_1_0",
+                                    "topology_template": topo}, sort_keys=False))
+    return str(path)
+
+
 def need_java() -> None:
     from dodas.providers.local import find_java
     if find_java().get("error"):

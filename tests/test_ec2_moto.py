@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from livecluster import Dodas
+from livecluster import Dodas, compute_template
 
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto")
@@ -86,25 +86,8 @@ def an_ami(url: str) -> str:
 
 
 def template(tmp_path: Path, image: str, count: int = 2, cpus: int = 2, mem: str = "4 GB") -> str:
-    t = tmp_path / "vms.yaml"
-    t.write_text(textwrap.dedent(f"""\
-        tosca_definitions_version: tosca_simple_yaml_1_0
-        topology_template:
-          inputs:
-            n: {{type: integer, default: {count}}}
-          node_templates:
-            vm:
-              type: tosca.nodes.indigo.Compute
-              capabilities:
-                endpoint:
-                  properties: {{network_name: PUBLIC, ports: {{http: {{protocol: tcp, source: 8080}}}}}}
-                scalable: {{properties: {{count: {{get_input: n}}}}}}
-                host: {{properties: {{num_cpus: {cpus}, mem_size: {mem}}}}}
-                os: {{properties: {{image: "{image}"}}}}
-          outputs:
-            addresses: {{value: {{get_attribute: [vm, public_address]}}}}
-        """))
-    return str(t)
+    return compute_template(tmp_path / "vms.yaml", count=count, cpus=cpus, mem=mem, node="vm", image=image,
+                            public_port=8080, address_output="public_address")
 
 
 def ours(url: str, dep_id: str) -> list[dict]:

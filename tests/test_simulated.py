@@ -9,7 +9,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from livecluster import Dodas, wait_for
+import yaml
+from livecluster import Dodas, compute_template, wait_for
 
 from dodas.errors import DodasError
 from dodas.providers.simulated import server_count
@@ -22,20 +23,8 @@ def providers_yaml(home: Path, body: str) -> None:
 
 
 def boxes(tmp_path: Path, count: int = 3, policy: str = "") -> str:
-    t = tmp_path / f"boxes{count}.yaml"
-    t.write_text(textwrap.dedent(f"""\
-        tosca_definitions_version: tosca_simple_yaml_1_0
-        topology_template:
-          inputs:
-            n: {{type: integer, default: {count}}}
-          node_templates:
-            box:
-              type: tosca.nodes.indigo.Compute
-              capabilities:
-                scalable: {{properties: {{count: {{get_input: n}}}}}}
-                host: {{properties: {{num_cpus: 2, mem_size: 2 GB}}}}
-        """) + textwrap.indent(textwrap.dedent(policy), "  "))
-    return str(t)
+    policies = yaml.safe_load(textwrap.dedent(policy))["policies"] if policy else None
+    return compute_template(tmp_path / f"boxes{count}.yaml", count=count, cpus=2, mem="2 GB", policies=policies)
 
 
 def test_fifty_deployments_with_thirty_percent_failures(tmp_path, dodas_home):

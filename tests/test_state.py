@@ -8,11 +8,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import textwrap
 from pathlib import Path
 
 import pytest
-from livecluster import Dodas
+from livecluster import Dodas, compute_template
 from sqlalchemy import create_engine, inspect, text
 
 from dodas.state.db import HEAD
@@ -59,22 +58,8 @@ def postgres():
 
 
 def compute_only(tmp_path: Path, count: int = 2) -> str:
-    t = tmp_path / "boxes.yaml"
-    t.write_text(textwrap.dedent(f"""\
-        tosca_definitions_version: tosca_simple_yaml_1_0
-        topology_template:
-          inputs:
-            n: {{type: integer, default: {count}}}
-          node_templates:
-            box:
-              type: tosca.nodes.indigo.Compute
-              capabilities:
-                scalable: {{properties: {{count: {{get_input: n}}}}}}
-                host: {{properties: {{num_cpus: 1, mem_size: 512 MiB}}}}
-          outputs:
-            addresses: {{value: {{get_attribute: [box, private_address]}}}}
-        """))
-    return str(t)
+    return compute_template(tmp_path / "boxes.yaml", count=count, cpus=1, mem="512 MiB",
+                            address_output="private_address")
 
 
 def test_postgresql_state(postgres, tmp_path):
