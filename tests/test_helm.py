@@ -1,6 +1,7 @@
 """Helm releases: values rendered with real deferred attributes, the helm command
 lines for install/upgrade/uninstall, and the release problems caught at plan time.
-(No Kubernetes cluster and no helm binary are available here; see the README.)"""
+(No Kubernetes cluster is reachable here; the chart itself is linted and rendered
+by the real helm binary in test_chart.py; see the README.)"""
 
 from __future__ import annotations
 
@@ -31,17 +32,34 @@ def test_values_rendered_with_the_resolved_address():
 def test_helm_command_lines():
     r = helm.Release(name="spark", chart="cloudpg/spark", namespace="analysis", version="1.2.3",
                      repos=[{"name": "cloudpg", "url": "https://cloud-pg.github.io/charts/"}],
-                     values="x: 1\n", kubeconfig="/etc/kubernetes/admin.conf")
+                     values="x: 1\n", kube=helm.Kube(kubeconfig="/etc/kubernetes/admin.conf"),
+                     labels={"dodas-deployment": "dep-1"})
     assert helm.repo_add_commands(r) == [
         ["helm", "repo", "add", "--force-update", "cloudpg", "https://cloud-pg.github.io/charts/"],
         ["helm", "repo", "update", "cloudpg"]]
-    assert helm.install_command(r, "/work/values.yaml") == [
+    # install and upgrade are one command: upgrade in place, undone by helm if it fails
+    assert helm.install_command(r, ["/work/values.yaml"]) == [
         "helm", "upgrade", "--install", "spark", "cloudpg/spark", "--namespace", "analysis", "--create-namespace",
-        "--wait", "--timeout", "15m", "--kubeconfig", "/etc/kubernetes/admin.conf", "--version", "1.2.3",
-        "--values", "/work/values.yaml"]
+        "--atomic", "--wait", "--timeout", "15m", "--kubeconfig", "/etc/kubernetes/admin.conf",
+        "--version", "1.2.3", "--labels", "dodas-deployment=dep-1", "--values", "/work/values.yaml"]
     assert helm.uninstall_command(r) == [
         "helm", "uninstall", "spark", "--namespace", "analysis", "--wait", "--timeout", "15m",
         "--ignore-not-found", "--kubeconfig", "/etc/kubernetes/admin.conf"]
+
+
+def test_command_lines_for_an_existing_cluster_context():
+    kube = {"helm": "/opt/helm", "kubeconfig": "/home/u/.kube/config", "context": "lab"}
+    r = helm.Release.from_properties({"name": "s", "chart": "dodas/spark-jupyter"}, kube, "dep-2")
+    assert helm.repo_add_commands(r) == [], "a chart dodas ships needs no repository"
+    cmd = helm.install_command(r, ["/d/dodas-values.yaml", "/d/secret-values.yaml"], "/d/chart")
+    assert cmd[:5] == ["/opt/helm", "upgrade", "--install", "s", "/d/chart"]
+    assert cmd[cmd.index("--kubeconfig"):cmd.index("--kubeconfig") + 4] == [
+        "--kubeconfig", "/home/u/.kube/config", "--kube-context", "lab"]
+    assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--values"] == [
+        "/d/dodas-values.yaml", "/d/secret-values.yaml"], "later files override earlier ones"
+    assert helm.list_command(r.kube, "dep-2") == [
+        "/opt/helm", "list", "--all-namespaces", "--all", "--selector", "dodas-deployment=dep-2",
+        "--output", "json", "--kubeconfig", "/home/u/.kube/config", "--kube-context", "lab"]
 
 
 def test_filter_plugin_builds_the_same():
@@ -52,9 +70,19 @@ def test_filter_plugin_builds_the_same():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = mod.dodas_helm({"name": "s", "chart": "repo/c", "repos": [{"name": "repo", "url": "https://x"}],
-                          "values_file": "", "kubeconfig_path": "/k"}, "/v.yaml")
+                          "values_file": "", "kubeconfig_path": "/k"}, "/d")
     assert out["install_command"][:5] == ["helm", "upgrade", "--install", "s", "repo/c"]
     assert "--values" not in out["install_command"], "no values file when there are no values"
+    # hosted on a front end: the helm it reported; secrets in a file of their own
+    out = mod.dodas_helm({"name": "s", "chart": "dodas/spark-jupyter", "kubeconfig_path": "/k"}, "/d", {}, "dep",
+                         {"workers": {"replicas": 3}, "externalIP": None}, {"jupyter.token": "t0k"},
+                         {"host": [{"attributes": {"helm": "/usr/local/bin/helm"}}]})
+    assert out["install_command"][:5] == ["/usr/local/bin/helm", "upgrade", "--install", "s", "/d/chart"]
+    files = {f["path"]: f["content"] for f in out["files"]}
+    assert files == {"/d/dodas-values.yaml": "workers:\n  replicas: 3\n",
+                     "/d/secret-values.yaml": "jupyter:\n  token: t0k\n"}
+    assert out["secret_file"] == "/d/secret-values.yaml" and "t0k" not in str(out["install_command"])
+    assert out["bundled_chart"].rstrip("/").endswith("charts/spark-jupyter")
 
 
 def test_values_with_an_unknown_name_are_refused_at_plan_time():
@@ -73,6 +101,17 @@ def test_unknown_chart_repository_is_refused_at_plan_time(tmp_path):
     (d,) = exc.value.diagnostics
     assert 'chart "other/spark" comes from repository "other", which its repos do not declare' in d.message
     assert d.line == next(n for n, line in enumerate(t.read_text().splitlines(), 1) if "other/spark" in line)
+
+
+def test_charts_dodas_ships_need_no_repository(tmp_path):
+    t = tmp_path / "t.yaml"
+    t.write_text(SEED.read_text().replace('chart: "cloudpg/spark"', 'chart: "dodas/spark-jupyter"'))
+    services.plan(str(t))
+    t.write_text(SEED.read_text().replace('chart: "cloudpg/spark"', 'chart: "dodas/nope"'))
+    with pytest.raises(TemplateError) as exc:
+        services.plan(str(t))
+    (d,) = exc.value.diagnostics
+    assert 'chart "dodas/nope" is not one of the charts dodas ships (spark-jupyter)' in d.message
 
 
 def test_rendering_error_names_the_problem():

@@ -5,25 +5,62 @@ A release's `values_file` is a Jinja2 template over the release's own properties
 (so `{{ externalIP }}` is the address the seed template passes with
 get_attribute); it is rendered in a sandbox, after the engine has resolved every
 deferred property, and an unknown name is an error that names it rather than an
-empty string in a chart's values. Install is `helm upgrade --install --wait`:
-it upgrades in place what exists, where the old DODAS role deleted and
-reinstalled.
+empty string in a chart's values. Install is `helm upgrade --install --atomic`:
+it upgrades in place what exists (where the old DODAS role deleted and
+reinstalled), and a failed install or upgrade is undone by Helm itself, so a
+failure leaves nothing half made on the cluster.
+
+Charts named `dodas/NAME` are the charts dodas ships (charts/NAME), copied next
+to the release's values and installed from there: no chart repository needed.
+Every release carries the label `dodas-deployment=<id>`, by which a destroy
+after lost state still finds it (`helm list --selector`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jinja2
+import yaml
 from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
 DEFAULT_TIMEOUT = "15m"
+CHARTS = Path(__file__).resolve().parent / "charts"
+BUNDLED = "dodas/"
+LABEL = "dodas-deployment"
 
 
 class ValuesError(Exception):
     pass
+
+
+def bundled_charts() -> list[str]:
+    return sorted(p.parent.name for p in CHARTS.glob("*/Chart.yaml"))
+
+
+def bundled_chart(chart: str) -> Path | None:
+    """The directory of a chart dodas ships, for `dodas/NAME`."""
+    if chart.startswith(BUNDLED):
+        path = CHARTS / chart[len(BUNDLED):]
+        if (path / "Chart.yaml").is_file():
+            return path
+    return None
+
+
+@dataclass
+class Kube:
+    """Where helm runs against: the binary, a kubeconfig and (optionally) its context."""
+
+    helm: str = "helm"
+    kubeconfig: str | None = None
+    context: str | None = None
+
+    def args(self) -> list[str]:
+        out = ["--kubeconfig", self.kubeconfig] if self.kubeconfig else []
+        return out + (["--kube-context", self.context] if self.context else [])
 
 
 @dataclass
@@ -34,15 +71,23 @@ class Release:
     version: str | None = None
     repos: list[dict[str, str]] = field(default_factory=list)
     values: str = ""
-    kubeconfig: str | None = None
+    kube: Kube = field(default_factory=Kube)
+    labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_properties(cls, props: dict[str, Any]) -> Release:
-        return cls(name=str(props["name"]), chart=str(props["chart"]), namespace=str(props.get("namespace") or
-                   "default"), version=props.get("version") or None,
+    def from_properties(cls, props: dict[str, Any], kube: dict[str, Any] | None = None,
+                        deployment_id: str | None = None, render: bool = True) -> Release:
+        """A release from a HelmInstall node's resolved properties. `kube` (given by
+        a kubernetes provider) names the cluster; otherwise the node's
+        kubeconfig_path on the front end it runs on."""
+        k = Kube(helm=(kube or {}).get("helm") or "helm",
+                 kubeconfig=(kube or {}).get("kubeconfig") or props.get("kubeconfig_path") or None,
+                 context=(kube or {}).get("context") or None)
+        return cls(name=str(props["name"]), chart=str(props["chart"]),
+                   namespace=str(props.get("namespace") or "default"), version=props.get("version") or None,
                    repos=[r for r in props.get("repos") or [] if isinstance(r, dict)],
-                   values=render_values(str(props.get("values_file") or ""), props),
-                   kubeconfig=props.get("kubeconfig_path") or None)
+                   values=render_values(str(props.get("values_file") or ""), props) if render else "", kube=k,
+                   labels={LABEL: deployment_id} if deployment_id else {})
 
 
 def _env() -> SandboxedEnvironment:
@@ -71,27 +116,97 @@ def render_values(template: str, context: dict[str, Any]) -> str:
         raise ValuesError(f"values could not be rendered: {exc}") from None
 
 
-def _kube(r: Release) -> list[str]:
-    return ["--kubeconfig", r.kubeconfig] if r.kubeconfig else []
+def expand(values: dict[str, Any]) -> dict[str, Any]:
+    """Dotted keys as nested maps ({"jupyter.token": x} -> {"jupyter": {"token": x}}),
+    as `helm --set` reads them."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        value = expand(value) if isinstance(value, dict) else value
+        *parents, last = str(key).split(".")
+        cur = out
+        for p in parents:
+            cur = cur.setdefault(p, {})
+        if isinstance(cur.get(last), dict) and isinstance(value, dict):
+            cur[last].update(value)
+        else:
+            cur[last] = value
+    return out
+
+
+def _pruned(values: dict[str, Any]) -> dict[str, Any]:
+    """Without unset (None) entries: those keep the chart's own default."""
+    out = {}
+    for k, v in values.items():
+        v = _pruned(v) if isinstance(v, dict) else v
+        if v is not None and v != {}:
+            out[k] = v
+    return out
+
+
+def values_yaml(values: dict[str, Any]) -> str:
+    values = _pruned(expand(values))
+    return yaml.safe_dump(values, sort_keys=True, default_flow_style=False) if values else ""
 
 
 def repo_add_commands(r: Release) -> list[list[str]]:
-    cmds = [["helm", "repo", "add", "--force-update", repo["name"], repo["url"]] for repo in r.repos]
+    if bundled_chart(r.chart):
+        return []
+    cmds = [[r.kube.helm, "repo", "add", "--force-update", repo["name"], repo["url"]] for repo in r.repos]
     if cmds:
-        cmds.append(["helm", "repo", "update", *[repo["name"] for repo in r.repos]])
+        cmds.append([r.kube.helm, "repo", "update", *[repo["name"] for repo in r.repos]])
     return cmds
 
 
-def install_command(r: Release, values_path: str | None, timeout: str = DEFAULT_TIMEOUT) -> list[str]:
-    cmd = ["helm", "upgrade", "--install", r.name, r.chart, "--namespace", r.namespace, "--create-namespace",
-           "--wait", "--timeout", timeout, *_kube(r)]
-    if r.version:
+def install_command(r: Release, values_paths: list[str], chart_path: str | None = None,
+                    timeout: str = DEFAULT_TIMEOUT) -> list[str]:
+    """`helm upgrade --install`; later values files override earlier ones."""
+    cmd = [r.kube.helm, "upgrade", "--install", r.name, chart_path or r.chart, "--namespace", r.namespace,
+           "--create-namespace", "--atomic", "--wait", "--timeout", timeout, *r.kube.args()]
+    if r.version and not chart_path:
         cmd += ["--version", str(r.version)]
-    if values_path:
-        cmd += ["--values", values_path]
+    if r.labels:
+        cmd += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(r.labels.items()))]
+    for p in values_paths:
+        cmd += ["--values", p]
     return cmd
 
 
 def uninstall_command(r: Release, timeout: str = DEFAULT_TIMEOUT) -> list[str]:
-    return ["helm", "uninstall", r.name, "--namespace", r.namespace, "--wait", "--timeout", timeout,
-            "--ignore-not-found", *_kube(r)]
+    return [r.kube.helm, "uninstall", r.name, "--namespace", r.namespace, "--wait", "--timeout", timeout,
+            "--ignore-not-found", *r.kube.args()]
+
+
+def list_command(kube: Kube, deployment_id: str) -> list[str]:
+    """Every release of a deployment on a cluster, whatever dodas's state says."""
+    return [kube.helm, "list", "--all-namespaces", "--all", "--selector", f"{LABEL}={deployment_id}",
+            "--output", "json", *kube.args()]
+
+
+def plan(props: dict[str, Any], instance_dir: str, kube: dict[str, Any] | None = None,
+         deployment_id: str | None = None, chart_values: dict[str, Any] | None = None,
+         secret_values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the install playbook does for one release: the files to write (chart
+    defaults dodas derives from typed properties, the template's values, then
+    secrets, each overriding the one before) and the commands to run."""
+    r = Release.from_properties(props, kube, deployment_id)
+    files = [(f"{instance_dir}/dodas-values.yaml", values_yaml(chart_values or {})),
+             (f"{instance_dir}/values.yaml", r.values),
+             (f"{instance_dir}/secret-values.yaml", values_yaml(secret_values or {}))]
+    files = [(p, c) for p, c in files if c.strip()]
+    src = bundled_chart(r.chart)
+    chart_path = f"{instance_dir}/chart" if src else None
+    return {
+        "files": [{"path": p, "content": c, "mode": "0600"} for p, c in files],
+        "secret_file": f"{instance_dir}/secret-values.yaml",
+        "bundled_chart": f"{src}/" if src else "",
+        "chart_path": chart_path or "",
+        "repo_commands": repo_add_commands(r),
+        "install_command": install_command(r, [p for p, _ in files], chart_path),
+        "uninstall_command": uninstall_command(r),
+    }
+
+
+def uninstall_plan(props: dict[str, Any], kube: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Only what uninstalling needs: the values are not rendered (what they used
+    may be gone by the time a deployment is destroyed)."""
+    return {"uninstall_command": uninstall_command(Release.from_properties(props, kube, render=False))}

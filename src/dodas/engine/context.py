@@ -24,6 +24,7 @@ from dodas.redact import register
 #: Attributes dodas generates per deployment (and keeps as secrets), by node type.
 GENERATED_SECRETS = {
     "tosca.nodes.dodas.JupyterLab": ("token",),
+    "tosca.nodes.DODAS.HelmInstall.Spark": ("jupyter_token",),
     # only when the template gives none (a given one is used, with a warning if weak)
     "tosca.nodes.indigo.LRMS.FrontEnd.Kubernetes": ("admin_token",),
 }

@@ -293,6 +293,8 @@ class Engine:
                 play = plays.setdefault((node.name, op_name), Play(node.name, op_name, op.implementation))
                 variables = self.ctx.variables(inst, node, op.inputs)
                 variables["dodas_restart"] = restart
+                if compute is None:
+                    variables.update(self.provider.controller_variables())
                 play.targets[hname] = (inst, variables)
         return hosts, list(plays.values())
 
@@ -358,7 +360,8 @@ class Engine:
                 variables = {**inputs, "dodas_instance_dir": f"{workdir}/{inst.node}" if workdir else "",
                              "dodas_node": inst.node, "dodas_instance": inst.id,
                              "dodas_deployment_id": self.dep_id,
-                             "dodas_properties": row.attributes.get("_undeploy_properties") or {}}
+                             "dodas_properties": row.attributes.get("_undeploy_properties") or {},
+                             **(self.provider.controller_variables() if compute is None else {})}
                 plays.setdefault((inst.node, op_name), Play(inst.node, op_name, impl)).targets[hname] = (inst, variables)
         for key in keys:
             self._save(Instance(*key), S.DELETING)
@@ -380,7 +383,10 @@ class Engine:
 
     async def destroy(self) -> list[str]:
         problems = await self.remove(list(self.rows))
-        leftovers = await self.provider.resources(self.dep_id)
+        try:
+            leftovers = await with_retries(lambda: self.provider.resources(self.dep_id), base=self.provider.retry_base)
+        except ProviderError as exc:  # cannot tell what is left: say so, never "everything deleted"
+            return [*problems, f"cannot list what is left: {exc}"]
         if leftovers:
             self.reporter.event(None, "delete", f"deleting {len(leftovers)} resource(s) found by tag")
             try:

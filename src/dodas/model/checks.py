@@ -45,7 +45,7 @@ def kubernetes_warnings(smap: SourceMap, nodes: dict[str, Node]) -> list[Diagnos
 def helm_releases(smap: SourceMap, nodes: dict[str, Node], diags: list[Diagnostic]) -> None:
     """What can be known about a Helm release before anything runs: its chart's
     repository is declared, its values use only names the release has."""
-    from dodas.configure.helm import ValuesError, names_used
+    from dodas.configure.helm import BUNDLED, ValuesError, bundled_chart, bundled_charts, names_used
 
     for n in nodes.values():
         if not n.derives_from("tosca.nodes.indigo.HelmInstall"):
@@ -53,7 +53,12 @@ def helm_releases(smap: SourceMap, nodes: dict[str, Node], diags: list[Diagnosti
         base = (*_NODES, n.name, "properties")
         chart, repos = n.properties.get("chart"), n.properties.get("repos") or []
         names = {r.get("name") for r in repos if isinstance(r, dict)}
-        if isinstance(chart, str) and "/" in chart and "://" not in chart and not chart.startswith((".", "/")):
+        if isinstance(chart, str) and chart.startswith(BUNDLED) and "dodas" not in names:
+            if bundled_chart(chart) is None:
+                diags.append(smap.diag((*base, "chart"), f'node "{n.name}": chart "{chart}" is not one of the '
+                                       f"charts dodas ships ({', '.join(bundled_charts())}); to use a chart "
+                                       'repository called "dodas", declare it in repos'))
+        elif isinstance(chart, str) and "/" in chart and "://" not in chart and not chart.startswith((".", "/")):
             prefix = chart.split("/", 1)[0]
             if prefix not in names:
                 known = f" (it declares: {', '.join(sorted(str(x) for x in names))})" if names else ""

@@ -33,4 +33,7 @@ def build(cfg: ProviderConfig) -> Provider:
     if cfg.type == "ssh":
         from dodas.providers.ssh import SSHProvider
         return SSHProvider(cfg)
+    if cfg.type == "kubernetes":
+        from dodas.providers.kubernetes import KubernetesProvider
+        return KubernetesProvider(cfg)
     raise AssertionError(cfg.type)

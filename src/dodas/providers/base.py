@@ -81,6 +81,11 @@ class Provider(abc.ABC):
         tools, unknown images): each a sentence naming the cause."""
         return []
 
+    def controller_variables(self) -> dict[str, Any]:
+        """Variables for the operations dodas runs on this machine (software with
+        no host): a kubernetes provider names its cluster here."""
+        return {}
+
     @abc.abstractmethod
     async def create(self, req: ComputeRequest) -> Machine:
         """Make the instance, or return the one already made for this request."""

@@ -22,6 +22,10 @@ holds no secret itself unless the user puts one there; dodas never prints one.
         rank: 3
         hosts:
           - {address: 10.0.0.5, user: ubuntu, key: ~/.ssh/id_ed25519}
+      - name: lab-cluster             # an existing cluster: Helm-only templates
+        type: kubernetes
+        kubeconfig: ~/.kube/config
+        context: lab
 
 The `local` provider is always there, ranked last, unless the file configures it.
 """
@@ -39,7 +43,7 @@ import yaml
 from dodas import paths
 from dodas.errors import DodasError
 
-TYPES = ("local", "openstack", "ec2", "ssh", "simulated")
+TYPES = ("local", "openstack", "ec2", "ssh", "kubernetes", "simulated")
 
 
 @dataclass
@@ -66,6 +70,9 @@ class ProviderConfig:
             return f"AWS credential chain (profile {o.get('profile') or os.environ.get('AWS_PROFILE') or 'default'})"
         if self.type == "ssh":
             return f"{len(o.get('hosts') or [])} host(s), SSH keys"
+        if self.type == "kubernetes":
+            return (f"kubeconfig {o.get('kubeconfig') or os.environ.get('KUBECONFIG') or '~/.kube/config'}, "
+                    f"context {o.get('context') or '(current)'}")
         return "none needed"
 
 

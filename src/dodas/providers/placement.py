@@ -4,7 +4,8 @@ As the INDIGO PaaS Orchestrator does it: a template may pin a cloud with a
 placement policy (a cloud id or SLA id), or implicitly through its image URLs
 (`ost://HOST/...` goes to the providers that declare HOST among their
 `image_hosts`); otherwise every configured provider is a candidate, best rank
-first. `--provider` overrides all of it.
+first. `--provider` overrides all of it. A template made only of Helm releases
+goes to the existing clusters (providers of type kubernetes), and only there.
 """
 
 from __future__ import annotations
@@ -16,12 +17,39 @@ from dodas.providers.config import ProviderConfig
 
 #: image URL scheme -> the provider type that serves it
 SCHEMES = {"ost": "openstack", "aws": "ec2"}
+HELM_TYPE = "tosca.nodes.indigo.HelmInstall"
+
+
+def _hostless_helm(model: DeploymentModel) -> list[str]:
+    return [n.name for n in model.nodes.values() if n.derives_from(HELM_TYPE) and n.host is None]
+
+
+def helm_only(model: DeploymentModel) -> bool:
+    """Only Helm releases, none hosted: a template for a cluster that exists."""
+    return bool(model.nodes) and len(_hostless_helm(model)) == len(model.nodes)
+
+
+def unfit(cfg: ProviderConfig, model: DeploymentModel) -> list[str]:
+    """What a provider cannot hold because of its kind (beyond its own preflight)."""
+    if cfg.type == "kubernetes":
+        return []
+    return [f'node "{name}" is a Helm release with no host, so it needs an existing Kubernetes cluster, which '
+            f'provider {cfg.name} ({cfg.type}) is not: give it a host (a Kubernetes front end of the template) '
+            "or deploy with --provider set to a provider of type kubernetes" for name in _hostless_helm(model)]
 
 
 def candidates(model: DeploymentModel, requested: str | None, max_providers: int) -> list[ProviderConfig]:
     if requested:
         return [config.get(requested)]
     ranked = config.load()
+    if helm_only(model):
+        ranked = [p for p in ranked if p.type == "kubernetes"]
+        if not ranked:
+            raise DodasError("the template holds only Helm releases, which go onto an existing Kubernetes "
+                             "cluster, and no provider of type kubernetes is configured (add one with its "
+                             f"kubeconfig and context to {config.config_file()})")
+    else:
+        ranked = [p for p in ranked if p.type != "kubernetes"]
     if model.placement:
         pinned = [p for p in ranked if p.name in model.placement or set(p.cloud_ids) & set(model.placement)]
         if not pinned:

@@ -88,7 +88,7 @@ def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file:
     viable, skipped = [], []
     for cfg in cands:
         provider = build(cfg)
-        problems = provider.preflight(plan.model)
+        problems = placement.unfit(cfg, plan.model) + provider.preflight(plan.model)
         (skipped.append((cfg.name, problems)) if problems else viable.append((cfg, provider)))
     if not viable:  # known before anything is made: say so and make nothing
         lines = [p if p.startswith(f"provider {pname}") else f"{pname}: {p}" for pname, probs in skipped for p in probs]

