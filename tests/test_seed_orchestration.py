@@ -10,10 +10,12 @@ run on these machines (see the README)."""
 from __future__ import annotations
 
 import json
+import socket
 import textwrap
+from pathlib import Path
 
 import yaml
-from conftest import SEED
+from conftest import SEED, TEMPLATES
 from test_ssh_hosts import configure, d, ssh_hosts  # noqa: F401 - fixtures
 
 RECORD = textwrap.dedent("""\
@@ -117,3 +119,71 @@ def test_kubeconfig_command(tmp_path, dodas_home, monkeypatch):
     public = next(iter(cloud.fips.values())).floating_ip_address
     assert f"server: https://{public}:6443" in out.read_text()
     assert oct(os.stat(out).st_mode & 0o777) == "0o600"
+
+
+FRONT_END = textwrap.dedent("""\
+    - hosts: "{{ dodas_target }}"
+      gather_facts: false
+      tasks:
+        - name: Record the operation
+          ansible.builtin.shell: >-
+            printf '%s\\n' {{ {'instance': dodas_instance, 'host': dodas_address} | to_json | quote }}
+            >> {{ log | quote }}
+          changed_when: true
+        - name: dodas_report
+          ansible.builtin.set_fact:
+            dodas_report: {helm: "{{ helm_path }}"}
+    """)
+
+
+def test_spark_k8s_runs_the_real_helm_playbook_on_the_front_end(ssh_hosts, tmp_path, d):  # noqa: F811 - fixtures
+    """templates/spark-k8s.yaml on SSH hosts. The Kubernetes front end and workers
+    are the recording stand-in (the front end reports where helm is, as the real
+    role does); the Helm release is the real install playbook, run over SSH on
+    the front end, with the real helm, against a cluster that does not answer."""
+    from dodas.providers.kubernetes import find_helm
+
+    configure(d.home, ssh_hosts)
+    log = tmp_path / "operations.log"
+    (tmp_path / "record.yml").write_text(RECORD)
+    (tmp_path / "front.yml").write_text(FRONT_END)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    kubeconfig = tmp_path / "admin.conf"  # what kubeadm would have written on the front end
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "admin",
+        "clusters": [{"name": "k", "cluster": {"server": f"https://127.0.0.1:{closed}"}}],
+        "users": [{"name": "admin", "user": {"token": "x"}}],
+        "contexts": [{"name": "admin", "context": {"cluster": "k", "user": "admin"}}]}))
+    t = yaml.safe_load((TEMPLATES / "spark-k8s.yaml").read_text())
+    nodes = t["topology_template"]["node_templates"]
+    nodes["k8s_master"]["interfaces"] = {"Standard": {"configure": {
+        "implementation": str(tmp_path / "front.yml"), "inputs": {"log": str(log), "helm_path": find_helm()}}}}
+    nodes["k8s_worker"]["interfaces"] = {"Standard": {"configure": {
+        "implementation": str(tmp_path / "record.yml"), "inputs": {"op": "configure", "log": str(log)}}}}
+    nodes["spark"]["properties"]["kubeconfig_path"] = str(kubeconfig)
+    f = tmp_path / "spark-k8s.yaml"
+    f.write_text(yaml.safe_dump(t, sort_keys=False))
+    r = d.run("up", str(f), "--name", "sk", "--provider", "lab", "--keep-failed", "-i", "spark_workers=4",
+              "-i", "server_image=ost://openstack.example.org/img", "-i", "num_cpus_master=1",
+              "-i", "num_cpus_worker=1", "-i", "mem_size_master=1 GB", "-i", "mem_size_worker=1 GB", check=False)
+    assert r.returncode == 1
+    assert "spark[0] failed" in r.stderr and "Error: Kubernetes cluster unreachable" in r.stderr
+
+    st = d.json("status", "sk")
+    addr = {i["id"]: i["address"] for i in st["instances"] if i["kind"] == "compute"}
+    master_ip = addr["k8s_master_server[0]"]
+    order = [json.loads(line)["instance"] for line in log.read_text().splitlines()]
+    assert order[0] == "k8s_master[0]" and sorted(order[1:]) == ["k8s_worker[0]", "k8s_worker[1]"]
+    dep_id = Path(next((d.home / "data" / "deployments").iterdir())).name
+    release_dir = Path(f"/var/tmp/dodas/{dep_id}/k8s_master_server-0/spark")
+    values = yaml.safe_load((release_dir / "dodas-values.yaml").read_text())
+    assert values["externalIP"] == master_ip, "the front end's address, known only at run time"
+    assert values["workers"]["replicas"] == 4
+    assert (release_dir / "chart" / "Chart.yaml").is_file(), "the chart dodas ships, copied to the front end"
+    assert not (release_dir / "secret-values.yaml").exists()
+    token = d.outputs("sk", secrets=True)["jupyter_token"]
+    assert token and token not in r.stdout + r.stderr + d.run("logs", "sk").stdout
+    d.run("destroy", "sk", "--yes")
+    assert not release_dir.exists(), "destroy cleans the hosts"

@@ -277,7 +277,8 @@ class Engine:
         alive = await self.provider.processes_alive(machine, pids)
         return alive is None or all(alive.values())
 
-    def _plays(self, insts: list[tuple[Instance, bool]], operations: Iterable[str]) -> tuple[dict[str, Host], list[Play]]:
+    def _plays(self, insts: list[tuple[Instance, bool]],
+               operations: Iterable[str]) -> tuple[dict[str, Host], list[Play]]:
         assert self.plan is not None and self.ctx is not None
         hosts: dict[str, Host] = {}
         plays: dict[tuple[str, str], Play] = {}
@@ -362,7 +363,8 @@ class Engine:
                              "dodas_deployment_id": self.dep_id,
                              "dodas_properties": row.attributes.get("_undeploy_properties") or {},
                              **(self.provider.controller_variables() if compute is None else {})}
-                plays.setdefault((inst.node, op_name), Play(inst.node, op_name, impl)).targets[hname] = (inst, variables)
+                play = plays.setdefault((inst.node, op_name), Play(inst.node, op_name, impl))
+                play.targets[hname] = (inst, variables)
         for key in keys:
             self._save(Instance(*key), S.DELETING)
         result = await asyncio.to_thread(self.runner.run, "undeploy", hosts, list(plays.values()))
