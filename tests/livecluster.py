@@ -125,14 +125,14 @@ def wait_for(predicate, timeout: float = 120.0, every: float = 0.2) -> Any:
     raise AssertionError("timed out waiting")
 
 
-def run_notebook_cell(base_url: str, token: str, code: str, timeout: float = 300.0) -> str:
+def run_notebook_cell(base_url: str, token: str, code: str, timeout: float = 300.0, kernel: str = "pyspark") -> str:
     """Start a kernel through Jupyter's REST API, run one cell over its websocket,
     return what the cell printed or displayed, and shut the kernel down."""
     import requests
     import websocket
 
     headers = {"Authorization": f"token {token}"}
-    r = requests.post(f"{base_url}/api/kernels", json={"name": "pyspark"}, headers=headers, timeout=30)
+    r = requests.post(f"{base_url}/api/kernels", json={"name": kernel}, headers=headers, timeout=30)
     r.raise_for_status()
     kernel = r.json()["id"]
     ws_url = base_url.replace("http://", "ws://") + f"/api/kernels/{kernel}/channels"
