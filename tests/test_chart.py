@@ -52,7 +52,7 @@ def dodas_values(tmp_path: Path, template: Path, inputs: list[str], address: str
     out = helm.plan(variables["dodas_properties"], str(tmp_path), None, "dep-1", variables["chart_values"],
                     variables["secret_values"])
     paths = []
-    for f in out["files"]:
+    for f in out["files"] + out["secret_files"]:
         Path(f["path"]).write_text(f["content"])
         paths.append(Path(f["path"]))
     return paths

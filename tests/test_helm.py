@@ -78,9 +78,10 @@ def test_filter_plugin_builds_the_same():
                          {"workers": {"replicas": 3}, "externalIP": None}, {"jupyter.token": "t0k"},
                          {"host": [{"attributes": {"helm": "/usr/local/bin/helm"}}]})
     assert out["install_command"][:5] == ["/usr/local/bin/helm", "upgrade", "--install", "s", "/d/chart"]
-    files = {f["path"]: f["content"] for f in out["files"]}
+    files = {f["path"]: f["content"] for f in out["files"] + out["secret_files"]}
     assert files == {"/d/dodas-values.yaml": "workers:\n  replicas: 3\n",
                      "/d/secret-values.yaml": "jupyter:\n  token: t0k\n"}
+    assert "t0k" not in str(out["files"]), "secrets are written by a task of their own"
     assert out["secret_file"] == "/d/secret-values.yaml" and "t0k" not in str(out["install_command"])
     assert out["bundled_chart"].rstrip("/").endswith("charts/spark-jupyter")
 
@@ -119,3 +120,47 @@ def test_rendering_error_names_the_problem():
         helm.render_values("a: {{ missing }}", {"name": "x"})
     with pytest.raises(helm.ValuesError, match="not a valid template"):
         helm.names_used("a: {{ unclosed")
+
+
+@pytest.fixture
+def values_server(tmp_path):
+    """A real HTTP server on loopback serving values templates."""
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "values.yaml").write_text("spark:\n  externalIP: {{ externalIP }}\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_values_url_fetched_and_rendered_with_run_time_attributes(values_server, tmp_path):
+    props = {"name": "s", "chart": "dodas/spark-jupyter", "externalIP": "192.0.2.7",
+             "values_url": f"{values_server}/values.yaml", "values_file": "extra: 1\n"}
+    out = helm.plan(props, str(tmp_path / "rel"), None, "dep", {"workers": {"replicas": 2}})
+    files = {f["path"].rsplit("/", 1)[1]: f["content"] for f in out["files"]}
+    assert files["url-values.yaml"] == "spark:\n  externalIP: 192.0.2.7\n"
+    cmd = out["install_command"]
+    assert [cmd[i + 1].rsplit("/", 1)[1] for i, a in enumerate(cmd) if a == "--values"] == [
+        "dodas-values.yaml", "url-values.yaml", "values.yaml"], "typed, then values_url, then values_file"
+
+
+def test_values_url_problems_name_the_url(values_server):
+    props = {"name": "s", "chart": "c", "values_url": f"{values_server}/missing.yaml"}
+    with pytest.raises(helm.ValuesError, match=r"values_url http://127.0.0.1:\d+/missing.yaml could not be fetched"):
+        helm.plan(props, "/d")
+    with pytest.raises(helm.ValuesError, match="values_url .* values use externalIP, which the release does not"):
+        helm.plan({**props, "values_url": f"{values_server}/values.yaml"}, "/d")
+
+
+def test_values_url_that_is_no_url_is_refused_at_plan_time(tmp_path):
+    t = tmp_path / "t.yaml"
+    t.write_text(SEED.read_text().replace('values_file: { get_input: helm_values }',
+                                          'values_url: "ftp://example.org/values.yaml"'))
+    with pytest.raises(TemplateError) as exc:
+        services.plan(str(t))
+    (d,) = exc.value.diagnostics
+    assert 'values_url "ftp://example.org/values.yaml" is not an http://, https:// or file:// URL' in d.message

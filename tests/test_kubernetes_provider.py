@@ -108,3 +108,15 @@ def test_spark_k8s_template_plans_its_release_on_the_front_end(d):
     assert waves["k8s_master[0]"] < waves["k8s_worker[0]"] < waves["spark[0]"]
 
 
+
+
+def test_values_url_that_cannot_be_fetched_fails_the_release_visibly(d, tmp_path):
+    t = yaml.safe_load(HELM_ONLY.read_text())
+    t["topology_template"]["node_templates"]["spark"]["properties"]["values_url"] = \
+        f"http://127.0.0.1:{_closed_port()}/values.yaml"
+    f = tmp_path / "t.yaml"
+    f.write_text(yaml.safe_dump(t))
+    r = d.run("up", str(f), "--name", "vu", check=False)
+    assert r.returncode == 1
+    assert "spark[0] failed" in r.stderr and "values.yaml could not be fetched" in r.stderr
+    assert "hidden" not in r.stderr

@@ -28,6 +28,8 @@ from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
 DEFAULT_TIMEOUT = "15m"
+FETCH_TIMEOUT_S = 15.0
+VALUES_URL_SCHEMES = ("http://", "https://", "file://")
 CHARTS = Path(__file__).resolve().parent / "charts"
 BUNDLED = "dodas/"
 LABEL = "dodas-deployment"
@@ -143,6 +145,26 @@ def _pruned(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def fetch_values(url: str, context: dict[str, Any]) -> str:
+    """A release's values_url, fetched when the release is installed (by dodas,
+    on this machine) and rendered like values_file."""
+    import urllib.error
+    import urllib.request
+
+    if not url.startswith(VALUES_URL_SCHEMES):
+        raise ValuesError(f"values_url {url} is not an http(s):// or file:// URL")
+    try:
+        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as resp:  # noqa: S310 - scheme checked above
+            text = resp.read(1_000_000).decode("utf-8")
+    except (urllib.error.URLError, OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise ValuesError(f"values_url {url} could not be fetched: {reason}") from None
+    try:
+        return render_values(text, context)
+    except ValuesError as exc:
+        raise ValuesError(f"values_url {url}: {exc}") from None
+
+
 def values_yaml(values: dict[str, Any]) -> str:
     values = _pruned(expand(values))
     return yaml.safe_dump(values, sort_keys=True, default_flow_style=False) if values else ""
@@ -186,22 +208,29 @@ def plan(props: dict[str, Any], instance_dir: str, kube: dict[str, Any] | None =
          deployment_id: str | None = None, chart_values: dict[str, Any] | None = None,
          secret_values: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the install playbook does for one release: the files to write (chart
-    defaults dodas derives from typed properties, the template's values, then
-    secrets, each overriding the one before) and the commands to run."""
+    defaults dodas derives from typed properties, values_url's, values_file's,
+    then secrets, each overriding the one before) and the commands to run."""
     r = Release.from_properties(props, kube, deployment_id)
+    url = props.get("values_url")
     files = [(f"{instance_dir}/dodas-values.yaml", values_yaml(chart_values or {})),
-             (f"{instance_dir}/values.yaml", r.values),
-             (f"{instance_dir}/secret-values.yaml", values_yaml(secret_values or {}))]
+             (f"{instance_dir}/url-values.yaml", fetch_values(str(url), props) if url else ""),
+             (f"{instance_dir}/values.yaml", r.values)]
     files = [(p, c) for p, c in files if c.strip()]
+    secret = values_yaml(secret_values or {})
+    secret_file = f"{instance_dir}/secret-values.yaml"
     src = bundled_chart(r.chart)
     chart_path = f"{instance_dir}/chart" if src else None
     return {
+        # written by a task whose errors are shown (a values_url that cannot be fetched)
         "files": [{"path": p, "content": c, "mode": "0600"} for p, c in files],
-        "secret_file": f"{instance_dir}/secret-values.yaml",
+        # written by a no_log task, removed after helm ran
+        "secret_files": [{"path": secret_file, "content": secret, "mode": "0600"}] if secret.strip() else [],
+        "secret_file": secret_file,
         "bundled_chart": f"{src}/" if src else "",
         "chart_path": chart_path or "",
         "repo_commands": repo_add_commands(r),
-        "install_command": install_command(r, [p for p, _ in files], chart_path),
+        "install_command": install_command(r, [p for p, _ in files] + ([secret_file] if secret.strip() else []),
+                                           chart_path),
         "uninstall_command": uninstall_command(r),
     }
 

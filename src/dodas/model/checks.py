@@ -45,7 +45,8 @@ def kubernetes_warnings(smap: SourceMap, nodes: dict[str, Node]) -> list[Diagnos
 def helm_releases(smap: SourceMap, nodes: dict[str, Node], diags: list[Diagnostic]) -> None:
     """What can be known about a Helm release before anything runs: its chart's
     repository is declared, its values use only names the release has."""
-    from dodas.configure.helm import BUNDLED, ValuesError, bundled_chart, bundled_charts, names_used
+    from dodas.configure.helm import (BUNDLED, VALUES_URL_SCHEMES, ValuesError, bundled_chart, bundled_charts,
+                                      names_used)
 
     for n in nodes.values():
         if not n.derives_from("tosca.nodes.indigo.HelmInstall"):
@@ -64,6 +65,10 @@ def helm_releases(smap: SourceMap, nodes: dict[str, Node], diags: list[Diagnosti
                 known = f" (it declares: {', '.join(sorted(str(x) for x in names))})" if names else ""
                 diags.append(smap.diag((*base, "chart"), f'node "{n.name}": chart "{chart}" comes from '
                                        f'repository "{prefix}", which its repos do not declare{known}'))
+        url = n.properties.get("values_url")
+        if isinstance(url, str) and url and not url.startswith(VALUES_URL_SCHEMES):
+            diags.append(smap.diag((*base, "values_url"), f'node "{n.name}": values_url "{url}" is not an '
+                                   "http://, https:// or file:// URL"))
         values = n.properties.get("values_file")
         if isinstance(values, str) and ("{{" in values or "{%" in values):
             try:
