@@ -34,8 +34,7 @@ from dodas.configure import helm
 from dodas.model.deployment import DeploymentModel
 from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
 from dodas.providers.config import ProviderConfig
-
-HELM_TYPE = "tosca.nodes.indigo.HelmInstall"
+from dodas.providers.placement import HELM_TYPE
 CHECK_TIMEOUT_S = 30
 
 
