@@ -57,6 +57,9 @@ def test_command_lines_for_an_existing_cluster_context():
         "--kubeconfig", "/home/u/.kube/config", "--kube-context", "lab"]
     assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--values"] == [
         "/d/dodas-values.yaml", "/d/secret-values.yaml"], "later files override earlier ones"
+    assert helm.commands({"name": "s", "chart": "dodas/spark-jupyter", "namespace": "a"}, kube)["test_command"] == [
+        "/opt/helm", "test", "s", "--namespace", "a", "--timeout", "10m", "--logs",
+        "--kubeconfig", "/home/u/.kube/config", "--kube-context", "lab"]
     assert helm.list_command(r.kube, "dep-2") == [
         "/opt/helm", "list", "--all-namespaces", "--all", "--selector", "dodas-deployment=dep-2",
         "--output", "json", "--kubeconfig", "/home/u/.kube/config", "--kube-context", "lab"]

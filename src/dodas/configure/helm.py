@@ -235,7 +235,14 @@ def plan(props: dict[str, Any], instance_dir: str, kube: dict[str, Any] | None =
     }
 
 
-def uninstall_plan(props: dict[str, Any], kube: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Only what uninstalling needs: the values are not rendered (what they used
-    may be gone by the time a deployment is destroyed)."""
-    return {"uninstall_command": uninstall_command(Release.from_properties(props, kube, render=False))}
+def test_command(r: Release, timeout: str = "10m") -> list[str]:
+    """`helm test`: the chart's own checks, run in the cluster (their pods' logs shown)."""
+    return [r.kube.helm, "test", r.name, "--namespace", r.namespace, "--timeout", timeout, "--logs",
+            *r.kube.args()]
+
+
+def commands(props: dict[str, Any], kube: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The commands that need no values (uninstall, test): the values are not
+    rendered, since what they used may be gone by the time a deployment is destroyed."""
+    r = Release.from_properties(props, kube, render=False)
+    return {"uninstall_command": uninstall_command(r), "test_command": test_command(r)}

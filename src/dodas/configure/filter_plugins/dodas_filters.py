@@ -25,7 +25,7 @@ def dodas_mib(value, default=None):
 
 class FilterModule:
     def filters(self):
-        return {"dodas_mib": dodas_mib, "dodas_helm": dodas_helm, "dodas_helm_uninstall": dodas_helm_uninstall,
+        return {"dodas_mib": dodas_mib, "dodas_helm": dodas_helm, "dodas_helm_commands": dodas_helm_commands,
                 "dodas_kube_version": dodas_kube_version}
 
 
@@ -61,10 +61,11 @@ def dodas_helm(properties, instance_dir, kube=None, deployment_id=None, chart_va
                      _plain(secret_values or {}))
 
 
-def dodas_helm_uninstall(properties, kube=None):
+def dodas_helm_commands(properties, kube=None, requirements=None):
+    """helm uninstall and helm test for a release (configure.helm.commands)."""
     from dodas.configure import helm
 
-    return helm.uninstall_plan(_plain(dict(properties)), _plain(kube or {}) or None)
+    return helm.commands(_plain(dict(properties)), _kube(kube, requirements))
 
 
 def dodas_kube_version(requested):
