@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
+from pathlib import Path
 
 import pytest
 from conftest import TEMPLATES
@@ -43,6 +44,8 @@ def test_chart_containers_run_spark_and_jupyter(helm_bin, tmp_path, pods):  # no
     master = pods.start("spark-master")
     ui = f"http://{master.ip}:8080/json/"
     wait_for(lambda: _json(ui), timeout=120)
+    cmdline = (Path("/proc") / str(master.proc.pid) / "cmdline").read_bytes().split(b"\0")
+    assert b"-Dspark.ui.killEnabled=false" in cmdline, "the public UI cannot kill applications"
     workers = [pods.start("spark-worker", i) for i in range(2)]
     alive = wait_for(lambda: [w for w in (_json(ui) or {}).get("workers", []) if w["state"] == "ALIVE"]
                      if len([w for w in (_json(ui) or {}).get("workers", []) if w["state"] == "ALIVE"]) == 2
