@@ -87,9 +87,19 @@ def test_unreachable_cluster_fails_naming_the_release_and_quoting_helm(d, dodas_
     # the providers command says the same about the cluster
     r = d.run("providers", "--check", check=False)
     assert r.returncode == 1 and "Kubernetes cluster unreachable" in r.stdout
-    # destroy cannot see the cluster, so it cannot claim everything is gone
+    # as if the release had been installed: destroy runs the real uninstall playbook, with helm,
+    # against the provider's context; the cluster does not answer, so it cannot claim everything is gone
+    from dodas.configure.runner import CONFIGURE_DIR
+    from dodas.state.store import Store
+    store = Store()
+    store.save_instance(store.require("sj").id, "spark", 0, state="started", attributes={
+        "_undeploy": {"delete": {"implementation": str(CONFIGURE_DIR / "playbooks" / "helm" / "uninstall.yml"),
+                                 "inputs": {}}},
+        "_undeploy_properties": {"name": "spark", "chart": "dodas/spark-jupyter", "namespace": "spark"}})
     r = d.run("destroy", "sj", "--yes", check=False)
-    assert r.returncode == 1 and "cannot list what is left" in r.stderr
+    assert r.returncode == 1
+    assert "spark[0]: task 'Helm uninstall' failed" in r.stderr and "Kubernetes cluster unreachable" in r.stderr
+    assert "cannot list what is left" in r.stderr
     assert d.json("status", "sj")["status"] == "DELETE_FAILED"
 
 
