@@ -15,6 +15,7 @@ from conftest import TEMPLATES
 
 from dodas import services
 from dodas.configure import helm
+from dodas.configure.kube import SUPPORTED
 from dodas.engine.context import RunContext
 from dodas.model.deployment import Instance
 from dodas.providers.base import Machine
@@ -131,3 +132,21 @@ def test_no_bitnami_anywhere():
     for f in CHART.rglob("*"):
         if f.is_file():
             assert "bitnami" not in f.read_text().lower(), f
+
+
+@pytest.mark.parametrize("minor", [f"{a}.{b}" for a, b in SUPPORTED])
+def test_rendered_objects_match_the_kubernetes_api(helm_bin, tmp_path, minor):
+    """Every object, with every option on, validates against the strict OpenAPI
+    schema of each Kubernetes release the roles install (kubernetes-validate)."""
+    import kubernetes_validate
+
+    files = dodas_values(tmp_path, TEMPLATES / "spark-k8s.yaml", ["server_image=ost://cloud.example.org/img"],
+                         address="192.0.2.7")
+    objs = render(helm_bin, *files, extra=("--set", "jupyter.persistence.enabled=true", "--set",
+                                           "imagePullSecrets[0].name=registry", "--set",
+                                           "workers.nodeSelector.disk=ssd", "--kube-version", minor))
+    for key, obj in objs.items():
+        try:
+            kubernetes_validate.validate(obj, f"{minor}.0", strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            raise AssertionError(f"{key} does not match Kubernetes {minor}: {exc.message} at {list(exc.path)}")
