@@ -150,3 +150,44 @@ def test_rendered_objects_match_the_kubernetes_api(helm_bin, tmp_path, minor):
             kubernetes_validate.validate(obj, f"{minor}.0", strict=True)
         except kubernetes_validate.ValidationError as exc:
             raise AssertionError(f"{key} does not match Kubernetes {minor}: {exc.message} at {list(exc.path)}")
+
+
+def test_repository_commands_against_a_real_chart_repository(helm_bin, tmp_path):
+    """The chart, packaged into a chart repository served over HTTP: the `helm repo`
+    commands dodas builds add and update it in the release's own helm directory
+    (never the user's), and the chart reference resolves through it."""
+    import functools
+    import http.server
+    import os
+    import threading
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run([helm_bin, "package", str(CHART), "--destination", str(repo)], check=True, capture_output=True)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(repo))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    subprocess.run([helm_bin, "repo", "index", str(repo), "--url", url], check=True, capture_output=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {**os.environ, "HOME": str(tmp_path / "user-home")}
+    for k in ("HELM_REPOSITORY_CONFIG", "HELM_REPOSITORY_CACHE", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+        env.pop(k, None)
+    try:
+        out = helm.plan({"name": "s", "chart": "lab/spark-jupyter", "version": "0.1.0",
+                         "repos": [{"name": "lab", "url": url}]}, str(tmp_path / "rel"), {"helm": helm_bin})
+        for cmd in out["repo_commands"]:
+            r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+        assert (tmp_path / "rel" / "helm" / "repositories.yaml").is_file()
+        assert not (tmp_path / "user-home").exists(), "the user's helm configuration is left alone"
+        install = out["install_command"]
+        at = install.index("--repository-config")
+        assert install[at:at + 4] == ["--repository-config", f"{tmp_path}/rel/helm/repositories.yaml",
+                                      "--repository-cache", f"{tmp_path}/rel/helm/cache"]
+        # what install would fetch, resolved the same way (showing it needs no cluster)
+        shown = subprocess.run([helm_bin, "show", "chart", "lab/spark-jupyter", "--version", "0.1.0",
+                                *install[at:at + 4]], env=env, capture_output=True, text=True)
+        assert shown.returncode == 0, shown.stderr
+        assert "name: spark-jupyter" in shown.stdout
+    finally:
+        server.shutdown()

@@ -75,6 +75,15 @@ class Release:
     values: str = ""
     kube: Kube = field(default_factory=Kube)
     labels: dict[str, str] = field(default_factory=dict)
+    #: a directory of the release's own for helm's repository list and cache, so
+    #: that adding the template's repositories never changes the user's helm set-up
+    repo_dir: str | None = None
+
+    def repo_args(self) -> list[str]:
+        if not self.repo_dir:
+            return []
+        return ["--repository-config", f"{self.repo_dir}/repositories.yaml",
+                "--repository-cache", f"{self.repo_dir}/cache"]
 
     @classmethod
     def from_properties(cls, props: dict[str, Any], kube: dict[str, Any] | None = None,
@@ -173,9 +182,10 @@ def values_yaml(values: dict[str, Any]) -> str:
 def repo_add_commands(r: Release) -> list[list[str]]:
     if bundled_chart(r.chart):
         return []
-    cmds = [[r.kube.helm, "repo", "add", "--force-update", repo["name"], repo["url"]] for repo in r.repos]
+    cmds = [[r.kube.helm, "repo", "add", "--force-update", repo["name"], repo["url"], *r.repo_args()]
+            for repo in r.repos]
     if cmds:
-        cmds.append([r.kube.helm, "repo", "update", *[repo["name"] for repo in r.repos]])
+        cmds.append([r.kube.helm, "repo", "update", *[repo["name"] for repo in r.repos], *r.repo_args()])
     return cmds
 
 
@@ -188,6 +198,8 @@ def install_command(r: Release, values_paths: list[str], chart_path: str | None 
         cmd += ["--version", str(r.version)]
     if r.labels:
         cmd += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(r.labels.items()))]
+    if r.repos and not chart_path:
+        cmd += r.repo_args()
     for p in values_paths:
         cmd += ["--values", p]
     return cmd
@@ -211,6 +223,7 @@ def plan(props: dict[str, Any], instance_dir: str, kube: dict[str, Any] | None =
     defaults dodas derives from typed properties, values_url's, values_file's,
     then secrets, each overriding the one before) and the commands to run."""
     r = Release.from_properties(props, kube, deployment_id)
+    r.repo_dir = f"{instance_dir}/helm"
     url = props.get("values_url")
     files = [(f"{instance_dir}/dodas-values.yaml", values_yaml(chart_values or {})),
              (f"{instance_dir}/url-values.yaml", fetch_values(str(url), props) if url else ""),
