@@ -149,7 +149,8 @@ def test_rendered_objects_match_the_kubernetes_api(helm_bin, tmp_path, minor):
         try:
             kubernetes_validate.validate(obj, f"{minor}.0", strict=True)
         except kubernetes_validate.ValidationError as exc:
-            raise AssertionError(f"{key} does not match Kubernetes {minor}: {exc.message} at {list(exc.path)}") from None
+            where = list(exc.path)
+            raise AssertionError(f"{key} does not match Kubernetes {minor}: {exc.message} at {where}") from None
 
 
 def test_repository_commands_against_a_real_chart_repository(helm_bin, tmp_path):
