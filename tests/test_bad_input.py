@@ -13,6 +13,10 @@ from conftest import SEED
 LOC = re.compile(r"^(?P<file>[^\n]+?):(?P<line>\d+):(?P<col>\d+): (?P<msg>.+)$")
 
 
+#: the Kubernetes front end's properties in the seed, where tests put an admin_token
+MASTER_PROPS = "        kube_version: 1.14.0\n        kube_front_end_ip"
+
+
 def seed_with(tmp_path: Path, old: str, new: str, name: str = "t.yaml") -> Path:
     text = SEED.read_text()
     assert old in text, old
@@ -57,7 +61,7 @@ def test_unknown_type(cli, tmp_path):
 
 
 def test_unknown_property(cli, tmp_path):
-    t = seed_with(tmp_path, "        admin_token: testme", "        admin_tokn: testme")
+    t = seed_with(tmp_path, MASTER_PROPS, "        admin_tokn: testme\n" + MASTER_PROPS)
     line, col, msg = one_error(cli("validate", str(t)), str(t))
     assert (line, col) == (line_of(t, "admin_tokn"), 9)
     assert msg == 'node "k8s_master": unknown property "admin_tokn" for its type'
@@ -223,7 +227,7 @@ def test_unknown_attribute(cli, tmp_path):
 
 
 def test_all_errors_at_once(cli, tmp_path):
-    t = seed_with(tmp_path, "        admin_token: testme", "        admin_tokn: testme")
+    t = seed_with(tmp_path, MASTER_PROPS, "        admin_tokn: testme\n" + MASTER_PROPS)
     t.write_text(t.read_text().replace("        kube_version: 1.14.0\n        nfs", "        kube_versio: 1.14.0\n  "
                                        "      nfs"))
     r = cli("validate", str(t))
@@ -245,7 +249,7 @@ def test_not_a_template(cli, tmp_path, body):
 
 def test_json_errors(cli, tmp_path):
     import json
-    t = seed_with(tmp_path, "        admin_token: testme", "        admin_tokn: testme")
+    t = seed_with(tmp_path, MASTER_PROPS, "        admin_tokn: testme\n" + MASTER_PROPS)
     r = cli("validate", str(t), "--json")
     assert r.code == 1
     data = json.loads(r.out)

@@ -15,8 +15,13 @@ def test_seed_validates_offline(cli):
     assert "valid" in r.out
 
 
-def test_seed_plan_with_three_slaves(cli):
-    r = cli("plan", str(SEED), "-i", "number_of_slaves=3", "--offline", "--json")
+def test_seed_plan_with_three_slaves(cli, tmp_path):
+    # the course's fixed admin token, which the catalogue's copy leaves out
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(SEED.read_text().replace("        kube_version: 1.14.0\n        kube_front_end_ip",
+                                             "        admin_token: testme\n        kube_version: 1.14.0\n"
+                                             "        kube_front_end_ip", 1))
+    r = cli("plan", str(seed), "-i", "number_of_slaves=3", "--offline", "--json")
     assert r.code == 0, r.err
     plan = json.loads(r.out)
     by_node: dict[str, list[dict]] = {}
@@ -48,6 +53,8 @@ def test_seed_plan_with_three_slaves(cli):
     k8s_master = by_node["k8s_master"][0]
     assert k8s_master["properties"]["admin_token"] == "********"
     assert "testme" not in r.out
+    assert "admin_token is a well-known placeholder" in r.err, "and it is warned about"
+    assert "placeholder" not in cli("plan", str(SEED), "--offline").err, "none given: one is generated"
 
 
 def test_plan_json_is_stable_and_documented():
