@@ -152,8 +152,9 @@ def test_spark_k8s_runs_the_real_helm_playbook_on_the_front_end(ssh_hosts, tmp_p
         "contexts": [{"name": "admin", "context": {"cluster": "k", "user": "admin"}}]}))
     t = yaml.safe_load((TEMPLATES / "spark-k8s.yaml").read_text())
     nodes = t["topology_template"]["node_templates"]
+    stand_in = {"op": "configure", "log": str(log), "helm_path": find_helm()}
     nodes["k8s_master"]["interfaces"] = {"Standard": {"configure": {
-        "implementation": str(tmp_path / "front.yml"), "inputs": {"op": "configure", "log": str(log), "helm_path": find_helm()}}}}
+        "implementation": str(tmp_path / "front.yml"), "inputs": stand_in}}}
     nodes["k8s_worker"]["interfaces"] = {"Standard": {"configure": {
         "implementation": str(tmp_path / "record.yml"), "inputs": {"op": "configure", "log": str(log)}}}}
     nodes["spark"]["properties"]["kubeconfig_path"] = str(kubeconfig)
