@@ -40,6 +40,24 @@ options:
 """
 
 
+#: The only variables a service inherits from the host: where it runs and as whom.
+#: Everything else (PATH, JAVA_HOME, ...) is given by the play, so that nothing of
+#: dodas's own environment (DODAS_DB_URL, AWS_*, OS_*, tokens) or of Ansible's
+#: reaches a service, its children (Spark executors, notebook kernels) or its jobs.
+INHERITED = ("HOME", "USER", "LOGNAME", "TZ")
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def service_env(given, secret, machine_dir):
+    """The complete environment of a service: explicit, never the module's own."""
+    env = {k: os.environ[k] for k in INHERITED if os.environ.get(k)}
+    env.update({"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"})
+    env.update({k: str(v) for k, v in given.items()})
+    env.update({k: str(v) for k, v in secret.items()})
+    env["DODAS_MACHINE"] = machine_dir  # finds the machine's processes (see dodas.procs)
+    return env
+
+
 def _alive(pid):
     try:
         with open("/proc/%d/stat" % pid) as fh:
@@ -138,11 +156,7 @@ def main():
         _stop(record)
         os.unlink(rec_file)
 
-    env = dict(os.environ)
-    env.update({k: str(v) for k, v in p["env"].items()})
-    env.update({k: str(v) for k, v in p["secret_env"].items()})
-    env["DODAS_MACHINE"] = os.path.dirname(os.path.normpath(p["instance_dir"]))
-    env.pop("DODAS_RUN", None)  # a service is not part of the run that started it
+    env = service_env(p["env"], p["secret_env"], os.path.dirname(os.path.normpath(p["instance_dir"])))
     with open(log, "ab") as out, open(os.devnull, "rb") as devnull:
         proc = subprocess.Popen(p["command"], cwd=p["instance_dir"], env=env, stdin=devnull, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
