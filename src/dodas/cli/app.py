@@ -63,6 +63,8 @@ def plan(template: TemplateArg, input: InputOpt = None, inputs: InputsFileOpt = 
          offline: OfflineOpt = False,
          provider: Annotated[Optional[str], typer.Option(
              "--provider", "-p", help="Also check that this provider can deploy it.", show_default=False)] = None,
+         overcommit: Annotated[bool, typer.Option("--overcommit", help="With --provider: accept machines "
+                                                  "beyond the provider's capacity.")] = False,
          json_out: JsonOpt = False) -> None:
     """Show what a deployment would create: instances, their needs, waves, deferred values."""
     from dodas import services
@@ -74,7 +76,9 @@ def plan(template: TemplateArg, input: InputOpt = None, inputs: InputsFileOpt = 
         from dodas.errors import DodasError
         from dodas.providers import get_provider
 
-        problems = get_provider(provider).preflight(p.model)
+        checked = get_provider(provider)
+        checked.overcommit = overcommit
+        problems = checked.preflight(p.model)
         if problems:
             raise DodasError(f"provider {provider} cannot deploy this template:\n  " + "\n  ".join(problems))
     if json_out:
@@ -100,6 +104,9 @@ def up(template: TemplateArg,
                                                   "in rank order, for a new deployment.")] = 3,
        keep_failed: Annotated[bool, typer.Option("--keep-failed", help="Keep the last failed attempt for "
                                                  "debugging instead of removing it.")] = False,
+       overcommit: Annotated[bool, typer.Option("--overcommit", help="Deploy even if the machines need more "
+                                                "cores or memory than the provider has (local: this "
+                                                "machine).")] = False,
        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
        json_out: JsonOpt = False) -> None:
     """Deploy a template, or bring an existing deployment in line with it."""
@@ -110,7 +117,7 @@ def up(template: TemplateArg,
     try:
         result = deploy.up(template, name=name, pairs=input, inputs_file=inputs, provider_name=provider,
                            parallelism=parallelism, reporter_factory=make, offline=offline,
-                           max_providers=max_providers, keep_failed=keep_failed)
+                           max_providers=max_providers, keep_failed=keep_failed, overcommit=overcommit)
     finally:
         make.close()
     _warn(result.plan)

@@ -56,8 +56,9 @@ class RunContext:
     def instance_dir(self, inst: Instance) -> str:
         m = self.machine_of(inst)
         if m is not None and m.facts.get("workdir"):
-            return f"{m.facts['workdir']}/{inst.node}"
-        return str(paths.data_dir() / "deployments" / self.deployment_id / "controller" / f"{inst.node}-{inst.index}")
+            return paths.node_dir(m.facts["workdir"], inst.node)
+        return str(paths.data_dir() / "deployments" / paths.component(self.deployment_id) / "controller"
+                   / paths.instance_component(inst.id))
 
     # -- attributes ----------------------------------------------------------
     def _value(self, inst: Instance, attr: str) -> Any:

@@ -358,7 +358,7 @@ class Engine:
                 hname = _host_name(Instance(*compute) if compute else None)
                 hosts.setdefault(hname, Host(hname, Instance(*compute) if compute else None, machine))
                 workdir = machine.facts.get("workdir") if machine else None
-                variables = {**inputs, "dodas_instance_dir": f"{workdir}/{inst.node}" if workdir else "",
+                variables = {**inputs, "dodas_instance_dir": paths.node_dir(workdir, inst.node) if workdir else "",
                              "dodas_node": inst.node, "dodas_instance": inst.id,
                              "dodas_deployment_id": self.dep_id,
                              "dodas_properties": row.attributes.get("_undeploy_properties") or {},

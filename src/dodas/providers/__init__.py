@@ -20,7 +20,7 @@ def get_provider(name: str) -> Provider:
 def build(cfg: ProviderConfig) -> Provider:
     if cfg.type == "local":
         from dodas.providers.local import LocalProvider
-        return LocalProvider()
+        return LocalProvider(cfg)
     if cfg.type == "simulated":
         from dodas.providers.simulated import SimulatedProvider
         return SimulatedProvider(cfg)

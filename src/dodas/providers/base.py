@@ -75,6 +75,10 @@ class Provider(abc.ABC):
     host_kind: str = "vm"
     #: first backoff delay of retried calls, in seconds (doubling, with jitter)
     retry_base: float = 0.5
+    #: the operator accepts a plan beyond the capacity the provider can check
+    #: itself (the local provider: this machine's cores and memory); quotas a
+    #: cloud enforces are not lifted by it
+    overcommit: bool = False
 
     def preflight(self, model: DeploymentModel) -> list[str]:
         """Problems known before anything is created (unsupported nodes, missing

@@ -21,6 +21,7 @@ import threading
 import time
 from typing import Any
 
+from dodas import paths
 from dodas.model.deployment import ComputeSpec, DeploymentModel
 from dodas.providers import keys
 from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
@@ -192,7 +193,7 @@ class EC2Provider(Provider):
                 key_name = self._key_pair(ec2, req.deployment_id)
                 sg = self._security_group(ec2, req)
             tags = [{"Key": TAG_DEP, "Value": req.deployment_id}, {"Key": TAG_INST, "Value": req.instance_id},
-                    {"Key": "Name", "Value": f"dodas-{req.deployment_name}-{req.instance_id}"}]
+                    {"Key": "Name", "Value": f"dodas-{req.deployment_name}-{paths.instance_component(req.instance_id)}"}]
             kwargs: dict[str, Any] = dict(
                 ImageId=ami, InstanceType=itype, MinCount=1, MaxCount=1, KeyName=key_name,
                 UserData=keys.cloud_init(req.deployment_name),
@@ -266,7 +267,7 @@ class EC2Provider(Provider):
             private_address=inst.get("PrivateIpAddress"), connection="ssh", ssh_user=self.ssh_user,
             ssh_key_file=str(keys.private_key_path(dep)),
             facts={"num_cpus": spec.num_cpus if spec else None, "mem_mib": spec.mem_mib if spec else None,
-                   "workdir": f"/var/tmp/dodas/{dep}/{instance_id.replace('[', '-').replace(']', '')}",
+                   "workdir": paths.host_dir("/var/tmp/dodas", dep, instance_id),
                    "instance_type": inst.get("InstanceType")})
 
     async def describe(self, deployment_id: str, instance_id: str) -> Machine | None:

@@ -7,13 +7,15 @@ ports, as they would on separate VMs. The instance's num_cpus and mem_size becom
 facts that the roles apply as limits (Spark worker cores and memory).
 
 A machine is its directory: `machine.json` in it records the address, which makes
-`create` idempotent (a crashed `up` finds the directory) and lets address
-allocation see every instance of every deployment on this machine.
+`create` idempotent (a crashed `up` finds the directory). Addresses are claimed in
+a registry shared by every user of the machine (loopback.py). A plan is refused
+when its machines ask for more cores or memory than this machine has, as a cloud
+refuses one over quota; `--overcommit` (or the provider's allocation ratios)
+accepts it knowingly.
 """
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import ipaddress
 import json
@@ -22,13 +24,15 @@ import re
 import shutil
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from dodas import paths, procs
 from dodas.model.deployment import DeploymentModel
+from dodas.providers import loopback
 from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
+from dodas.providers.config import ProviderConfig
 
 #: Node types that need a real (virtual) machine with root: systemd services,
 #: kernel modules, package managers. The local provider refuses them at plan time.
@@ -38,24 +42,38 @@ VM_ONLY = (
 )
 VM_PROVIDERS = "openstack, ec2, ssh"
 SPARK_TYPES = ("tosca.nodes.dodas.Spark.Master", "tosca.nodes.dodas.Spark.Worker", "tosca.nodes.dodas.JupyterLab")
-NET = ipaddress.ip_network("127.77.0.0/16")
 MARK = "DODAS_MACHINE"  # environment variable set on every process a role starts
+
+
+#: Cores may be shared between local machines (Spark's cores are shares of time),
+#: memory may not: the defaults of OpenStack's allocation ratios, for one host.
+CPU_ALLOCATION_RATIO = 4.0
+RAM_ALLOCATION_RATIO = 1.0
 
 
 def root() -> Path:
     return paths.data_dir() / "local"
 
 
-def _safe(instance_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", instance_id.replace("[", "-").replace("]", ""))
+def deployment_dir(deployment_id: str) -> Path:
+    return root() / paths.component(deployment_id)
+
+
+def machine_dir(deployment_id: str, instance_id: str) -> Path:
+    return deployment_dir(deployment_id) / paths.instance_component(instance_id)
 
 
 class LocalProvider(Provider):
     name = "local"
     host_kind = "process"
 
+    def __init__(self, cfg: ProviderConfig | None = None) -> None:
+        o = cfg.options if cfg else {}
+        self.cpu_ratio = float(o.get("cpu_allocation_ratio", CPU_ALLOCATION_RATIO))
+        self.ram_ratio = float(o.get("ram_allocation_ratio", RAM_ALLOCATION_RATIO))
+
     def preflight(self, model: DeploymentModel) -> list[str]:
-        problems = []
+        problems = [] if self.overcommit else self._capacity(model)
         for n in model.nodes.values():
             vm_type = next((t for t in VM_ONLY if n.derives_from(t)), None)
             if vm_type:
@@ -81,19 +99,43 @@ class LocalProvider(Provider):
                                     "the port")
         return problems
 
+    def _capacity(self, model: DeploymentModel) -> list[str]:
+        """The plan's machines against this machine's cores and memory."""
+        import psutil
+
+        cpus, mem, parts = 0, 0, []
+        for n in model.nodes.values():
+            if n.compute is None or n.count == 0:
+                continue
+            c, m = n.compute.num_cpus or 1, n.compute.mem_mib or 1024
+            cpus, mem = cpus + n.count * c, mem + n.count * m
+            parts.append(f"{n.name}: {n.count} x ({c} cores, {_gib(m)})")
+        have_cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        have_mem = psutil.virtual_memory().total // 2**20
+        short = []
+        if cpus > have_cpus * self.cpu_ratio:
+            short.append(f"{cpus} cores (this machine has {have_cpus}; with cpu_allocation_ratio "
+                         f"{self.cpu_ratio:g}, at most {int(have_cpus * self.cpu_ratio)})")
+        if mem > have_mem * self.ram_ratio:
+            short.append(f"{_gib(mem)} of memory (this machine has {_gib(have_mem)}"
+                         + (f"; with ram_allocation_ratio {self.ram_ratio:g}, at most "
+                            f"{_gib(int(have_mem * self.ram_ratio))})" if self.ram_ratio != 1 else ")"))
+        if not short:
+            return []
+        return [f"the machines of this plan need {' and '.join(short)} [{'; '.join(parts)}]: lower the counts "
+                "or sizes, or accept the overcommit with --overcommit"]
+
     async def create(self, req: ComputeRequest) -> Machine:
-        d = root() / req.deployment_id / _safe(req.instance_id)
+        d = machine_dir(req.deployment_id, req.instance_id)
         found = await self.describe(req.deployment_id, req.instance_id)
         if found is not None:
             return found
-        with _allocation_lock():
-            used = {m.get("address") for m in _all_machines()}
-            listening = {ip for ip, _port in _listeners()}
-            address = next((str(a) for a in NET.hosts()
-                            if str(a) not in used and str(a) not in listening and not str(a).endswith(".0.1")), None)
-            if address is None:
-                raise ProviderError(self.name, f"no free loopback address left in {NET}")
+        try:
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # addresses used here before the machine-wide registry existed, and any
+            # on which a program listens, are not offered
+            skip = {m.get("address") for m in _all_machines()} | {ip for ip, _port in _listeners()}
+            address = loopback.claim(d, skip)
             spec = req.spec
             machine = {
                 "address": address, "instance": req.instance_id, "deployment": req.deployment_id,
@@ -103,10 +145,12 @@ class LocalProvider(Provider):
             tmp = d / "machine.json.part"
             tmp.write_text(json.dumps(machine))
             tmp.replace(d / "machine.json")
+        except OSError as exc:
+            raise ProviderError(self.name, f"cannot make {d}: {exc.strerror or exc}") from None
         return self._machine(d, machine)
 
     async def describe(self, deployment_id: str, instance_id: str) -> Machine | None:
-        d = root() / deployment_id / _safe(instance_id)
+        d = machine_dir(deployment_id, instance_id)
         try:
             machine = json.loads((d / "machine.json").read_text())
         except (OSError, ValueError):
@@ -114,23 +158,44 @@ class LocalProvider(Provider):
         return self._machine(d, machine)
 
     async def delete(self, deployment_id: str, instance_id: str, provider_id: str | None) -> None:
-        d = root() / deployment_id / _safe(instance_id)
+        self._remove_machine(machine_dir(deployment_id, instance_id))
+        dep_dir = deployment_dir(deployment_id)
+        try:
+            if dep_dir.is_dir() and not any(dep_dir.iterdir()):
+                dep_dir.rmdir()
+        except OSError:
+            pass  # another machine of the deployment is still there, or comes back on the next destroy
+
+    def _remove_machine(self, d: Path) -> None:
+        """Stop the machine's processes, give its address back, remove its directory;
+        a directory that cannot be removed is an error (destroy reports it)."""
         kill_marked(str(d))
-        shutil.rmtree(d, ignore_errors=True)
-        dep_dir = root() / deployment_id
-        if dep_dir.is_dir() and not any(dep_dir.iterdir()):
-            dep_dir.rmdir()
+        try:
+            address = json.loads((d / "machine.json").read_text()).get("address")
+        except (OSError, ValueError):
+            address = None
+        try:
+            paths.remove_tree(d, root())
+            if address:
+                loopback.release(address, d)
+        except (OSError, paths.OutsideError) as exc:
+            raise ProviderError(self.name, f"cannot remove {d}: {getattr(exc, 'strerror', None) or exc}") from None
 
     async def resources(self, deployment_id: str) -> list[str]:
-        dep_dir = root() / deployment_id
+        dep_dir = deployment_dir(deployment_id)
         return sorted(str(p) for p in dep_dir.iterdir()) if dep_dir.is_dir() else []
 
     async def purge(self, deployment_id: str) -> None:
-        dep_dir = root() / deployment_id
+        dep_dir = deployment_dir(deployment_id)
         if dep_dir.is_dir():
             for d in dep_dir.iterdir():
-                kill_marked(str(d))
-            shutil.rmtree(dep_dir, ignore_errors=True)
+                if d.is_dir() and not d.is_symlink():
+                    self._remove_machine(d)
+            try:
+                paths.remove_tree(dep_dir, root())
+            except (OSError, paths.OutsideError) as exc:
+                raise ProviderError(self.name, f"cannot remove {dep_dir}: "
+                                               f"{getattr(exc, 'strerror', None) or exc}") from None
 
     async def processes_alive(self, machine: Machine, pids: list[int]) -> dict[int, bool]:
         return {pid: procs.alive(pid) for pid in pids}
@@ -149,15 +214,8 @@ class LocalProvider(Provider):
 
 
 # -- helpers ---------------------------------------------------------------------
-@contextmanager
-def _allocation_lock() -> Iterator[None]:
-    root().mkdir(parents=True, exist_ok=True)
-    with open(root() / ".allocate.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def _gib(mib: int) -> str:
+    return f"{mib / 1024:.1f} GiB"
 
 
 def _all_machines() -> Iterator[dict[str, Any]]:

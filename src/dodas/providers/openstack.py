@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from dodas import paths
 from dodas.model.deployment import ComputeSpec, DeploymentModel
 from dodas.providers import keys
 from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
@@ -84,7 +85,7 @@ class OpenStackProvider(Provider):
             raise ProviderError(self.name, f"{what}: {_reason(exc)}", transient=transient) from None
 
     def server_name(self, dep: str, inst: str) -> str:
-        return f"dodas-{dep[:8]}-{inst.replace('[', '-').replace(']', '')}"
+        return f"dodas-{dep[:8]}-{paths.instance_component(inst)}"
 
     @staticmethod
     def image_ref(spec: ComputeSpec) -> str | None:
@@ -250,7 +251,7 @@ class OpenStackProvider(Provider):
         return Machine(provider_id=server.id, public_address=public or private, private_address=private,
                        connection="ssh", ssh_user=self.ssh_user, ssh_key_file=str(keys.private_key_path(dep)),
                        facts={"num_cpus": spec.num_cpus if spec else None, "mem_mib": spec.mem_mib if spec else None,
-                              "workdir": f"/var/tmp/dodas/{dep}/{inst.replace('[', '-').replace(']', '')}"})
+                              "workdir": paths.host_dir("/var/tmp/dodas", dep, inst)})
 
     # -- describe / delete ----------------------------------------------------------------
     async def describe(self, deployment_id: str, instance_id: str) -> Machine | None:

@@ -54,8 +54,7 @@ class SimulatedProvider(Provider):
     # -- the "cloud": one small file per server, so every call costs the same
     # however many servers there are ---------------------------------------------
     def _path(self, dep: str, inst: str) -> Path:
-        safe = inst.replace("[", "-").replace("]", "").replace("/", "_")
-        return self.root / dep / f"{safe}.json"
+        return self.root / paths.component(dep) / f"{paths.instance_component(inst)}.json"
 
     def _read(self, dep: str, inst: str) -> dict[str, Any] | None:
         try:

@@ -243,8 +243,7 @@ class SSHProvider(Provider):
         return {int(k): v for k, v in json.loads(out).items()}
 
     def _workdir(self, h: Host, dep: str, inst: str) -> str:
-        base = h.options.get("workdir", "/var/tmp/dodas")
-        return f"{base}/{dep}/{inst.replace('[', '-').replace(']', '')}"
+        return paths.host_dir(h.options.get("workdir", "/var/tmp/dodas"), dep, inst)
 
     def _machine(self, h: Host, dep: str, inst: str, req: ComputeRequest | None) -> Machine:
         o = h.options

@@ -44,6 +44,9 @@ def default_name(template: str) -> str:
 
 
 def check_name(name: str) -> None:
+    if not name:
+        raise DodasError("the deployment name is empty: give a name with --name, or leave --name out to use "
+                         "the template file's name")
     if not NAME.match(name):
         raise DodasError(f'"{name}" is not a usable deployment name: use letters, digits, ".", "_" and "-" '
                          "(at most 64, starting with a letter or digit)")
@@ -60,12 +63,12 @@ def _declared(template: str) -> set[str]:
 
 def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file: str | None,
        provider_name: str | None, parallelism: int, reporter_factory: Any, offline: bool = False,
-       max_providers: int = 3, keep_failed: bool = False) -> UpResult:
+       max_providers: int = 3, keep_failed: bool = False, overcommit: bool = False) -> UpResult:
     """Deploy, or reconcile an existing deployment. A new deployment is tried on
     each candidate provider in rank order (at most `max_providers`); a failed try
     is destroyed completely before the next, unless it is the last and
     `keep_failed` asks to keep it for debugging."""
-    name = name or default_name(template)
+    name = default_name(template) if name is None else name
     check_name(name)
     if parallelism < 1:
         raise DodasError("--parallelism must be at least 1")
@@ -88,6 +91,7 @@ def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file:
     viable, skipped = [], []
     for cfg in cands:
         provider = build(cfg)
+        provider.overcommit = overcommit
         problems = placement.unfit(cfg, plan.model) + provider.preflight(plan.model)
         (skipped.append((cfg.name, problems)) if problems else viable.append((cfg, provider)))
     if not viable:  # known before anything is made: say so and make nothing
