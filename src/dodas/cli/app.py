@@ -88,6 +88,8 @@ def plan(template: TemplateArg, input: InputOpt = None, inputs: InputsFileOpt = 
 
 
 NameArg = Annotated[str, typer.Argument(help="Deployment name.", show_default=False)]
+#: `dodas status` exit code of a deployment with a dead service (README, "Exit codes")
+DEGRADED = 5
 
 
 @app.command()
@@ -141,12 +143,17 @@ def list_(json_out: JsonOpt = False) -> None:
 
 @app.command()
 def status(name: NameArg, json_out: JsonOpt = False) -> None:
-    """A deployment's state, its instances, and whether each service is alive."""
+    """A deployment's state, its instances, and whether each service is alive.
+
+    Exits 5 when the deployment is degraded (a service it started is dead), so
+    that scripts and monitors see it without parsing the output."""
     from dodas.cli import render
     from dodas.services import read
 
     st = read.status(name)
     _print_json(st) if json_out else render.status(st)
+    if st.get("degraded"):
+        raise typer.Exit(DEGRADED)
 
 
 @app.command()
@@ -243,11 +250,13 @@ def kubeconfig(name: NameArg,
 
 
 @app.command()
-def unlock(name: NameArg) -> None:
-    """Clear a deployment's lock left by a dodas that died."""
+def unlock(name: NameArg,
+           force: Annotated[bool, typer.Option("--force", help="Clear it even if its holder may be alive (a "
+                                               "holder on another host cannot be checked).")] = False) -> None:
+    """Clear a deployment's lock left by a dodas that died (refused while it runs)."""
     from dodas.services import deploy
 
-    held = deploy.unlock(name)
+    held = deploy.unlock(name, force=force)
     typer.echo(f"{name}: unlocked" + (f" (was held by {held})" if held else " (it was not locked)"))
 
 

@@ -106,10 +106,24 @@ def deployments(deps: list[dict[str, Any]]) -> None:
 
 
 def status(st: dict[str, Any]) -> None:
-    typer.echo(f"{st['name']}: {st['status']} on {st['provider']}")
+    degraded = st.get("degraded") or {}
+    typer.echo(f"{st['name']}: {st['status']} on {st['provider']}" + (", DEGRADED" if degraded else ""))
     if st.get("reason"):
         typer.echo(f"  reason: {st['reason']}")
-    if st.get("locked_by"):
+    for inst, names in degraded.items():
+        typer.echo(f"  dead: {', '.join(names)} of {inst} (dodas up {st['name']} starts "
+                   f"{'it' if len(names) == 1 else 'them'} again)")
+    lock = st.get("lock")
+    if lock:
+        who = f"pid {lock['pid']} on {lock['host']}"
+        if lock["alive"] is False:
+            typer.echo(f"  locked by {who}, which is no longer running: the next dodas up or destroy "
+                       "takes the lock over")
+        elif lock["alive"] is None:
+            typer.echo(f"  locked by {who} (another host: whether it still runs cannot be checked from here)")
+        else:
+            typer.echo(f"  locked by {who}, running since {(lock.get('since') or '?')[:19]}")
+    elif st.get("locked_by"):
         typer.echo(f"  locked by {st['locked_by']}")
     attempts = st.get("attempts") or []
     if len(attempts) > 1 or any(a["status"] != "succeeded" for a in attempts):

@@ -64,8 +64,9 @@ class Engine:
         self.parallelism = max(1, parallelism)
         self.rows = store.instances(dep_id)
         self.ctx = RunContext(plan.model, dep_id, dep_name) if plan else None  # type: ignore[arg-type]
-        self.runner = AnsibleRunner(paths.data_dir() / "deployments" / dep_id / "ansible", self._sink,
-                                    forks=self.parallelism, run_mark=dep_id)
+        self.runner = AnsibleRunner(paths.data_dir() / "deployments" / paths.component(dep_id) / "ansible",
+                                    self._sink, forks=self.parallelism, run_mark=dep_id)
+        self.runner.remove_leftovers()  # an engine exists only under the deployment lock
         self.changed = False
         self.machines: dict[tuple[str, int], Machine] = {}
         for key, row in self.rows.items():
@@ -99,10 +100,20 @@ class Engine:
                                 + ", ".join(f"{n}[{i}]" for n, i in sorted(gone)))
             await self.remove(gone)
             self.changed = True
+        self._generate_secrets()
         await self._walk()
         if self.changed:
             await self._verify()
         return self.changed
+
+    def _generate_secrets(self) -> None:
+        """Every secret dodas generates, made before anything is worked on: a node
+        may read another's (a Spark worker, its master's secret) without waiting."""
+        assert self.plan is not None and self.ctx is not None
+        for inst in self.plan.instances:
+            new = self.ctx.ensure_secrets(inst)
+            if new:
+                self.store.save_instance(self.dep_id, inst.node, inst.index, kind="software", secrets=new)
 
     async def _walk(self) -> None:
         plan = self.plan
@@ -200,9 +211,6 @@ class Engine:
         done: list[Instance] = []
         for inst in sorted(batch, key=lambda i: (i.node, i.index)):
             node = self.plan.instances[inst].node
-            new = ctx.ensure_secrets(inst)
-            if new:
-                self.store.save_instance(self.dep_id, inst.node, inst.index, kind="software", secrets=new)
             try:
                 fp = ctx.fingerprint(inst, node)
             except UnresolvedError as exc:
@@ -269,13 +277,17 @@ class Engine:
         return merged
 
     async def _services_alive(self, inst: Instance, attributes: dict[str, Any]) -> bool:
+        """Whether every service the instance recorded still runs, by pid and start
+        time: a pid reused by another program does not pass for the service."""
+        from dodas.providers.base import ProcessRef
+
         services = attributes.get("services") or {}
-        pids = [int(s["pid"]) for s in services.values() if isinstance(s, dict) and s.get("pid")]
+        recorded = [r for r in map(ProcessRef.from_record, services.values()) if r is not None]
         machine = self.ctx.machine_of(inst) if self.ctx else None
-        if not pids or machine is None:
+        if not recorded or machine is None:
             return True
-        alive = await self.provider.processes_alive(machine, pids)
-        return alive is None or all(alive.values())
+        alive = await self.provider.processes_alive(machine, recorded)
+        return alive is None or all(alive.get(r, False) for r in recorded)
 
     def _plays(self, insts: list[tuple[Instance, bool]],
                operations: Iterable[str]) -> tuple[dict[str, Host], list[Play]]:

@@ -65,6 +65,35 @@ class Machine:
                    ssh_key_file=attrs.get("ssh_key_file"), facts=attrs.get("facts") or {})
 
 
+@dataclass(frozen=True)
+class ProcessRef:
+    """A process a service record names: its pid and when it started.
+
+    `start` is clock ticks since the host booted (field 22 of /proc/PID/stat, as
+    `dodas_service` records it); None for records written before it was kept,
+    which can only be checked by pid."""
+
+    pid: int
+    start: str | None = None
+
+    @classmethod
+    def from_record(cls, record: Any) -> ProcessRef | None:
+        """From a service record of an instance's attributes ({pid, pgid, start, log})."""
+        if not isinstance(record, dict):
+            return None
+        try:
+            pid = int(record.get("pid") or 0)
+        except (TypeError, ValueError):
+            return None
+        if pid <= 0:
+            return None
+        start = str(record.get("start") or "").strip()
+        return cls(pid, start if start and start not in ("?", "None", "none", "null") else None)
+
+    def __str__(self) -> str:
+        return f"{self.pid}:{self.start or '?'}"
+
+
 class Provider(abc.ABC):
     """One infrastructure. Subclasses implement the three async calls."""
 
@@ -115,6 +144,8 @@ class Provider(abc.ABC):
         part of the state, the tags are what is left to go by)."""
         return None
 
-    async def processes_alive(self, machine: Machine, pids: list[int]) -> dict[int, bool] | None:
-        """Whether processes still run on a machine; None when it cannot tell cheaply."""
+    async def processes_alive(self, machine: Machine, recorded: list[ProcessRef]) -> dict[ProcessRef, bool] | None:
+        """Whether recorded processes still run on a machine, by identity: a pid that
+        now names a process started at another time is not alive. None when the
+        provider cannot tell cheaply."""
         return None

@@ -31,7 +31,7 @@ from typing import Any
 from dodas import paths, procs
 from dodas.model.deployment import DeploymentModel
 from dodas.providers import loopback
-from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
+from dodas.providers.base import ComputeRequest, Machine, ProcessRef, Provider, ProviderError
 from dodas.providers.config import ProviderConfig
 
 #: Node types that need a real (virtual) machine with root: systemd services,
@@ -197,8 +197,9 @@ class LocalProvider(Provider):
                 raise ProviderError(self.name, f"cannot remove {dep_dir}: "
                                                f"{getattr(exc, 'strerror', None) or exc}") from None
 
-    async def processes_alive(self, machine: Machine, pids: list[int]) -> dict[int, bool]:
-        return {pid: procs.alive(pid) for pid in pids}
+    async def processes_alive(self, machine: Machine, recorded: list[ProcessRef]) -> dict[ProcessRef, bool]:
+        """By identity: a recorded pid that now names a process started later is dead."""
+        return {r: procs.running(r.pid, r.start) for r in recorded}
 
     def _machine(self, d: Path, m: dict[str, Any]) -> Machine:
         java = find_java()

@@ -36,7 +36,7 @@ from typing import Any, Iterator
 
 from dodas import paths
 from dodas.model.deployment import DeploymentModel
-from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
+from dodas.providers.base import ComputeRequest, Machine, ProcessRef, Provider, ProviderError
 from dodas.providers.config import ProviderConfig
 
 #: Run on the host by `delete`: stop every process marked for the machine, then
@@ -65,14 +65,19 @@ for sig in (signal.SIGTERM, signal.SIGKILL):
 shutil.rmtree(sys.argv[1], ignore_errors=True)
 """
 
+#: Run on the host by `processes_alive`: each argument is "PID:START" (START the
+#: recorded start time in clock ticks since boot, "?" when the record has none);
+#: a process is alive when it runs and, if START is known, started then.
 ALIVE = r"""
 import json, sys
 out = {}
-for p in sys.argv[1:]:
+for arg in sys.argv[1:]:
+    pid, start = arg.split(":", 1)
     try:
-        out[p] = open("/proc/%s/stat" % p).read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        out[p] = False
+        fields = open("/proc/%d/stat" % int(pid)).read().rsplit(")", 1)[1].split()
+        out[arg] = fields[0] not in ("Z", "X") and (start == "?" or fields[19] == start)
+    except (OSError, IndexError, ValueError):
+        out[arg] = False
 print(json.dumps(out))
 """
 
@@ -233,14 +238,15 @@ class SSHProvider(Provider):
         for _key, inst in held:
             await self.delete(deployment_id, inst, None)
 
-    async def processes_alive(self, machine: Machine, pids: list[int]) -> dict[int, bool] | None:
+    async def processes_alive(self, machine: Machine, recorded: list[ProcessRef]) -> dict[ProcessRef, bool] | None:
         host = next((h for h in self.hosts if h.address == machine.private_address
                      and h.port == machine.ssh_port), None)
-        if host is None or not pids:
+        if host is None or not recorded:
             return None
         out = await asyncio.to_thread(self._run, host, [host.options.get("python", "python3"), "-c", ALIVE,
-                                                        *map(str, pids)])
-        return {int(k): v for k, v in json.loads(out).items()}
+                                                        *map(str, recorded)])
+        answers = json.loads(out)
+        return {r: bool(answers.get(str(r))) for r in recorded}
 
     def _workdir(self, h: Host, dep: str, inst: str) -> str:
         return paths.host_dir(h.options.get("workdir", "/var/tmp/dodas"), dep, inst)

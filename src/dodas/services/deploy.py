@@ -10,6 +10,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,19 +124,21 @@ def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file:
                      status_reason=None, **fields)
     status_ok = DS.CREATE_COMPLETE if creating else DS.UPDATE_COMPLETE
     status_fail = DS.CREATE_FAILED if creating else DS.UPDATE_FAILED
-    _keep_template(dep.id, text)
-    reporter: Reporter = reporter_factory(store, dep.id)
     try:
-        if not live:
-            for pname, probs in skipped:
-                store.start_attempt(dep.id, pname, status="skipped", error="; ".join(probs))
-        changed = _attempts(store, dep.id, name, plan, viable, reporter, parallelism, keep_failed, record=not live)
+        with interruptible():
+            _keep_template(dep.id, text)
+            reporter: Reporter = reporter_factory(store, dep.id)
+            if not live:
+                for pname, probs in skipped:
+                    store.start_attempt(dep.id, pname, status="skipped", error="; ".join(probs))
+            changed = _attempts(store, dep.id, name, plan, viable, reporter, parallelism, keep_failed,
+                                record=not live)
     except DeploymentFailed as exc:
         store.set_status(dep.id, status_fail.value, str(exc))
         store.event(dep.id, "deploy", str(exc), instance=exc.instance, level="error")
         raise
-    except KeyboardInterrupt:
-        store.set_status(dep.id, status_fail.value, "interrupted")
+    except KeyboardInterrupt as exc:
+        store.set_status(dep.id, status_fail.value, _interruption(exc))
         raise
     except BaseException as exc:
         store.set_status(dep.id, status_fail.value, f"{type(exc).__name__}: {exc}")
@@ -152,41 +158,102 @@ def _attempts(store: Store, dep_id: str, name: str, plan: Plan, viable: list, re
         last = n == len(viable) - 1
         store.update(dep_id, provider=cfg.name)
         attempt = store.start_attempt(dep_id, cfg.name) if record else None
+        ended = False
+
+        def end(status: str, error: str | None = None) -> None:
+            nonlocal ended
+            if attempt is not None:
+                store.end_attempt(attempt, status, error)
+            ended = True
         try:
             changed = asyncio.run(Engine(store, dep_id, name, plan, provider, reporter, parallelism).up())
         except DeploymentFailed as exc:
             errors.append(f"{cfg.name}: {exc}")
             if not record:
                 raise
-            if last and keep_failed:
-                store.end_attempt(attempt, "kept", str(exc))
+            try:
+                if last and keep_failed:
+                    end("kept", str(exc))
+                    raise
+                reporter.event(None, "failover", f"attempt on {cfg.name} failed; removing everything it made")
+                left = asyncio.run(Engine(store, dep_id, name, None, provider, reporter, parallelism).destroy())
+                end("failed", str(exc) + (f" (clean-up problems: {'; '.join(left)})" if left else ""))
+            except BaseException as during:  # interrupted or broken while removing the failed attempt
+                if not ended:
+                    end(*_outcome(during, f"{exc}; then, while removing what it made"))
                 raise
-            reporter.event(None, "failover", f"attempt on {cfg.name} failed; removing everything it made")
-            left = asyncio.run(Engine(store, dep_id, name, None, provider, reporter, parallelism).destroy())
-            store.end_attempt(attempt, "failed", str(exc) + (f" (clean-up problems: {'; '.join(left)})"
-                                                             if left else ""))
             if last:
                 if len(viable) == 1:
                     raise
                 raise DeploymentFailed(exc.instance, f"every provider tried failed: {' | '.join(errors)}") from None
             reporter.event(None, "failover", f"trying the next provider: {viable[n + 1][0].name}")
             continue
-        if attempt is not None:
-            store.end_attempt(attempt, "succeeded")
+        except BaseException as exc:  # every other way out of an attempt ends it with what happened
+            end(*_outcome(exc))
+            raise
+        end("succeeded")
         return changed
     raise AssertionError("no provider to try")
+
+
+def _outcome(exc: BaseException, before: str = "") -> tuple[str, str]:
+    """(status, cause) an attempt ends with when `exc` ends it."""
+    prefix = f"{before}: " if before else ""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", prefix + _interruption(exc)
+    if isinstance(exc, DodasError):
+        return "failed", prefix + exc.message
+    return "failed", f"{prefix}internal error: {type(exc).__name__}: {exc}"
+
+
+class Interrupted(KeyboardInterrupt):
+    """dodas was told to stop (SIGTERM, SIGHUP) in the middle of a change; it
+    unwinds like Ctrl-C, so that the attempt, the status and the lock say so."""
+
+    def __init__(self, signame: str) -> None:
+        super().__init__(signame)
+        self.signame = signame
+
+
+def _interruption(exc: BaseException) -> str:
+    return f"interrupted ({exc.signame})" if isinstance(exc, Interrupted) else "interrupted (Ctrl-C or SIGINT)"
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Within: SIGTERM and SIGHUP raise Interrupted (as SIGINT raises
+    KeyboardInterrupt), so that an `up` or `destroy` stopped by a signal records
+    its real outcome and releases its lock instead of dying silently."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise Interrupted(signal.Signals(signum).name)
+    before = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in before.items():
+            signal.signal(sig, old)
 
 
 def _after_crash(store: Store, dep_id: str, stale: str) -> None:
     """The last dodas on this deployment died holding the lock: stop what it left
     running (an ansible-playbook carries on after its parent is killed) before
-    working, so that two runs never configure the same instance at once."""
+    working, so that two runs never configure the same instance at once, and end
+    the attempt it was making as interrupted (it will never end it itself)."""
     from dodas import procs
 
+    h = lock.holder(stale)
     orphans = procs.find_by_env("DODAS_RUN", dep_id)
-    store.event(dep_id, "lock", f"took over a lock left by a process that is gone (pid {stale.split(':')[1]}); "
+    store.event(dep_id, "lock", f"took over a lock left by a process that is gone (pid {h.pid} on {h.host}); "
                 f"stopping {len(orphans)} process(es) it left running", level="warning")
     procs.terminate(orphans)
+    ended = store.end_running_attempts(dep_id, "interrupted", f"interrupted (its dodas died: pid {h.pid} on "
+                                       f"{h.host})")
+    if ended:
+        store.event(dep_id, "lock", f"{ended} attempt(s) of that process recorded as interrupted", level="warning")
 
 
 def _keep_template(dep_id: str, text: str) -> None:
@@ -205,10 +272,11 @@ def destroy(name: str, *, parallelism: int, reporter_factory: Any) -> list[str]:
     if stale:
         _after_crash(store, dep.id, stale)
     try:
-        store.set_status(dep.id, DS.DELETE_IN_PROGRESS.value)
-        provider = get_provider(dep.provider)
-        engine = Engine(store, dep.id, name, None, provider, reporter_factory(store, dep.id), parallelism)
-        problems = asyncio.run(engine.destroy())
+        with interruptible():
+            store.set_status(dep.id, DS.DELETE_IN_PROGRESS.value)
+            provider = get_provider(dep.provider)
+            engine = Engine(store, dep.id, name, None, provider, reporter_factory(store, dep.id), parallelism)
+            problems = asyncio.run(engine.destroy())
         if problems:
             store.set_status(dep.id, DS.DELETE_FAILED.value, "; ".join(problems))
             raise DodasError(f'destroying "{name}" left problems (run destroy again to retry):\n  '
@@ -218,20 +286,43 @@ def destroy(name: str, *, parallelism: int, reporter_factory: Any) -> list[str]:
         return problems
     except BaseException as exc:
         if not str(exc).startswith(f'destroying "{name}" left problems'):  # that one set its own status
-            store.set_status(dep.id, DS.DELETE_FAILED.value, str(exc) or type(exc).__name__)
+            store.set_status(dep.id, DS.DELETE_FAILED.value, _interruption(exc) if isinstance(exc, KeyboardInterrupt)
+                             else str(exc) or type(exc).__name__)
         raise
     finally:
         with store.session() as s:
             lock.release(s, dep.id, me)
 
 
-def unlock(name: str) -> str | None:
-    """Clear a deployment's lock; returns who held it."""
+class HolderAliveError(DodasError):
+    """`dodas unlock` of a lock whose holder may still be working."""
+
+    exit_code = 3
+
+
+def unlock(name: str, force: bool = False) -> str | None:
+    """Clear a deployment's lock; returns who held it.
+
+    Refused while the holder runs on this host (it is working: clearing its lock
+    would let a second dodas change the same machines at once), and for a holder
+    on another host, which cannot be checked from here, unless `force`."""
     store = Store()
     dep = store.require(name)
+    if not dep.lock_owner:
+        return None
+    h = lock.holder(dep.lock_owner)
+    if not force and h.alive is not False:
+        where = (f"pid {h.pid} on this host is still running" if h.alive else
+                 f"it is held from another host ({h.host}, pid {h.pid}), where dodas cannot check that process")
+        raise HolderAliveError(f'deployment "{name}" is locked and {where}. Wait for that dodas to finish; '
+                               f'if you are sure it is gone, run "dodas unlock {name} --force".')
     with store.session() as s:
         lock.force_release(s, dep.id)
-    if dep.lock_owner:
-        store.event(dep.id, "lock", f"lock of {dep.lock_owner.rsplit(':', 1)[0]} cleared by dodas unlock",
-                    level="warning")
+    how = "dodas unlock --force" if force else "dodas unlock"
+    store.event(dep.id, "lock", f"lock of pid {h.pid} on {h.host} cleared by {how}"
+                + ("" if h.alive is False else " (its holder was not known to be gone)"), level="warning")
+    ended = store.end_running_attempts(dep.id, "interrupted", f"interrupted (its dodas, pid {h.pid} on "
+                                       f"{h.host}, lost its lock to {how})")
+    if ended:
+        store.event(dep.id, "lock", f"{ended} attempt(s) of that process recorded as interrupted", level="warning")
     return dep.lock_owner

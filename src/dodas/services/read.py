@@ -8,12 +8,14 @@ from typing import Any
 
 from dodas import paths
 from dodas.engine.context import RunContext, UnresolvedError
+from dodas.errors import DodasError
 from dodas.model.deployment import Instance
 from dodas.model.values import is_deferred
 from dodas.plan.plan import MASK, Plan
 from dodas.providers import get_provider
-from dodas.providers.base import Machine
+from dodas.providers.base import Machine, ProcessRef
 from dodas.services import plan_given
+from dodas.state import lock
 from dodas.state.models import Deployment
 from dodas.state.store import Store
 from dodas.tosca.inputs import GivenInput
@@ -75,6 +77,10 @@ def outputs(name: str, show_secrets: bool = False) -> dict[str, dict[str, Any]]:
 
 
 def status(name: str) -> dict[str, Any]:
+    """A deployment as it is now: its state, its lock and whether the lock's holder
+    still runs, its attempts, its instances and whether each recorded service is
+    alive (by pid and start time). Read-only: what it finds out (a dead lock holder,
+    attempts its death interrupted) is shown, and written by the next up/destroy."""
     store = Store()
     dep = store.require(name)
     rows = store.instances(dep.id)
@@ -82,6 +88,7 @@ def status(name: str) -> dict[str, Any]:
     machines = {k: Machine.from_attributes(r.attributes) for k, r in rows.items()
                 if r.kind == "compute" and r.attributes.get("provider_id")}
     instances = []
+    recorded: dict[tuple[str, int], list[tuple[str, ProcessRef]]] = {}
     for (node, index), row in sorted(rows.items()):
         item: dict[str, Any] = {"id": f"{node}[{index}]", "node": node, "index": index, "kind": row.kind,
                                 "state": row.state, "error": row.error}
@@ -90,23 +97,71 @@ def status(name: str) -> dict[str, Any]:
             item["provider_id"] = row.provider_id
         services = {}
         compute = row.attributes.get("_compute")
-        machine = machines.get(tuple(compute)) if compute else None
         for sname, svc in (row.attributes.get("services") or {}).items():
-            pid = int(svc.get("pid", 0) or 0)
-            alive = asyncio.run(provider.processes_alive(machine, [pid])) if machine and pid else None
-            services[sname] = {"pid": pid, "pgid": int(svc.get("pgid", 0) or 0), "log": svc.get("log"),
-                               "alive": None if alive is None else bool(alive.get(pid))}
+            ref = ProcessRef.from_record(svc)
+            svc = svc if isinstance(svc, dict) else {}
+            services[sname] = {"pid": ref.pid if ref else 0, "start": ref.start if ref else None,
+                               "pgid": _int(svc.get("pgid")), "log": svc.get("log"), "alive": None}
+            if ref is not None and compute and tuple(compute) in machines:
+                recorded.setdefault(tuple(compute), []).append((f"{node}[{index}]/{sname}", ref))
         if services:
             item["services"] = services
         instances.append(item)
-    attempts = [{"number": a.number, "provider": a.provider, "status": a.status, "error": a.error,
-                 "started_at": a.started_at.isoformat(),
-                 "ended_at": a.ended_at.isoformat() if a.ended_at else None} for a in store.attempts(dep.id)]
+    answers = asyncio.run(_alive_by_machine(provider, machines, recorded)) if recorded else {}
+    degraded: dict[str, list[str]] = {}
+    for item in instances:
+        for sname, svc in (item.get("services") or {}).items():
+            svc["alive"] = answers.get(f"{item['id']}/{sname}")
+            if svc["alive"] is False:
+                degraded.setdefault(item["id"], []).append(sname)
+    holder = _lock_view(dep)
+    attempts = []
+    for a in store.attempts(dep.id):
+        row: dict[str, Any] = {"number": a.number, "provider": a.provider, "status": a.status, "error": a.error,
+                               "started_at": a.started_at.isoformat(),
+                               "ended_at": a.ended_at.isoformat() if a.ended_at else None}
+        if a.status == "running" and holder is not None and holder["alive"] is False:
+            # its dodas died: say so; the next up or destroy records it (status writes nothing)
+            row.update(status="interrupted", recorded_status="running",
+                       error=f"interrupted (its dodas died: pid {holder['pid']} on {holder['host']})")
+        attempts.append(row)
     return {"name": dep.name, "id": dep.id, "status": dep.status, "reason": dep.status_reason,
-            "attempts": attempts,
+            "degraded": degraded, "attempts": attempts,
             "provider": dep.provider, "template": dep.template_path, "inputs_sha256": dep.inputs_sha256,
-            "template_sha256": dep.template_sha256, "locked_by": dep.lock_owner,
+            "template_sha256": dep.template_sha256, "locked_by": dep.lock_owner, "lock": holder,
             "updated_at": dep.updated_at.isoformat(), "instances": instances}
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+async def _alive_by_machine(provider: Any, machines: dict[tuple[str, int], Machine],
+                            recorded: dict[tuple[str, int], list[tuple[str, ProcessRef]]]) -> dict[str, bool | None]:
+    """One question per machine (one ssh login for all its services), machines side by side."""
+    async def ask(key: tuple[str, int]) -> dict[str, bool | None]:
+        refs = recorded[key]
+        try:
+            alive = await provider.processes_alive(machines[key], [r for _, r in refs])
+        except DodasError:
+            alive = None  # the host does not answer: unknown, not dead
+        return {label: None if alive is None else bool(alive.get(r)) for label, r in refs}
+    out: dict[str, bool | None] = {}
+    for part in await asyncio.gather(*(ask(k) for k in recorded)):
+        out.update(part)
+    return out
+
+
+def _lock_view(dep: Deployment) -> dict[str, Any] | None:
+    """The lock's holder and whether it still runs (None: on another host, which cannot be checked)."""
+    if not dep.lock_owner:
+        return None
+    h = lock.holder(dep.lock_owner)
+    return {"owner": dep.lock_owner, "host": h.host, "pid": h.pid, "alive": h.alive,
+            "since": dep.lock_acquired_at.isoformat() if dep.lock_acquired_at else None}
 
 
 def events(name: str, node: str | None = None, after_id: int = 0) -> tuple[str, list[dict[str, Any]]]:

@@ -4,18 +4,21 @@ The lock is a column of the deployment row, taken with a conditional UPDATE so
 that the database arbitrates between processes (and, later, servers). The owner
 is "host:pid:process-start-time": a lock whose process is gone (or whose pid was
 reused by another process) on this host is stale and is taken over, with an event
-saying so; a lock held from another host can only be cleared by `dodas unlock`.
+saying so; a lock held from another host can only be cleared by `dodas unlock --force`
+(whether that process still runs cannot be checked from here).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
+from dodas import procs
 from dodas.errors import DodasError
 from dodas.state.models import Deployment
 
@@ -24,32 +27,49 @@ class LockedError(DodasError):
     exit_code = 3
 
 
-def _start_time(pid: int) -> str:
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a lock, read from its owner string."""
+
+    owner: str
+    host: str
+    pid: int | None
+    start: str
+
+    @property
+    def local(self) -> bool:
+        return self.host == socket.gethostname()
+
+    @property
+    def alive(self) -> bool | None:
+        """True or False for a process of this host; None for another host's (it cannot be checked)."""
+        if not self.local:
+            return None
+        if self.pid is None:
+            return False
+        return procs.running(self.pid, self.start)
+
+
+def holder(owner: str) -> Holder:
+    """Parse "host:pid:start-time" (the start time in clock ticks since boot; "?"
+    in owners written when it could not be read, which compare by pid only)."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            stat = fh.read()
-        return stat.rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return "?"
+        host, pid_s, start = owner.rsplit(":", 2)
+        return Holder(owner, host, int(pid_s), start)
+    except ValueError:
+        return Holder(owner, owner, None, "?")
 
 
 def me() -> str:
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+    ident = procs.identify(os.getpid())
+    return f"{socket.gethostname()}:{os.getpid()}:{ident.start if ident else '?'}"
 
 
 def is_stale(owner: str) -> bool:
-    """True when the owner is a process of this host that no longer runs."""
-    try:
-        host, pid_s, start = owner.rsplit(":", 2)
-        pid = int(pid_s)
-    except ValueError:
-        return True
-    if host != socket.gethostname():
-        return False
-    if not os.path.exists(f"/proc/{pid}"):
-        return True
-    return start != "?" and _start_time(pid) != start
+    """True when the owner is a process of this host that no longer runs (or whose
+    pid now names another process); an unreadable owner is stale too."""
+    h = holder(owner)
+    return h.pid is None or h.alive is False
 
 
 def acquire(session: Session, dep: Deployment, owner: str | None = None) -> str | None:
@@ -78,14 +98,14 @@ def acquire(session: Session, dep: Deployment, owner: str | None = None) -> str 
 
 
 def describe_holder(name: str, owner: str | None, since: datetime | None) -> str:
-    host, pid = "?", "?"
-    if owner:
-        parts = owner.rsplit(":", 2)
-        if len(parts) == 3:
-            host, pid = parts[0], parts[1]
+    h = holder(owner or "?:?:?")
+    pid = h.pid if h.pid is not None else "?"
     when = since.strftime("%Y-%m-%d %H:%M:%S UTC") if since else "an unknown time"
-    return (f'deployment "{name}" is locked: another dodas (pid {pid} on {host}) has been changing it since '
-            f'{when}. Wait for it to finish; if that process is gone, run "dodas unlock {name}".')
+    gone = (f'if that process is gone, run "dodas unlock {name}"' if h.local else
+            f'it runs on another host, which dodas cannot check from here: if that process is gone, run '
+            f'"dodas unlock {name} --force"')
+    return (f'deployment "{name}" is locked: another dodas (pid {pid} on {h.host}) has been changing it since '
+            f"{when}. Wait for it to finish; {gone}.")
 
 
 def release(session: Session, dep_id: str, owner: str | None = None) -> None:

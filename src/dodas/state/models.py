@@ -96,6 +96,7 @@ class Attempt(Base):
     number: Mapped[int] = mapped_column(Integer)
     provider: Mapped[str] = mapped_column(String(64))
     #: running | succeeded | failed (and removed) | kept (failed, left for debugging) | skipped (preflight)
+    #: | interrupted (its dodas was stopped or died)
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

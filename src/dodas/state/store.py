@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dodas.errors import DodasError
@@ -137,6 +137,15 @@ class Store:
             if a is not None:
                 a.status, a.error, a.ended_at = status, redact(error) if error else None, datetime.now(timezone.utc)
                 s.commit()
+
+    def end_running_attempts(self, dep_id: str, status: str, error: str) -> int:
+        """End every attempt still marked running; for the caller that holds the lock
+        and knows the dodas that made them is gone. Returns how many there were."""
+        with self.session() as s:
+            res = s.execute(update(Attempt).where(Attempt.deployment_id == dep_id, Attempt.status == "running")
+                            .values(status=status, error=redact(error), ended_at=datetime.now(timezone.utc)))
+            s.commit()
+            return res.rowcount or 0
 
     def attempts(self, dep_id: str) -> list[Attempt]:
         with self.session() as s:

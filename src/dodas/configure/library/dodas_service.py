@@ -4,20 +4,29 @@
 dodas services (Spark master and workers, JupyterLab) must outlive both the
 ansible-playbook run and the dodas process, without needing root or systemd,
 so that the same roles work on the local provider and on any SSH host. The
-service runs in a session of its own; its pid and process group are recorded in
-`<instance_dir>/services/<name>.json`, which is what `stopped` and `dodas status`
-use. Every process gets DODAS_MACHINE=<instance_dir> in its environment, so that
-a machine's processes can be found even if that file is lost.
+service runs in a session of its own; its pid, start time and process group are
+recorded in `<instance_dir>/services/<name>.json`, which is what `stopped` and
+`dodas status` use. Every process gets DODAS_MACHINE=<machine dir> in its
+environment, so that a machine's processes can be found even if that file is lost.
+
+A pid alone is not a process: once the service is gone the kernel may give its
+pid (and so its process group id) to an unrelated program. The start time (field
+22 of /proc/PID/stat, clock ticks since boot: hosts need not have psutil) is kept
+with the pid, and nothing is taken for the service, or signalled, unless both
+match. A group whose leader is gone is stopped member by member, and only members
+that carry this machine's DODAS_MACHINE marker.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
@@ -36,6 +45,7 @@ options:
   wait_port: {type: int}
   wait_host: {type: str}
   wait_url: {type: str}
+  ports: {type: list, elements: int, default: []}
   timeout: {type: int, default: 180}
 """
 
@@ -58,16 +68,74 @@ def service_env(given, secret, machine_dir):
     return env
 
 
-def _alive(pid):
+def _stat(pid):
+    """(state, pgid, start time) of a process from /proc/PID/stat, or None."""
     try:
-        with open("/proc/%d/stat" % pid) as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
+        with open("/proc/%d/stat" % int(pid)) as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[2]), fields[19]
+    except (OSError, IndexError, ValueError, TypeError):
+        return None
+
+
+def _known(start):
+    """Whether a recorded start time is there (records written before it was kept have none)."""
+    return bool(start) and str(start) not in ("?", "None", "none", "null")
+
+
+def _alive(pid, start=None):
+    """Whether the process runs and, when its start time is recorded, is the same one."""
+    st = _stat(pid)
+    if st is None:
+        return False
+    return st[0] not in ("Z", "X") and (not _known(start) or st[2] == str(start))
+
+
+def _signal(pid, start, sig):
+    """Send `sig` to pid only if it is still the process that started at `start`.
+
+    Through a pidfd where the kernel has them: the descriptor is opened before the
+    start time is checked, so the signal cannot reach a process that took the pid
+    in between."""
+    fd = None
+    pidfd_open = getattr(os, "pidfd_open", None)
+    send = getattr(signal, "pidfd_send_signal", None)
+    if pidfd_open and send:
         try:
-            os.kill(pid, 0)
-            return True
+            fd = pidfd_open(pid)
         except OSError:
-            return False
+            fd = None
+    try:
+        if not _alive(pid, start):
+            return
+        if fd is not None:
+            send(fd, sig)
+        else:
+            os.kill(pid, sig)
+    except OSError:
+        pass
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _marked_members(pgid, mark):
+    """(pid, start) of the live processes of group `pgid` that carry `mark` in their environment."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        st = _stat(entry)
+        if st is None or st[1] != pgid or st[0] in ("Z", "X"):
+            continue
+        try:
+            with open("/proc/%s/environ" % entry, "rb") as fh:
+                env = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if mark in env:
+            out.append((int(entry), st[2]))
+    return out
 
 
 def _tail(path, n=25):
@@ -80,26 +148,109 @@ def _tail(path, n=25):
         return ""
 
 
-def _stop(record, grace=15.0):
-    pgid, pid = record.get("pgid"), record.get("pid")
+def _stop(record, mark, grace=15.0):
+    """Stop a recorded service and its process group, by identity.
+
+    While the leader (a session leader, which cannot leave its group) is the
+    recorded process, the group id is still the service's and the whole group is
+    signalled. Once the leader is gone the group id may be reused by anyone: then
+    only members carrying this machine's marker are signalled, one by one."""
+    try:
+        pid, pgid = int(record.get("pid")), int(record.get("pgid"))
+    except (TypeError, ValueError):
+        return
+    start = record.get("start")
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except (OSError, TypeError):
-            pass
+        _signal_group(pid, pgid, start, mark, sig)
         deadline = time.time() + (grace if sig == signal.SIGTERM else 5)
         while time.time() < deadline:
-            if not _alive(pid) and not _group_alive(pgid):
+            if not _alive(pid, start) and not _marked_members(pgid, mark):
                 return
             time.sleep(0.1)
 
 
-def _group_alive(pgid):
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except (OSError, TypeError):
-        return False
+def _signal_group(pid, pgid, start, mark, sig):
+    st = _stat(pid)
+    if pid == pgid and _alive(pid, start) and st is not None and st[1] == pgid:
+        try:
+            os.killpg(pgid, sig)
+        except OSError:
+            pass
+        return
+    for member, member_start in _marked_members(pgid, mark):
+        _signal(member, member_start, sig)
+
+
+def _listen_address(hexaddr):
+    """The address of a /proc/net/tcp{,6} entry ("0100007F" -> "127.0.0.1")."""
+    raw = bytes.fromhex(hexaddr)
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, raw[::-1])
+    return socket.inet_ntop(socket.AF_INET6, b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+
+
+def _port_user(address, port):
+    """"pid N (COMMAND)" of a process of this user listening on (address, port) or on
+    every address, when /proc tells."""
+    inodes = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as fh:
+                lines = fh.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) < 10 or parts[3] != "0A":
+                continue
+            hexaddr, hexport = parts[1].rsplit(":", 1)
+            if int(hexport, 16) == port and _listen_address(hexaddr) in (address, "0.0.0.0", "::"):
+                inodes.add("socket:[%s]" % parts[9])
+    if not inodes:
+        return None
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fds = os.listdir("/proc/%s/fd" % entry)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink("/proc/%s/fd/%s" % (entry, fd)) in inodes:
+                    with open("/proc/%s/comm" % entry) as fh:  # its name only: a command line may hold secrets
+                        return "pid %s (%s)" % (entry, fh.read().strip())
+            except OSError:
+                continue
+    return None
+
+
+def _ports_taken(host, ports):
+    """A message for each port of `ports` that another program already holds on `host`."""
+    problems = []
+    for port in ports:
+        port = int(port)
+        try:
+            family, _, _, _, sockaddr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+        except OSError as exc:
+            problems.append("port %d on %s cannot be checked: %s" % (port, host, exc))
+            continue
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT of our own is no conflict
+        try:
+            sock.bind(sockaddr)
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                continue  # not an address of this host (a NAT'd public one): cannot be checked here
+            if exc.errno == errno.EADDRINUSE:
+                who = _port_user(sockaddr[0], port)
+                problems.append("port %d on %s is already in use by another program%s"
+                                % (port, host, " (%s)" % who if who else ""))
+            else:
+                problems.append("port %d on %s cannot be used: %s" % (port, host, exc.strerror))
+        finally:
+            sock.close()
+    return problems
 
 
 def _ready(p):
@@ -118,6 +269,23 @@ def _ready(p):
     return True
 
 
+def _service_host(p):
+    """Where the service listens: wait_host, else wait_url's host, else every address."""
+    if p.get("wait_host"):
+        return p["wait_host"]
+    if p.get("wait_url"):
+        host = urllib.parse.urlsplit(p["wait_url"]).hostname
+        if host:
+            return host
+    return "0.0.0.0"
+
+
+def _write(rec_file, record):
+    with open(rec_file + ".part", "w") as fh:
+        json.dump(record, fh)
+    os.replace(rec_file + ".part", rec_file)
+
+
 def main():
     module = AnsibleModule(argument_spec=dict(
         name=dict(type="str", required=True),
@@ -128,6 +296,7 @@ def main():
         secret_env=dict(type="dict", default={}, no_log=True),
         restart=dict(type="bool", default=False),
         wait_port=dict(type="int"), wait_host=dict(type="str"), wait_url=dict(type="str"),
+        ports=dict(type="list", elements="int", default=[]),
         timeout=dict(type="int", default=180),
     ), required_if=[("state", "started", ["command"])])
     p = module.params
@@ -135,6 +304,8 @@ def main():
     os.makedirs(sdir, exist_ok=True)
     rec_file = os.path.join(sdir, p["name"] + ".json")
     log = os.path.join(sdir, p["name"] + ".log")
+    machine_dir = os.path.dirname(os.path.normpath(p["instance_dir"]))
+    mark = ("DODAS_MACHINE=" + machine_dir).encode()
     record = None
     if os.path.exists(rec_file):
         try:
@@ -142,29 +313,36 @@ def main():
                 record = json.load(fh)
         except ValueError:
             record = None
-    running = bool(record and _alive(record["pid"]))
+    running = bool(record and _alive(record.get("pid"), record.get("start")))
 
     if p["state"] == "stopped":
         if record:
-            _stop(record)
+            _stop(record, mark)
             os.unlink(rec_file)
         module.exit_json(changed=running, name=p["name"])
 
     if running and not p["restart"]:
-        module.exit_json(changed=False, pid=record["pid"], pgid=record["pgid"], log=log, name=p["name"])
+        module.exit_json(changed=False, pid=record["pid"], pgid=record["pgid"], start=record.get("start") or "",
+                         log=log, name=p["name"])
     if record:
-        _stop(record)
+        _stop(record, mark)
         os.unlink(rec_file)
 
-    env = service_env(p["env"], p["secret_env"], os.path.dirname(os.path.normpath(p["instance_dir"])))
+    host = _service_host(p)
+    taken = _ports_taken(host, p["ports"])
+    if taken:
+        module.fail_json(msg="%s cannot start: %s; stop that program or change the port"
+                         % (p["name"], "; ".join(taken)))
+
+    env = service_env(p["env"], p["secret_env"], machine_dir)
     with open(log, "ab") as out, open(os.devnull, "rb") as devnull:
         proc = subprocess.Popen(p["command"], cwd=p["instance_dir"], env=env, stdin=devnull, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-    record = {"pid": proc.pid, "pgid": proc.pid, "started_at": time.time(), "log": log,
-              "command": p["command"][0]}
-    with open(rec_file + ".part", "w") as fh:
-        json.dump(record, fh)
-    os.replace(rec_file + ".part", rec_file)
+    # the start time is read while the child is ours and unreaped: its pid cannot have been reused yet
+    start = _stat(proc.pid)
+    record = {"pid": proc.pid, "pgid": proc.pid, "start": start[2] if start else "", "started_at": time.time(),
+              "log": log, "command": p["command"][0]}
+    _write(rec_file, record)
 
     deadline = time.time() + p["timeout"]
     while True:
@@ -175,7 +353,7 @@ def main():
         if _ready(p):
             break
         if time.time() > deadline:
-            _stop(record)
+            _stop(record, mark)
             os.unlink(rec_file)
             module.fail_json(msg="%s did not become ready within %ss; last lines of %s:\n%s"
                              % (p["name"], p["timeout"], log, _tail(log)), log=log)
@@ -185,7 +363,7 @@ def main():
         os.unlink(rec_file)
         module.fail_json(msg="%s exited with status %s right after start; last lines of %s:\n%s"
                          % (p["name"], proc.returncode, log, _tail(log)), log=log)
-    module.exit_json(changed=True, pid=proc.pid, pgid=proc.pid, log=log, name=p["name"])
+    module.exit_json(changed=True, pid=proc.pid, pgid=proc.pid, start=record["start"], log=log, name=p["name"])
 
 
 if __name__ == "__main__":
