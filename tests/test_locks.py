@@ -1,0 +1,229 @@
+"""The deployment lock and attempts: `unlock` refuses a holder that still runs,
+`status` tells a dead holder (and the attempt its death interrupted) without
+writing anything, and an attempt always ends with what really happened to it:
+kill -9, Ctrl-C, SIGTERM, an internal error."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from livecluster import DODAS, Dodas, compute_template, wait_for
+from sqlalchemy import create_engine, text
+
+HOST = socket.gethostname()
+
+
+def providers_yaml(home: Path, latency: float = 0.0) -> None:
+    f = home / "config" / "providers.yaml"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(textwrap.dedent(f"""\
+        providers:
+          - name: sim
+            type: simulated
+            rank: 1
+            create_latency: {latency}
+        """))
+
+
+def boxes(tmp_path: Path, count: int = 2) -> str:
+    return compute_template(tmp_path / f"boxes{count}.yaml", count=count, cpus=1, mem="512 MiB")
+
+
+def servers(home: Path) -> int:
+    return len(list((home / "data" / "simulated" / "sim").glob("*/*.json")))
+
+
+def set_owner(home: Path, name: str, owner: str) -> None:
+    eng = create_engine(f"sqlite:///{home / 'data' / 'state.db'}")
+    with eng.begin() as c:
+        c.execute(text("UPDATE deployments SET lock_owner=:o, lock_acquired_at=CURRENT_TIMESTAMP WHERE name=:n"),
+                  {"o": owner, "n": name})
+    eng.dispose()
+
+
+def db_rows(home: Path) -> dict[str, list[tuple]]:
+    """Every row of every table: what a read-only command must leave as it was."""
+    con = sqlite3.connect(home / "data" / "state.db")
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {t: con.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in tables}
+    finally:
+        con.close()
+
+
+def stored_attempts(home: Path) -> list[tuple[str, str | None]]:
+    con = sqlite3.connect(home / "data" / "state.db")
+    try:
+        return [tuple(r) for r in con.execute("SELECT status, error FROM attempts ORDER BY id")]
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def d(tmp_path):
+    dodas = Dodas(tmp_path / "home")
+    providers_yaml(dodas.home)
+    return dodas
+
+
+@pytest.fixture
+def slow(tmp_path):
+    """A provider that takes a second per machine: time to interrupt an attempt."""
+    dodas = Dodas(tmp_path / "home")
+    providers_yaml(dodas.home, latency=1.0)
+    return dodas
+
+
+HOLD = """
+import sys, time
+from dodas.state import lock
+from dodas.state.store import Store
+store = Store()
+dep = store.get(sys.argv[1])
+with store.session() as s:
+    lock.acquire(s, s.get(type(dep), dep.id))
+print(lock.me(), flush=True)
+time.sleep(600)
+"""
+
+
+def test_unlock_refuses_a_live_holder_and_force_clears_it(d, tmp_path):
+    t = boxes(tmp_path)
+    d.run("up", t, "--name", "held")
+    # a real process takes the lock through the real lock code, and keeps running
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, "held"], env=d.env, stdout=subprocess.PIPE, text=True)
+    try:
+        owner = holder.stdout.readline().strip()
+        assert owner == f"{HOST}:{holder.pid}:" + owner.rsplit(":", 1)[1] and owner.rsplit(":", 1)[1].isdigit()
+        r = d.run("unlock", "held", check=False)
+        assert r.returncode == 3, r.stderr
+        assert f"pid {holder.pid} on this host is still running" in r.stderr and "--force" in r.stderr
+        assert "Traceback" not in r.stderr
+        st = d.json("status", "held")
+        assert st["locked_by"] == owner and st["lock"]["alive"] is True
+        assert f"locked by pid {holder.pid} on {HOST}, running since" in d.run("status", "held").stdout
+        assert d.run("up", t, "--name", "held", check=False).returncode == 3
+        r = d.run("unlock", "held", "--force")
+        assert f"was held by {owner}" in r.stdout
+        assert d.json("status", "held")["locked_by"] is None
+    finally:
+        holder.kill()
+        holder.wait()
+    d.run("destroy", "held", "--yes")
+
+
+def test_unlock_of_a_holder_on_another_host_needs_force(d, tmp_path):
+    d.run("up", boxes(tmp_path), "--name", "far")
+    set_owner(d.home, "far", "elsewhere:123:456")
+    r = d.run("unlock", "far", check=False)
+    assert r.returncode == 3
+    assert "another host (elsewhere, pid 123)" in r.stderr and 'dodas unlock far --force' in r.stderr
+    assert d.json("status", "far")["lock"]["alive"] is None
+    assert "cannot be checked" in d.run("status", "far").stdout
+    assert "was held by elsewhere:123:456" in d.run("unlock", "far", "--force").stdout
+    d.run("destroy", "far", "--yes")
+
+
+def test_lock_holder_identity_is_pid_and_start_time(d, tmp_path):
+    """A lock whose pid now names another process (here: this test's own, with
+    another start time) is a dead holder's; an old owner without a start time
+    is compared by pid only."""
+    d.run("up", boxes(tmp_path), "--name", "reused")
+    set_owner(d.home, "reused", f"{HOST}:{os.getpid()}:?")
+    assert d.run("unlock", "reused", check=False).returncode == 3, "an old owner's live pid still holds"
+    set_owner(d.home, "reused", f"{HOST}:{os.getpid()}:1")
+    st = d.json("status", "reused")
+    assert st["lock"]["alive"] is False
+    out = d.run("status", "reused").stdout
+    assert "no longer running" in out and "next dodas up or destroy takes the lock over" in out
+    assert "unlocked (was held by" in d.run("unlock", "reused").stdout, "a dead holder needs no --force"
+    d.run("destroy", "reused", "--yes")
+
+
+def test_kill_9_attempt_shown_interrupted_then_recorded_by_the_next_up(slow, tmp_path):
+    d = slow
+    t = boxes(tmp_path, 4)
+    proc = d.popen("up", t, "--name", "k9", "--parallelism", "1")
+    wait_for(lambda: servers(d.home) >= 1, timeout=60)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert stored_attempts(d.home) == [("running", None)]
+    before = db_rows(d.home)
+    st = d.json("status", "k9")
+    assert st["lock"]["alive"] is False and st["lock"]["pid"] == proc.pid
+    assert st["attempts"][0]["status"] == "interrupted" and st["attempts"][0]["recorded_status"] == "running"
+    assert f"its dodas died: pid {proc.pid} on {HOST}" in st["attempts"][0]["error"]
+    out = d.run("status", "k9").stdout
+    assert "#1 sim" in out and "interrupted (its dodas died" in out
+    assert f"locked by pid {proc.pid} on {HOST}, which is no longer running" in out
+    assert db_rows(d.home) == before, "status must not write"
+    d.run("up", t, "--name", "k9")  # continues the deployment (no new attempt: it is not a fresh one)
+    attempts = stored_attempts(d.home)
+    assert [a[0] for a in attempts] == ["interrupted"]
+    assert f"pid {proc.pid} on {HOST}" in attempts[0][1]
+    assert d.json("status", "k9")["status"] == "CREATE_COMPLETE"
+    d.run("destroy", "k9", "--yes")
+
+
+@pytest.mark.parametrize("sig, group, cause", [
+    (signal.SIGINT, True, "interrupted (Ctrl-C or SIGINT)"),  # Ctrl-C: the terminal signals the whole group
+    (signal.SIGTERM, False, "interrupted (SIGTERM)"),
+])
+def test_signalled_attempt_ends_interrupted(slow, tmp_path, sig, group, cause):
+    d = slow
+    t = boxes(tmp_path, 4)
+    proc = subprocess.Popen([*DODAS, "up", t, "--name", "sig", "--parallelism", "1"], env=d.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, start_new_session=True)
+    wait_for(lambda: servers(d.home) >= 1, timeout=60)
+    os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert "Traceback" not in err
+    assert stored_attempts(d.home) == [("interrupted", cause)]
+    st = d.json("status", "sig")
+    assert st["locked_by"] is None, "an interrupted run releases its lock"
+    assert st["status"] == "CREATE_FAILED" and st["reason"] == cause
+    d.run("destroy", "sig", "--yes")
+    assert servers(d.home) == 0
+
+
+def test_internal_error_ends_the_attempt_failed_with_its_cause(tmp_path, dodas_home):
+    """A bug in the middle of an attempt (here: the progress reporter breaks)
+    ends the attempt as failed, naming the error, and releases the lock."""
+    from dodas.engine.engine import DeploymentFailed
+    from dodas.services import deploy, read
+
+    providers_yaml(dodas_home)
+
+    class Broken:
+        def state(self, inst: str, state: str, detail: str = "") -> None:
+            raise RuntimeError("the reporter broke")
+
+        def event(self, inst: str | None, phase: str, message: str, level: str = "info") -> None:
+            pass
+
+    with pytest.raises((DeploymentFailed, RuntimeError)):
+        deploy.up(boxes(tmp_path), name="bug", pairs=None, inputs_file=None, provider_name=None, parallelism=2,
+                  reporter_factory=lambda store, dep_id: Broken())
+    st = read.status("bug")
+    assert [a["status"] for a in st["attempts"]] == ["failed"]
+    assert "RuntimeError: the reporter broke" in st["attempts"][0]["error"]
+    assert st["locked_by"] is None and st["status"] == "CREATE_FAILED"
+
+
+def test_status_json_of_a_healthy_deployment(d, tmp_path):
+    d.run("up", boxes(tmp_path), "--name", "fine")
+    r = d.run("status", "fine", "--json")
+    st = json.loads(r.stdout)
+    assert r.returncode == 0 and st["degraded"] == {} and st["lock"] is None
+    assert [a["status"] for a in st["attempts"]] == ["succeeded"]
+    d.run("destroy", "fine", "--yes")
