@@ -93,6 +93,11 @@ def outputs(outs: dict[str, dict[str, Any]], name: str, hint: bool = True) -> No
         typer.echo(f"  {k:<{width}} = {value}")
     if masked and hint:
         typer.echo(f"(sensitive outputs are masked: dodas outputs {name} --show-secrets)")
+    if any(o["known"] and str(o["value"]).startswith("spark://") for o in outs.values()):
+        typer.echo(f"Spark applications need the cluster's secret. `dodas spark-conf {name} -o DIR` writes "
+                   "DIR/spark-defaults.conf (the master URL and the secret, mode 0600); then run "
+                   "`SPARK_CONF_DIR=DIR pyspark` (or spark-submit, or any PySpark program started with that "
+                   "SPARK_CONF_DIR). Never put the secret on a command line.")
 
 
 def deployments(deps: list[dict[str, Any]]) -> None:

@@ -10,9 +10,14 @@ inputs, addresses of related instances) are host variables under
 the playbooks read `{{ spark_port }}` like any Ansible playbook would.
 
 Events are streamed to a callback as they happen and never written to disk
-(ansible-runner keeps an event on disk only if the handler says so); the
-private data directory, which holds the inventory and so any generated token,
-is removed after every run.
+(ansible-runner keeps an event on disk only if the handler says so). The private
+data directory holds the inventory (and so any generated token): it is made 0700,
+removed after every run, and what a crashed run left is removed by the next one
+(`remove_leftovers`, called under the deployment lock). ansible-playbook gets an
+explicit environment: Ansible's settings and a few variables of the session
+(`PASSED_THROUGH`), never the rest of dodas's environment (cloud credentials,
+DODAS_DB_URL, tokens), which would otherwise reach every module and be written
+into the run's artifacts.
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ from dodas.providers.base import Machine
 from dodas.redact import redact
 
 CONFIGURE_DIR = Path(__file__).resolve().parent
+#: what ansible-playbook inherits from dodas's environment: who and where the user
+#: is, the locale, the SSH agent (keys of the ssh provider's hosts) and proxies
+PASSED_THROUGH = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "TERM",
+                  "SSH_AUTH_SOCK", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+                  "NO_PROXY")
 #: called with (instance or None, phase, message, level)
 EventSink = Callable[[Instance | None, str, str, str], None]
 
@@ -117,7 +127,7 @@ class AnsibleRunner:
 
     def run(self, phase: str, hosts: dict[str, Host], plays: list[Play]) -> RunResult:
         """Run the plays in order in one ansible-playbook; blocking (call it in a thread)."""
-        import ansible_runner
+        import ansible_runner.interface
 
         result = RunResult()
         plays = [p for p in plays if p.targets]
@@ -134,10 +144,13 @@ class AnsibleRunner:
         try:
             inventory, wrapper, sequence = self._generate(hosts, plays, private)
             state = _EventState(self, plays, sequence, result, phase)
-            r = ansible_runner.run(
+            envvars = self._env(private)
+            r = ansible_runner.interface.init_runner(
                 private_data_dir=str(private), playbook=str(wrapper), inventory=inventory,
-                envvars=self._env(private), quiet=True, event_handler=state.handle,
+                envvars=envvars, quiet=True, event_handler=state.handle,
                 forks=self.forks, ident="run")
+            r.config.env = _explicit(r.config.env, envvars)
+            r.run()
             if r.rc != 0:
                 # Ansible ends a playbook when every host of a play has failed, so
                 # instances of later plays may never have run: they did not succeed.
@@ -150,6 +163,17 @@ class AnsibleRunner:
         finally:
             shutil.rmtree(private, ignore_errors=True)
         return result
+
+    def remove_leftovers(self) -> None:
+        """Remove what runs that did not end (dodas killed) left behind: their
+        inventories hold secrets. Call only while holding the deployment lock."""
+        if not self.workdir.is_dir():
+            return
+        from dodas import paths
+
+        for entry in self.workdir.iterdir():
+            if entry.name.startswith("ansible-"):
+                paths.remove_tree(entry, self.workdir)
 
     def _generate(self, hosts: dict[str, Host], plays: list[Play],
                   private: Path) -> tuple[dict[str, Any], Path, list[tuple[int, Play]]]:
@@ -258,6 +282,14 @@ class _EventState:
         elif kind == "runner_on_start":
             self.runner.sink(inst, op, f"{task}", "debug")
         return False  # never keep events (they may quote variables) on disk
+
+
+def _explicit(env: dict[str, str], ours: dict[str, str]) -> dict[str, str]:
+    """The runner's environment without what it copied from dodas's own: keep what
+    dodas sets, what the runner itself set or changed (its callback plugin, its
+    PYTHONPATH), and the few variables passed through."""
+    return {k: v for k, v in env.items()
+            if k in ours or k in PASSED_THROUGH or k not in os.environ or os.environ[k] != v}
 
 
 def _failure_text(task: str, res: dict[str, Any]) -> str:

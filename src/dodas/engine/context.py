@@ -21,13 +21,6 @@ from dodas.model.values import AttrRef, evaluate
 from dodas.providers.base import Machine
 from dodas.redact import register
 
-#: Attributes dodas generates per deployment (and keeps as secrets), by node type.
-GENERATED_SECRETS = {
-    "tosca.nodes.dodas.JupyterLab": ("token",),
-    "tosca.nodes.DODAS.HelmInstall.Spark": ("jupyter_token",),
-    # only when the template gives none (a given one is used, with a warning if weak)
-    "tosca.nodes.indigo.LRMS.FrontEnd.Kubernetes": ("admin_token",),
-}
 ADDRESS_ATTRS = {"public_address", "private_address", "ip_address"}
 
 
@@ -113,15 +106,12 @@ class RunContext:
     # -- secrets -------------------------------------------------------------
     def ensure_secrets(self, inst: Instance) -> dict[str, str]:
         """Generate the instance's secrets once; return those that are new."""
-        node = self.model.nodes[inst.node]
         new: dict[str, str] = {}
         have = self.secrets.setdefault(inst, {})
-        for t, names in GENERATED_SECRETS.items():
-            if node.derives_from(t):
-                for name in names:
-                    if name not in have and not node.properties.get(name):
-                        have[name] = new[name] = secrets.token_urlsafe(32)
-        register(*have.values())
+        for name in self.model.nodes[inst.node].generated_secrets():
+            if name not in have:
+                have[name] = new[name] = secrets.token_urlsafe(32)
+        register(*(v for v in have.values() if isinstance(v, str)))
         return new
 
     # -- operation variables ---------------------------------------------------
@@ -140,12 +130,15 @@ class RunContext:
         })
         return out
 
-    def _describe(self, inst: Instance) -> dict[str, Any]:
+    def _describe(self, inst: Instance, *, with_secrets: bool = False) -> dict[str, Any]:
         m = self.machine_of(inst)
-        return {"id": inst.id, "node": inst.node,
-                "address": (m.private_address or m.public_address) if m else None,
-                "public_address": m.public_address if m else None,
-                "attributes": self.attributes.get(inst, {})}
+        out = {"id": inst.id, "node": inst.node,
+               "address": (m.private_address or m.public_address) if m else None,
+               "public_address": m.public_address if m else None,
+               "attributes": self.attributes.get(inst, {})}
+        if with_secrets:
+            out["secrets"] = dict(self.secrets.get(inst, {}))
+        return out
 
     def _requirements(self, inst: Instance, node: Node) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
@@ -156,7 +149,9 @@ class RunContext:
                 targets = [Instance(req.target, inst.index)]
             else:
                 targets = self.model.instances_of(req.target)
-            out.setdefault(req.name, []).extend(self._describe(t) for t in targets)
+            # what an instance requires, it is a client of: it gets the service's
+            # credentials (a Spark worker, the master's secret); never the other way
+            out.setdefault(req.name, []).extend(self._describe(t, with_secrets=True) for t in targets)
         return out
 
     def _connected(self, inst: Instance) -> list[dict[str, Any]]:
@@ -177,7 +172,7 @@ class RunContext:
                          "inputs": self.evaluate(op.inputs, inst)}
         m = self.machine_of(inst)
         data = {"type": node.type, "ops": ops, "properties": self.evaluate(node.properties, inst),
-                "requirements": {k: [(d["id"], d["address"]) for d in v]
+                "requirements": {k: [(d["id"], d["address"], d["secrets"]) for d in v]
                                  for k, v in self._requirements(inst, node).items()},
                 "machine": (m.private_address, m.public_address, m.facts.get("num_cpus"),
                             m.facts.get("mem_mib")) if m else None,
@@ -189,9 +184,26 @@ _sha_cache: dict[str, str] = {}
 
 
 def _file_sha(path: str) -> str:
+    """A playbook's digest. A bundled playbook runs dodas's roles, modules and
+    templates too: a change in any of them (a new dodas) must run it again."""
     if path not in _sha_cache:
         try:
-            _sha_cache[path] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            digest = hashlib.sha256(Path(path).read_bytes())
         except OSError:
             _sha_cache[path] = ""
+            return ""
+        if Path(path).resolve().is_relative_to(paths.PLAYBOOKS_DIR):
+            digest.update(_bundle_sha().encode())
+        _sha_cache[path] = digest.hexdigest()
     return _sha_cache[path]
+
+
+def _bundle_sha() -> str:
+    if "bundle" not in _sha_cache:
+        digest = hashlib.sha256()
+        for sub in ("roles", "library", "filter_plugins"):
+            for f in sorted((paths.PLAYBOOKS_DIR / sub).rglob("*")):
+                if f.is_file() and "__pycache__" not in f.parts:
+                    digest.update(str(f.relative_to(paths.PLAYBOOKS_DIR)).encode() + b"\0" + f.read_bytes())
+        _sha_cache["bundle"] = digest.hexdigest()
+    return _sha_cache["bundle"]

@@ -25,6 +25,17 @@ IMPLICIT_AFTER = {
 }
 
 
+#: Attributes dodas generates once per deployment (and keeps as secrets), by node
+#: type, before any instance is worked on: reading one orders nothing.
+GENERATED_SECRETS = {
+    "tosca.nodes.dodas.JupyterLab": ("token",),
+    "tosca.nodes.dodas.Spark.Master": ("secret",),
+    "tosca.nodes.DODAS.HelmInstall.Spark": ("jupyter_token",),
+    # only when the template gives none (a given one is used, with a warning if weak)
+    "tosca.nodes.indigo.LRMS.FrontEnd.Kubernetes": ("admin_token",),
+}
+
+
 @dataclass(frozen=True)
 class Port:
     name: str
@@ -97,6 +108,11 @@ class Node:
 
     def derives_from(self, type_name: str) -> bool:
         return type_name in self.type_chain
+
+    def generated_secrets(self) -> tuple[str, ...]:
+        """The attributes dodas generates for this node (unless a property gives them)."""
+        return tuple(name for t, names in GENERATED_SECRETS.items() if self.derives_from(t)
+                     for name in names if not self.properties.get(name))
 
 
 @dataclass(frozen=True)

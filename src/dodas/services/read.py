@@ -213,3 +213,27 @@ def kubeconfig(name: str) -> str:
                 conf = re.sub(r"(server:\s*https://)[^:/\s]+", r"\g<1>" + machine.public_address, conf)
             return conf
     raise DodasError(f'deployment "{name}" has no Kubernetes front end with a kubeconfig (yet)')
+
+
+def spark_conf(name: str) -> str:
+    """A spark-defaults.conf for Spark applications outside the deployment: the
+    master URL (at the master's public address) and the cluster's secret. Given
+    to a client through SPARK_CONF_DIR, the secret never shows on a command line."""
+    from dodas.errors import DodasError
+
+    store = Store()
+    dep = store.require(name)
+    plan = stored_plan(dep)
+    ctx = _context(store, dep, plan)
+    for inst in sorted(ctx.secrets, key=str):
+        node = plan.model.nodes.get(inst.node)
+        secret = ctx.secrets[inst].get("secret")
+        url = ctx.attributes.get(inst, {}).get("master_url")
+        if node is None or not node.derives_from("tosca.nodes.dodas.Spark.Master") or not secret or not url:
+            continue
+        machine = ctx.machine_of(inst)
+        if machine is not None and machine.public_address:
+            url = "spark://" + machine.public_address + ":" + str(url).rsplit(":", 1)[1]
+        return (f"# Spark deployment {name} (dodas spark-conf): keep this file private\n"
+                f"spark.master {url}\nspark.authenticate true\nspark.authenticate.secret {secret}\n")
+    raise DodasError(f'deployment "{name}" has no Spark master with a secret (yet)')

@@ -189,9 +189,8 @@ def _listen_address(hexaddr):
     return socket.inet_ntop(socket.AF_INET6, b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
 
 
-def _port_user(address, port):
-    """"pid N (COMMAND)" of a process of this user listening on (address, port) or on
-    every address, when /proc tells."""
+def _listening_inodes(address, port):
+    """The socket inodes listening on (address, port) or on every address at that port."""
     inodes = set()
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -206,6 +205,11 @@ def _port_user(address, port):
             hexaddr, hexport = parts[1].rsplit(":", 1)
             if int(hexport, 16) == port and _listen_address(hexaddr) in (address, "0.0.0.0", "::"):
                 inodes.add("socket:[%s]" % parts[9])
+    return inodes
+
+
+def _port_user(inodes):
+    """"pid N (COMMAND)" of a process of this user holding one of the sockets, when /proc tells."""
     if not inodes:
         return None
     for entry in os.listdir("/proc"):
@@ -243,7 +247,10 @@ def _ports_taken(host, ports):
             if exc.errno == errno.EADDRNOTAVAIL:
                 continue  # not an address of this host (a NAT'd public one): cannot be checked here
             if exc.errno == errno.EADDRINUSE:
-                who = _port_user(sockaddr[0], port)
+                listening = _listening_inodes(sockaddr[0], port)
+                if not listening and os.path.exists("/proc/net/tcp"):
+                    continue  # only connections of a service just stopped linger there: no listener
+                who = _port_user(listening)
                 problems.append("port %d on %s is already in use by another program%s"
                                 % (port, host, " (%s)" % who if who else ""))
             else:
