@@ -90,6 +90,25 @@ def host_dir(base: str, deployment_id: str, instance_id: str) -> str:
     return str(PurePosixPath(base) / component(deployment_id) / instance_component(instance_id))
 
 
+# -- writing and deleting safely --------------------------------------------------
+def write_private(path: Path, text: str) -> None:
+    """Write a file (mode 0600) whole or not at all; an error names the file (a full
+    disk fails on write or close, where Python's error carries no file name)."""
+    tmp = path.with_name(path.name + ".part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+
+
 # -- deleting safely ------------------------------------------------------------
 class OutsideError(ValueError):
     """A path that should be inside a directory is not."""
@@ -124,12 +143,12 @@ def remove_tree(path: Path | str, base: Path | str) -> None:
     def onerror(_func, where, exc_info) -> None:  # noqa: ANN001 - shutil's callback
         exc = exc_info[1]
         if not (isinstance(exc, OSError) and exc.errno == errno.ENOENT):
-            failures.append(f"{where}: {getattr(exc, 'strerror', None) or exc}")
+            rel = os.path.relpath(where, target) if str(where).startswith(str(target)) else where
+            failures.append(f"{rel}: {getattr(exc, 'strerror', None) or exc}")
 
     if sys.version_info >= (3, 12):  # never follows symbolic links out of the tree
         shutil.rmtree(target, onexc=lambda f, w, e: onerror(f, w, (type(e), e, None)))
     else:
         shutil.rmtree(target, onerror=onerror)
     if failures or target.exists():
-        first = failures[0] if failures else f"{target}: still there"
-        raise OSError(errno.EIO, f"cannot remove {target} ({first})")
+        raise OSError(errno.EIO, failures[0] if failures else "still there after removal", str(target))

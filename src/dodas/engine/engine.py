@@ -24,7 +24,7 @@ from dodas.configure.runner import AnsibleRunner, Host, Play, RunResult
 from dodas.engine.context import RunContext, UnresolvedError
 from dodas.engine.retry import with_retries
 from dodas.engine.states import COMPUTE_READY, InstanceState
-from dodas.errors import DodasError
+from dodas.errors import DodasError, environment_problem
 from dodas.model.build import SECRET_NAME
 from dodas.model.deployment import DEPLOY_OPERATIONS, UNDEPLOY_OPERATIONS, Instance
 from dodas.plan.plan import Plan
@@ -157,7 +157,8 @@ class Engine:
                     configuring = False
                 exc = task.exception()
                 if exc is not None:
-                    failure = failure or (insts[0].id, f"internal error: {type(exc).__name__}: {exc}")
+                    problem = environment_problem(exc)
+                    failure = failure or (insts[0].id, problem or f"internal error: {type(exc).__name__}: {exc}")
                     continue
                 ok, failed = task.result()
                 for i in ok:
@@ -406,5 +407,6 @@ class Engine:
             try:
                 await with_retries(lambda: self.provider.purge(self.dep_id), base=self.provider.retry_base)
             except ProviderError as exc:
-                problems.append(str(exc))
+                if not any(str(exc) in p for p in problems):  # the same leftover is said once
+                    problems.append(str(exc))
         return problems

@@ -142,9 +142,7 @@ class LocalProvider(Provider):
                 "deployment_name": req.deployment_name,
                 "num_cpus": spec.num_cpus or 1, "mem_mib": spec.mem_mib or 1024,
             }
-            tmp = d / "machine.json.part"
-            tmp.write_text(json.dumps(machine))
-            tmp.replace(d / "machine.json")
+            paths.write_private(d / "machine.json", json.dumps(machine))
         except OSError as exc:
             raise ProviderError(self.name, f"cannot make {d}: {exc.strerror or exc}") from None
         return self._machine(d, machine)
@@ -179,7 +177,7 @@ class LocalProvider(Provider):
             if address:
                 loopback.release(address, d)
         except (OSError, paths.OutsideError) as exc:
-            raise ProviderError(self.name, f"cannot remove {d}: {getattr(exc, 'strerror', None) or exc}") from None
+            raise ProviderError(self.name, f"cannot remove {d} ({getattr(exc, 'strerror', None) or exc})") from None
 
     async def resources(self, deployment_id: str) -> list[str]:
         dep_dir = deployment_dir(deployment_id)
@@ -194,8 +192,8 @@ class LocalProvider(Provider):
             try:
                 paths.remove_tree(dep_dir, root())
             except (OSError, paths.OutsideError) as exc:
-                raise ProviderError(self.name, f"cannot remove {dep_dir}: "
-                                               f"{getattr(exc, 'strerror', None) or exc}") from None
+                raise ProviderError(self.name, f"cannot remove {dep_dir} "
+                                               f"({getattr(exc, 'strerror', None) or exc})") from None
 
     async def processes_alive(self, machine: Machine, recorded: list[ProcessRef]) -> dict[ProcessRef, bool]:
         """By identity: a recorded pid that now names a process started later is dead."""

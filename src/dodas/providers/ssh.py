@@ -40,9 +40,15 @@ from dodas.providers.base import ComputeRequest, Machine, ProcessRef, Provider, 
 from dodas.providers.config import ProviderConfig
 
 #: Run on the host by `delete`: stop every process marked for the machine, then
-#: remove its directory. Python, because the host has it for Ansible anyway.
+#: remove its directory, which must lie inside the pool's work directory (argv 2);
+#: what cannot be removed is reported, never passed over. Python, because the host
+#: has it for Ansible anyway.
 CLEANUP = r"""
 import os, shutil, signal, sys, time
+target, base = os.path.abspath(sys.argv[1]), os.path.realpath(sys.argv[2])
+parent = os.path.realpath(os.path.dirname(target))
+if not (parent == base or parent.startswith(base + os.sep)) or os.path.basename(target) in ("", ".", ".."):
+    sys.exit("refusing to remove %s: it is not inside %s" % (target, base))
 mark = ("DODAS_MACHINE=" + sys.argv[1]).encode()
 def marked():
     out = []
@@ -62,7 +68,14 @@ for sig in (signal.SIGTERM, signal.SIGKILL):
     for _ in range(100):
         if not marked(): break
         time.sleep(0.1)
-shutil.rmtree(sys.argv[1], ignore_errors=True)
+failed = []
+def onerror(func, path, info):
+    if not isinstance(info[1], FileNotFoundError):
+        failed.append("%s: %s" % (path, getattr(info[1], "strerror", None) or info[1]))
+if os.path.lexists(target):
+    shutil.rmtree(target, onerror=onerror)
+if failed or os.path.lexists(target):
+    sys.exit("cannot remove %s (%s)" % (target, failed[0] if failed else "still there"))
 """
 
 #: Run on the host by `processes_alive`: each argument is "PID:START" (START the
@@ -224,7 +237,8 @@ class SSHProvider(Provider):
             return
         workdir = self._workdir(host, deployment_id, instance_id)
         python = host.options.get("python", "python3")
-        await asyncio.to_thread(self._run, host, [python, "-c", CLEANUP, workdir])
+        base = host.options.get("workdir", "/var/tmp/dodas")
+        await asyncio.to_thread(self._run, host, [python, "-c", CLEANUP, workdir, base])
         with self._claims() as claims:
             claims.pop(held, None)  # type: ignore[arg-type]
 
@@ -249,7 +263,7 @@ class SSHProvider(Provider):
         return {r: bool(answers.get(str(r))) for r in recorded}
 
     def _workdir(self, h: Host, dep: str, inst: str) -> str:
-        return paths.host_dir(h.options.get("workdir", "/var/tmp/dodas"), dep, inst)
+        return paths.host_dir(h.options.get("workdir", "/var/tmp/dodas"), dep, inst)  # always inside the base
 
     def _machine(self, h: Host, dep: str, inst: str, req: ComputeRequest | None) -> Machine:
         o = h.options

@@ -32,17 +32,20 @@ def list_deployments() -> list[dict[str, Any]]:
 
 def stored_plan(dep: Deployment) -> Plan:
     """Re-plan a deployment from the template and inputs kept in the state."""
-    original = Path(dep.template_path)
-    path = original
-    try:
-        if original.read_text(encoding="utf-8") != dep.template_text:
-            raise OSError
-    except OSError:
-        path = paths.data_dir() / "deployments" / dep.id / "template.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(dep.template_text, encoding="utf-8")
+    kept = paths.data_dir() / "deployments" / paths.component(dep.id) / "template.yaml"
+    path = next((p for p in (Path(dep.template_path), kept) if _holds(p, dep.template_text)), None)
+    if path is None:  # written by `up`; only lost files are written again (a read-only disk needs none)
+        paths.write_private(kept, dep.template_text)
+        path = kept
     given = {k: GivenInput(v, "<stored inputs>", 1, 1) for k, v in dep.inputs.items()}
     return plan_given(str(path), given, offline=True)
+
+
+def _holds(path: Path, text: str) -> bool:
+    try:
+        return path.read_text(encoding="utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _context(store: Store, dep: Deployment, plan: Plan) -> RunContext:
@@ -123,7 +126,8 @@ def status(name: str) -> dict[str, Any]:
         if a.status == "running" and holder is not None and holder["alive"] is False:
             # its dodas died: say so; the next up or destroy records it (status writes nothing)
             row.update(status="interrupted", recorded_status="running",
-                       error=f"interrupted (its dodas died: pid {holder['pid']} on {holder['host']})")
+                       error=f"its dodas died (pid {holder['pid']} on {holder['host']}); the next up or destroy "
+                             "records it")
         attempts.append(row)
     return {"name": dep.name, "id": dep.id, "status": dep.status, "reason": dep.status_reason,
             "degraded": degraded, "attempts": attempts,

@@ -40,10 +40,26 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API objec
     cur.close()
 
 
+def _read_only_sqlite(file: Path) -> Engine:
+    """The database on a read-only disk: `list` and `status` still work. Opened
+    read-only; "immutable" (no locking, no -shm file to write) unless a write-ahead
+    log holds commits, which must be read too."""
+    import sqlite3
+
+    log = file.with_name(file.name + "-wal")
+    wal = log.exists() and log.stat().st_size > 0
+    uri = f"file:{file}?mode=ro" + ("" if wal else "&immutable=1")
+    return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=30,
+                                                                      check_same_thread=False))
+
+
 def make_engine(url: str | None = None) -> Engine:
     url = url or db_url()
     if url.startswith("sqlite:///"):
         file = Path(url.removeprefix("sqlite:///"))
+        if file.exists() and not os.access(file.parent, os.W_OK):
+            read_only_because[url] = disk_trouble(file.parent) or f"{file.parent} is not writable"
+            return _read_only_sqlite(file)
         if not file.exists():
             file.parent.mkdir(parents=True, exist_ok=True)
             # the state holds generated tokens and keys: readable by the user only
@@ -86,14 +102,71 @@ def sessions(url: str | None = None) -> sessionmaker[Session]:
     if url not in _factory:
         engine = make_engine(url)
         try:
-            if current_revision(engine) != HEAD:
+            revision = current_revision(engine)
+        except Exception as exc:  # noqa: BLE001 - connection refused, bad credentials, a full disk, ...
+            engine = _read_only_fallback(url, exc)
+            revision = current_revision(engine)
+        try:
+            if revision != HEAD:
                 migrate(engine)
         except DodasError:
             raise
         except Exception as exc:  # noqa: BLE001 - connection refused, bad credentials, ...
-            raise DodasError(f"cannot open the state database ({_safe(url)}): {exc}") from None
+            raise DodasError(f"cannot open the state database ({_safe(url)}): {_reason(exc)}") from None
         _factory[url] = sessionmaker(engine, expire_on_commit=False)
     return _factory[url]
+
+
+#: why the state was opened read-only, when it was (for the messages of writes)
+read_only_because: dict[str, str] = {}
+
+
+def _read_only_fallback(url: str, exc: Exception) -> Engine:
+    """A SQLite database that cannot be opened for writing (a full disk leaves no
+    room for its shared-memory file) is opened read-only, so that `list` and
+    `status` still answer; anything that writes then fails with a clear message."""
+    file = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+    if file is None or not file.exists():
+        raise DodasError(f"cannot open the state database ({_safe(url)}): {_reason(exc)}") from None
+    read_only_because[url] = disk_trouble(file.parent) or _reason(exc)
+    return _read_only_sqlite(file)
+
+
+def disk_trouble(directory: Path) -> str | None:
+    """"the disk is full" or "the disk is read-only" when the file system says so."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return None
+    if st.f_flag & os.ST_RDONLY:
+        return f"the file system of {directory} is read-only"
+    if st.f_bavail == 0 or st.f_favail == 0:
+        return f"the file system of {directory} is full"
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's message, without SQLAlchemy's pointers to its documentation."""
+    return str(getattr(exc, "orig", None) or exc)
+
+
+def describe_url() -> str:
+    """Where the state is, for messages (never a password), and why it is read-only
+    when it had to be opened so."""
+    url = db_url_quiet()
+    where = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else _safe(url)
+    if url in read_only_because:
+        return f"{where}, opened read-only: {read_only_because[url]}"
+    if url.startswith("sqlite:///"):
+        trouble = disk_trouble(Path(where).parent)
+        if trouble:
+            return f"{where}: {trouble}"
+    return where
+
+
+def db_url_quiet() -> str:
+    """db_url() without making the data directory."""
+    return os.environ.get("DODAS_DB_URL") or f"sqlite:///{paths.data_dir() / 'state.db'}"
 
 
 def _safe(url: str) -> str:

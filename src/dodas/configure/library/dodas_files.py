@@ -1,16 +1,22 @@
 #!/usr/bin/python
-"""Ansible module: write several small files (and their directories) in one step.
+"""Ansible module: write several small files (and their directories) in one step,
+or remove directories that must lie inside a given one.
 
 Each Ansible module run is a Python process on the target; writing a kernel spec
 and a start-up file with `file`, `copy` and `template` costs three of them, which
 on a busy two-core machine is seconds. This writes them all in one, reports
 `changed` only for files whose content or mode differs, and never logs contents
 (they may hold configuration a user considers private).
+
+Removal (`absent`, with `within`) is how dodas deletes on a host: each path is
+checked to lie inside `within` once `..` and symbolic links of its parents are
+resolved, and whatever cannot be removed fails the task instead of being skipped.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -27,15 +33,52 @@ options:
     type: list
     elements: str
     default: []
+  absent:
+    type: list
+    elements: str
+    default: []
+    description: directories or files to remove; each must lie inside `within`
+  within:
+    type: str
 """
+
+
+def _remove(module, path, within):
+    base = os.path.realpath(within)
+    target = os.path.abspath(path)
+    parent = os.path.realpath(os.path.dirname(target))
+    if os.path.basename(target) in ("", ".", "..") or not (parent == base or parent.startswith(base + os.sep)):
+        module.fail_json(msg="refusing to remove %s: it is not inside %s" % (path, within))
+    target = os.path.join(parent, os.path.basename(target))
+    if not os.path.lexists(target):
+        return False
+    failed = []
+
+    def onerror(_func, where, info):
+        if not isinstance(info[1], FileNotFoundError):
+            failed.append("%s: %s" % (where, getattr(info[1], "strerror", None) or info[1]))
+    if os.path.isdir(target) and not os.path.islink(target):
+        shutil.rmtree(target, onerror=onerror)
+    else:
+        os.unlink(target)
+    if failed or os.path.lexists(target):
+        module.fail_json(msg="cannot remove %s (%s)" % (target, failed[0] if failed else "still there"))
+    return True
 
 
 def main():
     module = AnsibleModule(argument_spec=dict(
-        files=dict(type="list", elements="dict", required=True, no_log=True),
+        files=dict(type="list", elements="dict", default=[], no_log=True),
         directories=dict(type="list", elements="str", default=[]),
+        absent=dict(type="list", elements="str", default=[]),
+        within=dict(type="str"),
     ))
+    if module.params["absent"] and not module.params["within"]:
+        module.fail_json(msg="absent needs within: the directory the removed paths must lie in")
     changed = []
+    for path in module.params["absent"]:
+        if _remove(module, path, module.params["within"]):
+            changed.append(path)
     for d in module.params["directories"]:
         if not os.path.isdir(d):
             os.makedirs(d, mode=0o700, exist_ok=True)
