@@ -161,22 +161,23 @@ def test_kill_9_attempt_shown_interrupted_then_recorded_by_the_next_up(slow, tmp
     st = d.json("status", "k9")
     assert st["lock"]["alive"] is False and st["lock"]["pid"] == proc.pid
     assert st["attempts"][0]["status"] == "interrupted" and st["attempts"][0]["recorded_status"] == "running"
-    assert f"its dodas died: pid {proc.pid} on {HOST}" in st["attempts"][0]["error"]
+    assert st["attempts"][0]["error"] == (f"its dodas died (pid {proc.pid} on {HOST}); the next up or destroy "
+                                          "records it")
     out = d.run("status", "k9").stdout
-    assert "#1 sim" in out and "interrupted (its dodas died" in out
+    assert f"#1 sim          interrupted: its dodas died (pid {proc.pid} on {HOST})" in out
     assert f"locked by pid {proc.pid} on {HOST}, which is no longer running" in out
     assert db_rows(d.home) == before, "status must not write"
     d.run("up", t, "--name", "k9")  # continues the deployment (no new attempt: it is not a fresh one)
     attempts = stored_attempts(d.home)
     assert [a[0] for a in attempts] == ["interrupted"]
-    assert f"pid {proc.pid} on {HOST}" in attempts[0][1]
+    assert attempts[0][1] == f"its dodas died (pid {proc.pid} on {HOST})"
     assert d.json("status", "k9")["status"] == "CREATE_COMPLETE"
     d.run("destroy", "k9", "--yes")
 
 
 @pytest.mark.parametrize("sig, group, cause", [
-    (signal.SIGINT, True, "interrupted (Ctrl-C or SIGINT)"),  # Ctrl-C: the terminal signals the whole group
-    (signal.SIGTERM, False, "interrupted (SIGTERM)"),
+    (signal.SIGINT, True, "Ctrl-C or SIGINT"),  # Ctrl-C: the terminal signals the whole group
+    (signal.SIGTERM, False, "SIGTERM"),
 ])
 def test_signalled_attempt_ends_interrupted(slow, tmp_path, sig, group, cause):
     d = slow
@@ -188,10 +189,10 @@ def test_signalled_attempt_ends_interrupted(slow, tmp_path, sig, group, cause):
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (proc.returncode, err)
     assert "Traceback" not in err
-    assert stored_attempts(d.home) == [("interrupted", cause)]
+    assert stored_attempts(d.home) == [("interrupted", f"dodas was stopped by {cause}")]
     st = d.json("status", "sig")
     assert st["locked_by"] is None, "an interrupted run releases its lock"
-    assert st["status"] == "CREATE_FAILED" and st["reason"] == cause
+    assert st["status"] == "CREATE_FAILED" and st["reason"] == f"interrupted ({cause})"
     d.run("destroy", "sig", "--yes")
     assert servers(d.home) == 0
 

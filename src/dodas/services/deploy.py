@@ -200,7 +200,7 @@ def _outcome(exc: BaseException, before: str = "") -> tuple[str, str]:
     """(status, cause) an attempt ends with when `exc` ends it."""
     prefix = f"{before}: " if before else ""
     if isinstance(exc, KeyboardInterrupt):
-        return "interrupted", prefix + _interruption(exc)
+        return "interrupted", prefix + f"dodas was stopped by {_signal_name(exc)}"
     if isinstance(exc, DodasError):
         return "failed", prefix + exc.message
     return "failed", f"{prefix}internal error: {type(exc).__name__}: {exc}"
@@ -215,8 +215,12 @@ class Interrupted(KeyboardInterrupt):
         self.signame = signame
 
 
+def _signal_name(exc: BaseException) -> str:
+    return exc.signame if isinstance(exc, Interrupted) else "Ctrl-C or SIGINT"
+
+
 def _interruption(exc: BaseException) -> str:
-    return f"interrupted ({exc.signame})" if isinstance(exc, Interrupted) else "interrupted (Ctrl-C or SIGINT)"
+    return f"interrupted ({_signal_name(exc)})"
 
 
 @contextmanager
@@ -250,8 +254,7 @@ def _after_crash(store: Store, dep_id: str, stale: str) -> None:
     store.event(dep_id, "lock", f"took over a lock left by a process that is gone (pid {h.pid} on {h.host}); "
                 f"stopping {len(orphans)} process(es) it left running", level="warning")
     procs.terminate(orphans)
-    ended = store.end_running_attempts(dep_id, "interrupted", f"interrupted (its dodas died: pid {h.pid} on "
-                                       f"{h.host})")
+    ended = store.end_running_attempts(dep_id, "interrupted", f"its dodas died (pid {h.pid} on {h.host})")
     if ended:
         store.event(dep_id, "lock", f"{ended} attempt(s) of that process recorded as interrupted", level="warning")
 
@@ -321,8 +324,8 @@ def unlock(name: str, force: bool = False) -> str | None:
     how = "dodas unlock --force" if force else "dodas unlock"
     store.event(dep.id, "lock", f"lock of pid {h.pid} on {h.host} cleared by {how}"
                 + ("" if h.alive is False else " (its holder was not known to be gone)"), level="warning")
-    ended = store.end_running_attempts(dep.id, "interrupted", f"interrupted (its dodas, pid {h.pid} on "
-                                       f"{h.host}, lost its lock to {how})")
+    ended = store.end_running_attempts(dep.id, "interrupted", f"its dodas (pid {h.pid} on {h.host}) lost its "
+                                       f"lock to {how}")
     if ended:
         store.event(dep.id, "lock", f"{ended} attempt(s) of that process recorded as interrupted", level="warning")
     return dep.lock_owner
