@@ -146,6 +146,8 @@ def test_lock_holder_identity_is_pid_and_start_time(d, tmp_path):
     out = d.run("status", "reused").stdout
     assert "no longer running" in out and "next dodas up or destroy takes the lock over" in out
     assert "unlocked (was held by" in d.run("unlock", "reused").stdout, "a dead holder needs no --force"
+    set_owner(d.home, "reused", "not-an-owner")
+    assert "unlocked (was held by not-an-owner)" in d.run("unlock", "reused").stdout, "nor does an unreadable one"
     d.run("destroy", "reused", "--yes")
 
 

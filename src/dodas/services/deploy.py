@@ -314,7 +314,7 @@ def unlock(name: str, force: bool = False) -> str | None:
     if not dep.lock_owner:
         return None
     h = lock.holder(dep.lock_owner)
-    if not force and h.alive is not False:
+    if not force and not lock.is_stale(dep.lock_owner):
         where = (f"pid {h.pid} on this host is still running" if h.alive else
                  f"it is held from another host ({h.host}, pid {h.pid}), where dodas cannot check that process")
         raise HolderAliveError(f'deployment "{name}" is locked and {where}. Wait for that dodas to finish; '
