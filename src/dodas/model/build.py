@@ -5,34 +5,47 @@ the raw template so that functions are seen as the user wrote them and resolved
 here with dodas's own rules (see functions.py). Checks tosca-parser does not make
 are made here, each placed in the YAML: requirement targets of the wrong type,
 references to undeclared attributes, compute sizes unknown at plan time.
+
+Two of them keep a template from doing harm on the machine dodas runs on:
+instance counts are bounded (the operator's limits, `dodas.settings`) before the
+planner expands anything, and a playbook outside dodas's own and the template's
+directory is refused unless the caller allows external playbooks.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
 from typing import Any
 
-from dodas import paths
+from dodas import paths, settings
 from dodas.errors import Diagnostic, TemplateError
 from dodas.model.deployment import (COMPUTE_TYPE, ComputeSpec, DeploymentModel, Node, Operation,
                                     Output, Port, Requirement)
 from dodas.model import checks
-from dodas.model.functions import FunctionError, Resolver
+from dodas.model.functions import FunctionError, Resolver, function_name
 from dodas.model.values import DEFERRED_TYPES, refs
+from dodas.settings import Limits
+from dodas.tosca.inputs import SECRET_NAME
 from dodas.tosca.loader import LoadedTemplate
 
-SECRET_NAME = re.compile(r"(password|passwd|token|secret|private_key|credential|kubeconfig)", re.I)
+__all__ = ["SECRET_NAME", "build"]
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+#: the scalable capability's properties that give a compute's count, first found wins
+_COUNT_KEYS = ("count", "default_instances", "min_instances")
 #: attributes every node has at run time, whatever its type declares
 RUNTIME_ATTRIBUTES = {"tosca_id", "tosca_name", "state", "public_address", "private_address", "ip_address"}
 _NODES = ("topology_template", "node_templates")
 
 
 class _Builder:
-    def __init__(self, loaded: LoadedTemplate) -> None:
+    def __init__(self, loaded: LoadedTemplate, *, allow_external_playbooks: bool = False) -> None:
         self.loaded = loaded
         self.smap = loaded.smap
+        self.allow_external_playbooks = allow_external_playbooks
+        self.limits = settings.limits()
         self.diags: list[Diagnostic] = []
         topo = loaded.data.get("topology_template") or {}
         self.raw_nodes: dict[str, dict[str, Any]] = topo.get("node_templates") or {}
@@ -135,11 +148,19 @@ class _Builder:
                                                      f'node "{name}": {cap}.{k} must be known before the machine '
                                                      "exists; get_attribute cannot be used here"))
                     values[k] = None
-        count = sc.get("count", sc.get("default_instances", sc.get("min_instances", 1)))
+        key = next((k for k in _COUNT_KEYS if k in sc), "count")
+        count = sc.get(key, 1)
+        where = (*base, "capabilities", "scalable", "properties", key)
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            self.diags.append(self.smap.diag((*base, "capabilities", "scalable", "properties", "count"),
-                                             f'node "{name}": count must be a whole number >= 0, got {count!r}'))
+            self.diags.append(self.smap.diag(where, f'node "{name}": count must be a whole number >= 0, '
+                                                    f"got {_short(count)}"))
             count = 0
+        elif count > self.limits.max_instances_per_node:
+            self.diags.append(self.smap.diag(
+                where, f'node "{name}": count {_number(count)}{self._from_input(name, key)} is more than the limit '
+                       f"of {self.limits.max_instances_per_node} instances per node "
+                       f"({Limits.where('max_instances_per_node')})"))
+            count = 0  # reported: nothing is planned from it
         ports = []
         for pname, p in (ep.get("ports") or {}).items():
             if isinstance(p, dict):
@@ -152,13 +173,47 @@ class _Builder:
             ports=tuple(ports), num_gpus=_int(host.get("num_gpus")))
         return spec, count
 
+    def _from_input(self, name: str, key: str) -> str:
+        """' (from input "x")' when a count is the template's `get_input: x`."""
+        raw = ((((self.raw_nodes.get(name) or {}).get("capabilities") or {}).get("scalable") or {})
+               .get("properties") or {}).get(key)
+        if function_name(raw) == "get_input":
+            arg = raw["get_input"]
+            arg = arg[0] if isinstance(arg, list) and len(arg) == 1 else arg
+            if isinstance(arg, str):
+                return f' (from input "{arg}")'
+        return ""
+
+    def check_instances(self, nodes: dict[str, Node]) -> None:
+        """The whole deployment's instances (a compute's count, one per host instance
+        for what it hosts) against the operator's limit, before any is expanded."""
+        counts = _instance_counts(nodes)
+        total = sum(counts.values())
+        limit = self.limits.max_instances
+        if total <= limit:
+            return
+        computes = sorted((n for n in nodes.values() if n.is_compute), key=lambda n: (-n.count, n.name))
+        biggest = computes[0].name if computes else None
+        parts = [f'node "{n.name}" {n.count}{self._from_input(n.name, self._count_key(n.name))}'
+                 for n in computes[:3] if n.count > 1]
+        msg = (f"the deployment would have {total} instances, more than the limit of {limit} "
+               f"({Limits.where('max_instances')})" + (f"; the largest counts: {', '.join(parts)}" if parts else ""))
+        where = (*_NODES, biggest, "capabilities", "scalable", "properties", self._count_key(biggest)) \
+            if biggest is not None else _NODES
+        self.diags.append(self.smap.diag(where, msg))
+
+    def _count_key(self, name: str) -> str:
+        props = ((((self.raw_nodes.get(name) or {}).get("capabilities") or {}).get("scalable") or {})
+                 .get("properties") or {})
+        return next((k for k in _COUNT_KEYS if k in props), "count")
+
     def _operations(self, name: str, base: tuple) -> dict[str, Operation]:
         merged: dict[str, dict[str, Any]] = {}
-        for tdef in reversed(_chain_defs(self.templates[name].type_definition)):
+        for tname, tdef in reversed(_chain_named(self.templates[name].type_definition)):
             for iname, ops in ((tdef.get("interfaces") or {}).items()):
-                _merge_ops(merged, iname, ops)
+                _merge_ops(merged, iname, ops, ("type", tname, iname))
         for iname, ops in ((self.raw_nodes.get(name) or {}).get("interfaces") or {}).items():
-            _merge_ops(merged, iname, ops)
+            _merge_ops(merged, iname, ops, ("node", name, iname))
         out: dict[str, Operation] = {}
         for iname, ops in merged.items():
             short = "Standard" if iname in ("Standard", "tosca.interfaces.node.lifecycle.Standard") else iname
@@ -169,8 +224,25 @@ class _Builder:
                 inputs = {k: self._resolve(v, name, (*base, "interfaces", iname, op, "inputs", k))
                           for k, v in (spec.get("inputs") or {}).items()}
                 key = op if short == "Standard" else f"{short}.{op}"
-                out[key] = Operation(short, op, _implementation(impl, self.loaded.path), inputs)
+                playbook, problem = _implementation(impl, self.loaded.path, self.allow_external_playbooks)
+                if problem is not None:
+                    self.diags.append(self._playbook_diag(name, op, spec.get("origin"), problem))
+                out[key] = Operation(short, op, playbook, inputs)
         return out
+
+    def _playbook_diag(self, name: str, op: str, origin: Any, problem: str) -> Diagnostic:
+        """Placed where the implementation is written: the node's interfaces, the
+        template's own type, or (a type from an imported file) the node's type."""
+        kind, owner, iname = origin if isinstance(origin, tuple) else ("node", name, "Standard")
+        if kind == "node":
+            return self.smap.diag((*_NODES, name, "interfaces", iname, op, "implementation"),
+                                  f'node "{name}" operation "{op}": {problem}')
+        own_types = self.loaded.data.get("node_types")
+        if isinstance(own_types, dict) and owner in own_types:
+            return self.smap.diag(("node_types", owner, "interfaces", iname, op, "implementation"),
+                                  f'type "{owner}" operation "{op}": {problem}')
+        return self.smap.diag((*_NODES, name, "type"),
+                              f'node "{name}": operation "{op}" of its type "{owner}": {problem}')
 
     # -- checks over the whole model ---------------------------------------------
     def check_refs(self, nodes: dict[str, Node], outputs: dict[str, Output]) -> None:
@@ -205,10 +277,16 @@ class _Builder:
         return out
 
 
-def build(loaded: LoadedTemplate) -> DeploymentModel:
-    """The model of a loaded template; TemplateError with every problem found."""
-    b = _Builder(loaded)
+def build(loaded: LoadedTemplate, *, allow_external_playbooks: bool = False) -> DeploymentModel:
+    """The model of a loaded template; TemplateError with every problem found.
+
+    `allow_external_playbooks` lets operations name playbooks outside dodas's own
+    and the template's directory (or URLs). It is the caller's decision, per
+    call: a service that runs templates for others (a server) must always pass
+    False, whatever its client asks."""
+    b = _Builder(loaded, allow_external_playbooks=allow_external_playbooks)
     nodes = {name: b.node(name) for name in b.templates}
+    b.check_instances(nodes)
     outputs = b.outputs()
     b.check_refs(nodes, outputs)
     checks.front_ends(b.smap, nodes, b.diags)
@@ -223,7 +301,7 @@ def build(loaded: LoadedTemplate) -> DeploymentModel:
         tosca_version=str(data.get("tosca_definitions_version")),
         inputs=dict(loaded.inputs), nodes=nodes, outputs=outputs,
         description=str(data.get("description") or "").strip(),
-        secret_inputs=frozenset(k for k in loaded.inputs if SECRET_NAME.search(k)),
+        secret_inputs=frozenset(k for k in loaded.inputs if SECRET_NAME.search(k) or k in loaded.secret_inputs),
         placement=_placement(loaded), warnings=warnings)
 
 
@@ -256,11 +334,42 @@ def _chain(tdef: Any) -> tuple[str, ...]:
 
 
 def _chain_defs(tdef: Any) -> list[dict[str, Any]]:
+    return [defs for _name, defs in _chain_named(tdef)]
+
+
+def _chain_named(tdef: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(type name, its definition) from the type up to its root."""
     out, cur = [], tdef
     while cur is not None:
-        out.append(getattr(cur, "defs", None) or {})
+        out.append((cur.type, getattr(cur, "defs", None) or {}))
         cur = cur.parent_type
     return out
+
+
+def _instance_counts(nodes: dict[str, Node]) -> dict[str, int]:
+    """Instances of each node: a compute's count, its host's for the rest. Host
+    chains are followed iteratively and a cycle stops the walk (the planner
+    reports cycles, by name)."""
+    out: dict[str, int] = {}
+    for name in nodes:
+        cur, seen = name, set()
+        while nodes[cur].host in nodes and cur not in seen:
+            seen.add(cur)
+            cur = nodes[cur].host  # type: ignore[assignment]
+        out[name] = nodes[cur].count
+    return out
+
+
+def _number(n: int) -> str:
+    """A count for a message: one of a hundred digits is not read digit by digit."""
+    text = str(n)
+    return text if len(text) <= 24 else f"{text[:6]}...({len(text)} digits)"
+
+
+def _short(value: Any) -> str:
+    """A value for a message, cut short: a count may be anything a user typed."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _requirement_defs(tdef: Any) -> dict[str, dict[str, Any]]:
@@ -292,7 +401,7 @@ def _known_node_types(b: _Builder) -> set[str]:
     return types
 
 
-def _merge_ops(merged: dict[str, dict[str, Any]], iname: str, ops: Any) -> None:
+def _merge_ops(merged: dict[str, dict[str, Any]], iname: str, ops: Any, origin: tuple) -> None:
     if not isinstance(ops, dict):
         return
     key = "Standard" if iname in ("Standard", "tosca.interfaces.node.lifecycle.Standard") else iname
@@ -303,22 +412,50 @@ def _merge_ops(merged: dict[str, dict[str, Any]], iname: str, ops: Any) -> None:
         spec = {"implementation": spec} if isinstance(spec, str) else (spec or {})
         if isinstance(spec, dict):
             prev = target.get(op, {})
-            target[op] = {"implementation": spec.get("implementation", prev.get("implementation")),
+            given = "implementation" in spec
+            target[op] = {"implementation": spec["implementation"] if given else prev.get("implementation"),
+                          "origin": origin if given else prev.get("origin"),
                           "inputs": {**(prev.get("inputs") or {}), **(spec.get("inputs") or {})}}
 
 
 @functools.lru_cache(maxsize=256)
-def _implementation(impl: Any, template_path: str) -> str | None:
-    """Absolute playbook path: next to the template first, then dodas's bundled ones."""
+def _implementation(impl: Any, template_path: str, allow_external: bool) -> tuple[str | None, str | None]:
+    """(absolute playbook path, None), or (None, why it is refused).
+
+    A relative name is looked for next to the template first, then among dodas's
+    bundled playbooks. Unless `allow_external`, the file found (`..` and symbolic
+    links resolved) must lie inside one of those two directories: a template
+    names what runs on this machine, and a playbook can run anything."""
     if not isinstance(impl, str) or not impl:
-        return None
+        return None, None
     from pathlib import Path
-    if impl.startswith(("http://", "https://")) or Path(impl).is_absolute():
-        return impl
-    local = Path(template_path).resolve().parent / impl
-    if local.is_file():
-        return str(local)
-    return str(paths.PLAYBOOKS_DIR / impl)
+    if _URL.match(impl):
+        if allow_external:
+            return impl, None
+        return None, (f'playbook "{_cut(impl)}" is a URL: dodas runs only its own playbooks and those in the '
+                      "template's directory (--allow-external-playbooks allows others)")
+    template_dir = Path(template_path).resolve().parent
+    if Path(impl).is_absolute():
+        candidate = Path(impl)
+    else:
+        local = template_dir / impl
+        candidate = local if local.is_file() else paths.PLAYBOOKS_DIR / impl
+    if allow_external:
+        return str(candidate), None
+    real = os.path.realpath(candidate)
+    if any(_within(real, d) for d in (template_dir, paths.PLAYBOOKS_DIR)):
+        return real, None
+    return None, (f'playbook "{_cut(impl)}" is outside dodas\'s playbooks and the template\'s directory '
+                  "(--allow-external-playbooks allows it)")
+
+
+def _within(path: str, directory: Any) -> bool:
+    base = os.path.realpath(directory)
+    return path == base or path.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _int(v: Any) -> int | None:

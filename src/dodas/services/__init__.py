@@ -23,27 +23,31 @@ def collect_inputs(pairs: list[str] | None, inputs_file: str | None) -> dict:
 
 
 def plan(template: str, pairs: list[str] | None = None, inputs_file: str | None = None,
-         *, offline: bool = False, base_inputs: dict | None = None) -> Plan:
+         *, offline: bool = False, base_inputs: dict | None = None, allow_external_playbooks: bool = False) -> Plan:
     """Load, validate, model and plan a template; TemplateError lists every problem.
 
     `base_inputs` (values kept from an earlier deployment) are used for inputs
     that the template declares and that the file and -i pairs do not give."""
     given = dict(base_inputs or {})
     given.update(collect_inputs(pairs, inputs_file))
-    return plan_given(template, given, offline=offline)
+    return plan_given(template, given, offline=offline, allow_external_playbooks=allow_external_playbooks)
 
 
-def plan_given(template: str, given: dict, *, offline: bool = False) -> Plan:
+def plan_given(template: str, given: dict, *, offline: bool = False, allow_external_playbooks: bool = False) -> Plan:
+    """Plan from inputs already collected. Playbooks outside dodas's own and the
+    template's directory are refused unless `allow_external_playbooks`: the
+    command line's --allow-external-playbooks; a server must never pass True
+    for a template it was sent."""
     from dodas.model.build import build
     from dodas.plan.plan import make_plan
     from dodas.tosca.loader import load
 
     loaded = load(template, given, offline=offline)
-    model = build(loaded)
+    model = build(loaded, allow_external_playbooks=allow_external_playbooks)
     return make_plan(model, loaded.smap)
 
 
 def validate(template: str, pairs: list[str] | None = None, inputs_file: str | None = None,
-             *, offline: bool = False) -> Plan:
+             *, offline: bool = False, allow_external_playbooks: bool = False) -> Plan:
     """Everything `plan` checks: a template that validates is one that plans."""
-    return plan(template, pairs, inputs_file, offline=offline)
+    return plan(template, pairs, inputs_file, offline=offline, allow_external_playbooks=allow_external_playbooks)

@@ -4,6 +4,12 @@ tosca-parser accepts a `local_defs` map from import URL to local file; dodas fil
 it instead of patching the parser: the well-known INDIGO/DODAS type files map to
 the bundled type library, other remote files are fetched once into the cache, and
 relative file imports become absolute (tosca-parser needs that for pre-parsed input).
+
+Every imported file tosca-parser will read is read here first, through dodas's own
+YAML loader and its limits, and must be a TOSCA document; one that is not (say
+`imports: [/etc/shadow]`, a binary, a YAML list, a huge file) is reported at the
+import entry by its path and a reason only. No message quotes a line of it: an
+import may name any file dodas can read, and its content is not the user's to see.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dodas import paths
+from dodas import paths, settings
 from dodas.errors import Diagnostic
-from dodas.tosca.source import SourceMap, load_yaml
+from dodas.settings import Limits
+from dodas.tosca.source import SourceError, SourceMap, load_yaml, read_source
 
 #: Type files whose content dodas bundles: any branch or tag of INDIGO's
 #: tosca-types custom_types.yaml, and DODAS-TS's dodas_types.yml.
@@ -29,7 +36,15 @@ WELL_KNOWN = (
     re.compile(r"DODAS-TS/.*dodas_types\.ya?ml$", re.IGNORECASE),
 )
 FETCH_TIMEOUT_S = 10.0
+#: imports of imports of ... this deep are refused (tosca-parser would follow them unchecked)
+MAX_IMPORT_DEPTH = 8
+VERSIONS = ("tosca_simple_yaml_1_0", "tosca_simple_yaml_1_2", "tosca_simple_yaml_1_3")
+#: the top-level keys of a TOSCA document (tosca-parser's TypeValidation allows these)
+SECTIONS = ("tosca_definitions_version", "description", "imports", "dsl_definitions", "node_types",
+            "repositories", "data_types", "artifact_types", "group_types", "relationship_types",
+            "capability_types", "interface_types", "policy_types", "topology_template", "metadata")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 
 
 @dataclass
@@ -38,6 +53,8 @@ class ResolvedImports:
     #: the imports list to hand to tosca-parser (relative paths made absolute)
     imports: list[Any] | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: imported files already checked (resolved paths): each is read once, cycles end
+    seen: set[str] = field(default_factory=set)
 
 
 def is_url(ref: str) -> bool:
@@ -106,16 +123,18 @@ def resolve(imports: Any, base_dir: Path, smap: SourceMap, *, offline: bool,
             local = _resolve_url(ref, smap, where, offline, out)
             if local is not None:
                 out.local_defs[ref] = str(local)
-                if depth < 8 and local != paths.TYPE_LIBRARY:
-                    _nested(local, offline, depth, out)
+                if local != paths.TYPE_LIBRARY:
+                    _nested(local, ref, smap, where, offline, depth, out)
             rewritten.append(entry)
         else:
-            full = (base_dir / ref).resolve() if not os.path.isabs(ref) else Path(ref)
-            if not full.is_file():
+            full = _local_file(ref, base_dir, nested=depth > 0)
+            if not full.exists():
                 out.diagnostics.append(smap.diag(where, f'imported file "{ref}" not found (looked for {full})'))
                 continue
-            if depth < 8:
-                _nested(full, offline, depth, out)
+            if not full.is_file():
+                out.diagnostics.append(smap.diag(where, f'imported file "{ref}" is not a regular file'))
+                continue
+            _nested(full, ref, smap, where, offline, depth, out)
             rewritten.append(_with_ref(entry, how, str(full)))
     if depth == 0:
         out.imports = rewritten
@@ -132,14 +151,60 @@ def _repository_of(entry: Any, how: Any) -> str | None:
     return repo if isinstance(repo, str) else None
 
 
-def _nested(file: Path, offline: bool, depth: int, out: ResolvedImports) -> None:
-    try:
-        data, smap = load_yaml(file.read_text(encoding="utf-8"), str(file))
-    except Exception:  # noqa: BLE001 - tosca-parser will report the file itself
+def _local_file(ref: str, base_dir: Path, *, nested: bool) -> Path:
+    """The file tosca-parser will read for a file import. The template's own
+    imports are made absolute here; an imported file's imports are resolved by
+    tosca-parser itself, which tries the name as it is (relative to the current
+    directory) before the importing file's directory: the same file is checked."""
+    if os.path.isabs(ref):
+        return Path(ref)
+    if nested and os.path.isfile(ref):
+        return Path(ref).resolve()
+    return (base_dir / ref).resolve()
+
+
+def _nested(file: Path, ref: str, smap: SourceMap, where: tuple, offline: bool, depth: int,
+            out: ResolvedImports) -> None:
+    """Check an imported file before tosca-parser reads it, then resolve its own
+    imports. A problem is reported at the import entry, by the file's name and a
+    reason that quotes nothing of it."""
+    key = os.path.realpath(file)
+    if key in out.seen:
         return
-    if isinstance(data, dict) and data.get("imports"):
-        resolve(data["imports"], file.parent, smap, offline=offline,
+    out.seen.add(key)
+    if depth + 1 > MAX_IMPORT_DEPTH:
+        out.diagnostics.append(smap.diag(where, f'imported file "{ref}": imports are nested more than '
+                                                f"{MAX_IMPORT_DEPTH} deep"))
+        return
+    try:
+        data, nested_smap = load_yaml(read_source(file, "imported file"), str(file))
+    except SourceError as exc:
+        out.diagnostics.append(smap.diag(where, f'imported file "{ref}" is not a TOSCA document: {exc.reason}'))
+        return
+    problem = not_tosca(data)
+    if problem is not None:
+        out.diagnostics.append(smap.diag(where, f'imported file "{ref}" is not a TOSCA document: {problem}'))
+        return
+    if data.get("imports"):
+        resolve(data["imports"], file.parent, nested_smap, offline=offline,
                 repositories=data.get("repositories"), depth=depth + 1, out=out)
+
+
+def not_tosca(data: Any) -> str | None:
+    """Why a parsed file is not a TOSCA document, in words that quote none of it;
+    None when it is one. A section name is named only once the file has shown it
+    is TOSCA (a supported tosca_definitions_version), and only if it is a name."""
+    if not isinstance(data, dict):
+        return "not a YAML mapping"
+    if "tosca_definitions_version" not in data:
+        return "it has no tosca_definitions_version"
+    if data["tosca_definitions_version"] not in VERSIONS:
+        return f"its tosca_definitions_version is not one of {', '.join(VERSIONS)}"
+    for key in data:
+        if key not in SECTIONS:
+            named = f' "{key}"' if isinstance(key, str) and _NAME.fullmatch(key) else ""
+            return f"it has a top-level section{named} that TOSCA does not define"
+    return None
 
 
 def _resolve_url(url: str, smap: SourceMap, where: tuple, offline: bool,
@@ -153,12 +218,17 @@ def _resolve_url(url: str, smap: SourceMap, where: tuple, offline: bool,
         out.diagnostics.append(smap.diag(
             where, f'remote import "{url}" is not cached and --offline forbids fetching it'))
         return None
+    limit = settings.limits().max_file_bytes
     try:
         with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as resp:  # noqa: S310
-            body = resp.read()
+            body = resp.read(limit + 1)  # never more than the limit, whatever the server sends
     except (urllib.error.URLError, socket.timeout, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         out.diagnostics.append(smap.diag(where, f'cannot fetch remote import "{url}": {reason}'))
+        return None
+    if len(body) > limit:
+        out.diagnostics.append(smap.diag(where, f'remote import "{url}" is larger than {limit} bytes '
+                                                f"({Limits.where('max_file_bytes')})"))
         return None
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(".part")

@@ -3,21 +3,28 @@
 dodas checks inputs itself, before tosca-parser, so that a wrong value is reported
 where the user wrote it (the `-i` argument or the inputs file's line) and next to
 where the template declares it, and so that values reach tosca-parser typed.
+
+Secret inputs (by name, by type, or marked `metadata: {sensitive: true}`) are
+registered with the redactor before anything looks at them, and no message about
+them ever shows their value.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from dodas import redact
 from dodas.errors import Diagnostic, TemplateError
-from dodas.tosca.source import SourceMap, load_yaml
+from dodas.tosca.source import SourceError, SourceMap, load_yaml, read_source
 
 CLI = "<command line>"
+#: names (of inputs, properties, outputs, types) that say their value is a secret
+SECRET_NAME = re.compile(r"(password|passwd|token|secret|private_key|credential|kubeconfig)", re.I)
+#: fields of a secret mapping (a tosca.datatypes.Credential) that say what it is, not what it hides
+_NOT_SECRET_FIELDS = {"user", "protocol", "token_type"}
 
 
 @dataclass(frozen=True)
@@ -41,19 +48,15 @@ def parse_cli_pairs(pairs: list[str]) -> tuple[dict[str, GivenInput], list[Diagn
     for n, pair in enumerate(pairs, start=1):
         key, sep, raw = pair.partition("=")
         key = key.strip()
-        if not sep or not key:
-            diags.append(Diagnostic(CLI, 1, n, f'-i "{pair}": expected KEY=VALUE'))
+        if not sep or not key:  # the argument is not quoted: it may be a secret typed without its key
+            diags.append(Diagnostic(CLI, 1, n, "-i: expected KEY=VALUE"))
             continue
         given[key] = GivenInput(raw, CLI, 1, n, from_cli=True)
     return given, diags
 
 
 def read_inputs_file(path: str) -> dict[str, GivenInput]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TemplateError([Diagnostic(path, 1, 1, f"cannot read inputs file: {exc.strerror}")]) from None
-    data, smap = load_yaml(text, path)
+    data, smap = load_yaml(read_source(path, "inputs file"), path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -65,16 +68,72 @@ def read_inputs_file(path: str) -> dict[str, GivenInput]:
     return out
 
 
+def secret_inputs(decls: Any, data_types: Any = None) -> frozenset[str]:
+    """The declared inputs whose values are secrets: by name (`db_password`), by
+    type (`tosca.datatypes.Credential`, or a type of the template's own
+    `data_types` that is or derives from one whose name says so, also as the
+    entries of a list or map) or marked `metadata: {sensitive: true}`."""
+    if not isinstance(decls, dict):
+        return frozenset()
+    out = set()
+    for name, decl in decls.items():
+        if SECRET_NAME.search(str(name)):
+            out.add(name)
+            continue
+        if not isinstance(decl, dict):
+            continue
+        meta = decl.get("metadata")
+        if isinstance(meta, dict) and str(meta.get("sensitive", "")).lower() == "true":
+            out.add(name)
+            continue
+        entry = decl.get("entry_schema")
+        types = [decl.get("type"), entry.get("type") if isinstance(entry, dict) else entry]
+        if any(_secret_type(t, data_types) for t in types):
+            out.add(name)
+    return frozenset(out)
+
+
+def _secret_type(typ: Any, data_types: Any) -> bool:
+    seen: set[str] = set()
+    while isinstance(typ, str) and typ not in seen:
+        if SECRET_NAME.search(typ):
+            return True
+        seen.add(typ)
+        tdef = data_types.get(typ) if isinstance(data_types, dict) else None
+        typ = tdef.get("derived_from") if isinstance(tdef, dict) else None
+    return False
+
+
+def register_secrets(value: Any) -> None:
+    """Hand a secret value to the redactor: a string, or the string leaves of a
+    list or mapping (but not a credential's user name or protocol: masking those
+    would hide harmless words everywhere)."""
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, str):
+            redact.register(v)
+        elif isinstance(v, dict):
+            todo.extend(x for k, x in v.items() if str(k) not in _NOT_SECRET_FIELDS)
+        elif isinstance(v, list):
+            todo.extend(v)
+
+
 def check(decls: Any, given: dict[str, GivenInput], smap: SourceMap,
-          base: tuple = ("topology_template", "inputs")) -> tuple[dict[str, Any], list[Diagnostic]]:
+          base: tuple = ("topology_template", "inputs"),
+          secrets: frozenset[str] = frozenset()) -> tuple[dict[str, Any], list[Diagnostic]]:
     """Typed values for every given input; diagnostics for every bad one.
 
     Inputs that are not given keep their template default (tosca-parser applies
     it); a declared input with neither default nor value is an error unless it
-    says `required: false`."""
+    says `required: false`. The values of `secrets` are registered with the
+    redactor first and never appear in a message."""
     decls = decls if isinstance(decls, dict) else {}
     values: dict[str, Any] = {}
     diags: list[Diagnostic] = []
+    for name in secrets:
+        if name in given:
+            register_secrets(given[name].value)
     for name, g in given.items():
         if name not in decls:
             hint = difflib.get_close_matches(name, list(decls), n=1)
@@ -84,10 +143,13 @@ def check(decls: Any, given: dict[str, GivenInput], smap: SourceMap,
             continue
         decl = decls[name] if isinstance(decls[name], dict) else {}
         where = smap.position((*base, name), key=True)
+        secret = name in secrets
         value, problem = coerce(decl.get("type", "string"), g.value, from_text=g.from_cli,
-                                entry_schema=decl.get("entry_schema"))
+                                entry_schema=decl.get("entry_schema"), secret=secret)
+        if secret and problem is None:
+            register_secrets(value)
         if problem is None:
-            problem = violated_constraint(decl, value)
+            problem = violated_constraint(decl, value, secret=secret)
         if problem is not None:
             diags.append(g.diag(f'input "{name}" {problem} (declared at {smap.file}:{where[0]}:{where[1]})'))
         else:
@@ -105,30 +167,47 @@ _INT_NAMES = {"integer": "an integer", "float": "a number", "boolean": "true or 
               "list": "a list", "map": "a mapping", "string": "a string"}
 
 
+#: said instead of a secret input's value
+NOT_SHOWN = "(its value is not shown: the input is a secret)"
+
+
 def coerce(typ: str, value: Any, *, from_text: bool = False,
-           entry_schema: Any = None) -> tuple[Any, str | None]:
+           entry_schema: Any = None, secret: bool = False) -> tuple[Any, str | None]:
     """(typed value, None) or (None, 'must be ...'). Text from `-i` is read as YAML
-    for non-string types, so `-i n=3` is the integer 3 and `-i xs=[a,b]` a list."""
-    if from_text and typ != "string" and isinstance(value, str):
+    (within dodas's YAML limits) for non-string types, so `-i n=3` is the integer 3
+    and `-i xs=[a,b]` a list; text that is not YAML stays text."""
+    if from_text and typ != "string" and isinstance(value, str) and value.strip():
         try:
-            value = yaml.safe_load(value) if value.strip() else value
-        except yaml.YAMLError:
-            pass
-    shown = value if not isinstance(value, str) else f'"{value}"'
+            value, _ = load_yaml(value, CLI)
+        except SourceError as exc:
+            if exc.kind != "syntax":  # over a limit, or a number Python refuses: not taken as text
+                return None, f"cannot be read: {exc.diagnostics[0].message}"
+
+    def bad(what: str) -> tuple[None, str]:
+        if secret:
+            return None, f"must be {what} {NOT_SHOWN}"
+        shown = value if not isinstance(value, str) else f'"{value}"'
+        return None, f"must be {what}, got {shown}"
+
     if typ == "string":
-        return (value, None) if isinstance(value, str) else (None, f"must be a string, got {shown}")
+        return (value, None) if isinstance(value, str) else bad("a string")
     if typ == "integer":
         ok = isinstance(value, int) and not isinstance(value, bool)
-        return (value, None) if ok else (None, f"must be an integer, got {shown}")
+        return (value, None) if ok else bad("an integer")
     if typ == "float":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return (float(value), None) if ok else (None, f"must be a number, got {shown}")
+        if not ok:
+            return bad("a number")
+        try:
+            return float(value), None
+        except OverflowError:  # an integer of hundreds of digits
+            return bad("a number no larger than a float")
     if typ == "boolean":
-        return (value, None) if isinstance(value, bool) else (None, f"must be true or false, got {shown}")
+        return (value, None) if isinstance(value, bool) else bad("true or false")
     if typ == "list":
-        return (value, None) if isinstance(value, list) else (None, f"must be a list, got {shown}")
+        return (value, None) if isinstance(value, list) else bad("a list")
     if typ == "map":
-        return (value, None) if isinstance(value, dict) else (None, f"must be a mapping, got {shown}")
+        return (value, None) if isinstance(value, dict) else bad("a mapping")
     if typ.startswith("scalar-unit."):
         from toscaparser.elements.scalarunit import get_scalarunit_class
         cls = get_scalarunit_class(typ)
@@ -137,17 +216,16 @@ def coerce(typ: str, value: Any, *, from_text: bool = False,
         try:
             cls(value).validate_scalar_unit()
         except Exception:  # noqa: BLE001 - tosca-parser raises plain ValueError/others
-            return None, f'must be a {typ} such as "4 GB", got {shown}'
+            return bad(f'a {typ} such as "4 GB"')
         return value, None
     if typ == "version":
-        import re
         ok = isinstance(value, (str, int, float)) and re.fullmatch(
             r"\d+(\.\d+){0,2}([.-]\w+)?", str(value))
-        return (str(value), None) if ok else (None, f'must be a version such as "1.2.3", got {shown}')
+        return (str(value), None) if ok else bad('a version such as "1.2.3"')
     return value, None  # data types: tosca-parser validates their structure
 
 
-def violated_constraint(decl: dict, value: Any) -> str | None:
+def violated_constraint(decl: dict, value: Any, *, secret: bool = False) -> str | None:
     constraints = decl.get("constraints") or []
     if not isinstance(constraints, list):
         return None
@@ -164,5 +242,5 @@ def violated_constraint(decl: dict, value: Any) -> str | None:
             continue
         if not ok:
             (op, arg), = c.items() if isinstance(c, dict) and len(c) == 1 else ((str(c), ""),)
-            return f"violates constraint {op}: {arg} (got {value!r})"
+            return f"violates constraint {op}: {arg} " + (NOT_SHOWN if secret else f"(got {value!r})")
     return None

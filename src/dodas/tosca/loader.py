@@ -18,11 +18,12 @@ from typing import Any
 
 from dodas import paths
 from dodas.errors import Diagnostic, TemplateError
+from dodas.redact import redact
 from dodas.tosca import diagnose, imports, inputs
 from dodas.tosca.inputs import GivenInput
-from dodas.tosca.source import SourceMap, load_yaml
+from dodas.tosca.source import SourceMap, load_yaml, read_source
 
-VERSIONS = ("tosca_simple_yaml_1_0", "tosca_simple_yaml_1_2", "tosca_simple_yaml_1_3")
+VERSIONS = imports.VERSIONS
 logging.getLogger("tosca").addHandler(logging.NullHandler())
 
 
@@ -36,24 +37,24 @@ class LoadedTemplate:
     tosca: Any  # toscaparser.tosca_template.ToscaTemplate
     inputs: dict[str, Any]
     text: str
+    #: inputs whose values are secrets (by name, type or `metadata: {sensitive: true}`)
+    secret_inputs: frozenset[str] = frozenset()
 
 
 def load(path: str, given: dict[str, GivenInput] | None = None, *, offline: bool = False) -> LoadedTemplate:
     """Load and validate; raise TemplateError with every problem found."""
     given = given or {}
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise TemplateError([Diagnostic(path, 1, 1, f"cannot read template: {reason}")]) from None
+    text = read_source(path, "template")
     data, smap = load_yaml(text, path)
     diags = check_shape(data, smap)
     if diags:
         raise TemplateError(diags)
     topo = data.get("topology_template") or {}
+    # secret inputs are known, and their values registered, before anything checks them
+    secrets = inputs.secret_inputs(topo.get("inputs"), data.get("data_types"))
     resolved = imports.resolve(data.get("imports"), Path(path).resolve().parent, smap,
                                offline=offline, repositories=data.get("repositories"))
-    values, input_diags = inputs.check(topo.get("inputs"), given, smap)
+    values, input_diags = inputs.check(topo.get("inputs"), given, smap, secrets=secrets)
     diags = resolved.diagnostics + input_diags
     if diags:
         raise TemplateError(diags)
@@ -61,10 +62,20 @@ def load(path: str, given: dict[str, GivenInput] | None = None, *, offline: bool
     # copy so that `data` stays what the user wrote (pickle: plain YAML types only)
     tpl = pickle.loads(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
     tpl["imports"] = _with_library(resolved)
+    _without_input_metadata(tpl)
     tosca = _parse(tpl, values, resolved.local_defs, smap)
     effective = {i.name: (values[i.name] if i.name in values else i.default)
                  for i in (getattr(tosca, "inputs", None) or [])}
-    return LoadedTemplate(path, data, smap, tosca, effective, text)
+    return LoadedTemplate(path, data, smap, tosca, effective, text, secrets)
+
+
+def _without_input_metadata(tpl: dict[str, Any]) -> None:
+    """Input `metadata` (where `sensitive: true` marks a secret) is dodas's to
+    read; tosca-parser's input schema has no such field and would refuse it."""
+    decls = (tpl.get("topology_template") or {}).get("inputs")
+    for decl in (decls.values() if isinstance(decls, dict) else ()):
+        if isinstance(decl, dict):
+            decl.pop("metadata", None)
 
 
 def _with_library(resolved: imports.ResolvedImports) -> list[Any]:
@@ -93,7 +104,8 @@ def _parse(tpl: dict[str, Any], values: dict[str, Any], local_defs: dict[str, st
             # the parser crashed before collecting anything: say so, placed at the top
             collected.append(RuntimeError(f"the TOSCA parser could not process this template ({exc})"))
         diags = diagnose.to_diagnostics(_unique(collected), smap, known_types)
-        raise TemplateError(diags) from None
+        # tosca-parser quotes values, a secret input's among them: masked here
+        raise TemplateError([Diagnostic(d.file, d.line, d.col, redact(d.message)) for d in diags]) from None
 
 
 def _unique(excs: list[BaseException]) -> list[BaseException]:

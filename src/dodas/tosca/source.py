@@ -1,18 +1,29 @@
-"""YAML with positions.
+"""YAML with positions, and within limits.
 
 tosca-parser works on plain dicts and reports no line numbers, so the loader parses
 each file once into both the plain data (for tosca-parser) and the node tree with
 marks (kept here), and maps every problem back to FILE:LINE:COL through it.
+
+This is the one YAML loader of dodas: templates, inputs files, `-i` values,
+imported files and the operator's configuration all come through `read_source`
+and `load_yaml`, which refuse, each with a located message and before anything is
+built in memory, what would otherwise exhaust it or never end: files over a size
+limit, recursive aliases, aliases that expand a small document into a huge one (a
+"billion laughs"), and nesting deeper than code walking a value can recurse. The
+bounds are the operator's (`dodas.settings.Limits`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import yaml
 
+from dodas import settings
 from dodas.errors import Diagnostic, TemplateError
+from dodas.settings import Limits
 
 try:  # libyaml is several times faster; PyYAML's wheels ship it
     _Base: Any = yaml.CSafeLoader
@@ -163,11 +174,56 @@ def _matches(node: yaml.Node, token: str,
             yield cur, cur, where
 
 
-def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
-    """Parse one YAML document into (data, positions); syntax errors and duplicate
-    keys become located diagnostics."""
+class SourceError(TemplateError):
+    """A file that cannot be read as YAML within the limits.
+
+    `reason` says why without quoting a byte of the file, for files whose content
+    must not be shown (an import may name any file readable by dodas); `kind` is
+    "read" (unreadable, too large, not text), "syntax" (not YAML), "limit" (YAML
+    over the limits) or "value" (a scalar Python cannot represent)."""
+
+    reason: str = ""
+    kind: str = "syntax"
+
+
+def _fail(file: str, line: int, col: int, message: str, reason: str, kind: str) -> SourceError:
+    err = SourceError([Diagnostic(file, line, col, message)])
+    err.reason, err.kind = reason, kind
+    return err
+
+
+def read_source(path: str | os.PathLike[str], what: str, *, limits: Limits | None = None) -> str:
+    """The text of a file, reading at most the size limit plus one byte: a huge
+    file (or an endless one, like /dev/zero) is refused, never read whole."""
+    lim = limits or settings.limits()
+    file = str(path)
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        with open(path, "rb") as fh:
+            raw = fh.read(lim.max_file_bytes + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise _fail(file, 1, 1, f"cannot read {what}: {reason}", f"it cannot be read: {reason}", "read") from None
+    if len(raw) > lim.max_file_bytes:
+        msg = f"larger than {lim.max_file_bytes} bytes ({Limits.where('max_file_bytes')})"
+        raise _fail(file, 1, 1, f"{what} is {msg}", f"it is {msg}", "read")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise _fail(file, line, col, f"{what} is not UTF-8 text", "it is not UTF-8 text", "read") from None
+
+
+def load_yaml(text: str, file: str, *, limits: Limits | None = None) -> tuple[Any, SourceMap]:
+    """Parse one YAML document into (data, positions); syntax errors, duplicate keys
+    and documents over the limits become located diagnostics (SourceError)."""
+    lim = limits or settings.limits()
+    if len(text) > lim.max_file_bytes:
+        msg = f"larger than {lim.max_file_bytes} bytes ({Limits.where('max_file_bytes')})"
+        raise _fail(file, 1, 1, f"the YAML text is {msg}", f"it is {msg}", "read")
+    try:
+        _check_events(text, file, lim)
+        data = _construct(text, file)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -177,8 +233,121 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
             cm = exc.context_mark
             started = f" started at line {cm.line + 1} column {cm.column + 1}" if cm and cm is not mark else ""
             context = f" ({exc.context}{started})"
-        what = "" if isinstance(exc, _DuplicateKey) else "invalid YAML: "
-        raise TemplateError([Diagnostic(file, line, col, f"{what}{problem}{context}")]) from None
+        dup = isinstance(exc, _DuplicateKey)
+        what = "" if dup else "invalid YAML: "
+        reason = f"{'a duplicate key' if dup else 'invalid YAML'} at line {line} column {col}"
+        raise _fail(file, line, col, f"{what}{problem}{context}", reason, "syntax") from None
     except yaml.YAMLError as exc:
-        raise TemplateError([Diagnostic(file, 1, 1, f"invalid YAML: {exc}")]) from None
+        raise _fail(file, 1, 1, f"invalid YAML: {exc}", "invalid YAML", "syntax") from None
     return data, SourceMap(file, text)
+
+
+_STARTS = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_ENDS = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+
+
+def _check_events(text: str, file: str, lim: Limits) -> None:
+    """Walk the parser's events (constant memory, nothing composed yet) and refuse
+    a document that is too big or too deep once its aliases are expanded, or whose
+    aliases refer to a value that contains them.
+
+    The expanded size and height of each anchored value are known once it ends
+    and are reused for every alias to it (memoized by anchor, as the composer
+    shares the node): a billion laughs costs one pass over its text, not its
+    expansion. Scalars, most of any document, cost a type test and an addition."""
+    max_depth, max_values = lim.max_yaml_depth, lim.max_yaml_nodes
+    #: anchor -> (values, collection levels) of its latest definition, or the
+    #: marker of the collection that defines it while that is still open
+    anchors: dict[str, Any] = {}
+    stack: list[list[Any]] = []  # open collections: [anchor, marker, total at start, deepest level inside]
+    total = 0
+    for ev in yaml.parse(text, Loader=_Base):
+        kind = type(ev)
+        if kind is yaml.ScalarEvent:
+            total += 1
+            if ev.anchor is not None:
+                anchors[ev.anchor] = (1, 0)
+        elif kind in _STARTS:
+            total += 1
+            depth = len(stack) + 1
+            if depth > max_depth:
+                raise _limit(file, ev, f"nesting deeper than {max_depth} levels", "max_yaml_depth")
+            marker = object()
+            stack.append([ev.anchor, marker, total, depth])
+            if ev.anchor is not None:
+                anchors[ev.anchor] = marker
+        elif kind in _ENDS:
+            anchor, marker, start, deepest = stack.pop()
+            if stack and deepest > stack[-1][3]:
+                stack[-1][3] = deepest
+            if anchor is not None and anchors.get(anchor) is marker:  # not redefined inside itself
+                anchors[anchor] = (total - start + 1, deepest - len(stack))
+            continue
+        elif kind is yaml.AliasEvent:
+            known = anchors.get(ev.anchor, (1, 0))  # an undefined one: the composer says so
+            if not isinstance(known, tuple):
+                raise _fail(file, ev.start_mark.line + 1, ev.start_mark.column + 1,
+                            "recursive alias: it refers to a value that contains it",
+                            f"a recursive alias at line {ev.start_mark.line + 1}", "limit")
+            size, height = known
+            total += size
+            reach = len(stack) + height
+            if reach > max_depth:
+                raise _limit(file, ev, f"this alias expands to nesting deeper than {max_depth} levels",
+                             "max_yaml_depth")
+            if stack and reach > stack[-1][3]:
+                stack[-1][3] = reach
+        else:
+            continue
+        if total > max_values:
+            what = "this alias expands the document to" if kind is yaml.AliasEvent else "the document has"
+            raise _limit(file, ev, f"{what} more than {max_values} values", "max_yaml_nodes")
+
+
+def _limit(file: str, ev: yaml.Event, message: str, name: str) -> SourceError:
+    mark = ev.start_mark
+    return _fail(file, mark.line + 1, mark.column + 1, f"{message} ({Limits.where(name)})",
+                 f"{message} at line {mark.line + 1}", "limit")
+
+
+def _construct(text: str, file: str) -> Any:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            return loader.construct_document(node)
+        except (ValueError, OverflowError, TypeError) as exc:  # a scalar YAML resolves but Python refuses
+            line, col = _bad_scalar(node)
+            why = str(exc).split(";")[0]  # Python's advice on its own settings is not the user's
+            raise _fail(file, line, col, f"invalid YAML: this value cannot be read ({why})",
+                        f"a value that cannot be read at line {line}", "value") from None
+    finally:
+        loader.dispose()
+
+
+def _bad_scalar(root: yaml.Node) -> tuple[int, int]:
+    """Where the first scalar that fails to construct is (say, an integer of more
+    digits than Python converts, or a timestamp of month 13)."""
+    probe = _Loader("")
+    seen: set[int] = set()
+    todo = [root]
+    try:
+        while todo:
+            node = todo.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, yaml.ScalarNode):
+                try:
+                    probe.construct_object(node)
+                except Exception:  # noqa: BLE001 - any failure is the one to place
+                    return node.start_mark.line + 1, node.start_mark.column + 1
+            elif isinstance(node, yaml.SequenceNode):
+                todo.extend(reversed(node.value))
+            elif isinstance(node, yaml.MappingNode):
+                todo.extend(x for pair in reversed(node.value) for x in reversed(pair))
+    finally:
+        probe.dispose()
+    return root.start_mark.line + 1, root.start_mark.column + 1

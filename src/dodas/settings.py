@@ -1,0 +1,132 @@
+"""Operator settings: `config.yaml` in dodas's config directory.
+
+Templates and their inputs come from users who may be careless or hostile; the
+limits here are what keeps one of them from exhausting the machine dodas runs on
+(a count of a billion instances, a YAML "billion laughs", a file of gigabytes).
+They are the operator's to choose, so they live in the operator's configuration,
+not in the template:
+
+    limits:
+      max_instances_per_node: 1000     # instances of one node (a compute's count)
+      max_instances: 2500              # instances of a whole deployment
+      max_file_bytes: 4194304          # a template, inputs file or imported file
+      max_yaml_nodes: 500000           # values in one YAML document, aliases expanded
+      max_yaml_depth: 100              # nesting of lists and mappings
+
+Each can also be set by an environment variable (`DODAS_MAX_INSTANCES_PER_NODE`,
+`DODAS_MAX_INSTANCES`, `DODAS_MAX_FILE_BYTES`, `DODAS_MAX_YAML_NODES`,
+`DODAS_MAX_YAML_DEPTH`), which wins over the file. The defaults leave room for the
+largest deployments the benchmarks plan (1000 instances of one node; 1000 hosts
+each with a worker) while keeping what a plan holds in memory well under 1 GiB.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from dodas import paths
+from dodas.errors import Diagnostic, DodasError, TemplateError
+
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper bounds on what a template may ask dodas to hold in memory."""
+
+    max_instances_per_node: int = 1000
+    max_instances: int = 2500
+    max_file_bytes: int = 4 * 1024 * 1024
+    max_yaml_nodes: int = 500_000
+    #: well below Python's recursion limit, which code walking a value may meet
+    #: (tosca-parser, pickle); real templates nest fewer than 20 levels
+    max_yaml_depth: int = 100
+
+    @staticmethod
+    def env_var(name: str) -> str:
+        return f"DODAS_{name.upper()}"
+
+    @staticmethod
+    def where(name: str) -> str:
+        """How to change a limit, for messages that report hitting it."""
+        return f"limits.{name} in {config_path()}, or {Limits.env_var(name)}"
+
+
+#: limits that bootstrap reading the configuration itself (it must not be the
+#: thing that exhausts memory)
+DEFAULT_LIMITS = Limits()
+_NAMES = tuple(f.name for f in fields(Limits))
+_cache: dict[tuple, Limits] = {}
+
+
+def config_path() -> Path:
+    return paths.config_dir() / CONFIG_FILE
+
+
+def limits() -> Limits:
+    """The limits in force: defaults, then config.yaml's `limits:`, then the
+    environment. Re-read when the file or the environment changes (cheap: a stat),
+    so that a test or a long-lived process sees what is configured now."""
+    path = config_path()
+    try:
+        st = path.stat()
+        stamp: tuple = (st.st_mtime_ns, st.st_size, st.st_ino)
+    except OSError:
+        stamp = ()
+    key = (str(path), stamp, tuple(os.environ.get(Limits.env_var(n)) for n in _NAMES))
+    found = _cache.get(key)
+    if found is None:
+        found = _read(path, bool(stamp))
+        _cache.clear()
+        _cache[key] = found
+    return found
+
+
+def _read(path: Path, exists: bool) -> Limits:
+    values: dict[str, int] = {}
+    if exists:
+        values.update(_from_file(path))
+    for name in _NAMES:
+        raw = os.environ.get(Limits.env_var(name))
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            n = int(raw.strip().replace("_", ""))
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise DodasError(f"environment variable {Limits.env_var(name)} must be a whole number >= 1")
+        values[name] = n
+    return Limits(**values)
+
+
+def _from_file(path: Path) -> dict[str, int]:
+    """`limits:` of config.yaml; every problem located in the file."""
+    from dodas.tosca.source import load_yaml, read_source
+
+    text = read_source(path, "configuration file", limits=DEFAULT_LIMITS)
+    data, smap = load_yaml(text, str(path), limits=DEFAULT_LIMITS)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise TemplateError([smap.diag((), "the configuration must be a YAML mapping")])
+    section = data.get("limits")
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise TemplateError([smap.diag(("limits",), "limits must be a mapping of limit names to numbers")])
+    out: dict[str, int] = {}
+    diags: list[Diagnostic] = []
+    for key, value in section.items():
+        if key not in _NAMES:
+            diags.append(smap.diag(("limits", str(key)), f'unknown limit "{key}"; the limits are: '
+                                   + ", ".join(_NAMES), key=True))
+        elif not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            diags.append(smap.diag(("limits", key), f"limits.{key} must be a whole number >= 1"))
+        else:
+            out[key] = value
+    if diags:
+        raise TemplateError(diags)
+    return out
