@@ -445,6 +445,20 @@ def test_up_refuses_an_external_playbook_before_making_anything_and_passes_the_f
     assert "count 5000 is more than the limit" in msg
 
 
+def test_a_deployment_made_with_external_playbooks_can_still_be_read(cli, tmp_path):
+    """Reading a deployment re-plans its stored template, and runs no playbook: what
+    `up --allow-external-playbooks` accepted stays readable (outputs, status)."""
+    import hashlib
+
+    from dodas.state.store import Store
+
+    t = playbook_template(tmp_path, _outside(tmp_path)["absolute path"])
+    text = t.read_text()
+    Store().create("ext", "local", str(t), text, hashlib.sha256(text.encode()).hexdigest(), {}, "CREATE_COMPLETE")
+    r = cli("outputs", "ext", "--json")
+    assert r.code == 0 and json.loads(r.out) == {}, r.err
+
+
 # -- 5. secret inputs ----------------------------------------------------------------
 SECRETS_TEMPLATE = """\
     tosca_definitions_version: tosca_simple_yaml_1_0

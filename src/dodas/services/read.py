@@ -38,7 +38,8 @@ def stored_plan(dep: Deployment) -> Plan:
         paths.write_private(kept, dep.template_text)
         path = kept
     given = {k: GivenInput(v, "<stored inputs>", 1, 1) for k, v in dep.inputs.items()}
-    return plan_given(str(path), given, offline=True)
+    # reading runs no playbook; `up` decided on the template's playbooks when it ran
+    return plan_given(str(path), given, offline=True, allow_external_playbooks=True)
 
 
 def _holds(path: Path, text: str) -> bool:
