@@ -153,7 +153,7 @@ def run_notebook_cell(base_url: str, token: str, code: str, timeout: float = 300
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind, content = msg["msg_type"], msg["content"]
-            if kind == "stream":
+            if kind == "stream" and content.get("name") == "stdout":  # not Spark's log and progress bars
                 out.append(content["text"])
             elif kind in ("execute_result", "display_data"):
                 out.append(content["data"].get("text/plain", ""))

@@ -254,6 +254,24 @@ def kubeconfig(name: NameArg,
     typer.echo(f"wrote {path} (use: KUBECONFIG={path} kubectl get nodes)")
 
 
+@app.command("spark-conf")
+def spark_conf(name: NameArg,
+               output: Annotated[str, typer.Option("--output", "-o", help="Directory to write spark-defaults.conf "
+                                                   "into (made 0700; the file is 0600).")] = "spark-conf") -> None:
+    """Write a spark-defaults.conf with a Spark deployment's master URL and secret, for
+    PySpark programs and spark-submit outside it (SPARK_CONF_DIR=DIR)."""
+    from dodas.services import read
+
+    conf = read.spark_conf(name)
+    os.makedirs(output, mode=0o700, exist_ok=True)
+    path = os.path.join(output, "spark-defaults.conf")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(conf)
+    os.chmod(path, 0o600)
+    typer.echo(f"wrote {path} (use: SPARK_CONF_DIR={output} pyspark)")
+
+
 @app.command()
 def unlock(name: NameArg,
            force: Annotated[bool, typer.Option("--force", help="Clear it even if its holder may be alive (a "
@@ -278,7 +296,7 @@ def main() -> None:
     """Entry point: every DodasError becomes its message and exit code, never a traceback.
 
     Typer runs in standalone mode, so usage errors exit 2 with its own message."""
-    from dodas.errors import DodasError, TemplateError
+    from dodas.errors import DodasError, TemplateError, environment_problem
 
     try:
         app()
@@ -294,6 +312,10 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         if os.environ.get("DODAS_DEBUG"):
             raise
+        problem = environment_problem(exc)
+        if problem is not None:  # a full or read-only disk: the machine's problem, not dodas's
+            sys.stderr.write(f"error: {problem}\n")
+            sys.exit(1)
         sys.stderr.write(f"internal error: {type(exc).__name__}: {exc}\n"
                          "This is a bug in dodas; run again with DODAS_DEBUG=1 for details.\n")
         sys.exit(70)

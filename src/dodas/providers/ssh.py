@@ -50,6 +50,11 @@ parent = os.path.realpath(os.path.dirname(target))
 if not (parent == base or parent.startswith(base + os.sep)) or os.path.basename(target) in ("", ".", ".."):
     sys.exit("refusing to remove %s: it is not inside %s" % (target, base))
 mark = ("DODAS_MACHINE=" + sys.argv[1]).encode()
+def start(p):
+    try:
+        return open("/proc/%s/stat" % p).read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 def marked():
     out = []
     for p in os.listdir("/proc"):
@@ -59,12 +64,13 @@ def marked():
             except OSError:
                 continue
             if mark in env:
-                out.append(int(p))
+                out.append((int(p), start(p)))
     return out
 for sig in (signal.SIGTERM, signal.SIGKILL):
-    for p in marked():
-        try: os.kill(p, sig)
-        except OSError: pass
+    for p, began in marked():
+        if start(p) == began:  # still the process that was found: a recycled pid is not signalled
+            try: os.kill(p, sig)
+            except OSError: pass
     for _ in range(100):
         if not marked(): break
         time.sleep(0.1)

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from dodas import paths
 from dodas.engine.engine import DeploymentFailed, Engine, Reporter
 from dodas.engine.states import DeploymentStatus as DS
-from dodas.errors import DodasError
+from dodas.errors import DodasError, environment_problem
 from dodas.plan.plan import Plan
 from dodas.providers import build, config, get_provider, placement  # noqa: F401 - modules and functions
 from dodas.services import collect_inputs, plan_given
@@ -135,18 +135,18 @@ def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file:
             changed = _attempts(store, dep.id, name, plan, viable, reporter, parallelism, keep_failed,
                                 record=not live)
     except DeploymentFailed as exc:
-        store.set_status(dep.id, status_fail.value, str(exc))
-        store.event(dep.id, "deploy", str(exc), instance=exc.instance, level="error")
+        _record(lambda: (store.set_status(dep.id, status_fail.value, str(exc)),
+                         store.event(dep.id, "deploy", str(exc), instance=exc.instance, level="error")))
         raise
     except KeyboardInterrupt as exc:
-        store.set_status(dep.id, status_fail.value, _interruption(exc))
+        _record(lambda: store.set_status(dep.id, status_fail.value, _interruption(exc)))
         raise
     except BaseException as exc:
-        store.set_status(dep.id, status_fail.value, f"{type(exc).__name__}: {exc}")
+        _record(lambda: store.set_status(dep.id, status_fail.value, environment_problem(exc)
+                                         or f"{type(exc).__name__}: {exc}"))
         raise
     finally:
-        with store.session() as s:
-            lock.release(s, dep.id, me)
+        _record(lambda: _release(store, dep.id, me))
     store.set_status(dep.id, status_ok.value, None)
     store.event(dep.id, "deploy", "complete" if changed else "nothing to do: the deployment is as planned")
     return UpResult(name, changed, status_ok.value, plan)
@@ -260,10 +260,23 @@ def _after_crash(store: Store, dep_id: str, stale: str) -> None:
         store.event(dep_id, "lock", f"{ended} attempt(s) of that process recorded as interrupted", level="warning")
 
 
+def _release(store: Store, dep_id: str, me: str) -> None:
+    with store.session() as s:
+        lock.release(s, dep_id, me)
+
+
+def _record(write: Any) -> None:
+    """Record how a run ended, or give up quietly: when the state cannot be written
+    (a full or read-only disk) the error that is propagating says more than this
+    one, and a lock left by a process that has exited is taken over next time."""
+    try:
+        write()
+    except Exception:  # noqa: BLE001 - see above
+        pass
+
+
 def _keep_template(dep_id: str, text: str) -> None:
-    d = paths.data_dir() / "deployments" / dep_id
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    (d / "template.yaml").write_text(text, encoding="utf-8")
+    paths.write_private(paths.data_dir() / "deployments" / paths.component(dep_id) / "template.yaml", text)
 
 
 def destroy(name: str, *, parallelism: int, reporter_factory: Any) -> list[str]:
@@ -290,12 +303,12 @@ def destroy(name: str, *, parallelism: int, reporter_factory: Any) -> list[str]:
         return problems
     except BaseException as exc:
         if not str(exc).startswith(f'destroying "{name}" left problems'):  # that one set its own status
-            store.set_status(dep.id, DS.DELETE_FAILED.value, _interruption(exc) if isinstance(exc, KeyboardInterrupt)
-                             else str(exc) or type(exc).__name__)
+            reason = (_interruption(exc) if isinstance(exc, KeyboardInterrupt)
+                      else environment_problem(exc) or str(exc) or type(exc).__name__)
+            _record(lambda: store.set_status(dep.id, DS.DELETE_FAILED.value, reason))
         raise
     finally:
-        with store.session() as s:
-            lock.release(s, dep.id, me)
+        _record(lambda: _release(store, dep.id, me))
 
 
 class HolderAliveError(DodasError):
