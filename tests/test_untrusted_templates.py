@@ -16,6 +16,8 @@ import resource
 import subprocess
 import sys
 import textwrap
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,23 +28,50 @@ from dodas import services
 LOC = re.compile(r"^(?P<file>[^\n]+?):(?P<line>\d+):(?P<col>\d+): (?P<msg>.+)$")
 #: what a child process may map: far more than any valid template needs
 MEMORY_LIMIT = 1536 * 1024 * 1024
+#: what it may actually use (a MemoryError caught and ignored would stay under the limit)
+MEMORY_BOUND = 1024 * 1024 * 1024
 #: only to tell a hang from slow work on a busy machine
 HANG_TIMEOUT_S = 120
 #: written into files that dodas must never quote
 SECRET = "Zq9-SECRET-LINE-7f3"
 
 
-def run_limited(*args: str) -> subprocess.CompletedProcess:
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    #: the child's peak resident memory, in bytes
+    max_rss: int
+
+
+def run_limited(*args: str) -> Run:
     """`python -m dodas ARGS` in a child with an address-space limit (DODAS_HOME and
-    any DODAS_* limits come from the test's environment)."""
+    any DODAS_* limits come from the test's environment). Its peak memory is
+    asserted to stay under MEMORY_BOUND: a MemoryError that the code swallows
+    still shows there."""
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
-    try:
-        return subprocess.run([sys.executable, "-m", "dodas", *args], capture_output=True, text=True,
-                              preexec_fn=limit, timeout=HANG_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
+    proc = subprocess.Popen([sys.executable, "-m", "dodas", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=limit)
+    got: dict[str, str] = {}
+    readers = [threading.Thread(target=lambda k=k, f=f: got.__setitem__(k, f.read()), daemon=True)
+               for k, f in (("out", proc.stdout), ("err", proc.stderr))]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join(HANG_TIMEOUT_S)
+    hung = any(t.is_alive() for t in readers)
+    if hung:
+        proc.kill()
+    _pid, status, usage = os.wait4(proc.pid, 0)  # reaped here, with its resource usage
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if hung:
         pytest.fail(f"dodas {' '.join(a[:80] for a in args)} hung (no answer in {HANG_TIMEOUT_S} s)")
+    run = Run(proc.returncode, got.get("out", ""), got.get("err", ""), usage.ru_maxrss * 1024)
+    assert run.max_rss < MEMORY_BOUND, (f"dodas used {run.max_rss >> 20} MiB", run.stderr[-2000:])
+    return run
 
 
 def located(code: int, out: str, err: str, file: str | None = None) -> list[tuple[str, int, int, str]]:
@@ -235,6 +264,21 @@ def test_files_over_the_size_limit_are_refused_unread(cli, tmp_path, monkeypatch
 
 def test_a_file_that_never_ends_is_refused():
     r = run_limited("validate", "/dev/zero")
+    (_f, _l, _c, msg), = located(r.returncode, r.stdout, r.stderr, "/dev/zero")
+    assert msg.startswith("template is larger than")
+
+
+def test_up_of_an_existing_deployment_reads_its_new_template_within_the_limit(tmp_path):
+    """`up` on a deployment that exists first looks at the template's inputs: that
+    read is bounded too."""
+    import hashlib
+
+    from dodas.state.store import Store
+
+    text = SPARK.read_text()
+    Store().create("zero", "local", str(SPARK), text, hashlib.sha256(text.encode()).hexdigest(), {},
+                   "CREATE_COMPLETE")
+    r = run_limited("up", "/dev/zero", "--name", "zero", "-q")
     (_f, _l, _c, msg), = located(r.returncode, r.stdout, r.stderr, "/dev/zero")
     assert msg.startswith("template is larger than")
 

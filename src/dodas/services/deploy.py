@@ -57,9 +57,9 @@ def check_name(name: str) -> None:
 
 
 def _declared(template: str) -> set[str]:
-    import yaml
-    try:
-        data = yaml.safe_load(Path(template).read_text(encoding="utf-8"))
+    from dodas.tosca.source import load_yaml, read_source
+    try:  # dodas's one YAML loader: within its limits on size, aliases and nesting
+        data, _ = load_yaml(read_source(template, "template"), template)
         return set(((data or {}).get("topology_template") or {}).get("inputs") or {})
     except Exception:  # noqa: BLE001 - the loader reports the template's problems properly
         return set()
