@@ -373,6 +373,20 @@ def test_a_nested_import_is_checked_and_reported_at_its_own_entry(cli, tmp_path)
     assert SECRET not in r.out + r.err
 
 
+def test_imports_that_form_a_cycle_are_refused_where_the_cycle_closes(cli, tmp_path):
+    write(tmp_path / "tpl" / "a.yaml", "tosca_definitions_version: tosca_simple_yaml_1_0\nimports:\n  - b.yaml\n")
+    b = write(tmp_path / "tpl" / "b.yaml", "tosca_definitions_version: tosca_simple_yaml_1_0\nimports:\n  - a.yaml\n")
+    t = import_template(tmp_path, "a.yaml")
+    r = cli("validate", str(t))
+    (_f, line, col, msg), = located(r.code, r.out, r.err, b)
+    assert (line, col) == (3, 5) and msg == 'imports form a cycle: "a.yaml" is imported again by a file it imports ' \
+                                           "(2 files in the cycle)"
+    b.write_text("tosca_definitions_version: tosca_simple_yaml_1_0\n")  # a diamond is no cycle
+    write(tmp_path / "tpl" / "c.yaml", "tosca_definitions_version: tosca_simple_yaml_1_0\nimports: [a.yaml, b.yaml]\n")
+    t.write_text(t.read_text().replace("  - a.yaml", "  - c.yaml\n  - b.yaml"))
+    assert cli("validate", str(t)).code == 0
+
+
 def test_an_import_of_a_device_or_directory_is_not_read(cli, tmp_path):
     for ref in ("/dev/zero", str(tmp_path)):
         t = import_template(tmp_path, ref)

@@ -53,8 +53,10 @@ class ResolvedImports:
     #: the imports list to hand to tosca-parser (relative paths made absolute)
     imports: list[Any] | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    #: imported files already checked (resolved paths): each is read once, cycles end
+    #: imported files already checked (resolved paths): each is read once
     seen: set[str] = field(default_factory=set)
+    #: the files whose imports are being resolved, outermost first: one met again is a cycle
+    chain: list[str] = field(default_factory=list)
 
 
 def is_url(ref: str) -> bool:
@@ -97,7 +99,8 @@ def resolve(imports: Any, base_dir: Path, smap: SourceMap, *, offline: bool,
             repositories: Any = None, path: tuple = ("imports",), depth: int = 0,
             out: ResolvedImports | None = None) -> ResolvedImports:
     """Map every import to a local file; problems become diagnostics at the entry."""
-    out = out or ResolvedImports()
+    if out is None:
+        out = ResolvedImports(chain=[os.path.realpath(smap.file)])
     if imports is None:
         return out
     if not isinstance(imports, list):
@@ -169,6 +172,11 @@ def _nested(file: Path, ref: str, smap: SourceMap, where: tuple, offline: bool, 
     imports. A problem is reported at the import entry, by the file's name and a
     reason that quotes nothing of it."""
     key = os.path.realpath(file)
+    if key in out.chain:  # tosca-parser would recurse until Python gives up
+        size = len(out.chain) - out.chain.index(key)
+        out.diagnostics.append(smap.diag(where, f'imports form a cycle: "{ref}" is imported again by a file it '
+                                                f"imports ({size} files in the cycle)"))
+        return
     if key in out.seen:
         return
     out.seen.add(key)
@@ -186,8 +194,10 @@ def _nested(file: Path, ref: str, smap: SourceMap, where: tuple, offline: bool, 
         out.diagnostics.append(smap.diag(where, f'imported file "{ref}" is not a TOSCA document: {problem}'))
         return
     if data.get("imports"):
+        out.chain.append(key)
         resolve(data["imports"], file.parent, nested_smap, offline=offline,
                 repositories=data.get("repositories"), depth=depth + 1, out=out)
+        out.chain.pop()
 
 
 def not_tosca(data: Any) -> str | None:
