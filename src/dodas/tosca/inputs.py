@@ -108,15 +108,14 @@ def register_secrets(value: Any) -> None:
     """Hand a secret value to the redactor: a string, or the string leaves of a
     list or mapping (but not a credential's user name or protocol: masking those
     would hide harmless words everywhere)."""
-    todo = [value]
+    todo, seen = [value], set()
     while todo:
         v = todo.pop()
         if isinstance(v, str):
             redact.register(v)
-        elif isinstance(v, dict):
-            todo.extend(x for k, x in v.items() if str(k) not in _NOT_SECRET_FIELDS)
-        elif isinstance(v, list):
-            todo.extend(v)
+        elif isinstance(v, (dict, list)) and id(v) not in seen:  # aliases share a value: once is enough
+            seen.add(id(v))
+            todo.extend((x for k, x in v.items() if str(k) not in _NOT_SECRET_FIELDS) if isinstance(v, dict) else v)
 
 
 def check(decls: Any, given: dict[str, GivenInput], smap: SourceMap,
