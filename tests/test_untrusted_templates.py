@@ -465,6 +465,14 @@ def test_a_playbook_from_elsewhere_is_refused_unless_allowed(cli, tmp_path, case
     assert r.code == 0, r.err
 
 
+def test_a_playbook_name_with_a_nul_character_is_refused(cli, tmp_path):
+    t = playbook_template(tmp_path, "pb\\0.yml")
+    for flag in ((), ("--allow-external-playbooks",)):
+        r = cli("validate", str(t), *flag)
+        (_f, line, _c, msg), = located(r.code, r.out, r.err, t)
+        assert line == line_of(t, "implementation:") and msg.endswith("cannot contain a NUL character")
+
+
 def test_a_type_of_the_template_naming_a_playbook_elsewhere_is_refused_where_the_type_says_so(cli, tmp_path):
     impl = _outside(tmp_path)["absolute path"]
     t = playbook_template(tmp_path, impl, own_type=True)

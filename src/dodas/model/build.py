@@ -429,6 +429,8 @@ def _implementation(impl: Any, template_path: str, allow_external: bool) -> tupl
     if not isinstance(impl, str) or not impl:
         return None, None
     from pathlib import Path
+    if "\0" in impl:  # no file has such a name; the operating system refuses to look one up
+        return None, "a playbook name cannot contain a NUL character"
     if _URL.match(impl):
         if allow_external:
             return impl, None
