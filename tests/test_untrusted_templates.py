@@ -387,6 +387,14 @@ def test_imports_that_form_a_cycle_are_refused_where_the_cycle_closes(cli, tmp_p
     assert cli("validate", str(t)).code == 0
 
 
+@pytest.mark.parametrize("ref", ["rel\\0x.yaml", "/etc/\\0x", "https://example.org/\\0x.yaml"])
+def test_an_import_with_a_nul_character_is_refused(cli, tmp_path, ref):
+    t = import_template(tmp_path, f'"{ref}"')
+    r = cli("validate", str(t))
+    (_f, line, col, msg), = located(r.code, r.out, r.err, t)
+    assert (line, col, msg) == (3, 5, "an import cannot contain a NUL character")
+
+
 def test_an_import_of_a_device_or_directory_is_not_read(cli, tmp_path):
     for ref in ("/dev/zero", str(tmp_path)):
         t = import_template(tmp_path, ref)

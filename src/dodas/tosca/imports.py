@@ -113,6 +113,9 @@ def resolve(imports: Any, base_dir: Path, smap: SourceMap, *, offline: bool,
         if ref is None:
             out.diagnostics.append(smap.diag(where, "an import must name a file or URL"))
             continue
+        if "\0" in ref:  # no file or URL has one; the operating system refuses to look it up
+            out.diagnostics.append(smap.diag(where, "an import cannot contain a NUL character"))
+            continue
         repo = _repository_of(entry, how)
         if repo is not None:
             base = (repositories or {}).get(repo) if isinstance(repositories, dict) else None
