@@ -262,6 +262,14 @@ def test_files_over_the_size_limit_are_refused_unread(cli, tmp_path, monkeypatch
     assert cli("validate", str(SPARK)).code == 0  # 4 kB: within
 
 
+def test_a_file_name_with_a_nul_character_is_a_located_error(tmp_path):
+    """Not from the command line (an argument cannot hold one), but from a caller of the services."""
+    from dodas.errors import TemplateError
+
+    with pytest.raises(TemplateError, match="cannot read inputs file: a NUL character in the name"):
+        services.plan(str(SPARK), inputs_file=str(tmp_path / "in\0.yaml"))
+
+
 def test_a_file_that_never_ends_is_refused():
     r = run_limited("validate", "/dev/zero")
     (_f, _l, _c, msg), = located(r.returncode, r.stdout, r.stderr, "/dev/zero")

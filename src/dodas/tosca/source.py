@@ -200,8 +200,9 @@ def read_source(path: str | os.PathLike[str], what: str, *, limits: Limits | Non
     try:
         with open(path, "rb") as fh:
             raw = fh.read(lim.max_file_bytes + 1)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        reason = getattr(exc, "strerror", None) or ("a NUL character in the name" if isinstance(exc, ValueError)
+                                                     else type(exc).__name__)
         raise _fail(file, 1, 1, f"cannot read {what}: {reason}", f"it cannot be read: {reason}", "read") from None
     if len(raw) > lim.max_file_bytes:
         msg = f"larger than {lim.max_file_bytes} bytes ({Limits.where('max_file_bytes')})"
