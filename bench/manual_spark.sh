@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The reference for bench/bench_up.py: start by hand what templates/spark-jupyter.yaml
 # deploys (a Spark master, 2 workers, JupyterLab with a token, each on its own
-# loopback address), then wait for the same readiness that `dodas up` waits for:
+# loopback address; the cluster authenticated with a secret of its own, as dodas
+# makes it), then wait for the same readiness that `dodas up` waits for:
 # every worker ALIVE at the master and JupyterLab answering with the token.
 # Usage: manual_spark.sh WORKDIR PYTHON   (stop with: manual_spark.sh WORKDIR PYTHON stop)
 set -euo pipefail
@@ -13,7 +14,11 @@ if [ "${3:-}" = stop ]; then
   for f in "$W"/*.pid; do [ -f "$f" ] && kill -- -"$(cat "$f")" 2>/dev/null || true; done
   exit 0
 fi
-mkdir -p "$W"
+mkdir -p "$W/conf"
+umask 077
+printf 'spark.authenticate true\nspark.authenticate.secret %s\nspark.master.rest.enabled false\nspark.ui.killEnabled false\n' \
+  "$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')" > "$W/conf/spark-defaults.conf"
+export SPARK_CONF_DIR="$W/conf"
 start() { # name, address, command...
   local name=$1 addr=$2; shift 2
   SPARK_LOCAL_IP=$addr setsid "$@" >"$W/$name.log" 2>&1 < /dev/null &

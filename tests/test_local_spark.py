@@ -300,8 +300,11 @@ def test_dead_service_is_started_again(cluster):
     worker = next(i for i in st["instances"] if i["id"] == "spark_worker[1]")
     pgid = worker["services"]["spark-worker"]["pgid"]
     os.killpg(pgid, signal.SIGKILL)
-    wait_for(lambda: not any(i["id"] == "spark_worker[1]" and i["services"]["spark-worker"]["alive"]
-                             for i in cluster.json("status", NAME)["instances"]))
+
+    def degraded() -> bool:
+        r = cluster.run("status", NAME, "--json", check=False)
+        return r.returncode == 5 and "spark_worker[1]" in json.loads(r.stdout)["degraded"]
+    wait_for(degraded)
     r = cluster.run("up", TEMPLATE, "--name", NAME)
     assert "nothing to change" not in r.stdout
     wait_for(lambda: len(alive_workers(cluster)) == 2, timeout=60)
