@@ -97,6 +97,27 @@ def processes_of(home: Path) -> dict[int, str]:
     return out
 
 
+def environ_of(pid: int) -> dict[str, str]:
+    """A process's environment as /proc shows it to other processes ({} once it is gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(x.decode(errors="replace").split("=", 1) for x in raw.split(b"\0") if b"=" in x)
+
+
+def db_rows(home: Path) -> dict[str, list[tuple]]:
+    """Every row of every table of a home's state: what a read-only command must leave as it was."""
+    import sqlite3
+
+    con = sqlite3.connect(home / "data" / "state.db")
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {t: con.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in tables}
+    finally:
+        con.close()
+
+
 def kill_leftovers(home: Path) -> None:
     """A failed test must not leave services running into the next tests."""
     from dodas import procs
@@ -123,6 +144,35 @@ def wait_for(predicate, timeout: float = 120.0, every: float = 0.2) -> Any:
             return value
         time.sleep(every)
     raise AssertionError("timed out waiting")
+
+
+def driver_is_refused(master_url: str, app_name: str = "intruder", timeout: float = 300.0) -> str:
+    """Start a PySpark driver without any Spark secret against `master_url` and
+    return Spark's log line saying the master refused it (the driver would retry
+    for a minute; its first refusal is the answer). Fails if the driver gets in."""
+    code = ("from pyspark.sql import SparkSession\n"
+            f"s = SparkSession.builder.master('{master_url}').appName('{app_name}')"
+            ".config('spark.driver.host', '127.0.0.1').getOrCreate()\n"
+            "print('GOT IN', s.range(10).count())\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARK_")}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline() if proc.stdout else ""
+            if not line:
+                break
+            seen.append(line)
+            if "GOT IN" in line:
+                raise AssertionError("a driver without the secret ran a job")
+            if "SaslMessage" in line or "Failed to connect to master" in line:
+                return line
+        raise AssertionError("no refusal seen:\n" + "".join(seen)[-3000:])
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def run_notebook_cell(base_url: str, token: str, code: str, timeout: float = 300.0, kernel: str = "pyspark") -> str:

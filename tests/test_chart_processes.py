@@ -2,8 +2,10 @@
 arguments and environment the chart renders (with the values dodas writes) start
 a Spark master, two workers and JupyterLab, the chart's `helm test` script passes,
 and a notebook cell runs a PySpark job on the workers, logged in with the token
-from the chart's Secret. tests/podrunner.py says exactly what stands in for the
-cluster (addresses, volumes, the image's Spark and Python)."""
+from the chart's Secret. The cluster is authenticated with the secret dodas
+generated: a driver without it is refused, kernels see neither it nor the token.
+tests/podrunner.py says exactly what stands in for the cluster (addresses,
+volumes, the image's Spark and Python)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TEMPLATES
-from livecluster import need_java, processes_of, run_notebook_cell, wait_for
+from livecluster import driver_is_refused, need_java, processes_of, run_notebook_cell, wait_for
 from podrunner import PodRunner
 from test_chart import dodas_values, helm_bin, render  # noqa: F401 - fixture
 
@@ -46,6 +48,9 @@ def test_chart_containers_run_spark_and_jupyter(helm_bin, tmp_path, pods):  # no
     wait_for(lambda: _json(ui), timeout=120)
     cmdline = (Path("/proc") / str(master.proc.pid) / "cmdline").read_bytes().split(b"\0")
     assert b"-Dspark.ui.killEnabled=false" in cmdline, "the public UI cannot kill applications"
+    assert b"-Dspark.authenticate=true" in cmdline and b"-Dspark.master.rest.enabled=false" in cmdline
+    secret = pods._secret("spark-spark", "secret")
+    assert len(secret) >= 32 and secret.encode() not in b" ".join(cmdline)
     workers = [pods.start("spark-worker", i) for i in range(2)]
     alive = wait_for(lambda: [w for w in (_json(ui) or {}).get("workers", []) if w["state"] == "ALIVE"]
                      if len([w for w in (_json(ui) or {}).get("workers", []) if w["state"] == "ALIVE"]) == 2
@@ -73,3 +78,8 @@ def test_chart_containers_run_spark_and_jupyter(helm_bin, tmp_path, pods):  # no
     apps = _json(ui)
     assert any(a["cores"] == 2 for a in apps["activeapps"] + apps["completedapps"]), apps
     assert token not in " ".join(str(p.proc.args) for p in pods.pods), "the token is not on a command line"
+    env = run_notebook_cell(base, token, "import os, json; print(json.dumps(dict(os.environ)))", kernel="python3")
+    assert "JUPYTER_TOKEN" not in env and token not in env and secret not in env
+    # a driver without the secret: the master will not talk to it
+    driver_is_refused(f"spark://{master.ip}:7077")
+    assert not [a for a in (_json(ui) or {})["activeapps"] if a["name"] == "intruder"]

@@ -73,7 +73,7 @@ def test_a_stale_claim_is_taken_over(d, tmp_path):
     taken = {ip for ip, _ in local._listeners()}
     first = next(a for a in loopback._candidates() if a not in taken and loopback.read(a) is None)
     (loopback.REGISTRY / first).write_text(json.dumps({
-        "uid": os.getuid(), "pid": 2**22 - 1, "start": 1.0, "address": first,
+        "uid": os.getuid(), "pid": 2**22 - 1, "start": "1", "address": first,
         "machine_dir": str(tmp_path / "gone" / "box-0")}))
     t = compute_template(tmp_path / "t.yaml", count=1, cpus=1, mem="128 MiB")
     d.run("up", t, "--name", "one")

@@ -21,8 +21,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from livecluster import (ROOT, Dodas, count_services, kill_leftovers, need_java, processes_of, run_notebook_cell,
-                         wait_for)
+from livecluster import (ROOT, Dodas, count_services, driver_is_refused, environ_of, kill_leftovers, need_java,
+                         processes_of, run_notebook_cell, wait_for)
 
 TEMPLATE = str(ROOT / "templates" / "spark-jupyter.yaml")
 NAME = "spark"
@@ -139,25 +139,9 @@ def test_a_driver_without_the_secret_is_refused(cluster, tmp_path):
 
 def test_an_application_without_the_secret_cannot_register(cluster):
     host, port = _master(cluster)
-    code = ("from pyspark.sql import SparkSession\n"
-            f"SparkSession.builder.master('spark://{host}:{port}').appName('intruder')"
-            ".config('spark.driver.host', '127.0.0.1').getOrCreate().range(10).count()\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env=spark_client_env())
-    try:
-        seen = []
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:  # Spark retries for a minute; its first refusal is enough
-            line = proc.stderr.readline()
-            seen.append(line)
-            if "Failed to connect to master" in line or not line:
-                break
-        assert any("Failed to connect to master" in x for x in seen), "".join(seen)[-3000:]
-        apps = master_json(cluster)
-        assert not [a for a in apps["activeapps"] + apps["completedapps"] if a["name"] == "intruder"]
-    finally:
-        proc.kill()
-        proc.wait()
+    driver_is_refused(f"spark://{host}:{port}")
+    apps = master_json(cluster)
+    assert not [a for a in apps["activeapps"] + apps["completedapps"] if a["name"] == "intruder"]
 
 
 def test_a_worker_without_the_secret_cannot_join(cluster, tmp_path):
@@ -206,21 +190,13 @@ def test_the_web_uis_cannot_kill(cluster):
     assert err.value.code in (404, 405)
 
 
-def _environ(pid: int) -> dict[str, str]:
-    try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return {}
-    return dict(item.decode(errors="replace").split("=", 1) for item in raw.split(b"\0") if b"=" in item)
-
-
 def test_services_start_with_an_explicit_environment(cluster):
     """Every process of the deployment (services, and what they started) has none
     of the operator's environment: no credentials, no state URL, no tokens."""
     procs_ = processes_of(cluster.home)
     assert len(procs_) >= 4
     for pid, cmd in procs_.items():
-        env = _environ(pid)
+        env = environ_of(pid)
         assert not {"DODAS_DB_URL", "DODAS_HOME", *FAKE_SECRETS} & set(env), (cmd[:80], sorted(env))
         for value in FAKE_SECRETS.values():
             assert value not in "\0".join(env.values()), cmd[:80]

@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from livecluster import DODAS, Dodas, compute_template, wait_for
+from livecluster import DODAS, Dodas, compute_template, db_rows, wait_for
 from sqlalchemy import create_engine, text
 
 HOST = socket.gethostname()
@@ -48,16 +48,6 @@ def set_owner(home: Path, name: str, owner: str) -> None:
         c.execute(text("UPDATE deployments SET lock_owner=:o, lock_acquired_at=CURRENT_TIMESTAMP WHERE name=:n"),
                   {"o": owner, "n": name})
     eng.dispose()
-
-
-def db_rows(home: Path) -> dict[str, list[tuple]]:
-    """Every row of every table: what a read-only command must leave as it was."""
-    con = sqlite3.connect(home / "data" / "state.db")
-    try:
-        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        return {t: con.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in tables}
-    finally:
-        con.close()
 
 
 def stored_attempts(home: Path) -> list[tuple[str, str | None]]:

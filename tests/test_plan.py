@@ -81,7 +81,13 @@ def test_spark_template_plan():
     assert p.model.outputs["jupyter_token"].sensitive
     ops = p.model.nodes["spark_master"].operations
     assert ops["start"].implementation.endswith("playbooks/spark/master_start.yml")
-    assert ops["start"].inputs == {"spark_port": 7077, "spark_webui_port": 8080}
+    from dodas.model.values import AttrRef
+    assert ops["start"].inputs == {"spark_port": 7077, "spark_webui_port": 8080,
+                                   "spark_secret": AttrRef("spark_master", "secret", (), scope="self")}
+    # the cluster's secret is generated before the walk: reading it does not make JupyterLab wait
+    assert p.model.outputs["spark_secret"].sensitive
+    master = next(i for i in p.instances if i.node == "spark_master")
+    assert p.instances[master].wave == jupyter.wave and master not in jupyter.depends_on
 
 
 def test_inputs_file_and_cli_override(tmp_path):

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
-from livecluster import Dodas, kill_leftovers, processes_of, wait_for
+from livecluster import Dodas, db_rows, kill_leftovers, processes_of, wait_for
 
 from dodas import procs
 
@@ -114,15 +114,6 @@ SLEEPER = """
     timeout: 30
   register: app
 """
-
-
-def db_rows(home: Path) -> dict[str, list[tuple]]:
-    con = sqlite3.connect(home / "data" / "state.db")
-    try:
-        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        return {t: con.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in tables}
-    finally:
-        con.close()
 
 
 def rewrite_service(home: Path, dep_id: str, **changes: object) -> None:

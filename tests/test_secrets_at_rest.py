@@ -10,7 +10,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from livecluster import Dodas, kill_leftovers, wait_for
+from livecluster import Dodas, environ_of, kill_leftovers, wait_for
 from test_local_faults import write_playbook_template
 
 FAKE = {"AWS_SECRET_ACCESS_KEY": "fake-aws-secret-at-rest-1", "OS_PASSWORD": "fake-os-password-at-rest-2",
@@ -28,14 +28,6 @@ def d(tmp_path):
 
 def _run_dirs(home: Path) -> list[Path]:
     return sorted(home.glob("data/deployments/*/ansible/ansible-*"))
-
-
-def _environ(pid: int) -> dict[str, str]:
-    try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return {}
-    return dict(x.decode(errors="replace").split("=", 1) for x in raw.split(b"\0") if b"=" in x)
 
 
 def _files_holding(home: Path, values: list[str]) -> list[Path]:
@@ -62,7 +54,7 @@ def test_a_killed_run_leaves_no_secret_behind(d, tmp_path):
     playbooks = wait_for(lambda: procs.find_by_env("DODAS_RUN", dep), timeout=120)
     # ansible-playbook and its modules: Ansible's settings, nothing of dodas's own environment
     for ident in playbooks:
-        env = _environ(ident.pid if hasattr(ident, "pid") else ident)
+        env = environ_of(ident.pid)
         assert env, "the run's processes are found"
         assert not {"DODAS_DB_URL", *FAKE} & set(env), sorted(env)
     [run_dir] = _run_dirs(d.home)

@@ -30,7 +30,7 @@ IMPLICIT_AFTER = {
 GENERATED_SECRETS = {
     "tosca.nodes.dodas.JupyterLab": ("token",),
     "tosca.nodes.dodas.Spark.Master": ("secret",),
-    "tosca.nodes.DODAS.HelmInstall.Spark": ("jupyter_token",),
+    "tosca.nodes.DODAS.HelmInstall.Spark": ("jupyter_token", "spark_secret"),
     # only when the template gives none (a given one is used, with a warning if weak)
     "tosca.nodes.indigo.LRMS.FrontEnd.Kubernetes": ("admin_token",),
 }

@@ -193,7 +193,8 @@ class EC2Provider(Provider):
                 key_name = self._key_pair(ec2, req.deployment_id)
                 sg = self._security_group(ec2, req)
             tags = [{"Key": TAG_DEP, "Value": req.deployment_id}, {"Key": TAG_INST, "Value": req.instance_id},
-                    {"Key": "Name", "Value": f"dodas-{req.deployment_name}-{paths.instance_component(req.instance_id)}"}]
+                    {"Key": "Name",
+                     "Value": f"dodas-{req.deployment_name}-{paths.instance_component(req.instance_id)}"}]
             kwargs: dict[str, Any] = dict(
                 ImageId=ami, InstanceType=itype, MinCount=1, MaxCount=1, KeyName=key_name,
                 UserData=keys.cloud_init(req.deployment_name),

@@ -130,6 +130,7 @@ class LocalProvider(Provider):
         found = await self.describe(req.deployment_id, req.instance_id)
         if found is not None:
             return found
+        address = None
         try:
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
             # addresses used here before the machine-wide registry existed, and any
@@ -144,6 +145,8 @@ class LocalProvider(Provider):
             }
             paths.write_private(d / "machine.json", json.dumps(machine))
         except OSError as exc:
+            if address:  # the machine was not made: its address goes back at once
+                loopback.release(address, d)
             raise ProviderError(self.name, f"cannot make {d}: {exc.strerror or exc}") from None
         return self._machine(d, machine)
 

@@ -25,8 +25,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
-
+from dodas import procs
 from dodas.providers.base import ProviderError
 
 NET = ipaddress.ip_network("127.77.0.0/16")
@@ -65,7 +64,7 @@ def _claim_is_stale(claim: dict) -> bool:
     any more (or records another address): a crash between claiming and writing
     the machine, or a data directory removed without `dodas destroy`."""
     pid, start = claim.get("pid"), claim.get("start")
-    if isinstance(pid, int) and _running(pid, start):
+    if isinstance(pid, int) and procs.known(start) and procs.running(pid, str(start)):
         return False
     machine = Path(str(claim.get("machine_dir") or "/nonexistent")) / "machine.json"
     try:
@@ -79,7 +78,8 @@ def _claim_is_stale(claim: dict) -> bool:
 def claim(machine_dir: Path, skip: set[str]) -> str:
     """Claim a free address for the machine in `machine_dir`; idempotent for it."""
     reg = _registry()
-    me = {"uid": os.getuid(), "pid": os.getpid(), "start": psutil.Process().create_time(),
+    mine = procs.identify(os.getpid())
+    me = {"uid": os.getuid(), "pid": os.getpid(), "start": mine.start if mine else "",
           "machine_dir": str(machine_dir)}
     for address in _candidates():
         if address in skip:
@@ -103,14 +103,6 @@ def claim(machine_dir: Path, skip: set[str]) -> str:
             json.dump({**me, "address": address}, fh)
         return address
     raise ProviderError("local", f"no free loopback address left in {NET}")
-
-
-def _running(pid: int, start: object) -> bool:
-    """The claimer still runs: same pid and same start time (a recycled pid is not it)."""
-    try:
-        return isinstance(start, float) and abs(psutil.Process(pid).create_time() - start) < 0.01
-    except psutil.Error:
-        return False
 
 
 def _create(path: Path) -> int | None:

@@ -135,18 +135,17 @@ def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file:
             changed = _attempts(store, dep.id, name, plan, viable, reporter, parallelism, keep_failed,
                                 record=not live)
     except DeploymentFailed as exc:
-        _record(lambda: (store.set_status(dep.id, status_fail.value, str(exc)),
-                         store.event(dep.id, "deploy", str(exc), instance=exc.instance, level="error")))
+        _record(store.set_status, dep.id, status_fail.value, str(exc))
+        _record(store.event, dep.id, "deploy", str(exc), instance=exc.instance, level="error")
         raise
     except KeyboardInterrupt as exc:
-        _record(lambda: store.set_status(dep.id, status_fail.value, _interruption(exc)))
+        _record(store.set_status, dep.id, status_fail.value, _interruption(exc))
         raise
     except BaseException as exc:
-        _record(lambda: store.set_status(dep.id, status_fail.value, environment_problem(exc)
-                                         or f"{type(exc).__name__}: {exc}"))
+        _record(store.set_status, dep.id, status_fail.value, environment_problem(exc) or f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        _record(lambda: _release(store, dep.id, me))
+        _record(_release, store, dep.id, me)
     store.set_status(dep.id, status_ok.value, None)
     store.event(dep.id, "deploy", "complete" if changed else "nothing to do: the deployment is as planned")
     return UpResult(name, changed, status_ok.value, plan)
@@ -265,12 +264,12 @@ def _release(store: Store, dep_id: str, me: str) -> None:
         lock.release(s, dep_id, me)
 
 
-def _record(write: Any) -> None:
+def _record(write: Any, *args: Any, **kwargs: Any) -> None:
     """Record how a run ended, or give up quietly: when the state cannot be written
     (a full or read-only disk) the error that is propagating says more than this
     one, and a lock left by a process that has exited is taken over next time."""
     try:
-        write()
+        write(*args, **kwargs)
     except Exception:  # noqa: BLE001 - see above
         pass
 
@@ -305,10 +304,10 @@ def destroy(name: str, *, parallelism: int, reporter_factory: Any) -> list[str]:
         if not str(exc).startswith(f'destroying "{name}" left problems'):  # that one set its own status
             reason = (_interruption(exc) if isinstance(exc, KeyboardInterrupt)
                       else environment_problem(exc) or str(exc) or type(exc).__name__)
-            _record(lambda: store.set_status(dep.id, DS.DELETE_FAILED.value, reason))
+            _record(store.set_status, dep.id, DS.DELETE_FAILED.value, reason)
         raise
     finally:
-        _record(lambda: _release(store, dep.id, me))
+        _record(_release, store, dep.id, me)
 
 
 class HolderAliveError(DodasError):
