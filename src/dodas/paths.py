@@ -114,17 +114,20 @@ class OutsideError(ValueError):
     """A path that should be inside a directory is not."""
 
 
+def is_within(path: Path | str, directory: Path | str) -> bool:
+    """Whether `path` is `directory` or below it, both with `..` and links resolved."""
+    p, base = os.path.realpath(path), os.path.realpath(directory)
+    return p == base or p.startswith(base.rstrip(os.sep) + os.sep)
+
+
 def inside(path: Path | str, base: Path | str) -> Path:
     """`path`, checked to lie strictly inside `base` once `..` and symbolic links of
     its parents are resolved (the last component itself is not followed: removing a
     link removes the link). Raises OutsideError otherwise."""
-    base_r = Path(os.path.realpath(base))
     p = Path(os.path.abspath(path))
-    parent = Path(os.path.realpath(p.parent))
-    full = parent / p.name
-    if p.name in ("", ".", "..") or not (parent == base_r or base_r in parent.parents):
+    if p.name in ("", ".", "..") or not is_within(p.parent, base):
         raise OutsideError(f"{path} is not inside {base}")
-    return full
+    return Path(os.path.realpath(p.parent)) / p.name
 
 
 def remove_tree(path: Path | str, base: Path | str) -> None:

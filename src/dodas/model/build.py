@@ -14,17 +14,14 @@ directory is refused unless the caller allows external playbooks.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import os
-import re
 from typing import Any
 
-from dodas import paths, settings
+from dodas import settings
 from dodas.errors import Diagnostic, TemplateError
 from dodas.model.deployment import (COMPUTE_TYPE, ComputeSpec, DeploymentModel, Node, Operation,
                                     Output, Port, Requirement)
-from dodas.model import checks
+from dodas.model import checks, playbooks
 from dodas.model.functions import FunctionError, Resolver, function_name
 from dodas.model.values import DEFERRED_TYPES, refs
 from dodas.settings import Limits
@@ -32,7 +29,6 @@ from dodas.tosca.inputs import SECRET_NAME
 from dodas.tosca.loader import LoadedTemplate
 
 __all__ = ["SECRET_NAME", "build"]
-_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 #: the scalable capability's properties that give a compute's count, first found wins
 _COUNT_KEYS = ("count", "default_instances", "min_instances")
 #: attributes every node has at run time, whatever its type declares
@@ -224,7 +220,7 @@ class _Builder:
                 inputs = {k: self._resolve(v, name, (*base, "interfaces", iname, op, "inputs", k))
                           for k, v in (spec.get("inputs") or {}).items()}
                 key = op if short == "Standard" else f"{short}.{op}"
-                playbook, problem = _implementation(impl, self.loaded.path, self.allow_external_playbooks)
+                playbook, problem = playbooks.resolve(impl, self.loaded.path, self.allow_external_playbooks)
                 if problem is not None:
                     self.diags.append(self._playbook_diag(name, op, spec.get("origin"), problem))
                 out[key] = Operation(short, op, playbook, inputs)
@@ -416,48 +412,6 @@ def _merge_ops(merged: dict[str, dict[str, Any]], iname: str, ops: Any, origin: 
             target[op] = {"implementation": spec["implementation"] if given else prev.get("implementation"),
                           "origin": origin if given else prev.get("origin"),
                           "inputs": {**(prev.get("inputs") or {}), **(spec.get("inputs") or {})}}
-
-
-@functools.lru_cache(maxsize=256)
-def _implementation(impl: Any, template_path: str, allow_external: bool) -> tuple[str | None, str | None]:
-    """(absolute playbook path, None), or (None, why it is refused).
-
-    A relative name is looked for next to the template first, then among dodas's
-    bundled playbooks. Unless `allow_external`, the file found (`..` and symbolic
-    links resolved) must lie inside one of those two directories: a template
-    names what runs on this machine, and a playbook can run anything."""
-    if not isinstance(impl, str) or not impl:
-        return None, None
-    from pathlib import Path
-    if "\0" in impl:  # no file has such a name; the operating system refuses to look one up
-        return None, "a playbook name cannot contain a NUL character"
-    if _URL.match(impl):
-        if allow_external:
-            return impl, None
-        return None, (f'playbook "{_cut(impl)}" is a URL: dodas runs only its own playbooks and those in the '
-                      "template's directory (--allow-external-playbooks allows others)")
-    template_dir = Path(template_path).resolve().parent
-    if Path(impl).is_absolute():
-        candidate = Path(impl)
-    else:
-        local = template_dir / impl
-        candidate = local if local.is_file() else paths.PLAYBOOKS_DIR / impl
-    if allow_external:
-        return str(candidate), None
-    real = os.path.realpath(candidate)
-    if any(_within(real, d) for d in (template_dir, paths.PLAYBOOKS_DIR)):
-        return real, None
-    return None, (f'playbook "{_cut(impl)}" is outside dodas\'s playbooks and the template\'s directory '
-                  "(--allow-external-playbooks allows it)")
-
-
-def _within(path: str, directory: Any) -> bool:
-    base = os.path.realpath(directory)
-    return path == base or path.startswith(base.rstrip(os.sep) + os.sep)
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _int(v: Any) -> int | None:
