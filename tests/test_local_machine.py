@@ -104,3 +104,24 @@ def test_an_empty_name_is_refused(d, tmp_path):
     r = d.run("up", t, "--name", "", check=False)
     assert r.returncode == 1 and "name is empty" in r.stderr, r.stderr
     assert json.loads(d.run("list", "--json").stdout) == []
+
+
+def test_an_address_another_program_listens_on_is_not_given(d, tmp_path):
+    """Java listens on IPv6 sockets, an IPv4 address appearing as "::ffff:127.77.x.y":
+    such an address is taken, whoever holds it (a dodas of another kind, any
+    program), even though no registry knows it."""
+    import socket
+
+    taken = {ip for ip, _ in local._listeners()}
+    first = next(a for a in loopback._candidates() if a not in taken and loopback.read(a) is None)
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.bind((f"::ffff:{first}", 0))
+    s.listen()
+    try:
+        assert (first, s.getsockname()[1]) in local._listeners()
+        t = compute_template(tmp_path / "t.yaml", count=1, cpus=1, mem="128 MiB")
+        d.run("up", t, "--name", "one")
+        assert first not in _addresses(d, "one")
+    finally:
+        s.close()
+    d.run("destroy", "one", "--yes")

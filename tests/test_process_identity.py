@@ -324,3 +324,27 @@ def test_port_taken_by_another_program_fails_the_start_clearly(d, tmp_path):
     finally:
         listener.close()
     d.run("destroy", "port", "--yes")
+
+
+def test_a_port_held_through_an_ipv6_socket_is_seen_as_held():
+    """Java listens on IPv6 sockets: 127.0.0.1:P shows in /proc/net/tcp6 as
+    ::ffff:127.0.0.1. The service module must see that port as held by a listener
+    (not as the lingering connections of a service just stopped, which it lets
+    pass)."""
+    import importlib.util
+
+    from dodas import paths
+
+    spec = importlib.util.spec_from_file_location("dodas_service_module",
+                                                  paths.PLAYBOOKS_DIR / "library" / "dodas_service.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.bind(("::ffff:127.0.0.1", 0))
+    s.listen()
+    port = s.getsockname()[1]
+    try:
+        assert module._listening_inodes("127.0.0.1", port), "the listener is found"
+        assert [p for p in module._ports_taken("127.0.0.1", [port]) if "already in use" in p]
+    finally:
+        s.close()

@@ -229,24 +229,17 @@ def _all_machines() -> Iterator[dict[str, Any]]:
 
 
 def _listeners() -> set[tuple[str, int]]:
-    """(address, port) of every listening TCP socket, from /proc (no tools needed)."""
+    """(address, port) of every listening TCP socket of this machine, whoever owns
+    it. An IPv4 address on an IPv6 socket (Java listens so: "::ffff:127.77.0.3") is
+    given as the IPv4 address it is."""
+    import psutil
+
     out: set[tuple[str, int]] = set()
-    for name, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
-        try:
-            lines = Path(name).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            if len(parts) < 4 or parts[3] != "0A":
-                continue
-            hexip, hexport = parts[1].split(":")
-            if width == 8:
-                ip = str(ipaddress.IPv4Address(int.from_bytes(bytes.fromhex(hexip), "little")))
-            else:
-                raw = b"".join(bytes.fromhex(hexip[i:i + 8])[::-1] for i in range(0, 32, 8))
-                ip = str(ipaddress.IPv6Address(raw))
-            out.add((ip, int(hexport, 16)))
+    for c in psutil.net_connections(kind="tcp"):
+        if c.status == psutil.CONN_LISTEN and c.laddr:
+            ip = ipaddress.ip_address(c.laddr.ip.split("%", 1)[0])
+            mapped = getattr(ip, "ipv4_mapped", None)
+            out.add((str(mapped or ip), c.laddr.port))
     return out
 
 

@@ -182,11 +182,15 @@ def _signal_group(pid, pgid, start, mark, sig):
 
 
 def _listen_address(hexaddr):
-    """The address of a /proc/net/tcp{,6} entry ("0100007F" -> "127.0.0.1")."""
+    """The address of a /proc/net/tcp{,6} entry ("0100007F" -> "127.0.0.1"); an IPv4
+    address on an IPv6 socket (Java listens so) as the IPv4 address it is."""
     raw = bytes.fromhex(hexaddr)
     if len(raw) == 4:
         return socket.inet_ntop(socket.AF_INET, raw[::-1])
-    return socket.inet_ntop(socket.AF_INET6, b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    if raw[:12] == b"\0" * 10 + b"\xff\xff":
+        return socket.inet_ntop(socket.AF_INET, raw[12:])
+    return socket.inet_ntop(socket.AF_INET6, raw)
 
 
 def _listening_inodes(address, port):
