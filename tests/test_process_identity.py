@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from livecluster import Dodas, db_rows, kill_leftovers, processes_of, wait_for
+from test_local_faults import write_playbook_template
 
 from dodas import procs
 
@@ -74,35 +75,15 @@ def _ticks(pid: int) -> str:
 def service_template(tmp_path: Path, task: str) -> str:
     """A template of one machine with one service started by `dodas_service` (the
     task given), reported the way the Spark and Jupyter playbooks report theirs."""
-    pb = tmp_path / "start.yml"
-    pb.write_text('- hosts: "{{ dodas_target }}"\n  gather_facts: false\n  tasks:\n'
-                  + textwrap.indent(textwrap.dedent(task).strip("\n"), "    ") + "\n" + textwrap.indent(
-                      textwrap.dedent("""\
-                      - name: dodas_report
-                        ansible.builtin.set_fact:
-                          dodas_report:
-                            services: {app: {pid: "{{ app.pid }}", pgid: "{{ app.pgid }}", log: "{{ app.log }}",
-                                             start: "{{ app.start | default('') }}"}}
-                      """), "    "))
-    t = tmp_path / "svc.yaml"
-    t.write_text(textwrap.dedent(f"""\
-        tosca_definitions_version: tosca_simple_yaml_1_0
-        node_types:
-          my.nodes.App:
-            derived_from: tosca.nodes.SoftwareComponent
-            interfaces:
-              Standard:
-                start: {{implementation: {pb}}}
-                stop: {{implementation: playbooks/service_stop.yml}}
-                delete: {{implementation: playbooks/service_delete.yml}}
-        topology_template:
-          node_templates:
-            box: {{type: tosca.nodes.indigo.Compute}}
-            app:
-              type: my.nodes.App
-              requirements: [{{host: box}}]
-        """))
-    return str(t)
+    report = """
+        - name: dodas_report
+          ansible.builtin.set_fact:
+            dodas_report:
+              services: {app: {pid: "{{ app.pid }}", pgid: "{{ app.pgid }}", log: "{{ app.log }}",
+                               start: "{{ app.start | default('') }}"}}
+        """
+    return write_playbook_template(tmp_path, textwrap.dedent(task).strip("\n") + "\n" + textwrap.dedent(report),
+                                   name="svc.yaml")
 
 
 SLEEPER = """
