@@ -206,17 +206,12 @@ def _outcome(exc: BaseException, before: str = "") -> tuple[str, str]:
     return "failed", f"{prefix}internal error: {type(exc).__name__}: {exc}"
 
 
-class Interrupted(KeyboardInterrupt):
-    """dodas was told to stop (SIGTERM, SIGHUP) in the middle of a change; it
-    unwinds like Ctrl-C, so that the attempt, the status and the lock say so."""
-
-    def __init__(self, signame: str) -> None:
-        super().__init__(signame)
-        self.signame = signame
+#: the signal that stopped this run, when it was SIGTERM or SIGHUP (see interruptible)
+_stopped_by: list[str] = []
 
 
 def _signal_name(exc: BaseException) -> str:
-    return exc.signame if isinstance(exc, Interrupted) else "Ctrl-C or SIGINT"
+    return _stopped_by[-1] if _stopped_by else "Ctrl-C or SIGINT"
 
 
 def _interruption(exc: BaseException) -> str:
@@ -225,15 +220,23 @@ def _interruption(exc: BaseException) -> str:
 
 @contextmanager
 def interruptible() -> Iterator[None]:
-    """Within: SIGTERM and SIGHUP raise Interrupted (as SIGINT raises
-    KeyboardInterrupt), so that an `up` or `destroy` stopped by a signal records
-    its real outcome and releases its lock instead of dying silently."""
+    """Within: SIGTERM and SIGHUP stop dodas the way Ctrl-C does, so that an `up`
+    or `destroy` stopped by a signal records its real outcome and releases its lock
+    instead of dying silently.
+
+    The handler raises no exception itself: it notes the signal and raises SIGINT,
+    so the one mechanism that unwinds cleanly applies (asyncio's runner cancels its
+    tasks and then raises KeyboardInterrupt; outside it, Python raises one). An
+    exception raised from a handler lands in whatever task is running and is left
+    there, unretrieved, with its traceback printed."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _stopped_by.clear()
 
     def handler(signum: int, _frame: Any) -> None:
-        raise Interrupted(signal.Signals(signum).name)
+        _stopped_by.append(signal.Signals(signum).name)
+        signal.raise_signal(signal.SIGINT)
     before = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
