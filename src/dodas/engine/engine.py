@@ -26,6 +26,7 @@ from dodas.engine.retry import with_retries
 from dodas.engine.states import COMPUTE_READY, InstanceState
 from dodas.errors import DodasError, environment_problem
 from dodas.model.build import SECRET_NAME
+from dodas.model.network import ingress_rules
 from dodas.model.deployment import DEPLOY_OPERATIONS, UNDEPLOY_OPERATIONS, Instance
 from dodas.plan.plan import Plan
 from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
@@ -58,6 +59,7 @@ class Engine:
                  reporter: Reporter, parallelism: int = 10) -> None:
         self.store = store
         self.dep_id = dep_id
+        self.dep_name = dep_name
         self.plan = plan
         self.provider = provider
         self.reporter = reporter
@@ -101,6 +103,8 @@ class Engine:
             await self.remove(gone)
             self.changed = True
         self._generate_secrets()
+        await with_retries(lambda: self.provider.prepare(self.dep_id, self.dep_name, ingress_rules(self.plan.model)),
+                           base=self.provider.retry_base)
         await self._walk()
         if self.changed:
             await self._verify()

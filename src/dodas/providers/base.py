@@ -15,6 +15,7 @@ from typing import Any
 
 from dodas.errors import DodasError
 from dodas.model.deployment import ComputeSpec, DeploymentModel
+from dodas.model.network import Ingress
 
 
 class ProviderError(DodasError):
@@ -113,6 +114,14 @@ class Provider(abc.ABC):
         """Problems known before anything is created (unsupported nodes, missing
         tools, unknown images): each a sentence naming the cause."""
         return []
+
+    async def prepare(self, deployment_id: str, deployment_name: str, ingress: tuple[Ingress, ...]) -> None:
+        """Make (or bring up to date) what the deployment's machines share before any
+        is created: on a cloud, the key pair and the security group, whose rules
+        become exactly `ingress` (from the plan: `model.network.ingress_rules`) plus
+        SSH from the operator and everything between the deployment's own machines.
+        Called on every `up`, so rules added or removed in the template follow."""
+        return None
 
     def controller_variables(self) -> dict[str, Any]:
         """Variables for the operations dodas runs on this machine (software with
