@@ -82,43 +82,117 @@ def test_seed_runs_in_order_on_ssh_hosts(ssh_hosts, tmp_path, d):  # noqa: F811 
         "helm_spark[0]", "k8s_master[0]", "k8s_wn[0]", "k8s_wn[1]"]
 
 
-def test_kubeconfig_command(tmp_path, dodas_home, monkeypatch):
-    """`dodas kubeconfig` writes the secret the front end reported, with the API at its public address."""
+FRONT_END_PLAYBOOK = Path(__file__).resolve().parent.parent / "src/dodas/configure/playbooks/kubernetes/front_end.yml"
+
+
+def _front_end_reporting_tasks(admin_conf: Path) -> list[dict]:
+    """The Kubernetes front end's own reporting tasks, as the role ships them (its
+    `no_log`s included): read the admin kubeconfig, report it as a secret. Only
+    the file read is this test's (no kubeadm here)."""
+    play = yaml.safe_load(FRONT_END_PLAYBOOK.read_text())[0]
+    tasks = [dict(t) for t in play["tasks"] if t["name"] in ("Read the admin kubeconfig", "dodas_secret_report")]
+    assert [t["name"] for t in tasks] == ["Read the admin kubeconfig", "dodas_secret_report"]
+    tasks[0]["ansible.builtin.slurp"] = {"src": str(admin_conf)}
+    return tasks
+
+
+def test_a_reported_kubeconfig_is_stored_and_never_logged(tmp_path):
+    """The front end's secret report goes the real way: a play on this machine
+    reports the kubeconfig as the role does, the engine keeps it in the instance's
+    secrets, `dodas kubeconfig` writes it (the API at the machine's address), and
+    no event, log, output or file other than the state holds it."""
     import os
+    import secrets
 
-    from conftest import run_cli
-    from fake_openstack import FakeCloud
+    from livecluster import Dodas, kill_leftovers
 
-    from dodas.model.deployment import Instance  # noqa: F401
-    from dodas.providers import openstack
-    from dodas.state.store import Store
+    d = Dodas(tmp_path / "home")
+    token = "kc-" + secrets.token_hex(16)
+    admin = tmp_path / "admin.conf"  # what kubeadm writes on the front end
+    admin.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "admin",
+        "clusters": [{"name": "k", "cluster": {"server": "https://10.0.0.5:6443"}}],
+        "users": [{"name": "admin", "user": {"token": token}}],
+        "contexts": [{"name": "admin", "context": {"cluster": "k", "user": "admin"}}]}))
+    # a second node in the same wave: its run is another ansible-playbook, merged with the front end's
+    (tmp_path / "front.yml").write_text(yaml.safe_dump([{"hosts": "{{ dodas_target }}", "gather_facts": False,
+                                                         "tasks": _front_end_reporting_tasks(admin)}],
+                                                       sort_keys=False))
+    (tmp_path / "other.yml").write_text(yaml.safe_dump([{"hosts": "{{ dodas_target }}", "gather_facts": False,
+                                                         "tasks": [{"ansible.builtin.debug": {"msg": "hi"}}]}]))
+    t = tmp_path / "front.yaml"
+    t.write_text(textwrap.dedent("""\
+        tosca_definitions_version: tosca_simple_yaml_1_0
+        node_types:
+          my.nodes.Front:
+            derived_from: tosca.nodes.SoftwareComponent
+            interfaces:
+              Standard:
+                configure: {implementation: front.yml}
+          my.nodes.Other:
+            derived_from: tosca.nodes.SoftwareComponent
+            interfaces:
+              Standard:
+                configure: {implementation: other.yml}
+        topology_template:
+          node_templates:
+            box: {type: tosca.nodes.indigo.Compute}
+            front:
+              type: my.nodes.Front
+              requirements: [{host: box}]
+            other:
+              type: my.nodes.Other
+              requirements: [{host: box}]
+        """))
+    try:
+        r = d.run("up", str(t), "--name", "kc")
+        out = tmp_path / "kc.kubeconfig"
+        w = d.run("kubeconfig", "kc", "-o", str(out))
+        address = next(i["address"] for i in d.json("status", "kc")["instances"] if i["id"] == "box[0]")
+        conf = out.read_text()
+        assert token in conf and f"server: https://{address}:6443" in conf
+        assert oct(os.stat(out).st_mode & 0o777) == "0o600"
+        shown = [r.stdout, r.stderr, w.stdout, w.stderr, d.run("status", "kc").stdout,
+                 d.run("status", "kc", "--json").stdout, d.run("logs", "kc").stdout,
+                 d.run("logs", "kc", "--json").stdout, d.run("outputs", "kc", "--show-secrets").stdout]
+        assert not [s for s in shown if token in s], "the kubeconfig shows in dodas's output"
+        from sqlalchemy import create_engine, text
+        eng = create_engine(f"sqlite:///{d.home / 'data' / 'state.db'}")
+        with eng.connect() as c:
+            messages = [m for (m,) in c.execute(text("SELECT message FROM events"))]
+            kept = [s for (s,) in c.execute(text("SELECT secrets FROM instances WHERE node = 'front'"))]
+        eng.dispose()
+        assert any("dodas_secret_report" in m for m in messages), "the report task ran (events name it)"
+        assert not [m for m in messages if token in m], "the kubeconfig is in the events table"
+        assert len(kept) == 1 and token in kept[0], "the kubeconfig is kept in the instance's secrets"
+        on_disk = [p for p in d.home.rglob("*") if p.is_file() and not p.name.startswith("state.db")
+                   and token.encode() in p.read_bytes()]
+        assert on_disk == [], "only the state keeps the kubeconfig (the runs' private directories are gone)"
+        d.run("destroy", "kc", "--yes")
+    finally:
+        kill_leftovers(d.home)
 
-    cloud = FakeCloud()
-    monkeypatch.setattr(openstack, "_connect", lambda _cfg: cloud)
-    cfg = dodas_home / "config" / "providers.yaml"
-    cfg.parent.mkdir(parents=True)
-    cfg.write_text("providers:\n  - {name: ost, type: openstack, rank: 1, wait_ssh: false,"
-                   " image_hosts: [openstack.example.org]}\n")
-    seed = yaml.safe_load(SEED.read_text())
-    seed["topology_template"]["node_templates"] = {
-        k: v for k, v in seed["topology_template"]["node_templates"].items() if k == "k8s_master_server"}
-    seed["topology_template"]["outputs"] = {}
-    t = tmp_path / "servers.yaml"
-    t.write_text(yaml.safe_dump(seed))
-    assert run_cli("up", str(t), "--name", "k", "-q").code == 0
-    store = Store()
-    dep = store.require("k")
-    store.save_instance(dep.id, "k8s_master", 0, kind="software", state="started",
-                        secrets={"kubeconfig": "apiVersion: v1\nclusters:\n- cluster:\n    server: https://10.0.0.5:6443\n"})
-    seed_full = tmp_path / "seed.yaml"
-    seed_full.write_text(SEED.read_text())
-    store.update(dep.id, template_text=SEED.read_text(), template_path=str(seed_full))
-    out = tmp_path / "k.kubeconfig"
-    r = run_cli("kubeconfig", "k", "-o", str(out))
-    assert r.code == 0, r.err
-    public = next(iter(cloud.fips.values())).floating_ip_address
-    assert f"server: https://{public}:6443" in out.read_text()
-    assert oct(os.stat(out).st_mode & 0o777) == "0o600"
+
+def test_a_no_log_secret_report_fails_its_instance(tmp_path):
+    """Ansible hides a no_log task's result from dodas entirely: such a report can
+    never arrive, and the instance fails saying so instead of succeeding without it."""
+    from livecluster import Dodas, kill_leftovers
+    from test_local_faults import write_playbook_template
+
+    d = Dodas(tmp_path / "home")
+    t = write_playbook_template(tmp_path, """
+        - name: dodas_secret_report
+          ansible.builtin.set_fact:
+            dodas_secret_report: {kubeconfig: "apiVersion: v1"}
+          no_log: true
+        """)
+    try:
+        r = d.run("up", t, "--name", "nl", "--keep-failed", check=False)
+        assert r.returncode == 1 and "app[0] failed" in r.stderr
+        assert "a secret report must not be no_log" in r.stderr
+        d.run("destroy", "nl", "--yes")
+    finally:
+        kill_leftovers(d.home)
 
 
 # the stand-in of the front end also reports where its helm is, as the real role does
