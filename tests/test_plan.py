@@ -61,8 +61,9 @@ def test_plan_json_is_stable_and_documented():
     p = services.plan(str(SPARK))
     data = p.to_json()
     assert list(data) == ["format_version", "template", "template_sha256", "tosca_definitions_version",
-                          "inputs", "nodes", "instances", "waves", "deferred", "outputs"]
+                          "inputs", "nodes", "instances", "waves", "bastion", "deferred", "outputs"]
     assert data["format_version"] == 1
+    assert data["bastion"] == "master_host[0]", "workers are private: reached through the public master"
     inst = data["instances"][0]
     assert list(inst) == ["id", "node", "index", "type", "kind", "host", "wave", "depends_on", "compute",
                           "properties"]

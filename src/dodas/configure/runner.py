@@ -33,9 +33,11 @@ from typing import Any
 
 import yaml
 
+from dodas import ssh_access
 from dodas.model.deployment import Instance
 from dodas.providers.base import Machine
 from dodas.redact import redact
+from dodas.ssh_access import Endpoint
 
 CONFIGURE_DIR = Path(__file__).resolve().parent
 #: what ansible-playbook inherits from dodas's environment: who and where the user
@@ -54,13 +56,18 @@ class Host:
     name: str
     compute: Instance | None
     machine: Machine | None
+    #: the bastion this host is reached through (engine/access.py), or None
+    jump: Endpoint | None = None
 
-    def inventory_vars(self) -> dict[str, Any]:
+    def inventory_vars(self, jump_config: Path | None = None) -> dict[str, Any]:
+        """Ansible's connection to the host (its public address when it has one,
+        else its private one, through the jump host defined in `jump_config`) and
+        the addresses the roles use (services bind and talk on the private one)."""
         m = self.machine
         if m is None:  # hostless operations run on this machine
             return {"ansible_connection": "local", "ansible_python_interpreter": _python(),
                     "dodas_address": "127.0.0.1", "dodas_facts": {"local": True}}
-        out: dict[str, Any] = {"ansible_host": m.private_address or m.public_address,
+        out: dict[str, Any] = {"ansible_host": m.public_address or m.private_address,
                                "dodas_address": m.private_address or m.public_address,
                                "dodas_public_address": m.public_address, "dodas_facts": m.facts}
         if m.connection == "local":
@@ -69,6 +76,10 @@ class Host:
             out.update(ansible_connection="ssh", ansible_user=m.ssh_user, ansible_port=m.ssh_port)
             if m.ssh_key_file:
                 out["ansible_ssh_private_key_file"] = m.ssh_key_file
+            if self.jump is not None:
+                if jump_config is None:
+                    raise ValueError("a host behind a bastion needs the jump hosts' ssh_config")
+                out["ansible_ssh_common_args"] = " ".join(ssh_access.jump_options(jump_config, self.jump))
             out["ansible_python_interpreter"] = m.facts.get("python") or "/usr/bin/python3"
         return out
 
@@ -96,13 +107,6 @@ class RunResult:
 def _python() -> str:
     import sys
     return sys.executable
-
-
-def _known_hosts() -> Path:
-    from dodas import paths
-    f = paths.data_dir() / "ssh" / "known_hosts"
-    f.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return f
 
 
 def _safe(name: str) -> str:
@@ -177,7 +181,9 @@ class AnsibleRunner:
 
     def _generate(self, hosts: dict[str, Host], plays: list[Play],
                   private: Path) -> tuple[dict[str, Any], Path, list[tuple[int, Play]]]:
-        host_vars: dict[str, dict[str, Any]] = {name: h.inventory_vars() for name, h in hosts.items()}
+        jumps = [h.jump for h in hosts.values() if h.jump is not None]
+        config = ssh_access.write_jump_config(private / "ssh", jumps) if jumps else None
+        host_vars: dict[str, dict[str, Any]] = {name: h.inventory_vars(config) for name, h in hosts.items()}
         groups: dict[str, dict[str, Any]] = {}
         wrapper: list[dict[str, Any]] = []
         sequence: list[tuple[int, Play]] = []
@@ -216,8 +222,8 @@ class AnsibleRunner:
             "ANSIBLE_PIPELINING": "true",
             "ANSIBLE_GATHERING": "explicit",
             # host keys: learnt on first contact into dodas's own file, checked after
-            "ANSIBLE_SSH_ARGS": ("-o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval=15 "
-                                 f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={_known_hosts()}"),
+            "ANSIBLE_SSH_ARGS": " ".join(["-o", "ControlMaster=auto", "-o", "ControlPersist=60s",
+                                          "-o", "ServerAliveInterval=15", *ssh_access.common_options()]),
         }
         if os.environ.get("DODAS_ANSIBLE_VERBOSITY"):
             env["ANSIBLE_VERBOSITY"] = os.environ["DODAS_ANSIBLE_VERBOSITY"]
@@ -242,6 +248,24 @@ class _EventState:
             return self.sequence[self.play_no][1]
         return None
 
+    def _secret_report(self, inst: Instance, op: str, res: dict[str, Any], secret: Any) -> None:
+        """A secret a play reported (a kubeconfig): registered for masking at once,
+        kept in the result only (never sent to the sink), and taken out of the event,
+        which dodas keeps nowhere anyway. A no_log report arrives censored: Ansible
+        gives callbacks nothing of it, so it can never reach dodas; that is a
+        failure of the instance, not a silent loss."""
+        from dodas.redact import register
+
+        if isinstance(secret, dict):
+            register(*(v for v in secret.values() if isinstance(v, str)))
+            self.result.secret_reports.setdefault(inst, {}).update(secret)
+        elif res.get("censored"):
+            msg = ("task 'dodas_secret_report' is no_log, so Ansible hid what it reported from dodas: "
+                   "a secret report must not be no_log (dodas keeps it out of events and logs itself)")
+            self.result.failures.setdefault(inst, msg)
+            self.runner.sink(inst, op, msg, "error")
+        res.pop("ansible_facts", None)
+
     def handle(self, event: dict[str, Any]) -> bool:
         kind = event.get("event", "")
         data = event.get("event_data") or {}
@@ -263,10 +287,8 @@ class _EventState:
             secret = (res.get("ansible_facts") or {}).get("dodas_secret_report")
             if task == "dodas_report" and isinstance(report, dict):
                 self.result.reports.setdefault(inst, {}).update(report)
-            elif task == "dodas_secret_report" and isinstance(secret, dict):
-                from dodas.redact import register
-                register(*(v for v in secret.values() if isinstance(v, str)))
-                self.result.secret_reports.setdefault(inst, {}).update(secret)
+            elif task == "dodas_secret_report":
+                self._secret_report(inst, op, res, secret)
             else:
                 self.runner.sink(inst, op, f"{task}: {'changed' if res.get('changed') else 'ok'}", "debug")
             self.result.ok.add(inst)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from dodas import paths
 from dodas.configure.runner import AnsibleRunner, Host, Play, RunResult
+from dodas.engine import access
 from dodas.engine.context import RunContext, UnresolvedError
 from dodas.engine.retry import with_retries
 from dodas.engine.states import COMPUTE_READY, InstanceState
@@ -30,6 +31,7 @@ from dodas.model.network import ingress_rules
 from dodas.model.deployment import DEPLOY_OPERATIONS, UNDEPLOY_OPERATIONS, Instance
 from dodas.plan.plan import Plan
 from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
+from dodas.ssh_access import Endpoint, forget_host_keys
 from dodas.state.store import Store
 
 S = InstanceState
@@ -70,6 +72,7 @@ class Engine:
                                     self._sink, forks=self.parallelism, run_mark=dep_id)
         self.runner.remove_leftovers()  # an engine exists only under the deployment lock
         self.changed = False
+        self._reached: set[str] = set()  # machines logged in to in this run (by provider id)
         self.machines: dict[tuple[str, int], Machine] = {}
         for key, row in self.rows.items():
             inst = Instance(*key)
@@ -238,6 +241,13 @@ class Engine:
             compute = ctx.compute_of(inst)
             self._save(inst, S.CONFIGURING, kind="software", error=None,
                        attributes={"_compute": [compute.node, compute.index] if compute else None})
+        unreachable = await self._reach(hosts)
+        if unreachable:
+            host, why = unreachable
+            for inst, _, _ in run:
+                if ctx.compute_of(inst) == host.compute:
+                    self._save(inst, S.ERROR, error=why)
+            return done, (host.compute.id if host.compute else "controller", why)
         result = await self._run_by_node("configure", hosts, plays)
         for r in result.failures:  # a failure must not keep a half-reported secret around
             result.secret_reports.pop(r, None)
@@ -265,6 +275,35 @@ class Engine:
             done.append(inst)
         return done, failure
 
+    # -- reaching machines ---------------------------------------------------------
+    def _bastion(self) -> Machine | None:
+        """The deployment's bastion machine: the plan's, or (destroying, with no plan)
+        the first recorded machine with a public address."""
+        if self.plan is not None:
+            b = self.plan.bastion
+            return self.ctx.machines.get(b) if b is not None and self.ctx is not None else None
+        return next((m for _, m in sorted(self.machines.items()) if m.public_address), None)
+
+    def _jump(self, machine: Machine | None) -> Endpoint | None:
+        return access.jump_for(machine, self.provider, self._bastion()) if machine is not None else None
+
+    async def _reach(self, hosts: dict[str, Host]) -> tuple[Host, str] | None:
+        """Wait until each SSH host of a run can be logged in to (once per engine run;
+        through its bastion, both host keys checked); the first that cannot, and why."""
+        waiting = [h for h in hosts.values() if h.machine is not None and h.machine.connection == "ssh"
+                   and h.machine.provider_id not in self._reached]
+        if not waiting:
+            return None
+        workdir = self.runner.workdir / "ssh"
+        reasons = await asyncio.gather(*(access.wait_reachable(h.machine, h.jump, workdir,  # type: ignore[arg-type]
+                                                               self.provider.login_timeout) for h in waiting))
+        for h, why in zip(waiting, reasons):
+            if why is None:
+                self._reached.add(h.machine.provider_id)  # type: ignore[union-attr]
+            else:
+                return h, why
+        return None
+
     async def _run_by_node(self, phase: str, hosts: dict[str, Host], plays: list[Play]) -> RunResult:
         """One ansible-playbook per node of the wave, side by side: each covers all
         of its node's hosts (so 20 workers are still one process), and different
@@ -278,6 +317,7 @@ class Engine:
         for r in results:
             merged.failures.update(r.failures)
             merged.reports.update(r.reports)
+            merged.secret_reports.update(r.secret_reports)
             merged.ok.update(r.ok)
         return merged
 
@@ -307,7 +347,8 @@ class Engine:
                     continue
                 compute = self.ctx.compute_of(inst)
                 hname = _host_name(compute)
-                hosts.setdefault(hname, Host(hname, compute, self.ctx.machines.get(compute) if compute else None))
+                machine = self.ctx.machines.get(compute) if compute else None
+                hosts.setdefault(hname, Host(hname, compute, machine, self._jump(machine)))
                 play = plays.setdefault((node.name, op_name), Play(node.name, op_name, op.implementation))
                 variables = self.ctx.variables(inst, node, op.inputs)
                 variables["dodas_restart"] = restart
@@ -352,6 +393,10 @@ class Engine:
                 except ProviderError as exc:
                     self._save(inst, S.ERROR, error=str(exc))
                     return f"{inst.id}: {exc}"
+                machine = self.machines.pop(key, None)
+                if machine is not None and machine.connection == "ssh" and self.provider.ephemeral_hosts:
+                    forget_host_keys([(a, machine.ssh_port) for a in (machine.public_address, machine.private_address)
+                                      if a])
                 self.store.delete_instance(self.dep_id, *key)
                 self.rows.pop(key, None)
                 self.reporter.state(inst.id, S.DELETED.value)
@@ -373,7 +418,8 @@ class Engine:
                 if not impl or (compute is not None and machine is None):
                     continue
                 hname = _host_name(Instance(*compute) if compute else None)
-                hosts.setdefault(hname, Host(hname, Instance(*compute) if compute else None, machine))
+                hosts.setdefault(hname, Host(hname, Instance(*compute) if compute else None, machine,
+                                             self._jump(machine)))
                 workdir = machine.facts.get("workdir") if machine else None
                 variables = {**inputs, "dodas_instance_dir": paths.node_dir(workdir, inst.node) if workdir else "",
                              "dodas_node": inst.node, "dodas_instance": inst.id,

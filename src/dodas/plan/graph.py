@@ -104,7 +104,23 @@ def check_acyclic(model: DeploymentModel, smap: SourceMap | None) -> dict[str, l
     return edges
 
 
-def instance_deps(model: DeploymentModel, edges: dict[str, list[NodeEdge]]) -> dict[Instance, list[Instance]]:
+def bastion(model: DeploymentModel, edges: dict[str, list[NodeEdge]]) -> Instance | None:
+    """The machine dodas reaches the deployment's private machines through: the
+    first instance of the first compute node (in template order) on the PUBLIC
+    network, when some other compute is on a private one. It must depend on
+    nothing, so that waiting for it can never close a cycle."""
+    computes = [n for n in model.nodes.values() if n.compute is not None and model.instance_count(n.name) > 0]
+    if not any(n.compute.network != "PUBLIC" for n in computes):  # type: ignore[union-attr]
+        return None
+    front = next((n for n in computes if n.compute.network == "PUBLIC" and not edges[n.name]),  # type: ignore[union-attr]
+                 None)
+    return Instance(front.name, 0) if front else None
+
+
+def instance_deps(model: DeploymentModel, edges: dict[str, list[NodeEdge]],
+                  jump: Instance | None = None) -> dict[Instance, list[Instance]]:
+    """Each instance's dependencies. With a bastion (`jump`), software on a private
+    machine also waits for the bastion to exist: that is how dodas reaches it."""
     counts = {name: model.instance_count(name) for name in model.nodes}
     deps: dict[Instance, list[Instance]] = {}
     for name, node in model.nodes.items():
@@ -116,6 +132,10 @@ def instance_deps(model: DeploymentModel, edges: dict[str, list[NodeEdge]]) -> d
                     out.append(Instance(e.target, i))
                 else:
                     out.extend(Instance(e.target, k) for k in range(counts[e.target]))
+            host = model.host_compute(name) if not node.is_compute else None
+            if jump is not None and host is not None and host != jump.node and jump not in out \
+                    and model.nodes[host].compute.network != "PUBLIC":  # type: ignore[union-attr]
+                out.append(jump)
             deps[inst] = out
     return deps
 

@@ -40,6 +40,8 @@ class Plan:
     model: DeploymentModel
     instances: dict[Instance, PlannedInstance]
     waves: list[list[Instance]]
+    #: the machine private machines are reached through (see graph.bastion)
+    bastion: Instance | None = None
 
     def compute_instances(self) -> list[PlannedInstance]:
         return [p for p in self.instances.values() if p.node.is_compute]
@@ -80,6 +82,7 @@ class Plan:
                 "properties": _masked(to_json(p.node.properties)),
             } for p in self._ordered()],
             "waves": [[i.id for i in wave] for wave in self.waves],
+            "bastion": self.bastion.id if self.bastion else None,
             "deferred": self.deferred(),
             "outputs": {o.name: {"value": MASK if o.sensitive and not is_deferred(o.value) else to_json(o.value),
                                  "deferred": is_deferred(o.value), "sensitive": o.sensitive,
@@ -98,10 +101,11 @@ def _masked(props: dict[str, Any]) -> dict[str, Any]:
 
 def make_plan(model: DeploymentModel, smap: SourceMap | None = None) -> Plan:
     edges = graph.check_acyclic(model, smap)
-    deps = graph.instance_deps(model, edges)
+    jump = graph.bastion(model, edges)
+    deps = graph.instance_deps(model, edges, jump)
     waves = graph.waves(deps)
     wave_of = {i: n for n, wave in enumerate(waves) for i in wave}
     for wave in waves:
         wave.sort(key=lambda i: (i.node, i.index))
     instances = {i: PlannedInstance(i, model.nodes[i.node], deps[i], wave_of[i]) for i in deps}
-    return Plan(model, instances, waves)
+    return Plan(model, instances, waves, jump)

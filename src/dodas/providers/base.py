@@ -16,6 +16,7 @@ from typing import Any
 from dodas.errors import DodasError
 from dodas.model.deployment import ComputeSpec, DeploymentModel
 from dodas.model.network import Ingress
+from dodas.ssh_access import Endpoint
 
 
 class ProviderError(DodasError):
@@ -57,6 +58,14 @@ class Machine:
             "ssh_user": self.ssh_user, "ssh_port": self.ssh_port, "ssh_key_file": self.ssh_key_file,
             "facts": self.facts,
         }
+
+    def endpoint(self) -> Endpoint:
+        """Where dodas logs in: the public address when there is one, else the
+        private one (through a bastion, unless this machine is inside the network)."""
+        address = self.public_address or self.private_address
+        if not address:
+            raise ValueError(f"machine {self.provider_id} has no address")
+        return Endpoint(address, self.ssh_port, self.ssh_user, self.ssh_key_file)
 
     @classmethod
     def from_attributes(cls, attrs: dict[str, Any]) -> Machine:
@@ -105,6 +114,16 @@ class Provider(abc.ABC):
     host_kind: str = "vm"
     #: first backoff delay of retried calls, in seconds (doubling, with jitter)
     retry_base: float = 0.5
+    #: how machines without a public address are reached: None (through the
+    #: deployment's bastion, see plan.graph.bastion), an Endpoint (an existing
+    #: bastion, the provider's `bastion:` option) or False (`bastion: false`: this
+    #: machine is inside the private network and reaches them directly)
+    bastion: Endpoint | bool | None = None
+    #: a deleted machine's addresses may be given to another machine next (a
+    #: cloud's), so its host keys are forgotten; an ssh pool's hosts outlive claims
+    ephemeral_hosts: bool = True
+    #: how long dodas keeps trying to log in to a new machine (`login_timeout:`)
+    login_timeout: float = 300.0
     #: the operator accepts a plan beyond the capacity the provider can check
     #: itself (the local provider: this machine's cores and memory); quotas a
     #: cloud enforces are not lifted by it
