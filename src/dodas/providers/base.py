@@ -122,6 +122,9 @@ class Provider(abc.ABC):
     #: a deleted machine's addresses may be given to another machine next (a
     #: cloud's), so its host keys are forgotten; an ssh pool's hosts outlive claims
     ephemeral_hosts: bool = True
+    #: the deployment this provider object serves, when it exists already (set by
+    #: services/deploy.py before preflight: what it holds counts as available to it)
+    deployment_id: str | None = None
     #: how long dodas keeps trying to log in to a new machine (`login_timeout:`)
     login_timeout: float = 300.0
     #: the operator accepts a plan beyond the capacity the provider can check

@@ -97,6 +97,7 @@ def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file:
     for cfg in cands:
         provider = build(cfg)
         provider.overcommit = overcommit
+        provider.deployment_id = dep.id if live else None  # what it holds is available to it
         problems = placement.unfit(cfg, plan.model) + provider.preflight(plan.model)
         (skipped.append((cfg.name, problems)) if problems else viable.append((cfg, provider)))
     if not viable:  # known before anything is made: say so and make nothing
