@@ -4,6 +4,7 @@ placement policies. After destroy the provider holds nothing of ours."""
 
 from __future__ import annotations
 
+import json
 import signal
 import textwrap
 from pathlib import Path
@@ -121,6 +122,52 @@ def test_failover_to_the_next_provider(tmp_path):
     assert "#1 broken" in text and "failed" in text
     assert server_count_in(d.home, "broken") == 0, "the failed attempt was removed completely"
     d.run("destroy", "fo", "--yes")
+
+
+def test_failover_whose_clean_up_fails_leaks_nothing(tmp_path):
+    """An attempt fails on provider A and so does removing what it made (A's
+    deletes fail); the next attempt succeeds on B. A's servers are not forgotten:
+    the attempt keeps its error (and what its clean-up could not remove), and
+    destroy removes what carries the deployment's tag on A as well as on B."""
+    d = Dodas(tmp_path / "home")
+    config = """\
+        - name: broken
+          type: simulated
+          rank: 1
+          failure_rate: 1.0          # every create fails, half of them after the server exists
+          delete_failure_rate: {rate}
+          transient: false
+          seed: 5
+        - name: good
+          type: simulated
+          rank: 2
+          delete_failure_rate: {rate}
+          seed: 11
+        """
+    providers_yaml(d.home, config.format(rate=1.0))
+    t = boxes(tmp_path, 4)
+    r = d.run("up", t, "--name", "leak")
+    assert "trying the next provider: good" in r.stderr
+    left_on_a = server_count_in(d.home, "broken")
+    assert left_on_a > 0, "A's clean-up failed: its servers are still there"
+    assert server_count_in(d.home, "good") == 4
+    st = d.json("status", "leak")
+    assert st["status"] == "CREATE_COMPLETE" and st["provider"] == "good"
+    assert [(a["provider"], a["status"]) for a in st["attempts"]] == [("broken", "failed"), ("good", "succeeded")]
+    error = st["attempts"][0]["error"]
+    assert "simulated failure creating" in error or "simulated timeout" in error, error
+    assert "clean-up problems" in error and "simulated failure deleting" in error, error
+    assert {i["provider_id"] for i in st["instances"]} == {
+        json.loads(f.read_text())["id"] for f in (d.home / "data" / "simulated" / "good").glob("*/*.json")}, \
+        "the instances are B's servers"
+
+    providers_yaml(d.home, config.format(rate=0.0))  # both clouds delete again
+    d.run("destroy", "leak", "--yes")
+    assert server_count_in(d.home, "broken") == 0, "destroy removed what the failed attempt left on A"
+    assert server_count_in(d.home, "good") == 0
+    st = d.json("status", "leak")
+    assert st["status"] == "DELETE_COMPLETE"
+    assert st["attempts"][0]["error"] == error, "the attempt keeps its error"
 
 
 def test_keep_failed_and_max_providers(tmp_path):

@@ -187,6 +187,7 @@ def _attempts(store: Store, dep_id: str, name: str, plan: Plan, viable: list, re
                 if len(viable) == 1:
                     raise
                 raise DeploymentFailed(exc.instance, f"every provider tried failed: {' | '.join(errors)}") from None
+            _forget_rows(store, dep_id, cfg.name, reporter)
             reporter.event(None, "failover", f"trying the next provider: {viable[n + 1][0].name}")
             continue
         except BaseException as exc:  # every other way out of an attempt ends it with what happened
@@ -195,6 +196,31 @@ def _attempts(store: Store, dep_id: str, name: str, plan: Plan, viable: list, re
         end("succeeded")
         return changed
     raise AssertionError("no provider to try")
+
+
+def _forget_rows(store: Store, dep_id: str, provider: str, reporter: Reporter) -> None:
+    """Before the next provider is tried: the rows a failed attempt's clean-up could
+    not remove describe machines on `provider`, and the next attempt would take the
+    rows over and point them at its own. They go; what they named still carries
+    the deployment's tag on `provider`, the attempt records what its clean-up left,
+    and destroy removes it by tag on every provider an attempt was made on."""
+    rows = store.instances(dep_id)
+    if not rows:
+        return
+    reporter.event(None, "failover", f"{len(rows)} instance(s) on {provider} could not be removed; `dodas destroy` "
+                   f"removes them from {provider} by the deployment's tag", "warning")
+    for node, index in rows:
+        store.delete_instance(dep_id, node, index)
+
+
+def attempt_providers(store: Store, dep_id: str) -> list[str]:
+    """Every provider an attempt of the deployment was made on (skipped ones made
+    nothing), first tried first."""
+    out: list[str] = []
+    for a in store.attempts(dep_id):
+        if a.status != "skipped" and a.provider not in out:
+            out.append(a.provider)
+    return out
 
 
 def _outcome(exc: BaseException, before: str = "") -> tuple[str, str]:
@@ -295,8 +321,17 @@ def destroy(name: str, *, parallelism: int, reporter_factory: Any) -> list[str]:
         with interruptible():
             store.set_status(dep.id, DS.DELETE_IN_PROGRESS.value)
             provider = get_provider(dep.provider)
+            # earlier attempts' providers too: a failed attempt whose clean-up failed left its machines there
+            others, problems = [], []
+            for pname in attempt_providers(store, dep.id):
+                if pname == dep.provider:
+                    continue
+                try:
+                    others.append(get_provider(pname))
+                except DodasError as exc:
+                    problems.append(f"cannot check what an earlier attempt left on provider {pname}: {exc}")
             engine = Engine(store, dep.id, name, None, provider, reporter_factory(store, dep.id), parallelism)
-            problems = asyncio.run(engine.destroy())
+            problems = asyncio.run(engine.destroy(others)) + problems
         if problems:
             store.set_status(dep.id, DS.DELETE_FAILED.value, "; ".join(problems))
             raise DodasError(f'destroying "{name}" left problems (run destroy again to retry):\n  '
