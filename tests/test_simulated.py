@@ -28,47 +28,83 @@ def boxes(tmp_path: Path, count: int = 3, policy: str = "") -> str:
     return compute_template(tmp_path / f"boxes{count}.yaml", count=count, cpus=2, mem="2 GB", policies=policies)
 
 
-def test_fifty_deployments_with_thirty_percent_failures(tmp_path, dodas_home):
+def _servers(home: Path, provider: str, dep_id: str) -> dict[str, str]:
+    """A simulated provider's servers of one deployment: file name -> server id."""
+    return {f.name: json.loads(f.read_text())["id"] for f in (home / "data" / "simulated" / provider / dep_id).glob("*.json")}
+
+
+def test_fifty_deployments_with_create_and_delete_failures(tmp_path, dodas_home):
+    """50 deployments over two flaky clouds: creates fail for good (some after the
+    server exists), deletes fail often (retried, and sometimes failing still, so
+    that failed attempts' clean-ups fail too), a failed attempt fails over to the
+    second cloud. Each ends complete or cleanly failed: no instance half-way, no
+    attempt left running, the lock released, every server of it either in the
+    state or named in its attempt's clean-up problems. Destroy leaves nothing."""
     from dodas.cli.progress import factory
     from dodas.engine.engine import DeploymentFailed
     from dodas.services import deploy, read
 
     quiet = factory(quiet=True)
 
-    providers_yaml(dodas_home, """\
-        - name: flaky
-          type: simulated
-          rank: 1
-          failure_rate: 0.3
-          seed: 7
-        """)
+    def clouds(seed: int) -> None:
+        """A seed per dodas run: every run builds its providers afresh, and one seed
+        for all would repeat one run's luck 50 times."""
+        providers_yaml(dodas_home, f"""\
+            - {{name: flaky-a, type: simulated, rank: 1, failure_rate: 0.3, transient: false,
+               delete_failure_rate: 0.8, delete_transient: true, seed: {seed}}}
+            - {{name: flaky-b, type: simulated, rank: 2, failure_rate: 0.3, transient: false,
+               delete_failure_rate: 0.8, delete_transient: true, seed: {seed + 1}}}
+            """)
     t = boxes(tmp_path, 3)
     outcomes = {"CREATE_COMPLETE": 0, "CREATE_FAILED": 0}
+    failovers = leaks = 0
     for n in range(50):
+        clouds(2 * n)
         try:
             deploy.up(t, name=f"d{n}", pairs=None, inputs_file=None, provider_name=None, parallelism=3,
-                      reporter_factory=quiet)
+                      reporter_factory=quiet, max_providers=2)
         except DeploymentFailed:
             pass
         st = read.status(f"d{n}")
         assert st["status"] in outcomes, st["status"]
         outcomes[st["status"]] += 1
-        if st["status"] == "CREATE_FAILED":
-            assert st["reason"] and "failed" in st["reason"]
-            assert any(i["state"] == "error" for i in st["instances"])
+        assert st["locked_by"] is None, f"d{n}: the lock is released"
+        attempts = st["attempts"]
+        assert attempts and all(a["status"] in ("failed", "succeeded") for a in attempts), attempts
+        assert all(a["error"] for a in attempts if a["status"] == "failed"), attempts
+        failovers += len(attempts) > 1
+        rows = {f"{i['node']}-{i['index']}.json": i for i in st["instances"]}
+        if st["status"] == "CREATE_COMPLETE":
+            assert attempts[-1] == {**attempts[-1], "status": "succeeded", "provider": st["provider"]}
+            assert len(rows) == 3 and {i["state"] for i in rows.values()} == {"created"}
+            assert _servers(dodas_home, st["provider"], st["id"]) == {k: i["provider_id"] for k, i in rows.items()}
         else:
-            assert len(st["instances"]) == 3 and {i["state"] for i in st["instances"]} == {"created"}
-    assert outcomes["CREATE_COMPLETE"] > 0
+            assert st["reason"] and "failed" in st["reason"]
+            assert attempts[-1]["status"] == "failed" and attempts[-1]["provider"] == st["provider"]
+            # a failed attempt is removed; what its clean-up could not remove stays in the state, in error
+            assert {i["state"] for i in rows.values()} <= {"error"}, rows
+            left = _servers(dodas_home, st["provider"], st["id"])
+            assert set(left) <= set(rows), "every server of the last attempt is in the state"
+            if rows or left:
+                assert "clean-up problems" in attempts[-1]["error"], attempts[-1]
+        for a in attempts[:-1]:  # an earlier attempt's provider holds something only if its clean-up said so
+            if _servers(dodas_home, a["provider"], st["id"]):
+                assert "clean-up problems" in a["error"], a
+                leaks += 1
+    assert outcomes["CREATE_COMPLETE"] > 0 and outcomes["CREATE_FAILED"] > 0, outcomes
+    assert failovers > 0 and leaks > 0, (failovers, leaks)
     # destroy everything; a destroy that meets failing deletes is simply repeated
     for n in range(50):
-        for _ in range(10):
+        for k in range(20):
+            clouds(1000 + 100 * n + 2 * k)
             try:
                 deploy.destroy(f"d{n}", parallelism=3, reporter_factory=quiet)
                 break
             except DodasError:
                 continue
-        assert read.status(f"d{n}")["status"] == "DELETE_COMPLETE"
-    assert server_count("flaky") == 0, "the provider must hold no resource of ours"
+        st = read.status(f"d{n}")
+        assert st["status"] == "DELETE_COMPLETE" and st["instances"] == [] and st["locked_by"] is None
+    assert server_count("flaky-a") == 0 and server_count("flaky-b") == 0, "the providers hold nothing of ours"
 
 
 def test_kill_9_during_creation_then_up(tmp_path):

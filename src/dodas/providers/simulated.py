@@ -12,6 +12,7 @@ real cloud's: some fail before anything exists, some after the server was made
       delete_latency: 0.1
       failure_rate: 0.3       # of creates (and of deletes, unless delete_failure_rate says otherwise)
       transient: true         # failures are retried by the engine (else permanent)
+      delete_transient: true  # the same for deletes only (default: transient)
       seed: 42                # optional, for repeatable runs
 """
 
@@ -41,6 +42,7 @@ class SimulatedProvider(Provider):
         self.failure_rate = float(o.get("failure_rate", 0.0))
         self.delete_failure_rate = float(o.get("delete_failure_rate", self.failure_rate))
         self.transient = bool(o.get("transient", True))
+        self.delete_transient = bool(o.get("delete_transient", self.transient))
         self.rng = random.Random(o.get("seed"))
         self.retry_base = float(o.get("retry_base", 0.05))
         self.root = paths.data_dir() / "simulated" / cfg.name
@@ -104,7 +106,8 @@ class SimulatedProvider(Provider):
         if self.delete_latency:
             await asyncio.sleep(self.delete_latency)
         if self._fails(self.delete_failure_rate):
-            raise ProviderError(self.name, f"simulated failure deleting {instance_id}", transient=self.transient)
+            raise ProviderError(self.name, f"simulated failure deleting {instance_id}",
+                                transient=self.delete_transient)
         self._path(deployment_id, instance_id).unlink(missing_ok=True)
         self._tidy(deployment_id)
 
@@ -114,7 +117,7 @@ class SimulatedProvider(Provider):
 
     async def purge(self, deployment_id: str) -> None:
         if self._fails(self.delete_failure_rate):
-            raise ProviderError(self.name, "simulated failure listing servers", transient=self.transient)
+            raise ProviderError(self.name, "simulated failure listing servers", transient=self.delete_transient)
         d = self.root / deployment_id
         for f in d.glob("*.json") if d.is_dir() else []:
             f.unlink(missing_ok=True)
