@@ -138,13 +138,31 @@ async def wait_for_login(target: Endpoint, jump: Endpoint | None, workdir: Path,
             r = await asyncio.to_thread(login, target, jump, workdir, 30)
             if r.returncode == 0:
                 return None
-            lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+            lines = [ln.strip() for ln in r.stderr.strip().splitlines() if ln.strip()]
+            refused = host_key_problem(lines)
+            if refused:  # a key that differs from the one learnt is never waited out
+                return refused
             reason = lines[-1] if lines else f"ssh exited with {r.returncode}"
         except subprocess.TimeoutExpired:
             reason = "the login did not finish within 30s"
         if time.monotonic() >= deadline:
             return reason
         await asyncio.sleep(2)
+
+
+def host_key_problem(stderr_lines: list[str]) -> str | None:
+    """ssh's refusal of a host whose key differs from the one dodas learnt (on
+    either hop), as one sentence naming the host; None if that is not the error."""
+    if not any("host key verification failed" in ln.lower() or "identification has changed" in ln.lower()
+               for ln in stderr_lines):
+        return None
+    named = next((ln for ln in stderr_lines if ln.lower().startswith("host key for ")), None)
+    offending = next((ln for ln in stderr_lines if "offending" in ln.lower()), None)
+    detail = named or next((ln for ln in stderr_lines if "host key" in ln.lower()), "host key verification failed")
+    return (f"host key verification failed: {detail.rstrip('.')}" + (f" ({offending.rstrip('.')})" if offending
+                                                                      else "")
+            + "; if the machine was really replaced, remove its line from dodas's known_hosts "
+            f"({known_hosts_file()})")
 
 
 def forget_host_keys(addresses: list[tuple[str, int]]) -> None:

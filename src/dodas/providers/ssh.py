@@ -5,12 +5,22 @@ process dodas started there, removes its work directory and releases the host.
 Claims live in a file under the data directory, taken under a file lock, keyed by
 (deployment id, instance id): a claim repeated after a crash finds the host it
 claimed before. Host keys are learnt on first contact (accept-new) into dodas's
-own known_hosts file and checked from then on.
+own known_hosts file and checked from then on; the hosts outlive claims, so their
+keys are kept when a deployment ends.
+
+A host has the `address` this machine reaches it by, and the `private_address` the
+other hosts reach it by (the same unless given). A host with only a
+`private_address` sits on a private network: dodas reaches it through a bastion
+(the deployment's public host, or the provider's `bastion:`), and only nodes on a
+private network (`network_name: PRIVATE`) are placed on it; a PUBLIC node needs a
+host with an `address`.
 
     - name: lab
       type: ssh
+      # bastion: {address: gw.example.org, user: ubuntu, key: ~/.ssh/id_ed25519}
       hosts:
         - address: 10.0.0.5
+          private_address: 192.168.1.5
           user: ubuntu
           key: ~/.ssh/id_ed25519
           port: 22
@@ -34,10 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from dodas import paths
-from dodas.model.deployment import DeploymentModel
+from dodas import paths, ssh_access
+from dodas.model.deployment import ComputeSpec, DeploymentModel
 from dodas.providers.base import ComputeRequest, Machine, ProcessRef, Provider, ProviderError
 from dodas.providers.config import ProviderConfig
+from dodas.ssh_access import Endpoint
 
 #: Run on the host by `delete`: stop every process marked for the machine, then
 #: remove its directory, which must lie inside the pool's work directory (argv 2);
@@ -103,7 +114,10 @@ print(json.dumps(out))
 
 @dataclass(frozen=True)
 class Host:
-    address: str
+    #: how this machine reaches the host; None: only through a bastion
+    address: str | None
+    #: how the other hosts reach it
+    private_address: str
     user: str
     key: str | None
     port: int
@@ -111,23 +125,29 @@ class Host:
 
     @property
     def key_id(self) -> str:
-        return f"{self.address}:{self.port}"
+        return f"{self.address or self.private_address}:{self.port}"
+
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.address or self.private_address, self.port, self.user, self.key)
 
 
 class SSHProvider(Provider):
     host_kind = "vm"
+    ephemeral_hosts = False
 
     def __init__(self, cfg: ProviderConfig) -> None:
         self.name = cfg.name
         self.hosts: list[Host] = []
-        for h in cfg.options.get("hosts") or []:
-            if not isinstance(h, dict) or not h.get("address"):
-                raise ProviderError(self.name, "each host needs an address")
+        for n, h in enumerate(cfg.options.get("hosts") or [], 1):
+            if not isinstance(h, dict) or not (h.get("address") or h.get("private_address")):
+                raise ProviderError(self.name, f"host {n}: each host needs an address (or, behind a bastion, "
+                                    "a private_address)")
             key = os.path.expanduser(h["key"]) if h.get("key") else None
-            self.hosts.append(Host(str(h["address"]), str(h.get("user") or os.environ.get("USER") or "root"), key,
+            address = str(h["address"]) if h.get("address") else None
+            self.hosts.append(Host(address, str(h.get("private_address") or address),
+                                   str(h.get("user") or os.environ.get("USER") or "root"), key,
                                    int(h.get("port", 22)), dict(h)))
         self.claims_file = paths.data_dir() / "ssh" / f"{cfg.name}.json"
-        self.known_hosts = paths.data_dir() / "ssh" / "known_hosts"
 
     # -- claims ------------------------------------------------------------------
     @contextmanager
@@ -148,33 +168,47 @@ class SSHProvider(Provider):
         return next((h for h in self.hosts if h.key_id == key_id), None)
 
     @staticmethod
-    def _fits(h: Host, req: ComputeRequest) -> bool:
+    def _fits(h: Host, spec: ComputeSpec) -> bool:
         cpus, mem = h.options.get("num_cpus"), h.options.get("mem_mib")
-        return (cpus is None or req.spec.num_cpus is None or cpus >= req.spec.num_cpus) and \
-               (mem is None or req.spec.mem_mib is None or mem >= req.spec.mem_mib)
+        return (cpus is None or spec.num_cpus is None or cpus >= spec.num_cpus) and \
+               (mem is None or spec.mem_mib is None or mem >= spec.mem_mib) and \
+               (spec.network != "PUBLIC" or h.address is not None)
 
     # -- ssh ------------------------------------------------------------------------
-    def ssh_args(self, h: Host) -> list[str]:
-        self.known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        args = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
-                "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "ConnectTimeout=10", "-p", str(h.port)]
-        if h.key:
-            args += ["-i", h.key, "-o", "IdentitiesOnly=yes"]
-        return [*args, f"{h.user}@{h.address}"]
+    def _jump(self, h: Host, deployment_id: str | None = None) -> Endpoint | None:
+        """How to reach a host: directly when it has an address; else through the
+        provider's bastion, or the public host the same deployment holds (its
+        bastion), or else the pool's first public host."""
+        if h.address is not None or self.bastion is False:
+            return None
+        if isinstance(self.bastion, Endpoint):
+            return self.bastion
+        publics = [x for x in self.hosts if x.address is not None]
+        if deployment_id is not None:
+            with self._claims() as claims:
+                mine = {k for k, c in claims.items() if c["deployment"] == deployment_id}
+            publics = sorted(publics, key=lambda x: x.key_id not in mine)
+        if not publics:
+            raise ProviderError(self.name, f"host {h.private_address} has no address this machine can reach, and "
+                                "the pool has no public host nor a bastion to reach it through")
+        return publics[0].endpoint()
 
-    def _run(self, h: Host, command: list[str], stdin: str | None = None, timeout: float = 120) -> str:
+    def _run(self, h: Host, command: list[str], stdin: str | None = None, timeout: float = 120,
+             deployment_id: str | None = None) -> str:
+        jump = self._jump(h, deployment_id)
+        config = ssh_access.write_jump_config(self.claims_file.parent / "jumps", [jump]) if jump else None
+        where = access_text(h, jump)
         try:
-            r = subprocess.run([*self.ssh_args(h), shlex.join(command)], input=stdin, capture_output=True,
-                               text=True, timeout=timeout)
+            r = subprocess.run([*ssh_access.ssh_command(h.endpoint(), jump, config), shlex.join(command)],
+                               input=stdin, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise ProviderError(self.name, f"host {h.address}: no answer within {timeout:.0f}s",
-                                transient=True) from None
+            raise ProviderError(self.name, f"host {where}: no answer within {timeout:.0f}s", transient=True) from None
         if r.returncode == 255:
-            raise ProviderError(self.name, f"cannot log in to {h.user}@{h.address}:{h.port}: "
+            raise ProviderError(self.name, f"cannot log in to {where}: "
                                 f"{r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'ssh failed'}",
                                 transient=True)
         if r.returncode != 0:
-            raise ProviderError(self.name, f"host {h.address}: {r.stderr.strip()[-500:]}")
+            raise ProviderError(self.name, f"host {where}: {r.stderr.strip()[-500:]}")
         return r.stdout
 
     # -- the contract -------------------------------------------------------------
@@ -185,32 +219,44 @@ class SSHProvider(Provider):
         for n in model.nodes.values():
             if n.compute is None:
                 continue
-            probe = ComputeRequest("", "", n.name, n.compute)
-            if not any(self._fits(h, probe) for h in self.hosts):
+            if not any(self._fits(h, n.compute) for h in self.hosts):
+                public = " and a public address" if n.compute.network == "PUBLIC" else ""
                 problems.append(f'provider {self.name}: node "{n.name}": no host of the pool has '
-                                f"{n.compute.num_cpus} cpus and {n.compute.mem_mib} MiB")
+                                f"{n.compute.num_cpus} cpus and {n.compute.mem_mib} MiB{public}")
         if problems:
             return problems
         need = sum(model.instance_count(n.name) for n in model.nodes.values() if n.is_compute)
+        need_public = sum(model.instance_count(n.name) for n in model.nodes.values()
+                          if n.compute is not None and n.compute.network == "PUBLIC")
         with self._claims() as claims:
-            free = [h for h in self.hosts if h.key_id not in claims]
-        mine = 0  # hosts this deployment already holds count as available to it
-        if need > len(free) + mine:
-            return [f"provider {self.name}: the deployment needs {need} hosts and {len(free)} of "
-                    f"{len(self.hosts)} are free"]
+            # hosts this deployment already holds are available to it
+            usable = [h for h in self.hosts if h.key_id not in claims
+                      or (self.deployment_id is not None and claims[h.key_id]["deployment"] == self.deployment_id)]
+        mine = sum(1 for h in usable if h.key_id in claims)
+        if need > len(usable):
+            return [f"provider {self.name}: the deployment needs {need} hosts and {len(usable) - mine} of "
+                    f"{len(self.hosts)} are free" + (f" (besides the {mine} it holds)" if mine else "")]
+        public = sum(1 for h in usable if h.address is not None)
+        if need_public > public:
+            return [f"provider {self.name}: the deployment needs {need_public} hosts with a public address and "
+                    f"{public} are free"]
         return []
 
     async def check(self) -> str:
         for h in self.hosts:
             await asyncio.to_thread(self._run, h, ["true"])
-        return f"{len(self.hosts)} host(s) answer"
+        behind = sum(1 for h in self.hosts if h.address is None)
+        return f"{len(self.hosts)} host(s) answer" + (f" ({behind} through a bastion)" if behind else "")
 
     async def create(self, req: ComputeRequest) -> Machine:
         with self._claims() as claims:
             held = next((k for k, c in claims.items() if c["deployment"] == req.deployment_id
                          and c["instance"] == req.instance_id), None)
             if held is None:
-                host = next((h for h in self.hosts if h.key_id not in claims and self._fits(h, req)), None)
+                # a private node takes a host without a public address first: those can hold nothing else
+                free = sorted((h for h in self.hosts if h.key_id not in claims and self._fits(h, req.spec)),
+                              key=lambda h: req.spec.network != "PUBLIC" and h.address is not None)
+                host = free[0] if free else None
                 if host is None:
                     raise ProviderError(self.name, f"no free host fits {req.instance_id} "
                                         f"({len(self.hosts)} in the pool, {len(claims)} claimed)")
@@ -219,12 +265,8 @@ class SSHProvider(Provider):
         host = self._host(held)
         if host is None:
             raise ProviderError(self.name, f"host {held} is no longer in the pool")
-        try:
-            await asyncio.to_thread(self._run, host, ["true"])
-        except ProviderError:
-            with self._claims() as claims:
-                claims.pop(held, None)
-            raise
+        # whether it answers is the engine's to find out: a private host is reached
+        # through the deployment's bastion, which may not be claimed yet
         return self._machine(host, req.deployment_id, req.instance_id, req)
 
     async def describe(self, deployment_id: str, instance_id: str) -> Machine | None:
@@ -244,7 +286,7 @@ class SSHProvider(Provider):
         workdir = self._workdir(host, deployment_id, instance_id)
         python = host.options.get("python", "python3")
         base = host.options.get("workdir", "/var/tmp/dodas")
-        await asyncio.to_thread(self._run, host, [python, "-c", CLEANUP, workdir, base])
+        await asyncio.to_thread(self._run, host, [python, "-c", CLEANUP, workdir, base], None, 120, deployment_id)
         with self._claims() as claims:
             claims.pop(held, None)  # type: ignore[arg-type]
 
@@ -259,12 +301,13 @@ class SSHProvider(Provider):
             await self.delete(deployment_id, inst, None)
 
     async def processes_alive(self, machine: Machine, recorded: list[ProcessRef]) -> dict[ProcessRef, bool] | None:
-        host = next((h for h in self.hosts if h.address == machine.private_address
-                     and h.port == machine.ssh_port), None)
+        host = self._host(machine.provider_id)
         if host is None or not recorded:
             return None
+        with self._claims() as claims:
+            dep = (claims.get(host.key_id) or {}).get("deployment")
         out = await asyncio.to_thread(self._run, host, [host.options.get("python", "python3"), "-c", ALIVE,
-                                                        *map(str, recorded)])
+                                                        *map(str, recorded)], None, 120, dep)
         answers = json.loads(out)
         return {r: bool(answers.get(str(r))) for r in recorded}
 
@@ -282,5 +325,10 @@ class SSHProvider(Provider):
                 facts[k] = o[k]
         if o.get("python") and not o.get("venv_bin"):
             facts["venv_bin"] = str(Path(o["python"]).parent)
-        return Machine(provider_id=h.key_id, public_address=h.address, private_address=h.address,
+        return Machine(provider_id=h.key_id, public_address=h.address, private_address=h.private_address,
                        connection="ssh", ssh_user=h.user, ssh_port=h.port, ssh_key_file=h.key, facts=facts)
+
+
+def access_text(h: Host, jump: Endpoint | None) -> str:
+    where = f"{h.user}@{h.address or h.private_address}:{h.port}"
+    return f"{where} (through {jump.address}:{jump.port})" if jump else where
