@@ -82,7 +82,8 @@ def web_template(tmp_path: Path) -> str:
           tasks:
             - name: Page
               dodas_files:
-                files: [{path: "{{ dodas_instance_dir }}/www/index.html", content: "{{ greeting }} {{ dodas_instance }}"}]
+                files:
+                  - {path: "{{ dodas_instance_dir }}/www/index.html", content: "{{ greeting }} {{ dodas_instance }}"}
             - name: Web server
               dodas_service:
                 name: web
@@ -94,7 +95,8 @@ def web_template(tmp_path: Path) -> str:
               register: web
             - name: dodas_report
               ansible.builtin.set_fact:
-                dodas_report: {services: {web: {pid: "{{ web.pid }}", pgid: "{{ web.pgid }}", start: "{{ web.start }}"}}}
+                dodas_report:
+                  services: {web: {pid: "{{ web.pid }}", pgid: "{{ web.pgid }}", start: "{{ web.start }}"}}
         """))
     t = tmp_path / "web.yaml"
     t.write_text(textwrap.dedent(f"""\
