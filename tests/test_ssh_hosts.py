@@ -3,83 +3,42 @@ claimed, configured over SSH by Ansible, cleaned and released on destroy."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import shutil
-import socket
+import signal
 import subprocess
 import textwrap
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from livecluster import ROOT, Dodas, count_services, kill_leftovers, need_java, processes_of
+from livecluster import DODAS, Dodas, kill_leftovers, processes_of, wait_for
+from sshd import Sshd, client_key, free_port, need_openssh
 
-SSHD = "/usr/sbin/sshd"
-
-
-def _port_free(addr: str, port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((addr, port))
-            return True
-        except OSError:
-            return False
-
+WORKDIR = Path("/var/tmp/dodas")  # where the ssh provider puts services on its hosts
 
 @pytest.fixture(scope="module")
 def ssh_hosts(tmp_path_factory):
     """Three sshd servers on 127.0.1.1-3, one client key that logs in as this user."""
-    if not os.path.exists(SSHD) or not shutil.which("ssh-keygen"):
-        pytest.skip("OpenSSH server not installed (make.py test installs it)")
+    need_openssh()
     d = tmp_path_factory.mktemp("sshd")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "client")], check=True)
-    (d / "authorized_keys").write_text((d / "client.pub").read_text())
-    os.chmod(d / "authorized_keys", 0o600)
-    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
-    procs, hosts = [], []
-    for n in (1, 2, 3):
-        addr = f"127.0.1.{n}"
-        port = next(p for p in range(2222, 2300) if _port_free(addr, p))
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / f"host{n}")], check=True)
-        cfg = d / f"sshd{n}.conf"
-        cfg.write_text(textwrap.dedent(f"""\
-            ListenAddress {addr}:{port}
-            HostKey {d / f'host{n}'}
-            AuthorizedKeysFile {d / 'authorized_keys'}
-            PermitRootLogin prohibit-password
-            PasswordAuthentication no
-            KbdInteractiveAuthentication no
-            UsePAM no
-            StrictModes no
-            PidFile {d / f'sshd{n}.pid'}
-            Subsystem sftp internal-sftp
-            """))
-        procs.append(subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
-        hosts.append({"address": addr, "port": port})
-    for h in hosts:
-        deadline = time.monotonic() + 20
-        while _port_free(h["address"], h["port"]) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    yield {"hosts": hosts, "key": str(d / "client"), "user": os.environ.get("USER") or "root"}
-    for p in procs:
-        p.terminate()
-        p.wait(timeout=10)
+    servers, hosts = [], []
+    try:
+        for n in (1, 2, 3):
+            addr = f"127.0.1.{n}"
+            port = free_port(addr)
+            servers.append(Sshd(d, f"h{n}", [(addr, port)]))
+            hosts.append({"address": addr, "port": port})
+        yield {"hosts": hosts, "key": str(client_key(d)), "user": os.environ.get("USER") or "root"}
+    finally:
+        for s in servers:
+            s.stop()
 
 
-def configure(home: Path, pool: dict, spark: bool = False) -> None:
-    import sys
-
+def configure(home: Path, pool: dict) -> None:
     import yaml
 
-    from dodas.providers.local import find_java
-    extra = {}
-    if spark:  # these hosts are this machine: use its Spark, Java and Python
-        extra = {"python": sys.executable, "spark_home": str(Path(importlib.util.find_spec("pyspark").origin).parent),
-                 "java_home": find_java().get("home")}
+    extra: dict = {}
     hosts = [{"address": h["address"], "port": h["port"], "user": pool["user"], "key": pool["key"],
               "num_cpus": 1, "mem_mib": 2048, **extra} for h in pool["hosts"]]
     f = home / "config" / "providers.yaml"
@@ -143,7 +102,7 @@ def web_template(tmp_path: Path) -> str:
 def d(tmp_path):
     dodas = Dodas(tmp_path / "home")
     yield dodas
-    kill_leftovers(dodas.home)
+    kill_leftovers(WORKDIR)
 
 
 def test_up_over_ssh_and_destroy(ssh_hosts, tmp_path, d):
@@ -163,29 +122,48 @@ def test_up_over_ssh_and_destroy(ssh_hosts, tmp_path, d):
     # no free host is left for a third instance: refused before anything is made
     r = d.run("up", t, "--name", "web", "-i", "n=4", check=False)
     assert r.returncode == 1 and "needs 4 hosts and 1 of 3 are free" in r.stderr
+    assert len(processes_of(WORKDIR / st["id"])) == 2, "the services run in the hosts' work directories"
     d.run("destroy", "web", "--yes")
     for a in addrs:
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://{a}:8099/", timeout=3)
     claims = json.loads((d.home / "data" / "ssh" / "lab.json").read_text())
     assert claims == {}
-    assert not list(Path("/var/tmp/dodas").glob(f"{st['id']}/*"))
+    assert not list(WORKDIR.glob(f"{st['id']}/*"))
+    assert processes_of(WORKDIR / st["id"]) == {}, "destroy stops every service it started on the hosts"
 
 
-def test_spark_and_jupyter_over_ssh(ssh_hosts, tmp_path):
-    need_java()
-    d = Dodas(tmp_path / "home")
-    configure(d.home, ssh_hosts, spark=True)
-    try:
-        d.run("up", str(ROOT / "templates" / "spark-jupyter.yaml"), "--name", "sparkssh")
-        outs = d.outputs("sparkssh")
-        assert outs["spark_master_url"].startswith("spark://127.0.1.")
-        with urllib.request.urlopen(outs["spark_ui_url"] + "/json/", timeout=10) as resp:
-            workers = [w for w in json.load(resp)["workers"] if w["state"] == "ALIVE"]
-        assert sorted(w["host"] for w in workers) == sorted(
-            a for a in ("127.0.1.1", "127.0.1.2", "127.0.1.3") if a not in outs["spark_master_url"])
-        d.run("destroy", "sparkssh", "--yes")
-        assert count_services(Path("/var/tmp/dodas")) == {"master": 0, "worker": 0, "jupyter": 0}
-    finally:
-        kill_leftovers(Path("/var/tmp/dodas"))
-        assert processes_of(d.home) == {}
+def test_unchanged_up_on_a_full_pool_does_nothing(ssh_hosts, tmp_path, d):
+    """The hosts a deployment holds are available to it: a second `up` of a deployment
+    that fills the pool is not refused for want of free hosts, and changes nothing."""
+    configure(d.home, ssh_hosts)
+    t = web_template(tmp_path)
+    d.run("up", t, "--name", "full", "-i", "n=3", "--max-providers", "1")
+    pids = sorted(processes_of(WORKDIR / d.json("status", "full")["id"]))
+    assert len(pids) == 3
+    d.run("up", t, "--name", "full")
+    last = json.loads(d.run("logs", "full", "--json").stdout.splitlines()[-1])
+    assert last["message"].startswith("nothing to do"), last
+    assert sorted(processes_of(WORKDIR / d.json("status", "full")["id"])) == pids, "no service was restarted"
+    d.run("destroy", "full", "--yes")
+
+
+def test_crash_recovery_over_ssh(ssh_hosts, tmp_path, d):
+    """dodas killed (-9) in the middle of an `up` that fills the pool: the next `up`
+    takes over the dead run's lock and hosts, and completes."""
+    configure(d.home, ssh_hosts)
+    t = web_template(tmp_path)
+    proc = subprocess.Popen([*DODAS, "up", t, "--name", "crash", "-i", "n=3", "--max-providers", "1"],
+                            env=d.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    claims = d.home / "data" / "ssh" / "lab.json"
+    wait_for(lambda: claims.exists() and len(json.loads(claims.read_text() or "{}")) == 3, timeout=120)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    d.run("up", t, "--name", "crash")
+    st = d.json("status", "crash")
+    assert st["status"] == "CREATE_COMPLETE", st
+    assert len(processes_of(WORKDIR / st["id"])) == 3
+    d.run("destroy", "crash", "--yes")
+    assert processes_of(WORKDIR / st["id"]) == {}
+    assert json.loads(claims.read_text()) == {}
