@@ -25,7 +25,7 @@ def front_ends(smap: SourceMap, nodes: dict[str, Node], diags: list[Diagnostic])
 
 def kubernetes_warnings(smap: SourceMap, nodes: dict[str, Node]) -> list[Diagnostic]:
     """Versions that will be mapped to a supported release, placeholder admin tokens."""
-    from dodas.configure.kube import map_version, token_warning
+    from dodas.model.kube import map_version, token_warning
 
     out = []
     for n in nodes.values():
@@ -45,7 +45,7 @@ def kubernetes_warnings(smap: SourceMap, nodes: dict[str, Node]) -> list[Diagnos
 def helm_releases(smap: SourceMap, nodes: dict[str, Node], diags: list[Diagnostic]) -> None:
     """What can be known about a Helm release before anything runs: its chart's
     repository is declared, its values use only names the release has."""
-    from dodas.configure.helm import (BUNDLED, VALUES_URL_SCHEMES, ValuesError, bundled_chart, bundled_charts,
+    from dodas.helm import (BUNDLED, VALUES_URL_SCHEMES, ValuesError, bundled_chart, bundled_charts,
                                       names_used)
 
     for n in nodes.values():

@@ -1,4 +1,6 @@
-"""Kubernetes versions and tokens: what the front-end and worker roles install.
+"""Kubernetes versions and tokens: what the front-end and worker roles install,
+known to the model (the plan warns of a version it maps, of a placeholder token)
+and read by the roles through a filter (configure/kube.py).
 
 Old DODAS templates ask for versions (1.14, 1.17) that no package repository
 serves any more: the community repositories (pkgs.k8s.io) start at 1.24 and the

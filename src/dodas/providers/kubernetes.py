@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from dodas.configure import helm
+from dodas import helm
 from dodas.model.deployment import DeploymentModel
 from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
 from dodas.providers.config import ProviderConfig

@@ -1,0 +1,127 @@
+"""Dependencies between dodas's packages go one way (docs/ARCHITECTURE.md):
+
+    tosca -> model -> plan -> engine -> providers   (machines)
+                                  \\-> configure   (Ansible)
+    services -> engine;  cli -> services
+
+The model knows nothing of how a plan is carried out (configure/, providers/,
+engine/, services/, cli/); providers and configure do not know each other, and
+`engine/` is the one place where they meet. Knowledge several stages share lives
+in the model (model/kube.py) or in a neutral top-level module (helm.py,
+paths.py, ...), which imports no stage that uses it.
+
+Read from the source with `ast`, every import counts: at module level and inside
+functions (the heavy imports are made there). Only imports under
+`if TYPE_CHECKING:` are left out: a name used in annotations, never run.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "dodas"
+STAGES = ("tosca", "model", "plan", "engine", "providers", "configure", "state", "services", "cli")
+
+#: package (or "<top>" for dodas/*.py) -> the packages its modules must not import
+FORBIDDEN = {
+    "tosca": {"model", "plan", "engine", "providers", "configure", "services", "cli"},
+    "model": {"configure", "providers", "engine", "services", "cli"},
+    "plan": {"configure", "providers", "engine", "services", "cli"},
+    "providers": {"configure", "engine", "services", "cli"},
+    "configure": {"providers", "engine", "services", "cli"},
+    "state": {"configure", "providers", "engine", "services", "cli"},
+    # engine/ is allowed both configure/ and providers/: it hands the machines the
+    # providers made to the Ansible runs (engine.py); never the faces above it
+    "engine": {"services", "cli"},
+    "services": {"cli"},
+    "cli": set(),  # the face: it may call anything (through services, by convention)
+    "<top>": {"configure", "providers", "engine", "services", "cli"},
+}
+
+
+def _package(path: Path) -> str:
+    rel = path.relative_to(SRC)
+    return rel.parts[0] if len(rel.parts) > 1 else "<top>"
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(SRC.parent).with_suffix("")
+    parts = list(rel.parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def imports(path: Path, source: str | None = None) -> list[tuple[int, str]]:
+    """(line, imported dodas module) for every import the module at `path` runs
+    (its text, or `source` read as if it were at `path`)."""
+    tree = ast.parse(path.read_text(encoding="utf-8") if source is None else source, str(path))
+    here = _module_name(path).split(".")
+    package = here if path.name == "__init__.py" else here[:-1]
+    out: list[tuple[int, str]] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            out.extend((node.lineno, a.name) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join([*package[:len(package) - node.level + 1], *([base] if base else [])])
+            for a in node.names:  # `from dodas import helm` imports the module dodas.helm
+                out.append((node.lineno, f"{base}.{a.name}" if (SRC.parent / base.replace(".", "/") / a.name)
+                            .with_suffix(".py").exists() or (SRC.parent / base.replace(".", "/") / a.name).is_dir()
+                            else base))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+    visit(tree)
+    return sorted({(line, m) for line, m in out if m == "dodas" or m.startswith("dodas.")})
+
+
+def _target(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in STAGES else "<top>"
+
+
+def violations() -> list[str]:
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path == SRC / "__main__.py":  # `python -m dodas`: the command line's entry point
+            continue
+        pkg = _package(path)
+        banned = FORBIDDEN.get(pkg, set())
+        for line, module in imports(path):
+            if _target(module) in banned:
+                found.append(f"{path.relative_to(SRC.parent)}:{line}: {pkg} imports {module}")
+    return found
+
+
+def test_dependencies_go_one_way():
+    assert violations() == []
+
+
+def test_every_package_has_a_rule():
+    packages = {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert packages <= set(FORBIDDEN), f"packages without a rule: {sorted(packages - set(FORBIDDEN))}"
+
+
+@pytest.mark.parametrize("source, expect", [
+    ("from dodas.configure.kube import map_version\n", ["dodas.configure.kube"]),
+    ("def f():\n    from dodas.configure import helm\n", ["dodas.configure.helm"]),
+    ("import dodas.providers.base\n", ["dodas.providers.base"]),
+    ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from dodas.providers.base import Machine\n", []),
+    ("from ..configure import runner\n", ["dodas.configure.runner"]),
+])
+def test_the_checker_sees_imports(source, expect):
+    """The check itself: imports inside functions count, relative ones are
+    resolved, type-only ones do not count."""
+    assert [m for _, m in imports(SRC / "model" / "checks.py", source)] == expect
