@@ -106,7 +106,7 @@ def test_a_reported_kubeconfig_is_stored_and_never_logged(tmp_path):
 
     from livecluster import Dodas, kill_leftovers
 
-    d = Dodas(tmp_path / "home")
+    d = Dodas(tmp_path / "home")  # noqa: F811 - not the ssh fixture: this machine
     token = "kc-" + secrets.token_hex(16)
     admin = tmp_path / "admin.conf"  # what kubeadm writes on the front end
     admin.write_text(yaml.safe_dump({
@@ -179,7 +179,7 @@ def test_a_no_log_secret_report_fails_its_instance(tmp_path):
     from livecluster import Dodas, kill_leftovers
     from test_local_faults import write_playbook_template
 
-    d = Dodas(tmp_path / "home")
+    d = Dodas(tmp_path / "home")  # noqa: F811 - not the ssh fixture: this machine
     t = write_playbook_template(tmp_path, """
         - name: dodas_secret_report
           ansible.builtin.set_fact:

@@ -30,7 +30,8 @@ def boxes(tmp_path: Path, count: int = 3, policy: str = "") -> str:
 
 def _servers(home: Path, provider: str, dep_id: str) -> dict[str, str]:
     """A simulated provider's servers of one deployment: file name -> server id."""
-    return {f.name: json.loads(f.read_text())["id"] for f in (home / "data" / "simulated" / provider / dep_id).glob("*.json")}
+    servers = (home / "data" / "simulated" / provider / dep_id).glob("*.json")
+    return {f.name: json.loads(f.read_text())["id"] for f in servers}
 
 
 def test_fifty_deployments_with_create_and_delete_failures(tmp_path, dodas_home):
