@@ -4,6 +4,7 @@ state, cache or configuration, nor the user's."""
 from __future__ import annotations
 
 import io
+import os
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -52,3 +53,33 @@ def run_cli(*args: str) -> CliResult:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+# -- skips: a failure in CI, and counted at the end ---------------------------------
+SKIPPED: list[tuple[str, str]] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI (`CI` set) a skipped test fails: an end-to-end test that skips because
+    Java, sshd, PostgreSQL or root is missing would let the suite pass untested."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    SKIPPED.append((item.nodeid, reason))
+    if os.environ.get("CI"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, which must run every test: {reason}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line: how many tests skipped and why (make.py repeats it after the run)."""
+    line = f"skips: {len(SKIPPED)}" + (" (" + "; ".join(f"{n}: {r}" for n, r in SKIPPED[:5])
+                                       + ("; ..." if len(SKIPPED) > 5 else "") + ")" if SKIPPED else "")
+    terminalreporter.write_line(line)
+    report = os.environ.get("DODAS_SKIP_REPORT")
+    if report:
+        Path(report).write_text(line + "\n")
