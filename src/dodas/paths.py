@@ -72,6 +72,12 @@ def component(name: str) -> str:
     return f"{prefix or 'x'}~{digest}"
 
 
+def instance_id(node: str, index: int) -> str:
+    """The one spelling of an instance's name: "node[3]" (state, events, providers'
+    tags); `instance_component` turns it into a path component or host name."""
+    return f"{node}[{index}]"
+
+
 def instance_component(instance_id: str) -> str:
     """"node[3]" -> "node-3" (the node's component and the index)."""
     m = _INSTANCE.fullmatch(instance_id)

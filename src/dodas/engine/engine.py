@@ -51,9 +51,9 @@ class Reporter(Protocol):
 
 
 def _host_name(inst: Instance | None) -> str:
-    if inst is None:
-        return "controller"
-    return inst.id.replace("[", "_").replace("]", "").replace("-", "_").replace(".", "_")
+    """The inventory name of a machine: its path component ("worker-3"), or
+    "controller" for this machine (no component is called that: it has no index)."""
+    return paths.instance_component(inst.id) if inst is not None else "controller"
 
 
 class Engine:
@@ -102,7 +102,7 @@ class Engine:
         gone = [k for k in self.rows if k not in wanted]
         if gone:
             self.reporter.event(None, "update", f"removing {len(gone)} instance(s) no longer in the plan: "
-                                + ", ".join(f"{n}[{i}]" for n, i in sorted(gone)))
+                                + ", ".join(paths.instance_id(n, i) for n, i in sorted(gone)))
             await self.remove(gone)
             self.changed = True
         self._generate_secrets()
@@ -446,17 +446,28 @@ class Engine:
         host = self.rows[key].attributes.get("_compute")
         return tuple(host) if host else None  # type: ignore[return-value]
 
-    async def destroy(self) -> list[str]:
+    async def destroy(self, others: Iterable[Provider] = ()) -> list[str]:
+        """Remove every instance, then whatever still carries the deployment's tag:
+        on this provider, and on `others` (providers earlier attempts of this
+        deployment were made on, whose clean-up may have left something)."""
         problems = await self.remove(list(self.rows))
-        try:
-            leftovers = await with_retries(lambda: self.provider.resources(self.dep_id), base=self.provider.retry_base)
-        except ProviderError as exc:  # cannot tell what is left: say so, never "everything deleted"
-            return [*problems, f"cannot list what is left: {exc}"]
-        if leftovers:
-            self.reporter.event(None, "delete", f"deleting {len(leftovers)} resource(s) found by tag")
+
+        async def purge(provider: Provider, label: str) -> list[str]:
             try:
-                await with_retries(lambda: self.provider.purge(self.dep_id), base=self.provider.retry_base)
+                leftovers = await with_retries(lambda: provider.resources(self.dep_id), base=provider.retry_base)
+            except ProviderError as exc:  # cannot tell what is left: say so, never "everything deleted"
+                return [f"cannot list what is left{label}: {exc}"]
+            if not leftovers:
+                return []
+            self.reporter.event(None, "delete", f"deleting {len(leftovers)} resource(s) found by tag{label}")
+            try:
+                await with_retries(lambda: provider.purge(self.dep_id), base=provider.retry_base)
             except ProviderError as exc:
                 if not any(str(exc) in p for p in problems):  # the same leftover is said once
-                    problems.append(str(exc))
+                    return [str(exc)]
+            return []
+        problems += await purge(self.provider, "")
+        for other in others:
+            if other.name != self.provider.name:
+                problems += await purge(other, f" on {other.name} (an earlier attempt's provider)")
         return problems

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from dodas import paths
+
 COMPUTE_TYPE = "tosca.nodes.Compute"
 
 #: Standard lifecycle operations, in the order TOSCA runs them on deploy.
@@ -38,13 +40,18 @@ GENERATED_SECRETS = {
 
 @dataclass(frozen=True)
 class Port:
+    """An endpoint port (TOSCA PortSpec). `remote_cidr` (INDIGO's PortSpec) is who may
+    reach it from outside the deployment: everyone unless the template narrows it."""
+
     name: str
     protocol: str
     source: int | None
     target: int | None = None
+    remote_cidr: str = "0.0.0.0/0"
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "protocol": self.protocol, "source": self.source, "target": self.target}
+        return {"name": self.name, "protocol": self.protocol, "source": self.source, "target": self.target,
+                "remote_cidr": self.remote_cidr}
 
 
 @dataclass(frozen=True)
@@ -124,7 +131,7 @@ class Instance:
 
     @property
     def id(self) -> str:
-        return f"{self.node}[{self.index}]"
+        return paths.instance_id(self.node, self.index)
 
 
 @dataclass

@@ -94,7 +94,7 @@ def status(name: str) -> dict[str, Any]:
     instances = []
     recorded: dict[tuple[str, int], list[tuple[str, ProcessRef]]] = {}
     for (node, index), row in sorted(rows.items()):
-        item: dict[str, Any] = {"id": f"{node}[{index}]", "node": node, "index": index, "kind": row.kind,
+        item: dict[str, Any] = {"id": paths.instance_id(node, index), "node": node, "index": index, "kind": row.kind,
                                 "state": row.state, "error": row.error}
         if row.kind == "compute":
             item["address"] = row.attributes.get("private_address") or row.attributes.get("public_address")

@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from dodas import paths
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -70,7 +72,7 @@ class InstanceRow(Base):
 
     @property
     def instance_id(self) -> str:
-        return f"{self.node}[{self.index}]"
+        return paths.instance_id(self.node, self.index)
 
 
 class Event(Base):
