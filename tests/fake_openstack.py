@@ -35,7 +35,7 @@ class FakeCloud:
         self.servers: dict[str, Any] = {}
         self.keypairs: dict[str, Any] = {}
         self.sgs: dict[str, Any] = {}
-        self.rules: list[dict] = []
+        self.rules: list[Any] = []
         self.fips: dict[str, Any] = {}
         self.limits = NS(**({"max_total_instances": 10, "total_instances_used": 0, "max_total_cores": 20,
                              "total_cores_used": 0, "max_total_ram_size": 51200, "total_ram_used": 0}
@@ -103,14 +103,36 @@ class FakeCloud:
 
     def network_create_security_group(self, name: str, description: str) -> Any:
         self.sgs[name] = NS(id=_id("sg"), name=name, description=description)
+        for ethertype in ("IPv4", "IPv6"):  # as Neutron does: everything out
+            self._rule(security_group_id=self.sgs[name].id, direction="egress", ethertype=ethertype)
         return self.sgs[name]
 
+    def _rule(self, **kw: Any) -> Any:
+        rule = NS(**({"id": _id("rule"), "protocol": None, "port_range_min": None, "port_range_max": None,
+                      "remote_ip_prefix": None, "remote_group_id": None} | kw))
+        self.rules.append(rule)
+        return rule
+
     def network_create_security_group_rule(self, **kw: Any) -> Any:
-        self.rules.append(kw)
-        return NS(id=_id("rule"), **kw)
+        assert kw["security_group_id"] in {sg.id for sg in self.sgs.values()}
+        assert kw.get("ethertype") in ("IPv4", "IPv6") and kw.get("direction") == "ingress"
+        return self._rule(**kw)
+
+    def network_security_group_rules(self, security_group_id: str | None = None, **_: Any) -> list:
+        return [r for r in self.rules if security_group_id in (None, r.security_group_id)]
+
+    def network_delete_security_group_rule(self, rule: Any, ignore_missing: bool = True) -> None:
+        self.rules = [r for r in self.rules if r.id != rule.id]
 
     def network_delete_security_group(self, sg: Any, ignore_missing: bool = True) -> None:
         self.sgs.pop(sg.name, None)
+        self.rules = [r for r in self.rules if r.security_group_id != sg.id]
+
+    def ingress(self, sg_name: str) -> set[tuple]:
+        """A group's inbound rules: (protocol, port min, port max, remote CIDR or group)."""
+        sg = self.sgs[sg_name]
+        return {(r.protocol, r.port_range_min, r.port_range_max, r.remote_ip_prefix or r.remote_group_id)
+                for r in self.rules if r.security_group_id == sg.id and r.direction == "ingress"}
 
     def network_networks(self) -> list:
         return list(self.nets)

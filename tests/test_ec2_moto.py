@@ -1,9 +1,17 @@
 """The EC2 provider against a real moto server on loopback: real HTTP from boto3,
 real create, describe and terminate; bad credentials, unknown images, no
-instance type big enough and exhausted quotas refused before anything is made."""
+instance type big enough and exhausted quotas refused before anything is made;
+a deployment over two regions removed from both; security-group rules that follow
+the template on every up; ClientTokens new for each instance made. What moto does
+not do by itself (an instance not yet visible right after its launch, one still
+shutting down when its group is deleted) is injected through botocore's event
+hooks on the provider's real client, as AWS answers it."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import json
 import os
 import socket
 import subprocess
@@ -51,9 +59,9 @@ def moto():
     proc.wait(timeout=10)
 
 
-def ec2(url: str):
-    return boto3.client("ec2", region_name="us-east-1", endpoint_url=url, aws_access_key_id="AKIDDODASTEST",
-                        aws_secret_access_key=SECRET_KEY)
+def ec2(url: str, region: str = "us-east-1", key: tuple[str, str] = ("AKIDDODASTEST", SECRET_KEY)):
+    return boto3.client("ec2", region_name=region, endpoint_url=url, aws_access_key_id=key[0],
+                        aws_secret_access_key=key[1])
 
 
 @pytest.fixture
@@ -77,12 +85,15 @@ def write_providers(home: Path, url: str, extra: str = "") -> None:
             rank: 1
             region: us-east-1
             endpoint_url: {url}
-            wait_ssh: false
+            poll_interval: 0.2
         """) + extra)
 
 
-def an_ami(url: str) -> str:
-    return ec2(url).describe_images()["Images"][0]["ImageId"]
+@functools.lru_cache(maxsize=None)
+def an_ami(url: str, region: str = "us-east-1", key: tuple[str, str] = ("AKIDDODASTEST", SECRET_KEY)) -> str:
+    client = ec2(url, region, key)  # one of moto's images (listing all 1300 takes seconds)
+    found = client.describe_images(Filters=[{"Name": "name", "Values": ["*ubuntu*"]}])["Images"]
+    return (found or client.describe_images()["Images"])[0]["ImageId"]
 
 
 def template(tmp_path: Path, image: str, count: int = 2, cpus: int = 2, mem: str = "4 GB") -> str:
@@ -90,9 +101,34 @@ def template(tmp_path: Path, image: str, count: int = 2, cpus: int = 2, mem: str
                             public_port=8080, address_output="public_address")
 
 
-def ours(url: str, dep_id: str) -> list[dict]:
-    res = ec2(url).describe_instances(Filters=[{"Name": "tag:dodas:deployment", "Values": [dep_id]}])
-    return [i for r in res["Reservations"] for i in r["Instances"] if i["State"]["Name"] != "terminated"]
+def ours(url: str, dep_id: str, region: str = "us-east-1", *, ended: bool = False) -> list[dict]:
+    res = ec2(url, region).describe_instances(Filters=[{"Name": "tag:dodas:deployment", "Values": [dep_id]}])
+    return [i for r in res["Reservations"] for i in r["Instances"] if ended or i["State"]["Name"] != "terminated"]
+
+
+def left_in(url: str, dep_id: str, region: str) -> list[str]:
+    """What a deployment still holds in a region: instances not terminated, its
+    security group, its key pair."""
+    c = ec2(url, region)
+    name = [{"Name": "group-name", "Values": [f"dodas-{dep_id}"]}]
+    return ([i["InstanceId"] for i in ours(url, dep_id, region)]
+            + [g["GroupId"] for g in c.describe_security_groups(Filters=name)["SecurityGroups"]]
+            + [k["KeyName"] for k in c.describe_key_pairs(
+                Filters=[{"Name": "key-name", "Values": [f"dodas-{dep_id}"]}])["KeyPairs"]])
+
+
+def public_rules(url: str, dep_id: str, region: str = "us-east-1") -> set[tuple]:
+    """The deployment's group's inbound rules: (protocol, from, to, CIDR or "self")."""
+    (g,) = ec2(url, region).describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [f"dodas-{dep_id}"]}])["SecurityGroups"]
+    out = set()
+    for p in g["IpPermissions"]:
+        for r in p.get("IpRanges", []):
+            out.add((p["IpProtocol"], p.get("FromPort"), p.get("ToPort"), r["CidrIp"]))
+        for pair in p.get("UserIdGroupPairs", []):
+            out.add((p["IpProtocol"], p.get("FromPort"), p.get("ToPort"),
+                     "self" if pair["GroupId"] == g["GroupId"] else pair["GroupId"]))
+    return out
 
 
 def test_up_and_destroy_on_moto(d, moto, tmp_path):
@@ -107,9 +143,10 @@ def test_up_and_destroy_on_moto(d, moto, tmp_path):
     assert all(i["KeyName"] == f"dodas-{dep_id}" for i in instances)
     tags = {t["Key"]: t["Value"] for t in instances[0]["Tags"]}
     assert tags["dodas:deployment"] == dep_id and tags["dodas:instance"].startswith("vm[")
-    sg = ec2(moto).describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"dodas-{dep_id}"]}])
-    rules = sg["SecurityGroups"][0]["IpPermissions"]
-    assert any(r.get("FromPort") == 8080 for r in rules) and any(r.get("FromPort") == 22 for r in rules)
+    assert public_rules(moto, dep_id) == {("tcp", 22, 22, "0.0.0.0/0"), ("-1", None, None, "self"),
+                                          ("tcp", 8080, 8080, "0.0.0.0/0")}
+    assert sorted(i["provider_id"] for i in st["instances"]) == sorted(f"us-east-1/{i['InstanceId']}"
+                                                                       for i in instances)
     key = d.home / "data" / "keys" / dep_id
     assert oct(key.stat().st_mode & 0o777) == "0o600"
     outs = d.outputs("vms")
@@ -117,15 +154,25 @@ def test_up_and_destroy_on_moto(d, moto, tmp_path):
     # up again: nothing new
     assert "nothing to change" in d.run("up", t, "--name", "vms").stdout
     assert len(ours(moto, dep_id)) == 2
-    # scale down, then destroy
+    # scale down, up again, then destroy
+    tokens = {tag(i, "dodas:instance"): i["ClientToken"] for i in ours(moto, dep_id)}
+    assert len(set(tokens.values())) == 2
     d.run("up", t, "--name", "vms", "-i", "n=1")
     assert len(ours(moto, dep_id)) == 1
+    d.run("up", t, "--name", "vms", "-i", "n=2")
+    now = {tag(i, "dodas:instance"): i["ClientToken"] for i in ours(moto, dep_id)}
+    # vm[1] is made again: with a token of its own, or AWS would answer with the terminated one
+    assert now["vm[0]"] == tokens["vm[0]"] and now["vm[1]"] != tokens["vm[1]"]
     d.run("destroy", "vms", "--yes")
     assert ours(moto, dep_id) == []
     assert ec2(moto).describe_security_groups(
         Filters=[{"Name": "group-name", "Values": [f"dodas-{dep_id}"]}])["SecurityGroups"] == []
     assert ec2(moto).describe_key_pairs(Filters=[{"Name": "key-name", "Values": [f"dodas-{dep_id}"]}])["KeyPairs"] == []
     assert not key.exists()
+
+
+def tag(instance: dict, key: str) -> str:
+    return next(t["Value"] for t in instance.get("Tags", []) if t["Key"] == key)
 
 
 def min_type_for(url: str, cpus: int, mem: int) -> str:
@@ -203,3 +250,224 @@ def test_secrets_from_an_im_auth_file_never_show(d, moto, tmp_path):
         if path.is_file():
             data = path.read_bytes()
             assert SECRET_KEY.encode() not in data and token.encode() not in data, path
+
+
+# -- two regions ------------------------------------------------------------------
+def two_region_template(path: Path, url: str, ports: str = "web: {protocol: tcp, source: 8080}") -> str:
+    path.write_text(textwrap.dedent(f"""\
+        tosca_definitions_version: tosca_simple_yaml_1_0
+        topology_template:
+          node_templates:
+            east:
+              type: tosca.nodes.indigo.Compute
+              capabilities:
+                endpoint: {{properties: {{network_name: PUBLIC, ports: {{{ports}}}}}}}
+                host: {{properties: {{instance_type: t3.micro}}}}
+                os: {{properties: {{image: "aws://us-east-1/{an_ami(url, "us-east-1")}"}}}}
+            west:
+              type: tosca.nodes.indigo.Compute
+              capabilities:
+                endpoint: {{properties: {{network_name: PRIVATE}}}}
+                scalable: {{properties: {{count: 2}}}}
+                host: {{properties: {{instance_type: t3.micro}}}}
+                os: {{properties: {{image: "aws://eu-west-1/{an_ami(url, "eu-west-1")}"}}}}
+        """))
+    return str(path)
+
+
+def test_a_deployment_over_two_regions_is_destroyed_in_both(d, moto, tmp_path):
+    """Each instance is made, found and deleted in its image's region; the key pair
+    and the group exist in each region used, and destroy leaves nothing in either."""
+    t = two_region_template(tmp_path / "two.yaml", moto)
+    d.run("up", t, "--name", "two")
+    dep_id = d.json("status", "two")["id"]
+    (east,) = ours(moto, dep_id, "us-east-1")
+    west = ours(moto, dep_id, "eu-west-1")
+    assert tag(east, "dodas:instance") == "east[0]"
+    assert sorted(tag(i, "dodas:instance") for i in west) == ["west[0]", "west[1]"]
+    for region in ("us-east-1", "eu-west-1"):
+        assert len(left_in(moto, dep_id, region)) in (3, 4)  # its instances, the group, the key pair
+        assert public_rules(moto, dep_id, region) == {("tcp", 22, 22, "0.0.0.0/0"), ("-1", None, None, "self"),
+                                                      ("tcp", 8080, 8080, "0.0.0.0/0")}
+    ids = {i["id"]: i["provider_id"] for i in d.json("status", "two")["instances"]}
+    assert ids["east[0]"] == f"us-east-1/{east['InstanceId']}" and ids["west[1]"].startswith("eu-west-1/i-")
+    # up again: every instance is found where it is, nothing is made again
+    assert "nothing to change" in d.run("up", t, "--name", "two").stdout
+    assert len(ours(moto, dep_id, "eu-west-1")) == 2
+    d.run("destroy", "two", "--yes")
+    assert left_in(moto, dep_id, "us-east-1") == [] and left_in(moto, dep_id, "eu-west-1") == []
+    assert all(i["State"]["Name"] == "terminated" for i in ours(moto, dep_id, "eu-west-1", ended=True))
+    assert not (d.home / "data" / "ec2" / "aws").exists() or not any((d.home / "data" / "ec2" / "aws").iterdir())
+
+
+# -- security-group rules follow the template --------------------------------------
+def test_rules_follow_the_template_on_every_up(d, moto, tmp_path):
+    """Ports removed from the template are closed and added ones opened on the next
+    up, in every region; a rule added by hand is revoked; SSH and the group's own
+    machines stay."""
+    t = two_region_template(tmp_path / "r.yaml", moto, "web: {protocol: tcp, source: 8080}, "
+                                                       "ui: {protocol: tcp, source: 8888}")
+    d.run("up", t, "--name", "rules")
+    dep_id = d.json("status", "rules")["id"]
+    base = {("tcp", 22, 22, "0.0.0.0/0"), ("-1", None, None, "self")}
+    assert public_rules(moto, dep_id, "eu-west-1") == base | {("tcp", 8080, 8080, "0.0.0.0/0"),
+                                                              ("tcp", 8888, 8888, "0.0.0.0/0")}
+    (g,) = ec2(moto).describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [f"dodas-{dep_id}"]}])["SecurityGroups"]
+    ec2(moto).authorize_security_group_ingress(GroupId=g["GroupId"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    two_region_template(tmp_path / "r.yaml", moto, "ui: {protocol: tcp, source: 8888}, "
+                                                   "api: {protocol: udp, source: 9000}")
+    d.run("up", t, "--name", "rules")
+    for region in ("us-east-1", "eu-west-1"):
+        assert public_rules(moto, dep_id, region) == base | {("tcp", 8888, 8888, "0.0.0.0/0"),
+                                                             ("udp", 9000, 9000, "0.0.0.0/0")}, region
+    d.run("destroy", "rules", "--yes")
+    assert left_in(moto, dep_id, "us-east-1") == [] and left_in(moto, dep_id, "eu-west-1") == []
+
+
+# -- in-process: the provider itself on moto ------------------------------------------
+@pytest.fixture
+def aws(moto, dodas_home, monkeypatch):
+    from dodas.providers.config import ProviderConfig
+    from dodas.providers.ec2 import EC2Provider
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDDODASTEST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(k, raising=False)
+    return EC2Provider(ProviderConfig("aws", "ec2", 1, [], [], {"region": "us-east-1", "endpoint_url": moto,
+                                                                 "poll_interval": 0.2}))
+
+
+def a_request(moto: str, dep: str, inst: str = "vm[0]"):
+    from dodas.model.deployment import ComputeSpec
+    from dodas.providers.base import ComputeRequest
+
+    spec = ComputeSpec(instance_type="t3.micro", image=f"aws://us-east-1/{an_ami(moto)}", network="PUBLIC")
+    return ComputeRequest(dep, "demo", inst, spec)
+
+
+def fail_once(client, event: str, code: str, when=lambda params: True) -> list:
+    """Answer the first call of `event` that `when` accepts with an EC2 error, as
+    AWS would; the calls answered are listed in the returned list."""
+    from botocore.awsrequest import AWSResponse
+
+    answered: list = []
+
+    def hook(params, **_):
+        if not answered and when(params):
+            answered.append(params)
+            return (AWSResponse("http://moto", 400, {}, None),
+                    {"Error": {"Code": code, "Message": f"injected {code}"}, "ResponseMetadata": {}})
+        return None
+    client.meta.events.register(f"before-call.ec2.{event}", hook)
+    return answered
+
+
+def test_spark_jupyter_opens_only_its_public_ports(aws, moto):
+    """The catalogue's Spark template: JupyterLab and the read-only UI public, the
+    master's port only between the deployment's machines (the group's own rule)."""
+    from dodas import services
+    from dodas.model.network import ingress_rules
+
+    plan = services.plan(str(Path(__file__).resolve().parent.parent / "templates" / "spark-jupyter.yaml"),
+                         [f"image=aws://us-east-1/{an_ami(moto)}"])
+    dep = "spark-" + os.urandom(4).hex()
+    asyncio.run(aws.prepare(dep, "spark", ingress_rules(plan.model)))
+    assert public_rules(moto, dep) == {("tcp", 22, 22, "0.0.0.0/0"), ("tcp", 8080, 8080, "0.0.0.0/0"),
+                                       ("tcp", 8888, 8888, "0.0.0.0/0"), ("-1", None, None, "self")}
+    asyncio.run(aws.purge(dep))
+    assert left_in(moto, dep, "us-east-1") == []
+
+
+def test_an_instance_not_yet_visible_after_its_launch_is_waited_for(aws, moto):
+    """Right after run_instances, AWS may answer InvalidInstanceID.NotFound for the
+    new instance (eventual consistency): that is waited out, not a failure."""
+    from dodas.model.network import Ingress
+
+    dep = "nf-" + os.urandom(4).hex()
+    asyncio.run(aws.prepare(dep, "demo", (Ingress("tcp", 8080),)))
+    answered = fail_once(aws._client("us-east-1"), "DescribeInstances", "InvalidInstanceID.NotFound",
+                         lambda params: any(k.startswith("InstanceId.") for k in params["body"]))
+    m = asyncio.run(aws.create(a_request(moto, dep)))
+    assert answered, "the injected answer was given"
+    (inst,) = ours(moto, dep)
+    assert m.provider_id == f"us-east-1/{inst['InstanceId']}" and inst["State"]["Name"] == "running"
+    asyncio.run(aws.purge(dep))
+    assert left_in(moto, dep, "us-east-1") == []
+
+
+def test_purge_waits_for_instances_shutting_down(aws, moto):
+    """AWS refuses to delete a group while an instance using it is shutting down
+    (DependencyViolation): purge waits until the instances are terminated, and
+    retries a refusal that comes a little later still."""
+    dep = "sd-" + os.urandom(4).hex()
+    asyncio.run(aws.prepare(dep, "demo", ()))
+    asyncio.run(aws.create(a_request(moto, dep, "vm[0]")))
+    asyncio.run(aws.create(a_request(moto, dep, "vm[1]")))
+    client = aws._client("us-east-1")
+    shutting = {"left": 0}
+
+    def terminated(**_):  # from the terminate call on, AWS shows the instances shutting down twice
+        shutting["left"] = 2
+    client.meta.events.register("after-call.ec2.TerminateInstances", terminated)
+
+    def still_shutting_down(parsed, **_):
+        ended = [i for r in parsed.get("Reservations", []) for i in r["Instances"]
+                 if i["State"]["Name"] == "terminated"]
+        if shutting["left"] > 0 and ended:
+            shutting["left"] -= 1
+            for i in ended:
+                i["State"] = {"Code": 32, "Name": "shutting-down"}
+    client.meta.events.register("after-call.ec2.DescribeInstances", still_shutting_down)
+    seen = []
+
+    def group_in_use(params, **_):
+        from botocore.awsrequest import AWSResponse
+        seen.append(shutting["left"])
+        if shutting["left"] > 0 or len(seen) == 1:  # in use while shutting down, and once more after
+            return (AWSResponse("http://moto", 400, {}, None),
+                    {"Error": {"Code": "DependencyViolation", "Message": "resource has a dependent object"},
+                     "ResponseMetadata": {}})
+        return None
+    client.meta.events.register("before-call.ec2.DeleteSecurityGroup", group_in_use)
+    asyncio.run(aws.purge(dep))
+    assert seen[0] == 0, "the group was deleted while an instance was still shutting down"
+    assert len(seen) == 2 and left_in(moto, dep, "us-east-1") == []
+    assert asyncio.run(aws.resources(dep)) == []
+
+
+def test_client_tokens_are_kept_across_a_crash_and_new_after_a_delete(aws, moto):
+    """The token of an instance is written down before run_instances: the call
+    repeated after a failure sends the same one (EC2 would return the instance the
+    first call made); once the instance is deleted, making it again uses a new one."""
+    dep = "tok-" + os.urandom(4).hex()
+    asyncio.run(aws.prepare(dep, "demo", ()))
+    client = aws._client("us-east-1")
+    sent: list[str] = []
+    client.meta.events.register("provide-client-params.ec2.RunInstances",
+                                lambda params, **_: sent.append(params["ClientToken"]))
+    from botocore.exceptions import EndpointConnectionError
+
+    def lost(**_):  # the first launch never gets an answer
+        if len(sent) == 1:
+            raise EndpointConnectionError(endpoint_url="http://moto")
+    client.meta.events.register("before-call.ec2.RunInstances", lost)
+    from dodas.providers.base import ProviderError
+    with pytest.raises(ProviderError) as err:
+        asyncio.run(aws.create(a_request(moto, dep)))
+    assert err.value.transient
+    record = json.loads(aws._record(dep).path.read_text())
+    assert record["tokens"] == {"vm[0]": sent[0]} and record["regions"] == ["us-east-1"]
+    asyncio.run(aws.create(a_request(moto, dep)))  # as after a restart: the same token
+    assert sent[1] == sent[0]
+    (inst,) = ours(moto, dep)
+    assert inst["ClientToken"] == sent[0]
+    asyncio.run(aws.delete(dep, "vm[0]", f"us-east-1/{inst['InstanceId']}"))
+    assert json.loads(aws._record(dep).path.read_text())["tokens"] == {}
+    asyncio.run(aws.create(a_request(moto, dep)))
+    assert len(sent) == 3 and sent[2] != sent[0]
+    assert {i["ClientToken"] for i in ours(moto, dep)} == {sent[2]}
+    asyncio.run(aws.purge(dep))
+    assert left_in(moto, dep, "us-east-1") == [] and not aws._record(dep).path.exists()

@@ -160,8 +160,16 @@ class _Builder:
         ports = []
         for pname, p in (ep.get("ports") or {}).items():
             if isinstance(p, dict):
+                from dodas.model.network import ANYWHERE, cidr
+                remote = cidr(p.get("remote_cidr", ANYWHERE))
+                if remote is None:
+                    self.diags.append(self.smap.diag(
+                        (*base, "capabilities", "endpoint", "properties", "ports", pname, "remote_cidr"),
+                        f'node "{name}": port "{pname}": remote_cidr must be an address range such as '
+                        f"10.0.0.0/8, got {_short(p.get('remote_cidr'))}"))
+                    continue
                 ports.append(Port(str(pname), str(p.get("protocol", "tcp")), _int(p.get("source")),
-                                  _int(p.get("target"))))
+                                  _int(p.get("target")), remote))
         spec = ComputeSpec(
             num_cpus=_int(host.get("num_cpus")), mem_mib=_mib(host.get("mem_size")),
             disk_mib=_mib(host.get("disk_size")), instance_type=host.get("instance_type"),

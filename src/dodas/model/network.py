@@ -3,13 +3,21 @@
 Providers that have firewalls (security groups on EC2 and OpenStack) apply
 exactly this union on every `up`; the deployment's own machines always reach each
 other, and SSH is opened by the provider to the operator, so neither appears here.
+A port that only the deployment's own machines use (Spark's master port, 7077) is
+therefore not an endpoint port at all; a port meant for some networks only names
+them with INDIGO's `remote_cidr` (a port of PortSpec), which is kept here.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 from dodas.model.deployment import DeploymentModel
+
+#: every IPv4 address: what a port without `remote_cidr` is open to
+ANYWHERE = "0.0.0.0/0"
 
 
 @dataclass(frozen=True, order=True)
@@ -18,7 +26,23 @@ class Ingress:
 
     protocol: str
     port: int
-    cidr: str = "0.0.0.0/0"
+    cidr: str = ANYWHERE
+
+
+def cidr(value: Any) -> str | None:
+    """`value` as a normalised network ("10.1.2.3/8" -> "10.0.0.0/8", an address
+    alone -> a /32 or /128), or None when it is not one."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        return None
+
+
+def is_public(rule: Ingress) -> bool:
+    """Whether anyone on the Internet may use the rule (0.0.0.0/0 or ::/0)."""
+    return ipaddress.ip_network(rule.cidr, strict=False).prefixlen == 0
 
 
 def ingress_rules(model: DeploymentModel) -> tuple[Ingress, ...]:
@@ -30,5 +54,5 @@ def ingress_rules(model: DeploymentModel) -> tuple[Ingress, ...]:
         for p in node.compute.ports:
             port = p.source or p.target
             if port:
-                out.add(Ingress(p.protocol, port))
+                out.add(Ingress(p.protocol, port, p.remote_cidr))
     return tuple(sorted(out))

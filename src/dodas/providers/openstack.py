@@ -1,14 +1,16 @@
 """The `openstack` provider, with openstacksdk.
 
-The contract of every cloud provider: the image from `ost://HOST/IMAGE-ID` (HOST
-picks the provider, see placement.py) or an image name; the smallest flavour with
-the requested vcpus and RAM unless `instance_type` names one; one security group
-per deployment (endpoint ports open to the world, everything between the
-deployment's own machines, SSH from `ssh_from`); a key pair per deployment whose
-private half never leaves this machine; cloud-init user data; a floating IP for
-`network_name: PUBLIC`. Every server carries the deployment and instance ids in
-its name and metadata, floating IPs in their description, the security group in
-its name: `destroy` finds them all by those even when the state lost them.
+The image from `ost://HOST/IMAGE-ID` (HOST picks the provider, see placement.py)
+or an image name; the smallest flavour with the requested vcpus and RAM unless
+`instance_type` names one; the deployment's key pair and security group, made by
+`prepare` and reconciled with the plan's ingress on every `up` (cloud.py: SSH from
+`ssh_from`, everything between the deployment's own machines, and exactly the
+template's endpoint ports); cloud-init user data; a floating IP for
+`network_name: PUBLIC` (a machine without one has no public address: the engine
+reaches it through a bastion). Every server carries the deployment and instance
+ids in its name and metadata, floating IPs in their description, the security
+group in its name: `destroy` finds them all by those even when the state lost
+them. Servers are waited for until ACTIVE; SSH is the engine's to wait for.
 
 Credentials: a clouds.yaml entry (`cloud:`, or OS_CLOUD), with any auth type
 keystoneauth knows: password, application credential, or an OIDC access token
@@ -19,16 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from dodas import paths
 from dodas.model.deployment import ComputeSpec, DeploymentModel
 from dodas.providers import keys
-from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
+from dodas.providers.base import ComputeRequest, Machine, ProviderError
+from dodas.providers.cloud import ALL, SELF, CloudProvider, Rule, resource_name
 from dodas.providers.config import ProviderConfig, im_auth_entry, openstack_auth_from_im
-from dodas.providers.ec2 import _wait_port
 
 META_DEP, META_INST = "dodas_deployment", "dodas_instance"
 
@@ -43,22 +44,15 @@ def _connect(cfg: ProviderConfig) -> Any:
     return openstack.connect(cloud=o.get("cloud"))
 
 
-class OpenStackProvider(Provider):
-    host_kind = "vm"
-
+class OpenStackProvider(CloudProvider):
     def __init__(self, cfg: ProviderConfig, connect: Callable[[ProviderConfig], Any] | None = None) -> None:
-        self.name = cfg.name
-        self.cfg = cfg
+        super().__init__(cfg)
         o = cfg.options
-        self.ssh_user = o.get("ssh_user", "ubuntu")
-        self.ssh_from = o.get("ssh_from", "0.0.0.0/0")
         self.network_name = o.get("network")
         self.public_network_name = o.get("public_network")
-        self.wait_ssh = bool(o.get("wait_ssh", True))
         self.timeout = float(o.get("timeout", 900))
         self._connect = connect or (lambda c: _connect(c))
         self._conn: Any = None
-        self._setup_lock = threading.Lock()  # one key pair and security group per deployment
 
     # -- plumbing ------------------------------------------------------------------
     @property
@@ -162,9 +156,7 @@ class OpenStackProvider(Provider):
         c = self.conn
         server = self._find_server(req.deployment_id, req.instance_id)
         if server is None:
-            with self._setup_lock:
-                key_name = self._keypair(req.deployment_id)
-                sg = self._security_group(req)
+            key_name, sg = self.shared(req.deployment_id)
             image = self.find_image(self.image_ref(req.spec) or "")
             flavor = self.flavor_for(req.spec)
             if image is None or flavor is None:
@@ -181,38 +173,55 @@ class OpenStackProvider(Provider):
         public = None
         if req.spec.network == "PUBLIC":
             public = self._floating_ip(server, req)
-        private = _first_address(server)
-        machine = self._machine(server, req.deployment_id, req.instance_id, req.spec, public, private)
-        if self.wait_ssh:
-            _wait_port(public or private, 22, 600, self.name)
-        return machine
+        return self.machine(server.id, req.deployment_id, req.instance_id, req.spec, public, _first_address(server))
 
-    def _keypair(self, dep: str) -> str:
-        name = f"dodas-{dep}"
+    # -- key pair and security group (cloud.py decides, these translate) ------------------
+    def _ensure_key_pair(self, dep: str, scope: Any) -> str:
+        name = resource_name(dep)
         if self._call("looking up the key pair", self.conn.compute.find_keypair, name, ignore_missing=True) is None:
             self._call("creating the key pair", self.conn.compute.create_keypair, name=name,
                        public_key=keys.ensure(dep).public_openssh)
         return name
 
-    def _security_group(self, req: ComputeRequest) -> Any:
-        n = self.conn.network
-        name = f"dodas-{req.deployment_id}"
+    def _ensure_group(self, dep: str, dep_name: str, scope: Any) -> Any:
+        n, name = self.conn.network, resource_name(dep)
         sg = self._call("looking up the security group", n.find_security_group, name, ignore_missing=True)
-        if sg is not None:
-            return sg
-        sg = self._call("creating the security group", n.create_security_group, name=name,
-                        description=f"dodas deployment {req.deployment_name}")
-        rules = [dict(protocol="tcp", port_range_min=22, port_range_max=22, remote_ip_prefix=self.ssh_from),
-                 dict(remote_group_id=sg.id)]
-        for p in req.spec.ports:
-            port = p.source or p.target
-            if port:
-                rules.append(dict(protocol=p.protocol, port_range_min=port, port_range_max=port,
-                                  remote_ip_prefix="0.0.0.0/0"))
-        for r in rules:
-            self._call("opening ports", n.create_security_group_rule, security_group_id=sg.id, direction="ingress",
-                       ethertype="IPv4", **r)
+        if sg is None:
+            sg = self._call("creating the security group", n.create_security_group, name=name,
+                            description=f"dodas deployment {dep_name}")
         return sg
+
+    def _group_rules(self, group: Any, scope: Any) -> dict[Rule, Any]:
+        out: dict[Rule, Any] = {}
+        for r in self._call("reading the security group", self.conn.network.security_group_rules,
+                            security_group_id=group.id):
+            if r.direction != "ingress":
+                continue  # egress is left as the cloud makes it (everything out)
+            proto = str(r.protocol) if r.protocol not in (None, "any") else ALL
+            low, high = (None, None) if proto == ALL else (r.port_range_min, r.port_range_max)
+            if r.remote_group_id:
+                remote = SELF if r.remote_group_id == group.id else f"sg:{r.remote_group_id}"
+            else:
+                remote = r.remote_ip_prefix or ("::/0" if r.ethertype == "IPv6" else "0.0.0.0/0")
+            out[Rule(proto, low, high, remote)] = r
+        return out
+
+    def _authorize(self, group: Any, scope: Any, rules: list[Rule]) -> None:
+        for rule in rules:
+            args: dict[str, Any] = {"ethertype": "IPv6" if ":" in rule.remote else "IPv4"}
+            if rule.protocol != ALL:
+                args.update(protocol=rule.protocol, port_range_min=rule.low, port_range_max=rule.high)
+            if rule.remote == SELF:
+                args.update(remote_group_id=group.id, ethertype="IPv4")
+            else:
+                args["remote_ip_prefix"] = rule.remote
+            self._call("opening ports", self.conn.network.create_security_group_rule, security_group_id=group.id,
+                       direction="ingress", **args)
+
+    def _revoke(self, group: Any, scope: Any, rules: dict[Rule, Any]) -> None:
+        for rule in sorted(rules):
+            self._call("closing a port", self.conn.network.delete_security_group_rule, rules[rule],
+                       ignore_missing=True)
 
     def _private_network(self) -> Any:
         n = self.conn.network
@@ -246,13 +255,6 @@ class OpenStackProvider(Provider):
                         description=tag)
         return ip.floating_ip_address
 
-    def _machine(self, server: Any, dep: str, inst: str, spec: ComputeSpec | None, public: str | None,
-                 private: str | None) -> Machine:
-        return Machine(provider_id=server.id, public_address=public or private, private_address=private,
-                       connection="ssh", ssh_user=self.ssh_user, ssh_key_file=str(keys.private_key_path(dep)),
-                       facts={"num_cpus": spec.num_cpus if spec else None, "mem_mib": spec.mem_mib if spec else None,
-                              "workdir": paths.host_dir("/var/tmp/dodas", dep, inst)})
-
     # -- describe / delete ----------------------------------------------------------------
     async def describe(self, deployment_id: str, instance_id: str) -> Machine | None:
         def run() -> Machine | None:
@@ -261,8 +263,8 @@ class OpenStackProvider(Provider):
                 return None
             tag = f"dodas:{deployment_id}:{instance_id}"
             fip = next(iter(self._call("listing floating IPs", self.conn.network.ips, description=tag)), None)
-            return self._machine(s, deployment_id, instance_id, None,
-                                 fip.floating_ip_address if fip else None, _first_address(s))
+            return self.machine(s.id, deployment_id, instance_id, None, fip.floating_ip_address if fip else None,
+                                _first_address(s))
         return await asyncio.to_thread(run)
 
     async def delete(self, deployment_id: str, instance_id: str, provider_id: str | None) -> None:
@@ -289,8 +291,8 @@ class OpenStackProvider(Provider):
         def run() -> list[str]:
             out = [s.id for s in self._ours(deployment_id)] + [ip.id for ip in self._our_ips(deployment_id)]
             sg = self._call("looking up the security group", self.conn.network.find_security_group,
-                            f"dodas-{deployment_id}", ignore_missing=True)
-            kp = self._call("looking up the key pair", self.conn.compute.find_keypair, f"dodas-{deployment_id}",
+                            resource_name(deployment_id), ignore_missing=True)
+            kp = self._call("looking up the key pair", self.conn.compute.find_keypair, resource_name(deployment_id),
                             ignore_missing=True)
             return out + ([sg.id] if sg else []) + ([kp.name] if kp else [])
         return await asyncio.to_thread(run)
@@ -305,12 +307,12 @@ class OpenStackProvider(Provider):
                 self._call("deleting a server", c.delete_server, s, ignore_missing=True)
             for s in servers:
                 self._call("waiting for a deletion", c.wait_for_delete, s, wait=self.timeout)
-            sg = self._call("looking up the security group", n.find_security_group, f"dodas-{deployment_id}",
+            sg = self._call("looking up the security group", n.find_security_group, resource_name(deployment_id),
                             ignore_missing=True)
             if sg is not None:
                 self._call("deleting the security group", n.delete_security_group, sg, ignore_missing=True)
-            self._call("deleting the key pair", c.delete_keypair, f"dodas-{deployment_id}", ignore_missing=True)
-            keys.remove(deployment_id)
+            self._call("deleting the key pair", c.delete_keypair, resource_name(deployment_id), ignore_missing=True)
+            self.forget(deployment_id)
         await asyncio.to_thread(run)
 
 
