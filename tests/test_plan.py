@@ -141,3 +141,42 @@ def test_waves_parallel_and_ordered():
             assert all(d in seen for d in p.instances[inst].depends_on)
         seen.update(wave)
     assert len(p.waves[0]) == 6  # all six servers can be made at once
+
+
+def _boxes(tmp_path, front: str, back: str) -> str:
+    t = tmp_path / "net.yaml"
+    t.write_text(f"""\
+tosca_definitions_version: tosca_simple_yaml_1_0
+topology_template:
+  node_templates:
+    back:
+      type: tosca.nodes.indigo.Compute
+      capabilities:
+        endpoint: {{properties: {{network_name: {back}}}}}
+        scalable: {{properties: {{count: 2}}}}
+    front:
+      type: tosca.nodes.indigo.Compute
+      capabilities:
+        endpoint: {{properties: {{network_name: {front}}}}}
+    app:
+      type: tosca.nodes.SoftwareComponent
+      requirements: [{{host: back}}]
+""")
+    return str(t)
+
+
+def test_software_on_private_machines_waits_for_the_bastion(tmp_path):
+    """The bastion is the first public machine (in template order); what is
+    configured on a private machine waits for it to exist, the machines do not."""
+    p = services.plan(_boxes(tmp_path, "PUBLIC", "PRIVATE"))
+    assert p.bastion is not None and p.bastion.id == "front[0]"
+    deps = {i.id: sorted(d.id for d in pi.depends_on) for i, pi in p.instances.items()}
+    assert deps["app[0]"] == ["back[0]", "front[0]"] and deps["app[1]"] == ["back[1]", "front[0]"]
+    assert deps["back[0]"] == [] and deps["front[0]"] == [], "machines are created side by side"
+
+
+def test_no_bastion_when_every_machine_is_on_one_kind_of_network(tmp_path):
+    for front, back in (("PUBLIC", "PUBLIC"), ("PRIVATE", "PRIVATE")):
+        p = services.plan(_boxes(tmp_path, front, back))
+        assert p.bastion is None
+        assert all(d.node != "front" for pi in p.instances.values() for d in pi.depends_on)
