@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from livecluster import ROOT, Dodas, count_services, kill_leftovers, need_java, processes_of, wait_for
+from statedb import execute, state_db, url_of  # noqa: F401 - fixture
 
 SPARK = str(ROOT / "templates" / "spark-jupyter.yaml")
 
@@ -57,8 +58,9 @@ def write_playbook_template(tmp_path: Path, tasks: str, name: str = "t.yaml") ->
     return str(t)
 
 
-def test_kill_9_during_configuration_then_up(d):
+def test_kill_9_during_configuration_then_up(d, state_db):  # noqa: F811 - fixture
     need_java()
+    state_db.env(d.env)
     proc = d.popen("up", SPARK, "--name", "k9")
     # wait until configuration has started (the engine records it as it happens)
     wait_for(lambda: any(e["message"].startswith("configuring") for e in events(d, "k9")), timeout=120)
@@ -94,16 +96,14 @@ def test_two_ups_at_once(d):
     d.run("destroy", "twice", "--yes")
 
 
-def test_unlock_clears_a_lock(d, tmp_path):
+def test_unlock_clears_a_lock(d, tmp_path, state_db):  # noqa: F811 - fixture
+    state_db.env(d.env)
     t = write_playbook_template(tmp_path, """
         - name: nothing to do
           ansible.builtin.debug: {msg: hi}
         """)
     d.run("up", t, "--name", "lk")
-    from sqlalchemy import create_engine, text
-    eng = create_engine(f"sqlite:///{d.home / 'data' / 'state.db'}")
-    with eng.begin() as c:
-        c.execute(text("UPDATE deployments SET lock_owner='elsewhere:123:456' WHERE name='lk'"))
+    execute(url_of(d.env, d.home), "UPDATE deployments SET lock_owner='elsewhere:123:456' WHERE name='lk'")
     r = d.run("up", t, "--name", "lk", check=False)
     assert r.returncode == 3 and "pid 123 on elsewhere" in r.stderr and "dodas unlock lk" in r.stderr
     assert "was held by elsewhere:123:456" in d.run("unlock", "lk", "--force").stdout

@@ -1,7 +1,8 @@
 """The deployment lock and attempts: `unlock` refuses a holder that still runs,
 `status` tells a dead holder (and the attempt its death interrupted) without
 writing anything, and an attempt always ends with what really happened to it:
-kill -9, Ctrl-C, SIGTERM, an internal error."""
+kill -9, Ctrl-C, SIGTERM, an internal error. Every test runs on SQLite and on
+PostgreSQL (statedb.state_db), reading the state through the database URL."""
 
 from __future__ import annotations
 
@@ -9,15 +10,14 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from livecluster import DODAS, Dodas, compute_template, db_rows, wait_for
-from sqlalchemy import create_engine, text
+from livecluster import DODAS, Dodas, compute_template, wait_for
+from statedb import all_rows, execute, rows, state_db, url_of  # noqa: F401 - fixture
 
 HOST = socket.gethostname()
 
@@ -42,33 +42,28 @@ def servers(home: Path) -> int:
     return len(list((home / "data" / "simulated" / "sim").glob("*/*.json")))
 
 
-def set_owner(home: Path, name: str, owner: str) -> None:
-    eng = create_engine(f"sqlite:///{home / 'data' / 'state.db'}")
-    with eng.begin() as c:
-        c.execute(text("UPDATE deployments SET lock_owner=:o, lock_acquired_at=CURRENT_TIMESTAMP WHERE name=:n"),
-                  {"o": owner, "n": name})
-    eng.dispose()
+def set_owner(d: Dodas, name: str, owner: str) -> None:
+    execute(url_of(d.env, d.home), "UPDATE deployments SET lock_owner=:o, lock_acquired_at=CURRENT_TIMESTAMP "
+            "WHERE name=:n", {"o": owner, "n": name})
 
 
-def stored_attempts(home: Path) -> list[tuple[str, str | None]]:
-    con = sqlite3.connect(home / "data" / "state.db")
-    try:
-        return [tuple(r) for r in con.execute("SELECT status, error FROM attempts ORDER BY id")]
-    finally:
-        con.close()
+def stored_attempts(d: Dodas) -> list[tuple[str, str | None]]:
+    return rows(url_of(d.env, d.home), "SELECT status, error FROM attempts ORDER BY id")
 
 
 @pytest.fixture
-def d(tmp_path):
+def d(tmp_path, state_db):  # noqa: F811 - fixture
     dodas = Dodas(tmp_path / "home")
+    state_db.env(dodas.env)
     providers_yaml(dodas.home)
     return dodas
 
 
 @pytest.fixture
-def slow(tmp_path):
+def slow(tmp_path, state_db):  # noqa: F811 - fixture
     """A provider that takes a second per machine: time to interrupt an attempt."""
     dodas = Dodas(tmp_path / "home")
+    state_db.env(dodas.env)
     providers_yaml(dodas.home, latency=1.0)
     return dodas
 
@@ -113,7 +108,7 @@ def test_unlock_refuses_a_live_holder_and_force_clears_it(d, tmp_path):
 
 def test_unlock_of_a_holder_on_another_host_needs_force(d, tmp_path):
     d.run("up", boxes(tmp_path), "--name", "far")
-    set_owner(d.home, "far", "elsewhere:123:456")
+    set_owner(d, "far", "elsewhere:123:456")
     r = d.run("unlock", "far", check=False)
     assert r.returncode == 3
     assert "another host (elsewhere, pid 123)" in r.stderr and 'dodas unlock far --force' in r.stderr
@@ -128,15 +123,15 @@ def test_lock_holder_identity_is_pid_and_start_time(d, tmp_path):
     another start time) is a dead holder's; an old owner without a start time
     is compared by pid only."""
     d.run("up", boxes(tmp_path), "--name", "reused")
-    set_owner(d.home, "reused", f"{HOST}:{os.getpid()}:?")
+    set_owner(d, "reused", f"{HOST}:{os.getpid()}:?")
     assert d.run("unlock", "reused", check=False).returncode == 3, "an old owner's live pid still holds"
-    set_owner(d.home, "reused", f"{HOST}:{os.getpid()}:1")
+    set_owner(d, "reused", f"{HOST}:{os.getpid()}:1")
     st = d.json("status", "reused")
     assert st["lock"]["alive"] is False
     out = d.run("status", "reused").stdout
     assert "no longer running" in out and "next dodas up or destroy takes the lock over" in out
     assert "unlocked (was held by" in d.run("unlock", "reused").stdout, "a dead holder needs no --force"
-    set_owner(d.home, "reused", "not-an-owner")
+    set_owner(d, "reused", "not-an-owner")
     assert "unlocked (was held by not-an-owner)" in d.run("unlock", "reused").stdout, "nor does an unreadable one"
     d.run("destroy", "reused", "--yes")
 
@@ -148,8 +143,8 @@ def test_kill_9_attempt_shown_interrupted_then_recorded_by_the_next_up(slow, tmp
     wait_for(lambda: servers(d.home) >= 1, timeout=60)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert stored_attempts(d.home) == [("running", None)]
-    before = db_rows(d.home)
+    assert stored_attempts(d) == [("running", None)]
+    before = all_rows(url_of(d.env, d.home))
     st = d.json("status", "k9")
     assert st["lock"]["alive"] is False and st["lock"]["pid"] == proc.pid
     assert st["attempts"][0]["status"] == "interrupted" and st["attempts"][0]["recorded_status"] == "running"
@@ -158,9 +153,9 @@ def test_kill_9_attempt_shown_interrupted_then_recorded_by_the_next_up(slow, tmp
     out = d.run("status", "k9").stdout
     assert f"#1 sim          interrupted: its dodas died (pid {proc.pid} on {HOST})" in out
     assert f"locked by pid {proc.pid} on {HOST}, which is no longer running" in out
-    assert db_rows(d.home) == before, "status must not write"
+    assert all_rows(url_of(d.env, d.home)) == before, "status must not write"
     d.run("up", t, "--name", "k9")  # continues the deployment (no new attempt: it is not a fresh one)
-    attempts = stored_attempts(d.home)
+    attempts = stored_attempts(d)
     assert [a[0] for a in attempts] == ["interrupted"]
     assert attempts[0][1] == f"its dodas died (pid {proc.pid} on {HOST})"
     assert d.json("status", "k9")["status"] == "CREATE_COMPLETE"
@@ -181,7 +176,7 @@ def test_signalled_attempt_ends_interrupted(slow, tmp_path, sig, group, cause):
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (proc.returncode, err)
     assert "Traceback" not in err
-    assert stored_attempts(d.home) == [("interrupted", f"dodas was stopped by {cause}")]
+    assert stored_attempts(d) == [("interrupted", f"dodas was stopped by {cause}")]
     st = d.json("status", "sig")
     assert st["locked_by"] is None, "an interrupted run releases its lock"
     assert st["status"] == "CREATE_FAILED" and st["reason"] == f"interrupted ({cause})"
@@ -189,12 +184,15 @@ def test_signalled_attempt_ends_interrupted(slow, tmp_path, sig, group, cause):
     assert servers(d.home) == 0
 
 
-def test_internal_error_ends_the_attempt_failed_with_its_cause(tmp_path, dodas_home):
+def test_internal_error_ends_the_attempt_failed_with_its_cause(tmp_path, dodas_home, state_db,  # noqa: F811
+                                                                monkeypatch):
     """A bug in the middle of an attempt (here: the progress reporter breaks)
     ends the attempt as failed, naming the error, and releases the lock."""
     from dodas.engine.engine import DeploymentFailed
     from dodas.services import deploy, read
 
+    if state_db.url:
+        monkeypatch.setenv("DODAS_DB_URL", state_db.url)
     providers_yaml(dodas_home)
 
     class Broken:

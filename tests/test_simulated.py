@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from livecluster import Dodas, compute_template, wait_for
+from statedb import state_db  # noqa: F401 - fixture
 
 from dodas.errors import DodasError
 from dodas.providers.simulated import server_count
@@ -108,8 +109,9 @@ def test_fifty_deployments_with_create_and_delete_failures(tmp_path, dodas_home)
     assert server_count("flaky-a") == 0 and server_count("flaky-b") == 0, "the providers hold nothing of ours"
 
 
-def test_kill_9_during_creation_then_up(tmp_path):
+def test_kill_9_during_creation_then_up(tmp_path, state_db):  # noqa: F811 - fixture
     d = Dodas(tmp_path / "home")
+    state_db.env(d.env)
     providers_yaml(d.home, """\
         - name: slow
           type: simulated

@@ -2,59 +2,27 @@
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
 import socket
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 from livecluster import Dodas, compute_template
 from sqlalchemy import create_engine, inspect, text
+from statedb import execute, server, state_db, url_of  # noqa: F401 - fixture
 
 from dodas.state.db import HEAD
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def postgres():
-    """A real PostgreSQL server on loopback, with a password, for this module."""
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not bins:
-        pytest.skip("PostgreSQL server binaries are not installed (make.py test installs them)")
-    bindir = Path(bins[-1]).parent
-    root = Path(tempfile.mkdtemp(prefix="dodas-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(root, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    password = os.urandom(12).hex()
-    pwfile = root / "pw"
-    pwfile.write_text(password)
-    if as_user:
-        shutil.chown(pwfile, "postgres")
-    port = _free_port()
-    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(root / "data"), "-U", "dodas",
-                    f"--pwfile={pwfile}", "-A", "scram-sha-256"], check=True, capture_output=True)
-    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-w",
-                    "-o", f"-h 127.0.0.1 -p {port} -k {root}", "start"], check=True, capture_output=True)
+    """A database of its own on the real PostgreSQL server of the test run (statedb)."""
+    srv = server()
+    name = srv.new_database()
     try:
-        env = {**os.environ, "PGPASSWORD": password}
-        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "dodas", "dodas"],
-                       check=True, capture_output=True, env=env)
-        yield {"url": f"postgresql+psycopg2://dodas:{password}@127.0.0.1:{port}/dodas", "password": password,
-               "port": port}
+        yield {"url": srv.url(name), "password": srv.password, "port": srv.port}
     finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(root / "data"), "-m", "fast", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        srv.drop_database(name)
 
 
 def compute_only(tmp_path: Path, count: int = 2) -> str:
@@ -101,15 +69,15 @@ def test_sqlite_schema_is_migrated_with_alembic(tmp_path):
         assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
 
 
-def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, state_db):  # noqa: F811 - fixture
     d = Dodas(tmp_path / "home")
+    state_db.env(d.env)
     t = compute_only(tmp_path, 1)
     d.run("up", t, "--name", "stale")
     dead = subprocess.Popen(["true"])
     dead.wait()
-    eng = create_engine(f"sqlite:///{tmp_path / 'home' / 'data' / 'state.db'}")
-    with eng.begin() as c:
-        c.execute(text("UPDATE deployments SET lock_owner=:o"), {"o": f"{socket.gethostname()}:{dead.pid}:1"})
+    execute(url_of(d.env, d.home), "UPDATE deployments SET lock_owner=:o",
+            {"o": f"{socket.gethostname()}:{dead.pid}:1"})
     d.run("up", t, "--name", "stale", "-i", "n=2")
     st = d.json("status", "stale")
     assert st["locked_by"] is None and len(st["instances"]) == 2
