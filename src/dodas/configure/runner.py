@@ -29,15 +29,17 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from dodas import ssh_access
 from dodas.model.deployment import Instance
-from dodas.providers.base import Machine
 from dodas.redact import redact
 from dodas.ssh_access import Endpoint
+
+if TYPE_CHECKING:  # a type only: configure takes the machines it is given, and imports no provider
+    from dodas.providers.base import Machine
 
 CONFIGURE_DIR = Path(__file__).resolve().parent
 #: what ansible-playbook inherits from dodas's environment: who and where the user
