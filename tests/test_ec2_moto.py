@@ -227,29 +227,69 @@ def test_bad_credentials(tmp_path):
         proc.wait(timeout=10)
 
 
-def test_secrets_from_an_im_auth_file_never_show(d, moto, tmp_path):
-    """A known secret, given the way DODAS users give it (an IM auth file), must not
-    appear in any output, event, log or file dodas writes."""
+@pytest.fixture(scope="module")
+def moto_iam():
+    """A moto server that checks credentials against its IAM users (after the three
+    unchecked calls that make one): (url, access key id, secret key)."""
+    proc, url = _start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "3"})
+    try:
+        iam = boto3.client("iam", region_name="us-east-1", endpoint_url=url, aws_access_key_id="AKIDBOOTSTRAP",
+                           aws_secret_access_key="bootstrap")
+        iam.create_user(UserName="dodas-im")
+        iam.put_user_policy(UserName="dodas-im", PolicyName="all", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        key = iam.create_access_key(UserName="dodas-im")["AccessKey"]
+        yield url, key["AccessKeyId"], key["SecretAccessKey"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_the_im_auth_file_is_what_authenticates_and_its_secrets_never_show(moto_iam, tmp_path):
+    """The credentials of an IM auth file are the ones used: the environment holds
+    another key, which this server refuses (without the file, dodas fails to
+    authenticate). And the file's secrets, given the way DODAS users give them,
+    appear in no output, event, log or file dodas writes."""
+    from botocore.exceptions import ClientError
+
+    url, key_id, secret = moto_iam
+    d = Dodas(tmp_path / "home")
+    wrong = ("AKIDWRONGENVIRON", "wrong-" + os.urandom(8).hex())
+    d.env.update(AWS_ACCESS_KEY_ID=wrong[0], AWS_SECRET_ACCESS_KEY=wrong[1], AWS_DEFAULT_REGION="us-east-1",
+                 AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"))
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        d.env.pop(k, None)
+    with pytest.raises(ClientError, match="AuthFailure"):
+        ec2(url, key=wrong).describe_regions()
+    t = template(tmp_path, an_ami(url, key=(key_id, secret)), count=1)
+    write_providers(d.home, url)
+    r = d.run("up", t, "--name", "sec", check=False)
+    assert r.returncode == 1 and "provider aws: authentication failed" in r.stderr
     token = "tok-" + os.urandom(8).hex()
     auth = tmp_path / "auth.dat"
-    auth.write_text(f"id = aws1; type = EC2; username = AKIDFROMIMFILE; password = {SECRET_KEY}\n"
+    auth.write_text(f"id = aws1; type = EC2; username = {key_id}; password = {secret}\n"
                     f"id = ost; type = OpenStack; host = https://127.0.0.1:5000; username = u; "
                     f"password = {token}; tenant = t\n")
-    write_providers(d.home, moto, extra=f"    auth_file: {auth}\n    auth_id: aws1\n")
-    t = template(tmp_path, an_ami(moto), count=1)
+    write_providers(d.home, url, extra=f"    auth_file: {auth}\n    auth_id: aws1\n")
     seen = []
     for args in (["up", t, "--name", "sec"], ["status", "sec", "--json"], ["logs", "sec"], ["outputs", "sec"],
-                 ["providers", "--check"], ["providers", "--json"], ["destroy", "sec", "--yes"],
-                 ["logs", "sec", "--json"]):
+                 ["providers", "--check"], ["providers", "--json"]):
+        r = d.run(*args)
+        seen.append(r.stdout + r.stderr)
+    dep_id = d.json("status", "sec")["id"]
+    made = ec2(url, key=(key_id, secret)).describe_instances(
+        Filters=[{"Name": "tag:dodas:deployment", "Values": [dep_id]}])["Reservations"]
+    assert [i["State"]["Name"] for r in made for i in r["Instances"]] == ["running"]
+    for args in (["destroy", "sec", "--yes"], ["logs", "sec", "--json"]):
         r = d.run(*args)
         seen.append(r.stdout + r.stderr)
     blob = "\n".join(seen)
     assert "IM auth file" in blob  # the source is named, the secret is not
-    assert SECRET_KEY not in blob and token not in blob
+    assert secret not in blob and token not in blob
     for path in d.home.rglob("*"):
         if path.is_file():
             data = path.read_bytes()
-            assert SECRET_KEY.encode() not in data and token.encode() not in data, path
+            assert secret.encode() not in data and token.encode() not in data, path
 
 
 # -- two regions ------------------------------------------------------------------

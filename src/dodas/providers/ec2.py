@@ -1,32 +1,26 @@
 """The `ec2` provider: Amazon EC2 (or anything that speaks its API) with boto3.
 
-The image comes from `aws://REGION/ami-...` (or a bare AMI id, in the provider's
-`region`), and the instance is made in the image's region: one deployment may
-span regions. The instance type is `instance_type`, or else the smallest type of
-that region with the requested cpus and memory. The key pair and security group
-(cloud.py: their rules are reconciled with the plan on every `up`) exist once per
-region the deployment uses; a public address for `network_name: PUBLIC`;
-everything tagged with the deployment's id. A machine's `provider_id` is
-`REGION/i-...`.
+An instance is made in its image's region (`aws://REGION/ami-...`; a bare AMI id
+is in the provider's `region`), so a deployment may span regions; its type is
+`instance_type` or the smallest of that region with the cpus and memory asked for;
+`provider_id` is `REGION/i-...`. The key pair and security group (cloud.py) exist
+in each region used; everything is tagged with the deployment's id.
 
-Each deployment has a record in the data directory (`ec2/PROVIDER/DEPLOYMENT.json`,
-written whole before anything is made): the regions it has used, so that
-`describe`, `resources` and `purge` look in all of them (without a record, as for a
-deployment made elsewhere, `resources` and `purge` look in every region), and the
-ClientToken of each instance being made. A token is new for each instance made and
-written before `run_instances`: a create repeated after a crash sends the same
-token, and EC2 returns the instance the first call made instead of a second one;
-deleting the instance forgets it, so an instance made again later (after a
-scale-down) is a new one, never the replay of a terminated one.
+A record per deployment in the data directory (cloud.Record, written before the
+step it guards) holds the regions used, where `describe`, `resources` and `purge`
+look (with no record, as for a deployment made elsewhere, the last two look in
+every region), and each instance's ClientToken: new for every instance made and
+recorded before `run_instances`, so a launch repeated after a crash returns the
+first one's instance, and forgotten when the instance is deleted, so one made again
+(after a scale-down) is never the replay of a terminated one.
 
-Waiting is boto3's waiters: `instance_running` after a launch (an instance not yet
-visible, InvalidInstanceID.NotFound, is waited for), `instance_terminated` before
-a security group is deleted, which EC2 refuses (DependencyViolation) while an
-instance using it is still shutting down; that refusal is retried too. SSH is not
-waited for here: the engine does it (through a bastion when needed).
+boto3's waiters wait: `instance_running` after a launch (InvalidInstanceID.NotFound
+while the new instance is not yet visible is waited out), `instance_terminated`
+before a security group is deleted (EC2 refuses with DependencyViolation while an
+instance using it shuts down; that is retried too). SSH is the engine's to wait for.
 
-Credentials come from the AWS credential chain (profile, environment, instance
-role) or from an Infrastructure Manager auth-file line (type = EC2).
+Credentials: the AWS credential chain (profile, environment, instance role) or an
+Infrastructure Manager auth-file line (type = EC2).
 """
 
 from __future__ import annotations
@@ -160,12 +154,9 @@ class EC2Provider(CloudProvider):
 
     def _instance_types(self, region: str) -> list[tuple[int, int, str]]:
         if region not in self._types:  # regions offer different types
-            ec2 = self._client(region)
-            out = []
-            for page in ec2.get_paginator("describe_instance_types").paginate():
-                for t in page["InstanceTypes"]:
-                    out.append((t["VCpuInfo"]["DefaultVCpus"], t["MemoryInfo"]["SizeInMiB"], t["InstanceType"]))
-            self._types[region] = out
+            pages = self._client(region).get_paginator("describe_instance_types").paginate()
+            self._types[region] = [(t["VCpuInfo"]["DefaultVCpus"], t["MemoryInfo"]["SizeInMiB"], t["InstanceType"])
+                                   for page in pages for t in page["InstanceTypes"]]
         return self._types[region]
 
     # -- the deployment's record: regions used, ClientTokens -------------------------
@@ -183,7 +174,7 @@ class EC2Provider(CloudProvider):
             self._record(dep).change(lambda r: r.setdefault("tokens", {}).pop(inst, None))
 
     def _before_setup(self, dep: str, region: Any) -> None:
-        if region not in (self._record(dep).read() or {}).get("regions", []):
+        if region not in self._recorded_regions(dep):
             self._record(dep).change(lambda r: r.update(regions=sorted({*r.get("regions", []), region})))
 
     def _recorded_regions(self, dep: str) -> list[str]:
