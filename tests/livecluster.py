@@ -146,6 +146,22 @@ def wait_for(predicate, timeout: float = 120.0, every: float = 0.2) -> Any:
     raise AssertionError("timed out waiting")
 
 
+def wait_while_running(proc, predicate, what: str, timeout: float = 900.0) -> Any:
+    """Wait for `predicate` while `proc` runs: a process that ended first fails at
+    once with its output; the bound is generous, only there to end a hung run (a
+    loaded CI machine makes a Spark `up` slow, never wrong)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"the process ended (status {proc.returncode}) before {what}:\n{out}\n{err}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def driver_is_refused(master_url: str, app_name: str = "intruder", timeout: float = 300.0) -> str:
     """Start a PySpark driver without any Spark secret against `master_url` and
     return Spark's log line saying the master refused it (the driver would retry

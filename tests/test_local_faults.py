@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from livecluster import ROOT, Dodas, count_services, kill_leftovers, need_java, processes_of, wait_for
+from livecluster import (ROOT, Dodas, count_services, kill_leftovers, need_java, processes_of, wait_for,
+                         wait_while_running)
 from statedb import execute, state_db, url_of  # noqa: F401 - fixture
 
 SPARK = str(ROOT / "templates" / "spark-jupyter.yaml")
@@ -63,7 +64,8 @@ def test_kill_9_during_configuration_then_up(d, state_db):  # noqa: F811 - fixtu
     state_db.env(d.env)
     proc = d.popen("up", SPARK, "--name", "k9")
     # wait until configuration has started (the engine records it as it happens)
-    wait_for(lambda: any(e["message"].startswith("configuring") for e in events(d, "k9")), timeout=120)
+    wait_while_running(proc, lambda: any(e["message"].startswith("configuring") for e in events(d, "k9")),
+                       "configuration started")
     time.sleep(1.0)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -73,7 +75,7 @@ def test_kill_9_during_configuration_then_up(d, state_db):  # noqa: F811 - fixtu
     assert st["status"] == "CREATE_COMPLETE"
     assert sorted(i["id"] for i in st["instances"] if i["kind"] == "compute") == [
         "master_host[0]", "worker_hosts[0]", "worker_hosts[1]"]
-    wait_for(lambda: count_services(d.home) == {"master": 1, "worker": 2, "jupyter": 1}, timeout=30)
+    wait_for(lambda: count_services(d.home) == {"master": 1, "worker": 2, "jupyter": 1}, timeout=300)
     time.sleep(2)  # nothing straggles in later either
     assert count_services(d.home) == {"master": 1, "worker": 2, "jupyter": 1}
     machines = list((d.home / "data" / "local" / st["id"]).iterdir())

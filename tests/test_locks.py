@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from livecluster import DODAS, Dodas, compute_template, wait_for
+from livecluster import DODAS, Dodas, compute_template, wait_while_running
 from statedb import all_rows, execute, rows, state_db, url_of  # noqa: F401 - fixture
 
 HOST = socket.gethostname()
@@ -140,7 +140,7 @@ def test_kill_9_attempt_shown_interrupted_then_recorded_by_the_next_up(slow, tmp
     d = slow
     t = boxes(tmp_path, 4)
     proc = d.popen("up", t, "--name", "k9", "--parallelism", "1")
-    wait_for(lambda: servers(d.home) >= 1, timeout=60)
+    wait_while_running(proc, lambda: servers(d.home) >= 1, "a machine was made")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert stored_attempts(d) == [("running", None)]
@@ -171,7 +171,7 @@ def test_signalled_attempt_ends_interrupted(slow, tmp_path, sig, group, cause):
     t = boxes(tmp_path, 4)
     proc = subprocess.Popen([*DODAS, "up", t, "--name", "sig", "--parallelism", "1"], env=d.env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, start_new_session=True)
-    wait_for(lambda: servers(d.home) >= 1, timeout=60)
+    wait_while_running(proc, lambda: servers(d.home) >= 1, "a machine was made")
     os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (proc.returncode, err)

@@ -10,7 +10,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from livecluster import Dodas, environ_of, kill_leftovers, wait_for
+from livecluster import Dodas, environ_of, kill_leftovers, wait_for, wait_while_running
 from test_local_faults import write_playbook_template
 
 FAKE = {"AWS_SECRET_ACCESS_KEY": "fake-aws-secret-at-rest-1", "OS_PASSWORD": "fake-os-password-at-rest-2",
@@ -51,7 +51,7 @@ def test_a_killed_run_leaves_no_secret_behind(d, tmp_path):
     proc = d.popen("up", t, "--name", "rest")
     dep = wait_for(lambda: (json.loads(d.run("status", "rest", "--json", check=False).stdout or "{}") or {})
                    .get("id"), timeout=120)
-    playbooks = wait_for(lambda: procs.find_by_env("DODAS_RUN", dep), timeout=120)
+    playbooks = wait_while_running(proc, lambda: procs.find_by_env("DODAS_RUN", dep), "ansible-playbook ran")
     # ansible-playbook and its modules: Ansible's settings, nothing of dodas's own environment
     for ident in playbooks:
         env = environ_of(ident.pid)

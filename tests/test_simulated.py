@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from livecluster import Dodas, compute_template, wait_for
+from livecluster import Dodas, compute_template, wait_while_running
 from statedb import state_db  # noqa: F401 - fixture
 
 from dodas.errors import DodasError
@@ -120,7 +120,7 @@ def test_kill_9_during_creation_then_up(tmp_path, state_db):  # noqa: F811 - fix
         """)
     t = boxes(tmp_path, 6)
     proc = d.popen("up", t, "--name", "k", "--parallelism", "2")
-    wait_for(lambda: server_count_in(d.home) >= 2, timeout=60)
+    wait_while_running(proc, lambda: server_count_in(d.home) >= 2, "two machines were made")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     created_before = server_count_in(d.home)

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from livecluster import DODAS, Dodas, kill_leftovers, processes_of, wait_for
+from livecluster import DODAS, Dodas, kill_leftovers, processes_of, wait_while_running
 from sshd import Sshd, client_key, free_port, need_openssh
 
 WORKDIR = Path("/var/tmp/dodas")  # where the ssh provider puts services on its hosts
@@ -157,7 +157,8 @@ def test_crash_recovery_over_ssh(ssh_hosts, tmp_path, d):
                             env=d.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     claims = d.home / "data" / "ssh" / "lab.json"
-    wait_for(lambda: claims.exists() and len(json.loads(claims.read_text() or "{}")) == 3, timeout=120)
+    wait_while_running(proc, lambda: claims.exists() and len(json.loads(claims.read_text() or "{}")) == 3,
+                       "three hosts were claimed")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     d.run("up", t, "--name", "crash")
