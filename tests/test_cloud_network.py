@@ -37,28 +37,13 @@ def test_spark_jupyter_opens_only_jupyter_and_the_ui():
 
 
 # -- remote_cidr (INDIGO's PortSpec) -------------------------------------------------------
-# dodas's type library does not declare it yet, so the template declares the INDIGO types
+# declared by the type library (tosca.datatypes.indigo.network.PortSpec), as INDIGO's templates use it
 INDIGO_PORTS = """\
 tosca_definitions_version: tosca_simple_yaml_1_0
-data_types:
-  my.PortSpec:
-    derived_from: tosca.datatypes.network.PortSpec
-    properties:
-      remote_cidr: {type: string, required: false, default: 0.0.0.0/0}
-capability_types:
-  my.Endpoint:
-    derived_from: tosca.capabilities.indigo.Endpoint
-    properties:
-      ports: {type: map, required: false, entry_schema: {type: my.PortSpec}}
-node_types:
-  my.Compute:
-    derived_from: tosca.nodes.indigo.Compute
-    capabilities:
-      endpoint: {type: my.Endpoint}
 topology_template:
   node_templates:
     vm:
-      type: my.Compute
+      type: tosca.nodes.indigo.Compute
       capabilities:
         endpoint:
           properties:

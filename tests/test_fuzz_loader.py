@@ -179,7 +179,7 @@ HOSTILE = {
     "count 10**100": _in_spark(WORKERS, "count: " + "1" + "0" * 100),
     "count 1e308": _in_spark(WORKERS, "count: 1e308"),
     "count of 5000 digits": _in_spark(WORKERS, "count: " + "9" * 5000),
-    "port 10**100": _in_spark("source: 7077", "source: 1" + "0" * 100),
+    "port 10**100": _in_spark("source: 8080", "source: 1" + "0" * 100),
     "size 1e308 GB": _in_spark("mem_size: { get_input: master_mem }", "mem_size: 1e308 GB"),
     "size 10**400 GB": _in_spark("mem_size: { get_input: master_mem }", "mem_size: 1" + "0" * 400 + " GB"),
     "cpus 1e999": _in_spark("num_cpus: { get_input: master_cpus }", "num_cpus: 1e999"),
