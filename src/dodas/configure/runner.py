@@ -51,6 +51,13 @@ PASSED_THROUGH = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ",
 EventSink = Callable[[Instance | None, str, str, str], None]
 
 
+def host_name(compute: Instance | None) -> str:
+    """The inventory name of a machine: its path component ("worker-3"), or
+    "controller" for this machine (no component is called that: it has no index)."""
+    from dodas import paths
+    return paths.instance_component(compute.id) if compute is not None else "controller"
+
+
 @dataclass
 class Host:
     """An inventory host: one compute instance (or the controller itself)."""

@@ -9,8 +9,11 @@ has no public machine, directly (this machine is inside the private network).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from pathlib import Path
 
+from dodas.configure.runner import Host
 from dodas.providers.base import Machine, Provider
 from dodas.ssh_access import Endpoint, wait_for_login
 
@@ -40,3 +43,21 @@ async def wait_reachable(machine: Machine, jump: Endpoint | None, workdir: Path,
     if reason is None:
         return None
     return f"cannot log in to {describe(target, jump)} within {timeout:.0f}s: {reason}"
+
+
+async def reach(hosts: Iterable[Host], reached: set[str], workdir: Path, timeout: float) -> tuple[Host, str] | None:
+    """Wait until each SSH host of a run can be logged in to, side by side (through
+    its bastion, both host keys checked), skipping those in `reached` (provider ids
+    already logged in to in this run, which it extends); the first that cannot, and why."""
+    waiting = [h for h in hosts if h.machine is not None and h.machine.connection == "ssh"
+               and h.machine.provider_id not in reached]
+    if not waiting:
+        return None
+    reasons = await asyncio.gather(*(wait_reachable(h.machine, h.jump, workdir, timeout)  # type: ignore[arg-type]
+                                     for h in waiting))
+    for h, why in zip(waiting, reasons):
+        if why is None:
+            reached.add(h.machine.provider_id)  # type: ignore[union-attr]
+        else:
+            return h, why
+    return None

@@ -20,18 +20,19 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from dodas import paths
-from dodas.configure.runner import AnsibleRunner, Host, Play, RunResult
+from dodas.configure.runner import AnsibleRunner, Host, Play, RunResult, host_name
 from dodas.engine import access
 from dodas.engine.context import RunContext, UnresolvedError
 from dodas.engine.retry import with_retries
 from dodas.engine.states import COMPUTE_READY, InstanceState
+from dodas.engine.teardown import Teardown
 from dodas.errors import DodasError, environment_problem
 from dodas.model.build import SECRET_NAME
 from dodas.model.network import ingress_rules
 from dodas.model.deployment import DEPLOY_OPERATIONS, UNDEPLOY_OPERATIONS, Instance
 from dodas.plan.plan import Plan
 from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
-from dodas.ssh_access import Endpoint, forget_host_keys
+from dodas.ssh_access import Endpoint
 from dodas.state.store import Store
 
 S = InstanceState
@@ -50,13 +51,7 @@ class Reporter(Protocol):
     def event(self, inst: str | None, phase: str, message: str, level: str = "info") -> None: ...
 
 
-def _host_name(inst: Instance | None) -> str:
-    """The inventory name of a machine: its path component ("worker-3"), or
-    "controller" for this machine (no component is called that: it has no index)."""
-    return paths.instance_component(inst.id) if inst is not None else "controller"
-
-
-class Engine:
+class Engine(Teardown):
     def __init__(self, store: Store, dep_id: str, dep_name: str, plan: Plan | None, provider: Provider,
                  reporter: Reporter, parallelism: int = 10) -> None:
         self.store = store
@@ -288,21 +283,8 @@ class Engine:
         return access.jump_for(machine, self.provider, self._bastion()) if machine is not None else None
 
     async def _reach(self, hosts: dict[str, Host]) -> tuple[Host, str] | None:
-        """Wait until each SSH host of a run can be logged in to (once per engine run;
-        through its bastion, both host keys checked); the first that cannot, and why."""
-        waiting = [h for h in hosts.values() if h.machine is not None and h.machine.connection == "ssh"
-                   and h.machine.provider_id not in self._reached]
-        if not waiting:
-            return None
-        workdir = self.runner.workdir / "ssh"
-        reasons = await asyncio.gather(*(access.wait_reachable(h.machine, h.jump, workdir,  # type: ignore[arg-type]
-                                                               self.provider.login_timeout) for h in waiting))
-        for h, why in zip(waiting, reasons):
-            if why is None:
-                self._reached.add(h.machine.provider_id)  # type: ignore[union-attr]
-            else:
-                return h, why
-        return None
+        return await access.reach(hosts.values(), self._reached, self.runner.workdir / "ssh",
+                                  self.provider.login_timeout)
 
     async def _run_by_node(self, phase: str, hosts: dict[str, Host], plays: list[Play]) -> RunResult:
         """One ansible-playbook per node of the wave, side by side: each covers all
@@ -346,7 +328,7 @@ class Engine:
                 if op is None or not op.implementation:
                     continue
                 compute = self.ctx.compute_of(inst)
-                hname = _host_name(compute)
+                hname = host_name(compute)
                 machine = self.ctx.machines.get(compute) if compute else None
                 hosts.setdefault(hname, Host(hname, compute, machine, self._jump(machine)))
                 play = plays.setdefault((node.name, op_name), Play(node.name, op_name, op.implementation))
@@ -371,103 +353,3 @@ class Engine:
             raise DeploymentFailed(inst.id, f"verification failed: {msg}")
 
     # -- removal -------------------------------------------------------------------
-    async def remove(self, keys: list[tuple[str, int]]) -> list[str]:
-        """Stop and delete instances (software first, then their machines); best
-        effort on the software side, since deleting the machine ends it anyway.
-        Returns the problems met; a machine that cannot be deleted is one of them."""
-        problems: list[str] = []
-        software = [k for k in keys if self.rows[k].kind != "compute"]
-        computes = [k for k in keys if self.rows[k].kind == "compute"]
-        if software:
-            problems += await self._undeploy_software(software)
-        sem = asyncio.Semaphore(self.parallelism)
-
-        async def delete(key: tuple[str, int]) -> str | None:
-            inst = Instance(*key)
-            async with sem:
-                self._save(inst, S.DELETING)
-                row = self.rows[key]
-                try:
-                    await with_retries(lambda: self.provider.delete(self.dep_id, inst.id, row.provider_id),
-                                       base=self.provider.retry_base)
-                except ProviderError as exc:
-                    self._save(inst, S.ERROR, error=str(exc))
-                    return f"{inst.id}: {exc}"
-                machine = self.machines.pop(key, None)
-                if machine is not None and machine.connection == "ssh" and self.provider.ephemeral_hosts:
-                    forget_host_keys([(a, machine.ssh_port) for a in (machine.public_address, machine.private_address)
-                                      if a])
-                self.store.delete_instance(self.dep_id, *key)
-                self.rows.pop(key, None)
-                self.reporter.state(inst.id, S.DELETED.value)
-                return None
-        results = await asyncio.gather(*(delete(k) for k in computes))
-        problems += [r for r in results if r]
-        return problems
-
-    async def _undeploy_software(self, keys: list[tuple[str, int]]) -> list[str]:
-        hosts: dict[str, Host] = {}
-        plays: dict[tuple[str, str], Play] = {}
-        for op_name in UNDEPLOY_OPERATIONS:
-            for key in keys:
-                inst, row = Instance(*key), self.rows[key]
-                spec = (row.attributes.get("_undeploy") or {}).get(op_name) or {}
-                impl, inputs = spec.get("implementation"), spec.get("inputs") or {}
-                compute = self._compute_key_of(key)
-                machine = self.machines.get(compute) if compute else None
-                if not impl or (compute is not None and machine is None):
-                    continue
-                hname = _host_name(Instance(*compute) if compute else None)
-                hosts.setdefault(hname, Host(hname, Instance(*compute) if compute else None, machine,
-                                             self._jump(machine)))
-                workdir = machine.facts.get("workdir") if machine else None
-                variables = {**inputs, "dodas_instance_dir": paths.node_dir(workdir, inst.node) if workdir else "",
-                             "dodas_node": inst.node, "dodas_instance": inst.id,
-                             "dodas_deployment_id": self.dep_id,
-                             "dodas_properties": row.attributes.get("_undeploy_properties") or {},
-                             **(self.provider.controller_variables() if compute is None else {})}
-                play = plays.setdefault((inst.node, op_name), Play(inst.node, op_name, impl))
-                play.targets[hname] = (inst, variables)
-        for key in keys:
-            self._save(Instance(*key), S.DELETING)
-        result = await asyncio.to_thread(self.runner.run, "undeploy", hosts, list(plays.values()))
-        problems = [f"{i.id}: {m}" for i, m in result.failures.items()]
-        for key in keys:
-            self.store.delete_instance(self.dep_id, *key)
-            self.rows.pop(key, None)
-            self.reporter.state(Instance(*key).id, S.DELETED.value)
-        return problems
-
-    def _compute_key_of(self, key: tuple[str, int]) -> tuple[str, int] | None:
-        """The machine a software row ran on: from the plan, or else the recorded host."""
-        if self.ctx is not None and key[0] in self.ctx.model.nodes:
-            c = self.ctx.model.host_compute(key[0])
-            return (c, key[1]) if c else None
-        host = self.rows[key].attributes.get("_compute")
-        return tuple(host) if host else None  # type: ignore[return-value]
-
-    async def destroy(self, others: Iterable[Provider] = ()) -> list[str]:
-        """Remove every instance, then whatever still carries the deployment's tag:
-        on this provider, and on `others` (providers earlier attempts of this
-        deployment were made on, whose clean-up may have left something)."""
-        problems = await self.remove(list(self.rows))
-
-        async def purge(provider: Provider, label: str) -> list[str]:
-            try:
-                leftovers = await with_retries(lambda: provider.resources(self.dep_id), base=provider.retry_base)
-            except ProviderError as exc:  # cannot tell what is left: say so, never "everything deleted"
-                return [f"cannot list what is left{label}: {exc}"]
-            if not leftovers:
-                return []
-            self.reporter.event(None, "delete", f"deleting {len(leftovers)} resource(s) found by tag{label}")
-            try:
-                await with_retries(lambda: provider.purge(self.dep_id), base=provider.retry_base)
-            except ProviderError as exc:
-                if not any(str(exc) in p for p in problems):  # the same leftover is said once
-                    return [str(exc)]
-            return []
-        problems += await purge(self.provider, "")
-        for other in others:
-            if other.name != self.provider.name:
-                problems += await purge(other, f" on {other.name} (an earlier attempt's provider)")
-        return problems
