@@ -55,11 +55,16 @@ def validate(template: TemplateArg, input: InputOpt = None, inputs: InputsFileOp
 
     p = services.validate(template, input, inputs, offline=offline, allow_external_playbooks=allow_external_playbooks)
     _warn(p)
+    unknown = sorted(p.unknown_inputs)
     if json_out:
-        _print_json({"valid": True, "template": template, "instances": len(p.instances), "waves": len(p.waves)})
+        _print_json({"valid": True, "template": template, "instances": len(p.instances), "waves": len(p.waves),
+                     "unknown_inputs": unknown})
     else:
         typer.echo(f"{template}: valid ({len(p.model.nodes)} nodes, {len(p.instances)} instances, "
                    f"{len(p.waves)} waves)")
+        if unknown:
+            typer.echo(f"  inputs without a value, checked as any value of their type: {', '.join(unknown)} "
+                       "(plan and up need them)")
 
 
 @app.command()

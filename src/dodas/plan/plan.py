@@ -42,6 +42,8 @@ class Plan:
     waves: list[list[Instance]]
     #: the machine private machines are reached through (see graph.bastion)
     bastion: Instance | None = None
+    #: required inputs without a value, standing for any value of their type (validate)
+    unknown_inputs: frozenset[str] = frozenset()
 
     def compute_instances(self) -> list[PlannedInstance]:
         return [p for p in self.instances.values() if p.node.is_compute]

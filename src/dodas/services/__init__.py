@@ -33,7 +33,8 @@ def plan(template: str, pairs: list[str] | None = None, inputs_file: str | None 
     return plan_given(template, given, offline=offline, allow_external_playbooks=allow_external_playbooks)
 
 
-def plan_given(template: str, given: dict, *, offline: bool = False, allow_external_playbooks: bool = False) -> Plan:
+def plan_given(template: str, given: dict, *, offline: bool = False, allow_external_playbooks: bool = False,
+               unknown_inputs: bool = False) -> Plan:
     """Plan from inputs already collected. Playbooks outside dodas's own and the
     template's directory are refused unless `allow_external_playbooks`: the
     command line's --allow-external-playbooks; a server must never pass True
@@ -42,12 +43,18 @@ def plan_given(template: str, given: dict, *, offline: bool = False, allow_exter
     from dodas.plan.plan import make_plan
     from dodas.tosca.loader import load
 
-    loaded = load(template, given, offline=offline)
+    loaded = load(template, given, offline=offline, unknown_inputs=unknown_inputs)
     model = build(loaded, allow_external_playbooks=allow_external_playbooks)
-    return make_plan(model, loaded.smap)
+    plan = make_plan(model, loaded.smap)
+    plan.unknown_inputs = loaded.unknown_inputs
+    return plan
 
 
 def validate(template: str, pairs: list[str] | None = None, inputs_file: str | None = None,
              *, offline: bool = False, allow_external_playbooks: bool = False) -> Plan:
-    """Everything `plan` checks: a template that validates is one that plans."""
-    return plan(template, pairs, inputs_file, offline=offline, allow_external_playbooks=allow_external_playbooks)
+    """Everything `plan` checks, without requiring inputs: like `terraform
+    validate`, a required input nobody gave is an unknown of its declared type
+    (`Plan.unknown_inputs` names them), and what depends on it is checked as far as
+    a value of that type allows. Given inputs are checked as `plan` checks them."""
+    return plan_given(template, collect_inputs(pairs, inputs_file), offline=offline,
+                      allow_external_playbooks=allow_external_playbooks, unknown_inputs=True)

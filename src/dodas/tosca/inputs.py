@@ -120,13 +120,16 @@ def register_secrets(value: Any) -> None:
 
 def check(decls: Any, given: dict[str, GivenInput], smap: SourceMap,
           base: tuple = ("topology_template", "inputs"),
-          secrets: frozenset[str] = frozenset()) -> tuple[dict[str, Any], list[Diagnostic]]:
+          secrets: frozenset[str] = frozenset(), unknown: set[str] | None = None,
+          ) -> tuple[dict[str, Any], list[Diagnostic]]:
     """Typed values for every given input; diagnostics for every bad one.
 
     Inputs that are not given keep their template default (tosca-parser applies
     it); a declared input with neither default nor value is an error unless it
-    says `required: false`. The values of `secrets` are registered with the
-    redactor first and never appear in a message."""
+    says `required: false`, or unless `unknown` is given (validate): then it gets a
+    stand-in of its type (unknowns.py) and its name is added to `unknown`. The
+    values of `secrets` are registered with the redactor first and never appear in
+    a message."""
     decls = decls if isinstance(decls, dict) else {}
     values: dict[str, Any] = {}
     diags: list[Diagnostic] = []
@@ -157,6 +160,11 @@ def check(decls: Any, given: dict[str, GivenInput], smap: SourceMap,
         if name in given or not isinstance(decl, dict):
             continue
         if "default" not in decl and decl.get("required", True) is not False:
+            if unknown is not None:
+                from dodas.tosca.unknowns import stand_in
+                values[name] = stand_in(name, decl)
+                unknown.add(name)
+                continue
             diags.append(smap.diag((*base, name), f'missing required input "{name}": '
                                    f"give it with -i {name}=VALUE or in an --inputs file", key=True))
     return values, diags

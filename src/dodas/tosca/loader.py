@@ -39,10 +39,15 @@ class LoadedTemplate:
     text: str
     #: inputs whose values are secrets (by name, type or `metadata: {sensitive: true}`)
     secret_inputs: frozenset[str] = frozenset()
+    #: required inputs nobody gave, checked as unknowns of their type (validate only)
+    unknown_inputs: frozenset[str] = frozenset()
 
 
-def load(path: str, given: dict[str, GivenInput] | None = None, *, offline: bool = False) -> LoadedTemplate:
-    """Load and validate; raise TemplateError with every problem found."""
+def load(path: str, given: dict[str, GivenInput] | None = None, *, offline: bool = False,
+         unknown_inputs: bool = False) -> LoadedTemplate:
+    """Load and validate; raise TemplateError with every problem found. With
+    `unknown_inputs` (validate), a required input without a value is an unknown of
+    its type instead of an error."""
     given = given or {}
     text = read_source(path, "template")
     data, smap = load_yaml(text, path)
@@ -54,7 +59,8 @@ def load(path: str, given: dict[str, GivenInput] | None = None, *, offline: bool
     secrets = inputs.secret_inputs(topo.get("inputs"), data.get("data_types"))
     resolved = imports.resolve(data.get("imports"), Path(path).resolve().parent, smap,
                                offline=offline, repositories=data.get("repositories"))
-    values, input_diags = inputs.check(topo.get("inputs"), given, smap, secrets=secrets)
+    unknown: set[str] | None = set() if unknown_inputs else None
+    values, input_diags = inputs.check(topo.get("inputs"), given, smap, secrets=secrets, unknown=unknown)
     diags = resolved.diagnostics + input_diags
     if diags:
         raise TemplateError(diags)
@@ -66,7 +72,7 @@ def load(path: str, given: dict[str, GivenInput] | None = None, *, offline: bool
     tosca = _parse(tpl, values, resolved.local_defs, smap)
     effective = {i.name: (values[i.name] if i.name in values else i.default)
                  for i in (getattr(tosca, "inputs", None) or [])}
-    return LoadedTemplate(path, data, smap, tosca, effective, text, secrets)
+    return LoadedTemplate(path, data, smap, tosca, effective, text, secrets, frozenset(unknown or ()))
 
 
 def _without_input_metadata(tpl: dict[str, Any]) -> None:
