@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import re
 import threading
 from pathlib import Path
@@ -256,12 +257,29 @@ def test_json_errors(cli, tmp_path):
     assert data["valid"] is False and data["errors"][0]["line"] == line_of(t, "admin_tokn")
 
 
-def test_duplicate_key(cli, tmp_path):
+def test_duplicate_key_is_a_located_warning_and_the_last_wins(cli, tmp_path):
+    """As lenient as PyYAML, tosca-parser and the Infrastructure Manager (a real DODAS
+    template has two `value:` keys in an output), and saying so where it happens."""
     t = seed_with(tmp_path, "        kube_version: 1.14.0\n        kube_front_end_ip",
                   "        kube_version: 1.14.0\n        kube_version: 1.15.0\n        kube_front_end_ip")
-    line, col, msg = one_error(cli("validate", str(t)), str(t))
-    assert (line, col) == (line_of(t, "kube_version: 1.15.0"), 9)
-    assert msg.startswith('duplicate key "kube_version" (first defined on line')
+    r = cli("plan", str(t), "--json")
+    assert r.code == 0, r.err
+    line = line_of(t, "kube_version: 1.15.0")
+    assert (f'{t}:{line}:9: warning: duplicate key "kube_version" (first defined on line {line - 1}): '
+            f"the value on line {line} is used") in r.err
+    master = next(i for i in json.loads(r.out)["instances"] if i["node"] == "k8s_master")
+    assert master["properties"]["kube_version"] in ("1.15.0", "1.15"), "the last one wins"
+
+
+def test_duplicate_key_is_an_error_with_strict(cli, tmp_path):
+    t = tmp_path / "dup.yaml"
+    t.write_text("tosca_definitions_version: tosca_simple_yaml_1_0\ntopology_template:\n  node_templates:\n"
+                 "    vm: {type: tosca.nodes.indigo.Compute}\n  outputs:\n    address:\n"
+                 "      value: {get_attribute: [vm, private_address]}\n"
+                 "      value: {get_attribute: [vm, public_address]}\n")
+    assert cli("validate", str(t)).code == 0
+    line, col, msg = one_error(cli("validate", str(t), "--strict"), str(t))
+    assert (line, col) == (8, 7) and msg.startswith('duplicate key "value" (first defined on line 7)')
 
 
 def test_constraint_checked_before_anything_else_is_loaded():
@@ -271,3 +289,16 @@ def test_constraint_checked_before_anything_else_is_loaded():
     r = subprocess.run([sys.executable, "-m", "dodas", "plan", str(SEED.parent / "spark-jupyter.yaml"),
                         "-i", "number_of_workers=0"], capture_output=True, text=True)
     assert r.returncode == 1 and "violates constraint greater_or_equal: 1 (got 0)" in r.stderr
+
+
+@pytest.mark.parametrize("version", ["tosca_simple_yaml_1_0", "tosca_simple_yaml_1_2", "tosca_simple_yaml_1_3"])
+def test_every_simple_profile_version_is_accepted_and_imports_may_mix(cli, tmp_path, version):
+    other = "tosca_simple_yaml_1_3" if version != "tosca_simple_yaml_1_3" else "tosca_simple_yaml_1_0"
+    (tmp_path / "types.yaml").write_text(f"tosca_definitions_version: {other}\nnode_types:\n  my.App:\n"
+                                         "    derived_from: tosca.nodes.SoftwareComponent\n")
+    t = tmp_path / "t.yaml"
+    t.write_text(f"tosca_definitions_version: {version}\nimports:\n  - types.yaml\ntopology_template:\n"
+                 "  node_templates:\n    vm: {type: tosca.nodes.indigo.Compute}\n"
+                 "    app: {type: my.App, requirements: [{host: vm}]}\n")
+    r = cli("validate", str(t))
+    assert r.code == 0, r.err

@@ -29,6 +29,8 @@ InputsFileOpt = Annotated[Optional[str], typer.Option(
 OfflineOpt = Annotated[bool, typer.Option(
     "--offline", help="Never fetch remote imports; refuse those not bundled or cached.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (see docs/PLAN_FORMAT.md).")]
+StrictOpt = Annotated[bool, typer.Option(
+    "--strict", help="Refuse what is only warned about (a duplicate key, an outdated version).")]
 ExternalPlaybooksOpt = Annotated[bool, typer.Option(
     "--allow-external-playbooks", help="Run playbooks from outside dodas's own and the template's directory "
                                        "(other paths, http(s) URLs).")]
@@ -49,11 +51,12 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 @app.command()
 def validate(template: TemplateArg, input: InputOpt = None, inputs: InputsFileOpt = None,
              offline: OfflineOpt = False, json_out: JsonOpt = False,
-             allow_external_playbooks: ExternalPlaybooksOpt = False) -> None:
+             allow_external_playbooks: ExternalPlaybooksOpt = False, strict: StrictOpt = False) -> None:
     """Check a template and its inputs; exit 0 when valid, 1 when not."""
     from dodas import services
 
-    p = services.validate(template, input, inputs, offline=offline, allow_external_playbooks=allow_external_playbooks)
+    p = services.validate(template, input, inputs, offline=offline, allow_external_playbooks=allow_external_playbooks,
+                          strict=strict)
     _warn(p)
     unknown = sorted(p.unknown_inputs)
     if json_out:
@@ -74,12 +77,14 @@ def plan(template: TemplateArg, input: InputOpt = None, inputs: InputsFileOpt = 
              "--provider", "-p", help="Also check that this provider can deploy it.", show_default=False)] = None,
          overcommit: Annotated[bool, typer.Option("--overcommit", help="With --provider: accept machines "
                                                   "beyond the provider's capacity.")] = False,
-         json_out: JsonOpt = False, allow_external_playbooks: ExternalPlaybooksOpt = False) -> None:
+         json_out: JsonOpt = False, allow_external_playbooks: ExternalPlaybooksOpt = False,
+         strict: StrictOpt = False) -> None:
     """Show what a deployment would create: instances, their needs, waves, deferred values."""
     from dodas import services
     from dodas.cli import render
 
-    p = services.plan(template, input, inputs, offline=offline, allow_external_playbooks=allow_external_playbooks)
+    p = services.plan(template, input, inputs, offline=offline, allow_external_playbooks=allow_external_playbooks,
+                      strict=strict)
     _warn(p)
     if provider:
         from dodas.errors import DodasError
@@ -119,7 +124,8 @@ def up(template: TemplateArg,
                                                 "cores or memory than the provider has (local: this "
                                                 "machine).")] = False,
        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
-       json_out: JsonOpt = False, allow_external_playbooks: ExternalPlaybooksOpt = False) -> None:
+       json_out: JsonOpt = False, allow_external_playbooks: ExternalPlaybooksOpt = False,
+       strict: StrictOpt = False) -> None:
     """Deploy a template, or bring an existing deployment in line with it."""
     from dodas.cli import progress, render
     from dodas.services import deploy, read
@@ -129,7 +135,7 @@ def up(template: TemplateArg,
         result = deploy.up(template, name=name, pairs=input, inputs_file=inputs, provider_name=provider,
                            parallelism=parallelism, reporter_factory=make, offline=offline,
                            max_providers=max_providers, keep_failed=keep_failed, overcommit=overcommit,
-                           allow_external_playbooks=allow_external_playbooks)
+                           allow_external_playbooks=allow_external_playbooks, strict=strict)
     finally:
         make.close()
     _warn(result.plan)

@@ -297,7 +297,7 @@ def build(loaded: LoadedTemplate, *, allow_external_playbooks: bool = False) -> 
     checks.helm_releases(b.smap, nodes, b.diags)
     if b.diags:
         raise TemplateError(b.diags)
-    warnings = checks.kubernetes_warnings(b.smap, nodes)
+    warnings = [*b.smap.warnings, *checks.kubernetes_warnings(b.smap, nodes)]
     data = loaded.data
     return DeploymentModel(
         template_path=loaded.path,

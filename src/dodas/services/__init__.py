@@ -23,18 +23,20 @@ def collect_inputs(pairs: list[str] | None, inputs_file: str | None) -> dict:
 
 
 def plan(template: str, pairs: list[str] | None = None, inputs_file: str | None = None,
-         *, offline: bool = False, base_inputs: dict | None = None, allow_external_playbooks: bool = False) -> Plan:
+         *, offline: bool = False, base_inputs: dict | None = None, allow_external_playbooks: bool = False,
+         strict: bool = False) -> Plan:
     """Load, validate, model and plan a template; TemplateError lists every problem.
 
     `base_inputs` (values kept from an earlier deployment) are used for inputs
     that the template declares and that the file and -i pairs do not give."""
     given = dict(base_inputs or {})
     given.update(collect_inputs(pairs, inputs_file))
-    return plan_given(template, given, offline=offline, allow_external_playbooks=allow_external_playbooks)
+    return plan_given(template, given, offline=offline, allow_external_playbooks=allow_external_playbooks,
+                      strict=strict)
 
 
 def plan_given(template: str, given: dict, *, offline: bool = False, allow_external_playbooks: bool = False,
-               unknown_inputs: bool = False) -> Plan:
+               unknown_inputs: bool = False, strict: bool = False) -> Plan:
     """Plan from inputs already collected. Playbooks outside dodas's own and the
     template's directory are refused unless `allow_external_playbooks`: the
     command line's --allow-external-playbooks; a server must never pass True
@@ -47,14 +49,16 @@ def plan_given(template: str, given: dict, *, offline: bool = False, allow_exter
     model = build(loaded, allow_external_playbooks=allow_external_playbooks)
     plan = make_plan(model, loaded.smap)
     plan.unknown_inputs = loaded.unknown_inputs
+    if strict and model.warnings:  # --strict: what is only warned about is refused
+        raise TemplateError(list(model.warnings))
     return plan
 
 
 def validate(template: str, pairs: list[str] | None = None, inputs_file: str | None = None,
-             *, offline: bool = False, allow_external_playbooks: bool = False) -> Plan:
+             *, offline: bool = False, allow_external_playbooks: bool = False, strict: bool = False) -> Plan:
     """Everything `plan` checks, without requiring inputs: like `terraform
     validate`, a required input nobody gave is an unknown of its declared type
     (`Plan.unknown_inputs` names them), and what depends on it is checked as far as
     a value of that type allows. Given inputs are checked as `plan` checks them."""
     return plan_given(template, collect_inputs(pairs, inputs_file), offline=offline,
-                      allow_external_playbooks=allow_external_playbooks, unknown_inputs=True)
+                      allow_external_playbooks=allow_external_playbooks, unknown_inputs=True, strict=strict)

@@ -68,7 +68,7 @@ def _declared(template: str) -> set[str]:
 def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file: str | None,
        provider_name: str | None, parallelism: int, reporter_factory: Any, offline: bool = False,
        max_providers: int = 3, keep_failed: bool = False, overcommit: bool = False,
-       allow_external_playbooks: bool = False) -> UpResult:
+       allow_external_playbooks: bool = False, strict: bool = False) -> UpResult:
     """Deploy, or reconcile an existing deployment. A new deployment is tried on
     each candidate provider in rank order (at most `max_providers`); a failed try
     is destroyed completely before the next, unless it is the last and
@@ -91,7 +91,8 @@ def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file:
         base = {k: GivenInput(v, f"<inputs kept from deployment {name}>", 1, 1)
                 for k, v in dep.inputs.items() if k in declared}
     given = {**base, **collect_inputs(pairs, inputs_file)}
-    plan = plan_given(template, given, offline=offline, allow_external_playbooks=allow_external_playbooks)
+    plan = plan_given(template, given, offline=offline, allow_external_playbooks=allow_external_playbooks,
+                      strict=strict)
     cands = [config.get(dep.provider)] if live else placement.candidates(plan.model, provider_name, max_providers)
     viable, skipped = [], []
     for cfg in cands:

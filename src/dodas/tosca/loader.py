@@ -50,7 +50,7 @@ def load(path: str, given: dict[str, GivenInput] | None = None, *, offline: bool
     its type instead of an error."""
     given = given or {}
     text = read_source(path, "template")
-    data, smap = load_yaml(text, path)
+    data, smap = load_yaml(text, path, lenient_duplicates=True)  # as lenient as the tools templates were written for
     diags = check_shape(data, smap)
     if diags:
         raise TemplateError(diags)

@@ -36,8 +36,13 @@ class _DuplicateKey(yaml.MarkedYAMLError):
 
 
 class _Loader(_Base):  # type: ignore[misc, valid-type]
-    """Safe loading that refuses duplicate keys: YAML would silently keep the last
-    one and drop what the user wrote first."""
+    """Safe loading that notices duplicate keys, which YAML would silently resolve
+    by keeping the last one and dropping what the user wrote first. By default a
+    duplicate is refused; with `lenient_duplicates` (templates: PyYAML,
+    tosca-parser and the Infrastructure Manager all take the last, and real
+    templates rely on it) it is recorded in `duplicates` and the last one wins."""
+
+    lenient_duplicates = False
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, yaml.Node] = {}
@@ -45,8 +50,10 @@ class _Loader(_Base):  # type: ignore[misc, valid-type]
             if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
                 if k.value in seen:
                     first = seen[k.value].start_mark
-                    raise _DuplicateKey(problem=f'duplicate key "{k.value}" (first defined on line {first.line + 1})',
-                                        problem_mark=k.start_mark)
+                    if not self.lenient_duplicates:
+                        raise _DuplicateKey(problem=f'duplicate key "{k.value}" (first defined on line '
+                                            f"{first.line + 1})", problem_mark=k.start_mark)
+                    self.duplicates.append((k.value, first.line + 1, k.start_mark.line + 1, k.start_mark.column + 1))
                 seen[k.value] = k
         return super().construct_mapping(node, deep=deep)
 
@@ -66,6 +73,8 @@ class SourceMap:
     def __init__(self, file: str, text: str) -> None:
         self.file = file
         self._text = text
+        #: located warnings found while reading (duplicate keys in lenient mode)
+        self.warnings: list[Diagnostic] = []
         self._root: yaml.Node | None = None
         self._composed = False
 
@@ -215,16 +224,20 @@ def read_source(path: str | os.PathLike[str], what: str, *, limits: Limits | Non
         raise _fail(file, line, col, f"{what} is not UTF-8 text", "it is not UTF-8 text", "read") from None
 
 
-def load_yaml(text: str, file: str, *, limits: Limits | None = None) -> tuple[Any, SourceMap]:
+def load_yaml(text: str, file: str, *, limits: Limits | None = None,
+              lenient_duplicates: bool = False) -> tuple[Any, SourceMap]:
     """Parse one YAML document into (data, positions); syntax errors, duplicate keys
-    and documents over the limits become located diagnostics (SourceError)."""
+    and documents over the limits become located diagnostics (SourceError). With
+    `lenient_duplicates` a duplicate key is a located warning in `SourceMap.warnings`
+    (naming the value that wins: the last) instead of an error."""
     lim = limits or settings.limits()
     if len(text) > lim.max_file_bytes:
         msg = f"larger than {lim.max_file_bytes} bytes ({Limits.where('max_file_bytes')})"
         raise _fail(file, 1, 1, f"the YAML text is {msg}", f"it is {msg}", "read")
     try:
         _check_events(text, file, lim)
-        data = _construct(text, file)
+        duplicates: list[tuple[str, int, int, int]] = []
+        data = _construct(text, file, duplicates if lenient_duplicates else None)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -240,7 +253,12 @@ def load_yaml(text: str, file: str, *, limits: Limits | None = None) -> tuple[An
         raise _fail(file, line, col, f"{what}{problem}{context}", reason, "syntax") from None
     except yaml.YAMLError as exc:
         raise _fail(file, 1, 1, f"invalid YAML: {exc}", "invalid YAML", "syntax") from None
-    return data, SourceMap(file, text)
+    smap = SourceMap(file, text)
+    for key, first, line, col in (duplicates if lenient_duplicates else ()):
+        smap.warnings.append(Diagnostic(file, line, col, f'duplicate key "{key}" (first defined on line {first}): '
+                                        f"the value on line {line} is used, as YAML tools take the last one; "
+                                        "remove one of them (--strict refuses this)"))
+    return data, smap
 
 
 _STARTS = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
@@ -311,8 +329,11 @@ def _limit(file: str, ev: yaml.Event, message: str, name: str) -> SourceError:
                  f"{message} at line {mark.line + 1}", "limit")
 
 
-def _construct(text: str, file: str) -> Any:
+def _construct(text: str, file: str, duplicates: list | None = None) -> Any:
     loader = _Loader(text)
+    if duplicates is not None:
+        loader.lenient_duplicates = True
+        loader.duplicates = duplicates
     try:
         node = loader.get_single_node()
         if node is None:
