@@ -68,6 +68,9 @@ def validate(template: TemplateArg, input: InputOpt = None, inputs: InputsFileOp
         if unknown:
             typer.echo(f"  inputs without a value, checked as any value of their type: {', '.join(unknown)} "
                        "(plan and up need them)")
+        from dodas.model.support import known_only_nodes
+        for node, why in known_only_nodes(p.model).items():
+            typer.echo(f'  node "{node}" ({p.model.nodes[node].type}) is known but dodas cannot deploy it: {why}')
 
 
 @app.command()
@@ -263,6 +266,24 @@ def kubeconfig(name: NameArg,
         fh.write(conf)
     os.chmod(path, 0o600)
     typer.echo(f"wrote {path} (use: KUBECONFIG={path} kubectl get nodes)")
+
+
+@app.command("types")
+def types_(deployable: Annotated[bool, typer.Option("--deployable", help="Only the node types dodas can "
+                                                    "deploy.")] = False,
+           json_out: JsonOpt = False) -> None:
+    """The type library: every type templates may use, and which node types dodas deploys."""
+    from dodas.services import types
+
+    items = types.listing(deployable_only=deployable)
+    if json_out:
+        _print_json(items)
+        return
+    for item in items:
+        verdict = ""
+        if item["kind"] == "node":
+            verdict = "deployable" if item["deployable"] else f"known only: {item['instead']}"
+        typer.echo(f"{item['kind']:<13} {item['name']:<58} {verdict}".rstrip())
 
 
 @app.command("spark-conf")

@@ -12,6 +12,7 @@ from typing import Any
 
 from dodas.model.deployment import DeploymentModel, Instance, Node
 from dodas.model.values import deferred_paths, is_deferred, to_json
+from dodas.model.support import known_only
 from dodas.plan import graph
 from dodas.tosca.source import SourceMap
 
@@ -73,6 +74,7 @@ class Plan:
                 "name": n.name, "type": n.type, "instances": m.instance_count(n.name),
                 "host": n.host, "requirements": [r.to_json() for r in n.requirements],
                 "operations": {k: op.implementation for k, op in sorted(n.operations.items())},
+                "deployable": known_only(n) is None,
             } for n in m.nodes.values()],
             "instances": [{
                 "id": p.id, "node": p.node.name, "index": p.instance.index, "type": p.node.type,

@@ -49,6 +49,15 @@ def plan_given(template: str, given: dict, *, offline: bool = False, allow_exter
     model = build(loaded, allow_external_playbooks=allow_external_playbooks)
     plan = make_plan(model, loaded.smap)
     plan.unknown_inputs = loaded.unknown_inputs
+    if not unknown_inputs:  # plan and up: a node dodas only knows would be deployed as nothing
+        from dodas.model.support import known_only_nodes
+
+        refused = known_only_nodes(model)
+        if refused:
+            raise TemplateError([loaded.smap.diag(("topology_template", "node_templates", name, "type"),
+                                                  f'node "{name}" ({model.nodes[name].type}) is known to dodas but '
+                                                  f"cannot be deployed by it: {why}")
+                                 for name, why in refused.items()])
     if strict and model.warnings:  # --strict: what is only warned about is refused
         raise TemplateError(list(model.warnings))
     return plan
