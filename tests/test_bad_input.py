@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import SEED
+from conftest import ROOT, SEED
 
 LOC = re.compile(r"^(?P<file>[^\n]+?):(?P<line>\d+):(?P<col>\d+): (?P<msg>.+)$")
 
@@ -302,3 +302,30 @@ def test_every_simple_profile_version_is_accepted_and_imports_may_mix(cli, tmp_p
                  "    app: {type: my.App, requirements: [{host: vm}]}\n")
     r = cli("validate", str(t))
     assert r.code == 0, r.err
+
+
+def test_unknown_top_level_section_says_what_was_meant(cli, tmp_path):
+    t = tmp_path / "t.yaml"
+    t.write_text("tosca_definitions_version: tosca_simple_yaml_1_0\ntopology_templat:\n  node_templates: {}\n")
+    line, col, msg = one_error(cli("validate", str(t)), str(t))
+    assert (line, col) == (2, 1)
+    assert msg == 'unknown top-level section "topology_templat"; did you mean "topology_template"?'
+
+
+def test_a_wrong_attribute_is_reported_at_the_reference(cli, tmp_path):
+    spark = (ROOT / "templates" / "spark-jupyter.yaml").read_text()
+    t = tmp_path / "t.yaml"
+    t.write_text(spark.replace("{ get_attribute: [ jupyter, token ] }", "{ get_attribute: [ jupyter, tokn ] }"))
+    line, col, msg = one_error(cli("validate", str(t)), str(t))
+    assert line == line_of(t, "get_attribute: [ jupyter, tokn ]") and col > 10
+    assert msg == 'output "jupyter_token": get_attribute: node "jupyter" has no attribute "tokn"'
+
+
+def test_a_missing_requirement_is_named(cli, tmp_path):
+    spark = (ROOT / "templates" / "spark-jupyter.yaml").read_text()
+    t = tmp_path / "t.yaml"
+    t.write_text(spark.replace("        - master: spark_master\n", ""))
+    line, _col, msg = one_error(cli("validate", str(t)), str(t))
+    assert msg == ('node "spark_worker": missing requirement "master": add "- master: <node>" to its requirements '
+                   "(its type requires it)")
+    assert line > line_of(t, "spark_worker:")

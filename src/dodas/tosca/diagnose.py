@@ -77,7 +77,34 @@ def _bad_attr_ref(m: re.Match[str], smap: SourceMap) -> Diagnostic:
     return Diagnostic(smap.file, *pos, f'node "{source}": node "{target}" has no attribute or capability "{name}"')
 
 
+def _missing_attribute(m: re.Match[str], smap: SourceMap) -> Diagnostic | None:
+    """At the get_attribute that names it, not at the node it is asked of."""
+    attr, node = m.group(1), m.group(2)
+    found = smap.search_path(["get_attribute", attr], within=("topology_template",))
+    if found is None:
+        return None
+    pos, path = found
+    return Diagnostic(smap.file, *pos, f'{describe(path)}get_attribute: node "{node}" has no attribute "{attr}"')
+
+
+def _occurrences(m: re.Match[str], smap: SourceMap) -> Diagnostic:
+    """tosca-parser's "wrong number of occurrences" is, in templates, nearly always a
+    required requirement that is missing: say which one to add, and where."""
+    req, node = m.group(1), m.group(2)
+    where = _node_key(node, "requirements")
+    listed = smap.position(where, key=True) if smap.search(["requirements"], within=_node_key(node)) else None
+    pos = listed or smap.position(_node_key(node), key=True)
+    given = smap.search([req], within=where)
+    if given:
+        return Diagnostic(smap.file, *given, f'node "{node}": requirement "{req}" is given more times than its '
+                          "type allows")
+    return Diagnostic(smap.file, *pos, f'node "{node}": missing requirement "{req}": add "- {req}: <node>" to its '
+                      "requirements (its type requires it)")
+
+
 RULES: list[Rule] = [
+    (re.compile(r'^Relationship "([^"]+)" in template "([^"]+)" has a wrong number of occurrences'), _occurrences),
+    (re.compile(r'^Attribute "([^"]+)" was not found in node template "([^"]+)"'), _missing_attribute),
     (re.compile(r'^Requirement/Capability "([^"]+)" referenced from node template "([^"]+)" was not found '
                 r'in node template "([^"]+)"'), _bad_attr_ref),
     (re.compile(r'^"(\w+)" of template "([^"]+)" contains unknown field "([^"]+)"'), _unknown_field),

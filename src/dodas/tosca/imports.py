@@ -40,9 +40,12 @@ FETCH_TIMEOUT_S = 10.0
 MAX_IMPORT_DEPTH = 8
 VERSIONS = ("tosca_simple_yaml_1_0", "tosca_simple_yaml_1_2", "tosca_simple_yaml_1_3")
 #: the top-level keys of a TOSCA document (tosca-parser's TypeValidation allows these)
+#: the top-level sections of a TOSCA simple-profile document (as tosca-parser reads them)
 SECTIONS = ("tosca_definitions_version", "description", "imports", "dsl_definitions", "node_types",
             "repositories", "data_types", "artifact_types", "group_types", "relationship_types",
-            "capability_types", "interface_types", "policy_types", "topology_template", "metadata")
+            "capability_types", "interface_types", "policy_types", "topology_template", "metadata",
+            "tosca_default_namespace", "template_name", "template_author", "template_version",
+            "relationship_templates")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 

@@ -152,6 +152,13 @@ def check_shape(data: Any, smap: SourceMap) -> list[Diagnostic]:
     elif version not in VERSIONS:
         d.append(smap.diag(("tosca_definitions_version",),
                            f'unsupported tosca_definitions_version "{version}"; use one of {", ".join(VERSIONS)}'))
+    for key in data:
+        if key not in imports.SECTIONS:
+            import difflib
+            hint = difflib.get_close_matches(str(key), imports.SECTIONS, n=1)
+            d.append(smap.diag((key,), f'unknown top-level section "{key}"' + (
+                f'; did you mean "{hint[0]}"?' if hint else f"; TOSCA defines: {', '.join(imports.SECTIONS)}"),
+                key=True))
     topo = data.get("topology_template")
     if topo is None:
         return d
