@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from dodas import paths
 from dodas.errors import DodasError
@@ -80,40 +79,89 @@ def config_file() -> Path:
     return Path(os.environ.get("DODAS_PROVIDERS") or paths.config_dir() / "providers.yaml")
 
 
+#: the keys every provider entry may have
+COMMON_KEYS = ("name", "type", "rank", "image_hosts", "cloud_ids", "bastion", "login_timeout")
+#: the keys of each type (what its module reads); anything else is a mistake, refused
+TYPE_KEYS: dict[str, tuple[str, ...]] = {
+    "local": ("cpu_allocation_ratio", "ram_allocation_ratio"),
+    "openstack": ("cloud", "auth_file", "auth_id", "network", "public_network", "timeout", "ssh_user", "ssh_from",
+                  "wait_ssh"),
+    "ec2": ("profile", "region", "auth_file", "auth_id", "endpoint_url", "subnet_id", "timeout", "poll_interval",
+            "ssh_user", "ssh_from", "wait_ssh"),
+    "ssh": ("hosts",),
+    "kubernetes": ("kubeconfig", "context"),
+    "simulated": ("create_latency", "delete_latency", "failure_rate", "delete_failure_rate", "transient",
+                  "delete_transient", "seed", "retry_base"),
+}
+#: the keys of an ssh provider's host
+HOST_KEYS = ("address", "private_address", "user", "key", "port", "num_cpus", "mem_mib", "python", "venv_bin",
+             "workdir", "spark_home", "java_home")
+
+
 def load() -> list[ProviderConfig]:
-    """Configured providers, best rank first; `local` is added when absent."""
+    """Configured providers, best rank first; `local` is added when absent. Every
+    problem of the file is reported at once, each with its line."""
+    from dodas.errors import Diagnostic, TemplateError
+    from dodas.tosca.source import load_yaml, read_source
+
     f = config_file()
     entries: list[Any] = []
+    smap = None
     if f.is_file():
-        try:
-            data = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{f}:{mark.line + 1}:{mark.column + 1}" if mark else str(f)
-            raise DodasError(f"{where}: invalid YAML in the provider configuration") from None
+        # dodas's YAML loader: a syntax error or duplicate key is located, with the parser's detail
+        data, smap = load_yaml(read_source(str(f), "provider configuration"), str(f))
         entries = data.get("providers") if isinstance(data, dict) else None
         if not isinstance(entries, list):
-            raise DodasError(f'{f}: expected a list under "providers"')
+            raise DodasError(f'{f}:1:1: expected a list under "providers"')
+    problems: list[Diagnostic] = []
+
+    def problem(where: tuple, message: str, key: bool = False) -> None:
+        problems.append(smap.diag(where, message, key=key) if smap else Diagnostic(str(f), 1, 1, message))
+
     out: list[ProviderConfig] = []
     seen: set[str] = set()
-    for n, e in enumerate(entries, start=1):
-        if not isinstance(e, dict) or not isinstance(e.get("name"), str):
-            raise DodasError(f"{f}: provider #{n} needs a name")
+    for n, e in enumerate(entries):
+        at = ("providers", n)
+        if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not e.get("name"):
+            problem(at, f"provider #{n + 1} needs a name")
+            continue
         name, typ = e["name"], e.get("type", "local" if e.get("name") == "local" else None)
         if typ not in TYPES:
-            raise DodasError(f'{f}: provider "{name}" has type {typ!r}; known types: {", ".join(TYPES)}')
+            problem((*at, "type") if "type" in e else at, f'provider "{name}" has type {typ!r}; known types: '
+                    f'{", ".join(TYPES)}')
+            continue
         if name in seen:
-            raise DodasError(f'{f}: provider "{name}" is configured twice')
+            problem((*at, "name"), f'provider "{name}" is configured twice')
         seen.add(name)
+        known = (*COMMON_KEYS, *TYPE_KEYS[typ])
+        for key in e:
+            if key not in known:
+                problem((*at, key), _unknown(f'provider "{name}" ({typ})', key, known), key=True)
+        for h, host in enumerate(e.get("hosts") or [] if typ == "ssh" else []):
+            for key in (host if isinstance(host, dict) else {}):
+                if key not in HOST_KEYS:
+                    problem((*at, "hosts", h, key), _unknown(f'provider "{name}" host #{h + 1}', key, HOST_KEYS),
+                            key=True)
         rank = e.get("rank", 100)
-        if not isinstance(rank, int):
-            raise DodasError(f'{f}: provider "{name}": rank must be a whole number')
+        if not isinstance(rank, int) or isinstance(rank, bool):
+            problem((*at, "rank"), f'provider "{name}": rank must be a whole number')
+            continue
         options = {k: v for k, v in e.items() if k not in ("name", "type", "rank", "image_hosts", "cloud_ids")}
         out.append(ProviderConfig(name, typ, rank, list(e.get("image_hosts") or []),
                                   [str(c) for c in e.get("cloud_ids") or []], options))
+    if problems:
+        raise TemplateError(problems)
     if "local" not in seen:
         out.append(ProviderConfig("local", "local", 1_000_000))
     return sorted(out, key=lambda p: (p.rank, p.name))
+
+
+def _unknown(whose: str, key: Any, known: tuple[str, ...]) -> str:
+    import difflib
+
+    hint = difflib.get_close_matches(str(key), known, n=1)
+    return f'{whose}: unknown key "{key}"' + (f'; did you mean "{hint[0]}"?' if hint else
+                                              f"; it may have: {', '.join(sorted(known))}")
 
 
 def get(name: str) -> ProviderConfig:
