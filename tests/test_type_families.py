@@ -636,3 +636,67 @@ def test_policies_pin_a_provider_or_an_sla(cli, tmp_path):
         """))
     r = cli("validate", str(t), "--offline")
     assert r.code == 0, r.err
+
+
+#: the families the library must carry (INDIGO custom_types.yaml, DODAS-TS dodas_types.yml)
+EXPECTED = """
+tosca.nodes.indigo.Compute tosca.nodes.indigo.ElasticCluster tosca.nodes.indigo.MesosLoadBalancer
+tosca.nodes.indigo.LRMS.FrontEnd.Torque tosca.nodes.indigo.LRMS.WorkerNode.Torque
+tosca.nodes.indigo.LRMS.FrontEnd.Slurm tosca.nodes.indigo.LRMS.WorkerNode.Slurm
+tosca.nodes.indigo.LRMS.FrontEnd.SlurmGalaxy tosca.nodes.indigo.LRMS.WorkerNode.SlurmGalaxy
+tosca.nodes.indigo.LRMS.FrontEnd.Local tosca.nodes.indigo.LRMS.WorkerNode.Local
+tosca.nodes.indigo.LRMS.FrontEnd.Mesos tosca.nodes.indigo.LRMS.WorkerNode.Mesos
+tosca.nodes.indigo.LRMS.FrontEnd.Kubernetes tosca.nodes.indigo.LRMS.WorkerNode.Kubernetes
+tosca.nodes.indigo.MesosMaster tosca.nodes.indigo.MesosSlave tosca.nodes.indigo.Container.Runtime.Docker
+tosca.nodes.indigo.Container.Application.Docker tosca.nodes.indigo.Container.Application.Docker.Marathon
+tosca.nodes.indigo.Container.Application.Docker.Chronos tosca.nodes.indigo.JupyterHub
+tosca.nodes.indigo.GalaxyPortal tosca.nodes.indigo.GalaxyShedTool tosca.nodes.indigo.GalaxyReferenceData
+tosca.nodes.indigo.Helm.Chart tosca.nodes.indigo.Kubernetes.HelmChart tosca.nodes.indigo.KubeCreate
+tosca.nodes.indigo.k3s tosca.nodes.indigo.XCache tosca.nodes.indigo.OneData tosca.nodes.indigo.OneClient
+tosca.nodes.indigo.OneProvider tosca.nodes.indigo.Dynafed tosca.nodes.indigo.BlockStorage
+tosca.nodes.indigo.network.Network tosca.nodes.indigo.network.Port tosca.nodes.indigo.VR.CentralPoint
+tosca.nodes.indigo.DEEPaaS tosca.nodes.indigo.HadoopMaster tosca.nodes.indigo.HadoopSlave
+tosca.nodes.indigo.Elasticsearch tosca.nodes.indigo.Kibana tosca.nodes.indigo.GlusterFS
+tosca.nodes.indigo.SparkMesos tosca.nodes.indigo.TensorflowOnMesos tosca.nodes.indigo.ZabbixServer
+tosca.nodes.indigo.ZabbixAgent tosca.nodes.indigo.HelmInstall
+tosca.nodes.DODAS.HelmInstall tosca.nodes.DODAS.HelmInstall.Spark tosca.nodes.DODAS.HelmInstall.HTCondor
+tosca.nodes.DODAS.HelmInstall.HTCondorCMS tosca.nodes.DODAS.HelmInstall.CachingOnDemand
+tosca.nodes.DODAS.HelmInstall.Grafana tosca.nodes.DODAS.KubeCreate tosca.nodes.DODAS.k3s
+tosca.nodes.DODAS.FrontEnd.Kubernetes tosca.nodes.DODAS.WorkerNode.Kubernetes tosca.nodes.DODAS.NfsClient
+tosca.nodes.DODAS.JupyterVM tosca.nodes.DODAS.ml_infn tosca.nodes.DODAS.pip_manager
+""".split()
+
+
+def _library() -> tuple[str, dict]:
+    import yaml
+
+    from dodas import paths
+    text = paths.TYPE_LIBRARY.read_text()
+    return text, yaml.safe_load(text)
+
+
+def test_the_library_carries_every_family():
+    _, lib = _library()
+    assert not [t for t in EXPECTED if t not in lib["node_types"]]
+    for cap in ("Torque", "Slurm", "Local", "Mesos", "Kubernetes"):
+        props = lib["capability_types"][f"tosca.capabilities.indigo.LRMS.{cap}"]["properties"]
+        assert props["type"]["default"] == cap.lower()
+    assert "tosca.relationships.indigo.Manages" in lib["relationship_types"]
+    assert {"tosca.artifacts.Implementation.YAML", "tosca.artifacts.AnsibleGalaxy.role"} <= set(lib["artifact_types"])
+
+
+def test_known_only_types_name_no_playbooks():
+    """A type marked `# known only` declares its interface (properties, capabilities,
+    requirements) and no operation: dodas has no playbook to run for it."""
+    import re
+
+    text, lib = _library()
+    known = re.findall(r"^  # known only\n  ([\w.-]+):$", text, re.M)
+    assert len(known) > 50
+    for name in known:
+        t = lib["node_types"][name]
+        assert "interfaces" not in t, name
+        parent = lib["node_types"].get(t["derived_from"], {})
+        ops = [op for iface in (parent.get("interfaces") or {}).values() for op in iface.values()]
+        # one that derives from a type with playbooks inherits them (MesosMaster: planned Mesos playbooks)
+        assert not ops or name in {"tosca.nodes.indigo.MesosMaster", "tosca.nodes.indigo.MesosSlave"}, name
