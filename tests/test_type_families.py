@@ -700,3 +700,24 @@ def test_known_only_types_name_no_playbooks():
         ops = [op for iface in (parent.get("interfaces") or {}).values() for op in iface.values()]
         # one that derives from a type with playbooks inherits them (MesosMaster: planned Mesos playbooks)
         assert not ops or name in {"tosca.nodes.indigo.MesosMaster", "tosca.nodes.indigo.MesosSlave"}, name
+
+
+@pytest.mark.parametrize("url", [
+    "https://raw.githubusercontent.com/DODAS-TS/dodas-templates/master/tosca-types/dodas_custom_apps/jupyter_vm.yml",
+    "https://github.com/dodas-ts/dodas-templates/raw/main/tosca-types/dodas_legacy_types.yml",
+    "https://raw.githubusercontent.com/INDIGO-DC/tosca-types/master/custom_types.yaml?token=abc",
+])
+def test_every_form_of_the_type_files_url_resolves_offline(cli, tmp_path, url):
+    t = tmp_path / "t.yaml"
+    t.write_text(JUPYTER_VM.replace(DODAS_TS, url))
+    r = cli("validate", str(t), "--offline")
+    assert r.code == 0, r.err
+
+
+def test_a_missing_host_is_named_even_beside_a_host_capability(cli, tmp_path):
+    t = tmp_path / "t.yaml"
+    t.write_text("tosca_definitions_version: tosca_simple_yaml_1_0\ntopology_template:\n  node_templates:\n"
+                 "    front:\n      type: tosca.nodes.indigo.LRMS.FrontEnd.Kubernetes\n")
+    r = cli("validate", str(t))
+    assert r.code == 1
+    assert 'node "front": missing requirement "host"' in r.err, r.err

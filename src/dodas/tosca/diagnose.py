@@ -92,9 +92,9 @@ def _occurrences(m: re.Match[str], smap: SourceMap) -> Diagnostic:
     required requirement that is missing: say which one to add, and where."""
     req, node = m.group(1), m.group(2)
     where = _node_key(node, "requirements")
-    listed = smap.position(where, key=True) if smap.search(["requirements"], within=_node_key(node)) else None
-    pos = listed or smap.position(_node_key(node), key=True)
-    given = smap.search([req], within=where)
+    has_list = smap.search(["requirements"], within=_node_key(node)) is not None
+    pos = smap.position(where, key=True) if has_list else smap.position(_node_key(node), key=True)
+    given = smap.search([req], within=where) if has_list else None
     if given:
         return Diagnostic(smap.file, *given, f'node "{node}": requirement "{req}" is given more times than its '
                           "type allows")

@@ -31,9 +31,14 @@ from dodas.tosca.source import SourceError, SourceMap, load_yaml, read_source
 
 #: Type files whose content dodas bundles: any branch or tag of INDIGO's
 #: tosca-types custom_types.yaml, and DODAS-TS's dodas_types.yml.
+#: the type files of INDIGO-DataCloud and DODAS-TS (any branch or tag, raw or github.com
+#: .../raw/..., any letter case of the owner, with or without a query string): all
+#: resolve to the bundled library, offline
 WELL_KNOWN = (
-    re.compile(r"indigo-dc/tosca-types/.*custom_types\.ya?ml$"),
+    re.compile(r"indigo-dc/tosca-types/.*custom_types\.ya?ml$", re.IGNORECASE),
     re.compile(r"DODAS-TS/.*dodas_types\.ya?ml$", re.IGNORECASE),
+    re.compile(r"DODAS-TS/.*dodas_legacy_types\.ya?ml$", re.IGNORECASE),
+    re.compile(r"DODAS-TS/.*dodas_custom_apps/[A-Za-z0-9_.-]+\.ya?ml$", re.IGNORECASE),
 )
 FETCH_TIMEOUT_S = 10.0
 #: imports of imports of ... this deep are refused (tosca-parser would follow them unchecked)
@@ -67,7 +72,8 @@ def is_url(ref: str) -> bool:
 
 
 def well_known(url: str) -> bool:
-    return any(p.search(url) for p in WELL_KNOWN)
+    bare = url.split("?", 1)[0].split("#", 1)[0]
+    return any(p.search(bare) for p in WELL_KNOWN)
 
 
 def _entry_ref(entry: Any) -> tuple[str | None, Any]:
