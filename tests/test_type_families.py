@@ -721,3 +721,32 @@ def test_a_missing_host_is_named_even_beside_a_host_capability(cli, tmp_path):
     r = cli("validate", str(t))
     assert r.code == 1
     assert 'node "front": missing requirement "host"' in r.err, r.err
+
+
+#: what `plan` may deploy of each family's template, and what it refuses (known only)
+VERDICTS = {
+    "caching-on-demand": set(),
+    "galaxy": {"elastic_cluster", "galaxy_portal", "galaxy_refdata", "galaxy_tools", "lrms_front_end", "wn_node"},
+    "htcondor-k8s": set(),
+    "jupyter-vm": {"jupyter", "ml", "pip"},
+    "k3s": {"k3s_agent", "k3s_server", "manifest", "nfs"},
+    "kubernetes-jupyterhub": {"hub_on_vm", "jupyterhub"},
+    "mesos-marathon": {"docker_runtime", "mesos_lb", "mesos_master", "mesos_slave", "nightly_job", "web_app"},
+    "onedata": {"client", "dynafed", "provider", "space"},
+    "slurm-elastic": {"block_storage", "elastic_cluster_front_end", "lrms_front_end", "wn_node"},
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_each_family_gets_the_right_verdict(tmp_path, family):
+    """Machines, Kubernetes and Helm releases (HTCondor, CachingOnDemand) are deployed;
+    Mesos, Slurm, Galaxy, OneData, JupyterHub, k3s ... are known only."""
+    from dodas import services
+    from dodas.model.support import known_only_nodes
+
+    t = tmp_path / f"{family}.yaml"
+    t.write_text(FAMILIES[family])
+    model = services.validate(str(t), offline=True).model
+    assert set(known_only_nodes(model)) == VERDICTS[family]
+    deployable = [model.nodes[n] for n in model.nodes if n not in VERDICTS[family]]
+    assert all(n.is_compute or n.operations for n in deployable), "what is deployed has something to run"
