@@ -72,6 +72,11 @@ def _ticks(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
 
 
+def _uptime_ticks() -> int:
+    """The system's uptime in the clock ticks that /proc/PID/stat's start time counts."""
+    return int(float(Path("/proc/uptime").read_text().split()[0]) * os.sysconf("SC_CLK_TCK"))
+
+
 def service_template(tmp_path: Path, task: str) -> str:
     """A template of one machine with one service started by `dodas_service` (the
     task given), reported the way the Spark and Jupyter playbooks report theirs."""
@@ -182,9 +187,13 @@ def test_stopping_a_service_spares_an_unrelated_group_and_stops_its_own_leftover
     # the service: a group whose leader died (kill -9) and left a child running, as a
     # Spark worker leaves its executors; the child carries the machine's marker
     env = {**os.environ, "DODAS_MACHINE": str(machine)}
+    # start times are clock ticks (10 ms): the service must not share the unrelated
+    # program's tick, or the record below would truly describe that program
+    wait_for(lambda: _uptime_ticks() > int(_ticks(unrelated.pid)) + 1, timeout=10)
     svc = subprocess.Popen(["sh", "-c", "sleep 600 & wait"], env=env, start_new_session=True)
     wait_for(lambda: _children(svc.pid), timeout=10)
     leftover, start = _children(svc.pid)[0], _ticks(svc.pid)
+    assert start != _ticks(unrelated.pid)
     svc.kill()
     svc.wait()
     args = {"name": "app", "instance_dir": str(machine / "app"), "state": "stopped"}
