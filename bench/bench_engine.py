@@ -60,7 +60,7 @@ def run(n: int, latency: float, parallelism: int) -> tuple[float, float]:
         try:
             t0 = time.perf_counter()
             deploy.up(template(Path(home), n), name="b", pairs=None, inputs_file=None, provider_name="sim",
-                      parallelism=parallelism, reporter_factory=factory(quiet=True))
+                      parallelism=parallelism, listener=factory(quiet=True))
             total = time.perf_counter() - t0
         finally:
             engine_mod.Engine.up = original

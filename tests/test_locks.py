@@ -204,7 +204,7 @@ def test_internal_error_ends_the_attempt_failed_with_its_cause(tmp_path, dodas_h
 
     with pytest.raises((DeploymentFailed, RuntimeError)):
         deploy.up(boxes(tmp_path), name="bug", pairs=None, inputs_file=None, provider_name=None, parallelism=2,
-                  reporter_factory=lambda store, dep_id: Broken())
+                  listener=Broken())
     st = read.status("bug")
     assert [a["status"] for a in st["attempts"]] == ["failed"]
     assert "RuntimeError: the reporter broke" in st["attempts"][0]["error"]

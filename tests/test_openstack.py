@@ -221,15 +221,15 @@ def test_deploy_through_the_engine(tmp_path, monkeypatch, dodas_home):
             """))
         return str(t)
     deploy.up(write("web: {protocol: tcp, source: 8080}, ui: {protocol: tcp, source: 8888}"), name="ost",
-              pairs=None, inputs_file=None, provider_name=None, parallelism=4, reporter_factory=quiet)
+              pairs=None, inputs_file=None, provider_name=None, parallelism=4, listener=quiet)
     assert read.status("ost")["provider"] == "recas" and len(cloud.servers) == 2 and len(cloud.fips) == 2
     (sg,) = cloud.sgs.values()
     opened = {r[1] for r in cloud.ingress(sg.name)}
     assert opened == {22, 8080, 8888, None}
     # the template changes its ports: the next up opens and closes what changed
     deploy.up(write("ui: {protocol: tcp, source: 8888}, api: {protocol: udp, source: 9000}"), name="ost",
-              pairs=None, inputs_file=None, provider_name=None, parallelism=4, reporter_factory=quiet)
+              pairs=None, inputs_file=None, provider_name=None, parallelism=4, listener=quiet)
     assert {(r[0], r[1]) for r in cloud.ingress(sg.name)} == {("tcp", 22), ("tcp", 8888), ("udp", 9000),
                                                               (None, None)}
-    deploy.destroy("ost", parallelism=4, reporter_factory=quiet)
+    deploy.destroy("ost", parallelism=4, listener=quiet)
     assert cloud.servers == {} and cloud.fips == {} and cloud.sgs == {} and cloud.keypairs == {}

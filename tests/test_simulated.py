@@ -64,7 +64,7 @@ def test_fifty_deployments_with_create_and_delete_failures(tmp_path, dodas_home)
         clouds(2 * n)
         try:
             deploy.up(t, name=f"d{n}", pairs=None, inputs_file=None, provider_name=None, parallelism=3,
-                      reporter_factory=quiet, max_providers=2)
+                      listener=quiet, max_providers=2)
         except DeploymentFailed:
             pass
         st = read.status(f"d{n}")
@@ -100,7 +100,7 @@ def test_fifty_deployments_with_create_and_delete_failures(tmp_path, dodas_home)
         for k in range(20):
             clouds(1000 + 100 * n + 2 * k)
             try:
-                deploy.destroy(f"d{n}", parallelism=3, reporter_factory=quiet)
+                deploy.destroy(f"d{n}", parallelism=3, listener=quiet)
                 break
             except DodasError:
                 continue

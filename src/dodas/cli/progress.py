@@ -1,9 +1,9 @@
-"""The progress display of long commands, and the engine's event recorder.
+"""The progress display of long commands.
 
-Every engine event goes to the state's event table (what `dodas logs` shows) and,
-if it is worth a line, to the terminal: a Rich status line with the count of
-instances ready on a terminal, plain lines otherwise (CI logs, pipes). Calls come
-from the engine's loop and from the Ansible runner's thread, hence the lock.
+The engine records every event itself (engine/recorder.py); this listener only
+shows those worth a line: a Rich status line with the count of instances ready
+on a terminal, plain lines otherwise (CI logs, pipes). Calls come from the
+engine's loop and from the Ansible runner's thread, hence the lock.
 """
 
 from __future__ import annotations
@@ -14,30 +14,27 @@ from rich.console import Console
 from rich.markup import escape
 
 from dodas.redact import redact
-from dodas.state.store import Store
 
 _ICON = {"created": "[green]+[/]", "started": "[green]✓[/]", "error": "[red]✗[/]", "deleted": "[yellow]-[/]",
          "creating": "[cyan]…[/]", "configuring": "[cyan]…[/]", "deleting": "[yellow]…[/]"}
 
 
-class ConsoleReporter:
-    def __init__(self, store: Store, dep_id: str, quiet: bool = False) -> None:
-        self.store = store
-        self.dep_id = dep_id
+class ConsoleListener:
+    def __init__(self, quiet: bool = False) -> None:
         self.console = Console(stderr=True, highlight=False)
         self.quiet = quiet
         self.lock = threading.Lock()
         self.states: dict[str, str] = {}
         self.status = None
-        if self.console.is_terminal and not quiet:
-            self.status = self.console.status("working…")
-            self.status.start()
 
     def _line(self, text: str) -> None:
         if not self.quiet:
             self.console.print(text, soft_wrap=True)
 
     def _refresh(self) -> None:
+        if self.status is None and self.console.is_terminal and not self.quiet:  # from the first event on
+            self.status = self.console.status("working…")
+            self.status.start()
         if self.status is not None:
             total = len(self.states)
             ready = sum(1 for s in self.states.values() if s in ("created", "started", "deleted"))
@@ -46,8 +43,6 @@ class ConsoleReporter:
     def state(self, inst: str, state: str, detail: str = "") -> None:
         with self.lock:
             self.states[inst] = state
-            self.store.event(self.dep_id, "state", f"{state}" + (f": {detail}" if detail else ""), instance=inst,
-                             level="error" if state == "error" else "info")
             if state in ("created", "started", "error", "deleted", "creating", "configuring", "deleting"):
                 first = detail.splitlines()[0] if detail else ""
                 self._line(f"{_ICON.get(state, ' ')} {escape(f'{inst:<28}')} {state}"
@@ -56,7 +51,6 @@ class ConsoleReporter:
 
     def event(self, inst: str | None, phase: str, message: str, level: str = "info") -> None:
         with self.lock:
-            self.store.event(self.dep_id, phase, message, instance=inst, level=level)
             if level in ("warning", "error") or (level == "info" and phase != "state"):
                 where = escape(f"{inst:<28} ") if inst else ""
                 first = escape(redact(message.splitlines()[0])) if message else ""
@@ -69,13 +63,6 @@ class ConsoleReporter:
             self.status = None
 
 
-def factory(quiet: bool = False):  # noqa: ANN201 - returns a Reporter factory
-    made: list[ConsoleReporter] = []
-
-    def make(store: Store, dep_id: str) -> ConsoleReporter:
-        r = ConsoleReporter(store, dep_id, quiet=quiet)
-        made.append(r)
-        return r
-
-    make.close = lambda: [r.close() for r in made]  # type: ignore[attr-defined]
-    return make
+def factory(quiet: bool = False) -> ConsoleListener:
+    """The listener of one command (its `close()` ends the status line)."""
+    return ConsoleListener(quiet=quiet)

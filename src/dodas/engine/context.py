@@ -37,6 +37,22 @@ class RunContext:
     attributes: dict[Instance, dict[str, Any]] = field(default_factory=dict)
     secrets: dict[Instance, dict[str, Any]] = field(default_factory=dict)
 
+    @classmethod
+    def from_rows(cls, model: DeploymentModel, deployment_id: str, deployment_name: str,
+                  rows: dict[tuple[str, int], Any]) -> RunContext:
+        """A context holding what the state recorded: the machines of compute rows,
+        the attributes (without dodas's own `_` keys) and secrets of the others."""
+        ctx = cls(model, deployment_id, deployment_name)
+        for (node, index), row in rows.items():
+            inst = Instance(node, index)
+            if row.kind == "compute" and row.attributes.get("provider_id"):
+                ctx.machines[inst] = Machine.from_attributes(row.attributes)
+            else:
+                ctx.attributes[inst] = {k: v for k, v in row.attributes.items() if not k.startswith("_")}
+            if row.secrets:
+                ctx.secrets[inst] = dict(row.secrets)
+        return ctx
+
     # -- placement -----------------------------------------------------------
     def compute_of(self, inst: Instance) -> Instance | None:
         host = self.model.host_compute(inst.node)
@@ -165,19 +181,45 @@ class RunContext:
 
     def fingerprint(self, inst: Instance, node: Node) -> str:
         """What a configuration run depends on: a change in any of it means re-run."""
+        return _digest(self._configuration(inst, node))
+
+    def fingerprint_parts(self, inst: Instance, node: Node) -> dict[str, str]:
+        """The fingerprint's parts, each digested on its own and named as a user
+        reads it ("property worker_cores", "playbook of start"): what `plan` compares
+        to say *why* an instance is reconfigured. Digests only, salted with the
+        deployment's id: the state keeps them beside the rows, never the values."""
+        data = self._configuration(inst, node)
+        salt = self.deployment_id
+        parts = {"type": _digest(data["type"], salt), "machine": _digest(data["machine"], salt),
+                 "generated secrets": _digest(data["secrets"], salt)}
+        for name, value in data["properties"].items():
+            parts[f"property {name}"] = _digest(value, salt)
+        for name, op in data["ops"].items():
+            parts[f"playbook of {name}"] = _digest([op["impl"], op["impl_sha"]], salt)
+            for key, value in op["inputs"].items():
+                parts[f"input {key} of {name}"] = _digest(value, salt)
+        for name, targets in data["requirements"].items():
+            parts[f"requirement {name}"] = _digest(targets, salt)
+        return parts
+
+    def _configuration(self, inst: Instance, node: Node) -> dict[str, Any]:
         ops = {}
         for name, op in sorted(node.operations.items()):
             impl = op.implementation or ""
             ops[name] = {"impl": impl, "impl_sha": _file_sha(impl),
                          "inputs": self.evaluate(op.inputs, inst)}
         m = self.machine_of(inst)
-        data = {"type": node.type, "ops": ops, "properties": self.evaluate(node.properties, inst),
+        return {"type": node.type, "ops": ops, "properties": self.evaluate(node.properties, inst),
                 "requirements": {k: [(d["id"], d["address"], d["secrets"]) for d in v]
                                  for k, v in self._requirements(inst, node).items()},
                 "machine": (m.private_address, m.public_address, m.facts.get("num_cpus"),
                             m.facts.get("mem_mib")) if m else None,
                 "secrets": self.secrets.get(inst, {})}
-        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _digest(value: Any, salt: str = "") -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256((salt + "\0" + text if salt else text).encode()).hexdigest()
 
 
 _sha_cache: dict[str, str] = {}

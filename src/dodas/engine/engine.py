@@ -62,24 +62,17 @@ class Engine(Teardown):
         self.reporter = reporter
         self.parallelism = max(1, parallelism)
         self.rows = store.instances(dep_id)
-        self.ctx = RunContext(plan.model, dep_id, dep_name) if plan else None  # type: ignore[arg-type]
         self.runner = AnsibleRunner(paths.data_dir() / "deployments" / paths.component(dep_id) / "ansible",
                                     self._sink, forks=self.parallelism, run_mark=dep_id)
         self.runner.remove_leftovers()  # an engine exists only under the deployment lock
         self.changed = False
         self._reached: set[str] = set()  # machines logged in to in this run (by provider id)
-        self.machines: dict[tuple[str, int], Machine] = {}
-        for key, row in self.rows.items():
-            inst = Instance(*key)
-            if row.kind == "compute" and row.attributes.get("provider_id"):
-                m = Machine.from_attributes(row.attributes)
-                self.machines[key] = m
-                if self.ctx:
-                    self.ctx.machines[inst] = m
-            elif self.ctx:
-                self.ctx.attributes[inst] = {k: v for k, v in row.attributes.items() if not k.startswith("_")}
-            if self.ctx and row.secrets:
-                self.ctx.secrets[inst] = dict(row.secrets)
+        self.ctx = RunContext.from_rows(plan.model, dep_id, dep_name, self.rows) if plan else None
+        self.machines: dict[tuple[str, int], Machine] = {
+            key: Machine.from_attributes(row.attributes) for key, row in self.rows.items()
+            if row.kind == "compute" and row.attributes.get("provider_id")}
+        if self.ctx is not None:  # one Machine object per machine, shared by both views
+            self.ctx.machines = {Instance(*key): m for key, m in self.machines.items()}
 
     # -- recording -----------------------------------------------------------------
     def _sink(self, inst: Instance | None, phase: str, message: str, level: str) -> None:
@@ -211,11 +204,13 @@ class Engine(Teardown):
         assert self.plan is not None and self.ctx is not None
         ctx = self.ctx
         run: list[tuple[Instance, str, bool]] = []
+        parts: dict[Instance, dict[str, str]] = {}
         done: list[Instance] = []
         for inst in sorted(batch, key=lambda i: (i.node, i.index)):
             node = self.plan.instances[inst].node
             try:
                 fp = ctx.fingerprint(inst, node)
+                parts[inst] = ctx.fingerprint_parts(inst, node)
             except UnresolvedError as exc:
                 self._save(inst, S.ERROR, kind="software", error=str(exc))
                 return done, (inst.id, str(exc))
@@ -266,7 +261,8 @@ class Engine(Teardown):
             props = {k: v for k, v in ctx.evaluate(node.properties, inst).items() if not SECRET_NAME.search(k)}
             ctx.attributes[inst] = {**ctx.attributes.get(inst, {}), **report}
             self._save(inst, S.STARTED, config_hash=fp, attributes={**report, "_undeploy": undeploy,
-                                                                    "_undeploy_properties": props})
+                                                                    "_undeploy_properties": props,
+                                                                    "_fingerprint": parts[inst]})
             done.append(inst)
         return done, failure
 

@@ -19,6 +19,8 @@ class InstanceState(str, Enum):
     ERROR = "error"
     DELETING = "deleting"
     DELETED = "deleted"
+    #: a machine the provider no longer has, though dodas made it (found by `dodas refresh`)
+    MISSING = "missing"
 
 
 class DeploymentStatus(str, Enum):

@@ -8,31 +8,26 @@ bad template or a missing tool never leaves a half-made deployment behind.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import re
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from dodas import paths
 from dodas.engine.engine import DeploymentFailed, Engine, Reporter
+from dodas.engine.recorder import Listener, Recorder
 from dodas.engine.states import DeploymentStatus as DS
 from dodas.errors import DodasError, environment_problem
 from dodas.plan.plan import Plan
-from dodas.providers import build, config, get_provider, placement  # noqa: F401 - modules and functions
-from dodas.services import collect_inputs, plan_given
+from dodas.providers import get_provider
+from dodas.services import planning
+from dodas.services.planning import DeploymentPlan
 from dodas.state import lock
 from dodas.state.store import Store
-from dodas.tosca.inputs import GivenInput
-
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
 
 @dataclass
 class UpResult:
@@ -42,72 +37,45 @@ class UpResult:
     plan: Plan
 
 
-def default_name(template: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "-", Path(template).stem) or "deployment"
-    return stem[:64]
-
-
-def check_name(name: str) -> None:
-    if not name:
-        raise DodasError("the deployment name is empty: give a name with --name, or leave --name out to use "
-                         "the template file's name")
-    if not NAME.match(name):
-        raise DodasError(f'"{name}" is not a usable deployment name: use letters, digits, ".", "_" and "-" '
-                         "(at most 64, starting with a letter or digit)")
-
-
-def _declared(template: str) -> set[str]:
-    from dodas.tosca.source import load_yaml, read_source
-    try:  # dodas's one YAML loader: within its limits on size, aliases and nesting
-        data, _ = load_yaml(read_source(template, "template"), template)
-        return set(((data or {}).get("topology_template") or {}).get("inputs") or {})
-    except Exception:  # noqa: BLE001 - the loader reports the template's problems properly
-        return set()
-
-
-def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file: str | None,
-       provider_name: str | None, parallelism: int, reporter_factory: Any, offline: bool = False,
+def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file: Any,
+       provider_name: str | None, parallelism: int, listener: Listener | None = None, offline: bool = False,
        max_providers: int = 3, keep_failed: bool = False, overcommit: bool = False,
        allow_external_playbooks: bool = False, strict: bool = False) -> UpResult:
-    """Deploy, or reconcile an existing deployment. A new deployment is tried on
-    each candidate provider in rank order (at most `max_providers`); a failed try
-    is destroyed completely before the next, unless it is the last and
-    `keep_failed` asks to keep it for debugging."""
-    name = default_name(template) if name is None else name
-    check_name(name)
+    """Plan against the state and apply at once, without asking: for callers that
+    decided already (tests, scripts through `up --yes`). Faces that show the plan
+    and ask call `planning.prepare` and `apply` themselves."""
     if parallelism < 1:
         raise DodasError("--parallelism must be at least 1")
+    dplan = planning.prepare(template, name=name, pairs=pairs, inputs_file=inputs_file,
+                             provider_name=provider_name, offline=offline, max_providers=max_providers,
+                             overcommit=overcommit, allow_external_playbooks=allow_external_playbooks,
+                             strict=strict, refresh=False)
+    return apply(dplan, parallelism=parallelism, listener=listener, keep_failed=keep_failed)
+
+
+def apply(dplan: DeploymentPlan, *, parallelism: int, listener: Listener | None = None, keep_failed: bool = False,
+          lock_timeout: float = 0.0) -> UpResult:
+    """Carry out a plan made by `planning.prepare`: deploy, or reconcile an
+    existing deployment. A new deployment is tried on each viable provider in rank
+    order; a failed try is destroyed completely before the next, unless it is the
+    last and `keep_failed` asks to keep it for debugging.
+
+    The engine re-checks each instance as it goes (the plan said what it expects;
+    the world may have moved since), so applying a stale plan is safe, only its
+    summary may be off."""
+    if parallelism < 1:
+        raise DodasError("--parallelism must be at least 1")
+    if not dplan.viable:
+        raise DodasError(f'no provider can deploy "{dplan.name}": '
+                         + "; ".join(f"{n}: {'; '.join(p)}" for n, p in dplan.skipped))
     store = Store()
+    name, plan, viable = dplan.name, dplan.plan, dplan.viable
     dep = store.get(name)
-    # a deployment whose creation failed and left nothing is created afresh (with failover)
-    live = dep is not None and dep.status != DS.DELETE_COMPLETE.value and not (
-        dep.status == DS.CREATE_FAILED.value and not store.instances(dep.id))
-    if live and provider_name and provider_name != dep.provider:
-        raise DodasError(f'deployment "{name}" runs on provider "{dep.provider}"; destroy it before deploying it '
-                         f'on "{provider_name}"')
-    base = {}
-    if live:  # earlier inputs stay unless given again (as helm's --reuse-values)
-        declared = _declared(template)
-        base = {k: GivenInput(v, f"<inputs kept from deployment {name}>", 1, 1)
-                for k, v in dep.inputs.items() if k in declared}
-    given = {**base, **collect_inputs(pairs, inputs_file)}
-    plan = plan_given(template, given, offline=offline, allow_external_playbooks=allow_external_playbooks,
-                      strict=strict)
-    cands = [config.get(dep.provider)] if live else placement.candidates(plan.model, provider_name, max_providers)
-    viable, skipped = [], []
-    for cfg in cands:
-        provider = build(cfg)
-        provider.overcommit = overcommit
-        provider.deployment_id = dep.id if live else None  # what it holds is available to it
-        problems = placement.unfit(cfg, plan.model) + provider.preflight(plan.model)
-        (skipped.append((cfg.name, problems)) if problems else viable.append((cfg, provider)))
-    if not viable:  # known before anything is made: say so and make nothing
-        lines = [p if p.startswith(f"provider {pname}") else f"{pname}: {p}" for pname, probs in skipped for p in probs]
-        raise DodasError("cannot deploy on " + ("provider " if len(skipped) == 1 else "any of the providers ")
-                         + ", ".join(n for n, _ in skipped) + ":\n  " + "\n  ".join(lines))
-    text = Path(template).read_text(encoding="utf-8")
-    fields = dict(template_path=str(Path(template).resolve()), template_text=text,
-                  template_sha256=hashlib.sha256(text.encode()).hexdigest(), inputs=plan.model.inputs)
+    live = dplan.deployment is not None
+    if live and (dep is None or dep.id != dplan.deployment.id):
+        raise DodasError(f'deployment "{name}" changed since it was planned (it was destroyed or re-created): '
+                         "plan again")
+    fields = planning.template_fields(dplan)
     me = lock.me()
     creating = not live or dep.status in (DS.CREATE_FAILED.value, DS.CREATE_IN_PROGRESS.value)
     if dep is None:
@@ -118,8 +86,7 @@ def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file:
         with store.session() as s:
             lock.acquire(s, s.get(type(dep), dep.id), me)
     else:
-        with store.session() as s:
-            stale = lock.acquire(s, s.get(type(dep), dep.id), me)
+        stale = _acquire(store, dep, me, lock_timeout)
         if stale:
             _after_crash(store, dep.id, stale)
         store.update(dep.id, provider=viable[0][0].name, status=(DS.CREATE_IN_PROGRESS if creating
@@ -129,10 +96,10 @@ def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file:
     status_fail = DS.CREATE_FAILED if creating else DS.UPDATE_FAILED
     try:
         with interruptible():
-            _keep_template(dep.id, text)
-            reporter: Reporter = reporter_factory(store, dep.id)
+            _keep_template(dep.id, dplan.text)
+            reporter: Reporter = Recorder(store, dep.id, listener)
             if not live:
-                for pname, probs in skipped:
+                for pname, probs in dplan.skipped:
                     store.start_attempt(dep.id, pname, status="skipped", error="; ".join(probs))
             changed = _attempts(store, dep.id, name, plan, viable, reporter, parallelism, keep_failed,
                                 record=not live)
@@ -151,6 +118,16 @@ def up(template: str, *, name: str | None, pairs: list[str] | None, inputs_file:
     store.set_status(dep.id, status_ok.value, None)
     store.event(dep.id, "deploy", "complete" if changed else "nothing to do: the deployment is as planned")
     return UpResult(name, changed, status_ok.value, plan)
+
+
+def _acquire(store: Store, dep: Any, me: str, timeout: float) -> str | None:
+    """Take the deployment's lock, waiting up to `timeout` seconds for its holder."""
+    wait = getattr(lock, "acquire_waiting", None)
+    with store.session() as s:
+        row = s.get(type(dep), dep.id)
+        if timeout > 0 and wait is not None:
+            return wait(s, row, me, timeout)
+        return lock.acquire(s, row, me)
 
 
 def _attempts(store: Store, dep_id: str, name: str, plan: Plan, viable: list, reporter: Reporter,
@@ -309,7 +286,7 @@ def _keep_template(dep_id: str, text: str) -> None:
     paths.write_private(paths.data_dir() / "deployments" / paths.component(dep_id) / "template.yaml", text)
 
 
-def destroy(name: str, *, parallelism: int, reporter_factory: Any) -> list[str]:
+def destroy(name: str, *, parallelism: int, listener: Listener | None = None) -> list[str]:
     """Remove everything a deployment made; safe to repeat. Returns problems left."""
     store = Store()
     dep = store.require(name)
@@ -331,7 +308,7 @@ def destroy(name: str, *, parallelism: int, reporter_factory: Any) -> list[str]:
                     others.append(get_provider(pname))
                 except DodasError as exc:
                     problems.append(f"cannot check what an earlier attempt left on provider {pname}: {exc}")
-            engine = Engine(store, dep.id, name, None, provider, reporter_factory(store, dep.id), parallelism)
+            engine = Engine(store, dep.id, name, None, provider, Recorder(store, dep.id, listener), parallelism)
             problems = asyncio.run(engine.destroy(others)) + problems
         if problems:
             store.set_status(dep.id, DS.DELETE_FAILED.value, "; ".join(problems))

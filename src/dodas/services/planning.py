@@ -1,0 +1,354 @@
+"""Plan against the state: what `up` would do to a deployment, before it does it.
+
+`prepare` does everything `up` does before it takes the lock (naming, inputs
+with the earlier ones kept, validation, placement, preflight) and compares the
+result with what the state recorded (plan/diff.py). Its `DeploymentPlan` is what
+`dodas plan` shows and what `apply` (services/deploy.py) carries out, so the plan
+a person confirms is the plan that runs. A face (CLI, server) calls `prepare`,
+shows it, asks if `needs_confirmation()` says so, then calls `apply`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dodas import paths
+from dodas.engine.context import RunContext, UnresolvedError
+from dodas.engine.states import DeploymentStatus as DS
+from dodas.errors import DodasError
+from dodas.model.deployment import Instance
+from dodas.plan import diff
+from dodas.plan.plan import MASK, Plan
+from dodas.providers import build, config, placement
+from dodas.providers.base import ProcessRef
+from dodas.services import collect_inputs, plan_given
+from dodas.state.models import Deployment
+from dodas.state.store import NotFoundError, Store
+from dodas.tosca.inputs import GivenInput
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: an output whose value is only known once `up` has run
+AFTER_APPLY = "(known after apply)"
+
+
+def default_name(template: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "-", Path(template).stem) or "deployment"
+    return stem[:64]
+
+
+def check_name(name: str) -> None:
+    if not name:
+        raise DodasError("the deployment name is empty: give a name with --name, or leave --name out to use "
+                         "the template file's name")
+    if not NAME.match(name):
+        raise DodasError(f'"{name}" is not a usable deployment name: use letters, digits, ".", "_" and "-" '
+                         "(at most 64, starting with a letter or digit)")
+
+
+@dataclass
+class DeploymentPlan:
+    """A plan compared with a deployment's state: what `up` would do."""
+
+    name: str
+    template: str
+    text: str
+    plan: Plan
+    #: the deployment it updates; None when `up` would create it
+    deployment: Deployment | None
+    #: (config, provider) that can take it, in the order `up` tries them
+    viable: list[tuple[Any, Any]]
+    #: providers placement ranked but preflight refused, with why
+    skipped: list[tuple[str, list[str]]]
+    changes: list[diff.Change] = field(default_factory=list)
+    #: output name -> {"before", "after", "sensitive"} for outputs whose value would change
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: inputs taken from the deployment because they were not given again
+    kept_inputs: list[str] = field(default_factory=list)
+    #: inputs whose value differs from the deployment's
+    changed_inputs: list[str] = field(default_factory=list)
+    #: the template the deployment was made from, when this one is another file
+    replaces_template: str | None = None
+    #: whether the state was compared with what really runs (services, machines)
+    refreshed: bool = False
+
+    @property
+    def provider(self) -> str | None:
+        return self.viable[0][0].name if self.viable else None
+
+    @property
+    def creating(self) -> bool:
+        return self.deployment is None
+
+    def summary(self) -> dict[str, int]:
+        return diff.summary(self.changes)
+
+    def has_changes(self) -> bool:
+        return bool(self.changes) or bool(self.changed_inputs) or self.replaces_template is not None or (
+            self.deployment is not None and self.deployment.status not in (DS.CREATE_COMPLETE.value,
+                                                                           DS.UPDATE_COMPLETE.value))
+
+    def needs_confirmation(self, interactive: bool) -> str | None:
+        """Why `up` must ask before applying, or None. Creating a deployment or
+        changing nothing never asks; deleting or replacing always does; on a
+        terminal, any change to an existing deployment does."""
+        if self.creating or not self.has_changes():
+            return None
+        deletes = self.summary()[diff.DELETE]
+        if deletes:
+            return f"it deletes {deletes} instance{'s' if deletes != 1 else ''}"
+        if self.replaces_template:
+            return f"it replaces the deployment made from {self.replaces_template}"
+        return "it changes an existing deployment" if interactive else None
+
+    def to_json(self) -> dict[str, Any]:
+        out = self.plan.to_json()
+        dep = self.deployment
+        out.update({
+            "deployment": {"name": self.name, "exists": dep is not None, "id": dep.id if dep else None,
+                           "status": dep.status if dep else None, "template": dep.template_path if dep else None},
+            "provider": self.provider,
+            "provider_problems": {n: p for n, p in self.skipped},
+            "changes": [c.to_json() for c in self.changes],
+            "summary": self.summary(),
+            "output_changes": self.outputs,
+            "kept_inputs": self.kept_inputs,
+            "changed_inputs": self.changed_inputs,
+            "replaces_template": self.replaces_template,
+            "refreshed": self.refreshed,
+            "has_changes": self.has_changes(),
+        })
+        return out
+
+
+def resolve_target(target: str, name: str | None) -> tuple[str, str]:
+    """(template path, deployment name) for `dodas plan TARGET`: a template file, or
+    (without --name) the name of a deployment, planned with its stored template."""
+    if Path(target).is_file() or name is not None or target.endswith((".yaml", ".yml")):
+        return target, default_name(target) if name is None else name
+    dep = Store().get(target)
+    if dep is None or dep.status == DS.DELETE_COMPLETE.value:
+        raise NotFoundError(f'"{target}" is neither a template file nor a deployment (see `dodas list`)')
+    return str(stored_template(dep)), dep.name
+
+
+def stored_template(dep: Deployment) -> Path:
+    """The template a deployment was last applied with: the user's file if it
+    still holds that text, else the copy `up` kept."""
+    kept = paths.data_dir() / "deployments" / paths.component(dep.id) / "template.yaml"
+    for p in (Path(dep.template_path), kept):
+        try:
+            if p.read_text(encoding="utf-8") == dep.template_text:
+                return p
+        except (OSError, UnicodeDecodeError):
+            continue
+    paths.write_private(kept, dep.template_text)
+    return kept
+
+
+def _declared(data_inputs: Any) -> set[str]:
+    return set(data_inputs or {})
+
+
+def prepare(template: str, *, name: str | None = None, pairs: list[str] | None = None,
+            inputs_file: Any = None, provider_name: str | None = None, offline: bool = False,
+            max_providers: int = 3, overcommit: bool = False, allow_external_playbooks: bool = False,
+            strict: bool = False, refresh: bool = True, require_provider: bool = True) -> DeploymentPlan:
+    """Everything `up` decides before it changes anything. `refresh` asks the
+    provider whether recorded services still run (as status does); without it,
+    the state's records alone are compared. With `require_provider`, a template
+    no provider can take is an error (up); without, it is reported (plan)."""
+    name = default_name(template) if name is None else name
+    check_name(name)
+    store = Store()
+    dep = store.get(name)
+    # a deployment whose creation failed and left nothing is created afresh (with failover)
+    live = dep is not None and dep.status != DS.DELETE_COMPLETE.value and not (
+        dep.status == DS.CREATE_FAILED.value and not store.instances(dep.id))
+    if live and provider_name and provider_name != dep.provider:
+        raise DodasError(f'deployment "{name}" runs on provider "{dep.provider}"; destroy it before deploying it '
+                         f'on "{provider_name}"')
+    given = collect_inputs(pairs, inputs_file)
+    kept: dict[str, GivenInput] = {}
+    if live:  # earlier inputs stay unless given again (as helm's --reuse-values)
+        declared = _template_inputs(template)
+        kept = {k: GivenInput(v, f"<inputs kept from deployment {name}>", 1, 1)
+                for k, v in dep.inputs.items() if k in declared and k not in given}
+    plan = plan_given(template, {**kept, **given}, offline=offline,
+                      allow_external_playbooks=allow_external_playbooks, strict=strict)
+    viable, skipped = _place(plan, dep if live else None, provider_name, max_providers, overcommit,
+                             require_provider)
+    text = Path(template).read_text(encoding="utf-8")
+    out = DeploymentPlan(name, template, text, plan, dep if live else None, viable, skipped,
+                         kept_inputs=sorted(kept))
+    if live:
+        _compare(out, store, refresh)
+    else:
+        out.changes = diff.compare(plan, {}, {})
+        out.outputs = {o.name: {"before": None, "after": _shown(o, AFTER_APPLY, False), "sensitive": o.sensitive}
+                       for o in plan.model.outputs.values()}
+    return out
+
+
+def _template_inputs(template: str) -> set[str]:
+    from dodas.tosca.source import load_yaml, read_source
+    try:  # dodas's one YAML loader: within its limits on size, aliases and nesting
+        data, _ = load_yaml(read_source(template, "template"), template)
+        return _declared(((data or {}).get("topology_template") or {}).get("inputs"))
+    except Exception:  # noqa: BLE001 - the loader reports the template's problems when it plans
+        return set()
+
+
+def _place(plan: Plan, dep: Deployment | None, provider_name: str | None, max_providers: int, overcommit: bool,
+           require: bool) -> tuple[list, list]:
+    try:
+        cands = [config.get(dep.provider)] if dep is not None else placement.candidates(plan.model, provider_name,
+                                                                                         max_providers)
+    except DodasError as exc:  # nothing configured can take it: an error for up, a finding for plan
+        if require or provider_name:
+            raise
+        return [], [("placement", [exc.message])]
+    viable, skipped = [], []
+    for cfg in cands:
+        provider = build(cfg)
+        provider.overcommit = overcommit
+        provider.deployment_id = dep.id if dep is not None else None  # what it holds is available to it
+        problems = placement.unfit(cfg, plan.model) + provider.preflight(plan.model)
+        (skipped.append((cfg.name, problems)) if problems else viable.append((cfg, provider)))
+    if not viable and (require or provider_name):  # known before anything is made: say so, make nothing
+        lines = [p if p.startswith(f"provider {pname}") else f"{pname}: {p}" for pname, probs in skipped for p in probs]
+        raise DodasError("cannot deploy on " + ("provider " if len(skipped) == 1 else "any of the providers ")
+                         + ", ".join(n for n, _ in skipped) + ":\n  " + "\n  ".join(lines))
+    return viable, skipped
+
+
+def _compare(out: DeploymentPlan, store: Store, refresh: bool) -> None:
+    dep = out.deployment
+    assert dep is not None
+    plan = out.plan
+    rows = store.instances(dep.id)
+    ctx = RunContext.from_rows(plan.model, dep.id, dep.name, rows)
+    recorded = {Instance(*k): diff.Recorded(r.kind, r.state, r.config_hash,
+                                            dict((r.attributes or {}).get("_fingerprint") or {}))
+                for k, r in rows.items()}
+    if refresh:
+        out.refreshed = True
+        for inst, dead in _dead_services(out, rows).items():
+            recorded[inst].dead_services = dead
+    desired: dict[Instance, diff.Desired] = {}
+    for inst, p in plan.instances.items():
+        if p.node.is_compute or inst not in recorded:
+            continue
+        try:
+            desired[inst] = diff.Desired(ctx.fingerprint(inst, p.node), ctx.fingerprint_parts(inst, p.node))
+        except UnresolvedError as exc:
+            desired[inst] = diff.Desired(unknown=str(exc))
+    out.changes = diff.compare(plan, recorded, desired)
+    out.changed_inputs = sorted(k for k in set(plan.model.inputs) | set(dep.inputs)
+                                if plan.model.inputs.get(k) != dep.inputs.get(k))
+    if out.text != dep.template_text and Path(out.template).resolve() != Path(dep.template_path).resolve() \
+            and Path(out.template).resolve() != stored_template(dep).resolve():
+        out.replaces_template = dep.template_path
+    out.outputs = _output_changes(out, store, ctx)
+
+
+def _dead_services(out: DeploymentPlan, rows: dict) -> dict[Instance, list[str]]:
+    """Recorded services that no longer run, asked of the provider by identity."""
+    from dodas.services.read import _alive_by_machine  # one home for the per-machine question
+
+    if not out.viable:
+        return {}
+    provider = out.viable[0][1]
+    machines = {k: _machine(r) for k, r in rows.items() if r.kind == "compute" and r.attributes.get("provider_id")}
+    asked: dict[tuple[str, int], list[tuple[str, ProcessRef]]] = {}
+    for (node, index), row in rows.items():
+        compute = (row.attributes or {}).get("_compute")
+        if row.state != "started" or not compute or tuple(compute) not in machines:
+            continue
+        for sname, svc in ((row.attributes or {}).get("services") or {}).items():
+            ref = ProcessRef.from_record(svc)
+            if ref is not None:
+                asked.setdefault(tuple(compute), []).append((f"{node}\0{index}\0{sname}", ref))
+    if not asked:
+        return {}
+    answers = asyncio.run(_alive_by_machine(provider, machines, asked))
+    dead: dict[Instance, list[str]] = {}
+    for label, alive in answers.items():
+        if alive is False:
+            node, index, sname = label.split("\0")
+            dead.setdefault(Instance(node, int(index)), []).append(sname)
+    return dead
+
+
+def _machine(row: Any) -> Any:
+    from dodas.providers.base import Machine
+    return Machine.from_attributes(row.attributes)
+
+
+def _output_changes(out: DeploymentPlan, store: Store, ctx: RunContext) -> dict[str, dict[str, Any]]:
+    """Outputs whose value would differ after `up`. The earlier values come from
+    the same expressions while template and inputs are unchanged (no second
+    parse), else from the deployment's stored template."""
+    dep = out.deployment
+    assert dep is not None
+    touched = {c.instance for c in out.changes}
+    same_source = out.text == dep.template_text and not out.changed_inputs
+    before_plan = out.plan if same_source else _stored_plan_or_none(dep)
+    before_ctx = ctx if same_source or before_plan is None else RunContext.from_rows(
+        before_plan.model, dep.id, dep.name, store.instances(dep.id))
+    before = {o.name: (o, _value(before_ctx, o.value)) for o in before_plan.model.outputs.values()} \
+        if before_plan is not None else {}
+    changes: dict[str, dict[str, Any]] = {}
+    for o in out.plan.model.outputs.values():
+        after = _value(ctx, o.value) if not _reads(o.value, touched) else AFTER_APPLY
+        was = before.get(o.name, (None, None))[1]
+        if o.name not in before or after == AFTER_APPLY or was != after:
+            if o.name in before and after == AFTER_APPLY and not touched:
+                continue
+            changes[o.name] = {"before": _shown(o, was, o.name in before), "after": _shown(o, after, True),
+                               "sensitive": o.sensitive}
+    for name, (o, was) in before.items():
+        if name not in out.plan.model.outputs:
+            changes[name] = {"before": _shown(o, was, True), "after": None, "sensitive": o.sensitive}
+    return changes
+
+
+def _reads(value: Any, instances: set[str]) -> bool:
+    """Whether a (deferred) value reads an attribute of a node with a changing instance."""
+    from dodas.model.values import refs
+    nodes = {i.split("[", 1)[0] for i in instances}
+    return any(r.node in nodes for r in refs(value))
+
+
+def _value(ctx: RunContext, value: Any) -> Any:
+    try:
+        return ctx.evaluate(value, None)
+    except UnresolvedError:
+        return AFTER_APPLY
+
+
+def _shown(o: Any, value: Any, known: bool) -> Any:
+    if not known:
+        return None
+    if o.sensitive and value != AFTER_APPLY:
+        return MASK
+    return value
+
+
+def _stored_plan_or_none(dep: Deployment) -> Plan | None:
+    given = {k: GivenInput(v, "<stored inputs>", 1, 1) for k, v in dep.inputs.items()}
+    try:  # reading runs no playbook; `up` decided on the template's playbooks when it ran
+        return plan_given(str(stored_template(dep)), given, offline=True, allow_external_playbooks=True)
+    except DodasError:
+        return None
+
+
+def template_fields(p: DeploymentPlan) -> dict[str, Any]:
+    """What the deployment row keeps of the template it was applied with."""
+    return dict(template_path=str(Path(p.template).resolve()), template_text=p.text,
+                template_sha256=hashlib.sha256(p.text.encode()).hexdigest(), inputs=p.plan.model.inputs)
+
