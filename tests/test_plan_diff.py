@@ -218,3 +218,6 @@ def test_plan_bad_input(d, tmp_path):
     assert d.json("list") == [], "nothing was made"
     r = d.run("up", t, "--name", "x", "--plan-only", "--json")
     assert json.loads(r.stdout)["summary"]["create"] == 4 and d.json("list") == []
+    # a count the provider cannot hold is refused at plan time, with the provider's capacity
+    r = d.run("plan", t, "--name", "x", "-i", "n=500", check=False)
+    assert r.returncode == 1 and "cannot deploy on provider local" in r.stderr and "this machine has" in r.stderr

@@ -160,8 +160,10 @@ def prepare(template: str, *, name: str | None = None, pairs: list[str] | None =
             strict: bool = False, refresh: bool = True, require_provider: bool = True) -> DeploymentPlan:
     """Everything `up` decides before it changes anything. `refresh` asks the
     provider whether recorded services still run (as status does); without it,
-    the state's records alone are compared. With `require_provider`, a template
-    no provider can take is an error (up); without, it is reported (plan)."""
+    the state's records alone are compared. A template the providers placement
+    chose all refuse (capacity, missing tools) is an error; with
+    `require_provider`, so is one no configured provider is of a kind to take
+    (up); without, that is reported in the plan (plan, --plan-only)."""
     name = default_name(template) if name is None else name
     check_name(name)
     store = Store()
@@ -219,7 +221,7 @@ def _place(plan: Plan, dep: Deployment | None, provider_name: str | None, max_pr
         provider.deployment_id = dep.id if dep is not None else None  # what it holds is available to it
         problems = placement.unfit(cfg, plan.model) + provider.preflight(plan.model)
         (skipped.append((cfg.name, problems)) if problems else viable.append((cfg, provider)))
-    if not viable and (require or provider_name):  # known before anything is made: say so, make nothing
+    if not viable:  # known before anything is made: say so, make nothing (plan too: up would fail)
         lines = [p if p.startswith(f"provider {pname}") else f"{pname}: {p}" for pname, probs in skipped for p in probs]
         raise DodasError("cannot deploy on " + ("provider " if len(skipped) == 1 else "any of the providers ")
                          + ", ".join(n for n, _ in skipped) + ":\n  " + "\n  ".join(lines))
