@@ -262,11 +262,13 @@ def test_duplicate_key_is_a_located_warning_and_the_last_wins(cli, tmp_path):
     template has two `value:` keys in an output), and saying so where it happens."""
     t = seed_with(tmp_path, "        kube_version: 1.14.0\n        kube_front_end_ip",
                   "        kube_version: 1.14.0\n        kube_version: 1.15.0\n        kube_front_end_ip")
-    r = cli("plan", str(t), "--json")
-    assert r.code == 0, r.err
     line = line_of(t, "kube_version: 1.15.0")
-    assert (f'{t}:{line}:9: warning: duplicate key "kube_version" (first defined on line {line - 1}): '
-            f"the value on line {line} is used") in r.err
+    where = f"{t}:{line}:9:"
+    what = f'duplicate key "kube_version" (first defined on line {line - 1}): the value on line {line} is used'
+    assert f"{where} warning: {what}" in cli("plan", str(t)).err
+    r = cli("plan", str(t), "--json")  # under --json, warnings are in the JSON, and stderr stays empty
+    assert r.code == 0, r.err
+    assert any(w.startswith(f"{where} {what}") for w in json.loads(r.out)["warnings"]) and r.err == ""
     master = next(i for i in json.loads(r.out)["instances"] if i["node"] == "k8s_master")
     assert master["properties"]["kube_version"] in ("1.15.0", "1.15"), "the last one wins"
 

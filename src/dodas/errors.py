@@ -36,6 +36,13 @@ class DodasError(Exception):
         self.message = message
 
 
+class UsageError(DodasError):
+    """A command-line value that is not what its option takes (a duration that is
+    not one, --raw without a KEY): exit 2, as the parser's own usage errors."""
+
+    exit_code = 2
+
+
 @dataclass
 class TemplateError(DodasError):
     """A template (or its inputs) is not valid; holds every problem found."""

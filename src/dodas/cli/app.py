@@ -23,12 +23,27 @@ app = typer.Typer(
 
 TemplateArg = Annotated[str, typer.Argument(help="TOSCA template file (YAML).", show_default=False)]
 InputOpt = Annotated[Optional[list[str]], typer.Option(
-    "-i", "--input", help="An input value, KEY=VALUE; repeatable. Overrides --inputs.", show_default=False)]
-InputsFileOpt = Annotated[Optional[str], typer.Option(
-    "--inputs", help="A YAML file of input values.", show_default=False)]
+    "-i", "--input", help="An input value, KEY=VALUE; repeatable. Wins over --inputs files and DODAS_INPUT_<KEY> "
+                          "environment variables.", show_default=False)]
+InputsFileOpt = Annotated[Optional[list[str]], typer.Option(
+    "--inputs", "-f", help="A YAML file of input values; repeatable, a later file wins (as Helm's -f). Precedence, "
+                           "lowest first: DODAS_INPUT_<name> environment variables, --inputs files in order, -i.",
+    show_default=False)]
 OfflineOpt = Annotated[bool, typer.Option(
     "--offline", help="Never fetch remote imports; refuse those not bundled or cached.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (see docs/PLAN_FORMAT.md).")]
+#: set by --json (through its callback) before a command runs: warnings then go into the
+#: JSON output, and errors are printed as JSON on stderr (main)
+_MODE: dict = {"json": False, "warnings": []}
+
+
+def _json_mode(value: bool) -> bool:
+    if value:
+        _MODE["json"] = True
+    return value
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", callback=_json_mode, help="Machine-readable output (see "
+                                       "docs/PLAN_FORMAT.md); errors too, as JSON on stderr.")]
 StrictOpt = Annotated[bool, typer.Option(
     "--strict", help="Refuse what is only warned about (a duplicate key, an outdated version).")]
 ExternalPlaybooksOpt = Annotated[bool, typer.Option(
@@ -63,8 +78,9 @@ def validate(template: TemplateArg, input: InputOpt = None, inputs: InputsFileOp
         _print_json({"valid": True, "template": template, "instances": len(p.instances), "waves": len(p.waves),
                      "unknown_inputs": unknown})
     else:
-        typer.echo(f"{template}: valid ({len(p.model.nodes)} nodes, {len(p.instances)} instances, "
-                   f"{len(p.waves)} waves)")
+        from dodas.cli.render import plural
+        typer.echo(f"{template}: valid ({plural(len(p.model.nodes), 'node')}, "
+                   f"{plural(len(p.instances), 'instance')}, {plural(len(p.waves), 'wave')})")
         if unknown:
             typer.echo(f"  inputs without a value, checked as any value of their type: {', '.join(unknown)} "
                        "(plan and up need them)")
@@ -104,7 +120,17 @@ def plan(template: TemplateArg, input: InputOpt = None, inputs: InputsFileOpt = 
         render.plan(p)
 
 
-NameArg = Annotated[str, typer.Argument(help="Deployment name.", show_default=False)]
+def _complete_names(incomplete: str) -> list[str]:
+    """Shell completion of a deployment NAME: the state's names; silent on any error."""
+    try:
+        from dodas.services import read
+        return read.deployment_names(incomplete)
+    except BaseException:  # noqa: BLE001 - a completion never shows an error
+        return []
+
+
+NameArg = Annotated[str, typer.Argument(help="Deployment name.", show_default=False,
+                                        autocompletion=_complete_names)]
 #: `dodas status` exit code of a deployment with a dead service (README, "Exit codes")
 DEGRADED = 5
 
@@ -151,12 +177,14 @@ def up(template: TemplateArg,
 
 
 @app.command("list")
-def list_(json_out: JsonOpt = False) -> None:
-    """List deployments."""
+def list_(all_: Annotated[bool, typer.Option("--all", "-a", help="Also destroyed deployments (DELETE_COMPLETE), "
+                                              "kept until `dodas forget NAME`.")] = False,
+          json_out: JsonOpt = False) -> None:
+    """List deployments (destroyed ones only with --all)."""
     from dodas.cli import render
     from dodas.services import read
 
-    deps = read.list_deployments()
+    deps = read.list_deployments(include_deleted=all_)
     _print_json(deps) if json_out else render.deployments(deps)
 
 
@@ -177,32 +205,57 @@ def status(name: NameArg, json_out: JsonOpt = False) -> None:
 
 @app.command()
 def outputs(name: NameArg,
+            key: Annotated[Optional[str], typer.Argument(help="Only this output.", show_default=False)] = None,
             show_secrets: Annotated[bool, typer.Option("--show-secrets", help="Show sensitive outputs "
                                                        "(tokens) instead of masking them.")] = False,
+            raw: Annotated[bool, typer.Option("--raw", help="With KEY: print the value alone (a string without "
+                                              "quotes, anything else as JSON), for $(dodas outputs NAME KEY "
+                                              "--raw).")] = False,
             json_out: JsonOpt = False) -> None:
-    """A deployment's outputs (URLs, tokens)."""
+    """A deployment's outputs (URLs, tokens), or one of them."""
     from dodas.cli import render
     from dodas.services import read
 
+    if key is not None:
+        one = read.output(name, key, show_secrets=show_secrets)
+        if raw:
+            value = one["value"]
+            sys.stdout.write((value if isinstance(value, str) else json.dumps(value)) + "\n")
+        elif json_out:
+            _print_json({key: {k: v for k, v in one.items() if k != "name"}})
+        else:
+            typer.echo(f"{key} = {one['value']}")
+        return
+    if raw:
+        from dodas.errors import UsageError
+        raise UsageError(f"--raw prints one output: give its KEY (dodas outputs {name} KEY --raw)")
     outs = read.outputs(name, show_secrets=show_secrets)
     _print_json(outs) if json_out else render.outputs(outs, name, hint=not show_secrets)
 
 
 @app.command()
 def logs(name: NameArg,
-         node: Annotated[Optional[str], typer.Argument(help="Only this node's instances.",
-                                                       show_default=False)] = None,
+         node: Annotated[Optional[str], typer.Argument(help="Only this node's instances (NODE), or one instance "
+                                                       "(NODE\\[i]).", show_default=False)] = None,
          follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
+         since: Annotated[Optional[str], typer.Option("--since", help="Only events since this long ago (30s, 5m, "
+                                                      "1h30m, 2d) or this ISO 8601 time (2026-12-04T10:00:00+01:00; "
+                                                      "without an offset, local time).", show_default=False)] = None,
+         tail: Annotated[Optional[int], typer.Option("--tail", help="Only the last N events (then, with "
+                                                     "--follow, every new one).", show_default=False)] = None,
          json_out: JsonOpt = False) -> None:
-    """A deployment's events, oldest first."""
+    """A deployment's events, oldest first; times in ISO 8601 with their offset."""
     import time
 
     from dodas.cli import render
     from dodas.services import read
 
-    last = 0
+    which = read.event_filter(name, node)
+    start = read.parse_since(since) if since else None
+    last, first = 0, True
     while True:
-        _, evs = read.events(name, node, after_id=last)
+        _, evs = read.events(name, after_id=last, since=start, tail=tail if first else None, **which)
+        first = False
         for e in evs:
             if json_out:
                 sys.stdout.write(json.dumps(e) + "\n")
@@ -218,24 +271,33 @@ def logs(name: NameArg,
 @app.command()
 def destroy(name: NameArg,
             yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-            parallelism: Annotated[int, typer.Option("--parallelism")] = 10,
-            quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False) -> None:
+            parallelism: Annotated[int, typer.Option("--parallelism", help="At most this many provider calls "
+                                                     "and Ansible forks at once.")] = 10,
+            lock_timeout: Annotated[Optional[str], typer.Option("--lock-timeout", help="Wait this long for the "
+                                                                "deployment's lock if another dodas holds it (30s, "
+                                                                "5m, 1h30m); default: fail at once.",
+                                                                show_default=False)] = None,
+            quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+            json_out: JsonOpt = False) -> None:
     """Stop and delete everything a deployment made. Safe to repeat."""
     from dodas.cli import progress
-    from dodas.services import deploy, read
+    from dodas.cli.render import plural
+    from dodas.durations import parse_duration
+    from dodas.services import lifecycle, read
 
+    wait = parse_duration(lock_timeout, "--lock-timeout") if lock_timeout is not None else 0.0
     read_status = read.status(name)
     if not yes:
-        if not sys.stdin.isatty():
+        if not sys.stdin.isatty() or json_out:
             from dodas.errors import DodasError
             raise DodasError(f'destroying "{name}" needs confirmation: run with --yes')
-        typer.confirm(f'Destroy "{name}" ({len(read_status["instances"])} instances)?', abort=True)
-    make = progress.factory(quiet=quiet)
+        typer.confirm(f'Destroy "{name}" ({plural(len(read_status["instances"]), "instance")})?', abort=True)
+    make = progress.factory(quiet=quiet or json_out)
     try:
-        deploy.destroy(name, parallelism=parallelism, reporter_factory=make)
+        result = lifecycle.destroy(name, parallelism=parallelism, lock_timeout=wait, listener=make)
     finally:
         make.close()
-    typer.echo(f"{name}: DELETE_COMPLETE")
+    _print_json(result) if json_out else typer.echo(f"{name}: DELETE_COMPLETE")
 
 
 @app.command()
@@ -254,8 +316,8 @@ def providers(check: Annotated[bool, typer.Option("--check", help="Authenticate 
 @app.command()
 def kubeconfig(name: NameArg,
                output: Annotated[Optional[str], typer.Option("--output", "-o", help="File to write "
-                                                             "(default: NAME.kubeconfig).", show_default=False)] = None
-               ) -> None:
+                                                             "(default: NAME.kubeconfig).", show_default=False)] = None,
+               json_out: JsonOpt = False) -> None:
     """Write the admin kubeconfig of a deployment's Kubernetes cluster to a file (mode 0600)."""
     from dodas.services import read
 
@@ -265,6 +327,9 @@ def kubeconfig(name: NameArg,
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(conf)
     os.chmod(path, 0o600)
+    if json_out:
+        _print_json({"name": name, "path": os.path.abspath(path), "mode": "0600"})
+        return
     typer.echo(f"wrote {path} (use: KUBECONFIG={path} kubectl get nodes)")
 
 
@@ -289,7 +354,8 @@ def types_(deployable: Annotated[bool, typer.Option("--deployable", help="Only t
 @app.command("spark-conf")
 def spark_conf(name: NameArg,
                output: Annotated[str, typer.Option("--output", "-o", help="Directory to write spark-defaults.conf "
-                                                   "into (made 0700; the file is 0600).")] = "spark-conf") -> None:
+                                                   "into (made 0700; the file is 0600).")] = "spark-conf",
+               json_out: JsonOpt = False) -> None:
     """Write a spark-defaults.conf with a Spark deployment's master URL and secret, for
     PySpark programs and spark-submit outside it (SPARK_CONF_DIR=DIR)."""
     from dodas.services import read
@@ -301,27 +367,142 @@ def spark_conf(name: NameArg,
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(conf)
     os.chmod(path, 0o600)
+    if json_out:
+        _print_json({"name": name, "path": os.path.abspath(path), "conf_dir": os.path.abspath(output),
+                     "mode": "0600"})
+        return
     typer.echo(f"wrote {path} (use: SPARK_CONF_DIR={output} pyspark)")
 
 
 @app.command()
 def unlock(name: NameArg,
            force: Annotated[bool, typer.Option("--force", help="Clear it even if its holder may be alive (a "
-                                               "holder on another host cannot be checked).")] = False) -> None:
-    """Clear a deployment's lock left by a dodas that died (refused while it runs)."""
-    from dodas.services import deploy
+                                               "holder on another host cannot be checked).")] = False,
+           json_out: JsonOpt = False) -> None:
+    """Clear a deployment's lock left by a dodas that died (refused while it runs; exit 6 when not locked)."""
+    from dodas.services import lifecycle
 
-    held = deploy.unlock(name, force=force)
-    typer.echo(f"{name}: unlocked" + (f" (was held by {held})" if held else " (it was not locked)"))
+    done = lifecycle.unlock(name, force=force)
+    if json_out:
+        _print_json(done)
+        return
+    h = done["holder"]
+    typer.echo(f"{name}: unlocked (was held by {h['owner']}): pid {h['pid'] if h['pid'] is not None else '?'} "
+               f"on {h['host']}, holding it since {h['since'] or 'an unknown time'}")
+
+
+@app.command()
+def forget(name: NameArg, json_out: JsonOpt = False) -> None:
+    """Drop the records of a destroyed deployment (DELETE_COMPLETE); refused (exit 6) for any other.
+
+    Its row, instances, events, attempts and kept template go; `dodas destroy` it first."""
+    from dodas.cli.render import plural
+    from dodas.services import lifecycle
+
+    done = lifecycle.forget(name)
+    if json_out:
+        _print_json(done)
+        return
+    n = done["removed"]
+    typer.echo(f"{name}: forgotten, its records dropped ({plural(n['events'], 'event')}, "
+               f"{plural(n['attempts'], 'attempt')}, {plural(n['instances'], 'instance')})")
+
+
+#: the environment variable through which a shell asks dodas for completions
+COMPLETE_VAR = "_DODAS_COMPLETE"
+SHELLS = ("bash", "zsh", "fish")
+
+
+def _completer(shell: str) -> object:
+    from typer._completion_classes import BashComplete, FishComplete, ZshComplete
+    cls = {"bash": BashComplete, "zsh": ZshComplete, "fish": FishComplete}[shell]
+    return cls(_command(), {}, "dodas", COMPLETE_VAR)
+
+
+@app.command()
+def completion(shell: Annotated[str, typer.Argument(help="bash, zsh or fish.", show_default=False)]) -> None:
+    """Print a shell completion script (bash, zsh, fish): commands, options, deployment names.
+
+    bash: eval "$(dodas completion bash)" in ~/.bashrc; zsh: the same in ~/.zshrc;
+    fish: dodas completion fish > ~/.config/fish/completions/dodas.fish."""
+    if shell not in SHELLS:
+        from dodas.errors import UsageError
+        raise UsageError(f'no completion for shell "{shell}": dodas completes in {", ".join(SHELLS)}')
+    typer.echo(_completer(shell).source())
+
+
+def _shell_complete(instruction: str) -> int:
+    """Answer a shell's completion request (COMPLETE_VAR set): click's instructions
+    (bash_complete, bash_source) and Typer's (complete_bash, as the script says)."""
+    a, _, b = instruction.partition("_")
+    shell, what = (a, b) if a in SHELLS else (b, a)
+    if shell not in SHELLS or what not in ("complete", "source"):
+        sys.stderr.write(f"error: {COMPLETE_VAR}={instruction}: not a completion instruction "
+                         f"(SHELL_complete or SHELL_source, SHELL one of {', '.join(SHELLS)})\n")
+        return 2
+    comp = _completer(shell)
+    typer.echo(comp.source() if what == "source" else comp.complete())
+    return 0
+
+
+#: what an option's value is, in --help (options not named here: their name in capitals)
+METAVARS = {"input": "KEY=VALUE", "inputs": "FILE", "lock_timeout": "DURATION", "since": "DURATION|TIME",
+            "tail": "N", "parallelism": "N", "max_providers": "N", "output": "PATH", "provider": "PROVIDER"}
+
+
+def _command() -> object:
+    """The click command of `app`, with each option's value named in --help (FILE,
+    DURATION, N, ...) and flags and arguments shown without Typer's <bool>/<str>."""
+    import typer.main
+    from typer import _click
+
+    def bare(ctx: object) -> None:
+        return None
+    cmd = typer.main.get_command(app)
+    for sub in [cmd, *getattr(cmd, "commands", {}).values()]:
+        helper = sub.get_help_option(_click.Context(sub, info_name=sub.name))
+        for param in [*sub.params, *([helper] if helper is not None else [])]:
+            if param.param_type_name == "option" and not getattr(param, "is_flag", False):
+                if param.metavar is None:
+                    param.metavar = METAVARS.get(param.name or "", (param.name or "value").upper())
+            else:  # a flag, or an argument (its name says what it is)
+                if param.param_type_name == "argument" and param.metavar is None:
+                    param.metavar = (param.name or "value").upper()
+                param.display_type_rich = bare
+    return cmd
 
 
 def _warn(p: object) -> None:
+    """Warnings on stderr; under --json, kept for the JSON output instead (_print_json)."""
     for w in getattr(getattr(p, "model", None), "warnings", []):
-        sys.stderr.write(f"{w.file}:{w.line}:{w.col}: warning: {w.message}\n")
+        if _MODE["json"]:
+            _MODE["warnings"].append(str(w))
+        else:
+            sys.stderr.write(f"{w.file}:{w.line}:{w.col}: warning: {w.message}\n")
 
 
 def _print_json(data: object) -> None:
+    if isinstance(data, dict) and _MODE["warnings"] and "warnings" not in data:
+        data = {**data, "warnings": list(_MODE["warnings"])}
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def _json_errors() -> bool:
+    """Errors as JSON: --json was given (also when the error came before its callback ran)."""
+    args = sys.argv[1:]
+    return _MODE["json"] or "--json" in (args[:args.index("--")] if "--" in args else args)
+
+
+def _fail(message: str, code: int, **extra: object) -> None:
+    """An error, as text or (under --json) as {"error": {"message", "exit_code"}} on stderr; then exit."""
+    if _json_errors():
+        body: dict = {"error": {"message": message, "exit_code": code, **extra}}
+        if _MODE["warnings"]:
+            body["warnings"] = list(_MODE["warnings"])
+        sys.stderr.write(json.dumps(body) + "\n")
+    else:
+        sys.stderr.write(f"{message}\n")
+    sys.exit(code)
 
 
 def main() -> None:
@@ -330,24 +511,23 @@ def main() -> None:
     Typer runs in standalone mode, so usage errors exit 2 with its own message."""
     from dodas.errors import DodasError, TemplateError, environment_problem
 
+    _MODE.update(json=False, warnings=[])
+    if os.environ.get(COMPLETE_VAR):  # the shell asks for completions (dodas completion SHELL)
+        sys.exit(_shell_complete(os.environ[COMPLETE_VAR]))
     try:
-        app()
+        _command()(prog_name="dodas")
     except DodasError as exc:
-        if isinstance(exc, TemplateError) and "--json" in sys.argv:
-            _print_json({"valid": False, "errors": [d.to_dict() for d in exc.diagnostics]})
-            sys.stderr.write(f"{exc.message}\n")
-        elif isinstance(exc, TemplateError):
-            sys.stderr.write(f"{exc.message}\n")
-        else:
-            sys.stderr.write(f"error: {exc.message}\n")
-        sys.exit(exc.exit_code)
+        if isinstance(exc, TemplateError):
+            if _json_errors():
+                _print_json({"valid": False, "errors": [d.to_dict() for d in exc.diagnostics]})
+                _fail(exc.message, exc.exit_code, diagnostics=[d.to_dict() for d in exc.diagnostics])
+            _fail(exc.message, exc.exit_code)
+        _fail(exc.message if _json_errors() else f"error: {exc.message}", exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         if os.environ.get("DODAS_DEBUG"):
             raise
         problem = environment_problem(exc)
         if problem is not None:  # a full or read-only disk: the machine's problem, not dodas's
-            sys.stderr.write(f"error: {problem}\n")
-            sys.exit(1)
-        sys.stderr.write(f"internal error: {type(exc).__name__}: {exc}\n"
-                         "This is a bug in dodas; run again with DODAS_DEBUG=1 for details.\n")
-        sys.exit(70)
+            _fail(problem if _json_errors() else f"error: {problem}", 1)
+        _fail(f"internal error: {type(exc).__name__}: {exc}\n"
+              "This is a bug in dodas; run again with DODAS_DEBUG=1 for details.", 70)

@@ -148,9 +148,23 @@ def status(st: dict[str, Any]) -> None:
             typer.echo(f"      error: {i['error'].splitlines()[0]}")
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """"1 instance", "2 instances" ("0 instances")."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+def when(iso: str) -> str:
+    """An ISO 8601 time to the second, with its offset (2026-12-04T01:02:03+00:00)."""
+    from datetime import datetime
+    try:
+        return datetime.fromisoformat(iso).isoformat(timespec="seconds")
+    except ValueError:
+        return iso
+
+
 def event(e: dict[str, Any]) -> None:
     where = f" {e['instance']}" if e["instance"] else ""
-    typer.echo(f"{e['time'][:19]} {e['level']:<7} {e['phase']:<9}{where}: {e['message']}")
+    typer.echo(f"{when(e['time'])} {e['level']:<7} {e['phase']:<9}{where}: {e['message']}")
 
 
 def providers(rows: list[dict[str, Any]]) -> None:

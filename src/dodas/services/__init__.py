@@ -6,15 +6,35 @@ call one function, and render its result. No deployment logic lives in a face.
 
 from __future__ import annotations
 
-from dodas.errors import TemplateError
+import os
+
+from dodas.errors import DodasError, TemplateError
 from dodas.plan.plan import Plan
 
 
-def collect_inputs(pairs: list[str] | None, inputs_file: str | None) -> dict:
-    """Inputs from an --inputs file, overridden by -i pairs (the later, more specific, wins)."""
+#: an environment variable DODAS_INPUT_<name> is the input <name> (lowest precedence)
+ENV_PREFIX = "DODAS_INPUT_"
+
+
+def collect_inputs(pairs: list[str] | None, files: list[str] | str | None = None,
+                   declared: set[str] | None = None) -> dict:
+    """Inputs as the command line gives them, the later, more specific, winning:
+    DODAS_INPUT_<name> environment variables (only for `declared` inputs, when
+    given), then each --inputs file in order (a later file wins, as Helm's -f),
+    then -i pairs. `files` may be one path (older callers) or a list."""
     from dodas.tosca.inputs import parse_cli_pairs, read_inputs_file
 
-    given = read_inputs_file(inputs_file) if inputs_file else {}
+    files = [files] if isinstance(files, str) else list(files or [])
+    given = environment_inputs(declared) if declared else {}
+    seen: dict[str, str] = {}
+    for f in files:
+        key = os.path.realpath(f)
+        if key in seen:
+            same = f'"{f}"' if seen[key] == f else f'"{f}" (the same file as "{seen[key]}")'
+            raise DodasError(f"--inputs {same} is given twice: give each inputs file once")
+        seen[key] = f
+    for f in files:
+        given.update(read_inputs_file(f))
     cli, diags = parse_cli_pairs(list(pairs or []))
     if diags:
         raise TemplateError(diags)
@@ -22,7 +42,44 @@ def collect_inputs(pairs: list[str] | None, inputs_file: str | None) -> dict:
     return given
 
 
-def plan(template: str, pairs: list[str] | None = None, inputs_file: str | None = None,
+def environment_inputs(declared: set[str] | frozenset[str]) -> dict:
+    """DODAS_INPUT_<name> for each declared input <name> (the name exactly as the
+    template declares it), read as an `-i` value is; a problem with one is
+    reported at "<environment DODAS_INPUT_name>"."""
+    from dodas.tosca.inputs import GivenInput
+
+    out = {}
+    for name in sorted(declared):
+        raw = os.environ.get(ENV_PREFIX + str(name))
+        if raw is not None:
+            out[name] = GivenInput(raw, f"<environment {ENV_PREFIX}{name}>", 1, 1, from_cli=True)
+    return out
+
+
+def _declared_inputs(template: str) -> set[str]:
+    """The input names a template declares; empty when it cannot be read (the
+    loader then reports why, located)."""
+    from dodas.tosca.source import load_yaml, read_source
+    try:
+        data, _ = load_yaml(read_source(template, "template"), template)
+        topo = (data or {}).get("topology_template") or {} if isinstance(data, dict) else {}
+        names = topo.get("inputs") if isinstance(topo, dict) else None
+        return {str(k) for k in names} if isinstance(names, dict) else set()
+    except Exception:  # noqa: BLE001 - the loader reports the template's problems properly
+        return set()
+
+
+def _with_environment(template: str, given: dict) -> dict:
+    """`given` plus the DODAS_INPUT_ variables of declared inputs it lacks (the
+    lowest precedence: anything given another way wins, kept inputs included).
+    The template is read for its declarations only when such a variable is set."""
+    if not any(k.startswith(ENV_PREFIX) for k in os.environ):
+        return given
+    env = environment_inputs(_declared_inputs(template))
+    return {**{k: v for k, v in env.items() if k not in given}, **given}
+
+
+def plan(template: str, pairs: list[str] | None = None, inputs_file: list[str] | str | None = None,
          *, offline: bool = False, base_inputs: dict | None = None, allow_external_playbooks: bool = False,
          strict: bool = False) -> Plan:
     """Load, validate, model and plan a template; TemplateError lists every problem.
@@ -36,8 +93,9 @@ def plan(template: str, pairs: list[str] | None = None, inputs_file: str | None 
 
 
 def plan_given(template: str, given: dict, *, offline: bool = False, allow_external_playbooks: bool = False,
-               unknown_inputs: bool = False, strict: bool = False) -> Plan:
-    """Plan from inputs already collected. Playbooks outside dodas's own and the
+               unknown_inputs: bool = False, strict: bool = False, environment: bool = True) -> Plan:
+    """Plan from inputs already collected (with `environment`, DODAS_INPUT_
+    variables fill in declared inputs `given` lacks). Playbooks outside dodas's own and the
     template's directory are refused unless `allow_external_playbooks`: the
     command line's --allow-external-playbooks; a server must never pass True
     for a template it was sent."""
@@ -45,6 +103,8 @@ def plan_given(template: str, given: dict, *, offline: bool = False, allow_exter
     from dodas.plan.plan import make_plan
     from dodas.tosca.loader import load
 
+    if environment:
+        given = _with_environment(template, given)
     loaded = load(template, given, offline=offline, unknown_inputs=unknown_inputs)
     model = build(loaded, allow_external_playbooks=allow_external_playbooks)
     plan = make_plan(model, loaded.smap)
@@ -63,7 +123,7 @@ def plan_given(template: str, given: dict, *, offline: bool = False, allow_exter
     return plan
 
 
-def validate(template: str, pairs: list[str] | None = None, inputs_file: str | None = None,
+def validate(template: str, pairs: list[str] | None = None, inputs_file: list[str] | str | None = None,
              *, offline: bool = False, allow_external_playbooks: bool = False, strict: bool = False) -> Plan:
     """Everything `plan` checks, without requiring inputs: like `terraform
     validate`, a required input nobody gave is an unknown of its declared type

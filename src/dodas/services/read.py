@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from dodas import paths
 from dodas.engine.context import RunContext, UnresolvedError
+from dodas.engine.states import DeploymentStatus as DS
 from dodas.errors import DodasError
 from dodas.model.deployment import Instance
 from dodas.model.values import is_deferred
@@ -17,17 +19,32 @@ from dodas.providers.base import Machine, ProcessRef
 from dodas.services import plan_given
 from dodas.state import lock
 from dodas.state.models import Deployment
+
+DELETE_COMPLETE = DS.DELETE_COMPLETE.value
 from dodas.state.store import Store
 from dodas.tosca.inputs import GivenInput
 
 
-def list_deployments() -> list[dict[str, Any]]:
+def list_deployments(include_deleted: bool = False) -> list[dict[str, Any]]:
+    """Deployments, oldest first; destroyed ones (DELETE_COMPLETE) only with `include_deleted`."""
     out = []
     for d in Store().list():
+        if d.status == DELETE_COMPLETE and not include_deleted:
+            continue
         out.append({"name": d.name, "id": d.id, "status": d.status, "provider": d.provider,
                     "template": d.template_path, "created_at": d.created_at.isoformat(),
                     "updated_at": d.updated_at.isoformat(), "locked_by": d.lock_owner})
     return out
+
+
+def deployment_names(prefix: str = "", include_deleted: bool = False) -> list[str]:
+    """Names starting with `prefix`, for shell completion. Reads an existing state
+    only: a home without one gets no database made for a completion."""
+    import os
+
+    if not os.environ.get("DODAS_DB_URL") and not (paths.data_dir() / "state.db").exists():
+        return []
+    return [d["name"] for d in list_deployments(include_deleted) if d["name"].startswith(prefix)]
 
 
 def stored_plan(dep: Deployment) -> Plan:
@@ -39,7 +56,7 @@ def stored_plan(dep: Deployment) -> Plan:
         path = kept
     given = {k: GivenInput(v, "<stored inputs>", 1, 1) for k, v in dep.inputs.items()}
     # reading runs no playbook; `up` decided on the template's playbooks when it ran
-    return plan_given(str(path), given, offline=True, allow_external_playbooks=True)
+    return plan_given(str(path), given, offline=True, allow_external_playbooks=True, environment=False)
 
 
 def _holds(path: Path, text: str) -> bool:
@@ -78,6 +95,33 @@ def outputs(name: str, show_secrets: bool = False) -> dict[str, dict[str, Any]]:
             value = MASK
         out[o.name] = {"value": value, "known": known, "sensitive": o.sensitive, "description": o.description}
     return out
+
+
+class UnknownOutputError(DodasError):
+    """`dodas outputs NAME KEY` of a KEY the deployment does not have, or cannot show."""
+
+
+def output(name: str, key: str, show_secrets: bool = False) -> dict[str, Any]:
+    """One output: {"name", "value", "known", "sensitive", "description"}. An unknown
+    key names the known ones (and the closest); a sensitive one needs
+    `show_secrets`; one not known yet (its instance is not made) is an error, so
+    that `$(dodas outputs NAME KEY --raw)` never yields a placeholder."""
+    import difflib
+
+    outs = outputs(name, show_secrets=show_secrets)
+    if key not in outs:
+        hint = difflib.get_close_matches(key, list(outs), n=1)
+        known = f"its outputs are: {', '.join(outs)}" if outs else "it has no outputs"
+        raise UnknownOutputError(f'deployment "{name}" has no output "{key}"'
+                                 + (f'; did you mean "{hint[0]}"?' if hint else "") + f" ({known})")
+    o = outs[key]
+    if o["sensitive"] and not show_secrets:
+        raise UnknownOutputError(f'output "{key}" of "{name}" is sensitive: add --show-secrets to print it '
+                                 f"(dodas outputs {name} {key} --show-secrets)")
+    if not o["known"]:
+        raise UnknownOutputError(f'output "{key}" of "{name}" is not known yet (the instances it reads are not '
+                                 f"made: see dodas status {name})")
+    return {"name": key, **o}
 
 
 def status(name: str) -> dict[str, Any]:
@@ -169,12 +213,76 @@ def _lock_view(dep: Deployment) -> dict[str, Any] | None:
             "since": dep.lock_acquired_at.isoformat() if dep.lock_acquired_at else None}
 
 
-def events(name: str, node: str | None = None, after_id: int = 0) -> tuple[str, list[dict[str, Any]]]:
+def _aware(t: datetime) -> datetime:
+    """A stored time with its zone (SQLite keeps UTC without saying so)."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
+
+
+def parse_since(text: str) -> datetime:
+    """`--since`: a duration before now ("10m", "1h30m", "90") or an ISO 8601
+    timestamp ("2026-12-04T01:00:00+01:00"; without an offset, this machine's
+    local time). An error says which forms are understood."""
+    from dodas.durations import HOW, DurationError, parse_duration
+
+    raw = text.strip()
+    try:
+        return datetime.now(timezone.utc) - timedelta(seconds=parse_duration(raw, "--since"))
+    except DurationError:
+        pass
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
+    except ValueError:
+        raise DurationError(f'--since: "{text}" is neither a duration ({HOW}) nor an ISO 8601 time '
+                            '("2026-12-04T10:00:00+01:00")') from None
+    return when.astimezone(timezone.utc)  # a naive time is local time
+
+
+def event_filter(name: str, which: str | None) -> dict[str, str]:
+    """The Store.events filter for a NODE or NODE[i] argument; an unknown one is an
+    error naming the nodes and instances the deployment has."""
+    import difflib
+
+    if not which:
+        return {}
     store = Store()
     dep = store.require(name)
-    evs = store.events(dep.id, node=node, after_id=after_id)
-    return dep.id, [{"id": e.id, "time": e.time.isoformat(), "instance": e.instance, "phase": e.phase,
+    instances = store.event_instances(dep.id) | {paths.instance_id(n, i) for n, i in store.instances(dep.id)}
+    nodes = {i.split("[", 1)[0] for i in instances}
+    if which not in nodes and which not in instances:
+        try:  # nodes of the template that have no instance or event yet
+            nodes |= set(stored_plan(dep).model.nodes)
+        except DodasError:
+            pass
+    if which in nodes:
+        return {"node": which}
+    if which in instances:
+        return {"instance": which}
+    hint = difflib.get_close_matches(which, sorted(nodes | instances), n=1)
+    raise DodasError(f'deployment "{name}" has no node or instance "{which}"'
+                     + (f'; did you mean "{hint[0]}"?' if hint else "")
+                     + (f" (its nodes: {', '.join(sorted(nodes))}; instances: "
+                        f"{', '.join(sorted(instances)) or 'none yet'})" if nodes else " (it has no nodes)"))
+
+
+def events(name: str, node: str | None = None, after_id: int = 0, *, instance: str | None = None,
+           since: datetime | None = None, tail: int | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """A deployment's events, oldest first; each "time" is ISO 8601 with its offset (UTC)."""
+    if tail is not None and tail < 0:
+        from dodas.errors import UsageError
+        raise UsageError(f"--tail must be 0 or more (got {tail})")
+    store = Store()
+    dep = store.require(name)
+    evs = store.events(dep.id, node=node, after_id=after_id, instance=instance,
+                       since=since.astimezone(timezone.utc).replace(tzinfo=None) if since and _naive_db() else since,
+                       tail=tail)
+    return dep.id, [{"id": e.id, "time": _aware(e.time).isoformat(), "instance": e.instance, "phase": e.phase,
                      "level": e.level, "message": e.message} for e in evs]
+
+
+def _naive_db() -> bool:
+    """SQLite compares the stored UTC times as text without an offset."""
+    import os
+    return (os.environ.get("DODAS_DB_URL") or "sqlite").startswith("sqlite")
 
 
 def deferred_outputs(plan: Plan) -> list[str]:

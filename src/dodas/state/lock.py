@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -95,6 +96,28 @@ def acquire(session: Session, dep: Deployment, owner: str | None = None) -> str 
         session.refresh(dep)
         held = dep.lock_owner
     raise LockedError(describe_holder(dep.name, held, dep.lock_acquired_at))
+
+
+def acquire_waiting(session: Session, dep: Deployment, owner: str | None = None, timeout: float = 0.0,
+                    poll: float = 0.5) -> str | None:
+    """`acquire`, tried again every `poll` seconds until `timeout` seconds have
+    passed (`--lock-timeout`): for `up` and `destroy`, which may wait for another
+    dodas to finish. Returns the stale owner taken over, if any; after the
+    timeout, LockedError names the holder (pid, host, since when) and how long
+    this run waited. A timeout of 0 tries once, as `acquire`."""
+    deadline = time.monotonic() + max(timeout, 0.0)
+    while True:
+        try:
+            return acquire(session, dep, owner)
+        except LockedError as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if timeout > 0:
+                    from dodas.durations import format_duration
+                    raise LockedError(f"{exc.message} (waited {format_duration(timeout)} for it: --lock-timeout)") \
+                        from None
+                raise
+        time.sleep(min(poll, left))
 
 
 def describe_holder(name: str, owner: str | None, since: datetime | None) -> str:

@@ -159,9 +159,32 @@ class Store:
                 deployment_id=dep_id, phase=phase, message=redact(message), instance=instance, level=level,
                 time=datetime.now(timezone.utc)))
 
-    def events(self, dep_id: str, node: str | None = None, after_id: int = 0, limit: int = 10_000) -> list[Event]:
+    def events(self, dep_id: str, node: str | None = None, after_id: int = 0, limit: int = 10_000,
+               *, instance: str | None = None, since: datetime | None = None, tail: int | None = None
+               ) -> list[Event]:
+        """Events oldest first: of one node's instances or of one instance, from
+        `since` on, the last `tail` of them only."""
         with self.session() as s:
             q = select(Event).where(Event.deployment_id == dep_id, Event.id > after_id)
             if node:
                 q = q.where(Event.instance.like(f"{node}[%"))
+            if instance:
+                q = q.where(Event.instance == instance)
+            if since is not None:
+                q = q.where(Event.time >= since)
+            if tail is not None:
+                return list(reversed(list(s.scalars(q.order_by(Event.id.desc()).limit(min(tail, limit))))))
             return list(s.scalars(q.order_by(Event.id).limit(limit)))
+
+    def event_instances(self, dep_id: str) -> set[str]:
+        """Every instance name the deployment's events mention."""
+        with self.session() as s:
+            return {i for i in s.scalars(select(Event.instance).where(Event.deployment_id == dep_id).distinct()) if i}
+
+    def forget(self, dep_id: str) -> None:
+        """Drop a deployment's rows: its events, attempts, instances and itself, in one transaction."""
+        with self.session() as s:
+            for table in (Event, Attempt, InstanceRow):
+                s.execute(delete(table).where(table.deployment_id == dep_id))
+            s.execute(delete(Deployment).where(Deployment.id == dep_id))
+            s.commit()

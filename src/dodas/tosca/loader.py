@@ -160,11 +160,19 @@ def check_shape(data: Any, smap: SourceMap) -> list[Diagnostic]:
                 f'; did you mean "{hint[0]}"?' if hint else f"; TOSCA defines: {', '.join(imports.SECTIONS)}"),
                 key=True))
     topo = data.get("topology_template")
+    nothing = ("the template defines no nodes: add node_templates under topology_template, with at least one "
+               "node (dodas deploys nodes)")
     if topo is None:
+        if "topology_template" in data:  # present, but empty
+            d.append(smap.diag(("topology_template",), nothing, key=True))
+        elif not d:
+            d.append(smap.diag((), 'the template has no "topology_template": ' + nothing.split(": ", 1)[1]))
         return d
     base = ("topology_template",)
     if not _expect(topo, _MAP, base, "topology_template", smap, d):
         return d
+    if not topo.get("node_templates") and isinstance(topo.get("node_templates", {}), (dict, type(None))):
+        d.append(smap.diag((*base, "node_templates") if "node_templates" in topo else base, nothing, key=True))
     for section in ("inputs", "outputs", "node_templates", "relationship_templates", "groups"):
         entries = topo.get(section)
         if entries is None:
