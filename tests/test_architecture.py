@@ -23,23 +23,31 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "dodas"
-STAGES = ("tosca", "model", "plan", "engine", "providers", "configure", "state", "services", "cli")
+STAGES = ("tosca", "model", "plan", "engine", "providers", "configure", "state", "services", "cli", "server",
+          "client", "devissuer")
 
 #: package (or "<top>" for dodas/*.py) -> the packages its modules must not import
 FORBIDDEN = {
-    "tosca": {"model", "plan", "engine", "providers", "configure", "services", "cli"},
-    "model": {"configure", "providers", "engine", "services", "cli"},
-    "plan": {"configure", "providers", "engine", "services", "cli"},
-    "providers": {"configure", "engine", "services", "cli"},
-    "configure": {"providers", "engine", "services", "cli"},
-    "state": {"configure", "providers", "engine", "services", "cli"},
+    "tosca": {"model", "plan", "engine", "providers", "configure", "services", "cli", "server"},
+    "model": {"configure", "providers", "engine", "services", "cli", "server"},
+    "plan": {"configure", "providers", "engine", "services", "cli", "server"},
+    "providers": {"configure", "engine", "services", "cli", "server"},
+    "configure": {"providers", "engine", "services", "cli", "server"},
+    "state": {"configure", "providers", "engine", "services", "cli", "server"},
     # engine/ is allowed both configure/ and providers/: it hands the machines the
     # providers made to the Ansible runs (engine.py); never the faces above it
-    "engine": {"services", "cli"},
-    "services": {"cli"},
+    "engine": {"services", "cli", "server"},
+    "services": {"cli", "server"},
+    # the other face: HTTP, tokens and who-may-do-what; every operation through services/
+    "server": {"engine", "providers", "configure", "cli"},
     # the face: parsing, rendering and questions; every operation through services/
     "cli": {"engine", "providers", "configure", "state"},
-    "<top>": {"configure", "providers", "engine", "services", "cli"},
+    "<top>": {"configure", "providers", "engine", "services", "cli", "server"},
+    # the remote CLI's side of a server: HTTP and tokens only
+    "client": {"tosca", "model", "plan", "engine", "providers", "configure", "state", "services", "server"},
+    # a stand-alone issuer for trying the server out: it knows nothing of dodas
+    "devissuer": {"tosca", "model", "plan", "engine", "providers", "configure", "state", "services", "cli",
+                  "server", "client"},
 }
 
 

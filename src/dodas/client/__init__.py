@@ -1,0 +1,1 @@
+"""The command line's side of a `dodas server`: HTTP and tokens."""

@@ -1,0 +1,1 @@
+"""`dodas server`: the REST API face over services/ (routes, auth, access, workers)."""

@@ -1,0 +1,140 @@
+"""`dodas server`: the FastAPI application, its middleware and its workers.
+
+The application is built from a ServerConfig by `create_app`; routes are in
+routes.py, token validation in auth.py, who-may-do-what in access.py. Errors
+that reach a caller are JSON of one shape, `{"error": {"message": ...}}` (and
+`diagnostics` for a template's located problems), with the status that fits:
+404 for what the caller may not see, 409 for a deployment that is busy, 413 for
+a body over the limit, 422 for an invalid template or inputs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from dodas import __version__
+from dodas.errors import DodasError, TemplateError
+from dodas.server import access, metrics
+from dodas.server.access import Caller, Refused
+from dodas.server.config import ServerConfig
+
+
+def create_app(cfg: ServerConfig, *, start_workers: bool = True) -> FastAPI:
+    cfg.check_bind()
+    validator = None
+    if cfg.authenticated:
+        from dodas.server.auth import TokenValidator
+        validator = TokenValidator(cfg.issuers)
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
+        if start_workers and cfg.workers > 0:
+            from dodas.server.workers import Worker
+            for n in range(cfg.workers):
+                w = Worker(lease_seconds=cfg.lease_seconds)
+                t = threading.Thread(target=w.run_forever, args=(stop,), name=f"dodas-worker-{n}", daemon=True)
+                t.start()
+                threads.append(t)
+        yield
+        stop.set()  # each worker finishes (or hands back) what it holds
+        for t in threads:
+            t.join(timeout=cfg.lease_seconds)
+
+    app = FastAPI(title="dodas", version=__version__, lifespan=lifespan,
+                  description="Deployments of analysis platforms from TOSCA templates, as a shared service.")
+    app.state.config = cfg
+
+    def caller(request: Request) -> Caller:
+        if validator is None:
+            return access.LOCAL
+        from dodas.server.auth import AuthError
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Refused(401, "an access token is needed: Authorization: Bearer TOKEN")
+        try:
+            identity = validator.validate(token.strip())
+        except AuthError as exc:
+            raise Refused(exc.status, exc.message) from None
+        return Caller.of(identity, cfg)
+    app.state.caller = caller
+
+    from dodas.server.routes import router
+    app.include_router(router)
+    _errors(app)
+    _middleware(app, cfg)
+
+    @app.get("/health", summary="Whether the server answers and reaches its database")
+    def health() -> dict[str, Any]:
+        from dodas.state import queue
+        return {"status": "ok", "queued": queue.depth()}
+
+    @app.get("/version", summary="The server's version")
+    def version() -> dict[str, str]:
+        return {"version": __version__, "api": "v1"}
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    def scrape() -> PlainTextResponse:
+        body, content_type = metrics.exposition()
+        return PlainTextResponse(body, media_type=content_type)
+    return app
+
+
+def _errors(app: FastAPI) -> None:
+    def answer(status: int, message: str, **extra: Any) -> JSONResponse:
+        headers = {"WWW-Authenticate": 'Bearer realm="dodas"'} if status == 401 else None
+        return JSONResponse({"error": {"message": message, **extra}}, status_code=status, headers=headers)
+
+    @app.exception_handler(Refused)
+    async def refused(_request: Request, exc: Refused) -> JSONResponse:
+        return answer(exc.status, exc.message)
+
+    @app.exception_handler(DodasError)
+    async def dodas_error(_request: Request, exc: DodasError) -> JSONResponse:
+        from dodas.state.lock import LockedError
+        from dodas.state.store import NotFoundError
+        if isinstance(exc, TemplateError):
+            return answer(422, exc.message, diagnostics=[d.to_dict() for d in exc.diagnostics])
+        if isinstance(exc, NotFoundError):
+            return answer(404, exc.message)
+        if isinstance(exc, LockedError) or type(exc).__name__ == "Busy":
+            return answer(409, exc.message)
+        return answer(422, exc.message)
+
+
+def _middleware(app: FastAPI, cfg: ServerConfig) -> None:
+    limit = cfg.max_body_bytes
+
+    @app.middleware("http")
+    async def measure_and_limit(request: Request, call_next: Any) -> Any:
+        started = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            response = JSONResponse({"error": {"message": f"the request body is larger than {limit} bytes"}},
+                                    status_code=413)
+        elif length is None and request.method in ("POST", "PUT", "PATCH"):
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    break
+            if len(body) > limit:
+                response = JSONResponse({"error": {"message": f"the request body is larger than {limit} bytes"}},
+                                        status_code=413)
+            else:
+                request._body = body  # noqa: SLF001 - read once here, given to the route as read
+                response = await call_next(request)
+        else:
+            response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.observe(request.method, getattr(route, "path", "unmatched"), response.status_code,
+                        time.perf_counter() - started)
+        return response

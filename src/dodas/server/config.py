@@ -1,0 +1,171 @@
+"""The server's configuration: `server.yaml` in dodas's config directory (or
+`--config FILE`), then `DODAS_SERVER_*` environment variables.
+
+    bind: 127.0.0.1:8300
+    issuers:                          # trusted OIDC issuers (IAM, Check-in, Keycloak)
+      - url: https://iam.example.org/
+        audience: dodas               # checked when set
+        groups_claim: wlcg.groups     # groups, wlcg.groups or eduperson_entitlement
+    admin_group: /dodas/admins        # sees and operates every deployment
+    user_quota: {deployments: 5, instances: 50, cores: 100}
+    groups:                           # what each group may use, and its quota
+      /cms: {providers: [cloud-a, cloud-b], quota: {deployments: 20, cores: 400}}
+    default_providers: []             # for users in no configured group (empty: none)
+    allow_local: false                # the local provider runs on the server's own machine
+    fetch_allow: []                   # private ranges/hosts a values_url may reach
+    max_body_bytes: 1048576           # larger requests get 413
+    catalogue: /srv/dodas/templates   # the templates the server offers
+    workers: 1                        # in-process workers (0: run `python -m dodas.server.workers`)
+
+A server without issuers runs without authentication, and refuses to unless it is
+bound to loopback: that is for trying it out on one's own machine only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dodas import paths
+from dodas.errors import DodasError
+
+CONFIG_FILE = "server.yaml"
+KEYS = {"bind", "issuers", "admin_group", "user_quota", "groups", "default_providers", "allow_local",
+        "fetch_allow", "max_body_bytes", "catalogue", "workers", "lease_seconds"}
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Upper bounds per user or per group; None is no bound."""
+
+    deployments: int | None = None
+    instances: int | None = None
+    cores: int | None = None
+
+    @classmethod
+    def parse(cls, data: Any, where: str) -> Quota:
+        data = data or {}
+        if not isinstance(data, dict) or set(data) - {"deployments", "instances", "cores"}:
+            raise DodasError(f"{where}: a quota is a mapping of deployments, instances and cores")
+        for k, v in data.items():
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise DodasError(f"{where}.{k}: {v!r} is not a count (a whole number, 0 or more)")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class GroupPolicy:
+    providers: tuple[str, ...] = ()
+    quota: Quota = Quota()
+    #: members may operate (apply, scale, destroy) the group's deployments, not only read them
+    operate: bool = True
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8300
+    issuers: list[Any] = field(default_factory=list)  # auth.IssuerConfig
+    admin_group: str | None = None
+    user_quota: Quota = Quota()
+    groups: dict[str, GroupPolicy] = field(default_factory=dict)
+    default_providers: tuple[str, ...] = ()
+    allow_local: bool = False
+    fetch_allow: tuple[str, ...] = ()
+    max_body_bytes: int = 1024 * 1024
+    catalogue: Path | None = None
+    workers: int = 1
+    lease_seconds: float = 30.0
+
+    @property
+    def authenticated(self) -> bool:
+        return bool(self.issuers)
+
+    def check_bind(self) -> None:
+        """No authentication is for one's own machine: refuse anything but loopback."""
+        if self.authenticated:
+            return
+        try:
+            loopback = ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            loopback = self.host == "localhost"
+        if not loopback:
+            raise DodasError(f"refusing to serve on {self.host} without authentication: configure `issuers:` in "
+                             f"{config_path()} (or bind to 127.0.0.1 to try the server out)")
+
+
+def config_path() -> Path:
+    return paths.config_dir() / CONFIG_FILE
+
+
+def default_catalogue() -> Path | None:
+    """The templates shipped with dodas (the source tree's templates/)."""
+    here = Path(__file__).resolve().parents[3] / "templates"
+    return here if here.is_dir() else None
+
+
+def load(path: str | None = None) -> ServerConfig:
+    """The configuration file (when there is one) and the environment over it."""
+    from dodas.tosca.source import load_yaml, read_source
+
+    file = Path(path) if path else config_path()
+    data: dict[str, Any] = {}
+    if path or file.exists():
+        loaded, _ = load_yaml(read_source(str(file), "server configuration"), str(file))
+        if loaded is not None and not isinstance(loaded, dict):
+            raise DodasError(f"{file}: the server configuration is a mapping (bind, issuers, ...)")
+        data = loaded or {}
+    unknown = sorted(set(data) - KEYS)
+    if unknown:
+        raise DodasError(f"{file}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(KEYS))})")
+    env = os.environ
+    cfg = ServerConfig()
+    bind = env.get("DODAS_SERVER_BIND") or data.get("bind")
+    if bind:
+        host, _, port = str(bind).rpartition(":")
+        if not host or not port.isdigit():
+            raise DodasError(f'bind "{bind}" is not HOST:PORT')
+        cfg.host, cfg.port = host.strip("[]"), int(port)
+    cfg.issuers = _issuers(data.get("issuers"), env.get("DODAS_SERVER_ISSUER"), env.get("DODAS_SERVER_AUDIENCE"))
+    cfg.admin_group = env.get("DODAS_SERVER_ADMIN_GROUP") or data.get("admin_group")
+    cfg.user_quota = Quota.parse(data.get("user_quota"), "user_quota")
+    for name, g in (data.get("groups") or {}).items():
+        if not isinstance(g, dict):
+            raise DodasError(f"groups.{name}: a mapping of providers, quota and operate")
+        cfg.groups[str(name)] = GroupPolicy(tuple(g.get("providers") or ()), Quota.parse(g.get("quota"),
+                                                                                        f"groups.{name}.quota"),
+                                            bool(g.get("operate", True)))
+    cfg.default_providers = tuple(data.get("default_providers") or ())
+    cfg.allow_local = _bool(env.get("DODAS_SERVER_ALLOW_LOCAL"), data.get("allow_local", False))
+    cfg.fetch_allow = tuple(data.get("fetch_allow") or ())
+    cfg.max_body_bytes = int(env.get("DODAS_SERVER_MAX_BODY_BYTES") or data.get("max_body_bytes") or cfg.max_body_bytes)
+    cat = env.get("DODAS_SERVER_CATALOGUE") or data.get("catalogue")
+    cfg.catalogue = Path(cat) if cat else default_catalogue()
+    cfg.workers = int(env.get("DODAS_SERVER_WORKERS") or data.get("workers", 1))
+    cfg.lease_seconds = float(env.get("DODAS_SERVER_LEASE_SECONDS") or data.get("lease_seconds", 30.0))
+    return cfg
+
+
+def _issuers(items: Any, env_url: str | None, env_audience: str | None) -> list[Any]:
+    from dodas.server.auth import IssuerConfig
+
+    out = []
+    for n, item in enumerate(items or []):
+        if not isinstance(item, dict) or not item.get("url"):
+            raise DodasError(f"issuers[{n}]: each issuer needs at least a url")
+        fields_ = {k: v for k, v in item.items() if k in IssuerConfig.__dataclass_fields__}
+        if "algorithms" in fields_:
+            fields_["algorithms"] = tuple(fields_["algorithms"])
+        out.append(IssuerConfig(**fields_))
+    if env_url:
+        out.append(IssuerConfig(url=env_url, audience=env_audience or None))
+    return out
+
+
+def _bool(env_value: str | None, default: Any) -> bool:
+    if env_value is None:
+        return bool(default)
+    return env_value.strip().lower() in ("1", "true", "yes", "on")

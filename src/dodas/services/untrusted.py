@@ -1,0 +1,84 @@
+"""What a server refuses in a template it was sent, beyond what any plan checks.
+
+A template sent to a server comes from someone who may not be trusted with the
+server's machine or its network. Playbooks outside dodas's own and remote
+imports are already refused by planning with `allow_external_playbooks=False`
+and `offline=True`; here: a Helm release's `values_url` may not be `file://`
+(the server's files) and may not name a host that resolves to a loopback,
+link-local, private or otherwise non-public address (the server's network),
+unless the operator lists it in `fetch_allow` (a host name, an address or a
+network such as 10.1.0.0/16).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from dodas.errors import Diagnostic
+from dodas.plan.plan import Plan
+
+
+def problems(plan: Plan, template: str, fetch_allow: Iterable[str] = ()) -> list[Diagnostic]:
+    """Each refused value, located in the template file."""
+    from dodas.tosca.source import load_yaml, read_source
+
+    allow = list(fetch_allow)
+    out = []
+    smap = None
+    for node in plan.model.nodes.values():
+        url = node.properties.get("values_url")
+        if not isinstance(url, str) or not url:
+            continue
+        why = url_problem(url, allow)
+        if why:
+            if smap is None:
+                smap = load_yaml(read_source(template, "template"), template)[1]
+            where = ("topology_template", "node_templates", node.name, "properties", "values_url")
+            out.append(smap.diag(where, f'node "{node.name}": {why}'))
+    return out
+
+
+def url_problem(url: str, allow: list[str]) -> str | None:
+    """Why the server may not fetch `url`, or None."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return f'values_url "{url}" is not http(s): a server fetches nothing from its own files'
+    host = parts.hostname or ""
+    if not host:
+        return f'values_url "{url}" names no host'
+    if host in allow:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80),
+                                   proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        return f'values_url "{url}": its host cannot be resolved ({exc})'
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        if not address.is_global and not _allowed(address, allow):
+            return (f'values_url "{url}" reaches {address}, a {_kind(address)} address of the server\'s network: '
+                    "the operator may allow it with fetch_allow")
+    return None
+
+
+def _allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow: list[str]) -> bool:
+    for item in allow:
+        try:
+            if address in ipaddress.ip_network(item, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local"
+    if address.is_private:
+        return "private"
+    return "non-public"
