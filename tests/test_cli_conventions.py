@@ -257,6 +257,17 @@ def test_logs_since_tail_and_filters(d, template):
     r = refused(d, 2, "logs", "lg", "--since", "yesterday")
     assert '--since: "yesterday" is neither a duration' in r.stderr
     refused(d, 2, "logs", "lg", "--tail", "-1")
+    # following: --tail 0 shows none of the old events, then every new one
+    proc = d.popen("logs", "lg", "--tail", "0", "--follow")
+    try:
+        time.sleep(2)
+        up(d, template, "lg")  # a second up: its events arrive in the followed log
+        time.sleep(2.5)
+    finally:
+        proc.kill()
+        followed = proc.communicate(timeout=30)[0].splitlines()
+    now = d.run("logs", "lg").stdout.splitlines()
+    assert followed and followed == now[len(all_lines):], (followed, now)
 
 
 # -- 7. durations ----------------------------------------------------------------------------

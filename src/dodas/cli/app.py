@@ -255,6 +255,9 @@ def logs(name: NameArg,
     last, first = 0, True
     while True:
         _, evs = read.events(name, after_id=last, since=start, tail=tail if first else None, **which)
+        if first and tail == 0 and follow:  # none of the old ones: follow from the newest
+            _, newest = read.events(name, since=start, tail=1, **which)
+            last = newest[-1]["id"] if newest else 0
         first = False
         for e in evs:
             if json_out:

@@ -28,7 +28,10 @@ def collect_inputs(pairs: list[str] | None, files: list[str] | str | None = None
     given = environment_inputs(declared) if declared else {}
     seen: dict[str, str] = {}
     for f in files:
-        key = os.path.realpath(f)
+        try:
+            key = os.path.realpath(f)
+        except ValueError:  # a NUL in the name: read_inputs_file says so, located
+            key = f
         if key in seen:
             same = f'"{f}"' if seen[key] == f else f'"{f}" (the same file as "{seen[key]}")'
             raise DodasError(f"--inputs {same} is given twice: give each inputs file once")
