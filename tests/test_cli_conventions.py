@@ -215,6 +215,9 @@ def test_completion_scripts_and_deployment_names(d, template):
 
 # -- 5. --json everywhere, errors as JSON on stderr ---------------------------------------------
 def test_json_output_and_json_errors(d, template, tmp_path):
+    r = refused(d, 2, "status", "--json")  # a usage error, as JSON too
+    assert json.loads(r.stderr) == {"error": {"message": "Missing argument 'NAME'.", "exit_code": 2}}
+    assert "Usage: dodas status" in refused(d, 2, "status").stderr
     r = refused(d, 4, "status", "nope", "--json")
     err = json.loads(r.stderr)
     assert err["error"]["exit_code"] == 4 and 'no deployment named "nope"' in err["error"]["message"]

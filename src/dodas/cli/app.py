@@ -490,6 +490,28 @@ def _print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def _run() -> int:
+    """Run the command line; its exit code. Click's own errors (usage, exit 2) are
+    printed as Typer prints them, or under --json as the JSON error object."""
+    from typer import _click
+    from typer.core import HAS_RICH
+
+    try:
+        code = _command().main(prog_name="dodas", standalone_mode=False)
+    except _click.exceptions.ClickException as exc:
+        if _json_errors():
+            _fail(exc.format_message(), exc.exit_code)
+        if HAS_RICH:
+            from typer import rich_utils
+            rich_utils.rich_format_error(exc)
+        else:
+            exc.show()
+        return exc.exit_code
+    except typer.Abort:
+        _fail("Aborted!", 1)
+    return code if isinstance(code, int) else 0
+
+
 def _json_errors() -> bool:
     """Errors as JSON: --json was given (also when the error came before its callback ran)."""
     args = sys.argv[1:]
@@ -518,7 +540,7 @@ def main() -> None:
     if os.environ.get(COMPLETE_VAR):  # the shell asks for completions (dodas completion SHELL)
         sys.exit(_shell_complete(os.environ[COMPLETE_VAR]))
     try:
-        _command()(prog_name="dodas")
+        sys.exit(_run())
     except DodasError as exc:
         if isinstance(exc, TemplateError):
             if _json_errors():
