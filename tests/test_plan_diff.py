@@ -221,3 +221,49 @@ def test_plan_bad_input(d, tmp_path):
     # a count the provider cannot hold is refused at plan time, with the provider's capacity
     r = d.run("plan", t, "--name", "x", "-i", "n=500", check=False)
     assert r.returncode == 1 and "cannot deploy on provider local" in r.stderr and "this machine has" in r.stderr
+
+
+def _on_terminal(d: Dodas, answer: str, *args: str) -> tuple[int, str]:
+    """Run dodas with a terminal as stdin and stdout (a pseudo-terminal), answer
+    its question with `answer`, and return its exit code and what it showed."""
+    import pty
+    import select
+    import subprocess
+
+    from livecluster import DODAS
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*DODAS, *args], env={**d.env, "COLUMNS": "200"}, stdin=slave, stdout=slave,
+                            stderr=subprocess.PIPE, close_fds=True)
+    os.close(slave)
+    shown, answered = b"", False
+    while True:
+        ready, _, _ = select.select([master], [], [], 60)
+        if not ready:
+            proc.kill()
+            raise AssertionError(f"dodas said nothing for a minute: {shown.decode(errors='replace')}")
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal closed: dodas exited
+            break
+        if not chunk:
+            break
+        shown += chunk
+        if not answered and b"Apply this plan" in shown:
+            os.write(master, answer.encode() + b"\n")
+            answered = True
+    os.close(master)
+    code = proc.wait(timeout=600)
+    return code, shown.decode(errors="replace") + proc.stderr.read().decode(errors="replace")
+
+
+def test_up_asks_on_a_terminal_and_no_changes_nothing(d, tmp_path):
+    t = str(write_template(tmp_path))
+    d.run("up", t, "--name", "asked", "-i", "n=1")
+    code, shown = _on_terminal(d, "n", "up", t, "--name", "asked", "-i", "n=2")
+    assert code == 1 and "+ box[1]" in shown and "Plan: 2 to create" in shown and "not applied" in shown
+    assert sorted(states(d, "asked")) == ["app[0]", "box[0]"], "answering no changed nothing"
+    code, shown = _on_terminal(d, "y", "up", t, "--name", "asked", "-i", "n=2")
+    assert code == 0, shown
+    assert sorted(states(d, "asked")) == ["app[0]", "app[1]", "box[0]", "box[1]"]
+    d.run("destroy", "asked", "--yes")
