@@ -317,6 +317,8 @@ def test_destroy_waits_for_the_lock_then_names_its_holder(d, template):
         assert f"another dodas (pid {holder.pid} on " in r.stderr and "since" in r.stderr
         assert "waited 2s for it" in r.stderr
         assert refused(d, 3, "destroy", "busy", "--yes").returncode == 3, "without a timeout: at once"
+        r = refused(d, 3, "up", template, "--name", "busy", "--lock-timeout", "1s")  # up waits the same way
+        assert f"(pid {holder.pid} on " in r.stderr and "waited 1s for it" in r.stderr
     finally:
         holder.kill()
         holder.wait()
