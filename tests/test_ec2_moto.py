@@ -157,7 +157,7 @@ def test_up_and_destroy_on_moto(d, moto, tmp_path):
     # scale down, up again, then destroy
     tokens = {tag(i, "dodas:instance"): i["ClientToken"] for i in ours(moto, dep_id)}
     assert len(set(tokens.values())) == 2
-    d.run("up", t, "--name", "vms", "-i", "n=1")
+    d.run("up", t, "--name", "vms", "-i", "n=1", "--yes")  # a scale-down deletes: asked
     assert len(ours(moto, dep_id)) == 1
     d.run("up", t, "--name", "vms", "-i", "n=2")
     now = {tag(i, "dodas:instance"): i["ClientToken"] for i in ours(moto, dep_id)}

@@ -291,7 +291,7 @@ def test_scale_up_then_down(cluster):
     cluster.run("up", TEMPLATE, "--name", NAME, "-i", "number_of_workers=3")
     assert len(alive_workers(cluster)) == 3
     assert count_services(cluster.home) == {"master": 1, "worker": 3, "jupyter": 1}
-    cluster.run("up", TEMPLATE, "--name", NAME, "-i", "number_of_workers=1")
+    cluster.run("up", TEMPLATE, "--name", NAME, "-i", "number_of_workers=1", "--yes")  # it deletes: asked
     wait_for(lambda: len(alive_workers(cluster)) == 1, timeout=60)
     assert count_services(cluster.home) == {"master": 1, "worker": 1, "jupyter": 1}
     ids = {i["id"] for i in cluster.json("status", NAME)["instances"]}

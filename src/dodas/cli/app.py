@@ -90,34 +90,41 @@ def validate(template: TemplateArg, input: InputOpt = None, inputs: InputsFileOp
 
 
 @app.command()
-def plan(template: TemplateArg, input: InputOpt = None, inputs: InputsFileOpt = None,
+def plan(target: Annotated[str, typer.Argument(help="A TOSCA template file, or the name of a deployment to plan "
+                                               "with its stored template.", show_default=False)],
+         name: Annotated[Optional[str], typer.Option("--name", "-n", help="Compare with this deployment (default: "
+                                                     "the template file's name, as up names it).",
+                                                     show_default=False)] = None,
+         input: InputOpt = None, inputs: InputsFileOpt = None,
          offline: OfflineOpt = False,
          provider: Annotated[Optional[str], typer.Option(
-             "--provider", "-p", help="Also check that this provider can deploy it.", show_default=False)] = None,
-         overcommit: Annotated[bool, typer.Option("--overcommit", help="With --provider: accept machines "
-                                                  "beyond the provider's capacity.")] = False,
+             "--provider", "-p", help="Plan for this provider (default: the best-ranked one that can take it, "
+                                      "as up chooses).", show_default=False)] = None,
+         overcommit: Annotated[bool, typer.Option("--overcommit", help="Accept machines beyond the provider's "
+                                                  "capacity.")] = False,
+         refresh: Annotated[bool, typer.Option("--refresh/--no-refresh", help="Ask the provider whether recorded "
+                                               "services still run (default), or compare with the records only.")]
+         = True,
+         detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 0 when nothing would "
+                                                         "change, 2 when something would, 1 on error.")] = False,
          json_out: JsonOpt = False, allow_external_playbooks: ExternalPlaybooksOpt = False,
          strict: StrictOpt = False) -> None:
-    """Show what a deployment would create: instances, their needs, waves, deferred values."""
-    from dodas import services
-    from dodas.cli import render
+    """Show what `up` would do: the instances, and what it would create, reconfigure, restart or delete."""
+    from dodas.cli import render, render_plan
+    from dodas.services import planning
 
-    p = services.plan(template, input, inputs, offline=offline, allow_external_playbooks=allow_external_playbooks,
-                      strict=strict)
-    _warn(p)
-    if provider:
-        from dodas.errors import DodasError
-        from dodas.providers import get_provider
-
-        checked = get_provider(provider)
-        checked.overcommit = overcommit
-        problems = checked.preflight(p.model)
-        if problems:
-            raise DodasError(f"provider {provider} cannot deploy this template:\n  " + "\n  ".join(problems))
+    template, dep_name = planning.resolve_target(target, name)
+    p = planning.prepare(template, name=dep_name, pairs=input, inputs_file=inputs, provider_name=provider,
+                         offline=offline, overcommit=overcommit, allow_external_playbooks=allow_external_playbooks,
+                         strict=strict, refresh=refresh, require_provider=False)
+    _warn(p.plan)
     if json_out:
         _print_json(p.to_json())
     else:
-        render.plan(p)
+        render.plan(p.plan)
+        render_plan.changes(p)
+    if detailed_exitcode and p.has_changes():
+        raise typer.Exit(2)
 
 
 def _complete_names(incomplete: str) -> list[str]:
@@ -140,8 +147,9 @@ def up(template: TemplateArg,
        name: Annotated[Optional[str], typer.Option("--name", "-n", help="Deployment name (default: the "
                                                    "template file's name).", show_default=False)] = None,
        input: InputOpt = None, inputs: InputsFileOpt = None,
-       provider: Annotated[Optional[str], typer.Option("--provider", "-p", help="Provider to deploy on "
-                                                       "(default: local).", show_default=False)] = None,
+       provider: Annotated[Optional[str], typer.Option("--provider", "-p", help="Provider to deploy on (default: "
+                                                       "the best-ranked configured provider that can take it; "
+                                                       "see `dodas plan`).", show_default=False)] = None,
        parallelism: Annotated[int, typer.Option("--parallelism", help="At most this many provider calls "
                                                 "and Ansible forks at once.")] = 10,
        offline: OfflineOpt = False,
@@ -152,28 +160,96 @@ def up(template: TemplateArg,
        overcommit: Annotated[bool, typer.Option("--overcommit", help="Deploy even if the machines need more "
                                                 "cores or memory than the provider has (local: this "
                                                 "machine).")] = False,
+       yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking, even when the plan deletes "
+                                         "instances or replaces the deployment's template.")] = False,
+       plan_only: Annotated[bool, typer.Option("--plan-only", help="Show the plan and stop (as `dodas plan`).")]
+       = False,
+       lock_timeout: Annotated[Optional[str], typer.Option("--lock-timeout", help="Wait this long for the "
+                                                           "deployment's lock (30s, 5m); default: fail at once.",
+                                                           show_default=False)] = None,
        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
        json_out: JsonOpt = False, allow_external_playbooks: ExternalPlaybooksOpt = False,
        strict: StrictOpt = False) -> None:
-    """Deploy a template, or bring an existing deployment in line with it."""
-    from dodas.cli import progress, render
-    from dodas.services import deploy, read
+    """Deploy a template, or bring an existing deployment in line with it.
 
-    make = progress.factory(quiet=quiet or json_out)
+    Shows the plan and asks before deleting anything or replacing a deployment made from another template
+    (and, on a terminal, before any change to an existing deployment)."""
+    from dodas.cli import progress, render, render_plan
+    from dodas.errors import DodasError
+    from dodas.services import deploy, planning, read
+
+    if parallelism < 1:
+        raise DodasError("--parallelism must be at least 1")
+    wait = _duration(lock_timeout, "--lock-timeout") if lock_timeout else 0.0
+    p = planning.prepare(template, name=name, pairs=input, inputs_file=inputs, provider_name=provider,
+                         offline=offline, max_providers=max_providers, overcommit=overcommit,
+                         allow_external_playbooks=allow_external_playbooks, strict=strict, refresh=True,
+                         require_provider=not plan_only)
+    _warn(p.plan)
+    if plan_only:
+        if json_out:
+            _print_json(p.to_json())
+        else:
+            render.plan(p.plan)
+            render_plan.changes(p)
+        return
+    person = sys.stdin.isatty() and sys.stdout.isatty() and not json_out
+    why = p.needs_confirmation(interactive=person)
+    if why and not yes:
+        if not person:
+            raise ConfirmationNeeded(f'the plan for "{p.name}" needs confirmation because {why}: look at it with '
+                                     f'`dodas plan {template} --name {p.name}`, then run up with --yes')
+        if not quiet:
+            render_plan.changes(p)
+        if not typer.confirm(f"Apply this plan ({why})?", default=False):
+            raise ConfirmationNeeded("not applied: nothing was changed")
+    elif p.has_changes() and not quiet and not json_out and p.deployment is not None:
+        render_plan.changes(p)
+    listener = progress.factory(quiet=quiet or json_out)
     try:
-        result = deploy.up(template, name=name, pairs=input, inputs_file=inputs, provider_name=provider,
-                           parallelism=parallelism, reporter_factory=make, offline=offline,
-                           max_providers=max_providers, keep_failed=keep_failed, overcommit=overcommit,
-                           allow_external_playbooks=allow_external_playbooks, strict=strict)
+        result = deploy.apply(p, parallelism=parallelism, listener=listener, keep_failed=keep_failed,
+                              lock_timeout=wait)
     finally:
-        make.close()
-    _warn(result.plan)
+        listener.close()
     outs = read.outputs(result.name)
     if json_out:
-        _print_json({"name": result.name, "status": result.status, "changed": result.changed, "outputs": outs})
+        _print_json({"name": result.name, "status": result.status, "changed": result.changed,
+                     "plan": {"summary": p.summary(), "changes": [c.to_json() for c in p.changes]},
+                     "outputs": outs, "warnings": [str(w) for w in p.plan.model.warnings]})
     else:
         typer.echo(f"{result.name}: {result.status}" + ("" if result.changed else " (nothing to change)"))
         render.outputs(outs, result.name)
+
+
+def _duration(text: str, option: str) -> float:
+    from dodas.durations import parse_duration
+    return parse_duration(text, option)
+
+
+def ConfirmationNeeded(message: str) -> Exception:  # noqa: N802 - reads as the error it makes
+    """The face's question went unanswered (no terminal, or answered no): exit 1, nothing changed."""
+    from dodas.errors import DodasError
+    return DodasError(message)
+
+
+@app.command()
+def refresh(name: NameArg, json_out: JsonOpt = False) -> None:
+    """Ask the provider what really exists and record the drift.
+
+    Machines gone and services dead are recorded; `plan` then shows them and `up` repairs them."""
+    from dodas.services.refresh import refresh as do_refresh
+
+    drift = do_refresh(name)
+    if json_out:
+        _print_json(drift.to_json())
+        return
+    for iid in drift.missing:
+        typer.echo(f"  {iid}: its machine is gone (the next up creates it again)")
+    for iid, dead in drift.dead_services.items():
+        typer.echo(f"  {iid}: not running: {', '.join(dead)}")
+    n = drift.checked
+    typer.echo(f"{name}: {n} machine{'s' if n != 1 else ''} checked, "
+               + ("drift recorded; see `dodas plan`" if drift.to_json()["drift"] else "no drift"))
 
 
 @app.command("list")
@@ -473,6 +549,22 @@ def _command() -> object:
                     param.metavar = (param.name or "value").upper()
                 param.display_type_rich = bare
     return cmd
+
+
+@app.command()
+def server(config: Annotated[Optional[str], typer.Option("--config", "-c", help="The server's configuration file "
+                                                         "(default: server.yaml in dodas's config directory).",
+                                                         show_default=False)] = None,
+           bind: Annotated[Optional[str], typer.Option("--bind", help="HOST:PORT to serve on (default "
+                                                       "127.0.0.1:8300; anything but loopback needs issuers).",
+                                                       show_default=False)] = None,
+           workers: Annotated[Optional[int], typer.Option("--workers", help="Worker threads in this process (0: "
+                                                          "API only; run workers apart).", show_default=False)]
+           = None) -> None:
+    """Serve the REST API (docs at /docs), with workers that carry out the deployments."""
+    from dodas.server import serve
+
+    serve.run(config, bind=bind, workers=workers, echo=typer.echo)
 
 
 def _warn(p: object) -> None:

@@ -261,7 +261,7 @@ def _plan(request: Request, caller: Caller, name: str, body: TemplateRequest,
         given.update({k: GivenInput(v, f"<-i {k}>", 1, 1, from_cli=True) for k, v in body.cli_inputs.items()})
         try:
             dplan = planning.prepare(str(path), name=name, given=given, provider_name=provider, offline=True,
-                                     allow_external_playbooks=False, refresh=False,
+                                     allow_external_playbooks=False, refresh=False, environment=False,
                                      allow_provider=access.allowed(caller, cfg))
             problems = untrusted.problems(dplan.plan, str(path), cfg.fetch_allow)
             if problems:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,10 +158,16 @@ def _declared(data_inputs: Any) -> set[str]:
 def prepare(template: str, *, name: str | None = None, pairs: list[str] | None = None,
             inputs_file: Any = None, provider_name: str | None = None, offline: bool = False,
             max_providers: int = 3, overcommit: bool = False, allow_external_playbooks: bool = False,
-            strict: bool = False, refresh: bool = True, require_provider: bool = True) -> DeploymentPlan:
+            strict: bool = False, refresh: bool = True, require_provider: bool = True,
+            allow_provider: Callable[[Any], bool] | None = None, given: dict[str, GivenInput] | None = None,
+            environment: bool = True) -> DeploymentPlan:
     """Everything `up` decides before it changes anything. `refresh` asks the
     provider whether recorded services still run (as status does); without it,
-    the state's records alone are compared. A template the providers placement
+    the state's records alone are compared. `allow_provider` (a server) limits
+    the providers placement may choose; `given` are inputs already collected
+    (a server's request), over the files and pairs; `environment` reads
+    DODAS_INPUT_ variables (never on a server: its environment is not the
+    user's). A template the providers placement
     chose all refuse (capacity, missing tools) is an error; with
     `require_provider`, so is one no configured provider is of a kind to take
     (up); without, that is reported in the plan (plan, --plan-only)."""
@@ -174,16 +181,16 @@ def prepare(template: str, *, name: str | None = None, pairs: list[str] | None =
     if live and provider_name and provider_name != dep.provider:
         raise DodasError(f'deployment "{name}" runs on provider "{dep.provider}"; destroy it before deploying it '
                          f'on "{provider_name}"')
-    given = collect_inputs(pairs, inputs_file)
+    given = {**collect_inputs(pairs, inputs_file), **(given or {})}
     kept: dict[str, GivenInput] = {}
     if live:  # earlier inputs stay unless given again (as helm's --reuse-values)
         declared = _template_inputs(template)
         kept = {k: GivenInput(v, f"<inputs kept from deployment {name}>", 1, 1)
                 for k, v in dep.inputs.items() if k in declared and k not in given}
     plan = plan_given(template, {**kept, **given}, offline=offline,
-                      allow_external_playbooks=allow_external_playbooks, strict=strict)
+                      allow_external_playbooks=allow_external_playbooks, strict=strict, environment=environment)
     viable, skipped = _place(plan, dep if live else None, provider_name, max_providers, overcommit,
-                             require_provider)
+                             require_provider, allow_provider)
     text = Path(template).read_text(encoding="utf-8")
     out = DeploymentPlan(name, template, text, plan, dep if live else None, viable, skipped,
                          kept_inputs=sorted(kept))
@@ -206,14 +213,20 @@ def _template_inputs(template: str) -> set[str]:
 
 
 def _place(plan: Plan, dep: Deployment | None, provider_name: str | None, max_providers: int, overcommit: bool,
-           require: bool) -> tuple[list, list]:
+           require: bool, allow: Callable[[Any], bool] | None = None) -> tuple[list, list]:
     try:
-        cands = [config.get(dep.provider)] if dep is not None else placement.candidates(plan.model, provider_name,
-                                                                                         max_providers)
+        cands = [config.get(dep.provider)] if dep is not None else placement.candidates(
+            plan.model, provider_name, max_providers if allow is None else 1 << 30)
     except DodasError as exc:  # nothing configured can take it: an error for up, a finding for plan
         if require or provider_name:
             raise
         return [], [("placement", [exc.message])]
+    if allow is not None:  # a server's caller may use only the providers the operator gave their groups
+        refused = [c for c in cands if not allow(c)]
+        cands = [c for c in cands if allow(c)][:max(1, max_providers)]
+        if not cands:
+            names = ", ".join(c.name for c in refused) or "none"
+            raise DodasError(f"no provider you may use can take this deployment (placement chose: {names})")
     viable, skipped = [], []
     for cfg in cands:
         provider = build(cfg)
