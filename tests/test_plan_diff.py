@@ -267,3 +267,22 @@ def test_up_asks_on_a_terminal_and_no_changes_nothing(d, tmp_path):
     assert code == 0, shown
     assert sorted(states(d, "asked")) == ["app[0]", "app[1]", "box[0]", "box[1]"]
     d.run("destroy", "asked", "--yes")
+
+
+def test_scale_is_up_with_the_count_input(d, tmp_path):
+    t = str(write_template(tmp_path))
+    d.run("up", t, "--name", "sc", "-i", "n=1", "-i", "greeting=hey")
+    d.run("scale", "sc", "box", "2")
+    assert sorted(states(d, "sc")) == ["app[0]", "app[1]", "box[0]", "box[1]"]
+    assert d.outputs("sc")["greetings"] == ["hey", "hey"], "the other inputs are kept"
+    r = d.run("scale", "sc", "box", "1", check=False)
+    assert r.returncode == 1 and "deletes 2 instances" in r.stderr and len(states(d, "sc")) == 4
+    d.run("scale", "sc", "box", "1", "--yes")
+    assert sorted(states(d, "sc")) == ["app[0]", "box[0]"]
+    r = d.run("scale", "sc", "nosuch", "2", check=False)
+    assert r.returncode == 1 and 'no node "nosuch"' in r.stderr and "app, box" in r.stderr
+    r = d.run("scale", "sc", "app", "2", check=False)
+    assert r.returncode == 1 and "no scalable count" in r.stderr
+    r = d.run("scale", "gone", "box", "2", check=False)
+    assert r.returncode == 4
+    d.run("destroy", "sc", "--yes")

@@ -59,8 +59,23 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="Show the version and exit.")] = False) -> None:
+                                                help="Show the version and exit.")] = False,
+          server_url: Annotated[Optional[str], typer.Option("--server", metavar="URL", help="Work through this dodas "
+                                                            "server (also DODAS_SERVER): up, plan, list, status, "
+                                                            "outputs, logs, destroy and scale.",
+                                                            show_default=False)] = None) -> None:
     """dodas: one TOSCA template, one command, a working platform."""
+    if server_url:
+        os.environ["DODAS_SERVER"] = server_url
+
+
+def _remote():  # noqa: ANN202 - a client.remote.Remote, or None when working locally
+    """The server to work through (--server or DODAS_SERVER), or None."""
+    url = os.environ.get("DODAS_SERVER", "").strip()
+    if not url:
+        return None
+    from dodas.cli import remote_cli
+    return remote_cli.connect(url)
 
 
 @app.command()
@@ -113,6 +128,13 @@ def plan(target: Annotated[str, typer.Argument(help="A TOSCA template file, or t
     from dodas.cli import render, render_plan
     from dodas.services import planning
 
+    remote = _remote()
+    if remote is not None:
+        from dodas.cli import remote_cli
+        p = remote_cli.plan(remote, target, name or planning.default_name(target), input, inputs, json_out)
+        if detailed_exitcode and p["has_changes"]:
+            raise typer.Exit(2)
+        return
     template, dep_name = planning.resolve_target(target, name)
     p = planning.prepare(template, name=dep_name, pairs=input, inputs_file=inputs, provider_name=provider,
                          offline=offline, overcommit=overcommit, allow_external_playbooks=allow_external_playbooks,
@@ -122,7 +144,7 @@ def plan(target: Annotated[str, typer.Argument(help="A TOSCA template file, or t
         _print_json(p.to_json())
     else:
         render.plan(p.plan)
-        render_plan.changes(p)
+        render_plan.changes(p.to_json())
     if detailed_exitcode and p.has_changes():
         raise typer.Exit(2)
 
@@ -174,12 +196,18 @@ def up(template: TemplateArg,
 
     Shows the plan and asks before deleting anything or replacing a deployment made from another template
     (and, on a terminal, before any change to an existing deployment)."""
-    from dodas.cli import progress, render, render_plan
+    from dodas.cli import render, render_plan
     from dodas.errors import DodasError
-    from dodas.services import deploy, planning, read
+    from dodas.services import planning
 
     if parallelism < 1:
         raise DodasError("--parallelism must be at least 1")
+    remote = _remote()
+    if remote is not None:
+        from dodas.cli import remote_cli
+        remote_cli.up(remote, template, name or planning.default_name(template), input, inputs, yes=yes,
+                      quiet=quiet, json_out=json_out, provider=provider)
+        return
     wait = _duration(lock_timeout, "--lock-timeout") if lock_timeout else 0.0
     p = planning.prepare(template, name=name, pairs=input, inputs_file=inputs, provider_name=provider,
                          offline=offline, max_providers=max_providers, overcommit=overcommit,
@@ -191,20 +219,34 @@ def up(template: TemplateArg,
             _print_json(p.to_json())
         else:
             render.plan(p.plan)
-            render_plan.changes(p)
+            render_plan.changes(p.to_json())
         return
+    _confirm(p, f"dodas plan {template} --name {p.name}", yes=yes, quiet=quiet, json_out=json_out)
+    _apply(p, parallelism=parallelism, keep_failed=keep_failed, wait=wait, quiet=quiet, json_out=json_out)
+
+
+def _confirm(p: object, how_to_look: str, *, yes: bool, quiet: bool, json_out: bool) -> None:
+    """Show the plan and ask, where up must (services.planning.confirmation_reason)."""
+    from dodas.cli import render_plan
+
     person = sys.stdin.isatty() and sys.stdout.isatty() and not json_out
     why = p.needs_confirmation(interactive=person)
     if why and not yes:
         if not person:
             raise ConfirmationNeeded(f'the plan for "{p.name}" needs confirmation because {why}: look at it with '
-                                     f'`dodas plan {template} --name {p.name}`, then run up with --yes')
+                                     f"`{how_to_look}`, then run it again with --yes")
         if not quiet:
-            render_plan.changes(p)
+            render_plan.changes(p.to_json())
         if not typer.confirm(f"Apply this plan ({why})?", default=False):
             raise ConfirmationNeeded("not applied: nothing was changed")
     elif p.has_changes() and not quiet and not json_out and p.deployment is not None:
-        render_plan.changes(p)
+        render_plan.changes(p.to_json())
+
+
+def _apply(p: object, *, parallelism: int, keep_failed: bool, wait: float, quiet: bool, json_out: bool) -> None:
+    from dodas.cli import progress, render
+    from dodas.services import deploy, read
+
     listener = progress.factory(quiet=quiet or json_out)
     try:
         result = deploy.apply(p, parallelism=parallelism, listener=listener, keep_failed=keep_failed,
@@ -230,6 +272,33 @@ def ConfirmationNeeded(message: str) -> Exception:  # noqa: N802 - reads as the 
     """The face's question went unanswered (no terminal, or answered no): exit 1, nothing changed."""
     from dodas.errors import DodasError
     return DodasError(message)
+
+
+@app.command()
+def scale(name: NameArg,
+          node: Annotated[str, typer.Argument(help="The node to scale (a compute node whose count is an input).",
+                                              show_default=False)],
+          count: Annotated[int, typer.Argument(help="Its new number of instances.", min=0, show_default=False)],
+          yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking, even when it deletes "
+                                            "instances.")] = False,
+          parallelism: Annotated[int, typer.Option("--parallelism", help="At most this many provider calls and "
+                                                   "Ansible forks at once.")] = 10,
+          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+          json_out: JsonOpt = False) -> None:
+    """Set a node's number of instances: up with its count input changed, everything else kept."""
+    from dodas.services import planning, scaling
+
+    remote = _remote()
+    if remote is not None:
+        from dodas.cli import remote_cli
+        remote_cli.scale(remote, name, node, count, quiet, json_out)
+        return
+    template = planning.stored_template_of(name)
+    p = planning.prepare(str(template), name=name, given=scaling.scale_inputs(str(template), node, count),
+                         refresh=True)
+    _warn(p.plan)
+    _confirm(p, f"dodas plan {name}", yes=yes, quiet=quiet, json_out=json_out)
+    _apply(p, parallelism=parallelism, keep_failed=False, wait=0.0, quiet=quiet, json_out=json_out)
 
 
 @app.command()
@@ -260,7 +329,8 @@ def list_(all_: Annotated[bool, typer.Option("--all", "-a", help="Also destroyed
     from dodas.cli import render
     from dodas.services import read
 
-    deps = read.list_deployments(include_deleted=all_)
+    remote = _remote()
+    deps = remote.list_deployments(all_) if remote is not None else read.list_deployments(include_deleted=all_)
     _print_json(deps) if json_out else render.deployments(deps)
 
 
@@ -273,7 +343,8 @@ def status(name: NameArg, json_out: JsonOpt = False) -> None:
     from dodas.cli import render
     from dodas.services import read
 
-    st = read.status(name)
+    remote = _remote()
+    st = remote.status(name) if remote is not None else read.status(name)
     _print_json(st) if json_out else render.status(st)
     if st.get("degraded"):
         raise typer.Exit(DEGRADED)
@@ -292,8 +363,9 @@ def outputs(name: NameArg,
     from dodas.cli import render
     from dodas.services import read
 
+    remote = _remote()
     if key is not None:
-        one = read.output(name, key, show_secrets=show_secrets)
+        one = read.output(name, key, show_secrets=show_secrets, source=remote)
         if raw:
             value = one["value"]
             sys.stdout.write((value if isinstance(value, str) else json.dumps(value)) + "\n")
@@ -305,7 +377,7 @@ def outputs(name: NameArg,
     if raw:
         from dodas.errors import UsageError
         raise UsageError(f"--raw prints one output: give its KEY (dodas outputs {name} KEY --raw)")
-    outs = read.outputs(name, show_secrets=show_secrets)
+    outs = remote.outputs(name, show_secrets) if remote is not None else read.outputs(name, show_secrets=show_secrets)
     _print_json(outs) if json_out else render.outputs(outs, name, hint=not show_secrets)
 
 
@@ -326,6 +398,14 @@ def logs(name: NameArg,
     from dodas.cli import render
     from dodas.services import read
 
+    remote = _remote()
+    if remote is not None:
+        if node or since or tail is not None:
+            from dodas.errors import UsageError
+            raise UsageError("through a server, logs takes no NODE, --since or --tail (yet): all events, or -f")
+        from dodas.cli import remote_cli
+        remote_cli.logs(remote, name, follow, json_out)
+        return
     which = read.event_filter(name, node)
     start = read.parse_since(since) if since else None
     last, first = 0, True
@@ -365,6 +445,11 @@ def destroy(name: NameArg,
     from dodas.services import lifecycle, read
 
     wait = parse_duration(lock_timeout, "--lock-timeout") if lock_timeout is not None else 0.0
+    remote = _remote()
+    if remote is not None:
+        from dodas.cli import remote_cli
+        remote_cli.destroy(remote, name, yes, quiet, json_out)
+        return
     read_status = read.status(name)
     if not yes:
         if not sys.stdin.isatty() or json_out:

@@ -94,17 +94,7 @@ class DeploymentPlan:
                                                                            DS.UPDATE_COMPLETE.value))
 
     def needs_confirmation(self, interactive: bool) -> str | None:
-        """Why `up` must ask before applying, or None. Creating a deployment or
-        changing nothing never asks; deleting or replacing always does; on a
-        terminal, any change to an existing deployment does."""
-        if self.creating or not self.has_changes():
-            return None
-        deletes = self.summary()[diff.DELETE]
-        if deletes:
-            return f"it deletes {deletes} instance{'s' if deletes != 1 else ''}"
-        if self.replaces_template:
-            return f"it replaces the deployment made from {self.replaces_template}"
-        return "it changes an existing deployment" if interactive else None
+        return confirmation_reason(self.to_json(), interactive)
 
     def to_json(self) -> dict[str, Any]:
         out = self.plan.to_json()
@@ -124,6 +114,21 @@ class DeploymentPlan:
             "has_changes": self.has_changes(),
         })
         return out
+
+
+def confirmation_reason(plan: dict[str, Any], interactive: bool) -> str | None:
+    """Why `up` must ask before applying a plan (in its JSON form, so that a face
+    holding a server's answer decides alike), or None. Creating a deployment or
+    changing nothing never asks; deleting or replacing always does; on a terminal,
+    any change to an existing deployment does."""
+    if not plan["deployment"]["exists"] or not plan["has_changes"]:
+        return None
+    deletes = plan["summary"][diff.DELETE]
+    if deletes:
+        return f"it deletes {deletes} instance{'s' if deletes != 1 else ''}"
+    if plan.get("replaces_template"):
+        return f"it replaces the deployment made from {plan['replaces_template']}"
+    return "it changes an existing deployment" if interactive else None
 
 
 def resolve_target(target: str, name: str | None) -> tuple[str, str]:
@@ -149,6 +154,14 @@ def stored_template(dep: Deployment) -> Path:
             continue
     paths.write_private(kept, dep.template_text)
     return kept
+
+
+def stored_template_of(name: str) -> Path:
+    """The stored template of a live deployment (for `scale` and `plan NAME`)."""
+    dep = Store().require(name)
+    if dep.status == DS.DELETE_COMPLETE.value:
+        raise NotFoundError(f'deployment "{name}" was destroyed (see `dodas list --all`)')
+    return stored_template(dep)
 
 
 def _declared(data_inputs: Any) -> set[str]:

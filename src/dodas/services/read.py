@@ -101,14 +101,15 @@ class UnknownOutputError(DodasError):
     """`dodas outputs NAME KEY` of a KEY the deployment does not have, or cannot show."""
 
 
-def output(name: str, key: str, show_secrets: bool = False) -> dict[str, Any]:
+def output(name: str, key: str, show_secrets: bool = False, source: Any = None) -> dict[str, Any]:
     """One output: {"name", "value", "known", "sensitive", "description"}. An unknown
     key names the known ones (and the closest); a sensitive one needs
     `show_secrets`; one not known yet (its instance is not made) is an error, so
-    that `$(dodas outputs NAME KEY --raw)` never yields a placeholder."""
+    that `$(dodas outputs NAME KEY --raw)` never yields a placeholder. `source`
+    (a server's client) answers instead of the local state when given."""
     import difflib
 
-    outs = outputs(name, show_secrets=show_secrets)
+    outs = source.outputs(name, show_secrets) if source is not None else outputs(name, show_secrets=show_secrets)
     if key not in outs:
         hint = difflib.get_close_matches(key, list(outs), n=1)
         known = f"its outputs are: {', '.join(outs)}" if outs else "it has no outputs"

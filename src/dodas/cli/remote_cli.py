@@ -1,0 +1,173 @@
+"""The commands that talk to a `dodas server` (DODAS_SERVER=URL or --server URL):
+`up`, `plan`, `list`, `status`, `outputs`, `logs`, `destroy` and `scale`.
+
+They print what the local commands print (the same renderers, the same JSON):
+only where the answer comes from differs. The template is read here and sent as
+text; inputs keep their precedence (DODAS_INPUT_ variables, then --inputs files
+in order, then -i), files and variables read on this machine, values parsed by
+the server as the local loader would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from dodas.client.remote import Remote, RemoteError
+from dodas.errors import DodasError
+
+ENV_PREFIX = "DODAS_INPUT_"
+DONE = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE")
+
+
+def connect(url: str) -> Remote:
+    def token() -> str | None:
+        if os.environ.get("DODAS_TOKEN"):
+            return os.environ["DODAS_TOKEN"]
+        try:
+            from dodas.client import tokens
+        except ImportError:
+            return None
+        return tokens.access_token(url)
+    return Remote(url, token)
+
+
+def request_body(template: str, pairs: list[str] | None, files: list[str] | None) -> dict[str, Any]:
+    """The template's text and its inputs as the server's API takes them."""
+    import yaml
+
+    try:
+        text = Path(template).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DodasError(f"{template}: cannot read the template: {exc}") from None
+    inputs: dict[str, Any] = {}
+    for f in files or []:
+        try:
+            data = yaml.safe_load(Path(f).read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise DodasError(f"{f}: cannot read the inputs file: {exc}") from None
+        if not isinstance(data, dict):
+            raise DodasError(f"{f}: an inputs file is a mapping of input names to values")
+        inputs.update(data)
+    cli: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise DodasError(f'-i "{pair}": give an input as NAME=VALUE')
+        cli[key] = value
+    try:
+        declared = ((yaml.safe_load(text) or {}).get("topology_template") or {}).get("inputs") or {}
+    except (yaml.YAMLError, AttributeError):
+        declared = {}
+    for name in declared if isinstance(declared, dict) else ():
+        value = os.environ.get(ENV_PREFIX + str(name))
+        if value is not None and name not in inputs and name not in cli:
+            cli[name] = value  # the lowest precedence: only where nothing else gives it
+    return {"template": text, "inputs": inputs, "cli_inputs": cli, "template_name": Path(template).name}
+
+
+def plan(r: Remote, template: str, name: str, pairs: list[str] | None, files: list[str] | None,
+         json_out: bool) -> dict[str, Any]:
+    from dodas.cli import render_plan
+
+    p = r.plan(name, request_body(template, pairs, files))
+    if json_out:
+        sys.stdout.write(json.dumps(p, indent=2) + "\n")
+    else:
+        render_plan.changes(p)
+    return p
+
+
+def up(r: Remote, template: str, name: str, pairs: list[str] | None, files: list[str] | None, *, yes: bool,
+       quiet: bool, json_out: bool, provider: str | None) -> None:
+    from dodas.cli import render, render_plan
+    from dodas.services.planning import confirmation_reason
+
+    body = request_body(template, pairs, files)
+    p = r.plan(name, body)
+    person = sys.stdin.isatty() and sys.stdout.isatty() and not json_out
+    why = confirmation_reason(p, person)
+    if why and not yes:
+        if not person:
+            raise DodasError(f'the plan for "{name}" needs confirmation because {why}: look at it with '
+                             f"`dodas plan {template} --name {name}`, then run up with --yes")
+        render_plan.changes(p)
+        if not typer.confirm(f"Apply this plan ({why})?", default=False):
+            raise DodasError("not applied: nothing was changed")
+    if p["deployment"]["exists"]:
+        started = r.apply(name, {**body, "yes": True})
+    else:
+        started = r.create({**body, "name": name, "provider": provider})
+    after = max((e["id"] for e in r.events(name)), default=0) if p["deployment"]["exists"] else 0
+    del started
+    _follow(r, name, after, quiet or json_out)
+    st = r.status(name)
+    if st["status"] not in DONE:
+        raise DodasError(f'{name}: {st["status"]}: {st.get("reason") or "see dodas logs " + name}')
+    outs = r.outputs(name)
+    if json_out:
+        sys.stdout.write(json.dumps({"name": name, "status": st["status"], "changed": p["has_changes"],
+                                     "plan": {"summary": p["summary"], "changes": p["changes"]},
+                                     "outputs": outs}, indent=2) + "\n")
+    else:
+        typer.echo(f"{name}: {st['status']}" + ("" if p["has_changes"] else " (nothing to change)"))
+        render.outputs(outs, name)
+
+
+def _follow(r: Remote, name: str, after: int, quiet: bool) -> None:
+    from dodas.cli import render
+
+    for e in r.stream(name, after):
+        shown = e.get("level") in ("warning", "error") or (e.get("phase") != "state" and e.get("level") == "info")
+        if shown and not quiet:
+            render.event(e)
+
+
+def destroy(r: Remote, name: str, yes: bool, quiet: bool, json_out: bool) -> None:
+    if not yes:
+        if not sys.stdin.isatty() or json_out:
+            raise DodasError(f'destroying "{name}" needs confirmation: run with --yes')
+        typer.confirm(f'Destroy "{name}"?', abort=True)
+    after = max((e["id"] for e in r.events(name)), default=0)
+    r.destroy(name)
+    _follow(r, name, after, quiet or json_out)
+    st = r.status(name)
+    if st["status"] != "DELETE_COMPLETE":
+        raise DodasError(f'destroying "{name}" left problems: {st.get("reason") or st["status"]}')
+    if json_out:
+        sys.stdout.write(json.dumps({"name": name, "status": "DELETE_COMPLETE"}, indent=2) + "\n")
+    else:
+        typer.echo(f"{name}: DELETE_COMPLETE")
+
+
+def scale(r: Remote, name: str, node: str, count: int, quiet: bool, json_out: bool) -> None:
+    after = max((e["id"] for e in r.events(name)), default=0)
+    r.scale(name, node, count)
+    _follow(r, name, after, quiet or json_out)
+    st = r.status(name)
+    if st["status"] not in DONE:
+        raise DodasError(f'{name}: {st["status"]}: {st.get("reason") or "see dodas logs " + name}')
+    if json_out:
+        sys.stdout.write(json.dumps({"name": name, "status": st["status"]}, indent=2) + "\n")
+    else:
+        typer.echo(f"{name}: {st['status']}")
+
+
+def logs(r: Remote, name: str, follow: bool, json_out: bool) -> None:
+    from dodas.cli import render
+
+    events = r.stream(name) if follow else iter(r.events(name))
+    for e in events:
+        if json_out:
+            sys.stdout.write(json.dumps(e) + "\n")
+        else:
+            render.event(e)
+        sys.stdout.flush()
+
+
+__all__ = ["RemoteError", "connect", "destroy", "logs", "plan", "request_body", "scale", "up"]
