@@ -295,6 +295,32 @@ def test_rendered_objects_match_the_kubernetes_api(helm_bin, minor):
                                      f"{list(exc.path)}") from None
 
 
+def notes(helm_bin: str, tmp_path: Path, *settings: str) -> str:
+    """NOTES.txt as `helm install` would print it: helm template does not render it,
+    so a copy of the chart renders it into a ConfigMap."""
+    copy = tmp_path / "chart"
+    shutil.copytree(CHART, copy)
+    text = (copy / "templates" / "NOTES.txt").read_text()
+    (copy / "templates" / "NOTES.txt").unlink()
+    (copy / "templates" / "notes.yaml").write_text(
+        '{{- define "notes" }}' + text + '{{ end }}\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\n'
+        'data:\n  notes: {{ include "notes" . | quote }}\n')
+    r = helm(helm_bin, "template", "dodas", str(copy), "--show-only", "templates/notes.yaml",
+             *[a for s in settings for a in ("--set", s)])
+    assert r.returncode == 0, r.stderr
+    return yaml.safe_load(r.stdout)["data"]["notes"]
+
+
+def test_notes(helm_bin, tmp_path):
+    text = notes(helm_bin, tmp_path, "workers.enabled=true", "persistence.accessModes[0]=ReadWriteOnce")
+    assert "WARNING: server.issuers is empty" in text and "2 worker pod(s)" in text
+    assert "not ReadWriteMany" in text and "never installed" in text
+    text = notes(helm_bin, tmp_path / "2", f"server.issuers[0].url={ISSUER}", "postgresql.bundled.enabled=false",
+                 "postgresql.external.existingSecret=db", "persistence.enabled=false")
+    assert "WARNING: server.issuers" not in text and "DODAS_DB_URL from the Secret db (key url)" in text
+    assert "persistence is disabled" in text
+
+
 def test_no_bitnami_anywhere():
     for f in CHART.rglob("*"):
         if f.is_file():
