@@ -6,7 +6,10 @@ Ansible a wave at a time: once every instance of the lowest pending wave has wha
 it needs, the whole wave goes to one ansible-playbook run (create, configure and
 start plays over all its hosts), which is what keeps a 20-worker cluster fast.
 
-Every state change is written to the store when it happens. On the first failure
+Every state change is written to the store when it happens, before the step it
+announces: the changes (and events) of one turn of the loop go in one
+transaction (`_commit`), so that a thousand instances do not cost a thousand
+transactions, and a crash loses at most the step in flight. On the first failure
 nothing new is started, running work finishes, and DeploymentFailed names the
 instance and quotes the tail of its output. Re-running reconciles: an instance is
 worked on only if it is missing, its configuration fingerprint changed, or a
@@ -16,7 +19,8 @@ service it started is no longer running.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any, Protocol
 
 from dodas import paths
@@ -27,13 +31,12 @@ from dodas.engine.retry import with_retries
 from dodas.engine.states import COMPUTE_READY, InstanceState
 from dodas.engine.teardown import Teardown
 from dodas.errors import DodasError, environment_problem
-from dodas.model.build import SECRET_NAME
 from dodas.model.network import ingress_rules
 from dodas.model.deployment import DEPLOY_OPERATIONS, UNDEPLOY_OPERATIONS, Instance
 from dodas.plan.plan import Plan
 from dodas.providers.base import ComputeRequest, Machine, Provider, ProviderError
 from dodas.ssh_access import Endpoint
-from dodas.state.store import Store
+from dodas.state.store import InstanceChange, Store
 
 S = InstanceState
 
@@ -66,6 +69,9 @@ class Engine(Teardown):
                                     self._sink, forks=self.parallelism, run_mark=dep_id)
         self.runner.remove_leftovers()  # an engine exists only under the deployment lock
         self.changed = False
+        self._queued: list[InstanceChange] = []  # instance changes not written yet (see _commit)
+        self._writing: asyncio.Future[None] | None = None
+        self._recording = 0
         self._reached: set[str] = set()  # machines logged in to in this run (by provider id)
         self.ctx = RunContext.from_rows(plan.model, dep_id, dep_name, self.rows) if plan else None
         self.machines: dict[tuple[str, int], Machine] = {
@@ -79,12 +85,97 @@ class Engine(Teardown):
         self.reporter.event(inst.id if inst else None, phase, message, level)
 
     def _save(self, inst: Instance, state: S, **fields: Any) -> None:
-        row = self.store.save_instance(self.dep_id, inst.node, inst.index, state=state.value, **fields)
-        self.rows[(inst.node, inst.index)] = row
+        """Record a state change; written by the next `_commit` (at the latest when
+        the run ends), with the other changes and events of this turn of the loop."""
+        self._queued.append((inst.node, inst.index, {"state": state.value, **fields}))
+        self._wake()
         self.reporter.state(inst.id, state.value, fields.get("error") or "")
+
+    def _drop(self, key: tuple[str, int]) -> None:
+        """Record that an instance is gone (its row is deleted), as _save does."""
+        self._queued.append((key[0], key[1], None))
+        self._wake()
+        self.rows.pop(key, None)
+        self.reporter.state(Instance(*key).id, S.DELETED.value)
+
+    def _write(self) -> None:
+        """Write every queued change and kept event now, in one transaction."""
+        changes, self._queued = self._queued, []
+        drain = getattr(self.reporter, "drain", None)
+        events = drain() if drain is not None else []
+        if not changes and not events:
+            return
+        saved = self.store.write(self.dep_id, changes, events)
+        for node, index, fields in changes:
+            if fields is None:
+                self.rows.pop((node, index), None)
+        self.rows.update(saved)
+
+    def _wake(self) -> None:
+        """Have what is queued written at the end of this turn of the loop."""
+        if self._writing is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # outside the loop: written by the next _commit or at the end of the run
+            return
+        self._writing = loop.create_future()
+        # one more turn before writing: a task that finishes frees its slot of the
+        # semaphore, and the task that takes the slot then queues its own change,
+        # which goes into the same transaction
+        loop.call_soon(loop.call_soon, self._write_turn)
+
+    def _write_turn(self) -> None:
+        fut, self._writing = self._writing, None
+        try:
+            self._write()
+        except BaseException as exc:  # noqa: BLE001 - handed to every task waiting for it
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
+                fut.exception()  # those that wait re-raise it; none waiting is no "never retrieved" warning
+            return
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    async def _commit(self) -> None:
+        """Return once what this task queued is written: in one transaction with
+        what every other task queued in the same turn of the loop (group commit)."""
+        if not self._queued and self._writing is None:
+            return
+        self._wake()
+        if self._writing is not None:
+            await asyncio.shield(self._writing)
+
+    @contextmanager
+    def recording(self) -> Iterator[None]:
+        """Around a run: the reporter's events are kept and written with the
+        instance changes; whatever is still queued is written on the way out,
+        exception or not."""
+        outer = not self._recording
+        self._recording += 1
+        batch = getattr(self.reporter, "batch", None) if outer else None
+        try:
+            with batch(self._wake) if batch is not None else nullcontext():
+                try:
+                    yield
+                except BaseException:
+                    if outer:
+                        try:
+                            self._write()
+                        except Exception:  # noqa: BLE001 - the exception on its way out says more
+                            pass
+                    raise
+                if outer:
+                    self._write()
+        finally:
+            self._recording -= 1
 
     # -- up ------------------------------------------------------------------------
     async def up(self) -> bool:
+        with self.recording():
+            return await self._up()
+
+    async def _up(self) -> bool:
         assert self.plan is not None and self.ctx is not None
         wanted = {(i.node, i.index) for i in self.plan.instances}
         gone = [k for k in self.rows if k not in wanted]
@@ -105,10 +196,13 @@ class Engine(Teardown):
         """Every secret dodas generates, made before anything is worked on: a node
         may read another's (a Spark worker, its master's secret) without waiting."""
         assert self.plan is not None and self.ctx is not None
+        made = []
         for inst in self.plan.instances:
             new = self.ctx.ensure_secrets(inst)
             if new:
-                self.store.save_instance(self.dep_id, inst.node, inst.index, kind="software", secrets=new)
+                made.append((inst.node, inst.index, {"kind": "software", "secrets": new}))
+        if made:
+            self.store.write(self.dep_id, made)
 
     async def _walk(self) -> None:
         plan = self.plan
@@ -127,6 +221,14 @@ class Engine(Teardown):
                 software.setdefault(p.wave, set()).add(i)
         done: set[Instance] = set()
         inflight: dict[asyncio.Task[Any], list[Instance]] = {}
+        # finished tasks, in the order they finish (asyncio.wait over every task in
+        # flight, a thousand of them, on each turn would be quadratic)
+        finishing: asyncio.Queue[asyncio.Task[Any]] = asyncio.Queue()
+
+        def start(coro: Any, insts: list[Instance]) -> None:
+            task = asyncio.create_task(coro)
+            task.add_done_callback(finishing.put_nowait)
+            inflight[task] = insts
         configuring = False
         failure: tuple[str, str] | None = None
         sem = asyncio.Semaphore(self.parallelism)
@@ -134,7 +236,7 @@ class Engine(Teardown):
         while True:
             if failure is None:
                 for i in ready_computes:
-                    inflight[asyncio.create_task(self._compute(i, sem))] = [i]
+                    start(self._compute(i, sem), [i])
                 ready_computes = []
                 if software and not configuring:
                     wave = min(software)
@@ -142,10 +244,12 @@ class Engine(Teardown):
                     if all(waiting[i] == 0 for i in batch):
                         del software[wave]
                         configuring = True
-                        inflight[asyncio.create_task(self._configure(sorted(batch, key=str)))] = sorted(batch, key=str)
+                        start(self._configure(sorted(batch, key=str)), sorted(batch, key=str))
             if not inflight:
                 break
-            finished, _ = await asyncio.wait(list(inflight), return_when=asyncio.FIRST_COMPLETED)
+            finished = [await finishing.get()]
+            while not finishing.empty():
+                finished.append(finishing.get_nowait())
             for task in finished:
                 insts = inflight.pop(task)
                 if not plan.instances[insts[0]].node.is_compute:
@@ -181,6 +285,7 @@ class Engine(Teardown):
                     return [inst], None
                 self.reporter.event(inst.id, "create", "the machine is gone; creating it again", "warning")
             self._save(inst, S.CREATING, kind="compute", error=None)
+            await self._commit()  # recorded before the provider is asked
             req = ComputeRequest(self.dep_id, self.ctx.deployment_name, inst.id,
                                  self.plan.instances[inst].node.compute)  # type: ignore[arg-type]
 
@@ -192,15 +297,19 @@ class Engine(Teardown):
                                              base=self.provider.retry_base)
             except ProviderError as exc:
                 self._save(inst, S.ERROR, error=str(exc))
+                await self._commit()
                 return [], (inst.id, str(exc))
             self.ctx.machines[inst] = machine
             self.machines[(inst.node, inst.index)] = machine
             self.changed = True
             self._save(inst, S.CREATED, provider_id=machine.provider_id, attributes=machine.attributes())
             self.reporter.event(inst.id, "create", f"created at {machine.private_address or machine.public_address}")
+            # written with the next turn's changes, without holding a slot of the semaphore
             return [inst], None
 
     async def _configure(self, batch: list[Instance]) -> tuple[list[Instance], tuple | None]:
+        from dodas.model.build import SECRET_NAME  # here: destroy needs none of the model's building
+
         assert self.plan is not None and self.ctx is not None
         ctx = self.ctx
         run: list[tuple[Instance, str, bool]] = []
@@ -213,6 +322,7 @@ class Engine(Teardown):
                 parts[inst] = ctx.fingerprint_parts(inst, node)
             except UnresolvedError as exc:
                 self._save(inst, S.ERROR, kind="software", error=str(exc))
+                await self._commit()
                 return done, (inst.id, str(exc))
             row = self.rows.get((inst.node, inst.index))
             if row is not None and row.state == S.STARTED.value and row.config_hash == fp:
@@ -231,12 +341,14 @@ class Engine(Teardown):
             compute = ctx.compute_of(inst)
             self._save(inst, S.CONFIGURING, kind="software", error=None,
                        attributes={"_compute": [compute.node, compute.index] if compute else None})
+        await self._commit()  # recorded before Ansible runs
         unreachable = await self._reach(hosts)
         if unreachable:
             host, why = unreachable
             for inst, _, _ in run:
                 if ctx.compute_of(inst) == host.compute:
                     self._save(inst, S.ERROR, error=why)
+            await self._commit()
             return done, (host.compute.id if host.compute else "controller", why)
         result = await self._run_by_node("configure", hosts, plays)
         for r in result.failures:  # a failure must not keep a half-reported secret around
@@ -250,7 +362,7 @@ class Engine(Teardown):
             report = result.reports.get(inst, {})
             if result.secret_reports.get(inst):
                 ctx.secrets.setdefault(inst, {}).update(result.secret_reports[inst])
-                self.store.save_instance(self.dep_id, inst.node, inst.index, secrets=result.secret_reports[inst])
+                self._queued.append((inst.node, inst.index, {"secrets": result.secret_reports[inst]}))
             node = self.plan.instances[inst].node
             undeploy = {op: {"implementation": node.operations[op].implementation,
                              "inputs": {k: v for k, v in ctx.evaluate(node.operations[op].inputs, inst).items()
@@ -264,6 +376,7 @@ class Engine(Teardown):
                                                                     "_undeploy_properties": props,
                                                                     "_fingerprint": parts[inst]})
             done.append(inst)
+        await self._commit()
         return done, failure
 
     # -- reaching machines ---------------------------------------------------------

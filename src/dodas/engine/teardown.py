@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from dodas import paths
@@ -44,12 +45,22 @@ class Teardown:
 
     def _save(self, inst: Instance, state: S, **fields: Any) -> None: ...
 
+    def _drop(self, key: tuple[str, int]) -> None: ...
+
+    async def _commit(self) -> None: ...
+
+    def recording(self) -> AbstractContextManager[None]: ...
+
     def _jump(self, machine: Machine | None) -> Endpoint | None: ...
 
     async def remove(self, keys: list[tuple[str, int]]) -> list[str]:
         """Stop and delete instances (software first, then their machines); best
         effort on the software side, since deleting the machine ends it anyway.
         Returns the problems met; a machine that cannot be deleted is one of them."""
+        with self.recording():
+            return await self._remove(keys)
+
+    async def _remove(self, keys: list[tuple[str, int]]) -> list[str]:
         problems: list[str] = []
         software = [k for k in keys if self.rows[k].kind != "compute"]
         computes = [k for k in keys if self.rows[k].kind == "compute"]
@@ -62,19 +73,18 @@ class Teardown:
             async with sem:
                 self._save(inst, S.DELETING)
                 row = self.rows[key]
+                await self._commit()  # recorded before the provider is asked
                 try:
                     await with_retries(lambda: self.provider.delete(self.dep_id, inst.id, row.provider_id),
                                        base=self.provider.retry_base)
                 except ProviderError as exc:
-                    self._save(inst, S.ERROR, error=str(exc))
+                    self._save(inst, S.ERROR, error=str(exc))  # written with the next turn's changes
                     return f"{inst.id}: {exc}"
                 machine = self.machines.pop(key, None)
                 if machine is not None and machine.connection == "ssh" and self.provider.ephemeral_hosts:
                     forget_host_keys([(a, machine.ssh_port) for a in (machine.public_address, machine.private_address)
                                       if a])
-                self.store.delete_instance(self.dep_id, *key)
-                self.rows.pop(key, None)
-                self.reporter.state(inst.id, S.DELETED.value)
+                self._drop(key)  # written with the next turn's changes, without holding a slot
                 return None
         results = await asyncio.gather(*(delete(k) for k in computes))
         problems += [r for r in results if r]
@@ -105,12 +115,12 @@ class Teardown:
                 play.targets[hname] = (inst, variables)
         for key in keys:
             self._save(Instance(*key), S.DELETING)
+        await self._commit()  # recorded before Ansible runs
         result = await asyncio.to_thread(self.runner.run, "undeploy", hosts, list(plays.values()))
         problems = [f"{i.id}: {m}" for i, m in result.failures.items()]
         for key in keys:
-            self.store.delete_instance(self.dep_id, *key)
-            self.rows.pop(key, None)
-            self.reporter.state(Instance(*key).id, S.DELETED.value)
+            self._drop(key)
+        await self._commit()
         return problems
 
     def _compute_key_of(self, key: tuple[str, int]) -> tuple[str, int] | None:
@@ -125,6 +135,10 @@ class Teardown:
         """Remove every instance, then whatever still carries the deployment's tag:
         on this provider, and on `others` (providers earlier attempts of this
         deployment were made on, whose clean-up may have left something)."""
+        with self.recording():
+            return await self._destroy(others)
+
+    async def _destroy(self, others: Iterable[Provider]) -> list[str]:
         problems = await self.remove(list(self.rows))
 
         async def purge(provider: Provider, label: str) -> list[str]:

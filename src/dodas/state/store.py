@@ -1,27 +1,71 @@
 """Reading and writing deployments, instances and events.
 
-Each write is its own short transaction: the engine records every state change
-as it happens, so that a crash (or kill -9) leaves a state that says exactly how
-far each instance got, and the next `dodas up` can continue from there.
+Each write is a short transaction: the engine records every state change as it
+happens, so that a crash (or kill -9) leaves a state that says how far each
+instance got, and the next `dodas up` can continue from there. The engine's
+changes of one turn of its loop (a wave's, or the computes that finished
+together) and their events go in one transaction (`write`), which on a thousand
+instances is the difference between seconds and a tenth of one.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from dodas import paths
 from dodas.errors import DodasError
 from dodas.redact import redact
 from dodas.state import db
 from dodas.state.models import Attempt, Deployment, Event, InstanceRow
+
+
+#: (node, index, fields to save) or (node, index, None): the row is deleted
+InstanceChange = tuple[str, int, "dict[str, Any] | None"]
+#: what `write` sets on a row that exists
+_ROW_FIELDS = ("kind", "state", "provider_id", "attributes", "secrets", "config_hash", "error", "updated_at")
+
+
+class SavedRow:
+    """An instance row as `write` left it: InstanceRow's columns, without the ORM's
+    bookkeeping (which costs more than the write itself on a thousand rows)."""
+
+    __slots__ = ("deployment_id", "node", "index", *_ROW_FIELDS)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        for c in self.__slots__:
+            setattr(self, c, values.get(c))
+
+    @property
+    def instance_id(self) -> str:
+        return paths.instance_id(self.node, self.index)
+
+
+@functools.cache
+def _statements() -> dict[str, Any]:
+    """`write`'s statements, built once."""
+    t = InstanceRow.__table__
+    return {"select": select(t).where(t.c.deployment_id == bindparam("b_dep"),
+                                      t.c.node.in_(bindparam("b_nodes", expanding=True)),
+                                      t.c["index"].in_(bindparam("b_indexes", expanding=True))),
+            "delete": t.delete().where(t.c.id == bindparam("b_id")),
+            "update": t.update().where(t.c.id == bindparam("b_id")),
+            "insert": t.insert(), "event": Event.__table__.insert()}
+
+
+def _event_row(dep_id: str, e: dict[str, Any]) -> dict[str, Any]:
+    return {"deployment_id": dep_id, "phase": e["phase"], "message": redact(e["message"]),
+            "instance": e.get("instance"), "level": e.get("level", "info"),
+            "time": e.get("time") or datetime.now(timezone.utc)}
 
 
 class NotFoundError(DodasError):
@@ -112,6 +156,74 @@ class Store:
                 values = {**dict(row), **fields}
                 conn.execute(t.update().where(key).values(**fields))
         return InstanceRow(**{k: v for k, v in values.items() if k != "id"})
+
+    def write(self, dep_id: str, changes: Sequence[InstanceChange] = (),
+              events: Sequence[dict[str, Any]] = ()) -> dict[tuple[str, int], SavedRow]:
+        """Many instance changes and events in ONE transaction: what the engine
+        recorded in one turn of its loop. `changes` are applied in order, each
+        `(node, index, fields)` as save_instance does (attributes and secrets
+        merged in), or `(node, index, None)` to delete the row; `events` are
+        dicts of `phase`, `message` and optionally `instance`, `level`, `time`.
+        Returns the rows as saved (deleted ones left out).
+
+        One SELECT of the rows concerned, then executemany statements: a
+        DELETE, an INSERT, an UPDATE per set of columns changed (a row's JSON is
+        not encoded again when only its state changes), and one INSERT of the
+        events, whatever the number of changes: on a thousand instances, a
+        transaction per change costs seconds."""
+        st = _statements()
+        now = datetime.now(timezone.utc)
+        keys = {(node, index) for node, index, _ in changes}
+        start: dict[tuple[str, int], dict[str, Any]] = {}
+        final: dict[tuple[str, int], dict[str, Any] | None] = {}
+        touched: dict[tuple[str, int], set[str]] = {}  # columns changed of rows that exist
+        with self.factory.kw["bind"].begin() as conn:
+            if keys:
+                for row in conn.execute(st["select"], {"b_dep": dep_id, "b_nodes": sorted({k[0] for k in keys}),
+                                                       "b_indexes": sorted({k[1] for k in keys})}).mappings():
+                    if (row["node"], row["index"]) in keys:
+                        start[(row["node"], row["index"])] = dict(row)
+            for node, index, fields in changes:
+                key = (node, index)
+                if fields is None:
+                    final[key] = None
+                    continue
+                fields = dict(fields)
+                if fields.get("error"):
+                    fields["error"] = redact(fields["error"])
+                fields["updated_at"] = now
+                current = final[key] if key in final else start.get(key)
+                if current is None:
+                    final[key] = {"deployment_id": dep_id, "node": node, "index": index, "kind": "software",
+                                  "state": "initial", "provider_id": None, "attributes": {}, "secrets": {},
+                                  "config_hash": None, "error": None, **fields}
+                else:
+                    for merge in ("attributes", "secrets"):
+                        if merge in fields:
+                            fields[merge] = {**(current.get(merge) or {}), **fields[merge]}
+                    final[key] = {**current, **fields}
+                    touched.setdefault(key, set()).update(fields)
+            gone = [k for k, v in final.items() if k in start and (v is None or "id" not in v)]
+            if gone:
+                conn.execute(st["delete"], [{"b_id": start[k]["id"]} for k in gone])
+            new = [v for k, v in final.items() if v is not None and "id" not in v]
+            if new:
+                conn.execute(st["insert"], new)
+            by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for key, v in final.items():
+                if v is not None and "id" in v:  # only the columns changed: JSON is not encoded again for nothing
+                    cols = tuple(c for c in _ROW_FIELDS if c in touched[key])
+                    by_columns.setdefault(cols, []).append({"b_id": v["id"], **{c: v[c] for c in cols}})
+            for params in by_columns.values():
+                conn.execute(st["update"], params)
+            if events:
+                conn.execute(st["event"], [_event_row(dep_id, e) for e in events])
+        return {k: SavedRow(row) for k, row in final.items() if row is not None}
+
+    def add_events(self, dep_id: str, events: Sequence[dict[str, Any]]) -> None:
+        """Several events in one transaction (see `write`)."""
+        if events:
+            self.write(dep_id, (), events)
 
     def delete_instance(self, dep_id: str, node: str, index: int) -> None:
         with self.session() as s:
