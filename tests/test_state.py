@@ -82,3 +82,23 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, state_db):  # noqa
     st = d.json("status", "stale")
     assert st["locked_by"] is None and len(st["instances"]) == 2
     d.run("destroy", "stale", "--yes")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_processes_opening_a_fresh_database_at_once_all_succeed(kind, postgres, tmp_path):
+    """Two server replicas (or two CLIs) starting on a new database both migrate it:
+    the second must wait for the first, or find its work done, never fail."""
+    import os
+    import sys
+
+    url = postgres["url"] if kind == "postgresql" else f"sqlite:///{tmp_path / 'state.db'}"
+    env = {**os.environ, "DODAS_DB_URL": url, "DODAS_HOME": str(tmp_path / "home")}
+    code = "from dodas.state import db; db.sessions(); print('ok')"
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(6)]
+    results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]
+    assert all(rc == 0 and out.strip() == "ok" for rc, out, _ in results), results
+    eng = create_engine(url)
+    with eng.connect() as c:
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
+    eng.dispose()

@@ -19,6 +19,8 @@ from dodas import paths
 from dodas.errors import DodasError
 
 HEAD = "0002"
+#: the PostgreSQL advisory lock that serialises migrations (an arbitrary constant of dodas's)
+MIGRATION_LOCK = 0x646F646173
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -89,6 +91,11 @@ def migrate(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # two dodas processes opening a fresh database at once (two server
+            # replicas, two CLIs) would both create the tables: the second waits
+            # here, then finds the schema current and does nothing
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
@@ -112,9 +119,19 @@ def sessions(url: str | None = None) -> sessionmaker[Session]:
         except DodasError:
             raise
         except Exception as exc:  # noqa: BLE001 - connection refused, bad credentials, ...
-            raise DodasError(f"cannot open the state database ({_safe(url)}): {_reason(exc)}") from None
+            if not _migrated_by_another(engine):
+                raise DodasError(f"cannot open the state database ({_safe(url)}): {_reason(exc)}") from None
         _factory[url] = sessionmaker(engine, expire_on_commit=False)
     return _factory[url]
+
+
+def _migrated_by_another(engine: Engine) -> bool:
+    """Whether a migration that failed lost a race to another process that made
+    the same schema meanwhile (SQLite has no advisory lock: see migrate)."""
+    try:
+        return current_revision(engine) == HEAD
+    except Exception:  # noqa: BLE001 - the original failure is the one to report
+        return False
 
 
 #: why the state was opened read-only, when it was (for the messages of writes)
