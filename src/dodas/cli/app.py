@@ -253,7 +253,7 @@ def _apply(p: object, *, parallelism: int, keep_failed: bool, wait: float, quiet
                               lock_timeout=wait)
     finally:
         listener.close()
-    outs = read.outputs(result.name)
+    outs = read.outputs(result.name, plan=p.plan)
     if json_out:
         _print_json({"name": result.name, "status": result.status, "changed": result.changed,
                      "plan": {"summary": p.summary(), "changes": [c.to_json() for c in p.changes]},

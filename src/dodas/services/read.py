@@ -79,10 +79,12 @@ def _context(store: Store, dep: Deployment, plan: Plan) -> RunContext:
     return ctx
 
 
-def outputs(name: str, show_secrets: bool = False) -> dict[str, dict[str, Any]]:
+def outputs(name: str, show_secrets: bool = False, plan: Plan | None = None) -> dict[str, dict[str, Any]]:
+    """The outputs, evaluated with what the state recorded. `plan`: the plan just
+    applied (up), which saves planning the stored template again."""
     store = Store()
     dep = store.require(name)
-    plan = stored_plan(dep)
+    plan = plan or stored_plan(dep)
     ctx = _context(store, dep, plan)
     out = {}
     for o in plan.model.outputs.values():
