@@ -206,7 +206,7 @@ def test_server_config_loads_with_dodas(helm_bin, tmp_path):
         cfg = config.load(str(path))
     finally:
         os.environ.update(saved)
-    assert [i.url for i in cfg.issuers] == [ISSUER] and cfg.issuers[0].audience == "dodas"
+    assert [i.url for i in cfg.issuers] == [ISSUER.rstrip("/")] and cfg.issuers[0].audience == "dodas"
     assert cfg.authenticated and cfg.allow_local is False
     assert cfg.admin_group == "/dodas/admins"
     assert cfg.user_quota == config.Quota(deployments=5, instances=50, cores=100)

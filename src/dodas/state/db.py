@@ -9,7 +9,10 @@ not pay for importing Alembic.
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
@@ -115,7 +118,9 @@ def sessions(url: str | None = None) -> sessionmaker[Session]:
             revision = current_revision(engine)
         try:
             if revision != HEAD:
-                migrate(engine)
+                with _sqlite_migration_lock(url):
+                    if current_revision(engine) != HEAD:  # another process may have done it meanwhile
+                        migrate(engine)
         except DodasError:
             raise
         except Exception as exc:  # noqa: BLE001 - connection refused, bad credentials, ...
@@ -123,6 +128,28 @@ def sessions(url: str | None = None) -> sessionmaker[Session]:
                 raise DodasError(f"cannot open the state database ({_safe(url)}): {_reason(exc)}") from None
         _factory[url] = sessionmaker(engine, expire_on_commit=False)
     return _factory[url]
+
+
+@contextmanager
+def _sqlite_migration_lock(url: str) -> Iterator[None]:
+    """SQLite has no advisory lock, and its DDL commits statement by statement, so
+    two processes migrating a fresh file at once would trip over each other's
+    half-made schema: an exclusive lock on a file beside the database serialises
+    them (PostgreSQL uses an advisory lock inside the migration, see migrate)."""
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        yield
+        return
+    lock_file = Path(url.removeprefix("sqlite:///") + ".migrate-lock")
+    try:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # a read-only directory: nothing to serialise with, migrate as before
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _migrated_by_another(engine: Engine) -> bool:
