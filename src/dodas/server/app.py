@@ -10,7 +10,7 @@ a body over the limit, 422 for an invalid template or inputs.
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,22 +31,17 @@ def create_app(cfg: ServerConfig, *, start_workers: bool = True) -> FastAPI:
     if cfg.authenticated:
         from dodas.server.auth import TokenValidator
         validator = TokenValidator(cfg.issuers)
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
+        pool = None
         if start_workers and cfg.workers > 0:
-            from dodas.server.workers import Worker
-            for n in range(cfg.workers):
-                w = Worker(lease_seconds=cfg.lease_seconds)
-                t = threading.Thread(target=w.run_forever, args=(stop,), name=f"dodas-worker-{n}", daemon=True)
-                t.start()
-                threads.append(t)
+            from dodas.server.workers import Pool
+            pool = Pool(cfg.workers, cfg.lease_seconds)
+            pool.start()
         yield
-        stop.set()  # each worker finishes (or hands back) what it holds
-        for t in threads:
-            t.join(timeout=cfg.lease_seconds)
+        if pool is not None:  # each worker finishes what it holds within a lease, or hands it back
+            await asyncio.to_thread(pool.shutdown, cfg.lease_seconds)
 
     app = FastAPI(title="dodas", version=__version__, lifespan=lifespan,
                   description="Deployments of analysis platforms from TOSCA templates, as a shared service.")
@@ -105,7 +100,7 @@ def _errors(app: FastAPI) -> None:
             return answer(422, exc.message, diagnostics=[d.to_dict() for d in exc.diagnostics])
         if isinstance(exc, NotFoundError):
             return answer(404, exc.message)
-        if isinstance(exc, LockedError) or type(exc).__name__ == "Busy":
+        if isinstance(exc, LockedError):
             return answer(409, exc.message)
         return answer(422, exc.message)
 

@@ -162,8 +162,9 @@ def create(body: CreateRequest, request: Request, caller: Caller = Depends(_call
     if dplan.deployment is not None:
         raise Refused(409, f'the name "{body.name}" is taken: choose another')
     _quota(caller, cfg, body.group, dplan, replacing=None)
-    queue.set_access(body.name, caller.key, caller.username, body.group)
-    item = queue.enqueue("apply", body.name, _payload(body.name, text, body, dplan, provider=body.provider),
+    if not queue.set_access(body.name, caller.key, caller.username, body.group):
+        raise Refused(409, f'the name "{body.name}" is taken: choose another')
+    item = queue.enqueue("apply", body.name, _payload(body.name, text, body, caller, cfg, provider=body.provider),
                          caller.key)
     return {**_view(body.name), "work": [_work(item)], "plan": dplan.to_json()}
 
@@ -185,7 +186,7 @@ def apply(name: str, body: ApplyRequest, request: Request, caller: Caller = Depe
     if why and not body.yes:
         raise Refused(409, f"the plan needs confirmation because {why}: send it again with \"yes\": true")
     _quota(caller, _cfg(request), acc.group if acc else None, dplan, replacing=name)
-    item = queue.enqueue("apply", name, _payload(name, text, body, dplan), caller.key)
+    item = queue.enqueue("apply", name, _payload(name, text, body, caller, _cfg(request)), caller.key)
     return {**_view(name), "work": [_work(item)], "plan": dplan.to_json()}
 
 
@@ -291,10 +292,15 @@ def _quota(caller: Caller, cfg: Any, group: str | None, dplan: Any, replacing: s
         access.check_quota("group", group, policy.quota, access.Usage(*usage.held(theirs)), wanted)
 
 
-def _payload(name: str, text: str, body: TemplateRequest, dplan: Any, provider: str | None = None) -> dict:
-    yes = bool(getattr(body, "yes", False))
-    return {"template_text": text, "template_name": f"{name}.yaml", "inputs": dict(body.inputs),
-            "options": {"provider": provider or dplan.provider, "yes": yes}}
+def _payload(name: str, text: str, body: TemplateRequest, caller: Caller, cfg: Any,
+             provider: str | None = None) -> dict:
+    """What a worker needs to carry the request out: the template and inputs as
+    sent, and the caller's rights at the time of asking (a worker has no caller)."""
+    names = access.providers_for(caller, cfg)
+    return {"template_text": text, "template_name": Path(body.template_name or f"{name}.yaml").name,
+            "inputs": dict(body.inputs), "cli_inputs": dict(body.cli_inputs),
+            "options": {"provider": provider, "providers": sorted(names) if names is not None else None,
+                        "allow_local": cfg.allow_local, "fetch_allow": list(cfg.fetch_allow)}}
 
 
 def _events(name: str, after: int) -> list[dict[str, Any]]:

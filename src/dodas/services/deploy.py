@@ -88,7 +88,7 @@ def apply(dplan: DeploymentPlan, *, parallelism: int, listener: Listener | None 
     else:
         stale = _acquire(store, dep, me, lock_timeout)
         if stale:
-            _after_crash(store, dep.id, stale)
+            after_crash(store, dep.id, stale)
         store.update(dep.id, provider=viable[0][0].name, status=(DS.CREATE_IN_PROGRESS if creating
                                                                  else DS.UPDATE_IN_PROGRESS).value,
                      status_reason=None, **fields)
@@ -250,7 +250,7 @@ def interruptible() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _after_crash(store: Store, dep_id: str, stale: str) -> None:
+def after_crash(store: Store, dep_id: str, stale: str) -> None:
     """The last dodas on this deployment died holding the lock: stop what it left
     running (an ansible-playbook carries on after its parent is killed) before
     working, so that two runs never configure the same instance at once, and end
@@ -294,7 +294,7 @@ def destroy(name: str, *, parallelism: int, listener: Listener | None = None) ->
     with store.session() as s:
         stale = lock.acquire(s, s.get(type(dep), dep.id), me)
     if stale:
-        _after_crash(store, dep.id, stale)
+        after_crash(store, dep.id, stale)
     try:
         with interruptible():
             store.set_status(dep.id, DS.DELETE_IN_PROGRESS.value)

@@ -53,7 +53,7 @@ def destroy(name: str, *, parallelism: int, lock_timeout: float = 0.0, **kwargs:
             stale = lock.acquire_waiting(s, s.get(Deployment, dep.id), me, lock_timeout)
         try:
             if stale:
-                deploy._after_crash(store, dep.id, stale)
+                deploy.after_crash(store, dep.id, stale)
             deploy.destroy(name, parallelism=parallelism, **kwargs)
         finally:
             deploy._record(deploy._release, store, dep.id, me)

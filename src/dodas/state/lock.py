@@ -142,3 +142,14 @@ def force_release(session: Session, dep_id: str) -> None:
     session.execute(update(Deployment).where(Deployment.id == dep_id)
                     .values(lock_owner=None, lock_acquired_at=None))
     session.commit()
+
+
+def take_over(session: Session, name: str, previous: str) -> bool:
+    """Clear the lock of deployment `name` when `previous` still holds it: the
+    server's worker that held it lost its lease (it died, froze, or handed the
+    work back on shutdown), which proves, unlike a pid on another host, that it
+    no longer works on the deployment. True when a lock was cleared."""
+    res = session.execute(update(Deployment).where(Deployment.name == name, Deployment.lock_owner == previous)
+                          .values(lock_owner=None, lock_acquired_at=None))
+    session.commit()
+    return res.rowcount == 1

@@ -1,0 +1,109 @@
+"""Carrying out a server's queued work: the same planning and apply as `dodas up`.
+
+A worker (server/workers.py) leases an item and calls `run`. The item holds
+what the request held (template text, inputs, the providers the caller may use)
+and nothing of the caller's environment; the work is planned again here, with
+a server's rules (dodas's playbooks only, no remote imports, no DODAS_INPUT_
+variables, the fetch checks of services/untrusted.py once more, since a name may
+resolve elsewhere now than when the request was checked), and applied by the
+engine, which reconciles from the recorded per-instance states. That is what
+makes a lease taken over from a dead worker safe: re-running an item continues
+the deployment where the dead worker left it; nothing is created twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dodas import paths
+from dodas.errors import DodasError, TemplateError
+from dodas.services import deploy, planning, scaling, untrusted
+from dodas.state import lock, queue
+from dodas.state.store import Store
+from dodas.tosca.inputs import GivenInput
+
+#: machines created or deleted at once per deployment, as `up --parallelism`'s default
+PARALLELISM = 8
+
+
+def lock_owner_of(worker: str) -> str:
+    """The deployment-lock owner of a worker ("host:pid:start#thread" -> "host:pid:start")."""
+    return worker.split("#", 1)[0]
+
+
+def run(held: queue.Lease) -> None:
+    """Do one leased item; raises DodasError (or worse) when it fails."""
+    item = held.item
+    if held.previous is not None and lock_owner_of(held.previous) != lock_owner_of(held.owner):
+        _take_over(item.deployment_name, lock_owner_of(held.previous))
+    if item.operation == "destroy":
+        deploy.destroy(item.deployment_name, parallelism=PARALLELISM)
+        return
+    work = paths.data_dir() / "server" / "work" / str(item.id)
+    try:
+        dplan = _plan(item, work)
+        deploy.apply(dplan, parallelism=PARALLELISM)
+    finally:
+        paths.remove_tree(work, paths.data_dir() / "server" / "work")
+
+
+def _take_over(name: str, previous: str) -> None:
+    """The item was leased by a worker that is gone: its deployment lock is
+    cleared (the lease's expiry proves the holder stopped, which a pid on another
+    host cannot), what it left running on this host is stopped, and its
+    attempt is ended as interrupted, as after a crash of the command line."""
+    store = Store()
+    with store.session() as s:
+        cleared = lock.take_over(s, name, previous)
+    dep = store.get(name)
+    if cleared and dep is not None:
+        deploy.after_crash(store, dep.id, previous)
+
+
+def _plan(item: queue.Item, work: Path) -> planning.DeploymentPlan:
+    p = item.payload
+    options = p.get("options") or {}
+    if item.operation == "scale":
+        template = planning.stored_template_of(item.deployment_name)
+        given = scaling.scale_inputs(str(template), p["node"], int(p["count"]))
+        path = work / "template.yaml"
+        paths.write_private(path, template.read_text(encoding="utf-8"))
+    else:
+        path = work / (Path(p.get("template_name") or "template.yaml").name or "template.yaml")
+        paths.write_private(path, p["template_text"])
+        given = {k: GivenInput(v, "<request inputs>", 1, 1) for k, v in (p.get("inputs") or {}).items()}
+        given.update({k: GivenInput(v, f"<-i {k}>", 1, 1, from_cli=True)
+                      for k, v in (p.get("cli_inputs") or {}).items()})
+    dplan = planning.prepare(str(path), name=item.deployment_name, given=given,
+                             provider_name=options.get("provider"), offline=True, allow_external_playbooks=False,
+                             refresh=False, environment=False, allow_provider=allowed_providers(options))
+    problems = untrusted.problems(dplan.plan, str(path), options.get("fetch_allow") or ())
+    if problems:
+        raise TemplateError(problems)
+    return dplan
+
+
+def allowed_providers(options: dict[str, Any]) -> Callable[[Any], bool]:
+    """The providers the requester could use when they asked (names, or None for
+    any), and whether the operator allowed the local provider: recorded with the
+    request, since a worker has no caller to ask."""
+    names = options.get("providers")
+    allow_local = bool(options.get("allow_local"))
+
+    def ok(provider_cfg: Any) -> bool:
+        if provider_cfg.type == "local" and not allow_local:
+            return False
+        return names is None or provider_cfg.name in names
+    return ok
+
+
+def describe_failure(exc: BaseException) -> str:
+    """The error recorded on a failed item: dodas's own message (written to be
+    shown), or the exception's kind and text with known secrets masked."""
+    from dodas.redact import redact
+
+    if isinstance(exc, DodasError):
+        return exc.message
+    return redact(f"{type(exc).__name__}: {exc}")
