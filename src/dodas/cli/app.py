@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from dodas import __version__
+from dodas.cli import login_cli
 
 app = typer.Typer(
     name="dodas", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -650,6 +651,9 @@ def server(config: Annotated[Optional[str], typer.Option("--config", "-c", help=
     from dodas.server import serve
 
     serve.run(config, bind=bind, workers=workers, echo=typer.echo)
+
+
+login_cli.register(app)
 
 
 def _warn(p: object) -> None:

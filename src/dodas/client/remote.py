@@ -101,6 +101,17 @@ class Remote:
     def destroy(self, name: str) -> dict[str, Any]:
         return self.call("DELETE", f"/api/v1/deployments/{name}")
 
+    def how_to_log_in(self) -> dict[str, Any]:
+        """The server's issuers and the client id `dodas login` should use (asked without a token)."""
+        try:
+            r = self.http.get(f"{self.base}/api/v1/auth")
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"the dodas server at {self.base} cannot be reached: {type(exc).__name__}: "
+                              f"{exc}") from None
+        if r.status_code != 200:
+            raise _error(r)
+        return r.json()
+
     def exists(self, name: str) -> bool:
         try:
             self.call("GET", f"/api/v1/deployments/{name}")

@@ -185,7 +185,7 @@ def access_token(server_cfg: str | Mapping[str, Any] | None = None, *, http: htt
     account = os.environ.get(ENV_AGENT, "").strip()
     if account:
         return _from_agent(account)
-    issuer = _issuer_for(server_cfg)
+    issuer = issuer_for(server_cfg)
     token = _cached(issuer)
     if token:
         return token
@@ -201,7 +201,7 @@ def access_token(server_cfg: str | Mapping[str, Any] | None = None, *, http: htt
         return _refresh(issuer, path, stored, _http(http))
 
 
-def _issuer_for(server_cfg: str | Mapping[str, Any] | None) -> str:
+def issuer_for(server_cfg: str | Mapping[str, Any] | None) -> str:
     if isinstance(server_cfg, Mapping) and server_cfg.get("issuer"):
         return normalise(str(server_cfg["issuer"]))
     if os.environ.get(ENV_ISSUER, "").strip():

@@ -72,6 +72,11 @@ def create_app(cfg: ServerConfig, *, start_workers: bool = True) -> FastAPI:
         from dodas.state import queue
         return {"status": "ok", "queued": queue.depth()}
 
+    @app.get("/api/v1/auth", summary="How to log in: the trusted issuers and the client id for the device flow")
+    def how_to_log_in() -> dict[str, Any]:
+        return {"authenticated": cfg.authenticated, "client_id": cfg.cli_client_id,
+                "issuers": [i.url for i in cfg.issuers]}
+
     @app.get("/version", summary="The server's version")
     def version() -> dict[str, str]:
         return {"version": __version__, "api": "v1"}

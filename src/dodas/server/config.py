@@ -16,6 +16,8 @@
     max_body_bytes: 1048576           # larger requests get 413
     catalogue: /srv/dodas/templates   # the templates the server offers
     workers: 1                        # in-process workers (0: run `python -m dodas.server.workers`)
+    lease_seconds: 30                 # a dead worker's work is taken over after this long
+    cli_client_id: dodas-cli          # the public client `dodas login` uses at the issuers (device flow)
 
 A server without issuers runs without authentication, and refuses to unless it is
 bound to loopback: that is for trying it out on one's own machine only.
@@ -34,7 +36,7 @@ from dodas.errors import DodasError
 
 CONFIG_FILE = "server.yaml"
 KEYS = {"bind", "issuers", "admin_group", "user_quota", "groups", "default_providers", "allow_local",
-        "fetch_allow", "max_body_bytes", "catalogue", "workers", "lease_seconds"}
+        "fetch_allow", "max_body_bytes", "catalogue", "workers", "lease_seconds", "cli_client_id"}
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class ServerConfig:
     catalogue: Path | None = None
     workers: int = 1
     lease_seconds: float = 30.0
+    cli_client_id: str = "dodas-cli"
 
     @property
     def authenticated(self) -> bool:
@@ -146,6 +149,7 @@ def load(path: str | None = None) -> ServerConfig:
     cfg.catalogue = Path(cat) if cat else default_catalogue()
     cfg.workers = int(env.get("DODAS_SERVER_WORKERS") or data.get("workers", 1))
     cfg.lease_seconds = float(env.get("DODAS_SERVER_LEASE_SECONDS") or data.get("lease_seconds", 30.0))
+    cfg.cli_client_id = str(env.get("DODAS_SERVER_CLI_CLIENT_ID") or data.get("cli_client_id") or cfg.cli_client_id)
     return cfg
 
 

@@ -1,0 +1,110 @@
+"""`dodas login` / `dodas logout` as a user runs them against a server: the
+server names its issuer and client, the device flow runs against the real
+development issuer (the test plays the user on its /device page), and the
+commands that work through the server then use the stored login, with no token
+in any output. After logout the server refuses them, saying how to log in."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from dodas.devissuer import config as devconfig
+from dodas.devissuer import keys as devkeys
+from dodas.devissuer.serve import start
+
+ISSUER_CONFIG = {"audience": "dodas", "device_interval": 1,
+                 "users": [{"username": "alice", "password": "alice-pw", "groups": ["/dodas"]}],
+                 "clients": [{"client_id": "dodas-cli"}]}
+
+
+@pytest.fixture()
+def issuer(tmp_path):
+    key_file = tmp_path / "issuer-key.pem"
+    devkeys.write_private(key_file, devkeys.new_pem())
+    running = start(devconfig.parse(ISSUER_CONFIG), devkeys.SigningKeys.from_file(key_file))
+    yield running
+    running.stop()
+
+
+@pytest.fixture()
+def served(tmp_path, issuer):
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "server.yaml").write_text(
+        f"issuers:\n  - {{url: '{issuer.url}', audience: dodas}}\ndefault_providers: []\nworkers: 0\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "DODAS_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    for var in ("DODAS_TOKEN", "DODAS_OIDC_AGENT_ACCOUNT", "DODAS_ISSUER", "DODAS_DB_URL"):
+        env.pop(var, None)
+    log = (tmp_path / "server.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "dodas", "server", "--bind", f"127.0.0.1:{port}"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    client_home = tmp_path / "laptop"
+    client_env = {**env, "DODAS_HOME": str(client_home), "DODAS_SERVER": url}
+    yield url, client_env, client_home
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def dodas(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dodas", *args], env=env, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+
+
+def test_login_through_the_server_then_logout(served, issuer):
+    url, env, laptop = served
+    r = dodas(env, "list", "--json")
+    assert r.returncode == 1 and "dodas login" in r.stderr, r.stderr
+    login = subprocess.Popen([sys.executable, "-m", "dodas", "login"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    first = login.stderr.readline()
+    m = re.search(r"open (\S+) and enter the code (\S+)", first)
+    assert m and m.group(1).startswith(issuer.url), first
+    r = httpx.post(issuer.url + "/device", data={"user_code": m.group(2), "username": "alice",
+                                                 "password": "alice-pw", "action": "approve"})
+    assert r.status_code == 200, r.text
+    out, err = login.communicate(timeout=60)
+    assert login.returncode == 0, err
+    assert f"Logged in to {issuer.url}" in err
+    files = list((laptop / "config" / "tokens").glob("*.json"))
+    assert len(files) == 1 and files[0].stat().st_mode & 0o777 == 0o600
+    stored = files[0].read_text()
+    r = dodas(env, "list", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [], r.stdout
+    refresh = re.search(r'"refresh_token": "([^"]+)"', stored).group(1)
+    assert refresh not in first + out + err + r.stdout + r.stderr, "no token is ever printed"
+    r = dodas(env, "logout")
+    assert r.returncode == 0 and f"Logged out of {issuer.url}" in r.stderr, r.stderr
+    assert not list((laptop / "config" / "tokens").glob("*.json"))
+    r = dodas(env, "list", "--json")
+    assert r.returncode == 1 and "dodas login" in r.stderr
+
+
+def test_login_without_a_server_or_issuer_says_what_to_name(tmp_path):
+    env = {**os.environ, "DODAS_HOME": str(tmp_path / "home")}
+    env.pop("DODAS_SERVER", None)
+    r = dodas(env, "login")
+    assert r.returncode == 1 and "dodas login ISSUER_URL" in r.stderr and "Traceback" not in r.stderr
+    r = dodas(env, "logout")
+    assert r.returncode == 0 and "Not logged in" in r.stderr
