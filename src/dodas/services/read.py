@@ -135,7 +135,6 @@ def status(name: str) -> dict[str, Any]:
     store = Store()
     dep = store.require(name)
     rows = store.instances(dep.id)
-    provider = get_provider(dep.provider)
     machines = {k: Machine.from_attributes(r.attributes) for k, r in rows.items()
                 if r.kind == "compute" and r.attributes.get("provider_id")}
     instances = []
@@ -158,7 +157,8 @@ def status(name: str) -> dict[str, Any]:
         if services:
             item["services"] = services
         instances.append(item)
-    answers = asyncio.run(_alive_by_machine(provider, machines, recorded)) if recorded else {}
+    # the provider (its configuration read, its client built) only when there are services to ask about
+    answers = asyncio.run(_alive_by_machine(get_provider(dep.provider), machines, recorded)) if recorded else {}
     degraded: dict[str, list[str]] = {}
     for item in instances:
         for sname, svc in (item.get("services") or {}).items():

@@ -76,6 +76,11 @@ def well_known(url: str) -> bool:
     return any(p.search(bare) for p in WELL_KNOWN)
 
 
+def entry_ref(entry: Any) -> str | None:
+    """The file or URL an import entry names (None for a malformed entry)."""
+    return _entry_ref(entry)[0]
+
+
 def _entry_ref(entry: Any) -> tuple[str | None, Any]:
     """The file/URL an import entry names, and a setter-friendly description."""
     if isinstance(entry, str):

@@ -67,7 +67,8 @@ def load(path: str, given: dict[str, GivenInput] | None = None, *, offline: bool
     # tosca-parser replaces function dicts by its own objects in place; give it a
     # copy so that `data` stays what the user wrote (pickle: plain YAML types only)
     tpl = pickle.loads(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
-    tpl["imports"] = _with_library(resolved)
+    tpl["imports"] = _imports_but_library(resolved)
+    _inline_library(tpl)
     _without_input_metadata(tpl)
     tosca = _parse(tpl, values, resolved.local_defs, smap)
     effective = {i.name: (values[i.name] if i.name in values else i.default)
@@ -84,13 +85,40 @@ def _without_input_metadata(tpl: dict[str, Any]) -> None:
             decl.pop("metadata", None)
 
 
-def _with_library(resolved: imports.ResolvedImports) -> list[Any]:
-    """The imports, plus dodas's type library when nothing imports it already, so
-    that templates using only dodas's own types need no import line."""
-    entries = list(resolved.imports or [])
-    if str(paths.TYPE_LIBRARY) not in resolved.local_defs.values():
-        entries.append({"dodas_types": str(paths.TYPE_LIBRARY)})
+def _imports_but_library(resolved: imports.ResolvedImports) -> list[Any]:
+    """The imports to give tosca-parser: all but those of dodas's type library (by
+    one of the INDIGO/DODAS URLs mapped to it), which is put in the template
+    itself instead, whether imported or not, so that templates using only
+    dodas's own types need no import line.
+
+    Inlined rather than imported because tosca-parser reads an imported file with
+    PyYAML on every load, twice: that was most of the time `validate`, `plan` and
+    every server request spent on a small template. The library is read once per
+    process instead (`_library_sections`)."""
+    library = str(paths.TYPE_LIBRARY)
+    entries = [e for e in resolved.imports or []
+               if resolved.local_defs.get(imports.entry_ref(e) or "") != library]
     return entries
+
+
+def _inline_library(tpl: dict[str, Any]) -> None:
+    """The library's type definitions under the template's own, which win on a
+    name both define (as an imported definition would lose to the template's)."""
+    for section, types in pickle.loads(_library_sections()).items():
+        own = tpl.get(section)
+        tpl[section] = {**types, **own} if isinstance(own, dict) else types
+
+
+@functools.lru_cache(maxsize=1)
+def _library_sections() -> bytes:
+    """The library's type sections, parsed once and kept pickled: each load gets
+    its own copy, since tosca-parser may change the dicts it is given."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    lib = yaml.load(paths.TYPE_LIBRARY.read_text(encoding="utf-8"), Loader=loader) or {}
+    return pickle.dumps({k: v for k, v in lib.items() if k.endswith("_types") and isinstance(v, dict)},
+                        protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _parse(tpl: dict[str, Any], values: dict[str, Any], local_defs: dict[str, str],
