@@ -108,3 +108,58 @@ def test_login_without_a_server_or_issuer_says_what_to_name(tmp_path):
     assert r.returncode == 1 and "dodas login ISSUER_URL" in r.stderr and "Traceback" not in r.stderr
     r = dodas(env, "logout")
     assert r.returncode == 0 and "Not logged in" in r.stderr
+
+
+def test_the_two_command_start_with_the_development_issuer(tmp_path):
+    """README's way to try the server: `dodas server --dev-issuer`, then `dodas
+    login` as the generated user, then deploy through the server."""
+    from livecluster import compute_template
+
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "providers.yaml").write_text("providers:\n  - {name: sim, type: simulated}\n")
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    env = {**os.environ, "DODAS_HOME": str(home), "PYTHONUNBUFFERED": "1", "DODAS_DEV_ISSUER_PORT": str(ports[1])}
+    for var in ("DODAS_TOKEN", "DODAS_OIDC_AGENT_ACCOUNT", "DODAS_ISSUER", "DODAS_DB_URL"):
+        env.pop(var, None)
+    log = tmp_path / "server.log"
+    proc = subprocess.Popen([sys.executable, "-m", "dodas", "server", "--dev-issuer", "--bind",
+                             f"127.0.0.1:{ports[0]}"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{ports[0]}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        login_file = home / "config" / "dev-issuer-login.txt"
+        assert login_file.stat().st_mode & 0o777 == 0o600
+        creds = dict(line.split(": ", 1) for line in login_file.read_text().splitlines())
+        assert "NOT FOR PRODUCTION" in log.read_text() and creds["password"] not in log.read_text()
+        client = {**env, "DODAS_HOME": str(tmp_path / "laptop"), "DODAS_SERVER": url}
+        login = subprocess.Popen([sys.executable, "-m", "dodas", "login"], env=client, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        code = re.search(r"enter the code (\S+)", login.stderr.readline()).group(1)
+        r = httpx.post(creds["issuer"] + "/device", data={"user_code": code, "username": creds["username"],
+                                                          "password": creds["password"], "action": "approve"})
+        assert r.status_code == 200, r.text
+        assert login.wait(timeout=60) == 0, login.stderr.read()
+        template = compute_template(tmp_path / "boxes.yaml", count=2, cpus=1, mem="512 MiB")
+        r = dodas(client, "up", template, "--name", "tryout", "--yes")
+        assert r.returncode == 0, r.stdout + r.stderr
+        st = json.loads(dodas(client, "status", "tryout", "--json").stdout)
+        assert st["status"] == "CREATE_COMPLETE" and st["provider"] == "sim" and len(st["instances"]) == 2
+        r = dodas(client, "destroy", "tryout", "--yes")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert not list((home / "data" / "simulated").glob("*/*/*.json"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

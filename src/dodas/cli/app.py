@@ -646,11 +646,14 @@ def server(config: Annotated[Optional[str], typer.Option("--config", "-c", help=
                                                        show_default=False)] = None,
            workers: Annotated[Optional[int], typer.Option("--workers", help="Worker threads in this process (0: "
                                                           "API only; run workers apart).", show_default=False)]
-           = None) -> None:
+           = None,
+           dev_issuer: Annotated[bool, typer.Option("--dev-issuer", help="Also start the development OIDC issuer "
+                                                    "(NOT FOR PRODUCTION, loopback only) and trust it: to try the "
+                                                    "server out on this machine.")] = False) -> None:
     """Serve the REST API (docs at /docs), with workers that carry out the deployments."""
     from dodas.server import serve
 
-    serve.run(config, bind=bind, workers=workers, echo=typer.echo)
+    serve.run(config, bind=bind, workers=workers, dev_issuer=dev_issuer, echo=typer.echo)
 
 
 login_cli.register(app)

@@ -89,22 +89,22 @@ def up(r: Remote, template: str, name: str, pairs: list[str] | None, files: list
     from dodas.services.planning import confirmation_reason
 
     body = request_body(template, pairs, files)
-    p = r.plan(name, body)
-    person = sys.stdin.isatty() and sys.stdout.isatty() and not json_out
-    why = confirmation_reason(p, person)
-    if why and not yes:
-        if not person:
-            raise DodasError(f'the plan for "{name}" needs confirmation because {why}: look at it with '
-                             f"`dodas plan {template} --name {name}`, then run up with --yes")
-        render_plan.changes(p)
-        if not typer.confirm(f"Apply this plan ({why})?", default=False):
-            raise DodasError("not applied: nothing was changed")
-    if p["deployment"]["exists"]:
-        started = r.apply(name, {**body, "yes": True})
-    else:
-        started = r.create({**body, "name": name, "provider": provider})
-    after = max((e["id"] for e in r.events(name)), default=0) if p["deployment"]["exists"] else 0
-    del started
+    if r.exists(name):  # the caller's (or their group's), maybe destroyed: applied again, as up does locally
+        p = r.plan(name, body)
+        person = sys.stdin.isatty() and sys.stdout.isatty() and not json_out
+        why = confirmation_reason(p, person)
+        if why and not yes:
+            if not person:
+                raise DodasError(f'the plan for "{name}" needs confirmation because {why}: look at it with '
+                                 f"`dodas plan {template} --name {name}`, then run up with --yes")
+            render_plan.changes(p)
+            if not typer.confirm(f"Apply this plan ({why})?", default=False):
+                raise DodasError("not applied: nothing was changed")
+        after = max((e["id"] for e in r.events(name)), default=0)  # before the work starts: none missed
+        r.apply(name, {**body, "yes": True})
+    else:  # a new deployment (the server plans it as it takes it: creating never asks)
+        p = r.create({**body, "name": name, "provider": provider})["plan"]
+        after = 0
     _follow(r, name, after, quiet or json_out)
     st = r.status(name)
     if st["status"] not in DONE:

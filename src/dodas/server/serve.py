@@ -1,13 +1,32 @@
-"""Running `dodas server`: configuration, then uvicorn over the application."""
+"""Running `dodas server`: configuration, then uvicorn over the application.
+
+`--dev-issuer` is for trying the server out on one's own machine: it starts the
+development OIDC issuer (NOT FOR PRODUCTION, loopback only) beside the server
+and trusts it, with one user, named after the operator's account, whose
+password is generated for this run and written to a 0600 file (never printed),
+in the admin group; the local provider is allowed, since the only user is the
+machine's operator.
+"""
 
 from __future__ import annotations
 
+import getpass
+import ipaddress
 import os
+import secrets
 from collections.abc import Callable
+from typing import Any
+
+from dodas import paths
+from dodas.errors import DodasError
+
+DEV_ISSUER_PORT = 8400
+DEV_ADMIN_GROUP = "/dodas/admins"
+DEV_LOGIN_FILE = "dev-issuer-login.txt"
 
 
 def run(config_file: str | None, *, bind: str | None = None, workers: int | None = None,
-        echo: Callable[[str], None] = print) -> None:
+        dev_issuer: bool = False, echo: Callable[[str], None] = print) -> None:
     import uvicorn
 
     from dodas.server import config
@@ -18,11 +37,58 @@ def run(config_file: str | None, *, bind: str | None = None, workers: int | None
     cfg = config.load(config_file)
     if workers is not None:
         cfg.workers = workers
-    app = create_app(cfg)  # refuses a non-loopback bind without issuers
-    if not cfg.authenticated:
-        echo(f"dodas server on http://{cfg.host}:{cfg.port} WITHOUT authentication (loopback only: every caller "
-             "is the local operator)")
-    else:
-        echo(f"dodas server on http://{cfg.host}:{cfg.port}; trusted issuers: "
-             + ", ".join(i.url for i in cfg.issuers))
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+    issuer = _start_dev_issuer(cfg, echo) if dev_issuer else None
+    try:
+        app = create_app(cfg)  # refuses a non-loopback bind without issuers
+        if not cfg.authenticated:
+            echo(f"dodas server on http://{cfg.host}:{cfg.port} WITHOUT authentication (loopback only: every caller "
+                 "is the local operator)")
+        else:
+            echo(f"dodas server on http://{cfg.host}:{cfg.port}; trusted issuers: "
+                 + ", ".join(i.url for i in cfg.issuers))
+        uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+    finally:
+        if issuer is not None:
+            issuer.stop()
+
+
+def _start_dev_issuer(cfg: Any, echo: Callable[[str], None]) -> Any:
+    from dodas.devissuer.config import parse
+    from dodas.devissuer.pages import BANNER
+    from dodas.devissuer.serve import start
+    from dodas.server.auth import IssuerConfig
+
+    try:
+        loopback = cfg.host == "localhost" or ipaddress.ip_address(cfg.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise DodasError(f"--dev-issuer is for trying the server out on this machine: bind to 127.0.0.1, not "
+                         f"{cfg.host}")
+    user = _account()
+    password = secrets.token_urlsafe(12)
+    dev = parse({"audience": "dodas", "users": [{"username": user, "password": password,
+                                                 "groups": ["/dodas", DEV_ADMIN_GROUP]}],
+                 "clients": [{"client_id": cfg.cli_client_id}]})
+    port = int(os.environ.get("DODAS_DEV_ISSUER_PORT") or DEV_ISSUER_PORT)
+    try:
+        running = start(dev, host="127.0.0.1", port=port)
+    except OSError as exc:
+        raise DodasError(f"the development issuer cannot listen on 127.0.0.1:{port} ({exc.strerror}): set "
+                         "DODAS_DEV_ISSUER_PORT to a free port") from None
+    login = paths.config_dir() / DEV_LOGIN_FILE
+    paths.write_private(login, f"issuer: {running.url}\nusername: {user}\npassword: {password}\n")
+    cfg.issuers = [*cfg.issuers, IssuerConfig(url=running.url, audience="dodas")]
+    cfg.admin_group = cfg.admin_group or DEV_ADMIN_GROUP
+    cfg.allow_local = True
+    echo(f"{BANNER}: development issuer on {running.url}; log in as {user!r} with the password in {login} "
+         f"(`dodas --server http://{cfg.host}:{cfg.port} login`)")
+    return running
+
+
+def _account() -> str:
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = ""
+    return name if name.isidentifier() else "operator"

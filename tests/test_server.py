@@ -1,0 +1,695 @@
+"""`dodas server` end to end: a real server process (`python -m dodas server`) on
+loopback, with its own DODAS_HOME, its in-process workers and the simulated
+provider (no machine is made: its "servers" are files under the data directory),
+trusting the real development issuer, which gives each user a token through the
+password grant. Every request goes over HTTP; nothing is mocked.
+
+Covered: who sees what (the owner, a group's members, the admin group, everyone
+else: 404, never 403, for what one may not read), quotas, what the server refuses
+in an untrusted request (playbooks from elsewhere, imports, large bodies, the
+local provider, bad templates: with located messages), destroy, the remote CLI
+(DODAS_SERVER + DODAS_TOKEN), and the operational endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dodas.devissuer import config as devconfig
+from dodas.devissuer import keys as devkeys
+from dodas.devissuer.serve import Running, start
+
+#: generous: only to tell "never" from "slow on a busy machine"
+TIMEOUT_S = 60.0
+API = "/api/v1/deployments"
+
+USERS = {
+    "alice": ["/cms", "/atlas"],
+    "bob": [],
+    "carol": ["/cms"],
+    "frank": ["/atlas"],
+    "dave": ["/dodas/admins"],
+}
+ISSUER_CONFIG = {
+    "audience": "dodas",
+    "users": [{"username": u, "password": f"{u}-pw", **({"groups": g} if g else {})} for u, g in USERS.items()],
+    "clients": [{"client_id": "dodas-cli"}],
+}
+
+
+def boxes(n: int = 1, cpus: int = 2) -> str:
+    """One scalable compute node (input `n`), an output from its attributes:
+    what the simulated provider deploys."""
+    return textwrap.dedent(f"""\
+        tosca_definitions_version: tosca_simple_yaml_1_0
+        topology_template:
+          inputs:
+            n: {{type: integer, default: {n}}}
+          node_templates:
+            box:
+              type: tosca.nodes.indigo.Compute
+              capabilities:
+                scalable: {{properties: {{count: {{get_input: n}}}}}}
+                host: {{properties: {{num_cpus: {cpus}, mem_size: 1 GB}}}}
+          outputs:
+            address: {{value: {{get_attribute: [box, public_address]}}}}
+        """)
+
+
+# -- the issuer, the server, the callers ---------------------------------------------------
+@pytest.fixture(scope="module")
+def issuer(tmp_path_factory) -> Iterator[Running]:
+    key_file = tmp_path_factory.mktemp("issuer") / "issuer-key.pem"
+    devkeys.write_private(key_file, devkeys.new_pem())
+    running = start(devconfig.parse(ISSUER_CONFIG), devkeys.SigningKeys.from_file(key_file))
+    yield running
+    running.stop()
+
+
+_tokens: dict[tuple[str, str], str] = {}
+
+
+def token(issuer: Running, user: str) -> str:
+    """An access token of `user`, from the issuer's password grant (one per user and issuer)."""
+    key = (issuer.url, user)
+    if key not in _tokens:
+        r = httpx.post(issuer.url + "/token", data={"grant_type": "password", "client_id": "dodas-cli",
+                                                    "username": user, "password": f"{user}-pw",
+                                                    "scope": "openid"})
+        assert r.status_code == 200, r.text
+        _tokens[key] = r.json()["access_token"]
+    return _tokens[key]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _clean_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DODAS_SERVER", "DODAS_INPUT_")) and k not in (
+               "DODAS_DB_URL", "DODAS_TOKEN", "OIDC_AGENT_ACCOUNT", "DODAS_ISSUER")}
+    env["DODAS_HOME"] = str(home)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class Server:
+    """A `dodas server` process."""
+
+    url: str
+    home: Path
+    proc: subprocess.Popen
+    log: Path
+    issuer: Running | None = None
+    clients: list[httpx.Client] = field(default_factory=list)
+
+    def as_(self, user: str | None) -> Api:
+        tok = token(self.issuer, user) if user and self.issuer else None
+        api = Api(self, tok)
+        self.clients.append(api.http)
+        return api
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        for c in self.clients:
+            c.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=TIMEOUT_S)
+
+    def records(self, provider: str, dep_id: str) -> list[Path]:
+        """The simulated provider's servers of one deployment."""
+        return sorted((self.home / "data" / "simulated" / provider / dep_id).glob("*.json"))
+
+
+class Api:
+    """HTTP to the server as one caller."""
+
+    def __init__(self, server: Server, tok: str | None) -> None:
+        self.server = server
+        self.token = tok
+        self.http = httpx.Client(base_url=server.url, timeout=TIMEOUT_S,
+                                 headers={"Authorization": f"Bearer {tok}"} if tok else {})
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.http.get(path, **kw)
+
+    def post(self, path: str, **kw: Any) -> httpx.Response:
+        return self.http.post(path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return self.http.delete(path, **kw)
+
+    def create(self, name: str, template: str | None = None, **body: Any) -> httpx.Response:
+        return self.post(API, json={"name": name, "template": template or boxes(),
+                                    "template_name": f"{name}.yaml", **body})
+
+    def names(self) -> set[str]:
+        r = self.get(API)
+        assert r.status_code == 200, r.text
+        return {d["name"] for d in r.json()["items"]}
+
+    def wait(self, name: str, want: tuple[str, ...] = ("CREATE_COMPLETE",)) -> dict[str, Any]:
+        """Poll the deployment until nothing is queued or running for it, then
+        assert its status is one of `want`."""
+        deadline = time.monotonic() + TIMEOUT_S
+        while True:
+            r = self.get(f"{API}/{name}")
+            assert r.status_code == 200, r.text
+            view = r.json()
+            if not view.get("work") and view["status"] != "QUEUED":
+                assert view["status"] in want, (view, self.server.output())
+                return view
+            if time.monotonic() > deadline:
+                pytest.fail(f"{name} still {view['status']} with work {view.get('work')} after {TIMEOUT_S} s\n"
+                            + self.server.output())
+            time.sleep(0.2)
+
+    def stream(self, name: str) -> tuple[int, list[tuple[str, str]]]:
+        """The event stream, read to its end: (status, [(event, data)])."""
+        frames: list[tuple[str, str]] = []
+        with self.http.stream("GET", f"{API}/{name}/events/stream") as r:
+            if r.status_code != 200:
+                r.read()
+                return r.status_code, [("error", r.text)]
+            kind = "message"
+            for line in r.iter_lines():
+                if line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("data:"):
+                    frames.append((kind, line[5:].strip()))
+                    if kind == "end":
+                        break
+                    kind = "message"
+        return 200, frames
+
+
+def _start_server(home: Path, config: dict[str, Any], providers: list[dict[str, Any]],
+                  issuer: Running | None) -> Server:
+    (home / "config").mkdir(parents=True, exist_ok=True)
+    (home / "config" / "providers.yaml").write_text(json.dumps({"providers": providers}))
+    conf = home / "server.json"  # YAML is a superset of JSON: the server reads it as it reads YAML
+    conf.write_text(json.dumps(config))
+    log = home / "server.log"
+    for _ in range(3):  # a free port may be taken between the look and the bind
+        port = _free_port()
+        with log.open("w") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "dodas", "server", "--config", str(conf),
+                                     "--bind", f"127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=_clean_env(home), cwd=home)
+        server = Server(f"http://127.0.0.1:{port}", home, proc, log, issuer)
+        deadline = time.monotonic() + TIMEOUT_S
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(server.url + "/version", timeout=5).status_code == 200:
+                    return server
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        server.stop()
+        if "address already in use" not in server.output().lower():
+            break
+    pytest.fail(f"dodas server did not start (exit {proc.returncode}):\n{server.output()}")
+
+
+def server_config(issuer: Running, **over: Any) -> dict[str, Any]:
+    return {"issuers": [{"url": issuer.url, "audience": "dodas"}],
+            "admin_group": "/dodas/admins",
+            "default_providers": ["sim"],
+            "groups": {"/cms": {"providers": ["sim"], "operate": True},
+                       "/atlas": {"providers": ["sim"], "operate": False}},
+            "workers": 1,
+            "lease_seconds": 10,
+            **over}
+
+
+SIM = {"name": "sim", "type": "simulated", "rank": 1, "create_latency": 0.1, "delete_latency": 0.05}
+
+
+@pytest.fixture
+def serve(tmp_path, issuer):
+    """start(**config) -> a running Server on a home of its own; stopped after the test."""
+    started: list[Server] = []
+
+    def start_one(providers: list[dict[str, Any]] | None = None, home: Path | None = None, **over: Any) -> Server:
+        s = _start_server(home or tmp_path / f"server-home-{len(started)}", server_config(issuer, **over),
+                          providers or [SIM], issuer)
+        started.append(s)
+        return s
+    yield start_one
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def server(serve) -> Server:
+    return serve()
+
+
+def error(r: httpx.Response) -> str:
+    body = r.json()
+    assert set(body) == {"error"}, body
+    return body["error"]["message"]
+
+
+# -- 1. a deployment is its owner's ----------------------------------------------------------
+def test_another_user_sees_nothing_of_a_deployment(server):
+    alice, bob = server.as_("alice"), server.as_("bob")
+    r = alice.create("mine")
+    assert r.status_code == 202, r.text
+    started = r.json()
+    assert started["name"] == "mine" and [w["operation"] for w in started["work"]] == ["apply"]
+    assert started["plan"]["summary"]["create"] == 1
+    view = alice.wait("mine")
+    assert [(i["node"], i["state"]) for i in view["instances"]] == [("box", "created")]
+    assert view["provider"] == "sim" and len(server.records("sim", view["id"])) == 1
+    outs = alice.get(f"{API}/mine/outputs")
+    assert outs.status_code == 200 and outs.json()["address"]["known"] is True, outs.text
+    assert outs.json()["address"]["value"] == view["instances"][0]["address"]
+    evs = alice.get(f"{API}/mine/events").json()["items"]
+    assert ("box[0]", "created") in [(e["instance"], e["message"]) for e in evs], evs
+    status, frames = alice.stream("mine")
+    assert status == 200 and frames[-1][0] == "end" and json.loads(frames[-1][1]) == {"status": "CREATE_COMPLETE"}
+    assert [json.loads(d)["id"] for k, d in frames if k == "event"] == [e["id"] for e in evs]
+    assert "mine" in alice.names()
+
+    # bob: the same answer as for a name that does not exist, whatever he asks
+    nothing = bob.get(f"{API}/never-made")
+    assert nothing.status_code == 404 and error(nothing) == 'no deployment named "never-made"'
+    body = {"template": boxes(2), "template_name": "mine.yaml"}
+    answers = {
+        "get": bob.get(f"{API}/mine"),
+        "outputs": bob.get(f"{API}/mine/outputs"),
+        "secrets": bob.get(f"{API}/mine/outputs", params={"show_secrets": True}),
+        "events": bob.get(f"{API}/mine/events"),
+        "plan": bob.post(f"{API}/mine/plan", json=body),
+        "apply": bob.post(f"{API}/mine/apply", json={**body, "yes": True}),
+        "scale": bob.post(f"{API}/mine/scale", json={"node": "box", "count": 3}),
+        "delete": bob.delete(f"{API}/mine"),
+    }
+    assert {k: r.status_code for k, r in answers.items()} == {k: 404 for k in answers}
+    assert {k: error(r) for k, r in answers.items()} == {k: 'no deployment named "mine"' for k in answers}
+    assert bob.stream("mine")[0] == 404
+    assert "mine" not in bob.names()
+    assert bob.create("mine").status_code == 409  # the name is taken, but nothing of it is shown
+    # nothing bob did changed it
+    after = alice.wait("mine")
+    assert after["status"] == "CREATE_COMPLETE" and len(after["instances"]) == 1
+    assert len(server.records("sim", view["id"])) == 1
+
+    anonymous = server.as_(None)
+    for r in (anonymous.get(API), anonymous.get(f"{API}/mine"), anonymous.delete(f"{API}/mine"),
+              anonymous.post(API, json={"name": "x", "template": boxes()})):
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer"), (r, r.headers)
+        assert "access token" in error(r)
+    forged = httpx.get(server.url + API, headers={"Authorization": "Bearer not-a-token"})
+    assert forged.status_code == 401 and forged.headers["www-authenticate"].startswith("Bearer")
+    basic = httpx.get(server.url + API, headers={"Authorization": "Basic YWxpY2U6YWxpY2UtcHc="})
+    assert basic.status_code == 401
+
+
+# -- 2. groups and the admin group -------------------------------------------------------------
+def test_group_members_read_and_operate_as_the_policy_says_and_admins_see_all(server):
+    alice, carol, frank, bob, dave = (server.as_(u) for u in ("alice", "carol", "frank", "bob", "dave"))
+    assert alice.create("shared", group="/cms").status_code == 202
+    assert alice.create("readonly", group="/atlas").status_code == 202
+    assert alice.create("private").status_code == 202
+    r = carol.create("not-mine", group="/atlas")
+    assert r.status_code == 403 and '"/atlas"' in error(r)
+    for name in ("shared", "readonly", "private"):
+        alice.wait(name)
+
+    # /cms may operate: carol reads and scales alice's deployment
+    assert carol.get(f"{API}/shared").status_code == 200
+    assert carol.names() == {"shared"}
+    r = carol.post(f"{API}/shared/scale", json={"node": "box", "count": 2})
+    assert r.status_code == 202, r.text
+    view = carol.wait("shared", ("CREATE_COMPLETE", "UPDATE_COMPLETE"))
+    assert sorted(i["id"] for i in view["instances"]) == ["box[0]", "box[1]"]
+    assert len(server.records("sim", view["id"])) == 2
+    assert carol.get(f"{API}/readonly").status_code == 404 and carol.get(f"{API}/private").status_code == 404
+
+    # /atlas may only read: frank sees it, and is told he may not change it
+    assert frank.names() == {"readonly"}
+    assert frank.get(f"{API}/readonly").json()["status"] == "CREATE_COMPLETE"
+    assert frank.get(f"{API}/readonly/outputs").status_code == 200
+    for r in (frank.delete(f"{API}/readonly"),
+              frank.post(f"{API}/readonly/scale", json={"node": "box", "count": 0}),
+              frank.post(f"{API}/readonly/apply", json={"template": boxes(), "yes": True}),
+              frank.get(f"{API}/readonly/outputs", params={"show_secrets": True})):
+        assert r.status_code == 403, r.text
+    assert "not change it" in error(frank.delete(f"{API}/readonly"))
+    assert frank.wait("readonly")["status"] == "CREATE_COMPLETE"
+
+    # bob is in neither group
+    assert bob.names() == set()
+    assert bob.get(f"{API}/shared").status_code == 404 and bob.get(f"{API}/readonly").status_code == 404
+
+    # the admin group sees and deletes everything
+    assert {"shared", "readonly", "private"} <= dave.names()
+    for name in ("shared", "readonly", "private"):
+        dep_id = dave.get(f"{API}/{name}").json()["id"]
+        r = dave.delete(f"{API}/{name}")
+        assert r.status_code == 202, r.text
+        assert dave.wait(name, ("DELETE_COMPLETE",))["instances"] == []
+        assert server.records("sim", dep_id) == []
+    assert alice.get(f"{API}/private").json()["status"] == "DELETE_COMPLETE"
+
+
+# -- 3. quotas ------------------------------------------------------------------------------------
+def test_quotas_refuse_with_the_quota_named(serve):
+    server = serve(user_quota={"deployments": 1, "cores": 3},
+                   groups={"/cms": {"providers": ["sim"], "quota": {"deployments": 1}}})
+    alice, carol = server.as_("alice"), server.as_("carol")
+    r = alice.create("big", boxes(n=2, cpus=2))  # 4 cores
+    assert r.status_code == 403
+    assert error(r) == ("over the user quota of alice: 3 cores at most; this request would make 4 "
+                        "(0 in use, 4 asked)")
+    assert "big" not in alice.names() and alice.get(f"{API}/big").status_code == 404
+
+    assert alice.create("one", group="/cms").status_code == 202
+    r = alice.create("two")
+    assert r.status_code == 403 and error(r).startswith("over the user quota of alice: 1 deployments at most"), \
+        error(r)
+    r = carol.create("three", group="/cms")
+    assert r.status_code == 403 and error(r).startswith("over the group quota of /cms: 1 deployments at most"), \
+        error(r)
+    assert carol.create("three").status_code == 202  # her own quota is not the group's
+    alice.wait("one")
+    carol.wait("three")
+    r = alice.post(f"{API}/one/apply", json={"template": boxes(), "inputs": {"n": 2}, "yes": True})  # 2 cores more
+    assert r.status_code == 403 and "3 cores at most" in error(r), r.text
+
+    # a destroyed deployment holds nothing
+    assert alice.delete(f"{API}/one").status_code == 202
+    alice.wait("one", ("DELETE_COMPLETE",))
+    assert alice.create("two").status_code == 202
+    assert alice.wait("two")["status"] == "CREATE_COMPLETE"
+
+
+# -- 4. untrusted input --------------------------------------------------------------------------
+PLAYBOOK = """\
+tosca_definitions_version: tosca_simple_yaml_1_0
+topology_template:
+  node_templates:
+    box:
+      type: tosca.nodes.indigo.Compute
+      capabilities:
+        host: {{properties: {{num_cpus: 1, mem_size: 1 GB}}}}
+    app:
+      type: tosca.nodes.SoftwareComponent
+      requirements:
+        - host: box
+      interfaces:
+        Standard:
+          create: {playbook}
+"""
+
+IMPORT = """\
+tosca_definitions_version: tosca_simple_yaml_1_0
+imports:
+  - {ref}
+topology_template:
+  node_templates:
+    box:
+      type: tosca.nodes.indigo.Compute
+"""
+
+
+def refused_template(api: Api, name: str, text: str) -> tuple[str, list[dict[str, Any]]]:
+    """A create the server refuses as a template problem: (message, diagnostics)."""
+    r = api.create(name, text)
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["diagnostics"], err
+    assert api.get(f"{API}/{name}").status_code == 404  # nothing recorded
+    return err["message"], err["diagnostics"]
+
+
+def test_untrusted_templates_are_refused_with_located_messages(server):
+    alice = server.as_("alice")
+    requests = server.home / "data" / "server" / "requests"  # where the server keeps a request's template
+    requests.mkdir(parents=True, exist_ok=True)
+    (requests / "x.yml").write_text("- hosts: all\n  tasks: []\n")  # ../x.yml exists, and is refused all the same
+    for playbook in ("/etc/passwd", "../x.yml", "../../../../../../etc/passwd"):
+        _, diags = refused_template(alice, "evil", PLAYBOOK.format(playbook=playbook))
+        assert [(d["file"], d["line"]) for d in diags] == [("evil.yaml", 14)], diags
+        assert f'playbook "{playbook}" is outside dodas\'s playbooks' in diags[0]["message"], diags
+    for ref in ("file:///etc/passwd", "https://example.invalid/types.yaml", "http://127.0.0.1:1/x.yaml"):
+        _, diags = refused_template(alice, "imports", IMPORT.format(ref=ref))
+        assert [(d["file"], d["line"], d["col"]) for d in diags] == [("imports.yaml", 3, 5)], diags
+        assert f'remote import "{ref}"' in diags[0]["message"], diags
+    # a file import names the server's own files: refused unread, the same for one that exists, one that
+    # does not and a TOSCA file that would import (the answers must not tell them apart)
+    from dodas import paths
+    other = server.home / "data" / "server" / "other.yaml"
+    other.write_text(boxes())
+    for ref in ("/etc/hostname", "/no/such/file.yaml", str(paths.TYPE_LIBRARY), "../../other.yaml",
+                "types.yaml", "{file: /etc/hostname}"):
+        _, diags = refused_template(alice, "files", IMPORT.format(ref=ref))
+        shown = ref.removeprefix("{file: ").removesuffix("}")
+        assert [(d["file"], d["line"], d["col"], d["message"]) for d in diags] == [
+            ("files.yaml", 3, 5, f'import "{shown}" names a file: a template sent to a server imports only the '
+                                 "bundled types and URLs, never the server's files")], diags
+    bundled = IMPORT.format(ref="https://raw.githubusercontent.com/indigo-dc/tosca-types/master/custom_types.yaml")
+    assert alice.create("bundled", bundled).status_code == 202  # well-known imports are the bundled library
+    alice.wait("bundled")
+    bad = "tosca_definitions_version: tosca_simple_yaml_1_0\ntopology_template:\n  node_templates:\n" \
+          "    box:\n      type: tosca.nodes.indigo.Compute\n      capabilities:\n" \
+          "        host: {properties: {num_cpus: many}}\n"
+    _, diags = refused_template(alice, "bad", bad)
+    assert [(d["file"], d["line"]) for d in diags] == [("bad.yaml", 7)], diags
+    assert '"many" is not an integer' in diags[0]["message"]
+    _, diags = refused_template(alice, "syntax", "topology_template: [\n")
+    assert diags[0]["file"] == "syntax.yaml" and diags[0]["line"] >= 1
+
+    r = alice.create("../etc", boxes())
+    assert r.status_code == 422 and "not a usable deployment name" in error(r), r.text
+    r = alice.post(API, json={"name": "both", "template": boxes(), "catalogue": "spark-jupyter"})
+    assert r.status_code == 422 and "either template or catalogue" in error(r)
+    r = alice.post(API, content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert alice.names() == {"bundled"}
+
+
+def raw_post(server: Server, tok: str, length: str) -> bytes:
+    """A create announcing a Content-Length (that no client library would send), no body: the status line."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=TIMEOUT_S) as s:
+        s.sendall(f"POST {API} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {tok}\r\n"
+                  f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n".encode())
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return answer.split(b"\r\n", 1)[0] + b"\r\n"
+
+
+def test_large_bodies_are_refused(serve):
+    server = serve(max_body_bytes=4096)
+    alice = server.as_("alice")
+    padding = "\n".join(f"# {'x' * 70}" for _ in range(80))  # a valid template over the limit
+    big = boxes() + padding + "\n"
+    assert len(big) > 4096
+    r = alice.create("big", big)
+    assert r.status_code == 413 and error(r) == "the request body is larger than 4096 bytes"
+
+    def chunks(data: bytes) -> Iterator[bytes]:  # no Content-Length: the server counts as it reads
+        for i in range(0, len(data), 1000):
+            yield data[i:i + 1000]
+    body = json.dumps({"name": "big", "template": big}).encode()
+    r = alice.post(API, content=chunks(body), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "larger than 4096 bytes" in error(r)
+    assert raw_post(server, alice.token, "99999999999999999999").startswith(b"HTTP/1.1 413 ")
+    assert raw_post(server, alice.token, "-1").split(b" ")[1] in (b"400", b"413")
+    assert alice.names() == set()
+    # a body under the limit, sent the same way, is read whole and used
+    small = json.dumps({"name": "small", "template": boxes(), "template_name": "small.yaml"}).encode()
+    r = alice.post(API, content=chunks(small), headers={"content-type": "application/json"})
+    assert r.status_code == 202, r.text
+    assert alice.wait("small")["status"] == "CREATE_COMPLETE"
+
+
+LOCAL = {"name": "here", "type": "local", "rank": 2}
+
+
+def test_the_local_provider_only_where_the_operator_allows_it(serve, tmp_path):
+    closed = serve(providers=[SIM, LOCAL], default_providers=["sim", "here"])
+    for user in ("bob", "dave"):  # an admin too: the local provider runs on the server's own machine
+        api = closed.as_(user)
+        assert [p["name"] for p in api.get("/api/v1/providers").json()] == ["sim"]
+        r = api.create(f"local-{user}", boxes(), provider="here")
+        assert r.status_code == 422, r.text
+        assert error(r) == "no provider you may use can take this deployment (placement chose: here)"
+        assert api.get(f"{API}/local-{user}").status_code == 404
+    closed.stop()
+    opened = serve(providers=[SIM, LOCAL], default_providers=["sim", "here"], allow_local=True,
+                   home=tmp_path / "server-home-0")
+    assert [p["name"] for p in opened.as_("bob").get("/api/v1/providers").json()] == ["sim", "here"]
+    assert [p["name"] for p in opened.as_("carol").get("/api/v1/providers").json()] == ["sim"]  # /cms: sim only
+
+
+# -- 5. destroy --------------------------------------------------------------------------------
+def test_destroy_through_the_api_removes_every_server(server):
+    alice = server.as_("alice")
+    assert alice.create("doomed", boxes(n=3)).status_code == 202
+    view = alice.wait("doomed")
+    assert len(view["instances"]) == 3
+    records = server.records("sim", view["id"])
+    assert sorted(json.loads(f.read_text())["id"] for f in records) == sorted(i["provider_id"]
+                                                                             for i in view["instances"])
+    r = alice.delete(f"{API}/doomed")
+    assert r.status_code == 202, r.text
+    assert [w["operation"] for w in r.json()["work"]] == ["destroy"]
+    gone = alice.wait("doomed", ("DELETE_COMPLETE",))
+    assert gone["instances"] == [] and gone["locked_by"] is None
+    assert server.records("sim", view["id"]) == []
+    assert not (server.home / "data" / "simulated" / "sim" / view["id"]).exists()
+    listed = {d["name"]: d["status"] for d in alice.get(API).json()["items"]}
+    assert listed == {"doomed": "DELETE_COMPLETE"}
+    assert alice.get(API, params={"status": "CREATE_COMPLETE"}).json()["items"] == []
+    evs = [(e["instance"], e["message"]) for e in alice.get(f"{API}/doomed/events").json()["items"]]
+    assert {(f"box[{i}]", "deleted") for i in range(3)} <= set(evs) and evs[-1] == (None, "everything deleted"), evs
+
+
+# -- 6. the command line through the server ------------------------------------------------------
+def dodas(server: Server, client_home: Path, user: str | None, *args: str,
+          timeout: float = TIMEOUT_S * 2) -> subprocess.CompletedProcess:
+    env = _clean_env(client_home)  # the client's home: nothing of the server's state is there
+    env["DODAS_SERVER"] = server.url
+    if user:
+        env["DODAS_TOKEN"] = token(server.issuer, user)
+    return subprocess.run([sys.executable, "-m", "dodas", *args], env=env, cwd=client_home, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_the_cli_works_through_the_server(server, tmp_path):
+    client = tmp_path / "client"
+    client.mkdir()
+    template = client / "boxes.yaml"
+    template.write_text(boxes(n=2))
+
+    up = dodas(server, client, "alice", "up", str(template), "--name", "remote", "--yes")
+    assert up.returncode == 0, (up.stdout, up.stderr, server.output())
+    assert "remote: CREATE_COMPLETE" in up.stdout, up.stdout
+    assert "address" in up.stdout
+    assert not (client / "data" / "state.db").exists(), "the client made no state of its own"
+
+    listed = dodas(server, client, "alice", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [(d["name"], d["status"]) for d in json.loads(listed.stdout)] == [("remote", "CREATE_COMPLETE")]
+
+    st = dodas(server, client, "alice", "status", "remote", "--json")
+    assert st.returncode == 0, st.stderr
+    status = json.loads(st.stdout)
+    assert status["status"] == "CREATE_COMPLETE" and status["provider"] == "sim"
+    assert sorted(i["id"] for i in status["instances"]) == ["box[0]", "box[1]"]
+    assert "work" not in status
+
+    logs = dodas(server, client, "alice", "logs", "remote", "-f")  # ends: the deployment has no work left
+    assert logs.returncode == 0, logs.stderr
+    assert "box[0]: created" in logs.stdout and "box[1]: created" in logs.stdout, logs.stdout
+    logs_json = dodas(server, client, "alice", "logs", "remote", "--json")
+    assert logs_json.returncode == 0
+    assert len([json.loads(line) for line in logs_json.stdout.splitlines()]) == len(
+        server.as_("alice").get(f"{API}/remote/events").json()["items"])
+
+    again = dodas(server, client, "alice", "up", str(template), "--name", "remote", "--yes", "--json")
+    assert again.returncode == 0, (again.stdout, again.stderr)
+    assert json.loads(again.stdout)["changed"] is False
+
+    other = dodas(server, client, "bob", "status", "remote")
+    assert other.returncode == 4 and 'no deployment named "remote"' in other.stderr, (other.returncode,
+                                                                                       other.stderr)
+    assert dodas(server, client, "bob", "destroy", "remote", "--yes").returncode == 4
+    nobody = dodas(server, client, None, "list")
+    assert nobody.returncode == 1 and "Traceback" not in nobody.stderr, nobody.stderr
+
+    gone = dodas(server, client, "alice", "destroy", "remote", "--yes")
+    assert gone.returncode == 0, (gone.stdout, gone.stderr)
+    assert "remote: DELETE_COMPLETE" in gone.stdout
+    st = dodas(server, client, "alice", "status", "remote", "--json")
+    assert st.returncode == 0 and json.loads(st.stdout)["status"] == "DELETE_COMPLETE"
+    assert server.records("sim", status["id"]) == []
+    assert json.loads(dodas(server, client, "alice", "list", "--json").stdout) == []
+    # up again: the destroyed deployment is made anew, under its name
+    anew = dodas(server, client, "alice", "up", str(template), "--name", "remote", "--yes", "--json")
+    assert anew.returncode == 0, (anew.stdout, anew.stderr, server.output())
+    made = json.loads(anew.stdout)
+    assert made["status"] == "CREATE_COMPLETE" and made["plan"]["summary"]["create"] == 2, made
+    assert made["outputs"]["address"]["known"] is True
+    st = json.loads(dodas(server, client, "alice", "status", "remote", "--json").stdout)
+    assert len(server.records("sim", st["id"])) == 2
+
+
+def test_the_cli_reports_a_refused_template(server, tmp_path):
+    client = tmp_path / "client"
+    client.mkdir()
+    evil = client / "evil.yaml"
+    evil.write_text(PLAYBOOK.format(playbook="/etc/passwd"))
+    r = dodas(server, client, "alice", "up", str(evil), "--name", "evil", "--yes")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert 'evil.yaml:14:' in r.stderr and 'playbook "/etc/passwd" is outside' in r.stderr, r.stderr
+    assert server.as_("alice").names() == set()
+
+
+# -- 7. operations -------------------------------------------------------------------------------
+def test_health_version_metrics_and_openapi(server):
+    from dodas import __version__
+
+    anonymous = server.as_(None)
+    health = anonymous.get("/health")
+    assert health.status_code == 200 and health.json() == {"status": "ok", "queued": 0}
+    assert anonymous.get("/version").json() == {"version": __version__, "api": "v1"}
+
+    alice = server.as_("alice")
+    assert alice.create("counted").status_code == 202
+    alice.wait("counted")
+    assert alice.get(f"{API}/nothing-here").status_code == 404
+    metrics = anonymous.get("/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for line in metrics.text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            samples[key] = float(value)
+    assert samples['dodas_requests_total{method="POST",route="/api/v1/deployments",status="202"}'] == 1
+    assert samples['dodas_requests_total{method="GET",route="/api/v1/deployments/{name}",status="404"}'] >= 1
+    assert samples['dodas_requests_total{method="GET",route="/health",status="200"}'] >= 1
+    assert samples['dodas_deployments{status="CREATE_COMPLETE"}'] == 1
+    assert samples["dodas_work_queue_depth"] == 0
+    assert any(k.startswith("dodas_request_duration_seconds_bucket") for k in samples)
+    assert not any("counted" in k or "nothing-here" in k for k in samples)  # routes, not names
+
+    spec = anonymous.get("/openapi.json")
+    assert spec.status_code == 200
+    paths = spec.json()["paths"]
+    assert {"post", "get"} <= set(paths["/api/v1/deployments"])
+    assert {"get", "delete"} <= set(paths["/api/v1/deployments/{name}"])
+    assert "/api/v1/deployments/{name}/events/stream" in paths
