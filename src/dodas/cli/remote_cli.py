@@ -33,7 +33,7 @@ def connect(url: str) -> Remote:
             from dodas.client import tokens
         except ImportError:
             return None
-        return tokens.access_token(url)
+        return tokens.token_for_server(url)
     return Remote(url, token)
 
 

@@ -201,6 +201,20 @@ def access_token(server_cfg: str | Mapping[str, Any] | None = None, *, http: htt
         return _refresh(issuer, path, stored, _http(http))
 
 
+def token_for_server(server_cfg: str | Mapping[str, Any] | None = None, *,
+                     http: httpx.Client | None = None) -> str | None:
+    """`access_token`, or None when no way of getting one is set up at all (no
+    DODAS_TOKEN, no oidc-agent account, no stored login): a server on loopback
+    without issuers needs none, and one that does answers 401, whose message
+    says how to log in. A login that exists but fails still raises, saying why."""
+    try:
+        return access_token(server_cfg, http=http)
+    except TokenError:
+        if os.environ.get(ENV_AGENT, "").strip() or (tokens_dir().is_dir() and any(tokens_dir().glob("*.json"))):
+            raise
+        return None
+
+
 def issuer_for(server_cfg: str | Mapping[str, Any] | None) -> str:
     if isinstance(server_cfg, Mapping) and server_cfg.get("issuer"):
         return normalise(str(server_cfg["issuer"]))
