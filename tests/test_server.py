@@ -693,3 +693,38 @@ def test_health_version_metrics_and_openapi(server):
     assert {"post", "get"} <= set(paths["/api/v1/deployments"])
     assert {"get", "delete"} <= set(paths["/api/v1/deployments/{name}"])
     assert "/api/v1/deployments/{name}/events/stream" in paths
+
+
+def test_remote_plans_compare_with_what_the_server_holds(server, tmp_path):
+    """`dodas plan T --name NEW` through the server plans a creation; a changed
+    template from the same file is an update, not a replacement (the server keeps
+    where a template came from, not the path of its copy); another file is one."""
+    client = tmp_path / "client"
+    client.mkdir()
+    template = client / "boxes.yaml"
+    template.write_text(boxes(n=1))
+    fresh = dodas(server, client, "alice", "plan", str(template), "--name", "planned", "--json")
+    assert fresh.returncode == 0, (fresh.stdout, fresh.stderr)
+    plan = json.loads(fresh.stdout)
+    assert plan["summary"]["create"] == 1 and plan["deployment"]["exists"] is False
+    assert dodas(server, client, "alice", "up", str(template), "--name", "planned", "--yes").returncode == 0
+
+    template.write_text(boxes(n=1, cpus=1))
+    changed = json.loads(dodas(server, client, "alice", "plan", str(template), "--name", "planned", "--json").stdout)
+    assert changed["replaces_template"] is None and changed["deployment"]["exists"] is True
+    up = dodas(server, client, "alice", "up", str(template), "--name", "planned", "--json")  # no --yes, no terminal
+    assert up.returncode == 0, (up.stdout, up.stderr)
+    st = json.loads(dodas(server, client, "alice", "status", "planned", "--json").stdout)
+    assert st["template"] == "request:boxes.yaml"
+    scaled = dodas(server, client, "alice", "scale", "planned", "box", "2", "--yes")
+    assert scaled.returncode == 0, (scaled.stdout, scaled.stderr)
+    st = json.loads(dodas(server, client, "alice", "status", "planned", "--json").stdout)
+    assert st["template"] == "request:boxes.yaml" and len(st["instances"]) == 2, st
+
+    other = client / "other.yaml"
+    other.write_text(boxes(n=2, cpus=1))
+    replaced = json.loads(dodas(server, client, "alice", "plan", str(other), "--name", "planned", "--json").stdout)
+    assert replaced["replaces_template"] == "request:boxes.yaml"
+    refused = dodas(server, client, "alice", "up", str(other), "--name", "planned")
+    assert refused.returncode == 1 and "--yes" in refused.stderr, refused.stderr
+    assert dodas(server, client, "bob", "plan", str(template), "--name", "planned").returncode == 4

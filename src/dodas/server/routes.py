@@ -164,14 +164,21 @@ def create(body: CreateRequest, request: Request, caller: Caller = Depends(_call
     _quota(caller, cfg, body.group, dplan, replacing=None)
     if not queue.set_access(body.name, caller.key, caller.username, body.group):
         raise Refused(409, f'the name "{body.name}" is taken: choose another')
-    item = queue.enqueue("apply", body.name, _payload(body.name, text, body, caller, cfg, provider=body.provider),
-                         caller.key)
+    payload = _payload(body.name, text, body, dplan, caller, cfg, provider=body.provider)
+    item = queue.enqueue("apply", body.name, payload, caller.key)
     return {**_view(body.name), "work": [_work(item)], "plan": dplan.to_json()}
 
 
 @router.post("/deployments/{name}/plan", summary="What applying this template and these inputs would change")
 def plan(name: str, body: TemplateRequest, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
-    _readable(caller, name)
+    """A name nobody holds is planned as a new deployment (`dodas plan T --name NEW`);
+    one the caller may not see is a 404, as everywhere."""
+    from dodas.state import queue
+    from dodas.state.store import Store
+
+    planning_new = queue.access(name) is None and Store().get(name) is None
+    if not planning_new:
+        _readable(caller, name)
     _, dplan = _plan(request, caller, name, body)
     return dplan.to_json()
 
@@ -186,7 +193,7 @@ def apply(name: str, body: ApplyRequest, request: Request, caller: Caller = Depe
     if why and not body.yes:
         raise Refused(409, f"the plan needs confirmation because {why}: send it again with \"yes\": true")
     _quota(caller, _cfg(request), acc.group if acc else None, dplan, replacing=name)
-    item = queue.enqueue("apply", name, _payload(name, text, body, caller, _cfg(request)), caller.key)
+    item = queue.enqueue("apply", name, _payload(name, text, body, dplan, caller, _cfg(request)), caller.key)
     return {**_view(name), "work": [_work(item)], "plan": dplan.to_json()}
 
 
@@ -249,11 +256,12 @@ def _plan(request: Request, caller: Caller, name: str, body: TemplateRequest,
 
     cfg = _cfg(request)
     text = _template_text(request, body, name)
+    origin = _origin(body)
     if text is None:  # the deployment's own template
         dep = Store().get(name)
         if dep is None:
             raise Refused(422, "give a template or a catalogue name: the deployment has no template yet")
-        text = dep.template_text
+        text, origin = dep.template_text, dep.template_path
     where = paths.data_dir() / "server" / "requests" / uuid.uuid4().hex
     path = where / "template.yaml"
     paths.write_private(path, text)
@@ -266,7 +274,7 @@ def _plan(request: Request, caller: Caller, name: str, body: TemplateRequest,
                 raise TemplateError(refused)
             dplan = planning.prepare(str(path), name=name, given=given, provider_name=provider, offline=True,
                                      allow_external_playbooks=False, refresh=False, environment=False,
-                                     allow_provider=access.allowed(caller, cfg))
+                                     allow_provider=access.allowed(caller, cfg), origin=origin)
             problems = untrusted.problems(dplan.plan, str(path), cfg.fetch_allow)
             if problems:
                 raise TemplateError(problems)
@@ -319,13 +327,22 @@ def _quota(caller: Caller, cfg: Any, group: str | None, dplan: Any, replacing: s
         access.check_quota("group", group, policy.quota, access.Usage(*usage.held(theirs)), wanted)
 
 
-def _payload(name: str, text: str, body: TemplateRequest, caller: Caller, cfg: Any,
+def _origin(body: TemplateRequest) -> str:
+    """Where a template sent with a request came from, recorded with the
+    deployment: the caller's file name or the catalogue entry (the server only
+    ever plans copies, whose paths say nothing)."""
+    if body.catalogue is not None:
+        return f"catalogue:{body.catalogue}"
+    return f"request:{Path(body.template_name or 'template.yaml').name}"
+
+
+def _payload(name: str, text: str, body: TemplateRequest, dplan: Any, caller: Caller, cfg: Any,
              provider: str | None = None) -> dict:
     """What a worker needs to carry the request out: the template and inputs as
     sent, and the caller's rights at the time of asking (a worker has no caller)."""
     names = access.providers_for(caller, cfg)
     return {"template_text": text, "template_name": Path(body.template_name or f"{name}.yaml").name,
-            "inputs": dict(body.inputs), "cli_inputs": dict(body.cli_inputs),
+            "inputs": dict(body.inputs), "cli_inputs": dict(body.cli_inputs), "origin": dplan.origin,
             "options": {"provider": provider, "providers": sorted(names) if names is not None else None,
                         "allow_local": cfg.allow_local, "fetch_allow": list(cfg.fetch_allow)}}
 

@@ -65,8 +65,10 @@ def _take_over(name: str, previous: str) -> None:
 def _plan(item: queue.Item, work: Path) -> planning.DeploymentPlan:
     p = item.payload
     options = p.get("options") or {}
+    origin = p.get("origin")
     if item.operation == "scale":
         template = planning.stored_template_of(item.deployment_name)
+        origin = Store().require(item.deployment_name).template_path
         given = scaling.scale_inputs(str(template), p["node"], int(p["count"]))
         path = work / "template.yaml"
         paths.write_private(path, template.read_text(encoding="utf-8"))
@@ -78,7 +80,8 @@ def _plan(item: queue.Item, work: Path) -> planning.DeploymentPlan:
                       for k, v in (p.get("cli_inputs") or {}).items()})
     dplan = planning.prepare(str(path), name=item.deployment_name, given=given,
                              provider_name=options.get("provider"), offline=True, allow_external_playbooks=False,
-                             refresh=False, environment=False, allow_provider=allowed_providers(options))
+                             refresh=False, environment=False, allow_provider=allowed_providers(options),
+                             origin=origin)
     problems = untrusted.problems(dplan.plan, str(path), options.get("fetch_allow") or ())
     if problems:
         raise TemplateError(problems)

@@ -76,6 +76,9 @@ class DeploymentPlan:
     replaces_template: str | None = None
     #: whether the state was compared with what really runs (services, machines)
     refreshed: bool = False
+    #: where the template came from when `template` is a copy (a server's request:
+    #: "request:NAME.yaml", "catalogue:NAME"): recorded and compared instead of the path
+    origin: str | None = None
 
     @property
     def provider(self) -> str | None:
@@ -173,14 +176,16 @@ def prepare(template: str, *, name: str | None = None, pairs: list[str] | None =
             max_providers: int = 3, overcommit: bool = False, allow_external_playbooks: bool = False,
             strict: bool = False, refresh: bool = True, require_provider: bool = True,
             allow_provider: Callable[[Any], bool] | None = None, given: dict[str, GivenInput] | None = None,
-            environment: bool = True) -> DeploymentPlan:
+            environment: bool = True, origin: str | None = None) -> DeploymentPlan:
     """Everything `up` decides before it changes anything. `refresh` asks the
     provider whether recorded services still run (as status does); without it,
     the state's records alone are compared. `allow_provider` (a server) limits
     the providers placement may choose; `given` are inputs already collected
     (a server's request), over the files and pairs; `environment` reads
     DODAS_INPUT_ variables (never on a server: its environment is not the
-    user's). A template the providers placement
+    user's); `origin` names where a copied template came from (a server's
+    request), so that another request with the same file is not taken for
+    another template. A template the providers placement
     chose all refuse (capacity, missing tools) is an error; with
     `require_provider`, so is one no configured provider is of a kind to take
     (up); without, that is reported in the plan (plan, --plan-only)."""
@@ -206,7 +211,7 @@ def prepare(template: str, *, name: str | None = None, pairs: list[str] | None =
                              require_provider, allow_provider)
     text = Path(template).read_text(encoding="utf-8")
     out = DeploymentPlan(name, template, text, plan, dep if live else None, viable, skipped,
-                         kept_inputs=sorted(kept))
+                         kept_inputs=sorted(kept), origin=origin)
     if live:
         _compare(out, store, refresh)
     else:
@@ -278,7 +283,10 @@ def _compare(out: DeploymentPlan, store: Store, refresh: bool) -> None:
     out.changes = diff.compare(plan, recorded, desired)
     out.changed_inputs = sorted(k for k in set(plan.model.inputs) | set(dep.inputs)
                                 if plan.model.inputs.get(k) != dep.inputs.get(k))
-    if out.text != dep.template_text and Path(out.template).resolve() != Path(dep.template_path).resolve() \
+    if out.origin is not None:
+        if out.text != dep.template_text and out.origin != dep.template_path:
+            out.replaces_template = dep.template_path
+    elif out.text != dep.template_text and Path(out.template).resolve() != Path(dep.template_path).resolve() \
             and Path(out.template).resolve() != stored_template(dep).resolve():
         out.replaces_template = dep.template_path
     out.outputs = _output_changes(out, store, ctx)
@@ -377,6 +385,6 @@ def _stored_plan_or_none(dep: Deployment) -> Plan | None:
 
 def template_fields(p: DeploymentPlan) -> dict[str, Any]:
     """What the deployment row keeps of the template it was applied with."""
-    return dict(template_path=str(Path(p.template).resolve()), template_text=p.text,
+    return dict(template_path=p.origin or str(Path(p.template).resolve()), template_text=p.text,
                 template_sha256=hashlib.sha256(p.text.encode()).hexdigest(), inputs=p.plan.model.inputs)
 
