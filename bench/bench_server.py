@@ -55,14 +55,17 @@ def _free_port() -> int:
 
 
 def populate(template: Path, count: int, prefix: str, group: str | None) -> float:
-    """`count` deployments through the service functions; returns seconds taken."""
+    """`count` deployments through the service functions, with the options a
+    server's worker plans with (offline, no DODAS_INPUT_, only the caller's
+    providers: here the simulated one); returns seconds taken."""
     from dodas.services import deploy, planning
     from dodas.state import queue
 
     t0 = time.perf_counter()
     for i in range(count):
         name = f"{prefix}{i:04d}"
-        dplan = planning.prepare(str(template), name=name, offline=True, refresh=False, environment=False)
+        dplan = planning.prepare(str(template), name=name, offline=True, refresh=False, environment=False,
+                                 allow_external_playbooks=False, allow_provider=lambda p: p.name == "sim")
         deploy.apply(dplan, parallelism=8)
         if group is not None:
             queue.set_access(name, "bench|owner", "owner", group)

@@ -14,6 +14,7 @@ the deployment where the dead worker left it; nothing is created twice.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,18 +74,23 @@ def _plan(item: queue.Item, work: Path) -> planning.DeploymentPlan:
         path = work / "template.yaml"
         paths.write_private(path, template.read_text(encoding="utf-8"))
     else:
-        path = work / (Path(p.get("template_name") or "template.yaml").name or "template.yaml")
+        path = work / "template.yaml"
         paths.write_private(path, p["template_text"])
         given = {k: GivenInput(v, "<request inputs>", 1, 1) for k, v in (p.get("inputs") or {}).items()}
         given.update({k: GivenInput(v, f"<-i {k}>", 1, 1, from_cli=True)
                       for k, v in (p.get("cli_inputs") or {}).items()})
-    dplan = planning.prepare(str(path), name=item.deployment_name, given=given,
-                             provider_name=options.get("provider"), offline=True, allow_external_playbooks=False,
-                             refresh=False, environment=False, allow_provider=allowed_providers(options),
-                             origin=origin)
-    problems = untrusted.problems(dplan.plan, str(path), options.get("fetch_allow") or ())
-    if problems:
-        raise TemplateError(problems)
+    try:
+        dplan = planning.prepare(str(path), name=item.deployment_name, given=given,
+                                 provider_name=options.get("provider"), offline=True, allow_external_playbooks=False,
+                                 refresh=False, environment=False, allow_provider=allowed_providers(options),
+                                 origin=origin)
+        problems = untrusted.problems(dplan.plan, str(path), options.get("fetch_allow") or ())
+        if problems:
+            raise TemplateError(problems)
+    except TemplateError as exc:  # located in the requester's file, not in the server's copy of it
+        shown = (origin or "template.yaml").partition(":")[2] or "template.yaml"
+        raise TemplateError([replace(d, file=shown) if d.file == str(path) else d for d in exc.diagnostics]) \
+            from None
     return dplan
 
 
