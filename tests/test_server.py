@@ -526,7 +526,9 @@ def test_large_bodies_are_refused(serve):
     body = json.dumps({"name": "big", "template": big}).encode()
     r = alice.post(API, content=chunks(body), headers={"content-type": "application/json"})
     assert r.status_code == 413 and "larger than 4096 bytes" in error(r)
-    assert raw_post(server, alice.token, "99999999999999999999").startswith(b"HTTP/1.1 413 ")
+    # a length past 2**64: uvicorn's httptools parser refuses it (400) before dodas could (413)
+    assert raw_post(server, alice.token, "99999999999999999999").split(b" ")[1] in (b"400", b"413")
+    assert raw_post(server, alice.token, str(10**12)).startswith(b"HTTP/1.1 413 ")
     assert raw_post(server, alice.token, "-1").split(b" ")[1] in (b"400", b"413")
     assert alice.names() == set()
     # a body under the limit, sent the same way, is read whole and used

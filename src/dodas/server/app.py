@@ -111,30 +111,65 @@ def _errors(app: FastAPI) -> None:
 
 
 def _middleware(app: FastAPI, cfg: ServerConfig) -> None:
-    limit = cfg.max_body_bytes
+    app.add_middleware(MeasureAndLimit, limit=cfg.max_body_bytes)
 
-    @app.middleware("http")
-    async def measure_and_limit(request: Request, call_next: Any) -> Any:
+
+class MeasureAndLimit:
+    """Request metrics and the body size limit, as plain ASGI (Starlette's
+    `@app.middleware("http")` costs more per request than a status read's own
+    work). A body announced larger than the limit is refused at once; one without
+    a length (chunked) is read up to the limit first, then given to the route."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            response = JSONResponse({"error": {"message": f"the request body is larger than {limit} bytes"}},
-                                    status_code=413)
-        elif length is None and request.method in ("POST", "PUT", "PATCH"):
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    break
-            if len(body) > limit:
-                response = JSONResponse({"error": {"message": f"the request body is larger than {limit} bytes"}},
-                                        status_code=413)
+        status = [500]
+
+        async def sending(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await self._too_large(scope, receive, sending)
+        elif length is None and scope["method"] in ("POST", "PUT", "PATCH"):
+            chunks, size, more = [], 0, True
+            while more and size <= self.limit:
+                message = await receive()
+                if message["type"] != "http.request":  # the client went away
+                    return
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                more = message.get("more_body", False)
+            if size > self.limit:
+                await self._too_large(scope, receive, sending)
             else:
-                request._body = body  # noqa: SLF001 - read once here, given to the route as read
-                response = await call_next(request)
+                await self.app(scope, _replay(b"".join(chunks), receive), sending)
         else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.observe(request.method, getattr(route, "path", "unmatched"), response.status_code,
+            await self.app(scope, receive, sending)
+        route = scope.get("route")
+        metrics.observe(scope["method"], getattr(route, "path", "unmatched"), status[0],
                         time.perf_counter() - started)
-        return response
+
+    async def _too_large(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        response = JSONResponse({"error": {"message": f"the request body is larger than {self.limit} bytes"}},
+                                status_code=413)
+        await response(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    """A `receive` that gives the body already read, then what the client sends next."""
+    given = [False]
+
+    async def replaying() -> dict[str, Any]:
+        if not given[0]:
+            given[0] = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+    return replaying

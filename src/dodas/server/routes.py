@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from dodas import paths
@@ -54,7 +54,10 @@ class ScaleRequest(BaseModel):
     count: int = Field(ge=0)
 
 
-def _caller(request: Request) -> Caller:
+async def _caller(request: Request) -> Caller:
+    """Run on the event loop, not in a thread: with the issuer's keys cached a
+    token costs a signature check, less than a hop to the thread pool (an
+    unknown key's fetch blocks the loop, at most once per refetch interval)."""
     return request.app.state.caller(request)
 
 
@@ -100,9 +103,9 @@ def list_deployments(request: Request, caller: Caller = Depends(_caller), status
 
 
 @router.get("/deployments/{name}", summary="A deployment: its state, instances, attempts and pending work")
-def get_deployment(name: str, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
+def get_deployment(name: str, request: Request, caller: Caller = Depends(_caller)) -> JSONResponse:
     _readable(caller, name)
-    return _view(name)
+    return JSONResponse(_view(name))
 
 
 @router.get("/deployments/{name}/outputs", summary="Outputs; sensitive ones only with show_secrets")
@@ -149,7 +152,7 @@ async def event_stream(name: str, request: Request, caller: Caller = Depends(_ca
 # -- changing ----------------------------------------------------------------------------
 @router.post("/deployments", status_code=202, summary="Create a deployment (planned now, made by a worker)")
 def create(body: CreateRequest, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
-    from dodas.services import planning
+    from dodas.services import jobs, planning
     from dodas.state import queue
 
     cfg = _cfg(request)
@@ -165,8 +168,10 @@ def create(body: CreateRequest, request: Request, caller: Caller = Depends(_call
     if not queue.set_access(body.name, caller.key, caller.username, body.group):
         raise Refused(409, f'the name "{body.name}" is taken: choose another')
     payload = _payload(body.name, text, body, dplan, caller, cfg, provider=body.provider)
+    shown = dplan.to_json()  # before a worker may start applying it
     item = queue.enqueue("apply", body.name, payload, caller.key)
-    return {**_view(body.name), "work": [_work(item)], "plan": dplan.to_json()}
+    jobs.hand_over(item.id, dplan)
+    return {**_view(body.name), "work": [_work(item)], "plan": shown}
 
 
 @router.post("/deployments/{name}/plan", summary="What applying this template and these inputs would change")
@@ -370,7 +375,7 @@ def _view(name: str) -> dict[str, Any]:
 
     try:
         out = read.status(name)
-    except NotFoundError:
+    except NotFoundError:  # asked for, not started yet
         out = {"name": name, "status": "QUEUED", "instances": [], "attempts": []}
     out["work"] = [_work(i) for i in queue.items(deployment_name=name, limit=20)
                    if i.status in ("queued", "running")]

@@ -13,6 +13,8 @@ the deployment where the dead worker left it; nothing is created twice.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +29,31 @@ from dodas.tosca.inputs import GivenInput
 
 #: machines created or deleted at once per deployment, as `up --parallelism`'s default
 PARALLELISM = 8
+
+#: plans the API made for creations, by work item, for a worker of the same process
+_handed: OrderedDict[int, planning.DeploymentPlan] = OrderedDict()
+_handed_lock = threading.Lock()
+_HANDED_MAX = 256
+
+
+def hand_over(item_id: int, dplan: planning.DeploymentPlan) -> None:
+    """Keep the plan the API just made for a new deployment, so that a worker of
+    this process need not make it again (planning is most of a small creation's
+    cost). A worker elsewhere, or one that takes the item over, plans anew."""
+    with _handed_lock:
+        _handed[item_id] = dplan
+        while len(_handed) > _HANDED_MAX:
+            _handed.popitem(last=False)
+
+
+def _handed_plan(held: queue.Lease) -> planning.DeploymentPlan | None:
+    """The API's plan of a creation, when it still holds: first lease, and the
+    deployment still does not exist (the engine re-checks every instance anyway)."""
+    with _handed_lock:
+        dplan = _handed.pop(held.item.id, None)
+    if dplan is None or held.previous is not None or held.item.operation != "apply" or dplan.deployment is not None:
+        return None
+    return dplan if Store().get(held.item.deployment_name) is None else None
 
 
 def lock_owner_of(worker: str) -> str:
@@ -44,7 +71,7 @@ def run(held: queue.Lease) -> None:
         return
     work = paths.data_dir() / "server" / "work" / str(item.id)
     try:
-        dplan = _plan(item, work)
+        dplan = _handed_plan(held) or _plan(item, work)
         deploy.apply(dplan, parallelism=PARALLELISM)
     finally:
         paths.remove_tree(work, paths.data_dir() / "server" / "work")

@@ -92,6 +92,7 @@ class Attempt(Base):
     """One try of a deployment on one provider; failed tries are kept with their cause."""
 
     __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_deployment", "deployment_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))

@@ -93,8 +93,10 @@ class Store:
     def require(self, name: str) -> Deployment:
         dep = self.get(name)
         if dep is None:
-            known = [d.name for d in self.list()]
-            hint = f" (known: {', '.join(known)})" if known else " (there are none; see `dodas up`)"
+            with self.session() as s:  # names only, and a few: a server may hold thousands
+                known = list(s.scalars(select(Deployment.name).order_by(Deployment.created_at).limit(21)))
+            shown = ", ".join(known[:20]) + (", ... (see `dodas list`)" if len(known) > 20 else "")
+            hint = f" (known: {shown})" if known else " (there are none; see `dodas up`)"
             raise NotFoundError(f'no deployment named "{name}"{hint}')
         return dep
 

@@ -1,4 +1,5 @@
-"""The server's work queue and deployment owners.
+"""The server's work queue and deployment owners; attempts indexed by deployment
+(every status read lists a deployment's attempts).
 
 Revision ID: 0003
 Revises: 0002
@@ -42,8 +43,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_deployment_access_owner", "deployment_access", ["owner"])
     op.create_index("ix_deployment_access_group", "deployment_access", ["group"])
+    op.create_index("ix_attempts_deployment", "attempts", ["deployment_id", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_attempts_deployment", "attempts")
     op.drop_table("deployment_access")
     op.drop_table("work_items")
