@@ -274,7 +274,7 @@ def _plan(request: Request, caller: Caller, name: str, body: TemplateRequest,
         given = {k: GivenInput(v, "<request inputs>", 1, 1) for k, v in body.inputs.items()}
         given.update({k: GivenInput(v, f"<-i {k}>", 1, 1, from_cli=True) for k, v in body.cli_inputs.items()})
         try:
-            refused = _file_imports(str(path))
+            refused = untrusted.file_imports(str(path))
             if refused:
                 raise TemplateError(refused)
             dplan = planning.prepare(str(path), name=name, given=given, provider_name=provider, offline=True,
@@ -290,30 +290,6 @@ def _plan(request: Request, caller: Caller, name: str, body: TemplateRequest,
         return text, dplan
     finally:
         paths.remove_tree(where, paths.data_dir() / "server" / "requests")
-
-
-def _file_imports(template: str) -> list[Any]:
-    """The template's imports of files, refused before anything reads them: a
-    template sent to a server comes alone, so a file it names is the server's own
-    (/etc/..., another user's template beside the request's copy); reading it would
-    tell its existence, at least. The bundled library and URLs are left to planning."""
-    from dodas.errors import DodasError
-    from dodas.tosca import imports
-    from dodas.tosca.source import load_yaml, read_source
-
-    try:
-        data, smap = load_yaml(read_source(template, "template"), template)
-    except DodasError:
-        return []  # planning reports it, located
-    entries = data.get("imports") if isinstance(data, dict) else None
-    out = []
-    for i, entry in enumerate(entries if isinstance(entries, list) else []):
-        ref, how = imports._entry_ref(entry)  # noqa: SLF001 - the import loader's own reading of an entry
-        repository = imports._repository_of(entry, how)  # noqa: SLF001 - (a file of a repository is a URL)
-        if isinstance(ref, str) and repository is None and not imports.is_url(ref):
-            out.append(smap.diag(("imports", i), f'import "{ref}" names a file: a template sent to a server imports '
-                                                 "only the bundled types and URLs, never the server's files"))
-    return out
 
 
 def _quota(caller: Caller, cfg: Any, group: str | None, dplan: Any, replacing: str | None) -> None:

@@ -107,6 +107,9 @@ def _plan(item: queue.Item, work: Path) -> planning.DeploymentPlan:
         given.update({k: GivenInput(v, f"<-i {k}>", 1, 1, from_cli=True)
                       for k, v in (p.get("cli_inputs") or {}).items()})
     try:
+        refused = untrusted.file_imports(str(path))
+        if refused:
+            raise TemplateError(refused)
         dplan = planning.prepare(str(path), name=item.deployment_name, given=given,
                                  provider_name=options.get("provider"), offline=True, allow_external_playbooks=False,
                                  refresh=False, environment=False, allow_provider=allowed_providers(options),

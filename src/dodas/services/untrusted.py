@@ -21,6 +21,26 @@ from dodas.errors import Diagnostic
 from dodas.plan.plan import Plan
 
 
+def file_imports(template: str) -> list[Diagnostic]:
+    """The template's imports of files, refused before anything reads them: a
+    template sent to a server comes alone, so a file it names is the server's own
+    (/etc/..., another user's template beside the request's copy), and reading it
+    would tell its existence at least. The bundled library and URLs are left to
+    planning (offline: only those mapped to the bundled library)."""
+    from dodas.errors import DodasError
+    from dodas.tosca import imports
+    from dodas.tosca.source import load_yaml, read_source
+
+    try:
+        data, smap = load_yaml(read_source(template, "template"), template)
+    except DodasError:
+        return []  # planning reports it, located
+    entries = data.get("imports") if isinstance(data, dict) else None
+    return [smap.diag(("imports", i), f'import "{imports.entry_ref(entry)}" names a file: a template sent to a '
+                                      "server imports only the bundled types and URLs, never the server's files")
+            for i, entry in enumerate(entries if isinstance(entries, list) else []) if imports.names_a_file(entry)]
+
+
 def problems(plan: Plan, template: str, fetch_allow: Iterable[str] = ()) -> list[Diagnostic]:
     """Each refused value, located in the template file."""
     from dodas.tosca.source import load_yaml, read_source

@@ -161,6 +161,12 @@ def resolve(imports: Any, base_dir: Path, smap: SourceMap, *, offline: bool,
     return out
 
 
+def names_a_file(entry: Any) -> bool:
+    """Whether an import entry names a file (not a URL, nor a file of a repository)."""
+    ref, how = _entry_ref(entry)
+    return isinstance(ref, str) and _repository_of(entry, how) is None and not is_url(ref)
+
+
 def _repository_of(entry: Any, how: Any) -> str | None:
     if how == "file" and isinstance(entry, dict):
         repo = entry.get("repository")
