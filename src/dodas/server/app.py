@@ -115,10 +115,10 @@ def _middleware(app: FastAPI, cfg: ServerConfig) -> None:
 
 
 class MeasureAndLimit:
-    """Request metrics and the body size limit, as plain ASGI (Starlette's
-    `@app.middleware("http")` costs more per request than a status read's own
-    work). A body announced larger than the limit is refused at once; one without
-    a length (chunked) is read up to the limit first, then given to the route."""
+    """Request metrics and the body size limit, as plain ASGI: no per-request
+    task and stream wrapping as Starlette's `@app.middleware("http")` has. A body
+    announced larger than the limit is refused at once; one without a length
+    (chunked) is read up to the limit first, then given to the route."""
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app = app
