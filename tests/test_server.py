@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
+import serverproc
 
 from dodas.devissuer import config as devconfig
 from dodas.devissuer import keys as devkeys
@@ -93,12 +94,6 @@ def token(issuer: Running, user: str) -> str:
         assert r.status_code == 200, r.text
         _tokens[key] = r.json()["access_token"]
     return _tokens[key]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _clean_env(home: Path) -> dict[str, str]:
@@ -215,25 +210,9 @@ def _start_server(home: Path, config: dict[str, Any], providers: list[dict[str, 
     conf = home / "server.json"  # YAML is a superset of JSON: the server reads it as it reads YAML
     conf.write_text(json.dumps(config))
     log = home / "server.log"
-    for _ in range(3):  # a free port may be taken between the look and the bind
-        port = _free_port()
-        with log.open("w") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "dodas", "server", "--config", str(conf),
-                                     "--bind", f"127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=_clean_env(home), cwd=home)
-        server = Server(f"http://127.0.0.1:{port}", home, proc, log, issuer)
-        deadline = time.monotonic() + TIMEOUT_S
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                if httpx.get(server.url + "/version", timeout=5).status_code == 200:
-                    return server
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        server.stop()
-        if "address already in use" not in server.output().lower():
-            break
-    pytest.fail(f"dodas server did not start (exit {proc.returncode}):\n{server.output()}")
+    log.write_text("")
+    proc, url = serverproc.start(_clean_env(home), log, "--config", str(conf), cwd=home)
+    return Server(url, home, proc, log, issuer)
 
 
 def server_config(issuer: Running, **over: Any) -> dict[str, Any]:

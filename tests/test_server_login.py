@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
+import serverproc
 
 from dodas.devissuer import config as devconfig
 from dodas.devissuer import keys as devkeys
@@ -41,29 +40,14 @@ def served(tmp_path, issuer):
     (home / "config").mkdir(parents=True)
     (home / "config" / "server.yaml").write_text(
         f"issuers:\n  - {{url: '{issuer.url}', audience: dodas}}\ndefault_providers: []\nworkers: 0\n")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {**os.environ, "DODAS_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     for var in ("DODAS_TOKEN", "DODAS_OIDC_AGENT_ACCOUNT", "DODAS_ISSUER", "DODAS_DB_URL"):
         env.pop(var, None)
-    log = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "dodas", "server", "--bind", f"127.0.0.1:{port}"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
+    proc, url = serverproc.start(env, tmp_path / "server.log")
     client_home = tmp_path / "laptop"
     client_env = {**env, "DODAS_HOME": str(client_home), "DODAS_SERVER": url}
     yield url, client_env, client_home
-    proc.terminate()
-    proc.wait(timeout=30)
+    serverproc.stop(proc)
 
 
 def dodas(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -118,28 +102,13 @@ def test_the_two_command_start_with_the_development_issuer(tmp_path):
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)
     (home / "config" / "providers.yaml").write_text("providers:\n  - {name: sim, type: simulated}\n")
-    ports = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
-    env = {**os.environ, "DODAS_HOME": str(home), "PYTHONUNBUFFERED": "1", "DODAS_DEV_ISSUER_PORT": str(ports[1])}
+    env = {**os.environ, "DODAS_HOME": str(home), "PYTHONUNBUFFERED": "1",
+           "DODAS_DEV_ISSUER_PORT": str(serverproc.free_port())}
     for var in ("DODAS_TOKEN", "DODAS_OIDC_AGENT_ACCOUNT", "DODAS_ISSUER", "DODAS_DB_URL"):
         env.pop(var, None)
     log = tmp_path / "server.log"
-    proc = subprocess.Popen([sys.executable, "-m", "dodas", "server", "--dev-issuer", "--bind",
-                             f"127.0.0.1:{ports[0]}"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{ports[0]}"
+    proc, url = serverproc.start(env, log, "--dev-issuer")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         login_file = home / "config" / "dev-issuer-login.txt"
         assert login_file.stat().st_mode & 0o777 == 0o600
         creds = dict(line.split(": ", 1) for line in login_file.read_text().splitlines())
@@ -161,5 +130,4 @@ def test_the_two_command_start_with_the_development_issuer(tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
         assert not list((home / "data" / "simulated").glob("*/*/*.json"))
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        serverproc.stop(proc)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import urllib.request
 
 import httpx
 import pytest
+import serverproc
 from livecluster import ROOT, kill_leftovers, need_java, processes_of
 
 TEMPLATE = str(ROOT / "templates" / "spark-jupyter.yaml")
@@ -25,26 +25,12 @@ TEMPLATE = str(ROOT / "templates" / "spark-jupyter.yaml")
 def server(tmp_path):
     need_java()
     home = tmp_path / "server-home"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {**os.environ, "DODAS_HOME": str(home), "PYTHONUNBUFFERED": "1", "DODAS_SERVER_ALLOW_LOCAL": "1"}
     env.pop("DODAS_DB_URL", None)
     log = tmp_path / "server.log"
-    proc = subprocess.Popen([sys.executable, "-m", "dodas", "server", "--bind", f"127.0.0.1:{port}"], env=env,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
+    proc, url = serverproc.start(env, log)
     yield url, home, log
-    proc.terminate()
-    proc.wait(timeout=60)
+    serverproc.stop(proc)
     kill_leftovers(home)
 
 

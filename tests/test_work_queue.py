@@ -8,15 +8,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import serverproc
 from livecluster import compute_template
 from statedb import execute, rows, server, state_db  # noqa: F401 - fixture
 
@@ -131,54 +131,47 @@ def test_a_lost_lease_frees_the_deployment_lock_of_its_holder_only(db, tmp_path)
 
 
 # -- two servers on one PostgreSQL -------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@dataclass
+class Shared:
+    """What two servers of a test share: a PostgreSQL database, a DODAS_HOME (the
+    simulated provider's "cloud" is files in it) and their environment."""
+
+    db_url: str
+    home: Path
+    env: dict[str, str]
+    template: str
 
 
-def _start_server(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "dodas", "server", "--bind", f"127.0.0.1:{port}",
-                             "--workers", "1"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError(f"the server did not answer:\n{log.read_text()}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def test_a_killed_servers_deployment_is_completed_by_the_other_and_nothing_is_made_twice(tmp_path):
+@pytest.fixture()
+def shared(tmp_path):
     srv = server()
     name = srv.new_database()
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)
-    (home / "config" / "providers.yaml").write_text(
-        "providers:\n  - {name: sim, type: simulated, create_latency: 2.0, delete_latency: 0.05}\n")
-    env = {**os.environ, "DODAS_HOME": str(home), "DODAS_DB_URL": srv.url(name), "PYTHONUNBUFFERED": "1",
-           "DODAS_SERVER_LEASE_SECONDS": "3"}
-    template = Path(compute_template(tmp_path / "boxes.yaml", count=20, cpus=1, mem="512 MiB"))
-    a, url_a = _start_server(env, tmp_path / "a.log")
+
+    def make(provider: str, lease_seconds: int) -> Shared:
+        (home / "config" / "providers.yaml").write_text(f"providers:\n  - {provider}\n")
+        env = {**os.environ, "DODAS_HOME": str(home), "DODAS_DB_URL": srv.url(name), "PYTHONUNBUFFERED": "1",
+               "DODAS_SERVER_LEASE_SECONDS": str(lease_seconds)}
+        template = Path(compute_template(tmp_path / "boxes.yaml", count=20, cpus=1, mem="512 MiB")).read_text()
+        return Shared(srv.url(name), home, env, template)
+    try:
+        yield make
+    finally:
+        srv.drop_database(name)
+
+
+def _start(sh: Shared, log: Path) -> tuple[subprocess.Popen, str]:
+    return serverproc.start(sh.env, log, "--workers", "1")
+
+
+def test_a_killed_servers_deployment_is_completed_by_the_other_and_nothing_is_made_twice(tmp_path, shared):
+    sh = shared("{name: sim, type: simulated, create_latency: 2.0, delete_latency: 0.05}", 3)
+    home = sh.home
+    a, url_a = _start(sh, tmp_path / "a.log")
     b = None
     try:
-        r = httpx.post(f"{url_a}/api/v1/deployments", json={"name": "pool", "template": template.read_text()},
+        r = httpx.post(f"{url_a}/api/v1/deployments", json={"name": "pool", "template": sh.template},
                        timeout=60)
         assert r.status_code == 202, r.text
         dep_id = None
@@ -193,7 +186,7 @@ def test_a_killed_servers_deployment_is_completed_by_the_other_and_nothing_is_ma
             time.sleep(0.1)
         os.kill(a.pid, signal.SIGKILL)
         a.wait()
-        b, url_b = _start_server(env, tmp_path / "b.log")
+        b, url_b = _start(sh, tmp_path / "b.log")
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             view = httpx.get(f"{url_b}/api/v1/deployments/pool", timeout=10).json()
@@ -201,7 +194,7 @@ def test_a_killed_servers_deployment_is_completed_by_the_other_and_nothing_is_ma
                 break
             time.sleep(0.3)
         assert view["status"] == "CREATE_COMPLETE", (view, (tmp_path / "b.log").read_text())
-        work = rows(srv.url(name), "SELECT status, leases, leased_by FROM work_items")
+        work = rows(sh.db_url, "SELECT status, leases, leased_by FROM work_items")
         assert len(work) == 1 and work[0][0] == "done" and work[0][1] == 2, work
         assert str(b.pid) in work[0][2], "the second server finished it"
         servers = {json.loads(f.read_text())["id"]
@@ -221,52 +214,42 @@ def test_a_killed_servers_deployment_is_completed_by_the_other_and_nothing_is_ma
         assert view["status"] == "DELETE_COMPLETE", view
         assert not list((home / "data" / "simulated" / "sim").glob("*/*.json")), "destroy left machines"
     finally:
-        _stop(a)
+        serverproc.stop(a)
         if b is not None:
-            _stop(b)
-        srv.drop_database(name)
+            serverproc.stop(b)
 
 
-def test_a_stopped_server_hands_its_work_back(tmp_path):
+def test_a_stopped_server_hands_its_work_back(tmp_path, shared):
     """SIGTERM: the worker stops taking work, finishes or hands back what it holds
     within the grace of one lease; a server started later finishes it."""
-    srv = server()
-    name = srv.new_database()
-    home = tmp_path / "home"
-    (home / "config").mkdir(parents=True)
-    (home / "config" / "providers.yaml").write_text(
-        "providers:\n  - {name: sim, type: simulated, create_latency: 3.0}\n")
-    env = {**os.environ, "DODAS_HOME": str(home), "DODAS_DB_URL": srv.url(name), "PYTHONUNBUFFERED": "1",
-           "DODAS_SERVER_LEASE_SECONDS": "1"}
-    template = Path(compute_template(tmp_path / "boxes.yaml", count=20, cpus=1, mem="512 MiB"))
-    a, url_a = _start_server(env, tmp_path / "a.log")
+    sh = shared("{name: sim, type: simulated, create_latency: 3.0}", 1)
+    a, url_a = _start(sh, tmp_path / "a.log")
     b = None
     try:
-        r = httpx.post(f"{url_a}/api/v1/deployments", json={"name": "pool", "template": template.read_text()},
+        r = httpx.post(f"{url_a}/api/v1/deployments", json={"name": "pool", "template": sh.template},
                        timeout=60)
         assert r.status_code == 202, r.text
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if rows(srv.url(name), "SELECT status FROM work_items") == [("running",)]:
+            if rows(sh.db_url, "SELECT status FROM work_items") == [("running",)]:
                 break
             time.sleep(0.1)
         a.terminate()
         # uvicorn ends by raising the signal it caught again, as a process killed by it would
         assert a.wait(timeout=60) in (0, -signal.SIGTERM), (tmp_path / "a.log").read_text()
         assert "handed item" in (tmp_path / "a.log").read_text() or rows(
-            srv.url(name), "SELECT status FROM work_items") == [("done",)]
-        left = rows(srv.url(name), "SELECT status, lease_expires_at FROM work_items")
+            sh.db_url, "SELECT status FROM work_items") == [("done",)]
+        left = rows(sh.db_url, "SELECT status, lease_expires_at FROM work_items")
         assert left in ([("queued", None)], [("done", None)]), left
-        b, url_b = _start_server(env, tmp_path / "b.log")
+        b, url_b = _start(sh, tmp_path / "b.log")
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
-            if rows(srv.url(name), "SELECT status FROM work_items") == [("done",)]:
+            if rows(sh.db_url, "SELECT status FROM work_items") == [("done",)]:
                 break
             time.sleep(0.3)
         view = httpx.get(f"{url_b}/api/v1/deployments/pool", timeout=10).json()
         assert view["status"] == "CREATE_COMPLETE" and len(view["instances"]) == 20, view
     finally:
-        _stop(a)
+        serverproc.stop(a)
         if b is not None:
-            _stop(b)
-        srv.drop_database(name)
+            serverproc.stop(b)

@@ -26,15 +26,9 @@ DONE = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE")
 
 
 def connect(url: str) -> Remote:
-    def token() -> str | None:
-        if os.environ.get("DODAS_TOKEN"):
-            return os.environ["DODAS_TOKEN"]
-        try:
-            from dodas.client import tokens
-        except ImportError:
-            return None
-        return tokens.token_for_server(url)
-    return Remote(url, token)
+    from dodas.client import tokens
+
+    return Remote(url, lambda: tokens.token_for_server(url))
 
 
 def request_body(template: str, pairs: list[str] | None, files: list[str] | None) -> dict[str, Any]:

@@ -7,10 +7,10 @@
     device_code_lifetime: 600
     device_interval: 5              # the polling interval the device flow asks for
     users:
-      - {username: alice, password: secret, groups: [/dodas, /dodas/admins]}
+      - {username: alice, password: "<choose one>", groups: [/dodas, /dodas/admins]}
     clients:
       - {client_id: dodas-cli}                                   # public: device flow, refresh
-      - {client_id: dodas-server, client_secret: s3cret}          # introspection, client_credentials
+      - {client_id: dodas-server, client_secret: "<choose one>"} # introspection, client_credentials
       - {client_id: dashboard, redirect_uris: ["http://127.0.0.1:8080/cb"]}
 
 A client may override `audience`, `groups_claim`, `access_token_lifetime`, and
