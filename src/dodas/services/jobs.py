@@ -16,12 +16,11 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from dodas import paths
-from dodas.errors import DodasError, TemplateError
+from dodas.errors import DodasError
 from dodas.services import deploy, planning, scaling, untrusted
 from dodas.state import lock, queue
 from dodas.state.store import Store
@@ -106,21 +105,10 @@ def _plan(item: queue.Item, work: Path) -> planning.DeploymentPlan:
         given = {k: GivenInput(v, "<request inputs>", 1, 1) for k, v in (p.get("inputs") or {}).items()}
         given.update({k: GivenInput(v, f"<-i {k}>", 1, 1, from_cli=True)
                       for k, v in (p.get("cli_inputs") or {}).items()})
-    try:
-        refused = untrusted.file_imports(str(path))
-        if refused:
-            raise TemplateError(refused)
-        dplan = planning.prepare(str(path), name=item.deployment_name, given=given,
-                                 provider_name=options.get("provider"), offline=True, allow_external_playbooks=False,
-                                 refresh=False, environment=False, allow_provider=allowed_providers(options),
-                                 origin=origin)
-        problems = untrusted.problems(dplan.plan, str(path), options.get("fetch_allow") or ())
-        if problems:
-            raise TemplateError(problems)
-    except TemplateError as exc:  # located in the requester's file, not in the server's copy of it
-        shown = (origin or "template.yaml").partition(":")[2] or "template.yaml"
-        raise TemplateError([replace(d, file=shown) if d.file == str(path) else d for d in exc.diagnostics]) \
-            from None
+    shown = (origin or "template.yaml").partition(":")[2] or "template.yaml"
+    dplan = untrusted.plan(str(path), name=item.deployment_name, given=given, provider=options.get("provider"),
+                           allow_provider=allowed_providers(options), fetch_allow=options.get("fetch_allow") or (),
+                           origin=origin, shown=shown)
     return dplan
 
 

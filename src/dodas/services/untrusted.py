@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 from dodas.errors import Diagnostic
@@ -102,3 +103,32 @@ def _kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     if address.is_private:
         return "private"
     return "non-public"
+
+
+def plan(template: str, *, name: str, given: dict, provider: str | None, allow_provider: Any,
+         fetch_allow: Iterable[str], origin: str | None, shown: str) -> Any:
+    """Plan a template that was sent to a server, with a server's rules: no file
+    imports, only dodas's playbooks, nothing fetched but the bundled library, no
+    DODAS_INPUT_ variables, the fetch checks above, only the providers
+    `allow_provider` accepts. Messages are located in `shown` (the sender's
+    file name), not in the server's copy at `template`. The one home of these
+    rules, for the request that asks and for the worker that carries it out."""
+    from dataclasses import replace
+
+    from dodas.errors import TemplateError
+    from dodas.services import planning
+
+    try:
+        refused = file_imports(template)
+        if refused:
+            raise TemplateError(refused)
+        dplan = planning.prepare(template, name=name, given=given, provider_name=provider, offline=True,
+                                 allow_external_playbooks=False, refresh=False, environment=False,
+                                 allow_provider=allow_provider, origin=origin)
+        found = problems(dplan.plan, template, fetch_allow)
+        if found:
+            raise TemplateError(found)
+    except TemplateError as exc:
+        raise TemplateError([replace(d, file=shown) if d.file == template else d for d in exc.diagnostics]) \
+            from None
+    return dplan

@@ -211,3 +211,14 @@ def names_visible_to(key: str, groups: frozenset[str], admin: bool) -> list[str]
         if groups:
             cond = or_(cond, a.group.in_(sorted(groups)))
         return sorted(s.scalars(select(a.name).where(cond)))
+
+
+def visible_to(key: str, groups: frozenset[str], admin: bool) -> dict[str, Access | None]:
+    """As names_visible_to, with each name's access record (None for a deployment
+    the command line made on this database: it has no owner on the server)."""
+    names = names_visible_to(key, groups, admin)
+    a = DeploymentAccess
+    with db.sessions()() as s:
+        query = select(a) if admin else select(a).where(a.name.in_(names))
+        records = {r.name: Access(r.name, r.owner, r.owner_name, r.group) for r in s.scalars(query)}
+    return {n: records.get(n) for n in names}
