@@ -47,20 +47,27 @@ def create_app(cfg: ServerConfig, *, start_workers: bool = True) -> FastAPI:
                   description="Deployments of analysis platforms from TOSCA templates, as a shared service.")
     app.state.config = cfg
 
-    def caller(request: Request) -> Caller:
+    def identify(token: str) -> Caller:
+        """The caller an access token names, as every face checks it (401 when it is not good)."""
         if validator is None:
             return access.LOCAL
         from dodas.server.auth import AuthError
+        try:
+            identity = validator.validate(token)
+        except AuthError as exc:
+            raise Refused(exc.status, exc.message) from None
+        return Caller.of(identity, cfg)
+
+    def caller(request: Request) -> Caller:
+        if validator is None:
+            return access.LOCAL
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Refused(401, "an access token is needed: Authorization: Bearer TOKEN")
-        try:
-            identity = validator.validate(token.strip())
-        except AuthError as exc:
-            raise Refused(exc.status, exc.message) from None
-        return Caller.of(identity, cfg)
+        return identify(token.strip())
     app.state.caller = caller
+    app.state.identify = identify
 
     from dodas.server.routes import router
     app.include_router(router)

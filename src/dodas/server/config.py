@@ -18,6 +18,12 @@
     workers: 1                        # in-process workers (0: run `python -m dodas.server.workers`)
     lease_seconds: 30                 # a dead worker's work is taken over after this long
     cli_client_id: dodas-cli          # the public client `dodas login` uses at the issuers (device flow)
+    dashboard:                        # the web pages under /web (OIDC authorization code flow with PKCE)
+      client_id: dodas-dashboard      # registered at the issuer with redirect URI PUBLIC_URL/web/callback
+      issuer: https://iam.example.org/  # one of `issuers` (default: the first)
+      public_url: https://dodas.example.org  # how browsers reach the server (default: http://BIND)
+      session_hours: 8
+    im_cloud_credentials: refuse      # cloud lines in an IM Authorization header: refuse (403) or ignore
 
 A server without issuers runs without authentication, and refuses to unless it is
 bound to loopback: that is for trying it out on one's own machine only.
@@ -36,7 +42,8 @@ from dodas.errors import DodasError
 
 CONFIG_FILE = "server.yaml"
 KEYS = {"bind", "issuers", "admin_group", "user_quota", "groups", "default_providers", "allow_local",
-        "fetch_allow", "max_body_bytes", "catalogue", "workers", "lease_seconds", "cli_client_id"}
+        "fetch_allow", "max_body_bytes", "catalogue", "workers", "lease_seconds", "cli_client_id",
+        "dashboard", "im_cloud_credentials"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,20 @@ class GroupPolicy:
     operate: bool = True
 
 
+@dataclass(frozen=True)
+class DashboardConfig:
+    """The web dashboard's OIDC client at the issuer (a public client with PKCE,
+    or a confidential one when `client_secret` is set: from the environment's
+    DODAS_SERVER_DASHBOARD_SECRET, never from the file, so that it is not kept in
+    plain text beside the rest)."""
+
+    client_id: str = "dodas-dashboard"
+    issuer: str | None = None
+    public_url: str | None = None
+    session_hours: float = 8.0
+    client_secret: str | None = field(default=None, repr=False)
+
+
 @dataclass
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -82,6 +103,8 @@ class ServerConfig:
     workers: int = 1
     lease_seconds: float = 30.0
     cli_client_id: str = "dodas-cli"
+    dashboard: DashboardConfig = field(default_factory=lambda: DashboardConfig())
+    im_cloud_credentials: str = "refuse"
 
     @property
     def authenticated(self) -> bool:
@@ -150,7 +173,28 @@ def load(path: str | None = None) -> ServerConfig:
     cfg.workers = int(env.get("DODAS_SERVER_WORKERS") or data.get("workers", 1))
     cfg.lease_seconds = float(env.get("DODAS_SERVER_LEASE_SECONDS") or data.get("lease_seconds", 30.0))
     cfg.cli_client_id = str(env.get("DODAS_SERVER_CLI_CLIENT_ID") or data.get("cli_client_id") or cfg.cli_client_id)
+    cfg.dashboard = _dashboard(data.get("dashboard"), env)
+    cfg.im_cloud_credentials = str(env.get("DODAS_SERVER_IM_CLOUD_CREDENTIALS") or data.get("im_cloud_credentials")
+                                   or "refuse")
+    if cfg.im_cloud_credentials not in ("refuse", "ignore"):
+        raise DodasError(f'im_cloud_credentials: "{cfg.im_cloud_credentials}" is not refuse or ignore')
     return cfg
+
+
+def _dashboard(data: Any, env: Any) -> DashboardConfig:
+    data = data or {}
+    known = {"client_id", "issuer", "public_url", "session_hours"}
+    if not isinstance(data, dict) or set(data) - known:
+        raise DodasError(f"dashboard: a mapping of {', '.join(sorted(known))} (the client secret, when there is one, "
+                         "comes from DODAS_SERVER_DASHBOARD_SECRET)")
+    hours = data.get("session_hours", 8.0)
+    if not isinstance(hours, (int, float)) or isinstance(hours, bool) or hours <= 0:
+        raise DodasError(f"dashboard.session_hours: {hours!r} is not a positive number of hours")
+    return DashboardConfig(client_id=str(env.get("DODAS_SERVER_DASHBOARD_CLIENT_ID") or data.get("client_id")
+                                         or "dodas-dashboard"),
+                           issuer=data.get("issuer"), public_url=env.get("DODAS_SERVER_PUBLIC_URL")
+                           or data.get("public_url"), session_hours=float(hours),
+                           client_secret=env.get("DODAS_SERVER_DASHBOARD_SECRET") or None)
 
 
 def _issuers(items: Any, env_url: str | None, env_audience: str | None) -> list[Any]:
