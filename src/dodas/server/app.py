@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from dodas import __version__
 from dodas.errors import DodasError, TemplateError
@@ -68,9 +68,13 @@ def create_app(cfg: ServerConfig, *, start_workers: bool = True) -> FastAPI:
         return identify(token.strip())
     app.state.caller = caller
     app.state.identify = identify
+    app.state.validator = validator
 
     from dodas.server.routes import router
     app.include_router(router)
+    from dodas.server.im.routes import router as im_router; app.include_router(im_router)  # IM's API
+    from dodas.server import web
+    web.install(app)
     _errors(app)
     _middleware(app, cfg)
 
@@ -96,25 +100,32 @@ def create_app(cfg: ServerConfig, *, start_workers: bool = True) -> FastAPI:
 
 
 def _errors(app: FastAPI) -> None:
-    def answer(status: int, message: str, **extra: Any) -> JSONResponse:
+    from dodas.server import web
+
+    def answer(request: Request, status: int, message: str, **extra: Any) -> Response:
+        if web.is_page(request):  # the dashboard's pages answer with a page
+            details = [str(d) for d in extra.get("diagnostics_objects", [])]
+            return web.error_page(request, status, message, details)
+        extra.pop("diagnostics_objects", None)
         headers = {"WWW-Authenticate": 'Bearer realm="dodas"'} if status == 401 else None
         return JSONResponse({"error": {"message": message, **extra}}, status_code=status, headers=headers)
 
     @app.exception_handler(Refused)
-    async def refused(_request: Request, exc: Refused) -> JSONResponse:
-        return answer(exc.status, exc.message)
+    async def refused(request: Request, exc: Refused) -> Response:
+        return answer(request, exc.status, exc.message)
 
     @app.exception_handler(DodasError)
-    async def dodas_error(_request: Request, exc: DodasError) -> JSONResponse:
+    async def dodas_error(request: Request, exc: DodasError) -> Response:
         from dodas.state.lock import LockedError
         from dodas.state.store import NotFoundError
         if isinstance(exc, TemplateError):
-            return answer(422, exc.message, diagnostics=[d.to_dict() for d in exc.diagnostics])
+            return answer(request, 422, exc.message, diagnostics=[d.to_dict() for d in exc.diagnostics],
+                          diagnostics_objects=exc.diagnostics)
         if isinstance(exc, NotFoundError):
-            return answer(404, exc.message)
+            return answer(request, 404, exc.message)
         if isinstance(exc, LockedError):
-            return answer(409, exc.message)
-        return answer(422, exc.message)
+            return answer(request, 409, exc.message)
+        return answer(request, 422, exc.message)
 
 
 def _middleware(app: FastAPI, cfg: ServerConfig) -> None:

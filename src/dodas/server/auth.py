@@ -130,6 +130,14 @@ class TokenValidator:
         self.http = http or httpx.Client(timeout=10.0, follow_redirects=False)
         self._issuers = {i.url: _Issuer(i) for i in issuers}
 
+    def endpoints(self, url: str) -> dict[str, Any]:
+        """The discovery document of trusted issuer `url` (the dashboard's login
+        needs its authorization and token endpoints), cached as for the keys."""
+        issuer = self._issuers.get(normalise(url))
+        if issuer is None:
+            raise AuthError(503, f"{url} is not one of this server's trusted issuers")
+        return self._discovery(issuer)
+
     # -- the one entry point ----------------------------------------------------------
     def validate(self, token: str) -> Identity:
         """The caller `token` proves, or AuthError."""

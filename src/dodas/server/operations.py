@@ -98,12 +98,13 @@ def view(name: str) -> dict[str, Any]:
     return out
 
 
-def events(name: str, after: int = 0) -> list[dict[str, Any]]:
+def events(name: str, after: int = 0, node: str | None = None, tail: int | None = None) -> list[dict[str, Any]]:
+    """Events after id `after`, of one node's instances or all, the last `tail` only when given."""
     from dodas.services import read
     from dodas.state.store import NotFoundError
 
     try:
-        return read.events(name, after_id=after)[1]
+        return read.events(name, node=node or None, after_id=after, tail=tail)[1]
     except NotFoundError:
         return []
 
@@ -274,3 +275,96 @@ def _payload(name: str, text: str, ask: Ask, dplan: Any, caller: Caller, cfg: Se
             "inputs": dict(ask.inputs), "cli_inputs": dict(ask.cli_inputs), "origin": dplan.origin,
             "options": {"provider": provider, "providers": sorted(names) if names is not None else None,
                         "allow_local": cfg.allow_local, "fetch_allow": list(cfg.fetch_allow)}}
+
+
+# -- what a face needs to draw its forms ----------------------------------------------------------
+def states(caller: Caller, name: str) -> dict[str, Any]:
+    """Status, instances' states and attempts from the state alone (what a page
+    following the deployment polls); a deployment not started yet is QUEUED."""
+    from dodas.services import read
+    from dodas.state import queue
+    from dodas.state.store import NotFoundError
+
+    readable(caller, name)
+    try:
+        out = read.states(name)
+    except NotFoundError:
+        out = {"name": name, "status": "QUEUED", "reason": None, "provider": None, "instances": [], "attempts": []}
+    out["work"] = [work_view(i) for i in queue.items(deployment_name=name, limit=20)
+                   if i.status in ("queued", "running")]
+    return out
+
+
+def topology(caller: Caller, name: str) -> dict[str, Any] | None:
+    """The deployment's nodes and what each needs; None before a worker made it."""
+    from dodas.services import read
+    from dodas.state.store import NotFoundError
+
+    readable(caller, name)
+    try:
+        return read.topology(name)
+    except NotFoundError:
+        return None
+
+
+def settings(caller: Caller, name: str) -> dict[str, Any]:
+    """What the deployment's forms show: its template's inputs (as the catalogue
+    describes them), the current values of those that are not secret, and the
+    nodes that scale with their current counts."""
+    from dodas.services import catalogue, planning, scaling
+    from dodas.state.store import NotFoundError, Store
+
+    readable(caller, name)
+    try:
+        template = planning.stored_template_of(name)
+    except NotFoundError:
+        return {"inputs": [], "values": {}, "scalable": {}}
+    described = catalogue.describe(template)
+    dep = Store().require(name)
+    secret = {i["name"] for i in described["inputs"] if i["secret"]}
+    values = {k: v for k, v in dep.inputs.items() if k not in secret}
+    counts = {}
+    for node, input_name in scaling.scalable_nodes(str(template)).items():
+        spec = next((i for i in described["inputs"] if i["name"] == input_name), {})
+        counts[node] = dep.inputs.get(input_name, spec.get("default"))
+    return {"inputs": described["inputs"], "values": values, "scalable": counts}
+
+
+# -- for the Infrastructure Manager's API (im/) ---------------------------------------------
+def template(caller: Caller, name: str) -> str:
+    """The deployment's template text, as it was sent (of a creation not started
+    yet: the text its queued work carries)."""
+    from dodas.state import queue
+    from dodas.state.store import Store
+
+    readable(caller, name)
+    dep = Store().get(name)
+    if dep is not None:
+        return dep.template_text
+    for item in queue.items(deployment_name=name, limit=20):
+        if item.operation == "apply" and "template_text" in item.payload:
+            return item.payload["template_text"]
+    raise Refused(404, f'deployment "{name}" has no template')
+
+
+def not_being_destroyed(name: str) -> None:
+    """Refuse (409) a change to a deployment whose destruction is queued or under
+    way: work queued after a destroy would act on what is being taken down."""
+    from dodas.engine.states import DeploymentStatus as DS
+    from dodas.state import queue
+    from dodas.state.store import Store
+
+    pending = [i.operation for i in queue.items(deployment_name=name, limit=20) if i.status in ("queued", "running")]
+    dep = Store().get(name)
+    if "destroy" in pending or (dep is not None and dep.status == DS.DELETE_IN_PROGRESS.value):
+        raise Refused(409, f'deployment "{name}" is being destroyed')
+
+
+def reconfigure(cfg: ServerConfig, caller: Caller, name: str) -> dict[str, Any]:
+    """Queue applying the deployment's own template and inputs again: the engine
+    re-checks every instance (a machine its provider lost is made again, a
+    configuration that did not finish or whose inputs changed is run again, a
+    stopped service is started), and leaves what is as planned untouched."""
+    operable(cfg, caller, name)
+    not_being_destroyed(name)
+    return apply(cfg, caller, name, Ask())

@@ -353,3 +353,44 @@ def spark_conf(name: str) -> str:
         return (f"# Spark deployment {name} (dodas spark-conf): keep this file private\n"
                 f"spark.master {url}\nspark.authenticate true\nspark.authenticate.secret {secret}\n")
     raise DodasError(f'deployment "{name}" has no Spark master with a secret (yet)')
+
+
+def states(name: str) -> dict[str, Any]:
+    """A deployment's status and its instances' states from the state alone: what
+    a page following a deployment asks for twice a second (status() also asks
+    the provider whether each service runs)."""
+    store = Store()
+    dep = store.require(name)
+    rows = store.instances(dep.id)
+    attempts = [{"number": a.number, "provider": a.provider, "status": a.status, "error": a.error,
+                 "started_at": a.started_at.isoformat(), "ended_at": a.ended_at.isoformat() if a.ended_at else None}
+                for a in store.attempts(dep.id)]
+    return {"name": dep.name, "status": dep.status, "reason": dep.status_reason, "provider": dep.provider,
+            "updated_at": dep.updated_at.isoformat(), "attempts": attempts,
+            "instances": [{"id": paths.instance_id(node, index), "node": node, "index": index, "state": row.state,
+                           "error": row.error} for (node, index), row in sorted(rows.items())]}
+
+
+_topologies: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+
+def topology(name: str) -> dict[str, Any]:
+    """The deployment's nodes (type, instance count, host) and what each needs
+    (requirements, attributes read, implicit order), from its stored template and
+    inputs; kept per template and inputs, since re-planning costs tens of ms."""
+    from dodas.plan import graph
+
+    dep = Store().require(name)
+    key = (dep.id, dep.template_sha256 or "", dep.inputs_sha256 or "")
+    if key not in _topologies:
+        plan = stored_plan(dep)
+        counts: dict[str, int] = {}
+        for inst in plan.instances:
+            counts[inst.node] = counts.get(inst.node, 0) + 1
+        nodes = [{"name": n.name, "type": n.type, "instances": counts.get(n.name, 0), "host": n.host}
+                 for n in plan.model.nodes.values()]
+        edges = [[e.source, e.target, e.why] for es in graph.node_edges(plan.model).values() for e in es]
+        if len(_topologies) > 256:
+            _topologies.clear()
+        _topologies[key] = {"nodes": nodes, "edges": edges}
+    return _topologies[key]

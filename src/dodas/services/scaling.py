@@ -42,3 +42,18 @@ def scale_inputs(template: str, node: str, count: int) -> dict[str, Any]:
         raise DodasError(f"a count is a whole number, 0 or more (got {count!r})")
     name = count_input(template, node)
     return {name: GivenInput(count, f"<dodas scale {node}>", 1, 1)}
+
+
+def scalable_nodes(template: str) -> dict[str, str]:
+    """The nodes whose count an input sets, with that input (what `scale` can change)."""
+    from dodas.tosca.source import load_yaml, read_source
+
+    data, _ = load_yaml(read_source(template, "template"), template)
+    nodes = ((data or {}).get("topology_template") or {}).get("node_templates") or {}
+    out = {}
+    for node in nodes:
+        try:
+            out[node] = count_input(template, node)
+        except DodasError:
+            continue
+    return out

@@ -129,6 +129,8 @@ def plan(template: str, *, name: str, given: dict, provider: str | None, allow_p
         if found:
             raise TemplateError(found)
     except TemplateError as exc:
-        raise TemplateError([replace(d, file=shown) if d.file == template else d for d in exc.diagnostics]) \
+        # the server's copy is named nowhere: not as the file, nor inside a message ("declared at ...")
+        raise TemplateError([replace(d, file=shown if d.file == template else d.file,
+                                     message=d.message.replace(template, shown)) for d in exc.diagnostics]) \
             from None
     return dplan

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from dodas.state import work_models  # noqa: F401 - its tables are part of the metadata
+from dodas.state import web_models, work_models  # noqa: F401 - their tables are part of the metadata
 from dodas.state.models import Base
 
 config = context.config

@@ -1,0 +1,128 @@
+"""A template's inputs as an HTML form, and a posted form back as inputs.
+
+Each input gets the widget of its type: a number with the bounds of its
+constraints, a select for `valid_values`, a checkbox for a boolean, a text with
+a size pattern for memory sizes, a password field for a secret (never filled
+in: its value is not sent back to the browser). The page checks the same
+bounds before sending (static/dashboard.js); the server checks everything
+again by planning, and its located messages (a bad value is located at
+`<-i NAME>`) are shown next to the field they are about.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from dodas.errors import Diagnostic
+
+SIZE_PATTERN = r"\s*[0-9]+(\.[0-9]+)?\s*([kKMGTP]i?B|B)\s*"
+_BOUNDS = {"greater_or_equal": "min", "greater_than": "min_exclusive", "less_or_equal": "max",
+           "less_than": "max_exclusive"}
+
+
+@dataclass
+class Field:
+    name: str
+    label: str
+    widget: str  # number, select, checkbox, size, password, text, textarea
+    help: str = ""
+    value: str = ""
+    required: bool = False
+    options: list[str] = field(default_factory=list)
+    attrs: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    secret: bool = False
+
+
+def fields(inputs: list[dict[str, Any]], values: dict[str, Any] | None = None, *,
+           keep_secrets: bool = False) -> list[Field]:
+    """The form of catalogue.describe()'s inputs, filled with `values` (what was
+    posted, or the deployment's current inputs) over the defaults. With
+    `keep_secrets` (updating a deployment) an empty secret field keeps its value."""
+    values = values or {}
+    out = []
+    for spec in inputs:
+        name, kind = spec["name"], spec["type"]
+        f = Field(name, name.replace("_", " ").capitalize(), "text", spec.get("description") or "",
+                  required=bool(spec.get("required")) and not keep_secrets, secret=bool(spec.get("secret")))
+        current = values.get(name, spec.get("default"))
+        for c in spec.get("constraints") or []:
+            op, bound = c["operator"], c["value"]
+            if op == "valid_values" and isinstance(bound, list):
+                f.options = [_text(v) for v in bound]
+            elif op in _BOUNDS and isinstance(bound, (int, float)):
+                f.attrs[_BOUNDS[op]] = _text(bound)
+            elif op == "in_range" and isinstance(bound, list) and len(bound) == 2:
+                f.attrs["min"], f.attrs["max"] = _text(bound[0]), _text(bound[1])
+        if f.secret:
+            f.widget, current = "password", None
+            if keep_secrets:
+                f.help = (f.help + " " if f.help else "") + "Leave empty to keep the current value."
+        elif f.options:
+            f.widget = "select"
+        elif kind == "boolean":
+            f.widget = "checkbox"
+        elif kind in ("integer", "float"):
+            f.widget = "number"
+            f.attrs["step"] = "1" if kind == "integer" else "any"
+        elif kind == "scalar-unit.size":
+            f.widget = "size"
+            f.attrs["pattern"] = SIZE_PATTERN
+            f.attrs["title"] = "a size such as 2 GiB or 512 MB"
+        elif kind in ("list", "map"):
+            f.widget = "textarea"
+            f.help = (f.help + " " if f.help else "") + f"As YAML ({kind})."
+        f.value = "" if current is None else _text(current)
+        out.append(f)
+    return out
+
+
+def posted(inputs: list[dict[str, Any]], form: dict[str, str], *, keep_secrets: bool = False) -> dict[str, str]:
+    """The inputs a posted form gives, as `-i` gives them (text, read as YAML for
+    inputs that are not strings): an empty field is not given (its default, or
+    its current value, stays), except a string with no default; an unchecked box
+    is false."""
+    out: dict[str, str] = {}
+    for spec in inputs:
+        name = spec["name"]
+        if spec["type"] == "boolean" and not spec.get("secret"):
+            out[name] = "true" if form.get(name) in ("true", "on", "1") else "false"
+            continue
+        value = form.get(name, "")
+        if value.strip() == "":
+            if spec.get("secret") and keep_secrets:
+                continue
+            if "default" in spec or not spec.get("required") or spec["type"] != "string":
+                continue
+        out[name] = value
+    return out
+
+
+def place(diagnostics: list[Diagnostic], fields_: list[Field]) -> list[str]:
+    """Put each message next to the field it is about; returns those about none
+    (the template itself, the providers), shown above the form."""
+    by_name = {f.name: f for f in fields_}
+    rest = []
+    for d in diagnostics:
+        m = re.fullmatch(r"<-i (.+)>", d.file)
+        if m and m.group(1) in by_name:
+            by_name[m.group(1)].errors.append(_plain(d.message))
+        else:
+            rest.append(str(d) if d.file and not d.file.startswith("<") else d.message)
+    return rest
+
+
+def _plain(message: str) -> str:
+    """A message about an input without the template's inner location, which means nothing in a form."""
+    return re.sub(r" \(declared at [^)]*\)$", "", message)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        import yaml
+        return yaml.safe_dump(value, default_flow_style=True).strip()
+    return str(value)

@@ -1,0 +1,286 @@
+"""The dashboard's pages: server-rendered HTML over operations.py.
+
+Reading works without a script; static/dashboard.js adds the live parts
+(Server-Sent Events from live.py), the in-page checks of the forms and the
+reveal-then-mask of secret outputs. Every change is shown as a plan first and
+done only when that plan is confirmed: the request waits server-side as a
+draft of the session (state/web_sessions.py), so that secret inputs never go
+back into a page. Responses are `no-store` and carry a Content-Security-Policy
+that allows this server's own scripts and styles only.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from dodas.errors import DodasError, TemplateError
+from dodas.server import operations as ops
+from dodas.server.access import Refused
+from dodas.server.web import forms, graph
+from dodas.server.web.login import check_csrf, signed_in
+from dodas.state import web_sessions
+
+PAGE_SIZE = 50
+router = APIRouter(prefix="/web", include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+           "X-Frame-Options": "DENY",
+           "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                                      "script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"}
+
+
+def render(request: Request, page_: str, code: int = 200, **context: Any) -> HTMLResponse:
+    session = context.pop("session", None)
+    caller = context.pop("caller", None)
+    response = templates.TemplateResponse(request, page_, {"caller": caller, "csrf": session.csrf if session else "",
+                                                          **context}, status_code=code)
+    response.headers.update(HEADERS)
+    return response
+
+
+def _cfg(request: Request) -> Any:
+    return request.app.state.config
+
+
+async def _form(request: Request, session: Any) -> dict[str, str]:
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    check_csrf(request, session, form.get("csrf"))
+    return form
+
+
+def age(iso: str | None) -> str:
+    if not iso:
+        return ""
+    t = datetime.fromisoformat(iso)
+    t = t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    s = max(0, (datetime.now(timezone.utc) - t).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= size:
+            return f"{int(s // size)} {unit}"
+    return f"{int(s)} s"
+
+
+templates.env.filters["age"] = age
+
+
+# -- pages ---------------------------------------------------------------------------------------
+@router.get("")
+@router.get("/")
+def home() -> Response:
+    return RedirectResponse("/web/deployments", status_code=303)
+
+
+@router.get("/signed-out")
+def signed_out(request: Request) -> HTMLResponse:
+    return render(request, "signed_out.html")
+
+
+@router.get("/catalogue")
+def catalogue(request: Request) -> HTMLResponse:
+    from dodas.services import catalogue as cat
+
+    session, caller = signed_in(request)
+    return render(request, "catalogue.html", session=session, caller=caller,
+                  entries=cat.entries(_cfg(request).catalogue))
+
+
+@router.get("/catalogue/{entry}")
+def deploy_form(entry: str, request: Request) -> HTMLResponse:
+    session, caller = signed_in(request)
+    return _deploy_form(request, session, caller, entry, {}, {})
+
+
+def _deploy_form(request: Request, session: Any, caller: Any, entry: str, values: dict[str, Any],
+                 posted: dict[str, str], diagnostics: list | None = None, name_error: str | None = None,
+                 status: int = 200) -> HTMLResponse:
+    from dodas.services import catalogue as cat
+
+    described = cat.describe(cat.path_of(_cfg(request).catalogue, entry))
+    fields_ = forms.fields(described["inputs"], values)
+    general = forms.place(diagnostics or [], fields_)
+    name = posted.get("name") or f"{entry}-{secrets.token_hex(2)}"
+    return render(request, "deploy.html", code=status, session=session, caller=caller, entry=described,
+                  fields=fields_, general=general, name=name, name_error=name_error,
+                  providers=ops.providers(_cfg(request), caller), provider=posted.get("provider", ""),
+                  groups=sorted(caller.groups), group=posted.get("group", ""))
+
+
+@router.post("/catalogue/{entry}")
+async def deploy_plan(entry: str, request: Request) -> HTMLResponse:
+    from dodas.services import catalogue as cat
+
+    session, caller = signed_in(request)
+    form = await _form(request, session)
+    described = cat.describe(cat.path_of(_cfg(request).catalogue, entry))
+    given = forms.posted(described["inputs"], form)
+    name, provider, group = form.get("name", "").strip(), form.get("provider") or None, form.get("group") or None
+    shown = {k: v for k, v in given.items() if k not in {i["name"] for i in described["inputs"] if i["secret"]}}
+    try:
+        from dodas.services import planning
+        planning.check_name(name)
+        from dodas.state import queue
+        if queue.access(name) is not None:
+            raise Refused(409, f'the name "{name}" is taken: choose another')
+        dplan = ops.plan(_cfg(request), caller, name, ops.Ask(catalogue=entry, cli_inputs=given), provider)
+        if dplan.deployment is not None:
+            raise Refused(409, f'the name "{name}" is taken: choose another')
+    except TemplateError as exc:
+        return _deploy_form(request, session, caller, entry, shown, form, exc.diagnostics, status=422)
+    except (Refused, DodasError) as exc:
+        return _deploy_form(request, session, caller, entry, shown, form, name_error=_message(exc), status=422)
+    draft = web_sessions.save_draft(session.id, {"op": "create", "name": name, "catalogue": entry,
+                                                 "cli_inputs": given, "provider": provider, "group": group})
+    return _plan_page(request, session, caller, name, dplan.to_json(), draft, f"Create {name} from {entry}")
+
+
+@router.post("/confirm")
+async def confirm(request: Request) -> Response:
+    session, caller = signed_in(request)
+    form = await _form(request, session)
+    d = web_sessions.draft(session.id, form.get("draft", ""), take=True)
+    if d is None:
+        raise Refused(410, "this plan has expired or was already confirmed: plan again")
+    cfg = _cfg(request)
+    name = d["name"]
+    if d["op"] == "create":
+        ops.create(cfg, caller, name, ops.Ask(catalogue=d["catalogue"], cli_inputs=d["cli_inputs"]),
+                   group=d.get("group"), provider=d.get("provider"))
+    elif d["op"] == "apply":
+        ops.apply(cfg, caller, name, ops.Ask(cli_inputs=d["cli_inputs"]), yes=True)
+    elif d["op"] == "scale":
+        ops.scale(cfg, caller, name, d["node"], int(d["count"]))
+    return RedirectResponse(f"/web/deployments/{name}", status_code=303)
+
+
+def _plan_page(request: Request, session: Any, caller: Any, name: str, plan: dict[str, Any], draft: str,
+               title: str) -> HTMLResponse:
+    return render(request, "plan.html", session=session, caller=caller, name=name, plan=plan, draft=draft,
+                  title=title)
+
+
+@router.get("/deployments")
+def deployments(request: Request, page: int = 1, status: str | None = None) -> HTMLResponse:
+    session, caller = signed_in(request)
+    page = max(1, page)
+    found = ops.deployments(caller, status or None, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    pages = max(1, math.ceil(found["total"] / PAGE_SIZE))
+    return render(request, "deployments.html", session=session, caller=caller, items=found["items"], page=page,
+                  pages=pages, total=found["total"], status=status or "")
+
+
+@router.get("/deployments/{name}")
+def deployment(name: str, request: Request, node: str | None = None) -> HTMLResponse:
+    session, caller = signed_in(request)
+    return _deployment_page(request, session, caller, name, node)
+
+
+def _deployment_page(request: Request, session: Any, caller: Any, name: str, node: str | None = None,
+                     destroy_error: str | None = None, status: int = 200) -> HTMLResponse:
+    from dodas.server import access
+
+    cfg = _cfg(request)
+    st = ops.states(caller, name)
+    topo = ops.topology(caller, name)
+    picture = graph.svg(topo, graph.node_states(st["instances"])) if topo else ""
+    events = ops.events(name, 0, node=node, tail=300)
+    try:
+        outputs = ops.outputs(cfg, caller, name) if st["status"] != "QUEUED" else {}
+    except DodasError:
+        outputs = {}
+    settings = ops.settings(caller, name) if st["status"] not in ("QUEUED", "DELETE_COMPLETE") else {}
+    operate = access.can_operate(caller, ops.readable(caller, name), cfg)
+    return render(request, "deployment.html", code=status, session=session, caller=caller, name=name, st=st,
+                  graph=picture, events=events, node=node or "", outputs=outputs,
+                  scalable=(settings or {}).get("scalable", {}), operate=operate, destroy_error=destroy_error,
+                  nodes=sorted({i["node"] for i in st["instances"]}), owner=_owner(caller, name))
+
+
+def _owner(caller: Any, name: str) -> str | None:
+    from dodas.state import queue
+
+    acc = queue.access(name)
+    return (acc.owner_name if acc else "(command line)") if caller.admin else None
+
+
+@router.post("/deployments/{name}/scale")
+async def scale_plan(name: str, request: Request) -> HTMLResponse:
+    session, caller = signed_in(request)
+    form = await _form(request, session)
+    ops.operable(_cfg(request), caller, name)
+    node = form.get("node", "")
+    try:
+        count = int(form.get("count", ""))
+        dplan = ops.scale_plan(_cfg(request), caller, name, node, count)
+    except ValueError:
+        raise Refused(422, f"the count must be a whole number, 0 or more (got {form.get('count')!r})") from None
+    draft = web_sessions.save_draft(session.id, {"op": "scale", "name": name, "node": node, "count": count})
+    return _plan_page(request, session, caller, name, dplan.to_json(), draft, f"Scale {node} of {name} to {count}")
+
+
+@router.get("/deployments/{name}/inputs")
+def inputs_form(name: str, request: Request) -> HTMLResponse:
+    session, caller = signed_in(request)
+    ops.operable(_cfg(request), caller, name)
+    s = ops.settings(caller, name)
+    return render(request, "inputs.html", session=session, caller=caller, name=name,
+                  fields=forms.fields(s["inputs"], s["values"], keep_secrets=True), general=[])
+
+
+@router.post("/deployments/{name}/inputs")
+async def inputs_plan(name: str, request: Request) -> HTMLResponse:
+    session, caller = signed_in(request)
+    form = await _form(request, session)
+    cfg = _cfg(request)
+    ops.operable(cfg, caller, name)
+    s = ops.settings(caller, name)
+    given = forms.posted(s["inputs"], form, keep_secrets=True)
+    try:
+        dplan = ops.plan(cfg, caller, name, ops.Ask(cli_inputs=given))
+    except TemplateError as exc:
+        secret = {i["name"] for i in s["inputs"] if i["secret"]}
+        fields_ = forms.fields(s["inputs"], {**s["values"], **{k: v for k, v in given.items() if k not in secret}},
+                               keep_secrets=True)
+        general = forms.place(exc.diagnostics, fields_)
+        return render(request, "inputs.html", code=422, session=session, caller=caller, name=name, fields=fields_,
+                      general=general)
+    draft = web_sessions.save_draft(session.id, {"op": "apply", "name": name, "cli_inputs": given})
+    return _plan_page(request, session, caller, name, dplan.to_json(), draft, f"Update the inputs of {name}")
+
+
+@router.post("/deployments/{name}/destroy")
+async def destroy(name: str, request: Request) -> Response:
+    session, caller = signed_in(request)
+    form = await _form(request, session)
+    if form.get("confirm_name", "").strip() != name:
+        return _deployment_page(request, session, caller, name, destroy_error=f'type "{name}" to confirm',
+                                status=422)
+    ops.destroy(_cfg(request), caller, name)
+    return RedirectResponse(f"/web/deployments/{name}", status_code=303)
+
+
+@router.post("/deployments/{name}/reveal")
+async def reveal(name: str, request: Request) -> Response:
+    """A secret output, on an explicit request: as JSON for the page's script
+    (which masks it again), or as a page of its own without a script."""
+    session, caller = signed_in(request)
+    form = await _form(request, session)
+    key = form.get("output", "")
+    values = ops.outputs(_cfg(request), caller, name, show_secrets=True)
+    if key not in values:
+        raise Refused(404, f'deployment "{name}" has no output "{key}"')
+    value = values[key]["value"]
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"output": key, "value": value}, headers={"Cache-Control": "no-store"})
+    return render(request, "revealed.html", session=session, caller=caller, name=name, key=key, value=value)
+
+
+def _message(exc: Exception) -> str:
+    return getattr(exc, "message", None) or str(exc)

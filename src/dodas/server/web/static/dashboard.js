@@ -1,0 +1,146 @@
+// dodas dashboard: the live parts of the pages. Everything here is an addition;
+// every page reads and every form works without it.
+"use strict";
+
+function checkField(input) {
+  const v = input.value.trim();
+  const num = Number(v);
+  let msg = "";
+  if (input.required && v === "") msg = "this is required";
+  else if (v !== "" && input.type === "number") {
+    if (!Number.isFinite(num)) msg = `"${v}" is not a number`;
+    else if (input.step === "1" && !Number.isInteger(num)) msg = `"${v}" is not a whole number`;
+    else if (input.min !== "" && num < Number(input.min)) msg = `must be at least ${input.min} (got ${v})`;
+    else if (input.max !== "" && num > Number(input.max)) msg = `must be at most ${input.max} (got ${v})`;
+    else if (input.dataset.minExclusive !== undefined && num <= Number(input.dataset.minExclusive)) msg = `must be more than ${input.dataset.minExclusive}`;
+    else if (input.dataset.maxExclusive !== undefined && num >= Number(input.dataset.maxExclusive)) msg = `must be less than ${input.dataset.maxExclusive}`;
+  } else if (v !== "" && input.pattern && !new RegExp(`^(?:${input.pattern})$`).test(input.value)) {
+    msg = input.title ? `"${v}" is not ${input.title}` : `"${v}" is not in the expected form`;
+  }
+  const field = input.closest(".field");
+  const out = field && field.querySelector(".field-error");
+  if (out) out.textContent = msg ? `In the page: ${msg}.` : "";
+  if (field) field.classList.toggle("invalid", !!msg);
+  if (msg) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+  return !msg;
+}
+
+function setUpChecks(form) {
+  form.noValidate = true;  // our messages, next to the fields, instead of the browser's bubbles
+  const inputs = () => Array.from(form.querySelectorAll("input:not([type=hidden]):not([type=checkbox]), textarea"));
+  inputs().forEach((i) => i.addEventListener("change", () => checkField(i)));
+  form.addEventListener("submit", (ev) => {
+    if (form.dataset.nocheck) return;  // the server checks everything again in any case
+    const bad = inputs().filter((i) => !checkField(i));
+    if (bad.length) { ev.preventDefault(); bad[0].focus(); }
+  });
+}
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function applyStates(s) {
+  const status = document.getElementById("status");
+  if (status) { status.textContent = s.status; status.className = `status status-${s.status}`; }
+  const provider = document.getElementById("provider");
+  if (provider && s.provider) provider.textContent = s.provider;
+  const reason = document.getElementById("reason");
+  if (reason) reason.textContent = s.reason || "";
+  const body = document.querySelector("#instances tbody");
+  if (body) {
+    const seen = new Set();
+    body.querySelectorAll("tr.empty").forEach((r) => { if (s.instances.length) r.remove(); });
+    for (const i of s.instances) {
+      seen.add(i.id);
+      let row = body.querySelector(`tr[data-instance="${CSS.escape(i.id)}"]`);
+      if (!row) {
+        row = el("tr"); row.dataset.instance = i.id;
+        row.append(el("td", "", i.id), el("td", "state"), el("td", "err"));
+        body.append(row);
+      }
+      const cell = row.querySelector(".state");
+      cell.replaceChildren(el("span", `state-badge state-${i.state}`, i.state));
+      row.querySelector(".err").textContent = i.error || "";
+    }
+    body.querySelectorAll("tr[data-instance]").forEach((r) => { if (!seen.has(r.dataset.instance)) r.remove(); });
+  }
+  document.querySelectorAll("svg.graph .node").forEach((g) => {
+    const st = s.nodes[g.dataset.node] || "pending";
+    g.setAttribute("class", `node state-${st}`);
+    const t = g.querySelector(".node-state");
+    if (t) t.textContent = st;
+  });
+  const attempts = document.getElementById("attempts");
+  if (attempts && s.attempts.length) {
+    attempts.replaceChildren(...s.attempts.map((a) => {
+      const li = el("li");
+      li.append(el("strong", "", a.provider), document.createTextNode(`: ${a.status}`));
+      if (a.error) li.append(document.createTextNode(" — "), el("span", "error-text", a.error));
+      return li;
+    }));
+  }
+}
+
+function appendLog(e) {
+  const log = document.getElementById("log");
+  if (!log) return;
+  const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
+  const li = el("li");
+  li.dataset.node = (e.instance || "").split("[")[0];
+  li.append(el("time", "", (e.time || "").slice(11, 19)), document.createTextNode(" "),
+            el("span", "inst", e.instance || ""), document.createTextNode(` ${e.message}`));
+  const filter = document.getElementById("log-node");
+  if (filter && filter.value && li.dataset.node !== filter.value) li.hidden = true;
+  log.append(li);
+  log.dataset.after = e.id;
+  if (atEnd) log.scrollTop = log.scrollHeight;
+}
+
+function follow(box) {
+  const log = document.getElementById("log");
+  const filter = document.getElementById("log-node");
+  if (filter && !filter.value) {  // with every node shown, the stream can fill the log from where the page stopped
+    const source = new EventSource(`${box.dataset.live}?after=${log ? log.dataset.after : 0}`);
+    source.addEventListener("states", (m) => applyStates(JSON.parse(m.data)));
+    source.addEventListener("log", (m) => appendLog(JSON.parse(m.data)));
+  } else {
+    const source = new EventSource(`${box.dataset.live}?after=${Number.MAX_SAFE_INTEGER}`);
+    source.addEventListener("states", (m) => applyStates(JSON.parse(m.data)));
+  }
+  if (filter) {
+    filter.addEventListener("change", () => {
+      if (!log) return;
+      log.querySelectorAll("li").forEach((li) => { li.hidden = !!filter.value && li.dataset.node !== filter.value; });
+    });
+  }
+}
+
+function setUpReveal(form) {
+  const dd = form.closest("dd");
+  const shown = dd.querySelector(".secret");
+  const button = form.querySelector("button");
+  let timer = null;
+  const mask = () => { shown.textContent = "********"; button.textContent = "Reveal"; form.dataset.open = ""; clearTimeout(timer); };
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (form.dataset.open) { mask(); return; }
+    const r = await fetch(form.action, { method: "POST", body: new FormData(form), headers: { Accept: "application/json" },
+                                         credentials: "same-origin", cache: "no-store" });
+    if (!r.ok) { shown.textContent = `could not reveal it (${r.status})`; return; }
+    shown.textContent = (await r.json()).value;
+    button.textContent = "Hide";
+    form.dataset.open = "1";
+    timer = setTimeout(mask, 60000);  // masked again after a minute, or on "Hide"
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("form[data-check]").forEach(setUpChecks);
+  document.querySelectorAll("form.reveal").forEach(setUpReveal);
+  const box = document.querySelector("[data-live]");
+  if (box && window.EventSource) follow(box);
+});
