@@ -48,13 +48,14 @@ async def live(name: str, request: Request, after: int = 0) -> StreamingResponse
         last, shown, quiet = last_id, None, 0.0
         yield "retry: 2000\n\n"
         while not await request.is_disconnected():
+            # the log first: a page that sees the final state has the log that led to it
             snap = await asyncio.to_thread(snapshot, caller, name)
-            if snap != shown:
-                shown = snap
-                yield frame("states", snap)
             for e in await asyncio.to_thread(ops.events, name, last):
                 last = e["id"]
                 yield frame("log", e, e["id"])
+            if snap != shown:
+                shown = snap
+                yield frame("states", snap)
             quiet += POLL_S
             if quiet >= KEEPALIVE_S:
                 quiet = 0.0
