@@ -158,7 +158,8 @@ def test_login_with_pkce_the_cookie_and_logout(site):
     assert cookie.has_nonstandard_attr("HttpOnly")
     page = b.get("/web/deployments")
     assert page.status_code == 200 and "alice" in page.text
-    assert page.headers["cache-control"] == "no-store" and "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"
+    assert "script-src 'self'" in page.headers["content-security-policy"]
     assert "code=" not in "".join(b.visited) and "access_token" not in page.text
 
     replay = Browser(url).http.get(b.callback)  # the state is used once
