@@ -23,11 +23,13 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 #: Debian packages the test suite uses for real: PostgreSQL, OpenSSH (servers for
-#: the ssh provider, the client for Ansible and the bastion hops) and iproute2
-#: (the network namespaces of the private-network tests).
-TEST_DEBS = ("postgresql", "openssh-server", "openssh-client", "iproute2")
+#: the ssh provider, the client for Ansible and the bastion hops), iproute2
+#: (the network namespaces of the private-network tests) and Chromium with its
+#: WebDriver (the dashboard's browser tests, tests/browser.py).
+TEST_DEBS = ("postgresql", "openssh-server", "openssh-client", "iproute2", "chromium", "chromium-driver")
 #: how to tell each is there
-PROBES = {"openssh-server": "/usr/sbin/sshd", "openssh-client": "/usr/bin/ssh", "iproute2": "ip"}
+PROBES = {"openssh-server": "/usr/sbin/sshd", "openssh-client": "/usr/bin/ssh", "iproute2": "ip",
+          "chromium": "/usr/bin/chromium", "chromium-driver": "/usr/bin/chromedriver"}
 
 
 def sh(*cmd: str | Path, **kw) -> int:

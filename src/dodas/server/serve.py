@@ -5,7 +5,8 @@ development OIDC issuer (NOT FOR PRODUCTION, loopback only) beside the server
 and trusts it, with one user, named after the operator's account, whose
 password is generated for this run and written to a 0600 file (never printed),
 in the admin group; the local provider is allowed, since the only user is the
-machine's operator.
+machine's operator. Its clients: the command line's (device flow) and the web
+dashboard's (authorization code with PKCE, back to PUBLIC_URL/web/callback).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def _start_dev_issuer(cfg: Any, echo: Callable[[str], None]) -> Any:
     password = secrets.token_urlsafe(12)
     dev = parse({"audience": "dodas", "users": [{"username": user, "password": password,
                                                  "groups": ["/dodas", DEV_ADMIN_GROUP]}],
-                 "clients": [{"client_id": cfg.cli_client_id}]})
+                 "clients": [{"client_id": cfg.cli_client_id}, _dashboard_client(cfg)]})
     port = int(os.environ.get("DODAS_DEV_ISSUER_PORT") or DEV_ISSUER_PORT)
     try:
         running = start(dev, host="127.0.0.1", port=port)
@@ -84,6 +85,13 @@ def _start_dev_issuer(cfg: Any, echo: Callable[[str], None]) -> Any:
     echo(f"{BANNER}: development issuer on {running.url}; log in as {user!r} with the password in {login} "
          f"(`dodas --server http://{cfg.host}:{cfg.port} login`)")
     return running
+
+
+def _dashboard_client(cfg: Any) -> dict[str, Any]:
+    """The web dashboard's public client (authorization code with PKCE), sent back
+    to /web/callback wherever browsers reach this server."""
+    base = (cfg.dashboard.public_url or f"http://{cfg.host}:{cfg.port}").rstrip("/")
+    return {"client_id": cfg.dashboard.client_id, "redirect_uris": [f"{base}/web/callback"]}
 
 
 def _account() -> str:
