@@ -498,3 +498,9 @@ def test_the_state_vocabulary():
     assert states.machine_state({"state": "missing"}, "configured") == "off"
     assert states.machine_state({"state": "created"}, "unconfigured") == "unconfigured"
     assert states.machine_state({"state": "started"}, "running") == "running"
+    # the face's copy of dodas's vocabulary (it may not import engine/) is the engine's
+    from dodas.engine.states import COMPUTE_READY, DeploymentStatus, InstanceState
+    assert states.COMPUTE_READY == COMPUTE_READY
+    assert set(states.INSTANCE) | states.COMPUTE_READY == {s.value for s in InstanceState}
+    assert (states._COMPLETE | states._IN_PROGRESS | states._FAILED
+            | {states.DELETE_IN_PROGRESS, states.DELETE_COMPLETE}) == {s.value for s in DeploymentStatus}

@@ -350,13 +350,12 @@ def template(caller: Caller, name: str) -> str:
 def not_being_destroyed(name: str) -> None:
     """Refuse (409) a change to a deployment whose destruction is queued or under
     way: work queued after a destroy would act on what is being taken down."""
-    from dodas.engine.states import DeploymentStatus as DS
     from dodas.state import queue
     from dodas.state.store import Store
 
     pending = [i.operation for i in queue.items(deployment_name=name, limit=20) if i.status in ("queued", "running")]
     dep = Store().get(name)
-    if "destroy" in pending or (dep is not None and dep.status == DS.DELETE_IN_PROGRESS.value):
+    if "destroy" in pending or (dep is not None and dep.status == "DELETE_IN_PROGRESS"):
         raise Refused(409, f'deployment "{name}" is being destroyed')
 
 

@@ -24,32 +24,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from dodas.engine.states import COMPUTE_READY
-from dodas.engine.states import DeploymentStatus as DS
-from dodas.engine.states import InstanceState as S
-
 PENDING, RUNNING, CONFIGURED, UNCONFIGURED = "pending", "running", "configured", "unconfigured"
 FAILED, DELETING, DELETED, OFF, UNKNOWN = "failed", "deleting", "deleted", "off", "unknown"
 
-_COMPLETE = {DS.CREATE_COMPLETE.value, DS.UPDATE_COMPLETE.value}
-_IN_PROGRESS = {DS.CREATE_IN_PROGRESS.value, DS.UPDATE_IN_PROGRESS.value}
-_FAILED = {DS.CREATE_FAILED.value, DS.UPDATE_FAILED.value, DS.DELETE_FAILED.value}
+# dodas's states as its API shows them (engine/states.py, which a face may not
+# import: tests/test_architecture.py; tests/test_im_api.py checks they agree)
+_COMPLETE = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
+_IN_PROGRESS = {"CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS"}
+_FAILED = {"CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED"}
+DELETE_IN_PROGRESS, DELETE_COMPLETE, DELETE_FAILED = "DELETE_IN_PROGRESS", "DELETE_COMPLETE", "DELETE_FAILED"
+#: instance states: a machine that exists, and the others by name
+COMPUTE_READY = {"created", "started"}
+INSTANCE = {"initial": PENDING, "creating": PENDING, "configuring": RUNNING, "configured": RUNNING,
+            "error": FAILED, "deleting": DELETING, "deleted": DELETED, "missing": OFF}
 
 
 def machines(view: dict[str, Any]) -> list[dict[str, Any]]:
     """The deployment's machines (compute instances), in dodas's order: IM's VMs,
     numbered by their position in this list."""
     return [i for i in view.get("instances") or [] if i.get("kind") == "compute"
-            and i.get("state") != S.DELETED.value]
+            and i.get("state") != "deleted"]
 
 
 def deployment_state(view: dict[str, Any]) -> str:
     """The IM state of a deployment as operations.view shows it."""
     status = view.get("status")
     work = view.get("work") or []
-    if status == DS.DELETE_COMPLETE.value and not work:
+    if status == DELETE_COMPLETE and not work:
         return DELETED
-    if status == DS.DELETE_IN_PROGRESS.value or any(w["operation"] == "destroy" for w in work):
+    if status == DELETE_IN_PROGRESS or any(w["operation"] == "destroy" for w in work):
         return DELETING
     if status == "QUEUED" or (work and status not in _IN_PROGRESS):
         return PENDING  # asked for, not started yet
@@ -60,9 +63,9 @@ def deployment_state(view: dict[str, Any]) -> str:
     if status in _COMPLETE:
         return CONFIGURED
     if status in _FAILED:
-        software_failed = any(i.get("kind") != "compute" and i.get("state") == S.ERROR.value
+        software_failed = any(i.get("kind") != "compute" and i.get("state") == "error"
                               for i in view.get("instances") or [])
-        return UNCONFIGURED if all_running and software_failed and status != DS.DELETE_FAILED.value else FAILED
+        return UNCONFIGURED if all_running and software_failed and status != DELETE_FAILED else FAILED
     return UNKNOWN
 
 
@@ -71,5 +74,4 @@ def machine_state(machine: dict[str, Any], deployment: str) -> str:
     state = machine.get("state")
     if state in COMPUTE_READY:
         return deployment if deployment in (CONFIGURED, UNCONFIGURED, DELETING) else RUNNING
-    return {S.INITIAL.value: PENDING, S.CREATING.value: PENDING, S.ERROR.value: FAILED,
-            S.DELETING.value: DELETING, S.DELETED.value: DELETED, S.MISSING.value: OFF}.get(state or "", UNKNOWN)
+    return INSTANCE.get(state or "", UNKNOWN)
