@@ -304,7 +304,7 @@ def test_authorization_header_forms_and_refusals(server, serve):
             assert '"ost" (type OpenStack)' in message and "operator's providers" in message, message
             assert SECRET not in r.text and SECRET not in str(r.headers)
     # a value the IM client expands on the user's machine
-    r = server.call("GET", IM, auth=f"{im}\\nid = x; type = EC2; password = file(/home/me/{SECRET})",
+    r = server.call("GET", IM, auth=f"type = InfrastructureManager; token = command(oidc-token {SECRET})",
                     accept="application/json")
     assert "file(...) or command(...)" in im_error(r, 400) and SECRET not in r.text
     r = server.call("GET", IM, auth=f"id = ost; type = OpenStack; password = 'a;{SECRET}\\\\nb'\\n{im}")
@@ -317,6 +317,8 @@ def test_authorization_header_forms_and_refusals(server, serve):
     r = lenient.call("POST", IM, auth=f"{cloud}\\n{lenient.im_line('alice')}", content=boxes(), headers=YAML)
     assert r.status_code == 200, r.text
     assert len(lenient.records(lenient.status(r.headers["InfID"])["id"])) == 1
+    unread = f"id = x; type = EC2; password = file(/home/me/{SECRET})\\n{lenient.im_line('alice')}"
+    assert uris(lenient.call("GET", IM, auth=unread)) == [f"{lenient.url}{IM}/{r.headers['InfID']}"]
     for s in (server, lenient):
         s.stop()
         assert SECRET not in s.output()

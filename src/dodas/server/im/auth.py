@@ -11,7 +11,7 @@ The caller is the `InfrastructureManager` line's `token`, an OIDC access token,
 checked by `app.state.identify` as the v1 API checks a bearer token. IM's user
 names and passwords (and `Basic`) prove nothing to this server: 401, saying it
 takes OIDC tokens. `file(...)` and `command(...)` values are expanded by IM's
-client on the user's machine; arriving here they are a mistake: 400.
+client on the user's machine; arriving here in that line they are a mistake: 400.
 
 Other lines are cloud credentials. This server deploys on its operator's
 providers, so they are refused (403) unless the operator set
@@ -144,14 +144,15 @@ def caller(request: Request) -> Caller:
     else:
         credentials = parse(header)
     for c in credentials:
+        if not c.type:
+            raise Refused(400, f"the Authorization header's line {c.number} has no type")
+    im_lines = [c for c in credentials if c.type.lower() == IM_TYPE]
+    clouds = [c for c in credentials if c.type.lower() != IM_TYPE]  # read no further than id and type
+    for c in im_lines:
         for key, value in c.values.items():
             if _CLIENT_SIDE.fullmatch(value.strip()):
                 raise Refused(400, f'the Authorization header\'s line {c.named()}: "{key}" is a file(...) or '
                                    "command(...) value, which IM's client expands on your machine: send the value")
-        if not c.type:
-            raise Refused(400, f"the Authorization header's line {c.number} has no type")
-    im_lines = [c for c in credentials if c.type.lower() == IM_TYPE]
-    clouds = [c for c in credentials if c.type.lower() != IM_TYPE]
     if not im_lines:
         raise Refused(401, "the Authorization header has no InfrastructureManager line: add "
                            "type = InfrastructureManager; token = ACCESS_TOKEN")
