@@ -81,8 +81,9 @@ def chrome(width: int = 1280, height: int = 900) -> WebDriver:
                 "--metrics-recording-only", "--no-pings", "--no-proxy-server", "--password-store=basic",
                 "--disable-features=" + ",".join(QUIET_FEATURES), "--lang=en-US",
                 # names resolve to nothing but this machine: Chromium's own calls home (autofill,
-                # sign-in, updates, the search engine's preconnect) fail at once, without a DNS query
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1, EXCLUDE [::1]"):
+                # sign-in, updates, the search engine's preconnect) fail at once, without a DNS query; loopback
+                # addresses (the services a test deploys each have their own, 127.x.y.z) stay reachable
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.*, EXCLUDE [::1]"):
         options.add_argument(arg)
     options.add_experimental_option("prefs", {"intl.accept_languages": "en-US,en",
                                               "credentials_enable_service": False,

@@ -72,7 +72,8 @@ def create_app(cfg: ServerConfig, *, start_workers: bool = True) -> FastAPI:
 
     from dodas.server.routes import router
     app.include_router(router)
-    from dodas.server.im.routes import router as im_router; app.include_router(im_router)  # IM's API
+    from dodas.server.im.routes import router as im_router  # the Infrastructure Manager's API
+    app.include_router(im_router)
     from dodas.server import web
     web.install(app)
     _errors(app)

@@ -190,7 +190,8 @@ def scale(cfg: ServerConfig, caller: Caller, name: str, node: str, count: int) -
     from dodas.state import queue
 
     operable(cfg, caller, name)
-    item = queue.enqueue("scale", name, {"node": node, "count": count}, caller.key)
+    item = queue.enqueue("scale", name, {"node": node, "count": count, "options": _options(caller, cfg)},
+                         caller.key)
     return {**view(name), "work": [work_view(item)]}
 
 
@@ -270,11 +271,16 @@ def _payload(name: str, text: str, ask: Ask, dplan: Any, caller: Caller, cfg: Se
              provider: str | None = None) -> dict:
     """What a worker needs to carry the request out: the template and inputs as
     sent, and the caller's rights at the time of asking (a worker has no caller)."""
-    names = access.providers_for(caller, cfg)
     return {"template_text": text, "template_name": Path(ask.template_name or f"{name}.yaml").name,
             "inputs": dict(ask.inputs), "cli_inputs": dict(ask.cli_inputs), "origin": dplan.origin,
-            "options": {"provider": provider, "providers": sorted(names) if names is not None else None,
-                        "allow_local": cfg.allow_local, "fetch_allow": list(cfg.fetch_allow)}}
+            "options": _options(caller, cfg, provider)}
+
+
+def _options(caller: Caller, cfg: ServerConfig, provider: str | None = None) -> dict[str, Any]:
+    """The caller's rights at the time of asking, which a worker plans with (it has no caller)."""
+    names = access.providers_for(caller, cfg)
+    return {"provider": provider, "providers": sorted(names) if names is not None else None,
+            "allow_local": cfg.allow_local, "fetch_allow": list(cfg.fetch_allow)}
 
 
 # -- what a face needs to draw its forms ----------------------------------------------------------
@@ -290,8 +296,9 @@ def states(caller: Caller, name: str) -> dict[str, Any]:
         out = read.states(name)
     except NotFoundError:
         out = {"name": name, "status": "QUEUED", "reason": None, "provider": None, "instances": [], "attempts": []}
-    out["work"] = [work_view(i) for i in queue.items(deployment_name=name, limit=20)
-                   if i.status in ("queued", "running")]
+    recent = queue.items(deployment_name=name, limit=20)
+    out["work"] = [work_view(i) for i in recent if i.status in ("queued", "running")]
+    out["requests"] = [work_view(i) for i in recent[:5]]
     return out
 
 

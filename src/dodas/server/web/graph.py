@@ -34,6 +34,15 @@ def node_states(instances: list[dict[str, Any]]) -> dict[str, str]:
     return {n: node_state(s) for n, s in by_node.items()}
 
 
+def shape(instances: list[dict[str, Any]]) -> str:
+    """What the picture depends on besides the states: the instances per node. A
+    page redraws the picture (fetching it again) when this changes."""
+    counts: dict[str, int] = {}
+    for i in instances:
+        counts[i["node"]] = counts.get(i["node"], 0) + 1
+    return ",".join(f"{n}:{c}" for n, c in sorted(counts.items()))
+
+
 def _columns(nodes: list[str], edges: list[tuple[str, str, str]]) -> dict[str, int]:
     needs: dict[str, set[str]] = {n: set() for n in nodes}
     for src, dst, _ in edges:

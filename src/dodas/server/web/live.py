@@ -34,7 +34,9 @@ def frame(event: str, data: Any, ident: int | None = None) -> str:
 def snapshot(caller: Any, name: str) -> dict[str, Any]:
     st = ops.states(caller, name)
     return {"status": st["status"], "reason": st.get("reason"), "provider": st.get("provider"),
-            "instances": st["instances"], "nodes": graph.node_states(st["instances"]), "attempts": st["attempts"],
+            "instances": st["instances"], "nodes": graph.node_states(st["instances"]),
+            "shape": graph.shape(st["instances"]), "attempts": st["attempts"],
+            "requests": st["requests"],
             "busy": bool(st["work"])}
 
 

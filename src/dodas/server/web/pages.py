@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -50,10 +50,10 @@ def _cfg(request: Request) -> Any:
     return request.app.state.config
 
 
-async def _form(request: Request, session: Any) -> dict[str, str]:
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    check_csrf(request, session, form.get("csrf"))
-    return form
+async def posted_form(request: Request) -> dict[str, str]:
+    """The posted form, read on the event loop; the route itself runs in a thread
+    (planning and reading the state block), and checks the form's CSRF token."""
+    return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
 
 
 def age(iso: str | None) -> str:
@@ -114,11 +114,11 @@ def _deploy_form(request: Request, session: Any, caller: Any, entry: str, values
 
 
 @router.post("/catalogue/{entry}")
-async def deploy_plan(entry: str, request: Request) -> HTMLResponse:
+def deploy_plan(entry: str, request: Request, form: dict[str, str] = Depends(posted_form)) -> HTMLResponse:
     from dodas.services import catalogue as cat
 
     session, caller = signed_in(request)
-    form = await _form(request, session)
+    check_csrf(request, session, form.get("csrf"))
     described = cat.describe(cat.path_of(_cfg(request).catalogue, entry))
     given = forms.posted(described["inputs"], form)
     name, provider, group = form.get("name", "").strip(), form.get("provider") or None, form.get("group") or None
@@ -142,9 +142,9 @@ async def deploy_plan(entry: str, request: Request) -> HTMLResponse:
 
 
 @router.post("/confirm")
-async def confirm(request: Request) -> Response:
+def confirm(request: Request, form: dict[str, str] = Depends(posted_form)) -> Response:
     session, caller = signed_in(request)
-    form = await _form(request, session)
+    check_csrf(request, session, form.get("csrf"))
     d = web_sessions.draft(session.id, form.get("draft", ""), take=True)
     if d is None:
         raise Refused(410, "this plan has expired or was already confirmed: plan again")
@@ -184,23 +184,45 @@ def deployment(name: str, request: Request, node: str | None = None) -> HTMLResp
 
 def _deployment_page(request: Request, session: Any, caller: Any, name: str, node: str | None = None,
                      destroy_error: str | None = None, status: int = 200) -> HTMLResponse:
+    return render(request, "deployment.html", code=status, session=session, caller=caller,
+                  **_deployment_context(request, caller, name, node, destroy_error))
+
+
+def _deployment_context(request: Request, caller: Any, name: str, node: str | None = None,
+                        destroy_error: str | None = None, *, whole: bool = True) -> dict[str, Any]:
+    """What the deployment's page shows; without `whole`, only its parts that
+    follow the status (outputs, the forms that change it)."""
     from dodas.server import access
 
     cfg = _cfg(request)
     st = ops.states(caller, name)
-    topo = ops.topology(caller, name)
-    picture = graph.svg(topo, graph.node_states(st["instances"])) if topo else ""
-    events = ops.events(name, 0, node=node, tail=300)
     try:
         outputs = ops.outputs(cfg, caller, name) if st["status"] != "QUEUED" else {}
     except DodasError:
         outputs = {}
     settings = ops.settings(caller, name) if st["status"] not in ("QUEUED", "DELETE_COMPLETE") else {}
-    operate = access.can_operate(caller, ops.readable(caller, name), cfg)
-    return render(request, "deployment.html", code=status, session=session, caller=caller, name=name, st=st,
-                  graph=picture, events=events, node=node or "", outputs=outputs,
-                  scalable=(settings or {}).get("scalable", {}), operate=operate, destroy_error=destroy_error,
-                  nodes=sorted({i["node"] for i in st["instances"]}), owner=_owner(caller, name))
+    out: dict[str, Any] = {
+        "name": name, "st": st, "outputs": outputs, "scalable": (settings or {}).get("scalable", {}),
+        "operate": access.can_operate(caller, ops.readable(caller, name), cfg), "destroy_error": destroy_error}
+    if whole:
+        topo = ops.topology(caller, name)
+        out.update(graph=graph.svg(topo, graph.node_states(st["instances"])) if topo else "",
+                   shape=graph.shape(st["instances"]), events=ops.events(name, 0, node=node, tail=300),
+                   node=node or "", nodes=sorted({i["node"] for i in st["instances"]}), owner=_owner(caller, name))
+    return out
+
+
+PARTS = {"outputs": "_outputs.html", "change": "_change.html"}
+
+
+@router.get("/deployments/{name}/parts/{part}")
+def deployment_part(name: str, part: str, request: Request) -> HTMLResponse:
+    """One part of the deployment's page, drawn again when its status changed."""
+    session, caller = signed_in(request)
+    if part not in PARTS:
+        raise Refused(404, f"no part {part!r}")
+    return render(request, PARTS[part], session=session, caller=caller,
+                  **_deployment_context(request, caller, name, whole=False))
 
 
 def _owner(caller: Any, name: str) -> str | None:
@@ -210,10 +232,19 @@ def _owner(caller: Any, name: str) -> str | None:
     return (acc.owner_name if acc else "(command line)") if caller.admin else None
 
 
+@router.get("/deployments/{name}/graph")
+def graph_picture(name: str, request: Request) -> HTMLResponse:
+    """The picture alone, for a page whose deployment changed shape (made, scaled)."""
+    _, caller = signed_in(request)
+    st = ops.states(caller, name)
+    topo = ops.topology(caller, name)
+    return HTMLResponse(graph.svg(topo, graph.node_states(st["instances"])) if topo else "", headers=HEADERS)
+
+
 @router.post("/deployments/{name}/scale")
-async def scale_plan(name: str, request: Request) -> HTMLResponse:
+def scale_plan(name: str, request: Request, form: dict[str, str] = Depends(posted_form)) -> HTMLResponse:
     session, caller = signed_in(request)
-    form = await _form(request, session)
+    check_csrf(request, session, form.get("csrf"))
     ops.operable(_cfg(request), caller, name)
     node = form.get("node", "")
     try:
@@ -235,9 +266,9 @@ def inputs_form(name: str, request: Request) -> HTMLResponse:
 
 
 @router.post("/deployments/{name}/inputs")
-async def inputs_plan(name: str, request: Request) -> HTMLResponse:
+def inputs_plan(name: str, request: Request, form: dict[str, str] = Depends(posted_form)) -> HTMLResponse:
     session, caller = signed_in(request)
-    form = await _form(request, session)
+    check_csrf(request, session, form.get("csrf"))
     cfg = _cfg(request)
     ops.operable(cfg, caller, name)
     s = ops.settings(caller, name)
@@ -256,9 +287,9 @@ async def inputs_plan(name: str, request: Request) -> HTMLResponse:
 
 
 @router.post("/deployments/{name}/destroy")
-async def destroy(name: str, request: Request) -> Response:
+def destroy(name: str, request: Request, form: dict[str, str] = Depends(posted_form)) -> Response:
     session, caller = signed_in(request)
-    form = await _form(request, session)
+    check_csrf(request, session, form.get("csrf"))
     if form.get("confirm_name", "").strip() != name:
         return _deployment_page(request, session, caller, name, destroy_error=f'type "{name}" to confirm',
                                 status=422)
@@ -267,11 +298,11 @@ async def destroy(name: str, request: Request) -> Response:
 
 
 @router.post("/deployments/{name}/reveal")
-async def reveal(name: str, request: Request) -> Response:
+def reveal(name: str, request: Request, form: dict[str, str] = Depends(posted_form)) -> Response:
     """A secret output, on an explicit request: as JSON for the page's script
     (which masks it again), or as a page of its own without a script."""
     session, caller = signed_in(request)
-    form = await _form(request, session)
+    check_csrf(request, session, form.get("csrf"))
     key = form.get("output", "")
     values = ops.outputs(_cfg(request), caller, name, show_secrets=True)
     if key not in values:

@@ -43,13 +43,39 @@ function el(tag, cls, text) {
   return e;
 }
 
+let lastNodes = {};
+
+function colourGraph(nodes) {
+  lastNodes = nodes;
+  document.querySelectorAll("svg.graph .node").forEach((g) => {
+    const st = nodes[g.dataset.node] || "pending";
+    g.setAttribute("class", `node state-${st}`);
+    const t = g.querySelector(".node-state");
+    if (t) t.textContent = st;
+  });
+}
+
+function refreshParts() {
+  // the outputs and the forms follow the status: drawn again by the server
+  document.querySelectorAll("[data-part]").forEach((part) => {
+    fetch(part.dataset.part, { credentials: "same-origin", cache: "no-store" })
+      .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
+      .then((html) => {
+        part.innerHTML = html;
+        part.querySelectorAll("form.reveal").forEach(setUpReveal);
+      })
+      .catch(() => {});
+  });
+}
+
 function applyStates(s) {
   const status = document.getElementById("status");
+  if (status && status.textContent !== s.status) refreshParts();
   if (status) { status.textContent = s.status; status.className = `status status-${s.status}`; }
   const provider = document.getElementById("provider");
   if (provider && s.provider) provider.textContent = s.provider;
   const reason = document.getElementById("reason");
-  if (reason) reason.textContent = s.reason || "";
+  if (reason) reason.textContent = s.reason ? ` · ${s.reason}` : "";
   const body = document.querySelector("#instances tbody");
   if (body) {
     const seen = new Set();
@@ -68,12 +94,24 @@ function applyStates(s) {
     }
     body.querySelectorAll("tr[data-instance]").forEach((r) => { if (!seen.has(r.dataset.instance)) r.remove(); });
   }
-  document.querySelectorAll("svg.graph .node").forEach((g) => {
-    const st = s.nodes[g.dataset.node] || "pending";
-    g.setAttribute("class", `node state-${st}`);
-    const t = g.querySelector(".node-state");
-    if (t) t.textContent = st;
-  });
+  colourGraph(s.nodes);
+  const box = document.querySelector(".graph-box");
+  if (box && box.dataset.shape !== s.shape) {  // made or scaled: the picture itself changed
+    box.dataset.shape = s.shape;
+    fetch(box.dataset.src, { credentials: "same-origin", cache: "no-store" })
+      .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
+      .then((svg) => { box.innerHTML = svg; colourGraph(lastNodes); })
+      .catch(() => {});
+  }
+  const requests = document.getElementById("requests");
+  if (requests && s.requests.length) {
+    requests.replaceChildren(...s.requests.map((w) => {
+      const li = el("li", `request-${w.status}`);
+      li.append(el("strong", "", w.operation), document.createTextNode(`: ${w.status}`));
+      if (w.error) li.append(document.createTextNode(" — "), el("span", "error-text", w.error));
+      return li;
+    }));
+  }
   const attempts = document.getElementById("attempts");
   if (attempts && s.attempts.length) {
     attempts.replaceChildren(...s.attempts.map((a) => {
