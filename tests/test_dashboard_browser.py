@@ -182,6 +182,11 @@ def test_deploy_follow_reveal_scale_and_destroy_spark_in_the_browser(site, tmp_p
     screenshot(driver, shot_path("deployment-phone.png", tmp_path))
     driver.set_window_size(1280, 900)
 
+    driver.get(url + "/web/deployments")
+    assert "UPDATE_COMPLETE" in text_of(driver, "table.list")
+    screenshot(driver, shot_path("deployments.png", tmp_path))
+    driver.get(url + "/web/deployments/spark-web")
+
     # destroy, the name typed to confirm
     driver.find_element("id", "confirm-name").send_keys("spark-web")
     driver.find_element("css selector", "#destroy-form button").click()
@@ -192,6 +197,4 @@ def test_deploy_follow_reveal_scale_and_destroy_spark_in_the_browser(site, tmp_p
     while processes_of(home) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not processes_of(home), processes_of(home)
-    driver.get(url + "/web/deployments")
-    screenshot(driver, shot_path("deployments.png", tmp_path))
     assert token not in log.read_text(), "no token in the server's log"
