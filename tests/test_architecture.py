@@ -134,3 +134,21 @@ def test_the_checker_sees_imports(source, expect):
     """The check itself: imports inside functions count, relative ones are
     resolved, type-only ones do not count."""
     assert [m for _, m in imports(SRC / "model" / "checks.py", source)] == expect
+
+
+#: what the server's faces (the v1 API, the dashboard, IM's API) may import of
+#: dodas beyond dodas.server: errors to answer, the dashboard's sessions, the
+#: errors state raises, and (IM) the YAML reader for the counts in a TOSCA body.
+#: Every operation goes through server/operations.py.
+FACE_ALLOWED = ("dodas.server", "dodas.errors", "dodas.state.web_sessions", "dodas.state.lock",
+                "dodas.state.store", "dodas.tosca.source")
+
+
+@pytest.mark.parametrize("face", ["routes.py", "web", "im"])
+def test_the_server_faces_hold_no_deployment_logic(face):
+    where = SRC / "server" / face
+    files = [where] if where.is_file() else sorted(where.rglob("*.py"))
+    assert files
+    wrong = [f"{f.relative_to(SRC)}:{line}: imports {name}" for f in files for line, name in imports(f)
+             if name != "dodas" and not name.startswith(FACE_ALLOWED)]
+    assert not wrong, "a face calls server/operations.py, not services/ or state/ directly:\n" + "\n".join(wrong)

@@ -65,6 +65,23 @@ def _owner(acc: Any) -> str:
     return acc.owner_name if acc is not None else "(command line)"
 
 
+def catalogue(cfg: ServerConfig) -> list[dict[str, Any]]:
+    """The templates this server offers, each with its inputs described."""
+    from dodas.services import catalogue as cat
+    return cat.entries(cfg.catalogue)
+
+
+def catalogue_entry(cfg: ServerConfig, name: str) -> dict[str, Any]:
+    from dodas.services import catalogue as cat
+    return cat.describe(cat.path_of(cfg.catalogue, name))
+
+
+def owner_of(name: str) -> str:
+    """Who asked for the deployment (the command line's have no owner on the server)."""
+    from dodas.state import queue
+    return _owner(queue.access(name))
+
+
 def readable(caller: Caller, name: str) -> Any:
     """The deployment's access record when the caller may read it; 404 otherwise,
     the same answer as for a name that does not exist."""
@@ -135,6 +152,24 @@ def plan(cfg: ServerConfig, caller: Caller, name: str, ask: Ask, provider: str |
     return _plan(cfg, caller, name, ask, provider)[1]
 
 
+def plan_new(cfg: ServerConfig, caller: Caller, name: str, ask: Ask, provider: str | None = None) -> Any:
+    """The plan of a deployment to be created as `name`: 409 when the name is taken."""
+    _check_new_name(name)
+    dplan = _plan(cfg, caller, name, ask, provider)[1]
+    if dplan.deployment is not None:
+        raise Refused(409, f'the name "{name}" is taken: choose another')
+    return dplan
+
+
+def _check_new_name(name: str) -> None:
+    from dodas.services import planning
+    from dodas.state import queue
+
+    planning.check_name(name)
+    if queue.access(name) is not None:
+        raise Refused(409, f'the name "{name}" is taken: choose another')
+
+
 def scale_plan(cfg: ServerConfig, caller: Caller, name: str, node: str, count: int) -> Any:
     """What setting `node`'s count would change: the deployment's template with
     the count's input changed, everything else kept (as services/scaling.py)."""
@@ -149,13 +184,11 @@ def scale_plan(cfg: ServerConfig, caller: Caller, name: str, node: str, count: i
 def create(cfg: ServerConfig, caller: Caller, name: str, ask: Ask, *, group: str | None = None,
            provider: str | None = None) -> dict[str, Any]:
     """Plan a new deployment now and queue its making; the plan is returned as shown."""
-    from dodas.services import jobs, planning
+    from dodas.services import jobs
     from dodas.state import queue
 
-    planning.check_name(name)
+    _check_new_name(name)
     taken = Refused(409, f'the name "{name}" is taken: choose another')
-    if queue.access(name) is not None:
-        raise taken
     if group is not None and group not in caller.groups and not caller.admin:
         raise Refused(403, f'you are not a member of group "{group}"')
     text, dplan = _plan(cfg, caller, name, ask, provider)

@@ -64,14 +64,12 @@ def _cfg(request: Request) -> Any:
 # -- reading -------------------------------------------------------------------------
 @router.get("/catalogue", summary="The templates this server offers, with their inputs as a form")
 def catalogue(request: Request, caller: Caller = Depends(_caller)) -> list[dict[str, Any]]:
-    from dodas.services import catalogue as cat
-    return cat.entries(_cfg(request).catalogue)
+    return ops.catalogue(_cfg(request))
 
 
 @router.get("/catalogue/{name}", summary="One catalogue template")
 def catalogue_entry(name: str, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
-    from dodas.services import catalogue as cat
-    return cat.describe(cat.path_of(_cfg(request).catalogue, name))
+    return ops.catalogue_entry(_cfg(request), name)
 
 
 @router.get("/providers", summary="The providers you may deploy on")

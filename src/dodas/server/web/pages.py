@@ -85,11 +85,8 @@ def signed_out(request: Request) -> HTMLResponse:
 
 @router.get("/catalogue")
 def catalogue(request: Request) -> HTMLResponse:
-    from dodas.services import catalogue as cat
-
     session, caller = signed_in(request)
-    return render(request, "catalogue.html", session=session, caller=caller,
-                  entries=cat.entries(_cfg(request).catalogue))
+    return render(request, "catalogue.html", session=session, caller=caller, entries=ops.catalogue(_cfg(request)))
 
 
 @router.get("/catalogue/{entry}")
@@ -101,9 +98,7 @@ def deploy_form(entry: str, request: Request) -> HTMLResponse:
 def _deploy_form(request: Request, session: Any, caller: Any, entry: str, values: dict[str, Any],
                  posted: dict[str, str], diagnostics: list | None = None, name_error: str | None = None,
                  status: int = 200) -> HTMLResponse:
-    from dodas.services import catalogue as cat
-
-    described = cat.describe(cat.path_of(_cfg(request).catalogue, entry))
+    described = ops.catalogue_entry(_cfg(request), entry)
     fields_ = forms.fields(described["inputs"], values)
     general = forms.place(diagnostics or [], fields_)
     name = posted.get("name") or f"{entry}-{secrets.token_hex(2)}"
@@ -115,23 +110,14 @@ def _deploy_form(request: Request, session: Any, caller: Any, entry: str, values
 
 @router.post("/catalogue/{entry}")
 def deploy_plan(entry: str, request: Request, form: dict[str, str] = Depends(posted_form)) -> HTMLResponse:
-    from dodas.services import catalogue as cat
-
     session, caller = signed_in(request)
     check_csrf(request, session, form.get("csrf"))
-    described = cat.describe(cat.path_of(_cfg(request).catalogue, entry))
+    described = ops.catalogue_entry(_cfg(request), entry)
     given = forms.posted(described["inputs"], form)
     name, provider, group = form.get("name", "").strip(), form.get("provider") or None, form.get("group") or None
     shown = {k: v for k, v in given.items() if k not in {i["name"] for i in described["inputs"] if i["secret"]}}
     try:
-        from dodas.services import planning
-        planning.check_name(name)
-        from dodas.state import queue
-        if queue.access(name) is not None:
-            raise Refused(409, f'the name "{name}" is taken: choose another')
-        dplan = ops.plan(_cfg(request), caller, name, ops.Ask(catalogue=entry, cli_inputs=given), provider)
-        if dplan.deployment is not None:
-            raise Refused(409, f'the name "{name}" is taken: choose another')
+        dplan = ops.plan_new(_cfg(request), caller, name, ops.Ask(catalogue=entry, cli_inputs=given), provider)
     except TemplateError as exc:
         return _deploy_form(request, session, caller, entry, shown, form, exc.diagnostics, status=422)
     except (Refused, DodasError) as exc:
@@ -226,10 +212,7 @@ def deployment_part(name: str, part: str, request: Request) -> HTMLResponse:
 
 
 def _owner(caller: Any, name: str) -> str | None:
-    from dodas.state import queue
-
-    acc = queue.access(name)
-    return (acc.owner_name if acc else "(command line)") if caller.admin else None
+    return ops.owner_of(name) if caller.admin else None
 
 
 @router.get("/deployments/{name}/graph")
