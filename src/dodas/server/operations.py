@@ -53,7 +53,8 @@ def deployments(caller: Caller, status: str | None = None, limit: int = 100, off
     from dodas.state import queue
 
     visible = queue.visible_to(caller.key, caller.groups, caller.admin)
-    rows = {d["name"]: d for d in read.list_deployments(include_deleted=True) if d["name"] in visible}
+    listed = read.list_deployments(include_deleted=True, names=None if caller.admin else sorted(visible))
+    rows = {d["name"]: d for d in listed if d["name"] in visible}
     for name in set(visible) - set(rows):  # asked for, not started yet
         rows[name] = {"name": name, "status": "QUEUED", "id": None, "provider": None}
     items = [{**rows[n], "owner": _owner(visible[n]), "group": visible[n].group if visible[n] else None}

@@ -25,10 +25,11 @@ from dodas.state.store import Store
 from dodas.tosca.inputs import GivenInput
 
 
-def list_deployments(include_deleted: bool = False) -> list[dict[str, Any]]:
-    """Deployments, oldest first; destroyed ones (DELETE_COMPLETE) only with `include_deleted`."""
+def list_deployments(include_deleted: bool = False, names: list[str] | None = None) -> list[dict[str, Any]]:
+    """Deployments (of `names`, or all), oldest first; destroyed ones
+    (DELETE_COMPLETE) only with `include_deleted`."""
     out = []
-    for d in Store().list():
+    for d in Store().summaries(names):
         if d.status == DELETE_COMPLETE and not include_deleted:
             continue
         out.append({"name": d.name, "id": d.id, "status": d.status, "provider": d.provider,

@@ -104,6 +104,17 @@ class Store:
         with self.session() as s:
             return list(s.scalars(select(Deployment).order_by(Deployment.created_at)))
 
+    def summaries(self, names: list[str] | None = None) -> list[Any]:
+        """What a listing shows of each deployment (of `names`, or all), oldest
+        first: the columns alone, not the template and inputs a whole row holds."""
+        d = Deployment
+        q = select(d.name, d.id, d.status, d.provider, d.template_path, d.created_at, d.updated_at,
+                   d.lock_owner).order_by(d.created_at)
+        if names is not None:
+            q = q.where(d.name.in_(names))
+        with self.session() as s:
+            return list(s.execute(q))
+
     def create(self, name: str, provider: str, template_path: str, template_text: str,
                template_sha256: str, inputs: dict[str, Any], status: str) -> Deployment:
         dep = Deployment(id=str(uuid.uuid4()), name=name, status=status, provider=provider,
