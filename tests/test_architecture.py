@@ -24,13 +24,14 @@ import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "dodas"
 STAGES = ("tosca", "model", "plan", "engine", "providers", "configure", "state", "services", "cli", "server",
-          "client", "devissuer")
+          "client", "devissuer", "elastic")
 
 #: package (or "<top>" for dodas/*.py) -> the packages its modules must not import
 FORBIDDEN = {
-    "tosca": {"model", "plan", "engine", "providers", "configure", "services", "cli", "server"},
-    "model": {"configure", "providers", "engine", "services", "cli", "server"},
-    "plan": {"configure", "providers", "engine", "services", "cli", "server"},
+    "tosca": {"model", "plan", "engine", "providers", "configure", "services", "cli", "server", "elastic"},
+    # the model holds elasticity policies itself (model/elastic.py); dodas.elastic reads the model
+    "model": {"configure", "providers", "engine", "services", "cli", "server", "elastic"},
+    "plan": {"configure", "providers", "engine", "services", "cli", "server", "elastic"},
     "providers": {"configure", "engine", "services", "cli", "server"},
     "configure": {"providers", "engine", "services", "cli", "server"},
     "state": {"configure", "providers", "engine", "services", "cli", "server"},
@@ -48,6 +49,9 @@ FORBIDDEN = {
     # a stand-alone issuer for trying the server out: it knows nothing of dodas
     "devissuer": {"tosca", "model", "plan", "engine", "providers", "configure", "state", "services", "cli",
                   "server", "client"},
+    # elasticity (the policy, workload readers, decisions): reads tosca/ and model/; the
+    # autoscaler in services/ uses it, never the reverse
+    "elastic": {"plan", "engine", "providers", "configure", "services", "cli", "server", "client"},
 }
 
 

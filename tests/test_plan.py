@@ -62,7 +62,7 @@ def test_plan_json_is_stable_and_documented():
     p = services.plan(str(SPARK))
     data = p.to_json()
     assert list(data) == ["format_version", "template", "template_sha256", "tosca_definitions_version",
-                          "inputs", "nodes", "instances", "waves", "bastion", "deferred", "outputs"]
+                          "inputs", "nodes", "instances", "waves", "bastion", "deferred", "outputs", "policies"]
     assert data["format_version"] == 1
     assert data["bastion"] == "master_host[0]", "workers are private: reached through the public master"
     inst = data["instances"][0]

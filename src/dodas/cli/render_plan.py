@@ -17,7 +17,17 @@ def summary_line(p: dict[str, Any]) -> str:
     return f"Plan: {n['create']} to create, {n['reconfigure']} to reconfigure, {restart}{n['delete']} to delete."
 
 
+def elastic_line(pol: dict[str, Any]) -> str:
+    """One elasticity policy of a plan's JSON, as `plan` shows it."""
+    return (f"elastic: {pol['node']} {pol['min_instances']}..{pol['max_instances']}, idle {pol['idle_time']:g} s, "
+            f"watching {pol['workload']} ({pol['source']})")
+
+
 def changes(p: dict[str, Any]) -> None:
+    if p.get("policies"):  # a server older than policies sends none
+        typer.echo("")
+        for pol in p["policies"]:
+            typer.echo(elastic_line(pol))
     dep = p["deployment"]
     if not dep["exists"]:
         typer.echo(f'\nDeployment "{dep["name"]}" does not exist yet: up creates it'

@@ -6,6 +6,9 @@ here with dodas's own rules (see functions.py). Checks tosca-parser does not mak
 are made here, each placed in the YAML: requirement targets of the wrong type,
 references to undeclared attributes, compute sizes unknown at plan time.
 
+Elasticity policies are read here too (model/elastic.py), so that a bad bound
+is reported with the template's other problems and the plan carries the policy.
+
 Two of them keep a template from doing harm on the machine dodas runs on:
 instance counts are bounded (the operator's limits, `dodas.settings`) before the
 planner expands anything, and a playbook outside dodas's own and the template's
@@ -22,6 +25,7 @@ from dodas.errors import Diagnostic, TemplateError
 from dodas.model.deployment import (COMPUTE_TYPE, ComputeSpec, DeploymentModel, Node, Operation,
                                     Output, Port, Requirement)
 from dodas.model import checks, playbooks
+from dodas.model.elastic import parse as parse_elastic
 from dodas.model.functions import FunctionError, Resolver, function_name
 from dodas.model.values import DEFERRED_TYPES, refs
 from dodas.settings import Limits
@@ -295,9 +299,12 @@ def build(loaded: LoadedTemplate, *, allow_external_playbooks: bool = False) -> 
     b.check_refs(nodes, outputs)
     checks.front_ends(b.smap, nodes, b.diags)
     checks.helm_releases(b.smap, nodes, b.diags)
+    elastic = parse_elastic(loaded.data, loaded.tosca, nodes, b.smap, b._resolve,
+                            b.limits.max_instances_per_node, Limits.where("max_instances_per_node"))
+    b.diags.extend(elastic.errors)
     if b.diags:
         raise TemplateError(b.diags)
-    warnings = [*b.smap.warnings, *checks.kubernetes_warnings(b.smap, nodes)]
+    warnings = [*b.smap.warnings, *checks.kubernetes_warnings(b.smap, nodes), *elastic.warnings]
     data = loaded.data
     return DeploymentModel(
         template_path=loaded.path,
@@ -306,7 +313,8 @@ def build(loaded: LoadedTemplate, *, allow_external_playbooks: bool = False) -> 
         inputs=dict(loaded.inputs), nodes=nodes, outputs=outputs,
         description=str(data.get("description") or "").strip(),
         secret_inputs=frozenset(k for k in loaded.inputs if SECRET_NAME.search(k) or k in loaded.secret_inputs),
-        placement=_placement(loaded), warnings=warnings)
+        placement=_placement(loaded), warnings=warnings,
+        elastic=tuple(elastic.policies), elastic_clusters=frozenset(elastic.clusters))
 
 
 def _placement(loaded: LoadedTemplate) -> tuple[str, ...]:

@@ -142,6 +142,45 @@ class Output:
     sensitive: bool = False
 
 
+@dataclass(frozen=True)
+class Policy:
+    """An elasticity policy: the autoscaler keeps `node`'s instance count between
+    `min_instances` and `max_instances`, adding workers while work waits in
+    `workload` and removing those idle for `idle_time` seconds (CLUES's rules).
+
+    It lives with the model (built by `model/elastic.py`, from either a
+    `tosca.policies.dodas.Elastic` policy or an INDIGO
+    `tosca.nodes.indigo.ElasticCluster` node) so that the plan can carry it
+    without the model importing `dodas.elastic`; `dodas.elastic.policy`
+    re-exports it for the autoscaler."""
+
+    node: str                  # the scalable Compute node whose count changes (the workers' host)
+    count_input: str | None    # the input that sets its count (as `dodas scale` changes it); None if fixed
+    min_instances: int
+    max_instances: int
+    idle_time: float           # seconds a worker must be idle before removal (CLUES default 1800)
+    max_booting: int           # workers booting at once (CLUES MAX_BOOTING_NODES; default 1)
+    cooldown: float            # seconds between two decisions (default 60)
+    workload: str              # "spark" | "kubernetes" | "htcondor"
+    poll_interval: float       # seconds between two reads of the workload (CLUES: 5)
+    boot_timeout: float        # a worker not ready after this is removed and counted as a failure (default 600)
+    source: str                # "policy NAME" or "node NAME (tosca.nodes.indigo.ElasticCluster)", for messages
+    #: (file, line, col) of the max_instances value, for a located quota error
+    #: (`dodas.elastic.policy.check_quota`); not part of the policy's identity or JSON
+    max_location: tuple[str, int, int] | None = field(default=None, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"node": self.node, "count_input": self.count_input, "min_instances": self.min_instances,
+                "max_instances": self.max_instances, "idle_time": self.idle_time, "max_booting": self.max_booting,
+                "cooldown": self.cooldown, "workload": self.workload, "poll_interval": self.poll_interval,
+                "boot_timeout": self.boot_timeout, "source": self.source}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Policy:
+        """The policy of a plan's JSON (`policies` in `dodas plan --json`)."""
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k != "max_location"})
+
+
 @dataclass
 class DeploymentModel:
     template_path: str
@@ -157,6 +196,11 @@ class DeploymentModel:
     placement: tuple[str, ...] = ()
     #: located warnings (deprecated versions, placeholder tokens): shown, never fatal
     warnings: list[Any] = field(default_factory=list)
+    #: elasticity policies (model/elastic.py), at most one per node
+    elastic: tuple[Policy, ...] = ()
+    #: the tosca.nodes.indigo.ElasticCluster nodes that became policies: declarations
+    #: the autoscaler carries out, so deployable though they run nothing themselves
+    elastic_clusters: frozenset[str] = frozenset()
 
     def images(self) -> set[str]:
         return {n.compute.image for n in self.nodes.values() if n.compute and n.compute.image}

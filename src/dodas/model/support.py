@@ -35,16 +35,22 @@ INSTEAD: tuple[tuple[str, str], ...] = (
     ("tosca.nodes.indigo.Container.Application.Docker", f"Marathon and Chronos applications are not supported; {HELM}"),
     ("tosca.nodes.indigo.Container", f"Docker containers on Mesos are not supported; {HELM}"),
     ("tosca.nodes.indigo.LRMS", f"this batch system is not supported; {KUBERNETES}"),
-    ("tosca.nodes.indigo.ElasticCluster", "elasticity through CLUES is not supported; scale with `dodas up -i`"),
+    ("tosca.nodes.indigo.ElasticCluster", "dodas's autoscaler watches Spark, Kubernetes and HTCondor clusters, "
+                                          "not this batch system; scale with `dodas scale`"),
     ("tosca.nodes.indigo.Galaxy", "Galaxy is not supported"),
     ("tosca.nodes.indigo.Onedata", "OneData is not supported"),
     ("tosca.nodes.indigo.OneData", "OneData is not supported"),
 )
 
 
-def known_only(node: Node) -> str | None:
-    """Why dodas cannot deploy `node` (what it offers instead), or None if it can."""
+def known_only(node: Node, model: DeploymentModel | None = None) -> str | None:
+    """Why dodas cannot deploy `node` (what it offers instead), or None if it can.
+
+    An ElasticCluster that became an elasticity policy of `model`
+    (model/elastic.py) is deployable: a declaration the autoscaler carries out."""
     if node.is_compute or any(_exists(op.implementation) for op in node.operations.values()):
+        return None
+    if model is not None and node.name in model.elastic_clusters:
         return None
     if not any(t.startswith(FAMILIES) for t in node.type_chain):
         return None
@@ -64,4 +70,4 @@ def _exists(implementation: str | None) -> bool:
 
 def known_only_nodes(model: DeploymentModel) -> dict[str, str]:
     """node name -> why it cannot be deployed, for every such node of the model."""
-    return {name: why for name, node in model.nodes.items() if (why := known_only(node)) is not None}
+    return {name: why for name, node in model.nodes.items() if (why := known_only(node, model)) is not None}

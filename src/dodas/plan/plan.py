@@ -74,7 +74,7 @@ class Plan:
                 "name": n.name, "type": n.type, "instances": m.instance_count(n.name),
                 "host": n.host, "requirements": [r.to_json() for r in n.requirements],
                 "operations": {k: op.implementation for k, op in sorted(n.operations.items())},
-                "deployable": known_only(n) is None,
+                "deployable": known_only(n, m) is None,
             } for n in m.nodes.values()],
             "instances": [{
                 "id": p.id, "node": p.node.name, "index": p.instance.index, "type": p.node.type,
@@ -92,6 +92,7 @@ class Plan:
                                  "deferred": is_deferred(o.value), "sensitive": o.sensitive,
                                  "description": o.description}
                         for o in m.outputs.values()},
+            "policies": [pol.to_json() for pol in m.elastic],
         }
 
     def _ordered(self) -> list[PlannedInstance]:

@@ -38,7 +38,7 @@ from dodas.providers.config import ProviderConfig
 #: kernel modules, package managers. The local provider refuses them at plan time.
 VM_ONLY = (
     "tosca.nodes.indigo.LRMS.FrontEnd", "tosca.nodes.indigo.LRMS.WorkerNode",
-    "tosca.nodes.indigo.HelmInstall", "tosca.nodes.indigo.ElasticCluster",
+    "tosca.nodes.indigo.HelmInstall",
 )
 VM_PROVIDERS = "openstack, ec2, ssh"
 SPARK_TYPES = ("tosca.nodes.dodas.Spark.Master", "tosca.nodes.dodas.Spark.Worker", "tosca.nodes.dodas.JupyterLab")

@@ -17,6 +17,7 @@ from dodas.errors import Diagnostic
 from dodas.tosca.source import SourceMap
 
 NODES = ("topology_template", "node_templates")
+POLICIES = ("topology_template", "policies")
 _QUOTED = re.compile(r'"([^"]*)"|\'([^\']*)\'')
 
 Rule = tuple[re.Pattern[str], Callable[[re.Match[str], SourceMap], Diagnostic | None]]
@@ -26,11 +27,23 @@ def _node_key(name: str, *rest: str) -> tuple[str, ...]:
     return (*NODES, name, *rest)
 
 
+def _policy_path(name: str, smap: SourceMap) -> tuple | None:
+    """The YAML path of the policy called `name` (policies are a list of one-key maps)."""
+    found = smap.search_path([name], within=POLICIES)
+    if found is None:
+        return None
+    _pos, path = found
+    return tuple(path[:4]) if len(path) >= 4 else None
+
+
 def _unknown_field(m: re.Match[str], smap: SourceMap) -> Diagnostic:
     section, node, fld = m.group(1), m.group(2), m.group(3)
     noun = {"properties": "property", "requirements": "requirement",
             "capabilities": "capability", "interfaces": "interface",
             "attributes": "attribute"}.get(section, f"field in {section}")
+    policy = None if smap.exists(_node_key(node)) else _policy_path(node, smap)
+    if policy is not None:
+        return smap.diag((*policy, section, fld), f'policy "{node}": unknown {noun} "{fld}" for its type', key=True)
     path = _node_key(node, section, fld)
     if not smap.exists(path):
         pos = smap.search([node, fld], within=("topology_template",))
@@ -66,6 +79,12 @@ def _node_field(m: re.Match[str], smap: SourceMap) -> Diagnostic:
 
 def _missing_field(m: re.Match[str], smap: SourceMap) -> Diagnostic:
     what, fld = m.group(1), m.group(2)
+    pm = re.match(r'^"properties" of template "([^"]+)"$', what)
+    policy = _policy_path(pm.group(1), smap) if pm and not smap.exists(_node_key(pm.group(1))) else None
+    if policy is not None:
+        names = ", ".join(f'"{n}"' for n in re.findall(r"'([^']+)'", fld)) or f'"{fld}"'
+        where = (*policy, "properties") if smap.exists((*policy, "properties")) else policy
+        return smap.diag(where, f'policy "{pm.group(1)}" is missing required property {names}', key=True)
     names = [a or b for a, b in _QUOTED.findall(what)]
     pos = smap.search(names, within=("topology_template",)) if names else None
     return Diagnostic(smap.file, *(pos or (1, 1)), f'{what} is missing required field "{fld}"')
@@ -102,7 +121,28 @@ def _occurrences(m: re.Match[str], smap: SourceMap) -> Diagnostic:
                       "requirements (its type requires it)")
 
 
+def _missing_member(m: re.Match[str], smap: SourceMap) -> Diagnostic:
+    """A policy's (or group's) target that is no node: at the target's name."""
+    target = m.group(1)
+    found = smap.search_path(["targets", target], within=POLICIES) or smap.search_path([target])
+    pos, path = found if found else ((1, 1), [])
+    return Diagnostic(smap.file, *pos, f'{describe(path)}target "{target}" is not a node of the template')
+
+
+def _property_value(m: re.Match[str], smap: SourceMap) -> Diagnostic | None:
+    """tosca-parser's constraint messages quote the value and the property: at the
+    property with that value (a bare search for the value finds any equal scalar)."""
+    value, prop = m.group(1), m.group(2)
+    found = smap.search_path([prop, value], within=("topology_template",))
+    if found is None:
+        return None
+    pos, path = found
+    return Diagnostic(smap.file, *pos, f"{describe(path)}{m.group(0)}")
+
+
 RULES: list[Rule] = [
+    (re.compile(r'^"?Target member "([^"]+)" is not found in node_templates'), _missing_member),
+    (re.compile(r'^The value "([^"]*)" of property "([^"]+)" .*$'), _property_value),
     (re.compile(r'^Relationship "([^"]+)" in template "([^"]+)" has a wrong number of occurrences'), _occurrences),
     (re.compile(r'^Attribute "([^"]+)" was not found in node template "([^"]+)"'), _missing_attribute),
     (re.compile(r'^Requirement/Capability "([^"]+)" referenced from node template "([^"]+)" was not found '
@@ -169,6 +209,10 @@ def describe(path: list) -> str:
         elif len(rest) >= 2 and rest[0] == "properties":
             out += f' property "{rest[1]}"'
         return out + ": "
+    if len(p) >= 4 and p[:2] == list(POLICIES):
+        rest = p[4:]
+        return f'policy "{p[3]}"' + (f' property "{rest[1]}"' if len(rest) >= 2 and rest[0] == "properties"
+                                     else "") + ": "
     if len(p) >= 3 and p[:2] == ["topology_template", "inputs"]:
         return f'input "{p[2]}": '
     if len(p) >= 3 and p[:2] == ["topology_template", "outputs"]:

@@ -216,9 +216,26 @@ def check_shape(data: Any, smap: SourceMap) -> list[Diagnostic]:
             if section == "node_templates":
                 _check_node(name, body, where, smap, d)
     policies = topo.get("policies")
-    if policies is not None:
-        _expect(policies, _LIST, (*base, "policies"), "policies", smap, d)
+    if policies is not None and _expect(policies, _LIST, (*base, "policies"), "policies", smap, d):
+        for i, entry in enumerate(policies):
+            _check_policy(entry, (*base, "policies", i), smap, d)
     return d
+
+
+def _check_policy(entry: Any, where: tuple, smap: SourceMap, d: list[Diagnostic]) -> None:
+    """A policy is one `name: {type, targets, properties}` entry (tosca-parser reads
+    anything else as a string of unknown properties)."""
+    if not (isinstance(entry, dict) and len(entry) == 1):
+        d.append(smap.diag(where, "each policy must be one \"name: {type: ..., targets: [...]}\" entry"))
+        return
+    (name, body), = entry.items()
+    if not _expect(body, _MAP, (*where, name), f'policy "{name}"', smap, d):
+        return
+    if not isinstance(body.get("type"), str):
+        d.append(smap.diag((*where, name), f'policy "{name}" needs a "type" naming a policy type', key=True))
+    for fld, kind in (("properties", _MAP), ("targets", _LIST)):
+        if body.get(fld) is not None:
+            _expect(body[fld], kind, (*where, name, fld), f'policy "{name}" {fld}', smap, d)
 
 
 def _check_node(name: str, body: dict, where: tuple, smap: SourceMap, d: list[Diagnostic]) -> None:

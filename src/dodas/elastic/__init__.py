@@ -1,0 +1,1 @@
+"""Elastic clusters: workload readers, scaling policies and decisions (issue 15)."""
