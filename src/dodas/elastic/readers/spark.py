@@ -1,0 +1,157 @@
+"""Spark standalone: what waits and what each worker does, from the master's web UI.
+
+Checked against a real master (the pyspark 4.3 wheel, see
+tests/test_elastic_spark_reader.py and the recordings in tests/data/elastic/):
+
+- `GET /json/` lists workers (id, host, cores, coresused, coresfree, memoryfree,
+  state ALIVE/DEAD/DECOMMISSIONED, webuiaddress) and active applications, but an
+  application's `cores` there is what it was *granted*, not what it asked for.
+  What it still lacks is only on its HTML page, `GET /app/?appId=ID`:
+  "Cores: 4 (2 granted, 2 left)" (or "Unlimited (2 granted)"). The master grants
+  every free core that fits as soon as it can, so the cores "left" are exactly
+  the cores that waiting applications need beyond what is free.
+- Decommissioning: `POST /workers/kill/?host=H` exists only when the master runs
+  with `spark.decommission.enabled true`, and answers only requests from the
+  master's own machine unless `spark.master.ui.decommission.allow.mode` is ALLOW
+  (404 when no worker has that host). The master then lists the worker
+  DECOMMISSIONED and gives it no new executors; executors already there keep
+  running their application's tasks until it ends (the driver is not told to
+  stop using them), so the application loses nothing. The master's `coresused`
+  for that worker is not updated when those executors end: whether anything
+  still runs there is read from the worker's own `GET /json/` (`executors`).
+
+The UIs are read-only (`spark.ui.killEnabled false`) and unauthenticated: they
+are reached on the deployment's own addresses only, with no secret.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from dodas.elastic.workload import WorkerLoad, Workload, plural
+
+#: "Cores: 4 (2 granted, 2 left)" / "Cores: Unlimited (0 granted)" on an application's page
+_CORES = re.compile(r"Cores:\s*(?:</strong>)?\s*(\d+|Unlimited)\s*\((\d+) granted(?:,\s*(\d+) left)?\)", re.S)
+
+
+class SparkError(RuntimeError):
+    """The master could not be read, or refused a decommission."""
+
+
+def app_cores(page: str) -> tuple[int | None, int, int]:
+    """(cores asked for or None if unlimited, granted, left) from an application's HTML page."""
+    m = _CORES.search(page)
+    if not m:
+        raise SparkError("no 'Cores:' line on the application's page (a Spark version dodas does not know?)")
+    asked = None if m.group(1) == "Unlimited" else int(m.group(1))
+    granted = int(m.group(2))
+    left = int(m.group(3)) if m.group(3) is not None else 0
+    return asked, granted, left
+
+
+class SparkReader:
+    """Reads a Spark standalone master's web UI (e.g. http://10.0.0.4:8080)."""
+
+    def __init__(self, master_ui_url: str, *, timeout: float = 10.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.url = master_ui_url.rstrip("/")
+        self.timeout = timeout
+        self.transport = transport  # tests replay recordings through httpx.MockTransport
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=self.timeout, transport=self.transport, follow_redirects=False)
+
+    async def _get_json(self, http: httpx.AsyncClient, url: str) -> Any:
+        try:
+            r = await http.get(url)
+            r.raise_for_status()
+            return r.json()
+        except (httpx.HTTPError, ValueError) as e:
+            raise SparkError(f"cannot read {url}: {e}") from e
+
+    async def master_state(self) -> dict[str, Any]:
+        async with self._client() as http:
+            return await self._get_json(http, f"{self.url}/json/")
+
+    async def _running_executors(self, http: httpx.AsyncClient, worker: dict[str, Any]) -> int | None:
+        """How many executors the worker itself says it runs (None if it cannot be asked)."""
+        ui = worker.get("webuiaddress")
+        if not ui:
+            return None
+        try:
+            r = await http.get(f"{ui.rstrip('/')}/json/")
+            r.raise_for_status()
+            return len(r.json().get("executors") or [])
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    async def read(self) -> Workload:
+        async with self._client() as http:
+            state = await self._get_json(http, f"{self.url}/json/")
+            workers = await self._workers(http, state.get("workers") or [])
+            waiting_cores, waiting = 0, []
+            for app in state.get("activeapps") or []:
+                if app.get("state") not in ("WAITING", "RUNNING"):
+                    continue
+                try:
+                    r = await http.get(f"{self.url}/app/", params={"appId": app["id"]})
+                    r.raise_for_status()
+                except httpx.HTTPError as e:
+                    raise SparkError(f"cannot read application {app['id']}'s page: {e}") from e
+                asked, granted, left = app_cores(r.text)
+                if asked is None and granted == 0:
+                    left = 1   # takes every core there is: one more worker starts it
+                if left > 0:
+                    waiting_cores += left
+                    waiting.append(f'application "{app.get("name", "")}" ({app["id"]}) waits for '
+                                   f'{plural(left, "core")} ({granted} granted)')
+        return Workload(waiting_cores=waiting_cores, waiting=tuple(waiting), workers=tuple(workers))
+
+    async def _workers(self, http: httpx.AsyncClient, listed: list[dict[str, Any]]) -> list[WorkerLoad]:
+        """The master's workers; a DEAD entry only when no other entry has its host (a restarted
+        worker registers anew, and the master keeps the dead one listed for a while)."""
+        live_hosts = {w["host"] for w in listed if w.get("state") != "DEAD"}
+        out = []
+        for w in listed:
+            state = w.get("state", "")
+            if state == "DEAD" and w["host"] in live_hosts:
+                continue
+            used = int(w.get("coresused") or 0)
+            if state == "DECOMMISSIONED":
+                # the master's count is stale once executors end there: ask the worker
+                running = await self._running_executors(http, w)
+                used = 0 if not running else used
+            out.append(WorkerLoad(id=w["id"], host=w["host"], busy=used > 0 and state != "DEAD",
+                                  cores=int(w.get("cores") or 0), cores_used=used, state=state))
+        return out
+
+    async def drain(self, worker: WorkerLoad) -> bool:
+        """Decommission the worker at the master (idempotent); True once no executor runs there."""
+        async with self._client() as http:
+            state = await self._get_json(http, f"{self.url}/json/")
+            entries = [w for w in state.get("workers") or [] if w["host"] == worker.host and w.get("state") != "DEAD"]
+            if not entries:
+                return True  # not (or no longer) registered: nothing of Spark runs there
+            if any(w.get("state") != "DECOMMISSIONED" for w in entries):
+                url = f"{self.url}/workers/kill/"
+                try:
+                    r = await http.post(url, params={"host": worker.host})
+                except httpx.HTTPError as e:
+                    raise SparkError(f"cannot ask {url} to decommission {worker.host}: {e}") from e
+                if r.status_code == 404:
+                    raise SparkError(f"the master at {self.url} does not decommission workers (404 from "
+                                     f"/workers/kill/): it needs spark.decommission.enabled true")
+                if r.status_code != 200:
+                    raise SparkError(f"the master at {self.url} refused to decommission {worker.host} "
+                                     f"(HTTP {r.status_code}): spark.master.ui.decommission.allow.mode allows "
+                                     f"only requests from the master's own machine unless it is ALLOW")
+            # decommissioned: done once the worker itself runs no executor (the master's count
+            # if the worker cannot be asked)
+            for w in entries:
+                running = await self._running_executors(http, w)
+                if running if running is not None else int(w.get("coresused") or 0):
+                    return False
+            return True

@@ -1,0 +1,315 @@
+"""The autoscaler's decisions, from recorded workloads read through the real readers.
+
+- Spark: the master's JSON and an application's page recorded from a real master
+  (pyspark 4.3) while an application with spark.cores.max 4 waited on two 1-core
+  workers, and after a worker was decommissioned (tests/data/elastic/spark_*).
+- Kubernetes: node and pod lists in the API's JSON, deserialised by the
+  `kubernetes` client's own models through a stand-in REST transport (written in
+  the API's format, not recorded from a live cluster).
+- HTCondor: job and slot ClassAds in `condor_q -long` / `condor_status -long`
+  text, parsed by the `classad2` bindings offline (not from a live pool).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dodas.elastic.decide import Instance, Memory, decide
+from dodas.elastic.policy import Policy
+from dodas.elastic.readers.spark import SparkReader, app_cores
+from dodas.elastic.workload import WorkerLoad, Workload
+
+DATA = Path(__file__).parent / "data" / "elastic"
+NODE = "worker_hosts"
+
+
+def policy(**kw) -> Policy:
+    base = dict(node=NODE, count_input="n_workers", min_instances=1, max_instances=4, idle_time=60.0, max_booting=2,
+                cooldown=30.0, workload="spark", poll_interval=5.0, boot_timeout=300.0, source="policy elastic")
+    return Policy(**{**base, **kw})
+
+
+def instances(*addresses: str, states: dict[int, str] | None = None) -> list[Instance]:
+    return [Instance(id=f"{NODE}[{i}]", index=i, state=(states or {}).get(i, "started"), address=a)
+            for i, a in enumerate(addresses)]
+
+
+# --- recorded workloads, through the readers ----------------------------------------------------------------
+
+def spark_transport(master: str, worker: str | None = None) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "127.77.200.1" and request.url.path == "/json/":
+            return httpx.Response(200, json=json.loads((DATA / master).read_text()))
+        if request.url.path == "/app/":
+            return httpx.Response(200, text=(DATA / "spark_app_waiting.html").read_text())
+        if worker and request.url.path == "/json/":
+            return httpx.Response(200, json=json.loads((DATA / worker).read_text()))
+        return httpx.Response(404)
+    return httpx.MockTransport(handler)
+
+
+def spark_workload(master: str = "spark_master_waiting.json", worker: str | None = None) -> Workload:
+    reader = SparkReader("http://127.77.200.1:18080", transport=spark_transport(master, worker))
+    return asyncio.run(reader.read())
+
+
+class _Resp:
+    """What the kubernetes client's REST layer returns (status, data, headers)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.status, self.reason, self.data = 200, "OK", data
+        self.headers = {"content-type": "application/json"}
+        self.response = self
+
+    def read(self) -> bytes:
+        return self.data
+
+    def getheaders(self) -> dict:
+        return self.headers
+
+    def getheader(self, name: str, default=None):
+        return self.headers.get(name, default)
+
+
+class _RecordedRest:
+    """A stand-in for the client's REST transport: the recorded lists, deserialised by the client's models."""
+
+    def request(self, method, url, headers=None, body=None, post_params=None, _request_timeout=None):
+        path = url.split("?")[0]
+        if method == "GET" and path.endswith("/api/v1/nodes"):
+            return _Resp((DATA / "k8s_nodes.json").read_bytes())
+        if method == "GET" and path.endswith("/api/v1/pods"):
+            return _Resp((DATA / "k8s_pods.json").read_bytes())
+        raise AssertionError(f"unexpected {method} {url}")
+
+
+def kubernetes_workload() -> Workload:
+    client = pytest.importorskip("kubernetes.client")
+    from dodas.elastic.readers.kubernetes import KubernetesReader
+    api = client.ApiClient(client.Configuration(host="https://10.0.0.10:6443"))
+    api.rest_client = _RecordedRest()
+    return asyncio.run(KubernetesReader(api_client=api).read())
+
+
+def htcondor_workload() -> Workload:
+    classad = pytest.importorskip("classad2")
+    from dodas.elastic.readers.htcondor import HTCondorReader
+    ads = {"jobs": list(classad.parseAds((DATA / "htcondor_jobs.ads").read_text())),
+           "slots": list(classad.parseAds((DATA / "htcondor_slots.ads").read_text()))}
+    return asyncio.run(HTCondorReader(query=ads.__getitem__).read())
+
+
+def idle(w: Workload) -> Workload:
+    """The same cluster once nothing waits any more."""
+    return replace(w, waiting_cores=0, waiting=())
+
+
+# --- the readers' view of the recordings ---------------------------------------------------------------------
+
+def test_spark_recording_reads_as_waiting():
+    w = spark_workload()
+    assert w.waiting_cores == 2
+    assert len(w.waiting) == 1 and 'application "wide"' in w.waiting[0] and "waits for 2 cores" in w.waiting[0]
+    assert {(x.host, x.busy, x.cores, x.state) for x in w.workers} == {("127.77.200.2", True, 1, "ALIVE"),
+                                                                       ("127.77.200.3", True, 1, "ALIVE")}
+    assert app_cores((DATA / "spark_app_waiting.html").read_text()) == (4, 2, 2)
+    assert app_cores("<li><strong>Cores:</strong>\n Unlimited (0 granted)\n</li>") == (None, 0, 0)
+
+
+def test_spark_decommissioned_worker_is_idle_though_the_master_counts_a_core():
+    # the master keeps coresused 1 for a decommissioned worker after its executor ended;
+    # the worker's own JSON lists no executor
+    w = spark_workload("spark_master_decommissioned.json", "spark_worker_decommissioned.json")
+    by_host = {x.host: x for x in w.workers}
+    assert by_host["127.77.200.3"].state == "DECOMMISSIONED" and not by_host["127.77.200.3"].busy
+    assert by_host["127.77.200.2"].alive and not by_host["127.77.200.2"].busy
+    assert w.waiting_cores == 0
+
+
+def test_kubernetes_recording():
+    w = kubernetes_workload()
+    # spark-exec-1 (2 CPUs) fits no node, gpu-train-0's nodeSelector matches none; histos fits k8s-wn-1;
+    # kube-system's pending metrics-server is ignored
+    assert w.waiting_cores == 3
+    assert [x.split('"')[1] for x in w.waiting] == ["analysis/spark-exec-1", "analysis/gpu-train-0"]
+    by_host = {x.host: x for x in w.workers}
+    assert by_host["10.0.0.11"].busy                      # a user's deployment runs there
+    assert not by_host["10.0.0.12"].busy                  # daemon pods, coredns (kube-system), a finished job
+    assert not by_host["10.0.0.10"].busy                  # static (mirror) pods only
+
+
+def test_htcondor_recording():
+    w = htcondor_workload()
+    # 3 idle 1-core jobs and one of 2 cores (RequestCpus an expression) need 5 cores; 2 are unclaimed
+    assert w.waiting_cores == 3 and len(w.waiting) == 4
+    by_host = {x.host: x for x in w.workers}
+    assert by_host["10.0.0.21"].busy and by_host["10.0.0.21"].cores == 2
+    assert not by_host["10.0.0.22"].busy and by_host["10.0.0.22"].state == "Unclaimed"
+
+
+# --- scale-up -------------------------------------------------------------------------------------------------
+
+def test_spark_waiting_adds_workers_with_a_reason():
+    m = Memory()
+    d = decide(policy(), spark_workload(), instances("127.77.200.2", "127.77.200.3"), m, 1000.0, cores_per_worker=1)
+    assert (d.action, d.count, d.remove) == ("add", 4, ())
+    assert d.reason == ("1 application waiting for 2 cores; adding 2 workers of 1 core "
+                        "(max 4, 2 booting at most)")
+    assert m.booting == {f"{NODE}[2]": 1000.0, f"{NODE}[3]": 1000.0} and m.last_decision_at == 1000.0
+
+
+def test_policy_at_max_never_exceeds_it():
+    w = spark_workload()
+    d = decide(policy(max_instances=2), w, instances("127.77.200.2", "127.77.200.3"), Memory(), 0.0, cores_per_worker=1)
+    assert (d.action, d.count) == ("none", 2)
+    assert d.reason == "at max 2: 1 application waiting for 2 cores"
+    for mx in range(2, 7):
+        for cores in (1, 2, 3):
+            for waiting in (1, 5, 40):
+                d = decide(policy(max_instances=mx, max_booting=10), replace(w, waiting_cores=waiting),
+                           instances("127.77.200.2", "127.77.200.3"), Memory(), 0.0, cores_per_worker=cores)
+                assert d.count <= mx
+
+
+def test_booting_limit_and_booting_workers_covering_the_wait():
+    w = spark_workload()
+    m = Memory()
+    p = policy(max_booting=1, cooldown=0)
+    d = decide(p, w, instances("127.77.200.2", "127.77.200.3"), m, 0.0, cores_per_worker=1)
+    assert (d.action, d.count) == ("add", 3) and "1 more needed" in d.reason
+    # the new instance exists but has not registered: at the booting limit
+    now = instances("127.77.200.2", "127.77.200.3", "127.77.200.4", states={2: "configuring"})
+    d = decide(p, w, now, m, 10.0, cores_per_worker=1)
+    assert d.action == "wait" and "1 worker booting already (1 at most)" in d.reason
+    # with 2-core workers the one booting covers the 2 waiting cores
+    d = decide(p, w, now, m, 20.0, cores_per_worker=2)
+    assert d.action == "wait" and d.reason.endswith("1 worker booting (2 cores) will cover it")
+
+
+def test_quota_bounds_the_scale_up():
+    d = decide(policy(max_booting=4), spark_workload(), instances("127.77.200.2", "127.77.200.3"), Memory(), 0.0,
+               cores_per_worker=1, quota_left=1)
+    assert (d.action, d.count) == ("add", 3) and "quota 1" in d.reason
+    d = decide(policy(), spark_workload(), instances("127.77.200.2", "127.77.200.3"), Memory(), 0.0,
+               cores_per_worker=1, quota_left=0)
+    assert (d.action, d.count) == ("none", 2) and "quota" in d.reason
+
+
+def test_cooldown_between_decisions():
+    m = Memory(last_decision_at=100.0)
+    d = decide(policy(cooldown=30), spark_workload(), instances("127.77.200.2", "127.77.200.3"), m, 110.0,
+               cores_per_worker=1)
+    assert d.action == "wait" and "cooling down (30 s between decisions, 10 s since the last)" in d.reason
+    d = decide(policy(cooldown=30), spark_workload(), instances("127.77.200.2", "127.77.200.3"), m, 131.0,
+               cores_per_worker=1)
+    assert d.action == "add"
+
+
+def test_kubernetes_and_htcondor_waits_add_workers():
+    d = decide(policy(workload="kubernetes", max_booting=4), kubernetes_workload(),
+               instances("10.0.0.11", "10.0.0.12"), Memory(), 0.0, cores_per_worker=2)
+    assert (d.action, d.count) == ("add", 4)
+    assert d.reason.startswith("2 pods waiting for 3 cores; adding 2 workers of 2 cores")
+    d = decide(policy(workload="htcondor", max_instances=3), htcondor_workload(),
+               instances("10.0.0.21", "10.0.0.22"), Memory(), 0.0, cores_per_worker=2)
+    assert (d.action, d.count) == ("add", 3)
+    assert d.reason == ("4 jobs waiting for 3 cores; adding 1 worker of 2 cores (max 3, 2 booting at most); "
+                        "1 more needed")
+
+
+# --- boots that fail ----------------------------------------------------------------------------------------
+
+def test_boot_timeout_removes_the_worker_and_backs_off_after_three():
+    p = policy(cooldown=30, boot_timeout=300, max_booting=1)
+    w = spark_workload()
+    m = Memory()
+    t = 0.0
+    for failure in (1, 2, 3):
+        d = decide(p, w, instances("127.77.200.2", "127.77.200.3"), m, t, cores_per_worker=1)
+        assert (d.action, d.count) == ("add", 3), d.reason
+        stuck = instances("127.77.200.2", "127.77.200.3", "127.77.200.4", states={2: "configuring"})
+        t += 200
+        d = decide(p, w, stuck, m, t, cores_per_worker=1)
+        assert d.action == "wait"               # still within the boot timeout
+        t += 101
+        d = decide(p, w, stuck, m, t, cores_per_worker=1)
+        assert (d.action, d.count, d.remove) == ("remove", 2, (f"{NODE}[2]",))
+        assert d.reason.startswith("boot timed out for worker_hosts[2] (not up after 300 s); removing 1 worker (")
+        assert m.failures == failure
+        t += 31
+        if failure < 3:
+            assert m.backoff_until is None and f"{failure} failed boot" in d.reason
+    assert d.reason.endswith("(3 failed boots in a row: no workers added for 150 s)")
+    assert m.backoff_until == t - 31 + 150
+    d = decide(p, w, instances("127.77.200.2", "127.77.200.3"), m, t, cores_per_worker=1)
+    assert d.action == "wait" and "backing off after" in d.reason
+    # once the back-off has passed, a worker that comes up resets the count
+    d = decide(p, w, instances("127.77.200.2", "127.77.200.3"), m, m.backoff_until + 1, cores_per_worker=1)
+    assert d.action == "add"
+    up = replace(w, workers=w.workers + (WorkerLoad("worker-x", "127.77.200.4", False, 1, 0, "ALIVE"),))
+    decide(p, up, instances("127.77.200.2", "127.77.200.3", "127.77.200.4"), m, m.backoff_until + 40,
+           cores_per_worker=1)
+    assert m.failures == 0 and m.backoff_until is None
+
+
+def test_instance_in_error_is_removed_at_once():
+    m = Memory(booting={f"{NODE}[2]": 0.0})
+    insts = instances("127.77.200.2", "127.77.200.3", "127.77.200.4", states={2: "error"})
+    d = decide(policy(), spark_workload(), insts, m, 5.0, cores_per_worker=1)
+    assert (d.action, d.count, d.remove) == ("remove", 2, (f"{NODE}[2]",))
+    assert "worker_hosts[2] (in error)" in d.reason and m.failures == 1
+
+
+# --- scale-down ---------------------------------------------------------------------------------------------
+
+def test_idle_worker_removed_after_idle_time_never_below_min():
+    w = idle(kubernetes_workload())
+    p = policy(workload="kubernetes")
+    m = Memory()
+    insts = instances("10.0.0.11", "10.0.0.12")
+    d = decide(p, w, insts, m, 1000.0, cores_per_worker=2)
+    assert d.action == "none" and "idle for 0 s of 60 s" in d.reason
+    d = decide(p, w, insts, m, 1065.0, cores_per_worker=2)
+    assert (d.action, d.count, d.remove) == ("remove", 1, (f"{NODE}[1]",))
+    assert d.reason == "worker_hosts[1] idle for 65 s (idle time 60 s); removing it (min 1)"
+    d = decide(policy(workload="kubernetes", min_instances=2), w, insts, Memory(idle_since=dict(m.idle_since)),
+               1100.0, cores_per_worker=2)
+    assert (d.action, d.count) == ("none", 2) and "at min 2" in d.reason
+
+
+def test_busy_worker_at_the_end_blocks_the_scale_down():
+    w = idle(htcondor_workload())
+    m = Memory(idle_since={"10.0.0.22": 0.0})
+    # the idle startd is instance 0, the busy one is the last
+    d = decide(policy(workload="htcondor"), w, instances("10.0.0.22", "10.0.0.21"), m, 500.0, cores_per_worker=2)
+    assert (d.action, d.count, d.remove) == ("none", 2, ())
+    assert d.reason == ("worker_hosts[1] at the end is busy: dodas removes workers from the end, "
+                        "so the idle worker_hosts[0] stays")
+
+
+def test_several_idle_workers_removed_from_the_end_and_cooldown():
+    w = idle(spark_workload("spark_master_decommissioned.json", "spark_worker_decommissioned.json"))
+    w = replace(w, workers=w.workers + (WorkerLoad("w4", "127.77.200.4", False, 1, 0, "ALIVE"),))
+    m = Memory(idle_since={"127.77.200.2": 0.0, "127.77.200.4": 0.0})
+    insts = instances("127.77.200.9", "127.77.200.2", "127.77.200.4", "127.77.200.3")
+    w = replace(w, workers=w.workers + (WorkerLoad("w9", "127.77.200.9", True, 1, 1, "ALIVE"),))
+    d = decide(policy(), w, insts, m, 100.0, cores_per_worker=1)
+    # 127.77.200.3 is DECOMMISSIONED (being drained) and goes though its idle clock just started
+    assert (d.action, d.count) == ("remove", 1)
+    assert d.remove == (f"{NODE}[3]", f"{NODE}[2]", f"{NODE}[1]")
+    assert "removing 3 workers (min 1)" in d.reason
+    d = decide(policy(), w, insts, m, 110.0, cores_per_worker=1)
+    assert d.action == "wait" and "cooling down" in d.reason
+
+
+def test_memory_round_trips_through_json():
+    m = Memory(idle_since={"10.0.0.12": 5.0}, booting={f"{NODE}[2]": 7.5}, last_decision_at=9.0, failures=2,
+               backoff_until=None)
+    assert Memory.from_json(json.loads(json.dumps(m.to_json()))) == m
+    assert Memory.from_json(None) == Memory()
