@@ -313,3 +313,80 @@ def test_memory_round_trips_through_json():
                backoff_until=None)
     assert Memory.from_json(json.loads(json.dumps(m.to_json()))) == m
     assert Memory.from_json(None) == Memory()
+
+
+# --- draining, through the same stand-ins ------------------------------------------------------------------
+
+class _DrainingRest(_RecordedRest):
+    """The recorded cluster, answering what `drain` asks: read and patch a node, list its pods, evict them."""
+
+    def __init__(self) -> None:
+        self.pods = json.loads((DATA / "k8s_pods.json").read_text())
+        self.nodes = {n["metadata"]["name"]: n for n in json.loads((DATA / "k8s_nodes.json").read_text())["items"]}
+        self.calls: list[tuple[str, str]] = []
+
+    def request(self, method, url, headers=None, body=None, post_params=None, _request_timeout=None):
+        from urllib.parse import parse_qs, urlsplit
+        u = urlsplit(url)
+        self.calls.append((method, u.path))
+        parts = u.path.split("/")
+        if u.path.startswith("/api/v1/nodes/"):
+            node = self.nodes[parts[-1]]
+            if method == "PATCH":
+                node["spec"].update(body["spec"])
+            return _Resp(json.dumps(node).encode())
+        if method == "GET" and u.path == "/api/v1/nodes":
+            return _Resp(json.dumps({"apiVersion": "v1", "kind": "NodeList", "metadata": {},
+                                     "items": list(self.nodes.values())}).encode())
+        if method == "GET" and u.path == "/api/v1/pods":
+            selector = parse_qs(u.query).get("fieldSelector", [""])[0]
+            name = selector.split("=", 1)[1] if selector else None
+            items = [p for p in self.pods["items"] if name is None or p["spec"].get("nodeName") == name]
+            return _Resp(json.dumps({**self.pods, "items": items}).encode())
+        if method == "POST" and u.path.endswith("/eviction"):
+            ns, pod = parts[4], parts[6]
+            assert body["metadata"] == {"name": pod, "namespace": ns}
+            self.pods["items"] = [p for p in self.pods["items"] if p["metadata"]["name"] != pod]
+            return _Resp(json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                     "code": 201}).encode())
+        raise AssertionError(f"unexpected {method} {url}")
+
+
+def test_kubernetes_drain_cordons_and_evicts_only_user_pods():
+    client = pytest.importorskip("kubernetes.client")
+    from dodas.elastic.readers.kubernetes import KubernetesReader
+    api = client.ApiClient(client.Configuration(host="https://10.0.0.10:6443"))
+    api.rest_client = rest = _DrainingRest()
+    reader = KubernetesReader(api_client=api)
+    busy = next(w for w in kubernetes_workload().workers if w.id == "k8s-wn-0")
+    assert asyncio.run(reader.drain(busy)) is False       # the deployment's pod was still there
+    assert ("PATCH", "/api/v1/nodes/k8s-wn-0") in rest.calls
+    assert rest.nodes["k8s-wn-0"]["spec"]["unschedulable"] is True
+    evicted = [p for m, p in rest.calls if p.endswith("/eviction")]
+    assert evicted == ["/api/v1/namespaces/analysis/pods/jupyter-6f9c8d7b5-kq2lm/eviction"]  # not the daemon pods
+    assert asyncio.run(reader.drain(busy)) is True        # only daemon pods left
+    w = asyncio.run(reader.read())
+    assert w.worker_at("10.0.0.11").state == "cordoned" and not w.worker_at("10.0.0.11").busy
+
+
+def test_htcondor_drain_is_graceful_and_done_when_nothing_is_claimed():
+    classad = pytest.importorskip("classad2")
+    from dodas.elastic.readers.htcondor import HTCondorReader
+    slots = list(classad.parseAds((DATA / "htcondor_slots.ads").read_text()))
+    drained: list[str] = []
+
+    def start_drain(name: str) -> None:
+        drained.append(name)
+        for s in slots:          # what the startd then advertises: draining, its jobs still running
+            if s["Machine"] == name:
+                s["Draining"] = True
+
+    reader = HTCondorReader(query=lambda what: slots if what == "slots" else [], start_drain=start_drain)
+    busy = next(w for w in asyncio.run(reader.read()).workers if w.host == "10.0.0.21")
+    assert asyncio.run(reader.drain(busy)) is False and drained == ["wn-0.novalocal"]
+    assert asyncio.run(reader.drain(busy)) is False and drained == ["wn-0.novalocal"]   # asked once
+    for s in slots:
+        if s["Machine"] == "wn-0.novalocal":
+            s["State"], s["Activity"] = "Drained", "Idle"
+    assert asyncio.run(reader.drain(busy)) is True
+    assert asyncio.run(reader.read()).worker_at("10.0.0.21").state == "draining"

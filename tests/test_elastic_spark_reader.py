@@ -197,7 +197,7 @@ def test_a_master_without_decommissioning_says_so():
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/json/":
             return httpx.Response(200, json=state)
-        return httpx.Response(404)   # what a master without spark.decommission.enabled answers
+        return httpx.Response(405)   # what a master without spark.decommission.enabled answers (seen for real)
 
     from dodas.elastic.workload import WorkerLoad
     reader = SparkReader("http://10.0.0.4:8080", transport=httpx.MockTransport(handler))

@@ -89,10 +89,17 @@ class HTCondorReader:
     """Reads a pool: the collector's slots, one schedd's jobs (the pool's first schedd if none is named)."""
 
     def __init__(self, collector: str | None = None, schedd: str | None = None, *,
-                 query: Any = None) -> None:
+                 query: Any = None, start_drain: Any = None) -> None:
         self.collector = collector
         self.schedd = schedd
-        self._query = query   # tests: a callable (what) -> list of ClassAds, instead of the daemons
+        self._query = query   # tests: a callable ("jobs" | "slots") -> ClassAds, instead of the daemons
+        self._start_drain = start_drain or self._drain_startd   # tests: a callable (startd name) -> None
+
+    def _drain_startd(self, name: str) -> None:
+        import htcondor2 as htcondor
+        coll = htcondor.Collector(self.collector)
+        startd = htcondor.Startd(coll.locate(htcondor.DaemonType.Startd, name))
+        startd.drainJobs(htcondor.DrainType.Graceful, reason="dodas autoscaler: idle worker removed")
 
     def _ads(self, what: str) -> list[Any]:
         if self._query is not None:
@@ -116,12 +123,8 @@ class HTCondorReader:
         if not slots:
             return True
         if not any(_value(s, "Draining", False) is True for s in slots):
-            import htcondor2 as htcondor
-            coll = htcondor.Collector(self.collector)
-            name = next((str(_value(s, "Name")).split("@")[-1] for s in slots), machine)
-            startd = htcondor.Startd(coll.locate(htcondor.DaemonType.Startd, name))
-            startd.drainJobs(htcondor.DrainType.Graceful, reason="dodas autoscaler: idle worker removed")
-            return False
+            # the startd's name is its slots' name after the "@" (slot1@wn-0 -> wn-0)
+            self._start_drain(str(_value(slots[0], "Name", machine)).split("@")[-1])
         return not any(_value(s, "State") == "Claimed" for s in slots)
 
     async def drain(self, worker: WorkerLoad) -> bool:

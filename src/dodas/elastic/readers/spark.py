@@ -11,9 +11,11 @@ tests/test_elastic_spark_reader.py and the recordings in tests/data/elastic/):
   every free core that fits as soon as it can, so the cores "left" are exactly
   the cores that waiting applications need beyond what is free.
 - Decommissioning: `POST /workers/kill/?host=H` exists only when the master runs
-  with `spark.decommission.enabled true`, and answers only requests from the
-  master's own machine unless `spark.master.ui.decommission.allow.mode` is ALLOW
-  (404 when no worker has that host). The master then lists the worker
+  with `spark.decommission.enabled true` (else HTTP 405), and accepts only
+  requests from the master's own machine unless
+  `spark.master.ui.decommission.allow.mode` is ALLOW (else 403); 404 when no
+  worker has that host. (SIGPWR to a worker process decommissions it too, but
+  kills a worker that runs without `spark.decommission.enabled`.) The master then lists the worker
   DECOMMISSIONED and gives it no new executors; executors already there keep
   running their application's tasks until it ends (the driver is not told to
   stop using them), so the application loses nothing. The master's `coresused`
@@ -141,13 +143,18 @@ class SparkReader:
                     r = await http.post(url, params={"host": worker.host})
                 except httpx.HTTPError as e:
                     raise SparkError(f"cannot ask {url} to decommission {worker.host}: {e}") from e
-                if r.status_code == 404:
-                    raise SparkError(f"the master at {self.url} does not decommission workers (404 from "
+                if r.status_code == 405:
+                    raise SparkError(f"the master at {self.url} does not decommission workers (HTTP 405 from "
                                      f"/workers/kill/): it needs spark.decommission.enabled true")
+                if r.status_code == 403:
+                    raise SparkError(f"the master at {self.url} refused to decommission {worker.host} (HTTP 403): "
+                                     f"spark.master.ui.decommission.allow.mode LOCAL (the default) accepts only "
+                                     f"requests from the master's own machine; ALLOW accepts any")
+                if r.status_code == 404:
+                    raise SparkError(f"the master at {self.url} has no worker on host {worker.host} to decommission")
                 if r.status_code != 200:
-                    raise SparkError(f"the master at {self.url} refused to decommission {worker.host} "
-                                     f"(HTTP {r.status_code}): spark.master.ui.decommission.allow.mode allows "
-                                     f"only requests from the master's own machine unless it is ALLOW")
+                    raise SparkError(f"the master at {self.url} failed to decommission {worker.host} "
+                                     f"(HTTP {r.status_code})")
             # decommissioned: done once the worker itself runs no executor (the master's count
             # if the worker cannot be asked)
             for w in entries:
