@@ -390,3 +390,11 @@ def test_htcondor_drain_is_graceful_and_done_when_nothing_is_claimed():
             s["State"], s["Activity"] = "Drained", "Idle"
     assert asyncio.run(reader.drain(busy)) is True
     assert asyncio.run(reader.read()).worker_at("10.0.0.21").state == "draining"
+
+
+def test_below_min_is_brought_back_to_min():
+    m = Memory()
+    insts = instances("127.77.200.2", "127.77.200.3")
+    d = decide(policy(min_instances=3, max_booting=1), idle(spark_workload()), insts, m, 0.0, cores_per_worker=1)
+    assert (d.action, d.count) == ("add", 3) and d.reason == "2 workers, below min 3; adding 1 worker"
+    assert m.booting == {f"{NODE}[2]": 0.0}

@@ -155,8 +155,9 @@ def decide(policy: Policy, workload: Workload, instances: list[Instance], memory
            cores_per_worker: int, quota_left: int | None = None) -> Decision:
     """The next step for the policy's node. Updates `memory` in place (its only side effect).
 
-    Order: a boot that timed out is cleaned up first; then work that waits may add
-    workers; otherwise idle workers at the end may be removed.
+    Order: a boot that timed out is cleaned up first; then a count below min is
+    brought back to it; then work that waits may add workers; otherwise idle
+    workers at the end may be removed.
     """
     cores_per_worker = max(1, cores_per_worker)
     live = sorted((i for i in instances if i.state not in GONE_STATES), key=lambda i: i.index)
@@ -191,7 +192,23 @@ def decide(policy: Policy, workload: Workload, instances: list[Instance], memory
 
     booting = len(memory.booting)
 
-    # 2. work waits: add workers
+    # 2. below min (a template's count under it, or a failed boot removed): back up to min
+    if count < policy.min_instances:
+        below = f"{plural(count, 'worker')}, below min {policy.min_instances}"
+        if memory.backoff_until is not None and now < memory.backoff_until:
+            return Decision("wait", count, (), f"{below}; backing off after {memory.failures} failed boots "
+                                               f"for another {_secs(memory.backoff_until - now)}")
+        add = min(policy.min_instances - count, policy.max_booting - booting,
+                  quota_left if quota_left is not None else policy.min_instances)
+        if in_cooldown or add <= 0:
+            return Decision("wait", count, (), f"{below}; " + ("cooling down" if in_cooldown else
+                                                               f"{plural(booting, 'worker')} booting already"))
+        for index in range(count, count + add):
+            memory.booting[_instance_id(policy.node, index)] = now
+        memory.last_decision_at = now
+        return Decision("add", count + add, (), f"{below}; adding {plural(add, 'worker')}")
+
+    # 3. work waits: add workers
     if workload.waiting_cores > 0:
         covered = booting * cores_per_worker
         if covered >= workload.waiting_cores:
@@ -199,7 +216,7 @@ def decide(policy: Policy, workload: Workload, instances: list[Instance], memory
                                                f"({covered} cores) will cover it")
         if memory.backoff_until is not None and now < memory.backoff_until:
             return Decision("wait", count, (), f"{waits}; backing off after {memory.failures} failed boots "
-                                               f"until {_secs(memory.backoff_until - now)} from now")
+                                               f"for another {_secs(memory.backoff_until - now)}")
         if in_cooldown:
             return Decision("wait", count, (), f"{waits}; cooling down ({_secs(policy.cooldown)} between decisions, "
                                                f"{_secs(now - memory.last_decision_at)} since the last)")
@@ -226,7 +243,7 @@ def decide(policy: Policy, workload: Workload, instances: list[Instance], memory
                         f"{waits}; adding {plural(add, 'worker')} of {plural(cores_per_worker, 'core')} "
                         f"({bounds}){short}")
 
-    # 3. nothing waits: remove idle workers from the end
+    # 4. nothing waits: remove idle workers from the end
     removable: list[tuple[Instance, float]] = []
     blocker = ""
     for inst in reversed(live):
