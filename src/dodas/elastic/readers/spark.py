@@ -16,9 +16,11 @@ tests/test_elastic_spark_reader.py and the recordings in tests/data/elastic/):
   `spark.master.ui.decommission.allow.mode` is ALLOW (else 403); 404 when no
   worker has that host. (SIGPWR to a worker process decommissions it too, but
   kills a worker that runs without `spark.decommission.enabled`.) The master then lists the worker
-  DECOMMISSIONED and gives it no new executors; executors already there keep
-  running their application's tasks until it ends (the driver is not told to
-  stop using them), so the application loses nothing. The master's `coresused`
+  DECOMMISSIONED and gives it no new executors; executors already there are not
+  killed (seen both ways: a driver with `spark.decommission.enabled` of its own
+  kept giving them tasks until the application ended; one without it, as
+  dodas's Jupyter kernels are today, let the running task finish and gave them
+  no more), so the application loses nothing. The master's `coresused`
   for that worker is not updated when those executors end: whether anything
   still runs there is read from the worker's own `GET /json/` (`executors`).
 
