@@ -126,9 +126,11 @@ def _page_summary(driver: WebDriver) -> str:
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], T], timeout: float = TIMEOUT_S,
              message: str = "the condition") -> T:
     """Poll `condition(driver)` until it returns something truthy, and return that;
-    an element not there yet (or replaced meanwhile) counts as not yet. After
+    an element not there yet (or replaced meanwhile, or of a page a navigation is
+    replacing) counts as not yet. After
     `timeout` seconds: AssertionError naming `message` and the page it is on."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import (NoSuchElementException, StaleElementReferenceException,
+                                            WebDriverException)
 
     deadline = time.monotonic() + timeout
     while True:
@@ -138,6 +140,9 @@ def wait_for(driver: WebDriver, condition: Callable[[WebDriver], T], timeout: fl
                 return value
         except (NoSuchElementException, StaleElementReferenceException):
             pass
+        except WebDriverException as exc:  # an element of the page being replaced by a navigation
+            if "does not belong to the document" not in str(exc):
+                raise
         if time.monotonic() > deadline:
             raise AssertionError(f"waited {timeout:.0f} s for {message}; the browser is {_page_summary(driver)}")
         time.sleep(0.1)

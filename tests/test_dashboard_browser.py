@@ -57,7 +57,12 @@ def site(tmp_path):
 
 
 def _status(driver) -> str:
-    return driver.find_element("id", "status").text
+    """The status shown, or "" while the page is being replaced (a form was sent)."""
+    from selenium.common.exceptions import WebDriverException
+    try:
+        return driver.find_element("id", "status").text
+    except WebDriverException:  # no such element yet, stale, or "does not belong to the document"
+        return ""
 
 
 def _field_error(driver, name: str) -> str:
