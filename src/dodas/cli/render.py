@@ -130,6 +130,15 @@ def status(st: dict[str, Any]) -> None:
             typer.echo(f"  locked by {who}, running since {(lock.get('since') or '?')[:19]}")
     elif st.get("locked_by"):
         typer.echo(f"  locked by {st['locked_by']}")
+    elastic = st.get("elastic")
+    if elastic:
+        p = elastic["policy"]
+        who = f"autoscaled by {elastic['autoscaler']}" if elastic.get("autoscaler") else \
+            "no autoscaler running (dodas autoscale NAME, or a server's workers)"
+        typer.echo(f"  elastic: {p['node']} {elastic['current']} (min {elastic['min']}, max {elastic['max']}), "
+                   f"watching {p['workload']}; {who}")
+        for d in elastic.get("decisions") or []:
+            typer.echo(f"    {d['time'][11:19]} {d['reason']}")
     attempts = st.get("attempts") or []
     if len(attempts) > 1 or any(a["status"] != "succeeded" for a in attempts):
         typer.echo("  attempts:")

@@ -117,7 +117,19 @@ def apply(dplan: DeploymentPlan, *, parallelism: int, listener: Listener | None 
         _record(_release, store, dep.id, me)
     store.set_status(dep.id, status_ok.value, None)
     store.event(dep.id, "deploy", "complete" if changed else "nothing to do: the deployment is as planned")
+    _elastic(name, plan)
     return UpResult(name, changed, status_ok.value, plan)
+
+
+def _elastic(name: str, plan: Plan) -> None:
+    """A deployment applied with an elasticity policy gets an autoscaler (run by
+    a server's workers or `dodas autoscale`); one applied without loses it."""
+    from dodas.state import autoscalers
+
+    if plan.model.elastic:
+        autoscalers.register(name)
+    else:
+        autoscalers.forget(name)
 
 
 def _acquire(store: Store, dep: Any, me: str, timeout: float) -> str | None:
@@ -316,6 +328,8 @@ def destroy(name: str, *, parallelism: int, listener: Listener | None = None) ->
                              + "\n  ".join(problems))
         store.set_status(dep.id, DS.DELETE_COMPLETE.value)
         store.event(dep.id, "delete", "everything deleted")
+        from dodas.state import autoscalers
+        autoscalers.forget(name)
         return problems
     except BaseException as exc:
         if not str(exc).startswith(f'destroying "{name}" left problems'):  # that one set its own status

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dodas import paths
 from dodas.errors import DodasError
 
-HEAD = "0004"
+HEAD = "0005"
 #: the PostgreSQL advisory lock that serialises migrations (an arbitrary constant of dodas's)
 MIGRATION_LOCK = 0x646F646173
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

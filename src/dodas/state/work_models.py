@@ -59,3 +59,21 @@ class DeploymentAccess(Base):
     owner_name: Mapped[str] = mapped_column(String(255))
     group: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Autoscaler(Base):
+    """An elastic deployment's autoscaler: which process runs its loop (a lease,
+    as for work items: several server processes, exactly one scales it; a dead
+    one's lease expires and another resumes from `memory`), and what the loop
+    remembers between polls (dodas.elastic.decide.Memory as JSON)."""
+
+    __tablename__ = "autoscalers"
+
+    deployment_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    memory: Mapped[dict] = mapped_column(JSON, default=dict)
+    #: the last decision's sentence (a new one is an event; the same one again is not)
+    last_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    leased_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    polled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,47 @@
+"""`dodas autoscale NAME`: an elastic deployment's autoscaler in the foreground,
+for users without a server (a server's workers run the same loop). It prints
+each decision as it is made and stops on Ctrl-C, giving its lease back."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from dodas.errors import DodasError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def autoscale(name: Annotated[str, typer.Argument(help="The elastic deployment.", show_default=False)],
+                  once: Annotated[bool, typer.Option("--once", help="Poll and act once, then stop.")] = False,
+                  json_out: Annotated[bool, typer.Option("--json", help="Each decision as a line of JSON.")]
+                  = False) -> None:
+        """Add workers when work waits and remove idle ones, as the deployment's
+        elasticity policy says, until interrupted (Ctrl-C)."""
+        from dodas.services import autoscale as loop
+
+        if os.environ.get("DODAS_SERVER", "").strip():
+            raise DodasError("with a server, its workers autoscale elastic deployments: `dodas status NAME` shows "
+                             "the decisions")
+
+        def show(decision: object) -> None:
+            if json_out:
+                typer.echo(json.dumps({"time": datetime.now().astimezone().isoformat(), "action": decision.action,
+                                       "count": decision.count, "remove": list(decision.remove),
+                                       "reason": decision.reason}))
+            else:
+                typer.echo(f"{datetime.now():%H:%M:%S} {decision.action:<6} {decision.reason}")
+        stop = threading.Event()
+        owner = loop.foreground_owner()
+        if not json_out:
+            typer.echo(f"autoscaling {name} (Ctrl-C to stop)", err=True)
+        try:
+            loop.run(name, owner, stop=stop, on_decision=show, once=once)
+        except KeyboardInterrupt:
+            stop.set()
+            typer.echo("stopped", err=True)

@@ -1,0 +1,271 @@
+"""The autoscaler: the loop that reads an elastic deployment's workload, decides
+(dodas.elastic.decide) and scales, as CLUES did through the Infrastructure
+Manager, here through dodas's own scale (plan the count input, apply).
+
+One loop per elastic deployment, held by a lease in the state database
+(state/autoscalers.py): a server's workers run them (server/workers.py) and
+`dodas autoscale NAME` runs one in the foreground; whichever holds the lease
+scales, the others wait. Every decision with a new reason is an event of the
+deployment (phase "autoscale"), so `dodas logs`, `status` and the dashboard
+show why a worker came or went. The loop stores what it remembers (idle
+times, workers booting, failed boots) at every poll, so a loop that dies is
+resumed by the next holder without adding a worker twice: the engine
+reconciles counts, and a scale a dead loop left half done is finished by the
+next apply.
+
+A scale-down drains first (Spark: the worker is decommissioned, its executors
+finish what they run and take nothing new), then removes the instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from dodas.errors import DodasError
+from dodas.state import autoscalers
+from dodas.state.store import Store
+
+#: how long a drained worker may take to finish what it runs before it is removed anyway
+DRAIN_TIMEOUT_S = 600.0
+LEASE_S = 30.0
+PARALLELISM = 8
+
+
+@dataclass
+class Target:
+    """What one poll needs of the deployment: its policy and where to read its workload."""
+
+    name: str
+    dep_id: str
+    policy: Any                  # dodas.elastic.policy.Policy
+    reader_params: dict[str, Any]
+    cores_per_worker: int
+    instances: list[Any]         # dodas.elastic.decide.Instance
+
+
+def target(name: str) -> Target:
+    """The elastic deployment `name` as the loop sees it now (its stored plan, its instances)."""
+    from dodas.elastic.policy import policies
+    from dodas.services import read
+
+    store = Store()
+    dep = store.require(name)
+    plan = read.stored_plan(dep)
+    found = policies(plan)
+    if not found:
+        raise DodasError(f'deployment "{name}" has no elasticity policy: nothing to autoscale (see '
+                         "templates/spark-jupyter-elastic.yaml)")
+    policy = found[0]
+    rows = store.instances(dep.id)
+    params, cores = _workload_access(policy, plan, rows)
+    return Target(name, dep.id, policy, params, cores, _instances(policy.node, rows))
+
+
+def _instances(node: str, rows: dict[tuple[str, int], Any]) -> list[Any]:
+    from dodas import paths
+    from dodas.elastic.decide import Instance
+
+    out = []
+    for (n, index), row in sorted(rows.items()):
+        if n != node:
+            continue
+        attrs = row.attributes or {}
+        others = tuple(a for a in (attrs.get("public_address"),) if a and a != attrs.get("private_address"))
+        out.append(Instance(paths.instance_id(n, index), index, row.state, attrs.get("private_address") or "",
+                            others))
+    return out
+
+
+def _workload_access(policy: Any, plan: Any, rows: dict[tuple[str, int], Any]) -> tuple[dict[str, Any], int]:
+    """The reader's parameters and the cores one new worker brings."""
+    model = plan.model
+    compute = model.nodes[policy.node].compute
+    cores = int(getattr(compute, "num_cpus", None) or 1)
+    if policy.workload == "spark":
+        master = next((n for n in model.nodes.values() if n.derives_from("tosca.nodes.dodas.Spark.Master")), None)
+        if master is None or master.host is None:
+            raise DodasError("the elastic workload is spark, but the deployment has no Spark master on a host")
+        row = rows.get((master.host, 0))
+        address = ((row.attributes or {}).get("private_address") if row else None)
+        if not address:
+            raise DodasError(f'the Spark master\'s host "{master.host}" has no address yet')
+        port = master.properties.get("webui_port") or 8080
+        worker = next((n for n in model.nodes.values()
+                       if n.derives_from("tosca.nodes.dodas.Spark.Worker") and n.host == policy.node), None)
+        if worker is not None and isinstance(worker.properties.get("cores"), int):
+            cores = worker.properties["cores"]
+        return {"master_ui_url": f"http://{address}:{port}"}, cores
+    raise DodasError(f"autoscaling a {policy.workload} workload needs its connection settings, which dodas "
+                     "does not take from a deployment yet (the reader exists: dodas.elastic.readers)")
+
+
+# -- one poll --------------------------------------------------------------------------------------
+def poll(t: Target, memory: Any, now: float) -> tuple[Any, Any, Any]:
+    """Read the workload and decide: (decision, reader, workload). Changes nothing but `memory`."""
+    from dodas.elastic.decide import decide
+    from dodas.elastic.readers import reader_for
+
+    reader = reader_for(t.policy.workload, **t.reader_params)
+    workload = asyncio.run(reader.read())
+    decision = decide(t.policy, workload, t.instances, memory, now, cores_per_worker=t.cores_per_worker)
+    return decision, reader, workload
+
+
+def carry_out(t: Target, decision: Any, reader: Any, workload: Any, *, trusted: bool) -> None:
+    """Do what was decided: drain what goes, then set the node's count."""
+    if decision.action == "remove":
+        for iid in decision.remove:
+            inst = next((i for i in t.instances if i.id == iid), None)
+            worker = next((w for w in workload.workers if inst is not None and inst.matches(w)), None)
+            if worker is not None:
+                _drain(reader, worker)
+    if decision.action in ("add", "remove"):
+        scale(t.name, t.policy.node, decision.count, trusted=trusted)
+
+
+def _drain(reader: Any, worker: Any) -> None:
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while not asyncio.run(reader.drain(worker)):
+        if time.monotonic() > deadline:
+            return  # what still runs there after this long is given up (the reason said the worker was idle)
+        time.sleep(1.0)
+
+
+def scale(name: str, node: str, count: int, *, trusted: bool) -> None:
+    """`dodas scale NAME NODE COUNT`, as the autoscaler runs it: planned with the
+    stored template (dodas's playbooks only when it runs for a server), applied
+    at once if the deployment is free (a busy deployment is left for the next poll)."""
+    from dodas.services import deploy, planning, scaling
+
+    template = planning.stored_template_of(name)
+    dplan = planning.prepare(str(template), name=name, given=scaling.scale_inputs(str(template), node, count),
+                             offline=True, refresh=False, environment=False,
+                             allow_external_playbooks=trusted)
+    deploy.apply(dplan, parallelism=PARALLELISM)
+
+
+# -- the loop ----------------------------------------------------------------------------------
+def foreground_owner() -> str:
+    """The lease owner of `dodas autoscale` in this process ("host:pid:start#autoscale")."""
+    from dodas.state import lock
+    return f"{lock.me()}#autoscale"
+
+
+def run(name: str, owner: str, *, stop: threading.Event, trusted: bool = True, lease_s: float = LEASE_S,
+        on_decision: Callable[[Any], None] | None = None, once: bool = False) -> None:
+    """Autoscale `name` until `stop` is set (or after one poll with `once`).
+    Refused when another process holds its autoscaler."""
+    from dodas.elastic.decide import Memory
+
+    held = autoscalers.lease(owner, lease_s, name=name)
+    if held is None:
+        who, _ = autoscalers.holder(name)
+        if name not in autoscalers.names():
+            raise DodasError(f'deployment "{name}" is not elastic (no elasticity policy was applied): nothing to '
+                             "autoscale")
+        raise DodasError(f'deployment "{name}" is autoscaled by {who or "another process"} already')
+    memory, last = Memory.from_json(held.memory), held.last_reason
+    try:
+        while not stop.is_set():
+            interval = _poll_once(name, owner, memory, last, trusted, lease_s, on_decision)
+            if interval is None:
+                return  # the lease was lost: another process scales it now
+            last, wait = interval
+            if once:
+                return
+            stop.wait(wait)
+    finally:
+        autoscalers.release(name, owner)
+
+
+def _poll_once(name: str, owner: str, memory: Any, last: str | None, trusted: bool, lease_s: float,
+               on_decision: Callable[[Any], None] | None) -> tuple[str | None, float] | None:
+    from dodas.elastic.decide import Decision
+
+    store = Store()
+    try:
+        t = target(name)
+    except DodasError as exc:
+        reason = f"cannot autoscale now: {exc.message}"
+        _tell(store, name, reason, last, on_decision, Decision("wait", 0, (), reason))
+        return (reason, 5.0) if autoscalers.save(name, owner, lease_s, memory.to_json(), reason) else None
+    now = time.time()
+    try:
+        decision, reader, workload = poll(t, memory, now)
+    except Exception as exc:  # noqa: BLE001 - the workload system not answering is a reason, not a crash
+        reason = f"cannot read the {t.policy.workload} workload: {_why(exc)}"
+        decision, reader, workload = Decision("wait", len(t.instances), (), reason), None, None
+    _tell(store, name, decision.reason, last, on_decision, decision)
+    if not autoscalers.save(name, owner, lease_s, memory.to_json(), decision.reason):
+        return None
+    if decision.action in ("add", "remove"):
+        with _renewing(name, owner, lease_s, memory):
+            try:
+                carry_out(t, decision, reader, workload, trusted=trusted)
+            except DodasError as exc:
+                reason = f"scaling {t.policy.node} to {decision.count} failed: {exc.message}"
+                _tell(store, name, reason, None, on_decision, Decision("wait", decision.count, (), reason))
+    return decision.reason, max(1.0, t.policy.poll_interval)
+
+
+def _why(exc: BaseException) -> str:
+    from dodas.redact import redact
+    return redact(getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}")
+
+
+def _tell(store: Store, name: str, reason: str, last: str | None, on_decision: Callable[[Any], None] | None,
+          decision: Any) -> None:
+    """A decision with a new reason is an event; the same sentence poll after poll is not."""
+    if reason == last and decision.action not in ("add", "remove"):
+        return
+    dep = store.get(name)
+    if dep is not None:
+        store.event(dep.id, "autoscale", reason, level="info")
+    if on_decision is not None:
+        on_decision(decision)
+
+
+@contextmanager
+def _renewing(name: str, owner: str, lease_s: float, memory: Any) -> Iterator[None]:
+    """Keep the lease while a scale runs longer than the lease (a cloud's boot)."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(lease_s / 3):
+            autoscalers.save(name, owner, lease_s, memory.to_json(), None)
+    thread = threading.Thread(target=beat, name=f"autoscale-lease-{name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def summary(name: str, instances: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What `status` shows of elasticity: the policy, the node's current count
+    against min and max, who runs the loop, and the last decisions; None for a
+    deployment without a policy."""
+    from dodas.elastic.policy import policies
+    from dodas.services import read
+
+    store = Store()
+    dep = store.require(name)
+    if name not in autoscalers.names():
+        return None
+    found = policies(read.stored_plan(dep))
+    if not found:
+        return None
+    p = found[0]
+    who, until = autoscalers.holder(name)
+    decisions = [{"time": e.time.isoformat(), "reason": e.message} for e in store.events(dep.id)
+                 if e.phase == "autoscale"][-5:]
+    current = sum(1 for i in instances if i["node"] == p.node and i["state"] not in ("deleting", "deleted"))
+    return {"policy": p.to_json(), "current": current, "min": p.min_instances, "max": p.max_instances,
+            "autoscaler": who, "lease_until": until.isoformat() if until else None, "decisions": decisions}

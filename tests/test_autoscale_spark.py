@@ -1,0 +1,160 @@
+"""Elasticity for real: the elastic Spark + Jupyter template on the local
+provider, its autoscaler run in the foreground (`dodas autoscale NAME`), and a
+PySpark application asking for more cores than the cluster has. A worker is
+added and registers ALIVE, the application's executors start on it, the
+application's result is right; once it ended and the idle time passed, the
+extra worker is decommissioned and removed, and no executor was lost. The
+decisions are events with their reasons, shown by `status`. An autoscaler
+killed and started again continues from the state without a duplicate."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+from livecluster import ROOT, Dodas, kill_leftovers, need_java
+from test_local_spark import spark_client_env
+
+ELASTIC = str(ROOT / "templates" / "spark-jupyter-elastic.yaml")
+NAME = "elastic"
+TIMEOUT_S = 300.0
+
+
+@pytest.fixture()
+def cluster(tmp_path):
+    need_java()
+    d = Dodas(tmp_path / "home")
+    d.run("up", ELASTIC, "--name", NAME, "-i", "idle_time=8", "-i", "max_workers=2", "-i", "cooldown=2", "--yes",
+          timeout=900)
+    yield d
+    d.run("destroy", NAME, "--yes", check=False, timeout=600)
+    kill_leftovers(d.home)
+
+
+def master_state(d: Dodas) -> dict:
+    with urllib.request.urlopen(d.outputs(NAME)["spark_ui_url"] + "/json/", timeout=10) as r:
+        return json.load(r)
+
+
+def status(d: Dodas) -> dict:
+    """`status --json`, also while degraded (exit 5): a decommissioned worker's
+    process has ended before its instance is removed."""
+    r = d.run("status", NAME, "--json", check=False)
+    assert r.returncode in (0, 5), r.stderr
+    return json.loads(r.stdout)
+
+
+def workers_of(d: Dodas) -> list[str]:
+    return [i["id"] for i in status(d)["instances"] if i["node"] == "worker_hosts"]
+
+
+class Autoscaler:
+    """`dodas autoscale NAME --json` as a process; its decisions read as they come."""
+
+    def __init__(self, d: Dodas) -> None:
+        self.proc = d.popen("autoscale", NAME, "--json")
+        self.decisions: list[dict] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self.decisions.append(json.loads(line))
+
+    def wait_for(self, action: str, timeout: float = TIMEOUT_S) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [d for d in self.decisions if d["action"] == action]
+            if found:
+                return found[-1]
+            assert self.proc.poll() is None, self.proc.stderr.read()
+            time.sleep(0.2)
+        pytest.fail(f"no {action} decision in {timeout:.0f} s: {self.decisions}")
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+
+def test_a_waiting_application_gets_a_worker_which_goes_when_idle(cluster, tmp_path):
+    d = cluster
+    assert workers_of(d) == ["worker_hosts[0]"]
+    conf = tmp_path / "conf"
+    d.run("spark-conf", NAME, "-o", str(conf))
+    scaler = Autoscaler(d)
+    code = (
+        "import time\n"
+        "from pyspark.sql import SparkSession\n"
+        "s = (SparkSession.builder.appName('wants-two-cores').config('spark.driver.host', '127.0.0.1')\n"
+        "     .config('spark.cores.max', '2').config('spark.executor.cores', '1')\n"
+        "     .config('spark.executor.memory', '512m').getOrCreate())\n"
+        "sc = s.sparkContext\n"
+        "deadline = time.time() + 240\n"
+        "while sc._jsc.sc().getExecutorIds().size() < 2 and time.time() < deadline:\n"
+        "    time.sleep(0.5)\n"
+        "print('EXECUTORS', sc._jsc.sc().getExecutorIds().size(), flush=True)\n"
+        "print('RESULT', sc.parallelize(range(1000), 8).map(lambda x: x * x).sum(), flush=True)\n"
+        "s.stop()\n")
+    app = subprocess.Popen([sys.executable, "-c", code], env=spark_client_env(conf), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        added = scaler.wait_for("add")
+        assert added["count"] == 2 and "waiting" in added["reason"], added
+        out, err = app.communicate(timeout=600)
+    finally:
+        if app.poll() is None:
+            app.kill()
+    assert app.returncode == 0, err[-3000:]
+    assert "EXECUTORS 2" in out, "the application got an executor on the new worker"
+    assert "RESULT 332833500" in out
+    assert "Lost executor" not in err, "no executor was lost"
+    alive = [w for w in master_state(d)["workers"] if w["state"] == "ALIVE"]
+    assert len(alive) == 2 and workers_of(d) == ["worker_hosts[0]", "worker_hosts[1]"]
+
+    removed = scaler.wait_for("remove")
+    assert removed["count"] == 1 and removed["remove"] == ["worker_hosts[1]"], removed
+    assert "idle" in removed["reason"]
+    deadline = time.monotonic() + TIMEOUT_S
+    while workers_of(d) != ["worker_hosts[0]"]:
+        assert time.monotonic() < deadline, workers_of(d)
+        time.sleep(0.5)
+    states = {w["host"]: w["state"] for w in master_state(d)["workers"]}
+    assert "DECOMMISSIONED" in states.values() or "DEAD" in states.values(), states
+    assert scaler.stop() == 0, "Ctrl-C stops it cleanly"
+
+    st = status(d)
+    assert st["elastic"]["current"] == 1 and st["elastic"]["max"] == 2 and st["elastic"]["autoscaler"] is None
+    reasons = [x["reason"] for x in st["elastic"]["decisions"]]
+    assert any("adding" in r for r in reasons) and any("removing" in r for r in reasons), reasons
+    human = d.run("status", NAME).stdout
+    assert "elastic: worker_hosts 1 (min 1, max 2), watching spark" in human
+    logs = d.run("logs", NAME).stdout
+    assert added["reason"] in logs and removed["reason"] in logs
+
+
+def test_two_autoscalers_never_act_at_once_and_a_killed_one_is_resumed(cluster):
+    d = cluster
+    first = Autoscaler(d)
+    deadline = time.monotonic() + 120
+    while not first.decisions:  # its first poll is made (and said)
+        assert time.monotonic() < deadline and first.proc.poll() is None, first.proc.stderr.read()
+        time.sleep(0.2)
+    second = d.run("autoscale", NAME, "--once", check=False, timeout=120)
+    assert second.returncode != 0 and "autoscaled by" in second.stderr, second.stderr
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    # the dead one's lease expires; then a new one takes over and polls
+    deadline = time.monotonic() + 120
+    while True:
+        again = d.run("autoscale", NAME, "--once", check=False, timeout=120)
+        if again.returncode == 0:
+            break
+        assert "autoscaled by" in again.stderr and time.monotonic() < deadline, again.stderr
+        time.sleep(2)
+    assert workers_of(d) == ["worker_hosts[0]"], "nothing was added twice"
