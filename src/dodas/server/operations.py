@@ -195,7 +195,7 @@ def create(cfg: ServerConfig, caller: Caller, name: str, ask: Ask, *, group: str
     text, dplan = _plan(cfg, caller, name, ask, provider)
     if dplan.deployment is not None:
         raise taken
-    _quota(caller, cfg, group, dplan, replacing=None)
+    _quota(caller, cfg, group, dplan, replacing=None, shown=_shown(ask))
     if not queue.set_access(name, caller.key, caller.username, group):
         raise taken
     payload = _payload(name, text, ask, dplan, caller, cfg, provider=provider)
@@ -215,7 +215,7 @@ def apply(cfg: ServerConfig, caller: Caller, name: str, ask: Ask, *, yes: bool =
     why = dplan.needs_confirmation(interactive=False)
     if why and not yes:
         raise Refused(409, f"the plan needs confirmation because {why}: send it again with \"yes\": true")
-    _quota(caller, cfg, acc.group if acc else None, dplan, replacing=name)
+    _quota(caller, cfg, acc.group if acc else None, dplan, replacing=name, shown=_shown(ask))
     item = queue.enqueue("apply", name, _payload(name, text, ask, dplan, caller, cfg), caller.key)
     return {**view(name), "work": [work_view(item)], "plan": dplan.to_json()}
 
@@ -267,16 +267,16 @@ def _plan(cfg: ServerConfig, caller: Caller, name: str, ask: Ask, provider: str 
     try:
         given = {k: GivenInput(v, "<request inputs>", 1, 1) for k, v in ask.inputs.items()}
         given.update({k: GivenInput(v, f"<-i {k}>", 1, 1, from_cli=True) for k, v in ask.cli_inputs.items()})
-        shown = Path(ask.template_name or ask.catalogue or "template.yaml").name
         dplan = untrusted.plan(str(path), name=name, given=given, provider=provider,
                                allow_provider=access.allowed(caller, cfg), fetch_allow=cfg.fetch_allow,
-                               origin=origin, shown=shown)
+                               origin=origin, shown=_shown(ask))
         return text, dplan
     finally:
         paths.remove_tree(where, paths.data_dir() / "server" / "requests")
 
 
-def _quota(caller: Caller, cfg: ServerConfig, group: str | None, dplan: Any, replacing: str | None) -> None:
+def _quota(caller: Caller, cfg: ServerConfig, group: str | None, dplan: Any, replacing: str | None,
+           shown: str = "template.yaml") -> None:
     """The user's quota over their deployments, and the group's over the group's."""
     from dodas.services import usage
     from dodas.state import queue
@@ -285,11 +285,36 @@ def _quota(caller: Caller, cfg: ServerConfig, group: str | None, dplan: Any, rep
         return
     wanted = access.plan_usage(dplan.plan)
     mine = [n for n in queue.names_visible_to(caller.key, frozenset(), False) if n != replacing]
-    access.check_quota("user", caller.username, cfg.user_quota, access.Usage(*usage.held(mine)), wanted)
+    held = access.Usage(*usage.held(mine))
+    access.check_quota("user", caller.username, cfg.user_quota, held, wanted)
+    _elastic_quota(dplan, cfg.user_quota.instances, held.instances, wanted.instances, shown)
     policy = cfg.groups.get(group or "")
     if group and policy is not None:
         theirs = [n for n in queue.names_visible_to("", frozenset({group}), False) if n != replacing]
-        access.check_quota("group", group, policy.quota, access.Usage(*usage.held(theirs)), wanted)
+        held = access.Usage(*usage.held(theirs))
+        access.check_quota("group", group, policy.quota, held, wanted)
+        _elastic_quota(dplan, policy.quota.instances, held.instances, wanted.instances, shown)
+
+
+def _elastic_quota(dplan: Any, bound: int | None, held: int, planned: int, shown: str) -> None:
+    """An elastic node may grow to its policy's max: that max must fit the quota
+    too, or the template is refused, located at the policy's max_instances."""
+    from dodas.elastic.policy import check_quota
+    from dodas.errors import TemplateError
+
+    if bound is None:
+        return
+    for p in dplan.plan.model.elastic:
+        now = sum(1 for c in dplan.plan.compute_instances() if c.node.name == p.node)
+        problem = check_quota(p, bound - held, fixed_machines=planned - now)
+        if problem is not None:  # located in the sender's file, not the server's copy
+            from dataclasses import replace
+            raise TemplateError([replace(problem, file=shown)])
+
+
+def _shown(ask: Ask) -> str:
+    """The file name messages about the sender's template are located in."""
+    return Path(ask.template_name or ask.catalogue or "template.yaml").name
 
 
 def _origin(ask: Ask) -> str:

@@ -1,5 +1,8 @@
 """Workers: they lease queued work from the database and carry it out.
 
+Each process also runs the autoscaler loops of elastic deployments that no
+other process scales (`Autoscalers`, over services/autoscale.py).
+
 A worker is a loop (in a thread of `dodas server`, or in a process of its own:
 `python -m dodas.server.workers`, as the chart's worker pods run it) of: lease
 the next item, heart-beat the lease from a second thread while
@@ -92,11 +95,60 @@ class Worker:
             log.warning("worker %s: handed item %d back unfinished", self.owner, held.item.id)
 
 
-class Pool:
-    """Worker threads of one process, started and stopped together."""
+class Autoscalers:
+    """The autoscaler loops this process runs (services/autoscale.py): every few
+    seconds it leases an elastic deployment nobody scales (a new one, or one whose
+    holder died: its lease expired) and runs its loop in a thread of its own until
+    the deployment goes, the lease is lost or the process stops. With several
+    processes each deployment is scaled by exactly one of them."""
 
-    def __init__(self, count: int, lease_seconds: float, poll_seconds: float = 0.5) -> None:
+    def __init__(self, lease_seconds: float, max_loops: int = 50, look_seconds: float = 2.0) -> None:
+        self.owner = f"{lock.me()}#autoscale"
+        self.lease_seconds = lease_seconds
+        self.max_loops = max_loops
+        self.look_seconds = look_seconds
+        self.loops: dict[str, threading.Thread] = {}
+
+    def run_forever(self, stop: threading.Event) -> None:
+        from dodas.state import autoscalers
+
+        while not stop.is_set():
+            self.loops = {n: t for n, t in self.loops.items() if t.is_alive()}
+            try:
+                held = (autoscalers.lease(self.owner, self.lease_seconds, exclude=frozenset(self.loops))
+                        if len(self.loops) < self.max_loops else None)
+            except Exception:  # noqa: BLE001 - a database hiccup: log it, look again later
+                log.exception("autoscalers: could not look for elastic deployments")
+                held = None
+            if held is not None:
+                t = threading.Thread(target=self._loop, args=(held.name, stop), daemon=True,
+                                     name=f"dodas-autoscale-{held.name}")
+                self.loops[held.name] = t
+                t.start()
+                continue
+            stop.wait(self.look_seconds)
+        for t in self.loops.values():
+            t.join(timeout=self.lease_seconds)
+
+    def _loop(self, name: str, stop: threading.Event) -> None:
+        from dodas.errors import DodasError
+        from dodas.services import autoscale
+
+        log.info("autoscaling %s", name)
+        try:  # a server's template is not trusted: dodas's playbooks only when it scales
+            autoscale.run(name, self.owner, stop=stop, trusted=False, lease_s=self.lease_seconds)
+        except DodasError as exc:
+            log.info("autoscaler of %s stopped: %s", name, exc.message)
+        except Exception:  # noqa: BLE001 - the loop ends; its lease expires and it is picked up again
+            log.exception("autoscaler of %s failed", name)
+
+
+class Pool:
+    """Worker threads of one process, and its autoscaler loops, started and stopped together."""
+
+    def __init__(self, count: int, lease_seconds: float, poll_seconds: float = 0.5, autoscale: bool = True) -> None:
         self.workers = [Worker(f"w{n}", lease_seconds, poll_seconds) for n in range(count)]
+        self.autoscalers = Autoscalers(lease_seconds) if autoscale else None
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
 
@@ -105,9 +157,15 @@ class Pool:
             t = threading.Thread(target=w.run_forever, args=(self.stop,), name=f"dodas-{w.owner}", daemon=True)
             t.start()
             self.threads.append(t)
+        if self.autoscalers is not None:
+            t = threading.Thread(target=self.autoscalers.run_forever, args=(self.stop,), daemon=True,
+                                 name=f"dodas-{self.autoscalers.owner}")
+            t.start()
+            self.threads.append(t)
 
     def shutdown(self, grace: float) -> None:
-        """Take no new work; wait up to `grace` seconds, then hand back what is held."""
+        """Take no new work; wait up to `grace` seconds, then hand back what is held
+        (an autoscaler loop gives its lease back as it stops)."""
         self.stop.set()
         for t in self.threads:
             t.join(timeout=grace)

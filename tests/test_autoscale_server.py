@@ -1,0 +1,123 @@
+"""Elasticity inside `dodas server`: the server's own autoscaler loop (leased
+in the state database) scales an elastic Spark deployment made through the
+API, for real on the local provider, and a policy whose maximum would exceed
+the caller's quota is refused with a located message."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import httpx
+import pytest
+import serverproc
+from livecluster import ROOT, Dodas, kill_leftovers, need_java
+from test_autoscale_spark import NAME, TIMEOUT_S
+from test_local_spark import spark_client_env
+from test_server import SIM, issuer, serve  # noqa: F401 - fixtures
+
+ELASTIC = str(ROOT / "templates" / "spark-jupyter-elastic.yaml")
+
+GROWING_BOXES = textwrap.dedent("""\
+    tosca_definitions_version: tosca_simple_yaml_1_0
+    topology_template:
+      inputs:
+        n: {type: integer, default: 1}
+      node_templates:
+        box:
+          type: tosca.nodes.indigo.Compute
+          capabilities:
+            scalable: {properties: {count: {get_input: n}}}
+            host: {properties: {num_cpus: 1, mem_size: 1 GB}}
+      policies:
+        - grow:
+            type: tosca.policies.dodas.Elastic
+            targets: [box]
+            properties:
+              min_instances: 1
+              max_instances: 9
+              workload: spark
+    """)
+
+
+def test_a_policy_whose_maximum_exceeds_the_quota_is_refused_where_it_says_so(serve):  # noqa: F811
+    server = serve(user_quota={"instances": 4})
+    r = server.as_("alice").post("/api/v1/deployments", json={"name": "growing", "template": GROWING_BOXES,
+                                                              "template_name": "growing.yaml"})
+    assert r.status_code == 422, r.text
+    diags = r.json()["error"]["diagnostics"]
+    assert [(d["file"], d["line"]) for d in diags] == [("growing.yaml", 17)], diags
+    assert "max_instances 9" in diags[0]["message"] and "quota of 4 machines" in diags[0]["message"]
+    assert server.as_("alice").get("/api/v1/deployments/growing").status_code == 404, "nothing was made"
+
+
+@pytest.fixture()
+def spark_server(tmp_path):
+    need_java()
+    home = tmp_path / "server-home"
+    env = {**os.environ, "DODAS_HOME": str(home), "PYTHONUNBUFFERED": "1", "DODAS_SERVER_ALLOW_LOCAL": "1",
+           "DODAS_SERVER_LEASE_SECONDS": "10"}
+    env.pop("DODAS_DB_URL", None)
+    log = tmp_path / "server.log"
+    proc, url = serverproc.start(env, log)
+    yield url, home, log
+    serverproc.stop(proc)
+    kill_leftovers(home)
+
+
+def test_the_server_autoscales_an_elastic_deployment(spark_server, tmp_path):
+    url, home, log = spark_server
+    laptop = Dodas(tmp_path / "laptop")
+    laptop.env["DODAS_SERVER"] = url
+    laptop.run("up", ELASTIC, "--name", NAME, "-i", "idle_time=8", "-i", "max_workers=2", "-i", "cooldown=2",
+               "--yes", "--quiet", timeout=900)
+
+    def status() -> dict:
+        r = laptop.run("status", NAME, "--json", check=False)
+        assert r.returncode in (0, 5), r.stderr + log.read_text()[-3000:]
+        return json.loads(r.stdout)
+
+    deadline = time.monotonic() + 60
+    while not (status().get("elastic") or {}).get("autoscaler"):
+        assert time.monotonic() < deadline, f"no autoscaler took the deployment\n{log.read_text()[-3000:]}"
+        time.sleep(0.5)
+    assert "#autoscale" in status()["elastic"]["autoscaler"]
+    refused = laptop.run("autoscale", NAME, "--once", check=False)
+    assert refused.returncode != 0 and "workers autoscale" in refused.stderr
+
+    conf = tmp_path / "conf"  # the client's configuration, as `dodas spark-conf` on the server's machine writes it
+    Dodas(home).run("spark-conf", NAME, "-o", str(conf))
+    code = (
+        "import time\n"
+        "from pyspark.sql import SparkSession\n"
+        "s = (SparkSession.builder.appName('wants-two-cores').config('spark.driver.host', '127.0.0.1')\n"
+        "     .config('spark.cores.max', '2').config('spark.executor.cores', '1')\n"
+        "     .config('spark.executor.memory', '512m').getOrCreate())\n"
+        "sc = s.sparkContext\n"
+        "deadline = time.time() + 240\n"
+        "while sc._jsc.sc().getExecutorIds().size() < 2 and time.time() < deadline:\n"
+        "    time.sleep(0.5)\n"
+        "print('EXECUTORS', sc._jsc.sc().getExecutorIds().size(), flush=True)\n"
+        "print('RESULT', sc.parallelize(range(1000), 8).map(lambda x: x * x).sum(), flush=True)\n"
+        "s.stop()\n")
+    app = subprocess.run([sys.executable, "-c", code], env=spark_client_env(conf), capture_output=True, text=True,
+                         timeout=600)
+    assert app.returncode == 0, app.stderr[-3000:]
+    assert "EXECUTORS 2" in app.stdout and "RESULT 332833500" in app.stdout
+
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        st = status()
+        reasons = [d["reason"] for d in st["elastic"]["decisions"]]
+        if any("removing" in r for r in reasons) and st["elastic"]["current"] == 1:
+            break
+        assert time.monotonic() < deadline, (reasons, log.read_text()[-3000:])
+        time.sleep(1)
+    assert any("adding" in r for r in reasons), reasons
+    events = httpx.get(f"{url}/api/v1/deployments/{NAME}/events", timeout=30).json()["items"]
+    assert any(e["phase"] == "autoscale" and "adding" in e["message"] for e in events)
+    laptop.run("destroy", NAME, "--yes", "--quiet", timeout=600)
