@@ -52,11 +52,10 @@ class Target:
 def target(name: str) -> Target:
     """The elastic deployment `name` as the loop sees it now (its stored plan, its instances)."""
     from dodas.elastic.policy import policies
-    from dodas.services import read
 
     store = Store()
     dep = store.require(name)
-    plan = read.stored_plan(dep)
+    plan = _stored_plan(dep)
     found = policies(plan)
     if not found:
         raise DodasError(f'deployment "{name}" has no elasticity policy: nothing to autoscale (see '
@@ -65,6 +64,28 @@ def target(name: str) -> Target:
     rows = store.instances(dep.id)
     params, cores = _workload_access(policy, plan, rows)
     return Target(name, dep.id, policy, params, cores, _instances(policy.node, rows))
+
+
+_plans: dict[tuple[str, str, str], Any] = {}
+_plans_lock = threading.Lock()
+
+
+def _stored_plan(dep: Any) -> Any:
+    """The deployment's stored plan, kept per template and inputs: a poll every
+    few seconds must not re-plan a template that has not changed (planning is
+    tens of milliseconds; reading the workload is one HTTP request)."""
+    from dodas.services import read
+
+    key = (dep.id, dep.template_sha256 or "", dep.inputs_sha256 or "")
+    with _plans_lock:
+        plan = _plans.get(key)
+    if plan is None:
+        plan = read.stored_plan(dep)
+        with _plans_lock:
+            if len(_plans) > 512:
+                _plans.clear()
+            _plans[key] = plan
+    return plan
 
 
 def _instances(node: str, rows: dict[tuple[str, int], Any]) -> list[Any]:
@@ -253,13 +274,12 @@ def summary(name: str, instances: list[dict[str, Any]]) -> dict[str, Any] | None
     against min and max, who runs the loop, and the last decisions; None for a
     deployment without a policy."""
     from dodas.elastic.policy import policies
-    from dodas.services import read
 
     store = Store()
     dep = store.require(name)
     if name not in autoscalers.names():
         return None
-    found = policies(read.stored_plan(dep))
+    found = policies(_stored_plan(dep))
     if not found:
         return None
     p = found[0]
