@@ -16,7 +16,7 @@ import httpx
 import pytest
 import serverproc
 from livecluster import ROOT, Dodas, kill_leftovers, need_java
-from test_autoscale_spark import NAME, TIMEOUT_S
+from test_autoscale_spark import APP, NAME, TIMEOUT_S
 from test_local_spark import spark_client_env
 from test_server import SIM, issuer, serve  # noqa: F401 - fixtures
 
@@ -91,20 +91,7 @@ def test_the_server_autoscales_an_elastic_deployment(spark_server, tmp_path):
 
     conf = tmp_path / "conf"  # the client's configuration, as `dodas spark-conf` on the server's machine writes it
     Dodas(home).run("spark-conf", NAME, "-o", str(conf))
-    code = (
-        "import time\n"
-        "from pyspark.sql import SparkSession\n"
-        "s = (SparkSession.builder.appName('wants-two-cores').config('spark.driver.host', '127.0.0.1')\n"
-        "     .config('spark.cores.max', '2').config('spark.executor.cores', '1')\n"
-        "     .config('spark.executor.memory', '512m').getOrCreate())\n"
-        "sc = s.sparkContext\n"
-        "deadline = time.time() + 240\n"
-        "while sc._jsc.sc().getExecutorIds().size() < 2 and time.time() < deadline:\n"
-        "    time.sleep(0.5)\n"
-        "print('EXECUTORS', sc._jsc.sc().getExecutorIds().size(), flush=True)\n"
-        "print('RESULT', sc.parallelize(range(1000), 8).map(lambda x: x * x).sum(), flush=True)\n"
-        "s.stop()\n")
-    app = subprocess.run([sys.executable, "-c", code], env=spark_client_env(conf), capture_output=True, text=True,
+    app = subprocess.run([sys.executable, "-c", APP], env=spark_client_env(conf), capture_output=True, text=True,
                          timeout=600)
     assert app.returncode == 0, app.stderr[-3000:]
     assert "EXECUTORS 2" in app.stdout and "RESULT 332833500" in app.stdout

@@ -24,6 +24,20 @@ from test_local_spark import spark_client_env
 ELASTIC = str(ROOT / "templates" / "spark-jupyter-elastic.yaml")
 NAME = "elastic"
 TIMEOUT_S = 300.0
+#: a PySpark application asking for 2 cores of 1-core workers: it waits for a second worker
+APP = (
+    "import time\n"
+    "from pyspark.sql import SparkSession\n"
+    "s = (SparkSession.builder.appName('wants-two-cores').config('spark.driver.host', '127.0.0.1')\n"
+    "     .config('spark.cores.max', '2').config('spark.executor.cores', '1')\n"
+    "     .config('spark.executor.memory', '512m').getOrCreate())\n"
+    "sc = s.sparkContext\n"
+    "deadline = time.time() + 240\n"
+    "while sc._jsc.sc().getExecutorIds().size() < 2 and time.time() < deadline:\n"
+    "    time.sleep(0.5)\n"
+    "print('EXECUTORS', sc._jsc.sc().getExecutorIds().size(), flush=True)\n"
+    "print('RESULT', sc.parallelize(range(1000), 8).map(lambda x: x * x).sum(), flush=True)\n"
+    "s.stop()\n")
 
 
 @pytest.fixture()
@@ -89,19 +103,7 @@ def test_a_waiting_application_gets_a_worker_which_goes_when_idle(cluster, tmp_p
     conf = tmp_path / "conf"
     d.run("spark-conf", NAME, "-o", str(conf))
     scaler = Autoscaler(d)
-    code = (
-        "import time\n"
-        "from pyspark.sql import SparkSession\n"
-        "s = (SparkSession.builder.appName('wants-two-cores').config('spark.driver.host', '127.0.0.1')\n"
-        "     .config('spark.cores.max', '2').config('spark.executor.cores', '1')\n"
-        "     .config('spark.executor.memory', '512m').getOrCreate())\n"
-        "sc = s.sparkContext\n"
-        "deadline = time.time() + 240\n"
-        "while sc._jsc.sc().getExecutorIds().size() < 2 and time.time() < deadline:\n"
-        "    time.sleep(0.5)\n"
-        "print('EXECUTORS', sc._jsc.sc().getExecutorIds().size(), flush=True)\n"
-        "print('RESULT', sc.parallelize(range(1000), 8).map(lambda x: x * x).sum(), flush=True)\n"
-        "s.stop()\n")
+    code = APP
     app = subprocess.Popen([sys.executable, "-c", code], env=spark_client_env(conf), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     try:
@@ -139,7 +141,7 @@ def test_a_waiting_application_gets_a_worker_which_goes_when_idle(cluster, tmp_p
     assert added["reason"] in logs and removed["reason"] in logs
 
 
-def test_two_autoscalers_never_act_at_once_and_a_killed_one_is_resumed(cluster):
+def test_two_autoscalers_never_act_at_once_and_one_killed_mid_scale_is_resumed(cluster, tmp_path):
     d = cluster
     first = Autoscaler(d)
     deadline = time.monotonic() + 120
@@ -148,13 +150,30 @@ def test_two_autoscalers_never_act_at_once_and_a_killed_one_is_resumed(cluster):
         time.sleep(0.2)
     second = d.run("autoscale", NAME, "--once", check=False, timeout=120)
     assert second.returncode != 0 and "autoscaled by" in second.stderr, second.stderr
-    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
-    # the dead one's lease expires; then a new one takes over and polls
-    deadline = time.monotonic() + 120
-    while True:
-        again = d.run("autoscale", NAME, "--once", check=False, timeout=120)
-        if again.returncode == 0:
-            break
-        assert "autoscaled by" in again.stderr and time.monotonic() < deadline, again.stderr
-        time.sleep(2)
-    assert workers_of(d) == ["worker_hosts[0]"], "nothing was added twice"
+
+    conf = tmp_path / "conf"
+    d.run("spark-conf", NAME, "-o", str(conf))
+    app = subprocess.Popen([sys.executable, "-c", APP], env=spark_client_env(conf), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        first.wait_for("add")
+        time.sleep(1.0)  # the new worker is being made
+        assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+        # the dead one's lease expires; then another takes over and finishes the scale-up
+        deadline = time.monotonic() + 120
+        while True:
+            again = Autoscaler(d)
+            while not again.decisions and again.proc.poll() is None:
+                time.sleep(0.2)
+            if again.decisions:
+                break
+            assert "autoscaled by" in again.proc.stderr.read() and time.monotonic() < deadline
+            time.sleep(2.0)
+        out, err = app.communicate(timeout=600)
+    finally:
+        if app.poll() is None:
+            app.kill()
+    assert app.returncode == 0 and "EXECUTORS 2" in out and "RESULT 332833500" in out, err[-3000:]
+    assert workers_of(d) == ["worker_hosts[0]", "worker_hosts[1]"], "nothing was added twice"
+    assert any("finishing the scaling" in x["reason"] for x in again.decisions), again.decisions
+    assert again.stop() == 0

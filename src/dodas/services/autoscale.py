@@ -216,6 +216,10 @@ def _poll_once(name: str, owner: str, memory: Any, last: str | None, trusted: bo
         reason = f"cannot autoscale now: {exc.message}"
         _tell(store, name, reason, last, on_decision, Decision("wait", 0, (), reason))
         return (reason, 5.0) if autoscalers.save(name, owner, lease_s, memory.to_json(), reason) else None
+    resumed = _resume_interrupted(t, trusted)
+    if resumed is not None:
+        _tell(store, name, resumed, last, on_decision, Decision("wait", 0, (), resumed))
+        return (resumed, 0.0) if autoscalers.save(name, owner, lease_s, memory.to_json(), resumed) else None
     now = time.time()
     try:
         decision, reader, workload = poll(t, memory, now)
@@ -233,6 +237,28 @@ def _poll_once(name: str, owner: str, memory: Any, last: str | None, trusted: bo
                 reason = f"scaling {t.policy.node} to {decision.count} failed: {exc.message}"
                 _tell(store, name, reason, None, on_decision, Decision("wait", decision.count, (), reason))
     return decision.reason, max(1.0, t.policy.poll_interval)
+
+
+def _resume_interrupted(t: Target, trusted: bool) -> str | None:
+    """A scale a dead process left half done (an autoscaler killed mid-apply, a
+    server that died): apply the count it recorded again, so that the machine it
+    made is configured rather than waited for until its boot times out. The
+    engine reconciles: nothing is made twice. Returns what was done, or None."""
+    from dodas.engine.states import DeploymentStatus as DS
+    from dodas.state import lock
+
+    dep = Store().require(t.name)
+    interrupted = dep.status in (DS.UPDATE_IN_PROGRESS.value, DS.CREATE_IN_PROGRESS.value) and bool(
+        dep.lock_owner) and lock.is_stale(dep.lock_owner)
+    if not interrupted:
+        return None
+    count = int(dep.inputs.get(t.policy.count_input, len(t.instances)))
+    reason = f"finishing the scaling of {t.policy.node} to {count} that a stopped process left unfinished"
+    try:
+        scale(t.name, t.policy.node, count, trusted=trusted)
+    except DodasError as exc:
+        return f"{reason}: it failed: {exc.message}"
+    return reason
 
 
 def _why(exc: BaseException) -> str:
