@@ -45,6 +45,7 @@ import json
 import os
 import random
 import re
+import secrets
 import socket
 import statistics
 import subprocess
@@ -70,7 +71,9 @@ topology_template:
         scalable: {properties: {count: {get_input: n}}}
         host: {properties: {num_cpus: 1, mem_size: 512 MiB}}
 """
-USER, PASSWORD, GROUP = "alice", "alice-pw", "/bench"
+USER, GROUP = "alice", "/bench"
+#: the benchmark user's password at its own development issuer, new at each run
+PASSWORD = secrets.token_urlsafe(16)
 WATCHED = "watched"
 TARGET_PAGE_S = 0.100
 TARGET_LIVE_S = 1.0
