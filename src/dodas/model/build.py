@@ -302,6 +302,7 @@ def build(loaded: LoadedTemplate, *, allow_external_playbooks: bool = False) -> 
     elastic = parse_elastic(loaded.data, loaded.tosca, nodes, b.smap, b._resolve,
                             b.limits.max_instances_per_node, Limits.where("max_instances_per_node"))
     b.diags.extend(elastic.errors)
+    checks.htcondor_pools(b.smap, nodes, elastic.policies, b.diags)
     if b.diags:
         raise TemplateError(b.diags)
     warnings = [*b.smap.warnings, *checks.kubernetes_warnings(b.smap, nodes), *elastic.warnings]

@@ -5,8 +5,11 @@ diagnostics; warnings (an outdated version, a placeholder token) never stop a pl
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 from dodas.errors import Diagnostic
-from dodas.model.deployment import IMPLICIT_AFTER, Node
+from dodas.model.deployment import IMPLICIT_AFTER, Node, Policy
 from dodas.tosca.source import SourceMap
 
 _NODES = ("topology_template", "node_templates")
@@ -80,3 +83,94 @@ def helm_releases(smap: SourceMap, nodes: dict[str, Node], diags: list[Diagnosti
                 diags.append(smap.diag((*base, "values_file"), f'node "{n.name}": values use '
                                        f"{', '.join(sorted(unknown))}, which the release does not have "
                                        f"(its properties: {', '.join(sorted(n.properties))})"))
+
+
+HTCONDOR = "tosca.nodes.dodas.HTCondor."
+_COLLECTOR = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$")
+
+
+def htcondor_pools(smap: SourceMap, nodes: dict[str, Node], policies: Sequence[Policy],
+                   diags: list[Diagnostic]) -> None:
+    """HTCondor pools that could never run a job, known before anything starts.
+
+    A pool is its central manager; schedds and startds join the one they require
+    (a missing or mistyped requirement is the model's generic error). dodas's
+    pools trust only their own trust domain, so: a central manager with execute
+    nodes but no schedd never receives jobs; an external collector given to a
+    Helm release (`condor_host`) would make its startds join another pool, which
+    does not trust this deployment's key (a literal host with dodas's own chart; DODAS-TS's
+    chart from its repository reads condor_host its own way, and an attribute of
+    this template's nodes is this deployment's); flock_to names collectors, HOST[:PORT];
+    an elastic policy watching htcondor must scale the hosts of execute nodes."""
+    members: dict[str, dict[str, list[str]]] = {}
+    for n in nodes.values():
+        for kind in ("Schedd", "Startd"):
+            if n.derives_from(HTCONDOR + kind):
+                for r in n.requirements:
+                    if r.name == "central_manager" and r.target in nodes:
+                        members.setdefault(r.target, {}).setdefault(kind, []).append(n.name)
+    for cm, kinds in sorted(members.items()):
+        if kinds.get("Startd") and not kinds.get("Schedd"):
+            startds = ", ".join(sorted(kinds["Startd"]))
+            diags.append(smap.diag((*_NODES, cm), f'node "{cm}": its pool has execute nodes ({startds}) but no '
+                                   f"{HTCONDOR}Schedd requires it: no job could ever reach them (dodas's pools "
+                                   "trust only their own trust domain); add a schedd with "
+                                   f'"- central_manager: {cm}"', key=True))
+    for n in nodes.values():
+        base = (*_NODES, n.name, "properties")
+        host = n.properties.get("condor_host")
+        if n.derives_from("tosca.nodes.DODAS.HelmInstall.HTCondor") and isinstance(host, str) and host \
+                and _bundled_chart(n):
+            diags.append(smap.diag((*base, "condor_host"), f'node "{n.name}": condor_host "{host}" is a collector '
+                                   "outside this deployment: the release's execute nodes would join another pool, "
+                                   "which does not trust this deployment's signing key; leave condor_host out "
+                                   "(the release runs its own central manager)"))
+        flock = n.properties.get("flock_to") if n.derives_from(HTCONDOR + "Schedd") else None
+        for i, c in enumerate(flock if isinstance(flock, list) else []):
+            port = str(c).rpartition(":")[2] if ":" in str(c) else "1"
+            if not isinstance(c, str) or not _COLLECTOR.match(c) or not 0 < int(port) < 65536:
+                diags.append(smap.diag((*base, "flock_to", i) if smap.exists((*base, "flock_to", i))
+                                       else (*base, "flock_to"),
+                                       f'node "{n.name}": flock_to entry {c!r} is not a collector (HOST or '
+                                       "HOST:PORT, the port between 1 and 65535)"))
+    for p in policies:
+        if p.workload != "htcondor":
+            continue
+        if not any(n.derives_from(HTCONDOR + "Startd") and _compute_of(nodes, n.name) == p.node
+                   for n in nodes.values()):
+            name = p.source.removeprefix("policy ")
+            where = _policy_targets(smap, name) or (*_NODES, p.node)
+            diags.append(smap.diag(where, f'{p.source}: it watches htcondor, but "{p.node}" hosts no '
+                                   f"{HTCONDOR}Startd: the machines it adds would never join a pool"))
+
+
+def _policy_targets(smap: SourceMap, name: str) -> tuple | None:
+    """Where a policy's targets are written (policies are a list of one-key maps)."""
+    for i in range(1000):
+        base = ("topology_template", "policies", i)
+        if not smap.exists(base):
+            return None
+        if smap.exists((*base, name, "targets")):
+            return (*base, name, "targets")
+    return None
+
+
+def _compute_of(nodes: dict[str, Node], name: str) -> str | None:
+    """The Compute node a node runs on, through its chain of hosts."""
+    seen: set[str] = set()
+    while name in nodes and name not in seen:
+        seen.add(name)
+        if nodes[name].is_compute:
+            return name
+        name = nodes[name].host or ""
+    return None
+
+
+def _bundled_chart(n: Node) -> bool:
+    """Whether a Helm release installs a chart dodas ships (dodas/NAME, no repository called dodas)."""
+    from dodas.helm import BUNDLED
+
+    chart = n.properties.get("chart")
+    repos = n.properties.get("repos") or []
+    return isinstance(chart, str) and chart.startswith(BUNDLED) and \
+        not any(isinstance(r, dict) and r.get("name") == "dodas" for r in repos)

@@ -33,6 +33,9 @@ GENERATED_SECRETS = {
     "tosca.nodes.dodas.JupyterLab": ("token",),
     "tosca.nodes.dodas.Spark.Master": ("secret",),
     "tosca.nodes.DODAS.HelmInstall.Spark": ("jupyter_token", "spark_secret"),
+    # the pool's IDTOKENS signing key (HTCondor's POOL key)
+    "tosca.nodes.dodas.HTCondor.CentralManager": ("signing_key",),
+    "tosca.nodes.DODAS.HelmInstall.HTCondor": ("signing_key",),
     # only when the template gives none (a given one is used, with a warning if weak)
     "tosca.nodes.indigo.LRMS.FrontEnd.Kubernetes": ("admin_token",),
 }

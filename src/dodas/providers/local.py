@@ -39,6 +39,9 @@ from dodas.providers.config import ProviderConfig
 VM_ONLY = (
     "tosca.nodes.indigo.LRMS.FrontEnd", "tosca.nodes.indigo.LRMS.WorkerNode",
     "tosca.nodes.indigo.HelmInstall",
+    # HTCondor's daemons run as root under systemd, from HTCondor's packages
+    "tosca.nodes.dodas.HTCondor.CentralManager", "tosca.nodes.dodas.HTCondor.Schedd",
+    "tosca.nodes.dodas.HTCondor.Startd",
 )
 VM_PROVIDERS = "openstack, ec2, ssh"
 SPARK_TYPES = ("tosca.nodes.dodas.Spark.Master", "tosca.nodes.dodas.Spark.Worker", "tosca.nodes.dodas.JupyterLab")
