@@ -1,0 +1,522 @@
+"""HTCondor pools (issue 16, items 5-7): dodas's types, the VM roles, the
+catalogue templates and the plan-time checks of bad pools.
+
+HTCondor's daemons cannot run on these machines (not in Debian's archive, nor
+on PyPI), so nothing here starts a pool: the real playbooks run against this
+machine in a render-only mode (every file written, nothing started), and what
+they write is read back as HTCondor reads it: with a small parser of our own
+(macros, `$(NAME)` references, a name redefined in terms of itself) and, as a
+cross-check, with HTCondor's own configuration reader (the `htcondor2`
+bindings' `param`, in a subprocess pointed at the files). The pool's tokens are
+checked with an implementation independent of dodas's (cryptography's HKDF,
+joserfc's JWT) against the key file the role wrote, as HTCondor derives the key.
+docs/VERIFY_ON_OPENSTACK.md says how to verify a real pool."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import TEMPLATES
+
+from dodas.configure.runner import CONFIGURE_DIR, Host
+from dodas.engine.context import RunContext
+from dodas.model.deployment import Instance
+from dodas.providers.base import Machine
+
+POOL = TEMPLATES / "htcondor.yaml"
+POOL_K8S = TEMPLATES / "htcondor-k8s.yaml"
+LOC = re.compile(r"^(?P<file>[^\n]+?):(?P<line>\d+):(?P<col>\d+): (?P<msg>.+)$")
+CM_ADDRESS, WN_ADDRESS = "10.0.0.5", "10.0.0.6"
+
+
+# -- HTCondor's configuration language, as much as dodas writes ------------------------------------
+_MACRO = re.compile(r"\$\(([A-Za-z0-9_.]+)\)")
+
+
+def parse_config(texts: list[str]) -> dict[str, str]:
+    """The raw definitions of HTCondor configuration files read in order: `NAME = value`
+    (names are case-insensitive, kept upper-case), comments and blank lines skipped,
+    a later definition replacing an earlier one; a definition that refers to its own
+    name takes the earlier value in (as `DAEMON_LIST = $(DAEMON_LIST), STARTD` does).
+    Anything else (metaknobs, `include`, conditionals) is refused: dodas writes none."""
+    defs: dict[str, str] = {}
+    for text in texts:
+        for n, line in enumerate(text.splitlines(), 1):
+            s = line.strip()
+            if not s or s.startswith("#"):
+                continue
+            m = re.match(r"^([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*)$", s)
+            assert m, f"line {n} is not a macro definition: {line!r}"
+            name, value = m[1].upper(), m[2].strip()
+            value = _MACRO.sub(lambda r: defs.get(name, "") if r[1].upper() == name else r[0], value)
+            defs[name] = value
+    return defs
+
+
+def expand(defs: dict[str, str], name: str, depth: int = 0) -> str:
+    """A name's value with every $(NAME) expanded (an undefined one is empty, as in HTCondor)."""
+    assert depth < 20, f"recursive definition of {name}"
+    return _MACRO.sub(lambda r: expand(defs, r[1].upper(), depth + 1), defs.get(name.upper(), ""))
+
+
+def condor_param(config_dir: Path, names: list[str], tmp_path: Path) -> dict[str, str | None]:
+    """The same names as HTCondor's own configuration reader gives them (htcondor2.param,
+    the library condor_config_val uses), over the same files."""
+    top = tmp_path / f"condor_config-{config_dir.parent.name}"
+    top.write_text(f"LOCAL_CONFIG_DIR = {config_dir}\n")
+    code = ("import json, sys, htcondor2 as h; "
+            "print(json.dumps({n: h.param.get(n) for n in sys.argv[1:]}))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDOR_", "_CONDOR_"))}
+    r = subprocess.run([sys.executable, "-c", code, *names], env={**env, "CONDOR_CONFIG": str(top)},
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+# -- the pool's tokens, checked independently of dodas's implementation ----------------------------
+def verify_token(token: str, key_file: bytes) -> dict[str, Any]:
+    """The token's claims if it verifies as HTCondor verifies a POOL token: the key file
+    unscrambled (XOR 0xdeadbeef), doubled, HKDF-SHA256(salt "htcondor", info "master jwt")."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    from joserfc import jwt
+    from joserfc.jwk import OctKey
+
+    pattern = bytes.fromhex("deadbeef")
+    key = bytes(b ^ pattern[i % 4] for i, b in enumerate(key_file))
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"htcondor", info=b"master jwt").derive(key + key)
+    decoded = jwt.decode(token, OctKey.import_key(derived), algorithms=["HS256"])
+    assert decoded.header["kid"] == "POOL"
+    return dict(decoded.claims)
+
+
+def load_token_module():
+    import importlib.util
+    path = CONFIGURE_DIR / "roles" / "htcondor_config" / "filter_plugins" / "htcondor_idtoken.py"
+    spec = importlib.util.spec_from_file_location("htcondor_idtoken", path)
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# -- running the real playbooks in render-only mode --------------------------------------------------
+def run_playbook(playbook: str, variables: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    """ansible-playbook (through ansible-runner, as dodas runs it) on this machine with the
+    variables dodas gives the operation: what the play reported (`dodas_report`), how many
+    tasks changed something, and everything it printed (to look for leaked secrets)."""
+    import ansible_runner
+
+    run_dir = tmp_path / f"run-{len(list(tmp_path.glob('run-*')))}"
+    run_dir.mkdir(mode=0o700)
+    env = {"ANSIBLE_LIBRARY": str(CONFIGURE_DIR / "library"), "ANSIBLE_ROLES_PATH": str(CONFIGURE_DIR / "roles"),
+           "ANSIBLE_FILTER_PLUGINS": str(CONFIGURE_DIR / "filter_plugins"),
+           "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin")}
+    r = ansible_runner.run(private_data_dir=str(run_dir), quiet=True,
+                           playbook=str(CONFIGURE_DIR / "playbooks" / "htcondor" / playbook),
+                           inventory={"all": {"hosts": {"h1": {"ansible_connection": "local",
+                                                               "ansible_python_interpreter": sys.executable}}}},
+                           extravars=variables, envvars=env)
+    raw = r.stdout.read()
+    assert r.rc == 0, raw[-6000:]
+    out: dict[str, Any] = {"_raw": raw, "changed": sum((r.stats or {}).get("changed", {}).values()),
+                           "changed_tasks": [], "report": None}
+    for e in r.events:
+        data = e.get("event_data", {})
+        if e.get("event") == "runner_on_ok":
+            res = data.get("res", {})
+            if data.get("task") == "dodas_report":
+                out["report"] = res.get("ansible_facts", {}).get("dodas_report")
+            if res.get("changed"):
+                out["changed_tasks"].append(data.get("task"))
+        raw_event = json.dumps(e, default=str)
+        out["_raw"] += raw_event
+    # everything ansible-runner kept on disk too
+    for f in run_dir.rglob("*"):
+        if f.is_file() and f.name != "extravars":
+            out["_raw"] += f.read_text(errors="replace")
+    return out
+
+
+def reported(report: dict[str, Any]) -> dict[str, Any]:
+    """What the play reported to dodas (its `dodas_report` fact)."""
+    assert report["report"] is not None, "no dodas_report"
+    return report["report"]
+
+
+class Pool:
+    """htcondor.yaml planned, its operations' variables made by the engine's own RunContext
+    for two machines (the pool's master, one execute node), and the three playbooks run
+    in render-only mode, each machine's /etc/condor being a directory of its own."""
+
+    def __init__(self, tmp_path: Path, inputs: list[str] | None = None, deployment_id: str = "dep-1") -> None:
+        from dodas import services
+
+        self.tmp = tmp_path
+        self.plan = services.plan(str(POOL), inputs or [])
+        model = self.plan.model
+        self.ctx = RunContext(model, deployment_id, "pool1")
+        self.machines = {"pool_master": Machine("vm-0", "203.0.113.5", CM_ADDRESS, ssh_user="cloudadm"),
+                         "execute_hosts": Machine("vm-1", None, WN_ADDRESS, ssh_user="cloudadm")}
+        for name, m in self.machines.items():
+            self.ctx.machines[Instance(name, 0)] = m
+        for inst in (Instance("central_manager", 0),):
+            self.ctx.ensure_secrets(inst)
+        self.etc = {name: tmp_path / name / "etc-condor" for name in self.machines}
+        for d in self.etc.values():
+            (d / "config.d").mkdir(parents=True)
+        self.reports: dict[str, dict[str, Any]] = {}
+
+    @property
+    def signing_key(self) -> str:
+        return self.ctx.secrets[Instance("central_manager", 0)]["signing_key"]
+
+    def variables(self, node: str) -> dict[str, Any]:
+        n = self.plan.model.nodes[node]
+        inst = Instance(node, 0)
+        out = self.ctx.variables(inst, n, n.operations["configure"].inputs)
+        host = self.plan.model.host_compute(node)
+        out.update({k: v for k, v in Host("h1", Instance(host, 0), self.machines[host]).inventory_vars().items()
+                    if k.startswith("dodas_")})
+        out.update(dodas_target="all", htcondor_render_only=True, htcondor_config_dir=str(self.etc[host]),
+                   htcondor_config_owner=_user())
+        return json.loads(json.dumps(out, default=str))
+
+    def run(self, node: str) -> dict[str, Any]:
+        report = run_playbook(self.plan.model.nodes[node].operations["configure"].implementation.rsplit("/", 1)[1],
+                              self.variables(node), self.tmp)
+        self.reports[node] = report
+        if node == "central_manager":   # what the engine keeps of the central manager's report
+            self.ctx.attributes[Instance(node, 0)] = reported(report)
+        return report
+
+    def run_all(self) -> Pool:
+        for node in ("central_manager", "schedd", "startd"):
+            self.run(node)
+        return self
+
+    def config(self, host: str) -> dict[str, str]:
+        files = sorted((self.etc[host] / "config.d").glob("*.conf"))
+        return parse_config([f.read_text() for f in files])
+
+
+def _user() -> str:
+    import pwd
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory) -> Pool:
+    return Pool(tmp_path_factory.mktemp("pool")).run_all()
+
+
+# -- the catalogue ------------------------------------------------------------------------------
+def ssh_provider(home: Path) -> None:
+    """A pool of three existing hosts (never contacted by plan)."""
+    f = home / "config" / "providers.yaml"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    hosts = [{"address": f"192.0.2.{10 + i}", "user": "cloudadm", "key": "/dev/null", "num_cpus": 4,
+              "mem_mib": 8192} for i in range(3)]
+    f.write_text(yaml.safe_dump({"providers": [{"name": "lab", "type": "ssh", "rank": 1, "hosts": hosts}]}))
+
+
+@pytest.mark.parametrize("template", [POOL, POOL_K8S], ids=lambda p: p.name)
+def test_catalogue_templates_validate(cli, template):
+    r = cli("validate", str(template), "--strict")
+    assert r.code == 0, r.err
+    meta = yaml.safe_load(template.read_text())["metadata"]
+    assert meta["display_name"] and meta["category"] == "Batch"
+    # the catalogue page shows the icons it has (server/web/templates/catalogue.html)
+    assert meta["icon"] in ("cluster", "kubernetes")
+
+
+def test_pool_plans_on_vms_with_an_elastic_policy_on_the_execute_nodes(cli, dodas_home):
+    ssh_provider(dodas_home)
+    r = cli("plan", str(POOL), "--provider", "lab", "--json", "--no-refresh", "-i", "number_of_workers=2")
+    assert r.code == 0, r.err
+    plan = json.loads(r.out)
+    ids = sorted(i["id"] for i in plan["instances"])
+    assert ids == ["central_manager[0]", "execute_hosts[0]", "execute_hosts[1]", "pool_master[0]", "schedd[0]",
+                   "startd[0]", "startd[1]"]
+    (policy,) = plan["policies"]
+    assert (policy["node"], policy["count_input"], policy["workload"]) == ("execute_hosts", "number_of_workers",
+                                                                           "htcondor")
+    r = cli("plan", str(POOL), "--provider", "lab", "--no-refresh")
+    assert "elastic: execute_hosts 1..5, idle 300 s, watching htcondor" in r.out
+
+
+def test_pool_plans_on_a_kubernetes_provider(cli, dodas_home, tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "lab",
+        "clusters": [{"name": "lab", "cluster": {"server": "https://127.0.0.1:9"}}],
+        "users": [{"name": "me", "user": {"token": "not-a-real-credential"}}],
+        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "me"}}]}))
+    kubeconfig.chmod(0o600)
+    cfg = dodas_home / "config" / "providers.yaml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(yaml.safe_dump({"providers": [{"name": "cluster", "type": "kubernetes",
+                                                  "kubeconfig": str(kubeconfig), "context": "lab"}]}))
+    r = cli("plan", str(POOL_K8S), "--json", "--no-refresh", "-i", "execute_nodes=4")
+    assert r.code == 0, r.err
+    plan = json.loads(r.out)
+    assert [i["id"] for i in plan["instances"]] == ["htcondor[0]"]
+    assert plan["provider"] == "cluster" if "provider" in plan else True
+
+
+def test_the_local_provider_refuses_the_pool_naming_providers_that_can(cli):
+    r = cli("plan", str(POOL), "--provider", "local", "--no-refresh")
+    assert r.code != 0
+    for node, kind in (("central_manager", "CentralManager"), ("schedd", "Schedd"), ("startd", "Startd")):
+        assert (f'node "{node}" (tosca.nodes.dodas.HTCondor.{kind}) needs a virtual machine with root, which the '
+                "local provider cannot give; providers that can: openstack, ec2, ssh") in r.err, r.err
+
+
+def test_the_signing_key_is_generated_per_deployment_and_never_in_the_plan(cli, dodas_home, tmp_path):
+    from dodas import services
+
+    plan = services.plan(str(POOL), [])
+    assert plan.model.nodes["central_manager"].generated_secrets() == ("signing_key",)
+    assert plan.model.nodes["startd"].generated_secrets() == ()
+    keys = []
+    for dep in ("dep-a", "dep-b"):
+        ctx = RunContext(plan.model, dep, dep)
+        ctx.ensure_secrets(Instance("central_manager", 0))
+        keys.append(ctx.secrets[Instance("central_manager", 0)]["signing_key"])
+    assert keys[0] != keys[1] and min(len(k) for k in keys) >= 32
+    # a startd gets it through its requirement (it is the pool's client), the plan never carries it
+    ctx = RunContext(plan.model, "dep-a", "dep-a")
+    ctx.ensure_secrets(Instance("central_manager", 0))
+    key = ctx.secrets[Instance("central_manager", 0)]["signing_key"]
+    node = plan.model.nodes["startd"]
+    got = ctx.variables(Instance("startd", 0), node, node.operations["configure"].inputs)
+    assert got["dodas_requirements"]["central_manager"][0]["secrets"]["signing_key"] == key
+    ssh_provider(dodas_home)
+    r = cli("plan", str(POOL), "--provider", "lab", "--json", "--no-refresh")
+    assert key not in r.out
+
+
+# -- bad input, located at plan time ---------------------------------------------------------------
+def swap(text: str, old: str, new: str) -> str:
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+def line_of(path: Path, needle: str) -> int:
+    text = path.read_text()
+    return text.count("\n", 0, text.index(needle)) + 1
+
+
+POOL_TEXT = POOL.read_text()
+K8S_TEXT = POOL_K8S.read_text()
+STARTD_REQS = "        - host: execute_hosts\n        - central_manager: central_manager\n"
+BAD = [
+    # (id, template text, old, new, the line's text, what the message says)
+    ("execute node without a central manager", POOL_TEXT, STARTD_REQS, "        - host: execute_hosts\n",
+     "      requirements:\n        - host: execute_hosts\n", 'node "startd": missing requirement "central_manager"'),
+    ("central manager that is a schedd", POOL_TEXT, STARTD_REQS,
+     "        - host: execute_hosts\n        - central_manager: schedd\n", "central_manager: schedd",
+     'requirement "central_manager" needs a tosca.nodes.dodas.HTCondor.CentralManager, but "schedd" is a '
+     "tosca.nodes.dodas.HTCondor.Schedd"),
+    ("pool with execute nodes and no schedd", POOL_TEXT,
+     POOL_TEXT[POOL_TEXT.index("    schedd:\n"):POOL_TEXT.index("    startd:\n")], "", "    central_manager:",
+     'node "central_manager": its pool has execute nodes (startd) but no tosca.nodes.dodas.HTCondor.Schedd '
+     "requires it"),
+    ("execute node pointed at another pool's collector", POOL_TEXT,
+     "      type: tosca.nodes.dodas.HTCondor.Startd\n",
+     "      type: tosca.nodes.dodas.HTCondor.Startd\n      properties: {collector_host: cm.other.example.org}\n",
+     "collector_host", "collector_host"),
+    ("release joining another pool", K8S_TEXT, "        wn_replicas: { get_input: execute_nodes }\n",
+     "        wn_replicas: { get_input: execute_nodes }\n        condor_host: cm.other-pool.example.org\n",
+     "condor_host:", 'condor_host "cm.other-pool.example.org" is a collector outside this deployment'),
+    ("policy on the master", POOL_TEXT.replace("properties: { count: 1 }",
+                                                       "properties: { count: { get_input: number_of_workers } }"),
+     "targets: [ execute_hosts ]", "targets: [ pool_master ]", "targets:",
+     'policy elastic_execute_nodes: it watches htcondor, but "pool_master" hosts no '
+     "tosca.nodes.dodas.HTCondor.Startd"),
+    ("flock_to not a collector", POOL_TEXT, "flock_to: { get_input: flock_to }",
+     'flock_to: [ "cms-pool.example.org:9618", "http://x/" ]', 'flock_to: [ "cms',
+     "flock_to entry 'http://x/' is not a collector (HOST or HOST:PORT"),
+]
+
+
+@pytest.mark.parametrize("name,text,old,new,needle,says", BAD, ids=[b[0] for b in BAD])
+def test_bad_pools_are_located_errors(cli, tmp_path, name, text, old, new, needle, says):
+    t = tmp_path / "pool.yaml"
+    t.write_text(swap(text, old, new))
+    r = cli("validate", str(t))
+    assert r.code == 1, (r.out, r.err)
+    assert "Traceback" not in r.err
+    lines = [ln for ln in r.err.strip().splitlines() if ln.strip()]
+    hits = [LOC.match(ln) for ln in lines if says in ln]
+    assert hits and hits[0], r.err
+    assert hits[0]["file"] == str(t) and int(hits[0]["line"]) == line_of(t, needle), r.err
+
+
+def test_the_catalogue_pool_with_flocking_and_dodas_ts_charts_are_accepted(cli, tmp_path):
+    """Not refused: flocking to existing pools, and DODAS-TS's own chart (from its repository)
+    with condor_host naming this deployment's own front end."""
+    t = tmp_path / "flock.yaml"
+    t.write_text(swap(POOL_TEXT, "flock_to: { get_input: flock_to }",
+                      'flock_to: [ "cms-pool.example.org:9618", "vocms0207.cern.ch" ]'))
+    assert cli("validate", str(t)).code == 0
+    t = tmp_path / "dodas-ts.yaml"
+    t.write_text(swap(K8S_TEXT, "        wn_replicas: { get_input: execute_nodes }\n",
+                      "        wn_replicas: { get_input: execute_nodes }\n        chart: dodas/htcondor\n"
+                      "        condor_host: 192.0.2.7\n"
+                      "        repos: [{name: dodas, url: 'https://dodas-ts.github.io/helm_charts'}]\n"))
+    r = cli("validate", str(t))
+    assert r.code == 0, r.err
+
+
+# -- the roles' configuration, rendered by the real playbooks ---------------------------------------
+SEC_METHODS = ("SEC_DEFAULT_AUTHENTICATION_METHODS", "SEC_CLIENT_AUTHENTICATION_METHODS",
+               "SEC_DAEMON_AUTHENTICATION_METHODS", "SEC_NEGOTIATOR_AUTHENTICATION_METHODS")
+
+
+def check_security(defs: dict[str, str], trust_domain: str) -> None:
+    """What a shared pool needs: every connection authenticated with FS or IDTOKENS only,
+    encrypted and integrity-checked; authorizations only for authenticated identities of
+    the pool's own trust domain; nothing anonymous, no host-based trust."""
+    assert expand(defs, "TRUST_DOMAIN") == trust_domain
+    assert expand(defs, "UID_DOMAIN") == trust_domain
+    for knob in ("SEC_DEFAULT_AUTHENTICATION", "SEC_DAEMON_AUTHENTICATION", "SEC_NEGOTIATOR_AUTHENTICATION",
+                 "SEC_READ_AUTHENTICATION", "SEC_DEFAULT_ENCRYPTION", "SEC_DEFAULT_INTEGRITY"):
+        assert expand(defs, knob) == "REQUIRED", knob
+    for knob in SEC_METHODS:
+        methods = {m.strip() for m in expand(defs, knob).split(",")}
+        assert "IDTOKENS" in methods and methods <= {"FS", "IDTOKENS"}, (knob, methods)
+    for name in defs:
+        if name.startswith("ALLOW_"):
+            for who in (w.strip() for w in expand(defs, name).split(",")):
+                user, _, domain = who.partition("@")
+                assert domain in (trust_domain, "password"), (name, who)
+                assert user and "/" not in who, (name, who)   # identities, never hosts or networks
+    for name in ("DENY_READ", "DENY_WRITE"):
+        assert {"anonymous@*", "unauthenticated@*"} <= {w.strip() for w in expand(defs, name).split(",")}
+    assert expand(defs, "SEC_TOKEN_POOL_SIGNING_KEY_FILE").endswith("/passwords.d/POOL")
+
+
+def no_world_writable(root: Path) -> None:
+    for p in [root, *root.rglob("*")]:
+        assert not p.lstat().st_mode & stat.S_IWOTH, p
+
+
+def test_rendered_pool_configuration(pool, tmp_path):
+    cm, wn = pool.config("pool_master"), pool.config("execute_hosts")
+    trust = "dodas-dep-1"
+    # the central manager's report is what the schedd and the startds join
+    assert reported(pool.reports["central_manager"]) == {"collector_host": f"{CM_ADDRESS}:9618",
+                                                        "trust_domain": trust}
+    for defs, address in ((cm, CM_ADDRESS), (wn, WN_ADDRESS)):
+        assert expand(defs, "COLLECTOR_HOST") == f"{CM_ADDRESS}:9618"
+        assert expand(defs, "CONDOR_HOST") == CM_ADDRESS
+        assert expand(defs, "NETWORK_INTERFACE") == address, "each host binds its own private address"
+        check_security(defs, trust)
+        # the files are rendered under this test's directory instead of /etc/condor
+        here = str(pool.etc["pool_master" if address == CM_ADDRESS else "execute_hosts"])
+        values = " ".join(expand(defs, n).replace(here, "/etc/condor") for n in defs)
+        assert "/etc/condor/passwords.d" in values
+        assert not re.search(r"(^|[\s=,])/(tmp|var/tmp|dev/shm)(/|\s|$)", values), "no world-writable paths"
+    # one file per role; the master carries the central manager and the schedd
+    assert sorted(p.name for p in (pool.etc["pool_master"] / "config.d").iterdir()) == [
+        "10-dodas-pool.conf", "20-dodas-central_manager.conf", "20-dodas-schedd.conf"]
+    assert sorted(p.name for p in (pool.etc["execute_hosts"] / "config.d").iterdir()) == [
+        "10-dodas-pool.conf", "20-dodas-startd.conf"]
+    assert [d.strip() for d in expand(cm, "DAEMON_LIST").split(",")] == ["MASTER", "COLLECTOR", "NEGOTIATOR",
+                                                                         "SCHEDD"]
+    assert [d.strip() for d in expand(wn, "DAEMON_LIST").split(",")] == ["MASTER", "STARTD"]
+    assert expand(wn, "SLOT_TYPE_1_PARTITIONABLE") == "TRUE" and expand(wn, "START") == "TRUE"
+    assert "FLOCK_TO" not in cm, "no flocking unless asked"
+
+
+def test_htcondor_reads_the_files_as_our_parser_does(pool, tmp_path):
+    """HTCondor's own configuration reader (htcondor2.param) over the same files."""
+    for host in ("pool_master", "execute_hosts"):
+        ours = pool.config(host)
+        names = sorted(ours)
+        theirs = condor_param(pool.etc[host] / "config.d", names, tmp_path)
+        for n in names:
+            got, want = str(theirs[n]), expand(ours, n)   # typed for what HTCondor knows: 9618, True
+            if want.upper() in ("TRUE", "FALSE"):
+                got, want = got.upper(), want.upper()
+            assert got == want, (host, n, theirs[n], want)
+
+
+def test_secrets_on_disk_are_root_only_and_never_printed(pool):
+    key = pool.signing_key
+    for host, etc in pool.etc.items():
+        for d in ("passwords.d", "tokens.d"):
+            assert stat.S_IMODE((etc / d).stat().st_mode) == 0o700, (host, d)
+        for f in (etc / "config.d").iterdir():
+            assert stat.S_IMODE(f.stat().st_mode) == 0o644
+            assert key not in f.read_text(), "no secret in a configuration file"
+        for f in [*(etc / "passwords.d").iterdir(), *(etc / "tokens.d").iterdir()]:
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+        no_world_writable(etc)
+        assert (etc / "passwords.d" / "POOL").read_text() == key
+    tokens = [(etc / "tokens.d" / "dodas-pool").read_text().strip() for etc in pool.etc.values()]
+    for report in pool.reports.values():
+        assert key not in report["_raw"], "the signing key is never in Ansible's output"
+        for t in tokens:
+            assert t.split(".")[2] not in report["_raw"], "nor a token's signature"
+
+
+def test_the_pool_tokens_verify_as_htcondor_verifies_them(pool):
+    key_file = (pool.etc["execute_hosts"] / "passwords.d" / "POOL").read_bytes()
+    token = (pool.etc["execute_hosts"] / "tokens.d" / "dodas-pool").read_text().strip()
+    claims = verify_token(token, key_file)
+    assert claims["iss"] == "dodas-dep-1" and claims["sub"] == "condor@dodas-dep-1"
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    assert header == {"alg": "HS256", "kid": "POOL", "typ": "JWT"}
+    # another deployment's key does not verify it; nor the key used without HTCondor's derivation
+    with pytest.raises(Exception):
+        verify_token(token, b"another-deployments-signing-key-0123456789")
+    from joserfc import jwt
+    from joserfc.jwk import OctKey
+    with pytest.raises(Exception):
+        jwt.decode(token, OctKey.import_key(key_file), algorithms=["HS256"])
+
+
+def test_token_scopes_lifetime_and_stability():
+    mod = load_token_module()
+    key = "k" * 43
+    scoped = mod.idtoken(key, "startd@td", "td", ["READ", "ADVERTISE_STARTD"])
+    claims = verify_token(scoped, key.encode())
+    assert claims["scope"] == "condor:/READ condor:/ADVERTISE_STARTD"
+    assert mod.idtoken(key, "startd@td", "td", ["READ", "ADVERTISE_STARTD"]) == scoped, "stable: rewriting is a no-op"
+    timed = verify_token(mod.idtoken(key, "u@td", "td", lifetime=600, now=1_800_000_000), key.encode())
+    assert (timed["iat"], timed["exp"]) == (1_800_000_000, 1_800_000_600)
+    assert mod.scramble(mod.scramble(b"abc\x00")) == b"abc\x00"
+    with pytest.raises(ValueError, match="no signing key"):
+        mod.idtoken("", "u@td", "td")
+
+
+def test_rendering_again_changes_nothing(pool):
+    """dodas up on an unchanged pool: the same files, the same token, so condor is not restarted."""
+    report = pool.run("startd")
+    assert report["changed"] == 0, report["changed_tasks"]
+
+
+def test_flocking_to_an_existing_pool(tmp_path):
+    flock_token = "eyJhbGciOiJIUzI1NiIsImtpZCI6IlBPT0wifQ.eyJzdWIiOiJzY2hlZGRAY21zIn0.c2lnbmF0dXJl"
+    p = Pool(tmp_path, ["flock_to=[\"cms-pool.example.org:9618\", \"vocms0207.cern.ch\"]",
+                        f"flock_token={flock_token}"])
+    p.run("central_manager")
+    report = p.run("schedd")
+    defs = p.config("pool_master")
+    assert expand(defs, "FLOCK_TO") == "cms-pool.example.org:9618, vocms0207.cern.ch"
+    f = p.etc["pool_master"] / "tokens.d" / "dodas-flock"
+    assert f.read_text().strip() == flock_token and stat.S_IMODE(f.stat().st_mode) == 0o600
+    assert flock_token not in report["_raw"]
