@@ -520,3 +520,23 @@ def test_flocking_to_an_existing_pool(tmp_path):
     f = p.etc["pool_master"] / "tokens.d" / "dodas-flock"
     assert f.read_text().strip() == flock_token and stat.S_IMODE(f.stat().st_mode) == 0o600
     assert flock_token not in report["_raw"]
+
+
+def test_the_pool_opens_no_port_to_the_world():
+    """On clouds the pool's port (9618, every daemon behind HTCondor's shared port) is open
+    only to the deployment's own machines (its security group); SSH is the only way in."""
+    from dodas import services
+    from dodas.model.network import ingress_rules
+
+    assert ingress_rules(services.plan(str(POOL)).model) == ()
+
+
+def test_the_console_command_locates_a_pool_without_a_schedd(tmp_path):
+    """`dodas validate` as a user runs it."""
+    _name, text, old, new, needle, says = BAD[2]
+    t = tmp_path / "pool.yaml"
+    t.write_text(swap(text, old, new))
+    r = subprocess.run([sys.executable, "-m", "dodas", "validate", str(t)], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "DODAS_HOME": str(tmp_path / "home")})
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"{t}:{line_of(t, needle)}:5: {says}"), r.stderr
