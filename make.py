@@ -25,11 +25,13 @@ PY = BIN / "python"
 #: Debian packages the test suite uses for real: PostgreSQL, OpenSSH (servers for
 #: the ssh provider, the client for Ansible and the bastion hops), iproute2
 #: (the network namespaces of the private-network tests) and Chromium with its
-#: WebDriver (the dashboard's browser tests, tests/browser.py).
-TEST_DEBS = ("postgresql", "openssh-server", "openssh-client", "iproute2", "chromium", "chromium-driver")
+#: WebDriver (the dashboard's browser tests, tests/browser.py), XRootD (the XCache tests).
+TEST_DEBS = ("postgresql", "openssh-server", "openssh-client", "iproute2", "chromium", "chromium-driver",
+             "xrootd-server", "xrootd-client")
 #: how to tell each is there
 PROBES = {"openssh-server": "/usr/sbin/sshd", "openssh-client": "/usr/bin/ssh", "iproute2": "ip",
-          "chromium": "/usr/bin/chromium", "chromium-driver": "/usr/bin/chromedriver"}
+          "chromium": "/usr/bin/chromium", "chromium-driver": "/usr/bin/chromedriver",
+          "xrootd-server": "/usr/bin/xrootd", "xrootd-client": "/usr/bin/xrdcp"}
 
 
 def sh(*cmd: str | Path, **kw) -> int:

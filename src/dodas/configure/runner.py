@@ -326,6 +326,10 @@ def _explicit(env: dict[str, str], ours: dict[str, str]) -> dict[str, str]:
 def _failure_text(task: str, res: dict[str, Any]) -> str:
     if res.get("censored"):
         return f"task {task!r} failed (its output is hidden because it handles a secret)"
+    failed_items = [r for r in (res.get("results") or []) if isinstance(r, dict) and r.get("failed")]
+    if failed_items:  # a loop: Ansible's own message only says "One or more items failed"
+        return "\n".join(_failure_text(f"{task}" + (f" ({r['_ansible_item_label']})" if r.get("_ansible_item_label")
+                                                     else ""), r) for r in failed_items)
     lines = [f"task {task!r} failed: {res.get('msg') or 'no message'}"]
     for key in ("stderr_lines", "stdout_lines"):
         tail = [ln for ln in (res.get(key) or []) if ln][-15:]

@@ -36,6 +36,9 @@ GENERATED_SECRETS = {
     # the pool's IDTOKENS signing key (HTCondor's POOL key)
     "tosca.nodes.dodas.HTCondor.CentralManager": ("signing_key",),
     "tosca.nodes.DODAS.HelmInstall.HTCondor": ("signing_key",),
+    # the sss key of an XRootD origin's or cluster's clients (caches, data servers)
+    "tosca.nodes.dodas.XRootD.Origin": ("secret",),
+    "tosca.nodes.dodas.XRootD.Redirector": ("secret",),
     # only when the template gives none (a given one is used, with a warning if weak)
     "tosca.nodes.indigo.LRMS.FrontEnd.Kubernetes": ("admin_token",),
 }

