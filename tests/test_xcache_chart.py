@@ -1,0 +1,384 @@
+"""dodas's own XCache chart (cachingondemand), linted and rendered by the real helm
+binary with the values dodas itself writes for a release of
+tosca.nodes.DODAS.HelmInstall.CachingOnDemand (templates/xcache-k8s.yaml), its
+objects validated against the Kubernetes API schemas; and the rendered cache
+container run as a process: its xrootd configuration, taken from the rendered
+ConfigMap, started with Debian's real xrootd in front of a real origin xrootd that
+admits only sss clients, the keytab reaching it through the rendered Secret and
+init container, a file read through the cache with xrdcp. Installing the chart
+needs a Kubernetes cluster, which these machines cannot run (see the README)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TEMPLATES
+from livecluster import processes_of
+from test_chart import helm_bin  # noqa: F401 - fixture
+
+from dodas import services
+from dodas.configure import helm
+from dodas.configure.kube import SUPPORTED
+from dodas.engine.context import RunContext
+from dodas.model.deployment import Instance
+
+CHART = helm.CHARTS / "cachingondemand"
+TEMPLATE = TEMPLATES / "xcache-k8s.yaml"
+KEY = "ab" * 32
+KEYTAB = f"0 u:xrootd g:xrootd n:dodas N:1 c:1700000000 e:0 f:0 k:{KEY}"
+
+
+def render(helm_bin: str, *values: Path, release: str = "cache", extra: tuple[str, ...] = ()) -> dict:  # noqa: F811
+    out = subprocess.run([helm_bin, "template", release, str(CHART), "--namespace", "data",
+                          *[a for v in values for a in ("--values", str(v))], *extra],
+                         capture_output=True, text=True, check=True).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+
+def dodas_values(tmp_path: Path, inputs: list[str], template: Path = TEMPLATE, node: str = "cache") -> list[Path]:
+    """The values files dodas writes for the template's CachingOnDemand release."""
+    plan = services.plan(str(template), inputs)
+    n = plan.model.nodes[node]
+    ctx = RunContext(plan.model, "dep-1", "demo")
+    inst = Instance(node, 0)
+    ctx.ensure_secrets(inst)
+    variables = ctx.variables(inst, n, n.operations["configure"].inputs)
+    out = helm.plan(variables["dodas_properties"], str(tmp_path), None, "dep-1", variables["chart_values"],
+                    variables["secret_values"])
+    paths = []
+    for f in out["files"] + out["secret_files"]:
+        Path(f["path"]).write_text(f["content"])
+        paths.append(Path(f["path"]))
+    return paths
+
+
+def config_lines(objs: dict, key: str = "xcache.cfg", release: str = "cache") -> list[str]:
+    text = objs[("ConfigMap", f"{release}-config")]["data"][key]
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def test_chart_lints_strictly(helm_bin):  # noqa: F811 - fixture
+    r = subprocess.run([helm_bin, "lint", "--strict", str(CHART), "--set", "origin.host=origin.example.org"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 chart(s) failed" in r.stdout
+    # without an origin there is nothing to cache: said, not rendered
+    r = subprocess.run([helm_bin, "template", "c", str(CHART)], capture_output=True, text=True)
+    assert r.returncode != 0 and "origin.host (the XRootD server the cache reads from) is required" in r.stderr
+
+
+def test_rendered_with_dodas_values(helm_bin, tmp_path):  # noqa: F811 - fixture
+    files = dodas_values(tmp_path, ["origin_host=xrootd.example.org", "origin_port=1095", "cache_servers=3",
+                                    "cache_size_gb=20", "cache_ram_gb=4", "high_water_mark=0.9",
+                                    "low_water_mark=0.75", f"origin_sss_secret={KEYTAB}"])
+    objs = render(helm_bin, *files, release="cachingondemand")
+    name = "cachingondemand"
+    assert set(objs) == {("ConfigMap", f"{name}-config"), ("Secret", f"{name}-sss"),
+                         ("StatefulSet", f"{name}-server"), ("Service", f"{name}-servers"), ("Service", name),
+                         ("Pod", f"{name}-test")}
+    assert objs[("Pod", f"{name}-test")]["metadata"]["annotations"]["helm.sh/hook"] == "test", "only for helm test"
+    cfg = config_lines(objs, release=name)
+    for line in ("pss.origin xrootd.example.org:1095", "xrd.port 31494 if exec xrootd", "ofs.osslib libXrdPss.so",
+                 "pss.cachelib libXrdPfc.so", "oss.localroot /data/xrd", "pfc.ram 4g", "pfc.blocksize 1m",
+                 # 0.75 and 0.9 of 20 GiB, in MiB
+                 "pfc.diskusage 15360m 18432m", "all.export /"):
+        assert line in cfg, (line, cfg)
+    assert not [line for line in cfg if line.startswith(("all.manager", "all.role"))], "standalone"
+    assert not [line for line in cfg if line.startswith("pss.config")], "streams 0: XRootD's default"
+    sts = objs[("StatefulSet", f"{name}-server")]["spec"]
+    assert sts["replicas"] == 3 and sts["serviceName"] == f"{name}-servers"
+    (claim,) = sts["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "cache" and claim["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    pod = sts["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+    (c,) = pod["containers"]
+    assert c["command"] == ["xrootd", "-c", "/etc/xrootd/dodas/xcache.cfg", "-n", "server"]
+    assert {"name": "cache", "mountPath": "/data/xrd"} in c["volumeMounts"]
+    assert c["readinessProbe"]["tcpSocket"]["port"] == "xrootd" and c["livenessProbe"]["tcpSocket"]["port"] == "xrootd"
+    assert c["ports"] == [{"name": "xrootd", "containerPort": 31494}]
+    svc = objs[("Service", name)]["spec"]
+    assert svc["type"] == "NodePort" and svc["ports"][0]["nodePort"] == 31494
+    assert svc["selector"]["app.kubernetes.io/component"] == "server"
+    # the origin's key: in the Secret only, copied 0600 by the init container, named in the environment
+    secret = objs[("Secret", f"{name}-sss")]
+    assert base64.b64decode(secret["data"]["keytab"]).decode() == KEYTAB + "\n"
+    assert yaml.safe_load(files[-1].read_text()) == {"origin": {"sssKeytab": KEYTAB}}, "written as a secret file"
+    assert KEY not in files[0].read_text()
+    assert KEY not in yaml.safe_dump({k: v for k, v in objs.items() if k[0] != "Secret"}), "nowhere else"
+    (init,) = pod["initContainers"]
+    assert "chmod 0600 /var/run/xrootd/sss.keytab" in init["command"][-1]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env == {"XrdSecPROTOCOL": "sss", "XrdSecSSSKT": "/var/run/xrootd/sss.keytab"}
+    # one image everywhere, the value's
+    images = {x["image"] for x in pod["containers"] + pod["initContainers"]}
+    assert images == {"opensciencegrid/xcache:23-release"}
+
+
+def test_without_a_keytab_there_is_no_secret(helm_bin, tmp_path):  # noqa: F811 - fixture
+    objs = render(helm_bin, *dodas_values(tmp_path, ["origin_host=xrootd.example.org"]))
+    assert not [k for k in objs if k[0] == "Secret"]
+    pod = objs[("StatefulSet", "cache-server")]["spec"]["template"]["spec"]
+    assert "initContainers" not in pod and "env" not in pod["containers"][0]
+    assert "pfc.diskusage 8192m 9728m" in config_lines(objs), "0.80 and 0.95 of 10 GiB"
+
+
+def test_the_plan_does_not_show_the_keytab(cli):
+    r = cli("plan", str(TEMPLATE), "-i", "origin_host=xrootd.example.org", "-i", f"origin_sss_secret={KEYTAB}",
+            "--json")
+    assert r.code == 0, r.err
+    assert KEY not in r.out and KEY not in r.err
+
+
+def test_redirector_mode(helm_bin, tmp_path):  # noqa: F811 - fixture
+    """cache_redirector given (DODAS's shape): a redirector (xrootd + cmsd, manager)
+    in front of the servers, whose cmsd subscribes to it; clients go to it."""
+    tmpl = tmp_path / "redir.yaml"
+    tmpl.write_text(TEMPLATE.read_text().replace("check_path: { get_input: check_path }",
+                                                 "check_path: { get_input: check_path }\n"
+                                                 "        cache_redirector: 192.0.2.7\n        streams: 8"))
+    objs = render(helm_bin, *dodas_values(tmp_path, ["origin_host=xrootd.example.org"], template=tmpl))
+    assert ("Deployment", "cache-redirector") in objs and ("Service", "cache-redirector") in objs
+    cfg = config_lines(objs)
+    assert "all.role server" in cfg and "all.manager cache-redirector:31113" in cfg
+    assert cfg[cfg.index("if exec cmsd"):cfg.index("else")] == ["if exec cmsd", "all.export / stage r/o"]
+    assert "pss.config streams 8" in cfg and cfg.count("fi") == 1
+    red = config_lines(objs, "redirector.cfg")
+    assert {"all.role manager", "xrd.port 31494 if exec xrootd", "xrd.port 31113 if exec cmsd"} <= set(red)
+    pod = objs[("StatefulSet", "cache-server")]["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["xrootd", "cmsd"]
+    assert pod["containers"][1]["command"][0] == "cmsd"
+    rd = objs[("Deployment", "cache-redirector")]["spec"]["template"]["spec"]
+    assert [c["command"][0] for c in rd["containers"]] == ["xrootd", "cmsd"]
+    assert objs[("Service", "cache")]["spec"]["selector"]["app.kubernetes.io/component"] == "redirector"
+    assert objs[("Service", "cache-redirector")]["spec"]["type"] == "ClusterIP", "cmsd stays inside"
+    # subscribing to a redirector elsewhere: no redirector of the chart's own
+    objs = render(helm_bin, extra=("--set", "origin.host=o", "--set", "redirector.subscribeTo=redir.example.org"))
+    assert ("Deployment", "cache-redirector") not in objs
+    assert "all.manager redir.example.org:31113" in config_lines(objs)
+    objs = render(helm_bin, extra=("--set", "origin.host=o", "--set", "service.type=ClusterIP"))
+    assert "nodePort" not in objs[("Service", "cache")]["spec"]["ports"][0]
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("cache.highWatermark=1.5", "cache.highWatermark: Must be less than or equal to 1"),
+    ("cache.lowWatermark=0", "cache.lowWatermark: Must be greater than 0"),
+    ("cache.lowWatermark=0.97", "cache.lowWatermark (0.97) must be below cache.highWatermark (0.95)"),
+    ("cache.sizeGi=-5", "cache.sizeGi: Must be greater than or equal to 1"),
+    ("cache.ramGi=0", "cache.ramGi: Must be greater than or equal to 1"),
+    ("cache.replicas=-1", "cache.replicas: Must be greater than or equal to 0"),
+    ("cache.blockSize=lots", "cache.blockSize: Does not match pattern"),
+    ("ports.xrootd=80", "ports.xrootd: Must be greater than or equal to 1024"),
+    ("service.type=LoadBalancer", "service.type: service.type must be one of the following"),
+    ("origin.sssKeytab=hunter2", "origin.sssKeytab: Does not match pattern"),
+    ("origin.host=a b", "origin.host: Does not match pattern"),
+    ("cache.size=1", "cache: Additional property size is not allowed"),
+])
+def test_values_schema_refuses_bad_values(helm_bin, tmp_path, setting, message):  # noqa: F811 - fixture
+    # in a values file, read as YAML (--set would make 1.5 a string)
+    key, value = setting.split("=", 1)
+    (tmp_path / "v.yaml").write_text(yaml.safe_dump(helm.expand({"origin.host": "o", key: yaml.safe_load(value)})))
+    r = subprocess.run([helm_bin, "template", "c", str(CHART), "--values", str(tmp_path / "v.yaml")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and message in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("inputs, message", [
+    (["high_water_mark=1.5"], "high_water_mark"),
+    (["cache_size_gb=-1"], "cache_size_gb"),
+    ([], "origin_host"),
+])
+def test_the_template_refuses_bad_inputs_at_plan_time(inputs, message):
+    base = [] if message == "origin_host" else ["origin_host=xrootd.example.org"]
+    with pytest.raises(Exception, match=message):
+        services.plan(str(TEMPLATE), base + inputs)
+
+
+def test_no_bitnami_anywhere():
+    for f in CHART.rglob("*"):
+        if f.is_file():
+            assert "bitnami" not in f.read_text().lower(), f
+
+
+@pytest.mark.parametrize("minor", [f"{a}.{b}" for a, b in SUPPORTED])
+def test_rendered_objects_match_the_kubernetes_api(helm_bin, tmp_path, minor):  # noqa: F811 - fixture
+    """Every object, with every option on, validates against the strict OpenAPI
+    schema of each Kubernetes release the roles install (kubernetes-validate)."""
+    import kubernetes_validate
+
+    files = dodas_values(tmp_path, ["origin_host=xrootd.example.org", f"origin_sss_secret={KEYTAB}",
+                                    "check_path=/store/test/file.root"])
+    objs = render(helm_bin, *files, extra=("--set", "redirector.enabled=true", "--set", "cache.storageClass=fast",
+                                           "--set", "imagePullSecrets[0].name=registry", "--set",
+                                           "cache.nodeSelector.disk=ssd", "--set", "cache.streams=4",
+                                           "--kube-version", minor))
+    assert ("Deployment", "cache-redirector") in objs
+    for key, obj in objs.items():
+        try:
+            kubernetes_validate.validate(obj, f"{minor}.0", strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            where = list(exc.path)
+            raise AssertionError(f"{key} does not match Kubernetes {minor}: {exc.message} at {where}") from None
+
+
+# -- the rendered cache container, run as a process with Debian's xrootd ------------------------------------
+
+def _free_port(lo: int = 30000, hi: int = 32767) -> int:
+    for _ in range(200):
+        port = secrets.randbelow(hi - lo) + lo
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port")
+
+
+def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"xrootd exited {proc.returncode}: {log.read_text(errors='replace')[-3000:]}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"nothing listens on {port}: {log.read_text(errors='replace')[-3000:]}")
+
+
+class Processes:
+    """Processes started for a test, each in a session of its own, marked in their
+    environment (DODAS_MACHINE=<tmp_path>) so that none can be left behind unseen.
+    xrootd refuses uid 0: as root, each runs as the pod's uid in a user namespace
+    (the files the test made, root's, are that uid's there)."""
+
+    def __init__(self, root: Path, uid: int, gid: int) -> None:
+        self.root, self.uid, self.gid, self.procs = root, uid, gid, []
+
+    def start(self, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+        if os.geteuid() == 0:
+            argv = ["unshare", "--user", f"--map-user={self.uid}", f"--map-group={self.gid}", *argv]
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", **env, "DODAS_MACHINE": str(self.root)}
+        out = open(log, "w")  # noqa: SIM115 - closed with the process
+        p = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                             cwd=self.root)
+        self.procs.append(p)
+        return p
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                    p.wait(timeout=20)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    try:
+                        os.killpg(p.pid, signal.SIGKILL)
+                        p.wait(timeout=10)
+                    except (ProcessLookupError, subprocess.TimeoutExpired):
+                        pass
+
+
+@pytest.fixture
+def procs(tmp_path):
+    if not (shutil.which("xrootd") and shutil.which("xrdcp")):
+        pytest.skip("Debian's xrootd-server and xrootd-client are not installed (apt-get install xrootd-server "
+                    "xrootd-client)")
+    p = Processes(tmp_path, 10940, 10940)
+    yield p
+    p.stop()
+    assert processes_of(tmp_path) == {}, "every process the test started is gone"
+
+
+def test_rendered_cache_reads_through_from_a_real_origin(helm_bin, tmp_path, procs):  # noqa: F811 - fixture
+    origin_port, cache_port = _free_port(40000, 60000), _free_port()
+    files = dodas_values(tmp_path, ["origin_host=127.0.0.1", f"origin_port={origin_port}",
+                                    f"origin_sss_secret={KEYTAB}", f"cache_port={cache_port}",
+                                    "cache_size_gb=1", "check_path=/data/file.bin"])
+    objs = render(helm_bin, *files)
+    procs.uid = objs[("StatefulSet", "cache-server")]["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
+    procs.gid = objs[("StatefulSet", "cache-server")]["spec"]["template"]["spec"]["securityContext"]["runAsGroup"]
+
+    # the origin: a tiny data server exporting /data, admitting only sss clients with the keytab
+    origin = tmp_path / "origin"
+    (origin / "data").mkdir(parents=True)
+    (origin / "adm").mkdir()
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+    (origin / "data" / "file.bin").write_bytes(payload)
+    keytab = origin / "sss.keytab"
+    keytab.write_text(KEYTAB + "\n")
+    keytab.chmod(0o600)
+    (origin / "origin.cfg").write_text(
+        f"xrd.port {origin_port}\nall.export /data\noss.localroot {origin}\nall.adminpath {origin}/adm\n"
+        f"all.pidpath {origin}/adm\nxrootd.seclib libXrdSec.so\nsec.protocol sss -s {keytab}\n"
+        "sec.protbind * only sss\n")
+    o = procs.start(["xrootd", "-c", str(origin / "origin.cfg"), "-n", "origin"], {}, tmp_path / "origin.log")
+    _wait_port(origin_port, o, tmp_path / "origin.log")
+
+    # the pod: its volumes as directories, the kubelet's work done by hand
+    sts = objs[("StatefulSet", "cache-server")]["spec"]["template"]["spec"]
+    mounts = {"config": tmp_path / "pod" / "config", "run": tmp_path / "pod" / "run",
+              "cache": tmp_path / "pod" / "cache", "sss": tmp_path / "pod" / "sss", "tmp": tmp_path / "pod" / "tmp"}
+    for d in mounts.values():
+        d.mkdir(parents=True)
+    for key, text in objs[("ConfigMap", "cache-config")]["data"].items():
+        (mounts["config"] / key).write_text(text)
+    for key, b64 in objs[("Secret", "cache-sss")]["data"].items():
+        (mounts["sss"] / key).write_bytes(base64.b64decode(b64))
+        (mounts["sss"] / key).chmod(0o440)  # a Secret volume's files under fsGroup
+
+    def pod_paths(text: str, container: dict) -> str:
+        """A container's mount paths, in a value, as this pod's directories (in one pass)."""
+        where = {m["mountPath"]: str(mounts[m["name"]]) for m in container["volumeMounts"]}
+        pattern = "|".join(re.escape(m) for m in sorted(where, key=len, reverse=True))
+        return re.sub(rf"(?<![\w/.-])({pattern})(?=[/\s\"']|$)", lambda m: where[m.group(1)], text, flags=re.M)
+
+    (c,) = sts["containers"]
+    for key in list((mounts["config"]).iterdir()):
+        key.write_text(pod_paths(key.read_text(), c))
+    (init,) = sts["initContainers"]
+    r = subprocess.run([pod_paths(a, init) for a in init["command"]], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (mounts["run"] / "sss.keytab").stat().st_mode & 0o777 == 0o600
+    env = {e["name"]: pod_paths(e["value"], c) for e in c.get("env", [])}
+    cache = procs.start([pod_paths(a, c) for a in c["command"]], env, tmp_path / "cache.log")
+    _wait_port(cache_port, cache, tmp_path / "cache.log")
+
+    # without the key the origin refuses; through the cache, the origin's bytes, twice, the second from its disk
+    env_client = {"PATH": "/usr/bin:/bin", "DODAS_MACHINE": str(tmp_path), "XrdSecPROTOCOL": "sss"}
+    r = subprocess.run(["xrdcp", "--force", f"root://127.0.0.1:{origin_port}//data/file.bin", str(tmp_path / "x")],
+                       capture_output=True, text=True, env=env_client, timeout=60)
+    assert r.returncode != 0, "the origin admits only sss clients with its key"
+    for attempt in (1, 2):
+        out = tmp_path / f"read{attempt}"
+        r = subprocess.run(["xrdcp", "--force", f"root://127.0.0.1:{cache_port}//data/file.bin", str(out)],
+                           capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, timeout=60)
+        assert r.returncode == 0, r.stderr + (tmp_path / "cache.log").read_text(errors="replace")[-3000:]
+        assert out.read_bytes() == payload
+        if attempt == 1:
+            cached = mounts["cache"] / "data" / "file.bin"
+            assert cached.is_file() and (mounts["cache"] / "data" / "file.bin.cinfo").is_file()
+            (origin / "data" / "file.bin").write_bytes(b"changed at the origin")
+    # the second read came from the cache's disk: the origin's file had changed meanwhile
+    assert (tmp_path / "read2").read_bytes() == payload
+    assert KEY not in " ".join(str(p.args) for p in procs.procs), "the key is not on a command line"
+
+    # the chart's own `helm test` script, against this cache (the Service name being this address)
+    (t,) = objs[("Pod", "cache-test")]["spec"]["containers"]
+    script = t["args"][0].replace("root://cache:", "root://127.0.0.1:").replace("/tmp/read", str(tmp_path / "t"))
+    r = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=120,
+                       env={"PATH": "/usr/bin:/bin", "DODAS_MACHINE": str(tmp_path)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"read {len(payload)} bytes of /data/file.bin through the cache" in r.stdout
