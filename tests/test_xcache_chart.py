@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def test_rendered_with_dodas_values(helm_bin, tmp_path):  # noqa: F811 - fixture
     for line in ("pss.origin xrootd.example.org:1095", "xrd.port 31494 if exec xrootd", "ofs.osslib libXrdPss.so",
                  "pss.cachelib libXrdPfc.so", "oss.localroot /data/xrd", "pfc.ram 4g", "pfc.blocksize 1m",
                  # 0.75 and 0.9 of 20 GiB, in MiB
-                 "pfc.diskusage 15360m 18432m", "all.export /"):
+                 "pfc.diskusage 0.90 0.95 files 7680m 15360m 18432m purgeinterval 60", "all.export /"):
         assert line in cfg, (line, cfg)
     assert not [line for line in cfg if line.startswith(("all.manager", "all.role"))], "standalone"
     assert not [line for line in cfg if line.startswith("pss.config")], "streams 0: XRootD's default"
@@ -131,7 +132,7 @@ def test_without_a_keytab_there_is_no_secret(helm_bin, tmp_path):  # noqa: F811 
     assert not [k for k in objs if k[0] == "Secret"]
     pod = objs[("StatefulSet", "cache-server")]["spec"]["template"]["spec"]
     assert "initContainers" not in pod and "env" not in pod["containers"][0]
-    assert "pfc.diskusage 8192m 9728m" in config_lines(objs), "0.80 and 0.95 of 10 GiB"
+    assert "pfc.diskusage 0.90 0.95 files 4096m 8192m 9728m purgeinterval 60" in config_lines(objs), "of 10 GiB"
 
 
 def test_the_plan_does_not_show_the_keytab(cli):
@@ -293,26 +294,23 @@ class Processes:
 
 @pytest.fixture
 def procs(tmp_path):
-    if not (shutil.which("xrootd") and shutil.which("xrdcp")):
+    if not (shutil.which("xrootd") and shutil.which("cmsd") and shutil.which("xrdcp")):
         pytest.skip("Debian's xrootd-server and xrootd-client are not installed (apt-get install xrootd-server "
                     "xrootd-client)")
     p = Processes(tmp_path, 10940, 10940)
+    # the pods' directories: a short path, as XRootD's admin sockets are under it
+    p.pods = Path(tempfile.mkdtemp(prefix="xc-"))
     yield p
     p.stop()
+    shutil.rmtree(p.pods, ignore_errors=True)
     assert processes_of(tmp_path) == {}, "every process the test started is gone"
 
 
-def test_rendered_cache_reads_through_from_a_real_origin(helm_bin, tmp_path, procs):  # noqa: F811 - fixture
-    origin_port, cache_port = _free_port(40000, 60000), _free_port()
-    files = dodas_values(tmp_path, ["origin_host=127.0.0.1", f"origin_port={origin_port}",
-                                    f"origin_sss_secret={KEYTAB}", f"cache_port={cache_port}",
-                                    "cache_size_gb=1", "check_path=/data/file.bin"])
-    objs = render(helm_bin, *files)
-    procs.uid = objs[("StatefulSet", "cache-server")]["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
-    procs.gid = objs[("StatefulSet", "cache-server")]["spec"]["template"]["spec"]["securityContext"]["runAsGroup"]
-
-    # the origin: a tiny data server exporting /data, admitting only sss clients with the keytab
-    origin = tmp_path / "origin"
+def start_origin(procs: Processes, root: Path) -> tuple[int, bytes]:
+    """A tiny data server exporting /data (one file), admitting only sss clients
+    with KEYTAB's key."""
+    port = _free_port(40000, 60000)
+    origin = root / "origin"
     (origin / "data").mkdir(parents=True)
     (origin / "adm").mkdir()
     payload = os.urandom(3 * 1024 * 1024 + 17)
@@ -321,56 +319,92 @@ def test_rendered_cache_reads_through_from_a_real_origin(helm_bin, tmp_path, pro
     keytab.write_text(KEYTAB + "\n")
     keytab.chmod(0o600)
     (origin / "origin.cfg").write_text(
-        f"xrd.port {origin_port}\nall.export /data\noss.localroot {origin}\nall.adminpath {origin}/adm\n"
+        f"xrd.port {port}\nall.export /data\noss.localroot {origin}\nall.adminpath {origin}/adm\n"
         f"all.pidpath {origin}/adm\nxrootd.seclib libXrdSec.so\nsec.protocol sss -s {keytab}\n"
         "sec.protbind * only sss\n")
-    o = procs.start(["xrootd", "-c", str(origin / "origin.cfg"), "-n", "origin"], {}, tmp_path / "origin.log")
-    _wait_port(origin_port, o, tmp_path / "origin.log")
+    o = procs.start(["xrootd", "-c", str(origin / "origin.cfg"), "-n", "origin"], {}, root / "origin.log")
+    _wait_port(port, o, root / "origin.log")
+    return port, payload
 
-    # the pod: its volumes as directories, the kubelet's work done by hand
-    sts = objs[("StatefulSet", "cache-server")]["spec"]["template"]["spec"]
-    mounts = {"config": tmp_path / "pod" / "config", "run": tmp_path / "pod" / "run",
-              "cache": tmp_path / "pod" / "cache", "sss": tmp_path / "pod" / "sss", "tmp": tmp_path / "pod" / "tmp"}
+
+def start_pod(procs: Processes, objs: dict, kind_name: tuple[str, str], root: Path,
+              config: dict[str, str] | None = None) -> dict[str, Path]:
+    """One pod of a rendered StatefulSet or Deployment, doing what a kubelet does:
+    a directory per volume (the ConfigMap's and the Secret's files in theirs, the
+    Secret's group readable as under fsGroup), the init containers run to the end,
+    then every container started with its command and environment, the mount paths
+    in them (and in the configuration files) being the pod's directories. `config`:
+    the ConfigMap's files as given instead (a test's stand-ins for pod addresses)."""
+    spec = objs[kind_name]["spec"]["template"]["spec"]
+    pod = procs.pods / kind_name[1]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    claims = [c["metadata"]["name"] for c in objs[kind_name]["spec"].get("volumeClaimTemplates", [])]
+    mounts = {name: pod / name for name in [*volumes, *claims]}
     for d in mounts.values():
         d.mkdir(parents=True)
-    for key, text in objs[("ConfigMap", "cache-config")]["data"].items():
-        (mounts["config"] / key).write_text(text)
-    for key, b64 in objs[("Secret", "cache-sss")]["data"].items():
-        (mounts["sss"] / key).write_bytes(base64.b64decode(b64))
-        (mounts["sss"] / key).chmod(0o440)  # a Secret volume's files under fsGroup
+    for name, v in volumes.items():
+        if "secret" in v:
+            for key, b64 in objs[("Secret", v["secret"]["secretName"])]["data"].items():
+                (mounts[name] / key).write_bytes(base64.b64decode(b64))
+                (mounts[name] / key).chmod(0o440)
 
     def pod_paths(text: str, container: dict) -> str:
-        """A container's mount paths, in a value, as this pod's directories (in one pass)."""
         where = {m["mountPath"]: str(mounts[m["name"]]) for m in container["volumeMounts"]}
         pattern = "|".join(re.escape(m) for m in sorted(where, key=len, reverse=True))
         return re.sub(rf"(?<![\w/.-])({pattern})(?=[/\s\"']|$)", lambda m: where[m.group(1)], text, flags=re.M)
 
-    (c,) = sts["containers"]
-    for key in list((mounts["config"]).iterdir()):
-        key.write_text(pod_paths(key.read_text(), c))
-    (init,) = sts["initContainers"]
-    r = subprocess.run([pod_paths(a, init) for a in init["command"]], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert (mounts["run"] / "sss.keytab").stat().st_mode & 0o777 == 0o600
-    env = {e["name"]: pod_paths(e["value"], c) for e in c.get("env", [])}
-    cache = procs.start([pod_paths(a, c) for a in c["command"]], env, tmp_path / "cache.log")
-    _wait_port(cache_port, cache, tmp_path / "cache.log")
+    for init in spec.get("initContainers", []):
+        r = subprocess.run([pod_paths(a, init) for a in init["command"]], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    for c in spec["containers"]:
+        for m in c["volumeMounts"]:
+            if m["name"] in volumes and "configMap" in volumes[m["name"]]:
+                cm = volumes[m["name"]]["configMap"]["name"]
+                for key, text in (config or objs[("ConfigMap", cm)]["data"]).items():
+                    (mounts[m["name"]] / key).write_text(pod_paths(text, c))
+        env = {e["name"]: pod_paths(e["value"], c) for e in c.get("env", [])}
+        procs.start([pod_paths(a, c) for a in c["command"]], env, root / f"{kind_name[1]}-{c['name']}.log")
+    return mounts
+
+
+def xrdcp(url: str, out: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["xrdcp", "--force", url, str(out)], capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", **env})
+
+
+def logs(root: Path) -> str:
+    return "\n".join(f"== {f.name}\n{f.read_text(errors='replace')[-2000:]}" for f in sorted(root.glob("*.log")))
+
+
+def test_rendered_cache_reads_through_from_a_real_origin(helm_bin, tmp_path, procs):  # noqa: F811 - fixture
+    origin_port, payload = start_origin(procs, tmp_path)
+    cache_port = _free_port()
+    files = dodas_values(tmp_path, ["origin_host=127.0.0.1", f"origin_port={origin_port}",
+                                    f"origin_sss_secret={KEYTAB}", f"cache_port={cache_port}",
+                                    "cache_size_gb=1", "check_path=/data/file.bin"])
+    objs = render(helm_bin, *files)
+    security = objs[("StatefulSet", "cache-server")]["spec"]["template"]["spec"]["securityContext"]
+    procs.uid, procs.gid = security["runAsUser"], security["runAsGroup"]
+    mounts = start_pod(procs, objs, ("StatefulSet", "cache-server"), tmp_path)
+    assert (mounts["run"] / "sss.keytab").stat().st_mode & 0o777 == 0o600, "the init container's copy"
+    _wait_port(cache_port, procs.procs[-1], tmp_path / "cache-server-xrootd.log")
+    # xrootd read the purge as the chart meant it: the cache's files from 0.95 down to 0.80 of 1 GiB
+    mib = 2**20
+    effective = f"files {409 * mib} {819 * mib} {972 * mib} purgeinterval 60"
+    assert effective in (tmp_path / "cache-server-xrootd.log").read_text(), "pfc.diskusage as xrootd took it"
 
     # without the key the origin refuses; through the cache, the origin's bytes, twice, the second from its disk
-    env_client = {"PATH": "/usr/bin:/bin", "DODAS_MACHINE": str(tmp_path), "XrdSecPROTOCOL": "sss"}
-    r = subprocess.run(["xrdcp", "--force", f"root://127.0.0.1:{origin_port}//data/file.bin", str(tmp_path / "x")],
-                       capture_output=True, text=True, env=env_client, timeout=60)
+    r = xrdcp(f"root://127.0.0.1:{origin_port}//data/file.bin", tmp_path / "x", XrdSecPROTOCOL="sss")
     assert r.returncode != 0, "the origin admits only sss clients with its key"
     for attempt in (1, 2):
         out = tmp_path / f"read{attempt}"
-        r = subprocess.run(["xrdcp", "--force", f"root://127.0.0.1:{cache_port}//data/file.bin", str(out)],
-                           capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, timeout=60)
-        assert r.returncode == 0, r.stderr + (tmp_path / "cache.log").read_text(errors="replace")[-3000:]
+        r = xrdcp(f"root://127.0.0.1:{cache_port}//data/file.bin", out)
+        assert r.returncode == 0, r.stderr + logs(tmp_path)
         assert out.read_bytes() == payload
         if attempt == 1:
-            cached = mounts["cache"] / "data" / "file.bin"
-            assert cached.is_file() and (mounts["cache"] / "data" / "file.bin.cinfo").is_file()
-            (origin / "data" / "file.bin").write_bytes(b"changed at the origin")
+            assert (mounts["cache"] / "data" / "file.bin").is_file()
+            assert (mounts["cache"] / "data" / "file.bin.cinfo").is_file()
+            (tmp_path / "origin" / "data" / "file.bin").write_bytes(b"changed at the origin")
     # the second read came from the cache's disk: the origin's file had changed meanwhile
     assert (tmp_path / "read2").read_bytes() == payload
     assert KEY not in " ".join(str(p.args) for p in procs.procs), "the key is not on a command line"
@@ -382,3 +416,38 @@ def test_rendered_cache_reads_through_from_a_real_origin(helm_bin, tmp_path, pro
                        env={"PATH": "/usr/bin:/bin", "DODAS_MACHINE": str(tmp_path)})
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"read {len(payload)} bytes of /data/file.bin through the cache" in r.stdout
+
+
+def test_rendered_redirector_sends_clients_to_a_cache(helm_bin, tmp_path, procs):  # noqa: F811 - fixture
+    """Redirector mode: the redirector's xrootd and cmsd, and a cache server's
+    xrootd and cmsd (which subscribes to the redirector), as rendered; a read at
+    the redirector is sent to the cache, which reads from the origin. Pods have
+    addresses of their own and these processes one: the redirector's xrootd port
+    and the service names are the only things the test changes in the rendered
+    configuration."""
+    origin_port, payload = start_origin(procs, tmp_path)
+    cache_port, cmsd_port, redirector_port = _free_port(), _free_port(), _free_port()
+    objs = render(helm_bin, extra=("--set", "origin.host=127.0.0.1", "--set", f"origin.port={origin_port}",
+                                   "--set", f"origin.sssKeytab={KEYTAB}", "--set", "redirector.enabled=true",
+                                   "--set", f"ports.xrootd={cache_port}", "--set", f"ports.cmsd={cmsd_port}"))
+    security = objs[("StatefulSet", "cache-server")]["spec"]["template"]["spec"]["securityContext"]
+    procs.uid, procs.gid = security["runAsUser"], security["runAsGroup"]
+    config = {k: v.replace(f"cache-redirector:{cmsd_port}", f"127.0.0.1:{cmsd_port}")
+              for k, v in objs[("ConfigMap", "cache-config")]["data"].items()}
+    config["redirector.cfg"] = config["redirector.cfg"].replace(f"xrd.port {cache_port} if exec xrootd",
+                                                                f"xrd.port {redirector_port} if exec xrootd")
+    start_pod(procs, objs, ("Deployment", "cache-redirector"), tmp_path, config)
+    for port, log in ((redirector_port, "cache-redirector-xrootd"), (cmsd_port, "cache-redirector-cmsd")):
+        _wait_port(port, procs.procs[-1], tmp_path / f"{log}.log")
+    mounts = start_pod(procs, objs, ("StatefulSet", "cache-server"), tmp_path, config)
+    _wait_port(cache_port, procs.procs[-2], tmp_path / "cache-server-xrootd.log")
+    # the server's cmsd logs in to the redirector's; the redirector then sends clients to the cache
+    deadline = time.monotonic() + 60
+    while True:
+        r = xrdcp(f"root://127.0.0.1:{redirector_port}//data/file.bin", tmp_path / "read")
+        if r.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert r.returncode == 0, r.stderr + logs(tmp_path)
+    assert (tmp_path / "read").read_bytes() == payload
+    assert (mounts["cache"] / "data" / "file.bin").is_file(), "read through the cache server"

@@ -60,12 +60,17 @@ capabilities:
   drop: ["ALL"]
 {{- end -}}
 
-{{/* The purge watermarks, in MiB of the cache volume (absolute, so that a volume
-larger than asked, or a provisioner that does not enforce sizes, changes nothing). */}}
+{{/* The purge: `pfc.diskusage LOW HIGH files BASELINE NOMINAL MAX`. The cache's own
+files are purged, least recently used first, from highWatermark of the volume's
+size (MAX) down to lowWatermark of it (NOMINAL), in MiB, so that a volume larger
+than asked, or a provisioner that does not enforce sizes, changes nothing; when
+the disk itself passes 95% (other files included) down to half of that
+(BASELINE). As dodas's XCache role on VMs (dodas.configure.xrootd). */}}
 {{- define "xc.diskusage" -}}
 {{- $c := .Values.cache -}}
 {{- if ge (float64 $c.lowWatermark) (float64 $c.highWatermark) -}}
 {{- fail (printf "cache.lowWatermark (%v) must be below cache.highWatermark (%v)" $c.lowWatermark $c.highWatermark) -}}
 {{- end -}}
-{{ mulf $c.lowWatermark $c.sizeGi 1024 | floor | int }}m {{ mulf $c.highWatermark $c.sizeGi 1024 | floor | int }}m
+{{- $nominal := mulf $c.lowWatermark $c.sizeGi 1024 | floor | int -}}
+0.90 0.95 files {{ div $nominal 2 }}m {{ $nominal }}m {{ mulf $c.highWatermark $c.sizeGi 1024 | floor | int }}m purgeinterval 60
 {{- end -}}
