@@ -233,6 +233,10 @@ def test_rendered_objects_match_the_kubernetes_api(helm_bin, tmp_path, minor):  
                                            "cache.nodeSelector.disk=ssd", "--set", "cache.streams=4",
                                            "--kube-version", minor))
     assert ("Deployment", "cache-redirector") in objs
+    # and the other shape: inside the cluster only, subscribed to a redirector elsewhere, no keytab
+    other = render(helm_bin, extra=("--set", "origin.host=o", "--set", "service.type=ClusterIP", "--set",
+                                    "redirector.subscribeTo=redir.example.org", "--kube-version", minor))
+    objs.update({(k, f"{n} (ClusterIP)"): o for (k, n), o in other.items()})
     for key, obj in objs.items():
         try:
             kubernetes_validate.validate(obj, f"{minor}.0", strict=True)
