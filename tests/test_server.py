@@ -424,9 +424,26 @@ def refused_template(api: Api, name: str, text: str) -> tuple[str, list[dict[str
     r = api.create(name, text)
     assert r.status_code == 422, r.text
     err = r.json()["error"]
-    assert err["diagnostics"], err
+    assert err.get("diagnostics"), err
     assert api.get(f"{API}/{name}").status_code == 404  # nothing recorded
     return err["message"], err["diagnostics"]
+
+
+XCACHE = """tosca_definitions_version: tosca_simple_yaml_1_0
+topology_template:
+  node_templates:
+    box:
+      type: tosca.nodes.indigo.Compute
+      capabilities:
+        host: {{properties: {{num_cpus: 1, mem_size: 2 GiB}}}}
+    cache:
+      type: tosca.nodes.dodas.XRootD.Cache
+      properties:
+        origin_url: "{url}"
+        cache_size: 100 MiB
+      requirements:
+        - host: box
+"""
 
 
 def test_untrusted_templates_are_refused_with_located_messages(server):
@@ -454,6 +471,14 @@ def test_untrusted_templates_are_refused_with_located_messages(server):
         assert [(d["file"], d["line"], d["col"], d["message"]) for d in diags] == [
             ("files.yaml", 3, 5, f'import "{shown}" names a file: a template sent to a server imports only the '
                                  "bundled types and URLs, never the server's files")], diags
+    # an XCache's origin is read by the cache: on the local provider, from the server's own machine
+    for url, says in (("root://127.0.0.1:1094", "reaches 127.0.0.1, a loopback address of the server's network"),
+                      ("root://10.1.2.3", "reaches 10.1.2.3, a private address of the server's network"),
+                      ("file:///etc/passwd", "is not root://HOST[:PORT] or roots://")):
+        _, diags = refused_template(alice, "cache", XCACHE.format(url=url))
+        assert [(d["file"], d["line"]) for d in diags] == [("cache.yaml", 11)], diags
+        assert f'node "cache": origin_url {url!r}'.replace("'", '"') in diags[0]["message"].replace("'", '"'), diags
+        assert says in diags[0]["message"], diags
     bundled = IMPORT.format(ref="https://raw.githubusercontent.com/indigo-dc/tosca-types/master/custom_types.yaml")
     assert alice.create("bundled", bundled).status_code == 202  # well-known imports are the bundled library
     alice.wait("bundled")

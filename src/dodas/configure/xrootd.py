@@ -74,8 +74,9 @@ def redirector_config(*, admin_dir: str, port: int, cms_port: int, keytab_path: 
 
 
 def cache_limits(size_bytes: int, high: float, low: float, block_bytes: int) -> tuple[int, int, int]:
-    """(baseline, nominal, max) in bytes (XRootD reads them with a unit: KiB here): the cache's files purged from high x size
-    down to low x size; when the disk itself fills, down to half of that."""
+    """(baseline, nominal, max) in bytes (written in KiB: XRootD reads them with a
+    unit): the cache's files purged from high x size down to low x size; when the
+    disk itself fills, down to half of that."""
     if not 0 < low < high <= 1:
         raise ValueError(f"low_watermark ({low}) must be below high_watermark ({high}), both in (0, 1]")
     nominal, maximum = int(size_bytes * low), int(size_bytes * high)

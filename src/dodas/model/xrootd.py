@@ -17,7 +17,7 @@ from dodas.tosca.source import SourceMap
 
 CACHE = "tosca.nodes.dodas.XRootD.Cache"
 _NODES = ("topology_template", "node_templates")
-_ORIGIN_URL = re.compile(r"^root://(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\])(?::(?P<port>[0-9]{1,5}))?/*$")
+_ORIGIN_URL = re.compile(r"^roots?://(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\])(?::(?P<port>[0-9]{1,5}))?/*$")
 
 
 def size_bytes(value: Any) -> int | None:
@@ -52,7 +52,7 @@ def caches(smap: SourceMap, nodes: dict[str, Node], diags: list[Diagnostic]) -> 
             m = _ORIGIN_URL.match(str(url))
             if not m or (m.group("port") and not 0 < int(m.group("port")) < 65536):
                 diags.append(smap.diag(where("origin_url"), f'node "{n.name}": origin_url {url!r} is not '
-                                       "root://HOST[:PORT] (the port between 1 and 65535)"))
+                                       "root://HOST[:PORT] or roots:// (the port between 1 and 65535)"))
         low, high = n.properties.get("low_watermark"), n.properties.get("high_watermark")
         if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low >= high:
             diags.append(smap.diag(where("low_watermark"), f'node "{n.name}": low_watermark {low} is not below '

@@ -176,8 +176,11 @@ def prepare(template: str, *, name: str | None = None, pairs: list[str] | None =
             max_providers: int = 3, overcommit: bool = False, allow_external_playbooks: bool = False,
             strict: bool = False, refresh: bool = True, require_provider: bool = True,
             allow_provider: Callable[[Any], bool] | None = None, given: dict[str, GivenInput] | None = None,
-            environment: bool = True, origin: str | None = None) -> DeploymentPlan:
-    """Everything `up` decides before it changes anything. `refresh` asks the
+            environment: bool = True, origin: str | None = None,
+            vet: Callable[[Plan], None] | None = None) -> DeploymentPlan:
+    """Everything `up` decides before it changes anything. `vet` (a server's
+    rules) sees the plan before placement and preflight, so that a refused value
+    is what a sender hears first. `refresh` asks the
     provider whether recorded services still run (as status does); without it,
     the state's records alone are compared. `allow_provider` (a server) limits
     the providers placement may choose; `given` are inputs already collected
@@ -207,6 +210,8 @@ def prepare(template: str, *, name: str | None = None, pairs: list[str] | None =
                 for k, v in dep.inputs.items() if k in declared and k not in given}
     plan = plan_given(template, {**kept, **given}, offline=offline,
                       allow_external_playbooks=allow_external_playbooks, strict=strict, environment=environment)
+    if vet is not None:
+        vet(plan)
     viable, skipped = _place(plan, dep if live else None, provider_name, max_providers, overcommit,
                              require_provider, allow_provider)
     text = Path(template).read_text(encoding="utf-8")

@@ -4,10 +4,11 @@ A template sent to a server comes from someone who may not be trusted with the
 server's machine or its network. Playbooks outside dodas's own and remote
 imports are already refused by planning with `allow_external_playbooks=False`
 and `offline=True`; here: a Helm release's `values_url` may not be `file://`
-(the server's files) and may not name a host that resolves to a loopback,
-link-local, private or otherwise non-public address (the server's network),
-unless the operator lists it in `fetch_allow` (a host name, an address or a
-network such as 10.1.0.0/16).
+(the server's files), and neither it nor an XCache's `origin_url` (which the
+cache reads, on the server's own machine with the local provider) may name a
+host that resolves to a loopback, link-local, private or otherwise non-public
+address (the server's network), unless the operator lists it in `fetch_allow`
+(a host name, an address or a network such as 10.1.0.0/16).
 """
 
 from __future__ import annotations
@@ -50,37 +51,48 @@ def problems(plan: Plan, template: str, fetch_allow: Iterable[str] = ()) -> list
     out = []
     smap = None
     for node in plan.model.nodes.values():
-        url = node.properties.get("values_url")
-        if not isinstance(url, str) or not url:
-            continue
-        why = url_problem(url, allow)
-        if why:
-            if smap is None:
-                smap = load_yaml(read_source(template, "template"), template)[1]
-            where = ("topology_template", "node_templates", node.name, "properties", "values_url")
-            out.append(smap.diag(where, f'node "{node.name}": {why}'))
+        for prop in URL_PROPERTIES:
+            url = node.properties.get(prop)
+            if not isinstance(url, str) or not url:
+                continue
+            why = url_problem(url, allow, prop)
+            if why:
+                if smap is None:
+                    smap = load_yaml(read_source(template, "template"), template)[1]
+                where = ("topology_template", "node_templates", node.name, "properties", prop)
+                out.append(smap.diag(where, f'node "{node.name}": {why}'))
     return out
 
 
-def url_problem(url: str, allow: list[str]) -> str | None:
-    """Why the server may not fetch `url`, or None."""
+#: what a user's template may make the server's machines reach, by property:
+#: (schemes, default port, why). A Helm release's values are fetched by the
+#: server; a cache's origin is read by the cache, on the server's own machine
+#: with the local provider.
+URL_PROPERTIES = {
+    "values_url": (("http", "https"), {"http": 80, "https": 443}, "a server fetches nothing from its own files"),
+    "origin_url": (("root", "roots"), {"root": 1094, "roots": 1094}, "a cache reads from an XRootD origin only"),
+}
+
+
+def url_problem(url: str, allow: list[str], prop: str = "values_url") -> str | None:
+    """Why the server may not let `url` be reached, or None."""
+    schemes, ports, why = URL_PROPERTIES[prop]
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        return f'values_url "{url}" is not http(s): a server fetches nothing from its own files'
+    if parts.scheme not in schemes:
+        return f'{prop} "{url}" is not {"/".join(schemes)}: {why}'
     host = parts.hostname or ""
     if not host:
-        return f'values_url "{url}" names no host'
+        return f'{prop} "{url}" names no host'
     if host in allow:
         return None
     try:
-        infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80),
-                                   proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as exc:
-        return f'values_url "{url}": its host cannot be resolved ({exc})'
+        infos = socket.getaddrinfo(host, parts.port or ports[parts.scheme], proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
+        return f'{prop} "{url}": its host cannot be resolved ({exc})'
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
         if not address.is_global and not _allowed(address, allow):
-            return (f'values_url "{url}" reaches {address}, a {_kind(address)} address of the server\'s network: '
+            return (f'{prop} "{url}" reaches {address}, a {_kind(address)} address of the server\'s network: '
                     "the operator may allow it with fetch_allow")
     return None
 
@@ -122,12 +134,13 @@ def plan(template: str, *, name: str, given: dict, provider: str | None, allow_p
         refused = file_imports(template)
         if refused:
             raise TemplateError(refused)
+        def vet(plan: Plan) -> None:
+            found = problems(plan, template, fetch_allow)
+            if found:
+                raise TemplateError(found)
         dplan = planning.prepare(template, name=name, given=given, provider_name=provider, offline=True,
                                  allow_external_playbooks=False, refresh=False, environment=False,
-                                 allow_provider=allow_provider, origin=origin)
-        found = problems(dplan.plan, template, fetch_allow)
-        if found:
-            raise TemplateError(found)
+                                 allow_provider=allow_provider, origin=origin, vet=vet)
     except TemplateError as exc:
         # the server's copy is named nowhere: not as the file, nor inside a message ("declared at ...")
         raise TemplateError([replace(d, file=shown if d.file == template else d.file,
