@@ -14,7 +14,14 @@ reconciles counts, and a scale a dead loop left half done is finished by the
 next apply.
 
 A scale-down drains first (Spark: the worker is decommissioned, its executors
-finish what they run and take nothing new), then removes the instance.
+finish what they run and take nothing new; HTCondor: the startd is drained
+gracefully), then removes the instance.
+
+The workload's connection settings come from the deployment's state: Spark's
+master UI from its host's address; an HTCondor pool's collector from its
+central manager's host and port, with an IDTOKEN dodas signs from the pool's
+generated signing key at every poll (`htcondor_access`). Kubernetes workloads
+(the dodas charts on a kubernetes provider) are not autoscaled from a deployment.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dodas.errors import DodasError
@@ -33,6 +40,11 @@ from dodas.state.store import Store
 
 #: how long a drained worker may take to finish what it runs before it is removed anyway
 DRAIN_TIMEOUT_S = 600.0
+#: the autoscaler's HTCondor token: one poll and the drains it starts, with room for clocks that differ
+HTCONDOR_TOKEN_LIFETIME_S = int(DRAIN_TIMEOUT_S) + 3000
+#: what the autoscaler may do in a pool: query the collector and schedd, drain startds (condor_drain
+#: is an administrative command); the pool's configuration allows both to condor@TRUST_DOMAIN
+HTCONDOR_TOKEN_SCOPES = ("READ", "ADMINISTRATOR")
 LEASE_S = 30.0
 PARALLELISM = 8
 
@@ -44,7 +56,7 @@ class Target:
     name: str
     dep_id: str
     policy: Any                  # dodas.elastic.policy.Policy
-    reader_params: dict[str, Any]
+    reader_params: dict[str, Any] = field(repr=False)   # an HTCondor pool's token among them
     cores_per_worker: int
     instances: list[Any]         # dodas.elastic.decide.Instance
 
@@ -122,8 +134,55 @@ def _workload_access(policy: Any, plan: Any, rows: dict[tuple[str, int], Any]) -
         if worker is not None and isinstance(worker.properties.get("cores"), int):
             cores = worker.properties["cores"]
         return {"master_ui_url": f"http://{address}:{port}"}, cores
+    if policy.workload == "htcondor":
+        from dodas.engine.context import RunContext
+        return htcondor_access(policy, model, RunContext.from_rows(model, "", "", rows)), cores
     raise DodasError(f"autoscaling a {policy.workload} workload needs its connection settings, which dodas "
                      "does not take from a deployment yet (the reader exists: dodas.elastic.readers)")
+
+
+def htcondor_access(policy: Any, model: Any, ctx: Any) -> dict[str, Any]:
+    """The HTCondor reader's parameters for the pool whose execute nodes the policy
+    scales (templates/htcondor.yaml): the collector (the central manager host's
+    private address and the node's port) and a token of the pool for condor@its
+    trust domain, signed from the signing key dodas generated for it (`ctx` holds
+    the state's machines, reported attributes and secrets)."""
+    from dodas.htcondor_tokens import idtoken
+    from dodas.model.deployment import Instance
+    from dodas.redact import register
+
+    if any(n.derives_from("tosca.nodes.DODAS.HelmInstall.HTCondor") for n in model.nodes.values()):
+        raise DodasError("autoscaling an HTCondor pool deployed by the chart on a kubernetes provider is not "
+                         "supported: the autoscaler scales the execute nodes of templates/htcondor.yaml (VMs)")
+    cm_type = "tosca.nodes.dodas.HTCondor.CentralManager"
+    startd = next((n for n in model.nodes.values() if n.derives_from("tosca.nodes.dodas.HTCondor.Startd")
+                   and model.host_compute(n.name) == policy.node), None)
+    cm_name = next((r.target for r in (startd.requirements if startd else []) if r.name == "central_manager"
+                    and model.nodes[r.target].derives_from(cm_type)), None)
+    if cm_name is None:
+        found = [n.name for n in model.nodes.values() if n.derives_from(cm_type)]
+        cm_name = found[0] if len(found) == 1 else None
+    if cm_name is None:
+        raise DodasError(f'the elastic workload is htcondor, but no HTCondor central manager serves the execute '
+                         f'nodes on "{policy.node}"')
+    cm, host = model.nodes[cm_name], model.host_compute(cm_name)
+    machine = ctx.machines.get(Instance(host, 0)) if host else None
+    address = (machine.private_address or machine.public_address) if machine else None
+    if not address:
+        raise DodasError(f'the HTCondor central manager\'s host "{host}" has no address yet')
+    port = cm.properties.get("port") or 9618
+    inst = Instance(cm_name, 0)
+    trust_domain = (ctx.attributes.get(inst) or {}).get("trust_domain")
+    key = (ctx.secrets.get(inst) or {}).get("signing_key")
+    if not trust_domain or not key:
+        raise DodasError(f'the HTCondor central manager "{cm_name}" is not configured yet (no trust domain or '
+                         "signing key in the state)")
+    token = idtoken(key, f"condor@{trust_domain}", trust_domain, HTCONDOR_TOKEN_SCOPES,
+                    lifetime=HTCONDOR_TOKEN_LIFETIME_S)
+    # the key is masked in whatever dodas prints (second line of defence); the token, new at every poll, is
+    # not registered (the registry would grow poll after poll): it is never formatted into anything
+    register(key)
+    return {"collector": f"{address}:{port}", "token": token}
 
 
 # -- one poll --------------------------------------------------------------------------------------
