@@ -17,7 +17,7 @@ def reader_for(workload: str, **params: Any) -> Reader:
 
     spark: master_ui_url (http://HOST:PORT of the master's web UI), timeout, transport.
     kubernetes: kubeconfig, context, api_client, ignore_namespaces.
-    htcondor: collector, schedd, query.
+    htcondor: collector, schedd, query, token (an IDTOKEN, written only to a private file), timeout.
     """
     if workload == "spark":
         from dodas.elastic.readers.spark import SparkReader
