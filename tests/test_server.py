@@ -479,6 +479,11 @@ def test_untrusted_templates_are_refused_with_located_messages(server):
         assert [(d["file"], d["line"]) for d in diags] == [("cache.yaml", 11)], diags
         assert f'node "cache": origin_url {url!r}'.replace("'", '"') in diags[0]["message"].replace("'", '"'), diags
         assert says in diags[0]["message"], diags
+    indigo = XCACHE.format(url="x").replace("tosca.nodes.dodas.XRootD.Cache", "tosca.nodes.indigo.XCache") \
+        .replace('origin_url: "x"', "origin_host: 127.0.0.1")
+    _, diags = refused_template(alice, "indigo", indigo)
+    assert [(d["file"], d["line"]) for d in diags] == [("indigo.yaml", 11)], diags
+    assert 'origin_url "root://127.0.0.1:1094" reaches 127.0.0.1, a loopback address' in diags[0]["message"], diags
     bundled = IMPORT.format(ref="https://raw.githubusercontent.com/indigo-dc/tosca-types/master/custom_types.yaml")
     assert alice.create("bundled", bundled).status_code == 202  # well-known imports are the bundled library
     alice.wait("bundled")

@@ -171,3 +171,55 @@ def test_destroy_leaves_nothing(xcache, data):
     assert not list(data.glob(".dodas-probe-*")), "the probe file is gone from the export"
     assert sorted(p.name for p in data.iterdir()) == sorted(f"{n}.bin" for n in FILES), "the user's files are untouched"
     assert not [p for p in admin if p.exists()], "the sockets' directories are gone"
+
+
+INDIGO = """tosca_definitions_version: tosca_simple_yaml_1_0
+imports:
+  - indigo_custom_types: https://raw.githubusercontent.com/indigo-dc/tosca-types/master/custom_types.yaml
+topology_template:
+  node_templates:
+    box:
+      type: tosca.nodes.indigo.Compute
+      capabilities:
+        host:
+          properties: { num_cpus: 1, mem_size: 2 GiB }
+    xcache:
+      type: tosca.nodes.indigo.XCache
+      properties:
+        origin_host: 127.0.0.1
+        origin_xrd_port: 31896
+        xrdport: 31894
+      requirements:
+        - host: box
+"""
+
+
+def test_indigo_xcache_in_front_of_an_outside_origin(tmp_path):
+    """INDIGO's XCache shape (origin_host, origin_xrd_port, xrdport) runs dodas's
+    cache, in front of a public origin that is not part of the deployment."""
+    need_xrootd()
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "f.bin").write_bytes(os.urandom(3 * MiB))
+    (tmp_path / "adm").mkdir()
+    cfg = tmp_path / "origin.cfg"
+    cfg.write_text(f"all.adminpath {tmp_path}/adm\nall.pidpath {tmp_path}/adm\nxrd.port 31896\n"
+                   f"all.export / nolock r/o\noss.localroot {export}\n")
+    wrap = ["unshare", "--user", "--map-user=1000", "--map-group=1000", "--"] if os.geteuid() == 0 else []
+    origin = subprocess.Popen([*wrap, "xrootd", "-c", str(cfg), "-n", "outside"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    template = tmp_path / "indigo-xcache.yaml"
+    template.write_text(INDIGO)
+    d = Dodas(tmp_path / "home")
+    try:
+        d.run("up", str(template), "--name", "ix", "--yes")
+        got = xrdcp("root://127.0.0.1:31894//f.bin", tmp_path / "got")
+        assert got.returncode == 0, got.stderr
+        assert sha(tmp_path / "got") == sha(export / "f.bin")
+        d.run("destroy", "ix", "--yes")
+        assert processes_of(d.home) == {}
+    finally:
+        origin.terminate()
+        origin.wait(timeout=30)
+        d.run("destroy", "ix", "--yes", check=False)
+        kill_leftovers(d.home)

@@ -32,14 +32,26 @@ def size_bytes(value: Any) -> int | None:
         return None
 
 
+def origin_url(n: Node) -> str:
+    """A cache's origin outside the deployment: origin_url, or INDIGO's
+    origin_host and origin_xrd_port (tosca.nodes.indigo.XCache)."""
+    if n.properties.get("origin_url"):
+        return str(n.properties["origin_url"])
+    host = n.properties.get("origin_host")
+    return f"root://{host}:{n.properties.get('origin_xrd_port') or 1094}" if host else ""
+
+
 def caches(smap: SourceMap, nodes: dict[str, Node], diags: list[Diagnostic]) -> None:
     """Every XCache has one origin, watermarks XRootD accepts, and fits its host's disk."""
     for n in nodes.values():
         if not n.derives_from(CACHE):
             continue
         base = (*_NODES, n.name, "properties")
-        where = lambda prop: (*base, prop) if smap.exists((*base, prop)) else (*_NODES, n.name)  # noqa: E731
-        url = n.properties.get("origin_url") or ""
+        def where(prop: str) -> tuple:
+            """The property as written; INDIGO's XCache writes its origin as origin_host."""
+            names = (prop, "origin_host") if prop == "origin_url" else (prop,)
+            return next(((*base, p) for p in names if smap.exists((*base, p))), (*_NODES, n.name))
+        url = origin_url(n)
         has_req = any(r.name == "origin" and r.target in nodes for r in n.requirements)
         if url and has_req:
             diags.append(smap.diag(where("origin_url"), f'node "{n.name}": both an origin requirement and '

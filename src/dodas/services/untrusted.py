@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dodas.errors import Diagnostic
+from dodas.model.xrootd import origin_url
 from dodas.plan.plan import Plan
 
 
@@ -53,13 +54,16 @@ def problems(plan: Plan, template: str, fetch_allow: Iterable[str] = ()) -> list
     for node in plan.model.nodes.values():
         for prop in URL_PROPERTIES:
             url = node.properties.get(prop)
+            if prop == "origin_url" and not url and node.properties.get("origin_host"):
+                url = origin_url(node)  # INDIGO's XCache: origin_host and origin_xrd_port
             if not isinstance(url, str) or not url:
                 continue
             why = url_problem(url, allow, prop)
             if why:
                 if smap is None:
                     smap = load_yaml(read_source(template, "template"), template)[1]
-                where = ("topology_template", "node_templates", node.name, "properties", prop)
+                where = ("topology_template", "node_templates", node.name, "properties",
+                         "origin_host" if prop == "origin_url" and not node.properties.get(prop) else prop)
                 out.append(smap.diag(where, f'node "{node.name}": {why}'))
     return out
 
