@@ -99,7 +99,7 @@ def up(args: list[str]) -> int:
 
 
 def test(args: list[str]) -> int:
-    ensure_venv("local,test")
+    ensure_venv("local,test,ml")  # ml: the inference server's tests (TensorFlow, onnxruntime)
     ensure_test_debs()
     ensure_java()  # the Spark tests need it as much as `up` does
     import tempfile

@@ -1,0 +1,330 @@
+"""The HTTP API, TFaaS's routes and formats (vkuznet/TFaaS server.go): /models,
+/upload (multipart form or tarball bundle), /json and /predict/json, /image,
+/delete, /params/{model}, /status. Errors are JSON `{"error": ..., "code": ...}`,
+never a traceback. Uploads and deletes need the bearer token; reads too unless
+the server runs with open reads."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from . import bundle, loaders, params as tfparams
+from .auth import check_bearer
+from .store import NotFound, Store
+
+log = logging.getLogger("dodas.inference")
+
+
+@dataclass
+class Config:
+    models: Path
+    token: str
+    open_reads: bool = False
+    cache_limit: int = 10
+    max_upload_bytes: int = 256 * 1024 * 1024
+    max_unpacked_bytes: int = 1024 * 1024 * 1024
+
+
+class TooLarge(Exception):
+    """The request body passed the upload limit."""
+
+
+def _error(code: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "code": code}, status_code=code)
+
+
+class BodyLimit:
+    """ASGI middleware: a body longer than the limit ends the request with 413,
+    counted as it arrives (a missing or false Content-Length does not help)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for key, value in scope.get("headers", []):
+            if key == b"content-length" and value.isdigit() and int(value) > self.limit:
+                return await _error(413, f"the request body is larger than the limit of {self.limit} bytes")(
+                    scope, receive, send)
+        seen = 0
+
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise TooLarge()
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def create_app(cfg: Config) -> FastAPI:
+    """The FastAPI application serving the models under cfg.models."""
+    store = Store(cfg.models, cfg.cache_limit)
+    started = time.time()
+    counters = {"GET": 0, "POST": 0, "DELETE": 0}
+    app = FastAPI(title="dodas inference (TFaaS-compatible)", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.store = store
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(400, "bad request: " + "; ".join(str(e.get("msg")) for e in exc.errors()))
+
+    @app.exception_handler(TooLarge)
+    async def too_large(request: Request, exc: TooLarge) -> JSONResponse:
+        return _error(413, f"the request body is larger than the limit of {cfg.max_upload_bytes} bytes")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, f"internal error ({type(exc).__name__}); the server's log has the details")
+
+    @app.middleware("http")
+    async def count(request: Request, call_next: Any) -> Any:
+        if request.method in counters:
+            counters[request.method] += 1
+        return await call_next(request)
+
+    def need_token(request: Request) -> None:
+        if not check_bearer(request.headers.get("authorization"), cfg.token):
+            raise HTTPException(401, "a valid bearer token is needed (Authorization: Bearer TOKEN)")
+
+    def need_read(request: Request) -> None:
+        if not cfg.open_reads:
+            need_token(request)
+
+    def model_params(name: str) -> dict[str, Any]:
+        try:
+            return store.params(name)
+        except NotFound:
+            raise HTTPException(404, f"no model named {name!r}") from None
+
+    async def loaded(name: str) -> loaders.LoadedModel:
+        model_params(name)
+        try:
+            return await run_in_threadpool(store.get, name)
+        except NotFound:
+            raise HTTPException(404, f"no model named {name!r}") from None
+        except loaders.LoadError as exc:
+            raise HTTPException(500, f"model {name!r} does not load: {exc}") from None
+
+    @app.get("/models")
+    async def models(request: Request) -> list[dict[str, Any]]:
+        need_read(request)
+        out = []
+        for name in store.names():
+            try:
+                out.append(store.params(name))
+            except NotFound:  # deleted while listing
+                pass
+        return out
+
+    @app.get("/params/{model}")
+    async def get_params(model: str, request: Request) -> dict[str, Any]:
+        need_read(request)
+        return model_params(model)
+
+    @app.get("/status")
+    async def status(request: Request) -> dict[str, Any]:
+        need_read(request)
+        proc = psutil.Process()
+        mem = proc.memory_info()
+        return {"uptime": time.time() - started, "threads": proc.num_threads(), "rss": mem.rss, "vms": mem.vms,
+                "load": list(psutil.getloadavg()), "cpu_percent": proc.cpu_percent(interval=None),
+                "requests": dict(counters), "models": len(store.names()), "cache": store.stats(),
+                "tensorflow_loaded": "tensorflow" in sys.modules}
+
+    async def predict_json(request: Request) -> list[Any]:
+        need_read(request)
+        try:
+            row = await request.json()
+        except ValueError:
+            raise HTTPException(400, "the body is not JSON; send {\"keys\": [...], \"values\": [...], "
+                                     "\"model\": \"name\"}") from None
+        if not isinstance(row, dict) or not isinstance(row.get("model"), str):
+            raise HTTPException(400, "the body needs \"model\" (the model's name) and \"values\"")
+        values = row.get("values")
+        try:
+            x = np.asarray(values, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise HTTPException(400, "\"values\" must be a list of numbers (or a list of such lists)") from None
+        if x.ndim not in (1, 2) or x.size == 0:
+            raise HTTPException(400, "\"values\" must be a non-empty list of numbers (or a list of such lists)")
+        keys = row.get("keys")
+        if x.ndim == 1 and isinstance(keys, list) and keys and len(keys) != x.shape[0]:
+            raise HTTPException(400, f"{len(keys)} keys but {x.shape[0]} values")
+        model = await loaded(row["model"])
+        batch = x[None, :] if x.ndim == 1 else x
+        want = model.input_shape[1:] if model.input_shape else ()
+        if len(want) == 1 and want[0] is not None and batch.shape[1] != want[0]:
+            raise HTTPException(400, f"model {model.name!r} takes {want[0]} values, got {batch.shape[1]}")
+        try:
+            out = await run_in_threadpool(model.predict, batch)
+        except Exception as exc:
+            raise HTTPException(400, f"the model cannot predict on these values: {type(exc).__name__}") from None
+        out = out.reshape(out.shape[0], -1)
+        rows = [[float(v) for v in r] for r in out]
+        if request.query_params.get("labels") in ("1", "true", "yes") and model.labels:
+            rows = [[{"label": lb, "probability": p} for lb, p in zip(model.labels, r)] for r in rows]
+        return rows[0] if x.ndim == 1 else rows
+
+    app.post("/json")(predict_json)
+    app.post("/predict/json")(predict_json)
+
+    async def predict_image(request: Request) -> dict[str, Any]:
+        need_read(request)
+        form = await request.form(max_files=1, max_fields=4)
+        image, name = form.get("image"), form.get("model")
+        if image is None or isinstance(image, str) or not isinstance(name, str):
+            raise HTTPException(400, "send a multipart form with image=@FILE and model=NAME")
+        model = await loaded(name)
+        data = await image.read()
+
+        def decode() -> np.ndarray:
+            import tensorflow as tf  # decoding PNG/JPEG; lazily
+
+            channels = int(model.params.get("img_channels") or 0)
+            img = tf.io.decode_image(data, channels=channels, expand_animations=False)
+            shape = model.input_shape
+            if len(shape) == 4 and shape[1] and shape[2]:
+                img = tf.image.resize(img, (shape[1], shape[2]))
+            arr = tf.cast(img, tf.float32).numpy() / 255.0
+            if len(shape) == 2:
+                arr = arr.reshape(-1)
+            return arr[None, ...]
+
+        try:
+            x = await run_in_threadpool(decode)
+            out = (await run_in_threadpool(model.predict, x)).reshape(-1)
+        except Exception as exc:
+            raise HTTPException(400, f"cannot predict on this image: {type(exc).__name__}: {exc}"[:300]) from None
+        labels = model.labels or [str(i) for i in range(len(out))]
+        return {"filename": image.filename, "labels": [{"label": lb, "probability": float(p)}
+                                                       for lb, p in zip(labels, out)]}
+
+    app.post("/image")(predict_image)
+    app.post("/predict/image")(predict_image)
+
+    @app.post("/upload")
+    async def upload(request: Request) -> dict[str, Any]:
+        need_token(request)
+        ctype = request.headers.get("content-type", "")
+        staging = store.staging_dir()
+        try:
+            if ctype.startswith("multipart/form-data"):
+                name, params, root = await _from_form(request, staging)
+            else:
+                data = await request.body()
+                await run_in_threadpool(bundle.unpack, data, staging, cfg.max_unpacked_bytes)
+                root = bundle.model_root(staging)
+                params = tfparams.parse((root / "params.json").read_bytes())
+                name = params.get("name") or root.name
+                if not tfparams.valid_name(name):
+                    raise HTTPException(400, f"invalid model name {name!r} (letters, digits, . _ -)")
+                params["name"] = name
+            params.setdefault("timestamp", time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
+            model = await run_in_threadpool(store.install, name, root, params)
+            return {"model": name, "format": model.kind, "labels": model.labels}
+        except (bundle.BundleError, tfparams.ParamsError, loaders.LoadError) as exc:
+            raise HTTPException(400, f"upload refused: {exc}") from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    async def _from_form(request: Request, staging: Path) -> tuple[str, dict[str, Any], Path]:
+        form = await request.form(max_files=4, max_fields=8)
+        name = form.get("name")
+        if not isinstance(name, str) or not name:
+            raise HTTPException(400, "the form does not provide name")
+        if not tfparams.valid_name(name):
+            raise HTTPException(400, f"invalid model name {name!r} (letters, digits, . _ -)")
+        for field in ("params", "model"):
+            if form.get(field) is None:
+                raise HTTPException(400, f"the form does not provide {field}")
+        params = tfparams.parse(await _field_bytes(form["params"]))
+        if params.get("name", name) != name:
+            raise HTTPException(400, f"params.json's name {params.get('name')!r} is not the form's name {name!r}")
+        params["name"] = name
+        model_part = form["model"]
+        raw = await _field_bytes(model_part)
+        encoded = request.headers.get("content-encoding", "").lower() == "base64" or (
+            not isinstance(model_part, str) and model_part.headers.get("content-encoding", "").lower() == "base64")
+        if encoded:
+            try:
+                raw = base64.b64decode(raw, validate=False)
+            except (binascii.Error, ValueError):
+                raise HTTPException(400, "the model part is not valid base64") from None
+        filename = getattr(model_part, "filename", None) or params.get("model") or "model"
+        filename = Path(filename).name
+        reason = loaders.refused_reason(filename) or loaders.refused_reason(str(params.get("model", "")))
+        if reason:
+            raise loaders.LoadError(reason)
+        if raw[:2] == b"\x1f\x8b" or filename.endswith((".tar", ".tar.gz", ".tgz")):
+            await run_in_threadpool(bundle.unpack, raw, staging, cfg.max_unpacked_bytes)  # a SavedModel directory
+            dirs = [p for p in staging.iterdir()]
+            if len(dirs) == 1 and dirs[0].is_dir() and not (staging / "saved_model.pb").exists():
+                for p in dirs[0].iterdir():
+                    p.rename(staging / p.name)
+                dirs[0].rmdir()
+        else:
+            target = params.get("model") if params.get("model") and tfparams.valid_name(params["model"]) \
+                else filename
+            if not tfparams.valid_name(target):
+                raise HTTPException(400, f"invalid model file name {target!r}")
+            params["model"] = target
+            (staging / target).write_bytes(raw)
+        labels = form.get("labels")
+        if labels is not None:
+            (staging / "labels.txt").write_bytes(await _field_bytes(labels))
+            params["labels"] = "labels.txt"
+        op = form.get("op")
+        if isinstance(op, str) and op and "op" not in params:
+            params["op"] = op
+        return name, params, staging
+
+    async def _field_bytes(value: Any) -> bytes:
+        return value.encode() if isinstance(value, str) else await value.read()
+
+    async def delete(name: str) -> dict[str, Any]:
+        try:
+            await run_in_threadpool(store.delete, name)
+        except NotFound:
+            raise HTTPException(404, f"no model named {name!r}") from None
+        return {"model": name, "deleted": True}
+
+    @app.delete("/delete/{model}")
+    async def delete_path(model: str, request: Request) -> dict[str, Any]:
+        need_token(request)
+        return await delete(model)
+
+    @app.delete("/delete")
+    async def delete_form(request: Request) -> dict[str, Any]:
+        need_token(request)
+        form = await request.form(max_files=0, max_fields=4)
+        name = form.get("model")
+        if not isinstance(name, str) or not name:
+            raise HTTPException(400, "the form does not provide model")
+        return await delete(name)
+
+    return BodyLimit(app, cfg.max_upload_bytes)  # type: ignore[return-value]

@@ -1,0 +1,311 @@
+"""dodas's TFaaS-compatible inference server (dodas.inference), as a real uvicorn
+process on loopback, with real models: a tiny Keras model trained here once per
+module, saved as a TF2 SavedModel, a .keras file, and ONNX (built with onnx.helper
+from the same weights, so all three give the same probabilities)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from serverproc import free_port, stop
+
+pytest.importorskip("tensorflow", reason="the ml extra (pip install dodas[ml]) is not installed")
+pytest.importorskip("onnxruntime", reason="the ml extra (pip install dodas[ml]) is not installed")
+onnx = pytest.importorskip("onnx", reason="the ml extra (pip install dodas[ml]) is not installed")
+
+TOKEN = "t0ken-for-the-inference-tests-0123456789"
+LABELS = ["low", "mid", "high"]
+SAMPLE = [0.3, -1.2, 0.8, 0.1]
+
+
+def start_server(tmp: Path, *extra: str, env_token: bool = False) -> tuple[subprocess.Popen, str]:
+    """`python -m dodas.inference` on a free 127.0.0.1 port, waited for until /status answers."""
+    models = tmp / "models"
+    env = dict(os.environ)
+    args = [sys.executable, "-m", "dodas.inference", "--models", str(models), "--address", "127.0.0.1"]
+    if env_token:
+        env["DODAS_INFERENCE_TOKEN"] = TOKEN
+    else:
+        token_file = tmp / "token"
+        token_file.write_text(TOKEN + "\n")
+        token_file.chmod(0o600)
+        args += ["--token-file", str(token_file)]
+    log = tmp / "server.log"
+    port = free_port()
+    with log.open("ab") as out:
+        proc = subprocess.Popen([*args, "--port", str(port), *extra], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            httpx.get(url + "/status", timeout=5)
+            return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    stop(proc)
+    pytest.fail(f"the inference server did not start:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The Keras model (trained a few epochs on synthetic data) and its three saved forms."""
+    import keras
+
+    keras.utils.set_random_seed(7)
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(512, 4)).astype(np.float32)
+    y = np.digitize(x @ np.array([1.0, -0.5, 0.7, 0.2]), [-0.5, 0.5])
+    model = keras.Sequential([keras.Input((4,), name="features"), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=3, batch_size=64, verbose=0)
+    out = tmp_path_factory.mktemp("models-src")
+    saved = out / "saved"
+    saved.mkdir()
+    model.export(str(saved / "model"), verbose=False)  # TF2 SavedModel directory
+    model.save(out / "model.keras")
+    (w1, b1), (w2, b2) = (layer.get_weights() for layer in model.layers)
+    h = onnx.helper
+    graph = h.make_graph(
+        [h.make_node("MatMul", ["x", "w1"], ["a"]), h.make_node("Add", ["a", "b1"], ["b"]),
+         h.make_node("Relu", ["b"], ["c"]), h.make_node("MatMul", ["c", "w2"], ["d"]),
+         h.make_node("Add", ["d", "b2"], ["e"]), h.make_node("Softmax", ["e"], ["probs"], axis=1)],
+        "tiny", [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None, 4])],
+        [h.make_tensor_value_info("probs", onnx.TensorProto.FLOAT, [None, 3])],
+        [onnx.numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))])
+    onnx_model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    onnx.checker.check_model(onnx_model)
+    (out / "model.onnx").write_bytes(onnx_model.SerializeToString())
+    expected = np.asarray(model(np.array([SAMPLE], dtype=np.float32)))[0]
+    return {"dir": out, "expected": expected, "model": model}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("inference")
+    proc, url = start_server(tmp, "--cache-limit", "4", "--max-upload-mb", "2")
+    yield url
+    stop(proc)
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def params_json(name: str, **extra) -> bytes:
+    return json.dumps({"name": name, "labels": "labels.txt", **extra}).encode()
+
+
+def bundle(src: Path, name: str, top: str | None = None, **params) -> bytes:
+    """TFaaS's bundle: a gzip tarball of a SavedModel directory with params.json and labels.txt."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        prefix = f"{top}/" if top else ""
+        tar.add(src, arcname=top or ".")
+        for fname, data in (("params.json", params_json(name, model="saved_model.pb", **params)),
+                            ("labels.txt", "\n".join(LABELS).encode())):
+            info = tarfile.TarInfo(prefix + fname)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def upload_form(url: str, name: str, model_file: Path, *, b64: bool = False, headers=AUTH, params=None):
+    data = model_file.read_bytes()
+    hdrs = dict(headers)
+    if b64:
+        data = base64.b64encode(data)
+        hdrs["Content-Encoding"] = "base64"
+    files = {"params": ("params.json", params if params is not None else params_json(name)),
+             "model": (model_file.name, data), "labels": ("labels.txt", "\n".join(LABELS).encode())}
+    return httpx.post(url + "/upload", data={"name": name, "op": "probs"}, files=files, headers=hdrs, timeout=120)
+
+
+def predict(url: str, name: str, path: str = "/json", **kw) -> httpx.Response:
+    return httpx.post(url + path, json={"keys": ["a", "b", "c", "d"], "values": SAMPLE, "model": name},
+                      headers=AUTH, timeout=120, **kw)
+
+
+def test_upload_predict_list_params_delete(server, trained):
+    src, expected = trained["dir"], trained["expected"]
+    r = upload_form(server, "keras-form", src / "model.keras")
+    assert r.status_code == 200, r.text
+    assert r.json()["format"] == "keras"
+    r = upload_form(server, "onnx-b64", src / "model.onnx", b64=True)
+    assert r.status_code == 200, r.text
+    r = httpx.post(server + "/upload", content=bundle(src / "saved" / "model", "saved-bundle", top="saved-bundle"),
+                   headers={**AUTH, "Content-Type": "application/octet-stream", "Content-Encoding": "gzip"},
+                   timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"model": "saved-bundle", "format": "savedmodel", "labels": LABELS}
+    for name in ("keras-form", "onnx-b64", "saved-bundle"):
+        for path in ("/json", "/predict/json"):
+            r = predict(server, name, path)
+            assert r.status_code == 200, r.text
+            assert np.allclose(r.json(), expected, atol=1e-5), (name, r.json(), expected)
+    r = predict(server, "onnx-b64", params={"labels": "true"})
+    assert [c["label"] for c in r.json()] == LABELS
+    assert np.allclose([c["probability"] for c in r.json()], expected, atol=1e-5)
+    listed = httpx.get(server + "/models", headers=AUTH).json()
+    assert {m["name"] for m in listed} >= {"keras-form", "onnx-b64", "saved-bundle"}
+    assert httpx.get(server + "/params/onnx-b64", headers=AUTH).json()["labels"] == "labels.txt"
+    # replaced: the new model answers at once
+    r = upload_form(server, "keras-form", src / "model.onnx")
+    assert r.status_code == 200 and r.json()["format"] == "onnx"
+    assert np.allclose(predict(server, "keras-form").json(), expected, atol=1e-5)
+    assert httpx.delete(server + "/delete/keras-form", headers=AUTH).status_code == 200
+    r = httpx.request("DELETE", server + "/delete", data={"model": "onnx-b64"}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    r = predict(server, "onnx-b64")
+    assert r.status_code == 404 and "no model named 'onnx-b64'" in r.json()["error"]
+    assert httpx.get(server + "/params/nothing", headers=AUTH).status_code == 404
+    status = httpx.get(server + "/status", headers=AUTH).json()
+    assert status["requests"]["POST"] >= 8 and "cache" in status
+
+
+def test_camel_case_params(server, trained):
+    r = upload_form(server, "camel", trained["dir"] / "model.onnx",
+                    params=json.dumps({"name": "camel", "inputNode": "x", "outputNode": "probs"}).encode())
+    assert r.status_code == 200, r.text
+    p = httpx.get(server + "/params/camel", headers=AUTH).json()
+    assert p["input_node"] == "x" and p["output_node"] == "probs" and "inputNode" not in p
+
+
+def tar_with(member: tarfile.TarInfo, data: bytes = b"") -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.addfile(member, io.BytesIO(data) if member.isfile() else None)
+    return buf.getvalue()
+
+
+def refused(server: str, body: bytes) -> str:
+    r = httpx.post(server + "/upload", content=body, headers={**AUTH, "Content-Type": "application/octet-stream"},
+                   timeout=60)
+    assert r.status_code in (400, 413), r.text
+    return r.json()["error"]
+
+
+def test_bad_uploads_refused(server, trained, tmp_path):
+    dotdot = tarfile.TarInfo("../evil.txt")
+    dotdot.size = 4
+    assert "'..' in a path is refused" in refused(server, tar_with(dotdot, b"evil"))
+    absolute = tarfile.TarInfo("/tmp/evil.txt")
+    absolute.size = 4
+    assert "absolute paths are refused" in refused(server, tar_with(absolute, b"evil"))
+    link = tarfile.TarInfo("m/labels.txt")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    assert "links are refused" in refused(server, tar_with(link))
+    hard = tarfile.TarInfo("m/labels.txt")
+    hard.type, hard.linkname = tarfile.LNKTYPE, "params.json"
+    assert "links are refused" in refused(server, tar_with(hard))
+    assert "larger than the limit" in refused(server, os.urandom(3 * 1024 * 1024))
+    bomb = tarfile.TarInfo("m/zeros")
+    bomb.size = 9 * 1024 * 1024  # compresses to a few KB, unpacks past 4 x 2 MB
+    assert "unpacks to more than" in refused(server, tar_with(bomb, bytes(bomb.size)))
+    assert "not a tar" in refused(server, b"hello")
+    corrupt = tmp_path / "model.onnx"
+    corrupt.write_bytes(b"not an onnx model at all")
+    r = upload_form(server, "corrupt", corrupt)
+    assert r.status_code == 400 and "upload refused: the onnx model does not load" in r.json()["error"], r.text
+    corrupt_keras = tmp_path / "model.keras"
+    corrupt_keras.write_bytes(b"PK not really a zip")
+    r = upload_form(server, "corrupt", corrupt_keras)
+    assert r.status_code == 400 and "not a Keras 3 .keras archive" in r.json()["error"], r.text
+    for fname in ("model.h5", "model.pkl"):
+        (tmp_path / fname).write_bytes(b"\x80\x04K\x01.")
+        r = upload_form(server, "pickled", tmp_path / fname)
+        assert r.status_code == 400 and "are refused (they can run arbitrary code" in r.json()["error"], r.text
+    assert httpx.get(server + "/params/corrupt", headers=AUTH).status_code == 404
+    assert httpx.get(server + "/params/pickled", headers=AUTH).status_code == 404
+
+
+def test_lambda_layer_refused(server, trained, tmp_path):
+    import keras
+
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda t: t * 2), keras.layers.Dense(3)])
+    m.save(tmp_path / "lambda.keras")
+    r = upload_form(server, "lambda", tmp_path / "lambda.keras")
+    assert r.status_code == 400 and "Lambda layer" in r.json()["error"], r.text
+
+
+def test_tokens(server, trained):
+    src = trained["dir"] / "model.onnx"
+    for headers in ({}, {"Authorization": "Bearer wrong-token-wrong-token"}, {"Authorization": TOKEN}):
+        r = upload_form(server, "nope", src, headers=headers)
+        assert r.status_code == 401 and "bearer token" in r.json()["error"]
+        assert httpx.delete(server + "/delete/nope", headers=headers).status_code == 401
+        assert httpx.get(server + "/models", headers=headers).status_code == 401  # reads are not open here
+    r = httpx.post(server + "/json", json={"values": [1.0], "model": "x"})
+    assert r.status_code == 401
+
+
+def test_cache_evicts_with_limit_one_and_open_reads(trained, tmp_path):
+    proc, url = start_server(tmp_path, "--cache-limit", "1", "--open-reads", env_token=True)
+    try:
+        src, expected = trained["dir"], trained["expected"]
+        assert upload_form(url, "first", src / "model.onnx").status_code == 200
+        r = httpx.post(url + "/json", json={"values": SAMPLE, "model": "first"}, timeout=120)
+        assert r.status_code == 200 and not httpx.get(url + "/status").json()["tensorflow_loaded"]  # ONNX only
+        assert upload_form(url, "second", src / "model.keras").status_code == 200
+        for _ in range(2):
+            for name in ("first", "second"):
+                r = httpx.post(url + "/json", json={"values": SAMPLE, "model": name}, timeout=120)  # no token
+                assert r.status_code == 200, r.text
+                assert np.allclose(r.json(), expected, atol=1e-5)
+        cache = httpx.get(url + "/status").json()["cache"]
+        assert cache["cache_limit"] == 1 and len(cache["cached"]) == 1
+        assert cache["evictions"] >= 4, cache
+        assert upload_form(url, "third", src / "model.onnx", headers={}).status_code == 401
+    finally:
+        stop(proc)
+
+
+def test_token_on_command_line_impossible_and_file_mode_checked(tmp_path):
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    token.chmod(0o644)
+    r = subprocess.run([sys.executable, "-m", "dodas.inference", "--models", str(tmp_path / "m"),
+                        "--token-file", str(token)], capture_output=True, text=True, timeout=60,
+                       env={k: v for k, v in os.environ.items() if k != "DODAS_INFERENCE_TOKEN"})
+    assert r.returncode == 2 and "readable by others" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_concurrent_predictions_while_replaced(server, trained):
+    """Eight threads predict while the model is replaced twice (ONNX <-> .keras): every
+    answer is a whole model's (200, the same probabilities), none an error."""
+    src, expected = trained["dir"], trained["expected"]
+    assert upload_form(server, "swap", src / "model.onnx").status_code == 200
+    results: list[tuple[int, list]] = []
+    stop_at = time.monotonic() + 60
+
+    def hammer() -> None:
+        with httpx.Client(headers=AUTH, timeout=120) as c:
+            for _ in range(25):
+                if time.monotonic() > stop_at:
+                    break
+                r = c.post(server + "/json", json={"values": SAMPLE, "model": "swap"})
+                results.append((r.status_code, r.json()))
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for f in ("model.keras", "model.onnx"):
+        assert upload_form(server, "swap", src / f).status_code == 200
+    for t in threads:
+        t.join()
+    assert len(results) == 200
+    assert all(code == 200 and np.allclose(body, expected, atol=1e-5) for code, body in results), \
+        [r for r in results if r[0] != 200][:3]
