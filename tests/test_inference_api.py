@@ -100,6 +100,8 @@ def server(tmp_path_factory):
     proc, url = start_server(tmp, "--cache-limit", "4", "--max-upload-mb", "2")
     yield url
     stop(proc)
+    log = (tmp / "server.log").read_text(errors="replace")
+    assert "unexpected error" not in log and "Traceback" not in log, log[-3000:]  # every error was foreseen
 
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -309,3 +311,49 @@ def test_concurrent_predictions_while_replaced(server, trained):
     assert len(results) == 200
     assert all(code == 200 and np.allclose(body, expected, atol=1e-5) for code, body in results), \
         [r for r in results if r[0] != 200][:3]
+
+
+def test_image_prediction(server, tmp_path):
+    """POST /image (and /predict/image): a PNG in a multipart form, TFaaS's answer
+    {"filename", "labels": [{"label", "probability"}]}, equal to the model in-process."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(3)
+    m = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    m.save(tmp_path / "img.keras")
+    pixels = np.arange(16, dtype=np.uint8).reshape(4, 4, 1) * 16
+    png = tf.io.encode_png(pixels).numpy()
+    expected = np.asarray(m(pixels[None].astype(np.float32) / 255.0))[0]
+    r = upload_form(server, "img", tmp_path / "img.keras",
+                    params=json.dumps({"name": "img", "img_channels": 1}).encode())
+    assert r.status_code == 200, r.text
+    for path in ("/image", "/predict/image"):
+        r = httpx.post(server + path, data={"model": "img"}, files={"image": ("digit.png", png)}, headers=AUTH,
+                       timeout=120)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["filename"] == "digit.png" and [c["label"] for c in body["labels"]] == LABELS
+        assert np.allclose([c["probability"] for c in body["labels"]], expected, atol=1e-5)
+    r = httpx.post(server + "/image", data={"model": "img"}, files={"image": ("x.png", b"not a png")}, headers=AUTH)
+    assert r.status_code == 400 and "cannot predict on this image" in r.json()["error"]
+
+
+def test_bad_requests_are_json_errors(server, trained):
+    assert upload_form(server, "errs", trained["dir"] / "model.onnx").status_code == 200
+    cases = [(b"{not json", "not JSON"), (b'{"values": [1, 2]}', 'needs "model"'),
+             (b'{"model": "errs", "values": "abc"}', "must be a list of numbers"),
+             (b'{"model": "errs", "values": [1, 2]}', "takes 4 values, got 2"),
+             (b'{"model": "errs", "keys": ["a"], "values": [1, 2, 3, 4]}', "1 keys but 4 values")]
+    for body, message in cases:
+        r = httpx.post(server + "/json", content=body, headers={**AUTH, "Content-Type": "application/json"})
+        assert r.status_code == 400 and message in r.json()["error"], (body, r.text)
+        assert "Traceback" not in r.text
+    r = httpx.post(server + "/upload", data={"name": "../x", "op": "o"}, files={"params": b"{}", "model": b"x"},
+                   headers=AUTH)
+    assert r.status_code == 400 and "invalid model name" in r.json()["error"]
+    r = httpx.post(server + "/upload", data={"name": "nop", "op": "o"}, files={"model": b"x"}, headers=AUTH)
+    assert r.status_code == 400 and r.json()["error"] == "the form does not provide params"
+    r = httpx.post(server + "/upload", data={"name": "other", "op": "o"},
+                   files={"params": json.dumps({"name": "errs"}).encode(), "model": ("m.onnx", b"x")}, headers=AUTH)
+    assert r.status_code == 400 and "is not the form's name" in r.json()["error"]
