@@ -357,3 +357,26 @@ def test_bad_requests_are_json_errors(server, trained):
     r = httpx.post(server + "/upload", data={"name": "other", "op": "o"},
                    files={"params": json.dumps({"name": "errs"}).encode(), "model": ("m.onnx", b"x")}, headers=AUTH)
     assert r.status_code == 400 and "is not the form's name" in r.json()["error"]
+
+
+def test_savedmodel_that_writes_files_refused(server, tmp_path):
+    """A SavedModel is a graph, not Python, but graph ops can read and write files:
+    one whose serving signature calls tf.io.write_file is refused, and writes nothing."""
+    import tensorflow as tf
+
+    victim = tmp_path / "written-by-model"
+
+    class Evil(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+        def serve(self, x):
+            tf.io.write_file(str(victim), tf.strings.as_string(tf.reduce_sum(x)))
+            return {"probs": tf.nn.softmax(x[:, :3])}
+
+    evil = Evil()
+    tf.saved_model.save(evil, str(tmp_path / "evil"), signatures={"serving_default": evil.serve})
+    assert not victim.exists()
+    body = bundle(tmp_path / "evil", "evil", top="evil")
+    error = refused(server, body)
+    assert "touch files or run Python: WriteFile" in error, error
+    assert not victim.exists()
+    assert httpx.get(server + "/params/evil", headers=AUTH).status_code == 404

@@ -17,9 +17,66 @@ REFUSED_SUFFIXES = {".h5": "HDF5 (legacy Keras)", ".hdf5": "HDF5 (legacy Keras)"
                     ".pickle": "pickle", ".joblib": "joblib (pickle)", ".pt": "PyTorch (pickle)",
                     ".pth": "PyTorch (pickle)", ".npy": "NumPy (may hold pickles)", ".npz": "NumPy (may hold pickles)",
                     ".dill": "dill (pickle)", ".cloudpickle": "cloudpickle"}
-# graph ops that touch files or run Python: refused in an uploaded SavedModel's serving graph
+# graph ops that touch files or run Python: refused in what an uploaded SavedModel's
+# serving signature can reach (its own save/restore functions use SaveV2/RestoreV2, but
+# only TensorFlow's loader calls them, with the model's own variables/ path)
 DANGEROUS_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc", "ReadFile", "WriteFile", "MatchingFiles",
-                 "DeleteFile", "ImmutableConst"}
+                 "DeleteFile", "ImmutableConst", "MergeV2Checkpoints", "ShardedFilename", "ShardedFilespec",
+                 "TFRecordDataset", "TFRecordDatasetV2", "TextLineDataset", "FixedLengthRecordDataset",
+                 "FixedLengthRecordDatasetV2", "DatasetToTFRecord", "LoadDataset", "CSVDataset", "CSVDatasetV2",
+                 "SqlDataset", "LMDBDataset", "CreateSummaryFileWriter", "CreateSummaryDbWriter",
+                 "DecodeProtoV2", "EncodeProto", "LookupTableImportV2", "InitializeTableFromTextFile",
+                 "InitializeTableFromTextFileV2"}
+DANGEROUS_PREFIXES = ("Save", "Restore", "Write", "Py", "Eager", "Snapshot", "Experimental", "Tpu", "_Send",
+                      "_Recv", "_HostSend", "_HostRecv")
+
+
+def _dangerous(op: str) -> bool:
+    return op in DANGEROUS_OPS or op.startswith(DANGEROUS_PREFIXES)
+
+
+def _serving_ops(proto: Any) -> set[str]:
+    """Every op the serving_default signature can reach: from its output tensors back
+    through the top-level graph's inputs, into every function a node calls (by op
+    name or by a function-valued attribute), transitively."""
+    ops: set[str] = set()
+    for mg in proto.meta_graphs:
+        if "serving_default" not in mg.signature_def:
+            continue
+        library = {fn.signature.name: fn for fn in mg.graph_def.library.function}
+        nodes = {node.name: node for node in mg.graph_def.node}
+        todo = [t.name.split(":")[0] for t in mg.signature_def["serving_default"].outputs.values()]
+        seen_nodes: set[str] = set()
+        functions: list[str] = []
+
+        def called(node: Any) -> None:
+            if node.op in library:
+                functions.append(node.op)
+            for value in node.attr.values():
+                if value.HasField("func"):
+                    functions.append(value.func.name)
+                if value.HasField("list"):
+                    functions.extend(f.name for f in value.list.func)
+
+        while todo:
+            name = todo.pop().lstrip("^")
+            if name in seen_nodes or name not in nodes:
+                continue
+            seen_nodes.add(name)
+            node = nodes[name]
+            ops.add(node.op)
+            called(node)
+            todo.extend(i.split(":")[0] for i in node.input)
+        seen_fns: set[str] = set()
+        while functions:
+            fname = functions.pop()
+            if fname in seen_fns or fname not in library:
+                continue
+            seen_fns.add(fname)
+            for node in library[fname].node_def:
+                ops.add(node.op)
+                called(node)
+    return ops
 
 
 class LoadError(ValueError):
@@ -105,14 +162,10 @@ def _savedmodel(path: Path, params: dict[str, Any]):
 
     proto = saved_model_pb2.SavedModel()
     proto.ParseFromString((path / "saved_model.pb").read_bytes())
-    ops: set[str] = set()
-    for mg in proto.meta_graphs:
-        ops.update(node.op for node in mg.graph_def.node)
-        for fn in mg.graph_def.library.function:
-            ops.update(node.op for node in fn.node_def)
-    bad = sorted(ops & DANGEROUS_OPS)
+    bad = sorted(op for op in _serving_ops(proto) if _dangerous(op))
     if bad:
-        raise LoadError(f"the SavedModel uses operations that touch files or run Python: {', '.join(bad)}")
+        raise LoadError(f"the SavedModel's serving signature uses operations that touch files or run Python: "
+                        f"{', '.join(bad)}")
     loaded = tf.saved_model.load(str(path))
     if "serving_default" not in loaded.signatures:
         raise LoadError("the SavedModel has no serving_default signature")
