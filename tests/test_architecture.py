@@ -24,7 +24,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "dodas"
 STAGES = ("tosca", "model", "plan", "engine", "providers", "configure", "state", "services", "cli", "server",
-          "client", "devissuer", "elastic")
+          "client", "devissuer", "elastic", "inference")
 
 #: package (or "<top>" for dodas/*.py) -> the packages its modules must not import
 FORBIDDEN = {
@@ -49,6 +49,9 @@ FORBIDDEN = {
     # a stand-alone issuer for trying the server out: it knows nothing of dodas
     "devissuer": {"tosca", "model", "plan", "engine", "providers", "configure", "state", "services", "cli",
                   "server", "client"},
+    # a service dodas deploys (TFaaS-compatible inference): it knows nothing of dodas
+    "inference": {"tosca", "model", "plan", "engine", "providers", "configure", "state", "services", "cli",
+                  "server", "client", "devissuer", "elastic"},
     # elasticity (the policy, workload readers, decisions): reads tosca/ and model/; the
     # autoscaler in services/ uses it, never the reverse
     "elastic": {"plan", "engine", "providers", "configure", "services", "cli", "server", "client"},
