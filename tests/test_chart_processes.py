@@ -18,7 +18,7 @@ import pytest
 from conftest import TEMPLATES
 from livecluster import driver_is_refused, need_java, processes_of, run_notebook_cell, wait_for
 from podrunner import PodRunner
-from test_chart import dodas_values, helm_bin, render  # noqa: F401 - fixture
+from test_chart import dodas_values, render
 
 
 def _json(url: str):

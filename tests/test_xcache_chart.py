@@ -26,13 +26,11 @@ import pytest
 import yaml
 from conftest import TEMPLATES
 from livecluster import processes_of
-from test_chart import helm_bin  # noqa: F401 - fixture
+from charts import release_values, render_chart
 
 from dodas import services
 from dodas.configure import helm
 from dodas.configure.kube import SUPPORTED
-from dodas.engine.context import RunContext
-from dodas.model.deployment import Instance
 
 CHART = helm.CHARTS / "cachingondemand"
 TEMPLATE = TEMPLATES / "xcache-k8s.yaml"
@@ -40,29 +38,13 @@ KEY = "ab" * 32
 KEYTAB = f"0 u:xrootd g:xrootd n:dodas N:1 c:1700000000 e:0 f:0 k:{KEY}"
 
 
-def render(helm_bin: str, *values: Path, release: str = "cache", extra: tuple[str, ...] = ()) -> dict:  # noqa: F811
-    out = subprocess.run([helm_bin, "template", release, str(CHART), "--namespace", "data",
-                          *[a for v in values for a in ("--values", str(v))], *extra],
-                         capture_output=True, text=True, check=True).stdout
-    docs = [d for d in yaml.safe_load_all(out) if d]
-    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+def render(helm_bin: str, *values: Path, release: str = "cache", extra: tuple[str, ...] = ()) -> dict:
+    return render_chart(helm_bin, CHART, release, "data", values, extra)
 
 
 def dodas_values(tmp_path: Path, inputs: list[str], template: Path = TEMPLATE, node: str = "cache") -> list[Path]:
     """The values files dodas writes for the template's CachingOnDemand release."""
-    plan = services.plan(str(template), inputs)
-    n = plan.model.nodes[node]
-    ctx = RunContext(plan.model, "dep-1", "demo")
-    inst = Instance(node, 0)
-    ctx.ensure_secrets(inst)
-    variables = ctx.variables(inst, n, n.operations["configure"].inputs)
-    out = helm.plan(variables["dodas_properties"], str(tmp_path), None, "dep-1", variables["chart_values"],
-                    variables["secret_values"])
-    paths = []
-    for f in out["files"] + out["secret_files"]:
-        Path(f["path"]).write_text(f["content"])
-        paths.append(Path(f["path"]))
-    return paths
+    return release_values(tmp_path, template, node, inputs)[0]
 
 
 def config_lines(objs: dict, key: str = "xcache.cfg", release: str = "cache") -> list[str]:

@@ -14,20 +14,16 @@ from pathlib import Path
 
 import pytest
 from livecluster import ROOT, Dodas, kill_leftovers, processes_of
+from test_elastic_policy import one_error as located
+from test_xcache import need_xrootd
 
 TEMPLATE = ROOT / "templates" / "xcache.yaml"
-LOC = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<msg>.*)$")
 
 
 def one_error(r, path: Path) -> tuple[str, str]:
     """(the located line's text, the message) of a run that failed with one error."""
-    assert r.code == 1, (r.code, r.out, r.err)
-    assert "Traceback" not in r.err + r.out
-    lines = [ln for ln in r.err.strip().splitlines() if ln]
-    assert len(lines) == 1, r.err
-    m = LOC.match(lines[0])
-    assert m and m["file"] == str(path), lines[0]
-    return path.read_text().splitlines()[int(m["line"]) - 1], m["msg"]
+    line, _col, msg = located(r, path)
+    return path.read_text().splitlines()[line - 1], msg
 
 
 def variant(tmp_path: Path, old: str, new: str) -> Path:
@@ -108,8 +104,7 @@ def test_preflight_names_the_packages(tmp_path):
 def test_unreachable_origin_fails_naming_it(tmp_path):
     """An origin outside the deployment that does not answer: the cache's start
     fails saying so, and the failed attempt leaves nothing behind."""
-    if not shutil.which("xrootd"):
-        pytest.skip("XRootD is not installed: apt-get install xrootd-server xrootd-client")
+    need_xrootd()
     t = tmp_path / "external.yaml"
     t.write_text("""tosca_definitions_version: tosca_simple_yaml_1_0
 topology_template:
