@@ -36,6 +36,8 @@ GENERATED_SECRETS = {
     # the pool's IDTOKENS signing key (HTCondor's POOL key)
     "tosca.nodes.dodas.HTCondor.CentralManager": ("signing_key",),
     "tosca.nodes.DODAS.HelmInstall.HTCondor": ("signing_key",),
+    # the bearer token of an inference service's uploads
+    "tosca.nodes.dodas.Inference": ("token",),
     # the sss key of an XRootD origin's or cluster's clients (caches, data servers)
     "tosca.nodes.dodas.XRootD.Origin": ("secret",),
     "tosca.nodes.dodas.XRootD.Redirector": ("secret",),
