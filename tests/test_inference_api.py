@@ -136,9 +136,9 @@ def upload_form(url: str, name: str, model_file: Path, *, b64: bool = False, hea
     return httpx.post(url + "/upload", data={"name": name, "op": "probs"}, files=files, headers=hdrs, timeout=120)
 
 
-def predict(url: str, name: str, path: str = "/json", **kw) -> httpx.Response:
+def predict(url: str, name: str, path: str = "/json", headers=AUTH, **kw) -> httpx.Response:
     return httpx.post(url + path, json={"keys": ["a", "b", "c", "d"], "values": SAMPLE, "model": name},
-                      headers=AUTH, timeout=120, **kw)
+                      headers=headers, timeout=120, **kw)
 
 
 def test_upload_predict_list_params_delete(server, trained):
