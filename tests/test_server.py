@@ -484,6 +484,14 @@ def test_untrusted_templates_are_refused_with_located_messages(server):
     _, diags = refused_template(alice, "indigo", indigo)
     assert [(d["file"], d["line"]) for d in diags] == [("indigo.yaml", 11)], diags
     assert 'origin_url "root://127.0.0.1:1094" reaches 127.0.0.1, a loopback address' in diags[0]["message"], diags
+    # the ML pipeline's data set is a path of the machine it runs on: the server's own, with the local provider
+    from livecluster import ROOT
+    pipeline = (ROOT / "templates" / "ml-pipeline.yaml").read_text()
+    _, diags = refused_template(alice, "ml", pipeline.replace('dataset:\n      type: string\n      default: ""',
+                                                              'dataset:\n      type: string\n      default: /etc'))
+    line = next(i for i, t in enumerate(pipeline.splitlines(), 1) if "dataset: { get_input: dataset }" in t)
+    assert [(d["file"], d["line"]) for d in diags] == [("ml.yaml", line)], diags
+    assert "dataset names a path of the machine it runs on" in diags[0]["message"], diags
     bundled = IMPORT.format(ref="https://raw.githubusercontent.com/indigo-dc/tosca-types/master/custom_types.yaml")
     assert alice.create("bundled", bundled).status_code == 202  # well-known imports are the bundled library
     alice.wait("bundled")

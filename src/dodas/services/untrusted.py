@@ -65,7 +65,23 @@ def problems(plan: Plan, template: str, fetch_allow: Iterable[str] = ()) -> list
                 where = ("topology_template", "node_templates", node.name, "properties",
                          "origin_host" if prop == "origin_url" and not node.properties.get(prop) else prop)
                 out.append(smap.diag(where, f'node "{node.name}": {why}'))
+        for prop in HOST_PATH_PROPERTIES.get(_family(node), ()):
+            if node.properties.get(prop):
+                if smap is None:
+                    smap = load_yaml(read_source(template, "template"), template)[1]
+                out.append(smap.diag(("topology_template", "node_templates", node.name, "properties", prop),
+                                     f'node "{node.name}": {prop} names a path of the machine it runs on: a template '
+                                     "sent to a server names none of the server's files"))
     return out
+
+
+#: properties that name a file of the machine a node runs on (the server's own,
+#: with the local provider), by the type that has them
+HOST_PATH_PROPERTIES = {"tosca.nodes.dodas.MLPipeline": ("dataset",)}
+
+
+def _family(node: Any) -> str:
+    return next((t for t in HOST_PATH_PROPERTIES if node.derives_from(t)), "")
 
 
 #: what a user's template may make the server's machines reach, by property:

@@ -32,6 +32,16 @@ WEEK = 7 * 86400
 POPULAR = 20  # reads in the next week that make a data set "popular"
 
 
+def schema():
+    from pyspark.sql import types as T
+
+    fields = [("unique_id", T.StringType()), ("user", T.StringType()), ("site", T.StringType()),
+              ("dataset", T.StringType()), ("file_size", T.LongType()), ("read_bytes", T.LongType()),
+              ("start_time", T.LongType()), ("end_time", T.LongType()), ("is_remote", T.BooleanType()),
+              ("exit_code", T.IntegerType())]
+    return T.StructType([T.StructField(n, t, nullable=True) for n, t in fields])
+
+
 def decode(files):
     """Executor side: the records of each (name, Avro bytes) pair."""
     import fastavro
@@ -46,6 +56,10 @@ def run(master: str, data: Path, out: Path) -> dict:
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
+    if __name__ != "__main__":  # imported (the notebook): the executors cannot import this file, send it by value
+        from pyspark import cloudpickle
+
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])
     files = sorted(data.glob("*.avro")) if data.is_dir() else [data]
     if not files:
         raise SystemExit(f"no .avro file in {data}")
@@ -61,18 +75,14 @@ def run(master: str, data: Path, out: Path) -> dict:
              .config("spark.pyspark.python", os.environ.get("PYSPARK_PYTHON") or sys.executable).getOrCreate())
     try:
         sc = spark.sparkContext
-        executors = sc._jsc.sc().getExecutorMemoryStatus().size() - 1  # without the driver
         raw = sc.parallelize([(p.name, p.read_bytes()) for p in files], len(files)).mapPartitions(decode)
-        cols = ["unique_id", "user", "site", "dataset", "file_size", "read_bytes", "start_time", "end_time",
-                "is_remote", "exit_code"]
-        df = spark.createDataFrame(raw, cols)
+        df = spark.createDataFrame(raw, schema()).cache()  # decoded once, by Python; the rest runs in the JVMs
         total = df.count()
         clean = (df.dropDuplicates(["unique_id"])
                  .where(F.col("read_bytes").isNotNull() & (F.col("read_bytes") >= 0)
                         & (F.col("file_size") > 0) & (F.col("end_time") >= F.col("start_time"))
                         & F.col("dataset").rlike(r"^/[^/]+/[^/]+/[A-Z]+$")))
-        kept = clean.count()
-        first = clean.agg(F.min("start_time")).first()[0]
+        kept, first = clean.agg(F.count("*"), F.min("start_time")).first()
         weekly = (clean.withColumn("week", F.floor((F.col("start_time") - F.lit(first)) / WEEK).cast("int"))
                   .withColumn("tier", F.element_at(F.split("dataset", "/"), -1))
                   .groupBy("dataset", "tier", "week")
@@ -81,11 +91,12 @@ def run(master: str, data: Path, out: Path) -> dict:
                        F.avg(F.least(F.col("read_bytes") / F.col("file_size"), F.lit(1.0))).alias("read_fraction"),
                        F.log1p(F.avg(F.col("end_time") - F.col("start_time"))).alias("log_duration"),
                        F.avg(F.col("is_remote").cast("double")).alias("remote_fraction"),
-                       F.avg((F.col("exit_code") != 0).cast("double")).alias("failure_fraction")))
+                       F.avg((F.col("exit_code") != 0).cast("double")).alias("failure_fraction"))).cache()
         last = weekly.agg(F.max("week")).first()[0]
         nxt = weekly.select("dataset", (F.col("week") - 1).alias("week"), F.col("reads").alias("next_reads"))
         rows = (weekly.where(F.col("week") < last).join(nxt, ["dataset", "week"], "left")
                 .fillna({"next_reads": 0}).orderBy("dataset", "week").collect())
+        executors = sc._jsc.sc().getExecutorMemoryStatus().size() - 1  # without the driver
     finally:
         spark.stop()
     table = []
