@@ -275,6 +275,35 @@ def test_cache_evicts_with_limit_one_and_open_reads(trained, tmp_path):
         stop(proc)
 
 
+def test_first_requests_for_a_model_load_it_once(trained, tmp_path):
+    """A restarted server finds its models on disk: eight first requests at once for
+    one of them wait for a single load (not eight), and all get its answer."""
+    proc, url = start_server(tmp_path, "--open-reads", env_token=True)
+    try:
+        assert upload_form(url, "cold", trained["dir"] / "model.keras").status_code == 200
+    finally:
+        stop(proc)
+    proc, url = start_server(tmp_path, "--open-reads", env_token=True)  # the same models directory
+    try:
+        answers: list[httpx.Response] = []
+
+        def ask() -> None:
+            answers.append(httpx.post(url + "/json", json={"values": SAMPLE, "model": "cold"}, timeout=120))
+
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=180)
+        assert [r.status_code for r in answers] == [200] * 8
+        assert all(np.allclose(r.json(), trained["expected"], atol=1e-5) for r in answers)
+        cache = httpx.get(url + "/status").json()["cache"]
+        assert cache["loads"] == 1 and cache["misses"] == 8, cache
+        assert httpx.post(url + "/json", json={"values": SAMPLE, "model": "nothing"}, timeout=30).status_code == 404
+    finally:
+        stop(proc)
+
+
 def test_token_on_command_line_impossible_and_file_mode_checked(tmp_path):
     token = tmp_path / "token"
     token.write_text(TOKEN)

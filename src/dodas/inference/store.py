@@ -35,6 +35,7 @@ class Store:
         self._generation: dict[str, int] = {}
         self._lock = threading.Lock()  # the cache and the directory renames
         self._write = threading.Lock()  # one upload/delete at a time
+        self._loading: dict[str, threading.Lock] = {}  # per model: one load from disk at a time
         self.hits = self.misses = self.evictions = self.loads = 0
         for stale in self.root.glob(".staging-*"):  # an upload a crash interrupted
             shutil.rmtree(stale, ignore_errors=True)
@@ -72,13 +73,21 @@ class Store:
                 self.hits += 1
                 return self._cache[name]
             self.misses += 1
-            generation = self._generation.get(name, 0)
-        params = self.params(name)
-        model = self.load_dir(name, self.root / name, params)
-        with self._lock:
-            self.loads += 1
-            if self._generation.get(name, 0) == generation and (self.root / name).is_dir():
-                self._put(name, model)  # not if an upload/delete happened meanwhile
+            if not valid_name(name) or not (self.root / name / "params.json").is_file():
+                raise NotFound(name)  # (no lock kept for a name that is not a model)
+            loading = self._loading.setdefault(name, threading.Lock())
+        with loading:  # the first requests for a model wait for one load instead of each loading it
+            with self._lock:
+                if name in self._cache:
+                    self._cache.move_to_end(name)
+                    return self._cache[name]
+                generation = self._generation.get(name, 0)
+            params = self.params(name)
+            model = self.load_dir(name, self.root / name, params)
+            with self._lock:
+                self.loads += 1
+                if self._generation.get(name, 0) == generation and (self.root / name).is_dir():
+                    self._put(name, model)  # not if an upload/delete happened meanwhile
         return model
 
     def _put(self, name: str, model: loaders.LoadedModel) -> None:
