@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import os
+import struct
 import subprocess
 import sys
 import tarfile
@@ -271,6 +272,59 @@ def test_cache_evicts_with_limit_one_and_open_reads(trained, tmp_path):
         assert cache["cache_limit"] == 1 and len(cache["cached"]) == 1
         assert cache["evictions"] >= 4, cache
         assert upload_form(url, "third", src / "model.onnx", headers={}).status_code == 401
+    finally:
+        stop(proc)
+
+
+def _varint(n: int) -> bytes:
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def _field(number: int, wire: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | wire) + (_varint(len(payload)) + payload if wire == 2 else payload)
+
+
+def test_protobuf_route_speaks_tfaas_messages(trained, tmp_path):
+    """POST /proto with a Row written byte by byte here (TFaaS's tfaas.proto: key = 1,
+    value = 2 packed floats, model = 3) answers Predictions (prediction = 1 of
+    Class{label = 1, probability = 2}), read back byte by byte too."""
+    proc, server = start_server(tmp_path)  # a server of its own: POST /params changes its default
+    try:
+        assert upload_form(server, "proto", trained["dir"] / "model.onnx").status_code == 200
+        row = b"".join(_field(1, 2, k.encode()) for k in "abcd") \
+            + _field(2, 2, struct.pack("<4f", *SAMPLE)) + _field(3, 2, b"proto")
+        for path in ("/proto", "/predict/proto"):
+            r = httpx.post(server + path, content=row, headers={**AUTH, "Content-Type": "application/octet-stream"},
+                           timeout=60)
+            assert r.status_code == 200, r.text
+            got, data, i = [], r.content, 0
+            while i < len(data):
+                assert data[i] == (1 << 3 | 2)  # prediction, length-delimited
+                size, cls = data[i + 1], data[i + 2:i + 2 + data[i + 1]]
+                i += 2 + size
+                label = cls[2:2 + cls[1]].decode()
+                assert cls[0] == (1 << 3 | 2) and cls[2 + cls[1]] == (2 << 3 | 5)  # label; probability, fixed32
+                got.append((label, struct.unpack("<f", cls[3 + cls[1]:7 + cls[1]])[0]))
+            assert [g[0] for g in got] == LABELS
+            assert np.allclose([g[1] for g in got], trained["expected"], atol=1e-5)
+        # TFaaS's POST /params names the model a request without "model" gets
+        unnamed = b"".join(_field(1, 2, k.encode()) for k in "abcd") + _field(2, 2, struct.pack("<4f", *SAMPLE))
+        assert httpx.post(server + "/params", content=params_json("proto"), timeout=30).status_code == 401
+        missing = httpx.post(server + "/params", content=params_json("nothing"), headers=AUTH, timeout=30)
+        assert missing.status_code == 404
+        r = httpx.post(server + "/params", content=params_json("proto"), headers=AUTH, timeout=30)
+        assert r.status_code == 200 and r.json()["name"] == "proto", r.text
+        assert httpx.post(server + "/proto", content=unnamed, headers=AUTH, timeout=60).status_code == 200
+        r = httpx.post(server + "/json", json={"values": SAMPLE}, headers=AUTH, timeout=60)
+        assert r.status_code == 200 and np.allclose(r.json(), trained["expected"], atol=1e-5)
+        bad = httpx.post(server + "/proto", content=b"\xff\xff\xff", headers=AUTH, timeout=30)
+        assert bad.status_code == 400 and "not a protobuf Row" in bad.json()["error"], bad.text
+        assert httpx.post(server + "/proto", content=row, timeout=30).status_code == 401
     finally:
         stop(proc)
 

@@ -20,11 +20,11 @@ import numpy as np
 import psutil
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from . import bundle, loaders, params as tfparams
+from . import bundle, loaders, params as tfparams, proto as tfproto
 from .auth import check_bearer
 from .store import NotFound, Store
 
@@ -146,6 +146,23 @@ def create_app(cfg: Config) -> FastAPI:
         need_read(request)
         return model_params(model)
 
+    default: dict[str, str] = {}  # TFaaS's "current" model: the one asked for when a request names none
+
+    @app.post("/params")
+    async def set_params(request: Request) -> dict[str, Any]:
+        """TFaaS's POST /params: a params.json naming a served model makes it the default one."""
+        need_token(request)
+        try:
+            given = tfparams.parse(await request.body())
+        except tfparams.ParamsError as exc:
+            raise HTTPException(400, str(exc)) from None
+        name = given.get("name")
+        if not isinstance(name, str) or not name:
+            raise HTTPException(400, "params.json needs \"name\": the served model to use by default")
+        found = model_params(name)
+        default["model"] = name
+        return found
+
     @app.get("/status")
     async def status(request: Request) -> dict[str, Any]:
         need_read(request)
@@ -156,26 +173,19 @@ def create_app(cfg: Config) -> FastAPI:
                 "requests": dict(counters), "models": len(store.names()), "cache": store.stats(),
                 "tensorflow_loaded": "tensorflow" in sys.modules}
 
-    async def predict_json(request: Request) -> list[Any]:
-        need_read(request)
-        try:
-            row = await request.json()
-        except ValueError:
-            raise HTTPException(400, "the body is not JSON; send {\"keys\": [...], \"values\": [...], "
-                                     "\"model\": \"name\"}") from None
-        if not isinstance(row, dict) or not isinstance(row.get("model"), str):
+    async def predict_values(name: Any, values: Any, keys: Any) -> tuple[loaders.LoadedModel, list[list[float]], bool]:
+        """The model's outputs for one row of values (or a list of rows): (model, rows, one row given)."""
+        if not isinstance(name, str):
             raise HTTPException(400, "the body needs \"model\" (the model's name) and \"values\"")
-        values = row.get("values")
         try:
             x = np.asarray(values, dtype=np.float32)
         except (TypeError, ValueError):
             raise HTTPException(400, "\"values\" must be a list of numbers (or a list of such lists)") from None
         if x.ndim not in (1, 2) or x.size == 0:
             raise HTTPException(400, "\"values\" must be a non-empty list of numbers (or a list of such lists)")
-        keys = row.get("keys")
         if x.ndim == 1 and isinstance(keys, list) and keys and len(keys) != x.shape[0]:
             raise HTTPException(400, f"{len(keys)} keys but {x.shape[0]} values")
-        model = await loaded(row["model"])
+        model = await loaded(name)
         batch = x[None, :] if x.ndim == 1 else x
         want = model.input_shape[1:] if model.input_shape else ()
         if len(want) == 1 and want[0] is not None and batch.shape[1] != want[0]:
@@ -185,10 +195,36 @@ def create_app(cfg: Config) -> FastAPI:
         except Exception as exc:
             raise HTTPException(400, f"the model cannot predict on these values: {type(exc).__name__}") from None
         out = out.reshape(out.shape[0], -1)
-        rows = [[float(v) for v in r] for r in out]
+        return model, [[float(v) for v in r] for r in out], x.ndim == 1
+
+    async def predict_json(request: Request) -> list[Any]:
+        need_read(request)
+        try:
+            row = await request.json()
+        except ValueError:
+            raise HTTPException(400, "the body is not JSON; send {\"keys\": [...], \"values\": [...], "
+                                     "\"model\": \"name\"}") from None
+        if not isinstance(row, dict):
+            raise HTTPException(400, "the body needs \"model\" (the model's name) and \"values\"")
+        model, rows, one = await predict_values(row.get("model") or default.get("model"), row.get("values"),
+                                                row.get("keys"))
         if request.query_params.get("labels") in ("1", "true", "yes") and model.labels:
             rows = [[{"label": lb, "probability": p} for lb, p in zip(model.labels, r)] for r in rows]
-        return rows[0] if x.ndim == 1 else rows
+        return rows[0] if one else rows
+
+    async def predict_proto(request: Request) -> Response:
+        """TFaaS's protobuf route: a Row in, Predictions out (labels, or the outputs' indices)."""
+        need_read(request)
+        try:
+            keys, values, name = tfproto.parse_row(await request.body())
+        except tfproto.ProtoError as exc:
+            raise HTTPException(400, str(exc)) from None
+        model, rows, _ = await predict_values(name or default.get("model"), values, keys)
+        labels = model.labels or [str(i) for i in range(len(rows[0]))]
+        return Response(tfproto.predictions(list(zip(labels, rows[0]))), media_type="application/octet-stream")
+
+    app.post("/proto")(predict_proto)
+    app.post("/predict/proto")(predict_proto)
 
     app.post("/json")(predict_json)
     app.post("/predict/json")(predict_json)
