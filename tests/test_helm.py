@@ -115,8 +115,8 @@ def test_charts_dodas_ships_need_no_repository(tmp_path):
     with pytest.raises(TemplateError) as exc:
         services.plan(str(t))
     (d,) = exc.value.diagnostics
-    assert 'chart "dodas/nope" is not one of the charts dodas ships (cachingondemand, htcondor, spark-jupyter)' \
-        in d.message
+    assert ('chart "dodas/nope" is not one of the charts dodas ships '
+            '(cachingondemand, htcondor, inference, spark-jupyter)') in d.message
 
 
 def test_rendering_error_names_the_problem():

@@ -37,7 +37,7 @@ GENERATED_SECRETS = {
     "tosca.nodes.dodas.HTCondor.CentralManager": ("signing_key",),
     "tosca.nodes.DODAS.HelmInstall.HTCondor": ("signing_key",),
     # the bearer token of an inference service's uploads
-    "tosca.nodes.dodas.Inference": ("token",),
+    "tosca.nodes.dodas.Inference": ("token",), "tosca.nodes.DODAS.HelmInstall.Inference": ("token",),
     # the sss key of an XRootD origin's or cluster's clients (caches, data servers)
     "tosca.nodes.dodas.XRootD.Origin": ("secret",),
     "tosca.nodes.dodas.XRootD.Redirector": ("secret",),
