@@ -65,6 +65,16 @@ class Store:
         """Load (raising loaders.LoadError with the reason) without touching the store."""
         return loaders.load(name, model_dir, params, self._labels(model_dir, params))
 
+    def cached(self, name: str) -> loaders.LoadedModel | None:
+        """The loaded model if it is in the cache (counted as a hit), else None: no disk access, no waiting
+        for a load, so the server can call it on its event loop."""
+        with self._lock:
+            model = self._cache.get(name)
+            if model is not None:
+                self._cache.move_to_end(name)
+                self.hits += 1
+            return model
+
     def get(self, name: str) -> loaders.LoadedModel:
         """The loaded model, from the cache or loaded from disk (evicting the least recently used)."""
         with self._lock:
