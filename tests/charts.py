@@ -44,3 +44,16 @@ def release_values(tmp_path: Path, template: Path, node: str, inputs: list[str],
         Path(f["path"]).write_text(f["content"])
         paths.append(Path(f["path"]))
     return paths, ctx, inst
+
+
+def validate_objects(objs: dict, minor: str) -> None:
+    """Every rendered object against the strict OpenAPI schema of Kubernetes `minor`
+    (kubernetes-validate), the failure naming the object and the path in it."""
+    import kubernetes_validate
+
+    for key, obj in objs.items():
+        try:
+            kubernetes_validate.validate(obj, f"{minor}.0", strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            raise AssertionError(f"{key} does not match Kubernetes {minor}: {exc.message} at "
+                                 f"{list(exc.path)}") from None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from charts import release_values, render_chart
+from charts import release_values, render_chart, validate_objects
 from conftest import TEMPLATES
 
 from dodas.configure import helm
@@ -126,19 +126,12 @@ def test_no_bitnami_anywhere():
 def test_rendered_objects_match_the_kubernetes_api(helm_bin, tmp_path, minor):
     """Every object, with every option on, validates against the strict OpenAPI
     schema of each Kubernetes release the roles install (kubernetes-validate)."""
-    import kubernetes_validate
-
     files = dodas_values(tmp_path, TEMPLATES / "spark-k8s.yaml", ["server_image=ost://cloud.example.org/img"],
                          address="192.0.2.7")
     objs = render(helm_bin, *files, extra=("--set", "jupyter.persistence.enabled=true", "--set",
                                            "imagePullSecrets[0].name=registry", "--set",
                                            "workers.nodeSelector.disk=ssd", "--kube-version", minor))
-    for key, obj in objs.items():
-        try:
-            kubernetes_validate.validate(obj, f"{minor}.0", strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            where = list(exc.path)
-            raise AssertionError(f"{key} does not match Kubernetes {minor}: {exc.message} at {where}") from None
+    validate_objects(objs, minor)
 
 
 def test_repository_commands_against_a_real_chart_repository(helm_bin, tmp_path):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from charts import release_values, render_chart, validate_objects
 from conftest import TEMPLATES
-from charts import release_values, render_chart
 from test_htcondor import check_security, expand, parse_config
 
 from dodas.configure import helm
@@ -120,15 +120,8 @@ def test_values_schema_refuses_bad_values(helm_bin, setting, message):
 def test_rendered_objects_match_the_kubernetes_api(helm_bin, tmp_path, minor):
     """Every object, with every option on, validates against the strict OpenAPI schema of
     each Kubernetes release the roles install (kubernetes-validate)."""
-    import kubernetes_validate
-
     files, _ = dodas_values(tmp_path, [])
     objs = render(helm_bin, *files, extra=("--set", "imagePullSecrets[0].name=registry", "--set",
                                            "startd.nodeSelector.disk=ssd", "--set",
                                            "schedd.flockTo={cms-pool.example.org:9618}", "--kube-version", minor))
-    for key, obj in objs.items():
-        try:
-            kubernetes_validate.validate(obj, f"{minor}.0", strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            raise AssertionError(f"{key} does not match Kubernetes {minor}: {exc.message} at {list(exc.path)}") \
-                from None
+    validate_objects(objs, minor)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -25,9 +24,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from charts import release_values, render_chart
+from charts import release_values, render_chart, validate_objects
 from conftest import TEMPLATES
 from livecluster import environ_of, processes_of
+from serverproc import stop_group
 
 from dodas import services
 from dodas.configure import helm
@@ -205,8 +205,6 @@ def test_no_bitnami_anywhere():
 def test_rendered_objects_match_the_kubernetes_api(helm_bin, tmp_path, minor):  # noqa: F811 - fixture
     """Every object, with every option on, validates against the strict OpenAPI
     schema of each Kubernetes release the roles install (kubernetes-validate)."""
-    import kubernetes_validate
-
     files = dodas_values(tmp_path, ["open_reads=true", "service_type=NodePort"])
     objs = render(helm_bin, *files, extra=("--set", "persistence.storageClass=fast", "--set",
                                            "imagePullSecrets[0].name=registry", "--set", "nodeSelector.gpu=none",
@@ -216,12 +214,7 @@ def test_rendered_objects_match_the_kubernetes_api(helm_bin, tmp_path, minor):  
     other = render(helm_bin, *dodas_values(tmp_path, []),
                    extra=("--set", "persistence.existingClaim=models", "--kube-version", minor))
     objs.update({(k, f"{n} (ClusterIP)"): o for (k, n), o in other.items()})
-    for key, obj in objs.items():
-        try:
-            kubernetes_validate.validate(obj, f"{minor}.0", strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            where = list(exc.path)
-            raise AssertionError(f"{key} does not match Kubernetes {minor}: {exc.message} at {where}") from None
+    validate_objects(objs, minor)
 
 
 # -- the rendered pod, run as processes: python -m dodas.inference on loopback -----------------------------
@@ -304,16 +297,7 @@ class Pod:
 
     def stop(self) -> None:
         for p in self.procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                    p.wait(timeout=20)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    try:
-                        os.killpg(p.pid, signal.SIGKILL)
-                        p.wait(timeout=10)
-                    except (ProcessLookupError, subprocess.TimeoutExpired):
-                        pass
+            stop_group(p)
 
 
 def onnx_doubler(path: Path) -> None:

@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -24,9 +23,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from charts import release_values, render_chart, validate_objects
 from conftest import TEMPLATES
 from livecluster import processes_of
-from charts import release_values, render_chart
+from serverproc import stop_group
 
 from dodas import services
 from dodas.configure import helm
@@ -206,8 +206,6 @@ def test_no_bitnami_anywhere():
 def test_rendered_objects_match_the_kubernetes_api(helm_bin, tmp_path, minor):  # noqa: F811 - fixture
     """Every object, with every option on, validates against the strict OpenAPI
     schema of each Kubernetes release the roles install (kubernetes-validate)."""
-    import kubernetes_validate
-
     files = dodas_values(tmp_path, ["origin_host=xrootd.example.org", f"origin_sss_secret={KEYTAB}",
                                     "check_path=/store/test/file.root"])
     objs = render(helm_bin, *files, extra=("--set", "redirector.enabled=true", "--set", "cache.storageClass=fast",
@@ -219,12 +217,7 @@ def test_rendered_objects_match_the_kubernetes_api(helm_bin, tmp_path, minor):  
     other = render(helm_bin, extra=("--set", "origin.host=o", "--set", "service.type=ClusterIP", "--set",
                                     "redirector.subscribeTo=redir.example.org", "--kube-version", minor))
     objs.update({(k, f"{n} (ClusterIP)"): o for (k, n), o in other.items()})
-    for key, obj in objs.items():
-        try:
-            kubernetes_validate.validate(obj, f"{minor}.0", strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            where = list(exc.path)
-            raise AssertionError(f"{key} does not match Kubernetes {minor}: {exc.message} at {where}") from None
+    validate_objects(objs, minor)
 
 
 # -- the rendered cache container, run as a process with Debian's xrootd ------------------------------------
@@ -274,16 +267,7 @@ class Processes:
 
     def stop(self) -> None:
         for p in self.procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                    p.wait(timeout=20)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    try:
-                        os.killpg(p.pid, signal.SIGKILL)
-                        p.wait(timeout=10)
-                    except (ProcessLookupError, subprocess.TimeoutExpired):
-                        pass
+            stop_group(p)
 
 
 @pytest.fixture
