@@ -27,7 +27,7 @@ from netns import make_lab, need_netns
 from sshd import Sshd, client_key, need_openssh
 
 try:  # the tiny model and the upload of test_inference_api.py (the ml extra)
-    from test_inference_api import LABELS, SAMPLE, trained, upload_form  # noqa: F401 - trained is a fixture
+    from test_inference_api import LABELS, SAMPLE, trained, upload_form  # trained is a fixture
 except pytest.skip.Exception as exc:
     why = str(exc)
 
@@ -194,7 +194,7 @@ def host(tmp_path):
         lab.remove()
 
 
-def test_tfaas_template_on_an_ssh_host(host, trained, tmp_path):  # noqa: F811 - trained is the imported fixture
+def test_tfaas_template_on_an_ssh_host(host, trained, tmp_path):  # trained is the imported fixture
     lab = host["lab"]
     d = Dodas(tmp_path / "home")
     cfg = d.home / "config" / "providers.yaml"

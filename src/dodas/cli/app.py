@@ -70,7 +70,7 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
         os.environ["DODAS_SERVER"] = server_url
 
 
-def _remote():  # noqa: ANN202 - a client.remote.Remote, or None when working locally
+def _remote():  # a client.remote.Remote, or None when working locally
     """The server to work through (--server or DODAS_SERVER), or None."""
     url = os.environ.get("DODAS_SERVER", "").strip()
     if not url:
@@ -269,7 +269,7 @@ def _duration(text: str, option: str) -> float:
     return parse_duration(text, option)
 
 
-def ConfirmationNeeded(message: str) -> Exception:  # noqa: N802 - reads as the error it makes
+def ConfirmationNeeded(message: str) -> Exception:  # named like a class: it reads as the error it makes
     """The face's question went unanswered (no terminal, or answered no): exit 1, nothing changed."""
     from dodas.errors import DodasError
     return DodasError(message)
@@ -732,7 +732,7 @@ def main() -> None:
                 _fail(exc.message, exc.exit_code, diagnostics=[d.to_dict() for d in exc.diagnostics])
             _fail(exc.message, exc.exit_code)
         _fail(exc.message if _json_errors() else f"error: {exc.message}", exc.exit_code)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+    except Exception as exc:  # the last line of defence against tracebacks
         if os.environ.get("DODAS_DEBUG"):
             raise
         problem = environment_problem(exc)
