@@ -2,7 +2,7 @@
 """Set-up and the two jobs of the README, with nothing but Python on the machine.
 
     python3 make.py up     # install into .venv, deploy the Spark + Jupyter template, print its outputs
-    python3 make.py test   # install into .venv (and the system packages the tests use), run every test
+    python3 make.py test   # install into .venv (and the system packages the tests use), lint, run every test
 
 Installation is idempotent: it is skipped when pyproject.toml has not changed
 since the last successful install into .venv.
@@ -98,10 +98,22 @@ def up(args: list[str]) -> int:
     return sh(dodas, "up", template, "--name", "spark-jupyter", *args)  # prints the outputs
 
 
+def lint() -> int:
+    """ruff, as [tool.ruff] in pyproject.toml configures it: a lint error fails the run
+    before the tests start, not after them."""
+    code = sh(PY, "-m", "ruff", "check", "--quiet", ".", cwd=ROOT)
+    if code != 0:
+        print("ruff check failed (the problems are above; `.venv/bin/ruff check --fix` mends some): "
+              "fix them, then run the tests", file=sys.stderr, flush=True)
+    return code
+
+
 def test(args: list[str]) -> int:
     ensure_venv("local,test,ml")  # ml: the inference server's tests (TensorFlow, onnxruntime)
     ensure_test_debs()
     ensure_java()  # the Spark tests need it as much as `up` does
+    if lint() != 0:
+        return 1
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

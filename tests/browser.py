@@ -119,7 +119,7 @@ def _page_summary(driver: WebDriver) -> str:
     try:
         body = driver.execute_script("return document.body ? document.body.innerText : ''") or ""
         return f"at {driver.current_url} ({driver.title!r}): {body.strip()[:1500]}"
-    except Exception as exc:  # the browser itself may be what went wrong
+    except Exception as exc:  # noqa: BLE001 - the browser itself may be what went wrong
         return f"(the page cannot be read: {exc})"
 
 

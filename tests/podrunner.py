@@ -138,7 +138,7 @@ class PodRunner:
                 for a in argv]
         if os.geteuid() == 0:
             argv = [a.replace("--no-browser", "--no-browser --allow-root") for a in argv]
-        log = open(self.root / f"{pod.name}.log", "w")  # noqa: SIM115 - closed with the process
+        log = open(self.root / f"{pod.name}.log", "w")  # closed with the process
         pod.proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                     cwd=self.root / pod.name if (self.root / pod.name).is_dir() else self.root)
 

@@ -39,7 +39,7 @@ def pods(tmp_path):
     assert processes_of(tmp_path) == {}, "every process of every pod is gone"
 
 
-def test_chart_containers_run_spark_and_jupyter(helm_bin, tmp_path, pods):  # noqa: F811 - fixture
+def test_chart_containers_run_spark_and_jupyter(helm_bin, tmp_path, pods):
     files = dodas_values(tmp_path, TEMPLATES / "spark-helm.yaml", ["spark_workers=2"])
     pods.objects = render(helm_bin, *files, extra=("--set", "workers.memory=1g", "--set",
                                                    "jupyter.executorMemory=512m"))

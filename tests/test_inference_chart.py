@@ -62,14 +62,14 @@ def arg(container: dict, flag: str) -> str:
     return args[args.index(flag) + 1]
 
 
-def test_chart_lints_strictly(helm_bin):  # noqa: F811 - fixture
+def test_chart_lints_strictly(helm_bin):
     for extra in ((), ("--set", "service.type=NodePort", "--set", "openReads=true")):
         r = subprocess.run([helm_bin, "lint", "--strict", str(CHART), *extra], capture_output=True, text=True)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "0 chart(s) failed" in r.stdout
 
 
-def test_rendered_with_dodas_values(helm_bin, tmp_path):  # noqa: F811 - fixture
+def test_rendered_with_dodas_values(helm_bin, tmp_path):
     files = dodas_values(tmp_path, ["cache_limit=3", "max_upload=1 GiB", "models_size_gb=25"])
     objs = render(helm_bin, *files)
     assert set(objs) == {("Secret", "tfaas-token"), ("PersistentVolumeClaim", "tfaas-models"),
@@ -126,7 +126,7 @@ def test_rendered_with_dodas_values(helm_bin, tmp_path):  # noqa: F811 - fixture
     assert images == {"dodas-inference:0.1.0"}
 
 
-def test_options(helm_bin, tmp_path):  # noqa: F811 - fixture
+def test_options(helm_bin, tmp_path):
     files = dodas_values(tmp_path, ["open_reads=true", "service_type=NodePort", "node_port=31083", "port=9000",
                                     "image_repository=registry.example.org/ml/dodas", "image_tag=2026.1",
                                     "max_upload=100 MB"])
@@ -147,7 +147,7 @@ def test_options(helm_bin, tmp_path):  # noqa: F811 - fixture
     assert arg(pod_of(objs)["containers"][0], "--max-upload-mb") == "64"
 
 
-def test_plain_helm_install_generates_a_token(helm_bin):  # noqa: F811 - fixture
+def test_plain_helm_install_generates_a_token(helm_bin):
     """Without dodas (plain `helm install`), the chart makes a random token itself."""
     made = {base64.b64decode(render(helm_bin)[("Secret", "tfaas-token")]["data"]["token"]) for _ in range(2)}
     assert len(made) == 2 and all(len(t) == 48 for t in made)
@@ -166,7 +166,7 @@ def test_plain_helm_install_generates_a_token(helm_bin):  # noqa: F811 - fixture
     ("image.repository=", "image.repository: String length must be greater than or equal to 1"),
     ("models=/data", "Additional property models is not allowed"),
 ])
-def test_values_schema_refuses_bad_values(helm_bin, tmp_path, setting, message):  # noqa: F811 - fixture
+def test_values_schema_refuses_bad_values(helm_bin, tmp_path, setting, message):
     # in a values file, read as YAML (--set would make 0 a string)
     key, value = setting.split("=", 1)
     (tmp_path / "v.yaml").write_text(yaml.safe_dump(helm.expand({key: yaml.safe_load(value) if value else ""})))
@@ -202,7 +202,7 @@ def test_no_bitnami_anywhere():
 
 
 @pytest.mark.parametrize("minor", [f"{a}.{b}" for a, b in SUPPORTED])
-def test_rendered_objects_match_the_kubernetes_api(helm_bin, tmp_path, minor):  # noqa: F811 - fixture
+def test_rendered_objects_match_the_kubernetes_api(helm_bin, tmp_path, minor):
     """Every object, with every option on, validates against the strict OpenAPI
     schema of each Kubernetes release the roles install (kubernetes-validate)."""
     files = dodas_values(tmp_path, ["open_reads=true", "service_type=NodePort"])
@@ -321,7 +321,7 @@ def address():
     return f"127.85.{os.getpid() % 250}.{os.getpid() // 250 % 250 + 1}"
 
 
-def test_rendered_pod_serves_models_with_the_secrets_token(helm_bin, tmp_path, address):  # noqa: F811 - fixture
+def test_rendered_pod_serves_models_with_the_secrets_token(helm_bin, tmp_path, address):
     pytest.importorskip("onnxruntime", reason="the ml extra (pip install dodas[ml]) is not installed")
     import httpx
 

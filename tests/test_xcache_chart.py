@@ -52,7 +52,7 @@ def config_lines(objs: dict, key: str = "xcache.cfg", release: str = "cache") ->
     return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
-def test_chart_lints_strictly(helm_bin):  # noqa: F811 - fixture
+def test_chart_lints_strictly(helm_bin):
     r = subprocess.run([helm_bin, "lint", "--strict", str(CHART), "--set", "origin.host=origin.example.org"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -62,7 +62,7 @@ def test_chart_lints_strictly(helm_bin):  # noqa: F811 - fixture
     assert r.returncode != 0 and "origin.host (the XRootD server the cache reads from) is required" in r.stderr
 
 
-def test_rendered_with_dodas_values(helm_bin, tmp_path):  # noqa: F811 - fixture
+def test_rendered_with_dodas_values(helm_bin, tmp_path):
     files = dodas_values(tmp_path, ["origin_host=xrootd.example.org", "origin_port=1095", "cache_servers=3",
                                     "cache_size_gb=20", "cache_ram_gb=4", "high_water_mark=0.9",
                                     "low_water_mark=0.75", f"origin_sss_secret={KEYTAB}"])
@@ -109,7 +109,7 @@ def test_rendered_with_dodas_values(helm_bin, tmp_path):  # noqa: F811 - fixture
     assert images == {"opensciencegrid/xcache:23-release"}
 
 
-def test_without_a_keytab_there_is_no_secret(helm_bin, tmp_path):  # noqa: F811 - fixture
+def test_without_a_keytab_there_is_no_secret(helm_bin, tmp_path):
     objs = render(helm_bin, *dodas_values(tmp_path, ["origin_host=xrootd.example.org"]))
     assert not [k for k in objs if k[0] == "Secret"]
     pod = objs[("StatefulSet", "cache-server")]["spec"]["template"]["spec"]
@@ -124,7 +124,7 @@ def test_the_plan_does_not_show_the_keytab(cli):
     assert KEY not in r.out and KEY not in r.err
 
 
-def test_redirector_mode(helm_bin, tmp_path):  # noqa: F811 - fixture
+def test_redirector_mode(helm_bin, tmp_path):
     """cache_redirector given (DODAS's shape): a redirector (xrootd + cmsd, manager)
     in front of the servers, whose cmsd subscribes to it; clients go to it."""
     tmpl = tmp_path / "redir.yaml"
@@ -168,7 +168,7 @@ def test_redirector_mode(helm_bin, tmp_path):  # noqa: F811 - fixture
     ("origin.host=a b", "origin.host: Does not match pattern"),
     ("cache.size=1", "cache: Additional property size is not allowed"),
 ])
-def test_values_schema_refuses_bad_values(helm_bin, tmp_path, setting, message):  # noqa: F811 - fixture
+def test_values_schema_refuses_bad_values(helm_bin, tmp_path, setting, message):
     # in a values file, read as YAML (--set would make 1.5 a string)
     key, value = setting.split("=", 1)
     (tmp_path / "v.yaml").write_text(yaml.safe_dump(helm.expand({"origin.host": "o", key: yaml.safe_load(value)})))
@@ -187,7 +187,7 @@ def test_the_template_refuses_bad_inputs_at_plan_time(inputs, message):
         services.plan(str(TEMPLATE), ["origin_host=xrootd.example.org", *inputs])
 
 
-def test_without_an_origin_the_chart_says_so(helm_bin, tmp_path):  # noqa: F811 - fixture
+def test_without_an_origin_the_chart_says_so(helm_bin, tmp_path):
     """The catalogue template plans without inputs (as every catalogue template);
     with no origin given, helm refuses the release before anything is made."""
     files = dodas_values(tmp_path, [])
@@ -203,7 +203,7 @@ def test_no_bitnami_anywhere():
 
 
 @pytest.mark.parametrize("minor", [f"{a}.{b}" for a, b in SUPPORTED])
-def test_rendered_objects_match_the_kubernetes_api(helm_bin, tmp_path, minor):  # noqa: F811 - fixture
+def test_rendered_objects_match_the_kubernetes_api(helm_bin, tmp_path, minor):
     """Every object, with every option on, validates against the strict OpenAPI
     schema of each Kubernetes release the roles install (kubernetes-validate)."""
     files = dodas_values(tmp_path, ["origin_host=xrootd.example.org", f"origin_sss_secret={KEYTAB}",
@@ -259,7 +259,7 @@ class Processes:
         if os.geteuid() == 0:
             argv = ["unshare", "--user", f"--map-user={self.uid}", f"--map-group={self.gid}", *argv]
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", **env, "DODAS_MACHINE": str(self.root)}
-        out = open(log, "w")  # noqa: SIM115 - closed with the process
+        out = open(log, "w")  # closed with the process
         p = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                              cwd=self.root)
         self.procs.append(p)
@@ -354,7 +354,7 @@ def logs(root: Path) -> str:
     return "\n".join(f"== {f.name}\n{f.read_text(errors='replace')[-2000:]}" for f in sorted(root.glob("*.log")))
 
 
-def test_rendered_cache_reads_through_from_a_real_origin(helm_bin, tmp_path, procs):  # noqa: F811 - fixture
+def test_rendered_cache_reads_through_from_a_real_origin(helm_bin, tmp_path, procs):
     origin_port, payload = start_origin(procs, tmp_path)
     cache_port = _free_port()
     files = dodas_values(tmp_path, ["origin_host=127.0.0.1", f"origin_port={origin_port}",
@@ -396,7 +396,7 @@ def test_rendered_cache_reads_through_from_a_real_origin(helm_bin, tmp_path, pro
     assert f"read {len(payload)} bytes of /data/file.bin through the cache" in r.stdout
 
 
-def test_rendered_redirector_sends_clients_to_a_cache(helm_bin, tmp_path, procs):  # noqa: F811 - fixture
+def test_rendered_redirector_sends_clients_to_a_cache(helm_bin, tmp_path, procs):
     """Redirector mode: the redirector's xrootd and cmsd, and a cache server's
     xrootd and cmsd (which subscribes to the redirector), as rendered; a read at
     the redirector is sent to the cache, which reads from the origin. Pods have

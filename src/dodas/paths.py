@@ -149,7 +149,7 @@ def remove_tree(path: Path | str, base: Path | str) -> None:
         return
     failures: list[str] = []
 
-    def onerror(_func, where, exc_info) -> None:  # noqa: ANN001 - shutil's callback
+    def onerror(_func, where, exc_info) -> None:  # shutil's callback
         exc = exc_info[1]
         if not (isinstance(exc, OSError) and exc.errno == errno.ENOENT):
             rel = os.path.relpath(where, target) if str(where).startswith(str(target)) else where

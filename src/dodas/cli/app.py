@@ -70,7 +70,7 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
         os.environ["DODAS_SERVER"] = server_url
 
 
-def _remote():  # noqa: ANN202 - a client.remote.Remote, or None when working locally
+def _remote():  # a client.remote.Remote, or None when working locally
     """The server to work through (--server or DODAS_SERVER), or None."""
     url = os.environ.get("DODAS_SERVER", "").strip()
     if not url:
@@ -269,7 +269,7 @@ def _duration(text: str, option: str) -> float:
     return parse_duration(text, option)
 
 
-def ConfirmationNeeded(message: str) -> Exception:  # noqa: N802 - reads as the error it makes
+def ConfirmationNeeded(message: str) -> Exception:  # named like a class: it reads as the error it makes
     """The face's question went unanswered (no terminal, or answered no): exit 1, nothing changed."""
     from dodas.errors import DodasError
     return DodasError(message)
@@ -578,10 +578,13 @@ COMPLETE_VAR = "_DODAS_COMPLETE"
 SHELLS = ("bash", "zsh", "fish")
 
 
-def _completer(shell: str) -> object:
-    from typer._completion_classes import BashComplete, FishComplete, ZshComplete
-    cls = {"bash": BashComplete, "zsh": ZshComplete, "fish": FishComplete}[shell]
-    return cls(_command(), {}, "dodas", COMPLETE_VAR)
+def _complete(shell: str, what: str) -> int:
+    """Print the completion script of a shell (what="source") or the completions of
+    the words the shell sends (what="complete"), through Typer's public completion module."""
+    from typer import completion
+
+    completion.completion_init()  # Typer's bash/zsh/fish classes, not Click's plainer ones
+    return completion.shell_complete(_command(), {}, "dodas", COMPLETE_VAR, f"{what}_{shell}")
 
 
 @app.command()
@@ -593,7 +596,7 @@ def completion(shell: Annotated[str, typer.Argument(help="bash, zsh or fish.", s
     if shell not in SHELLS:
         from dodas.errors import UsageError
         raise UsageError(f'no completion for shell "{shell}": dodas completes in {", ".join(SHELLS)}')
-    typer.echo(_completer(shell).source())
+    _complete(shell, "source")
 
 
 def _shell_complete(instruction: str) -> int:
@@ -605,9 +608,7 @@ def _shell_complete(instruction: str) -> int:
         sys.stderr.write(f"error: {COMPLETE_VAR}={instruction}: not a completion instruction "
                          f"(SHELL_complete or SHELL_source, SHELL one of {', '.join(SHELLS)})\n")
         return 2
-    comp = _completer(shell)
-    typer.echo(comp.source() if what == "source" else comp.complete())
-    return 0
+    return _complete(shell, what)
 
 
 #: what an option's value is, in --help (options not named here: their name in capitals)
@@ -619,13 +620,12 @@ def _command() -> object:
     """The click command of `app`, with each option's value named in --help (FILE,
     DURATION, N, ...) and flags and arguments shown without Typer's <bool>/<str>."""
     import typer.main
-    from typer import _click
 
     def bare(ctx: object) -> None:
         return None
     cmd = typer.main.get_command(app)
     for sub in [cmd, *getattr(cmd, "commands", {}).values()]:
-        helper = sub.get_help_option(_click.Context(sub, info_name=sub.name))
+        helper = sub.get_help_option(typer.Context(sub, info_name=sub.name))
         for param in [*sub.params, *([helper] if helper is not None else [])]:
             if param.param_type_name == "option" and not getattr(param, "is_flag", False):
                 if param.metavar is None:
@@ -678,12 +678,11 @@ def _print_json(data: object) -> None:
 def _run() -> int:
     """Run the command line; its exit code. Click's own errors (usage, exit 2) are
     printed as Typer prints them, or under --json as the JSON error object."""
-    from typer import _click
     from typer.core import HAS_RICH
 
     try:
         code = _command().main(prog_name="dodas", standalone_mode=False)
-    except _click.exceptions.ClickException as exc:
+    except typer.TyperException as exc:  # Click's errors: Typer ships Click inside it, under this base
         if _json_errors():
             _fail(exc.format_message(), exc.exit_code)
         if HAS_RICH:
@@ -733,7 +732,7 @@ def main() -> None:
                 _fail(exc.message, exc.exit_code, diagnostics=[d.to_dict() for d in exc.diagnostics])
             _fail(exc.message, exc.exit_code)
         _fail(exc.message if _json_errors() else f"error: {exc.message}", exc.exit_code)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+    except Exception as exc:  # the last line of defence against tracebacks
         if os.environ.get("DODAS_DEBUG"):
             raise
         problem = environment_problem(exc)

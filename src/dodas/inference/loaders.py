@@ -136,13 +136,13 @@ def load(name: str, model_dir: Path, params: dict[str, Any], labels: list[str]) 
         run, shape = loader(path, params)
     except LoadError:
         raise
-    except Exception as exc:  # a loader's own errors: the reason goes back, not a traceback
+    except Exception as exc:  # noqa: BLE001 - a loader's own errors: the reason goes back, not a traceback
         raise LoadError(f"the {kind} model does not load: {type(exc).__name__}: {_short(exc)}") from None
     model = LoadedModel(name, kind, run, shape, labels, params)
     if shape and all(d is not None for d in shape[1:]):
         try:
             out = model.predict(np.zeros((1, *shape[1:]), dtype=np.float32))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a model's own errors: the reason goes back, not a traceback
             raise LoadError(f"the {kind} model loads but does not predict: {type(exc).__name__}: {_short(exc)}") \
                 from None
         if labels and out.reshape(out.shape[0], -1).shape[1] != len(labels):

@@ -71,7 +71,7 @@ def providers_for(caller: Caller, cfg: ServerConfig) -> set[str] | None:
     return set(mine) if mine else set(cfg.default_providers)
 
 
-def allowed(caller: Caller, cfg: ServerConfig):  # noqa: ANN201 - a predicate over provider configs
+def allowed(caller: Caller, cfg: ServerConfig):  # a predicate over provider configs
     names = providers_for(caller, cfg)
 
     def ok(provider_cfg: Any) -> bool:

@@ -33,7 +33,7 @@ def create_app(cfg: ServerConfig, *, start_workers: bool = True) -> FastAPI:
         validator = TokenValidator(cfg.issuers)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
+    async def lifespan(app: FastAPI):  # FastAPI's lifespan protocol
         pool = None
         if start_workers and cfg.workers > 0:
             from dodas.server.workers import Pool

@@ -20,7 +20,7 @@ def observe(method: str, route: str, status: int, seconds: float) -> None:
 class _StateCollector:
     """Read from the database when scraped, so every server process reports the same."""
 
-    def collect(self):  # noqa: ANN201 - prometheus_client's collector protocol
+    def collect(self):  # prometheus_client's collector protocol
         from dodas.state import queue
         from dodas.state.store import Store
 

@@ -108,7 +108,7 @@ async def event_stream(name: str, request: Request, caller: Caller = Depends(_ca
                        after: int = Query(0, ge=0)) -> StreamingResponse:
     ops.readable(caller, name)
 
-    async def stream():  # noqa: ANN202 - an async generator of SSE frames
+    async def stream():  # an async generator of SSE frames
         last = after
         while not await request.is_disconnected():
             items = await asyncio.to_thread(ops.events, name, last)

@@ -44,7 +44,7 @@ class Worker:
         while not stop.is_set():
             try:
                 worked = self.run_once()
-            except Exception:  # noqa: BLE001 - a database hiccup: log it, keep serving
+            except Exception:  # a database hiccup: log it, keep serving
                 log.exception("worker %s: could not poll the queue", self.owner)
                 worked = False
             if not worked:
@@ -66,7 +66,7 @@ class Worker:
         error: str | None = None
         try:
             jobs.run(held)
-        except BaseException as exc:  # noqa: BLE001 - recorded on the item, the loop goes on
+        except BaseException as exc:  # recorded on the item, the loop goes on
             error = jobs.describe_failure(exc) or type(exc).__name__
             if not isinstance(exc, Exception):
                 raise
@@ -85,7 +85,7 @@ class Worker:
                 if not queue.heartbeat(item_id, self.owner, self.lease_seconds):
                     log.warning("worker %s: lost the lease of item %d", self.owner, item_id)
                     return
-            except Exception:  # noqa: BLE001 - try again at the next beat; the lease has slack for two
+            except Exception:  # try again at the next beat; the lease has slack for two
                 log.exception("worker %s: heartbeat of item %d failed", self.owner, item_id)
 
     def hand_back(self) -> None:
@@ -117,7 +117,7 @@ class Autoscalers:
             try:
                 held = (autoscalers.lease(self.owner, self.lease_seconds, exclude=frozenset(self.loops))
                         if len(self.loops) < self.max_loops else None)
-            except Exception:  # noqa: BLE001 - a database hiccup: log it, look again later
+            except Exception:  # a database hiccup: log it, look again later
                 log.exception("autoscalers: could not look for elastic deployments")
                 held = None
             if held is not None:
@@ -139,7 +139,7 @@ class Autoscalers:
             autoscale.run(name, self.owner, stop=stop, trusted=False, lease_s=self.lease_seconds)
         except DodasError as exc:
             log.info("autoscaler of %s stopped: %s", name, exc.message)
-        except Exception:  # noqa: BLE001 - the loop ends; its lease expires and it is picked up again
+        except Exception:  # the loop ends; its lease expires and it is picked up again
             log.exception("autoscaler of %s failed", name)
 
 

@@ -19,10 +19,10 @@ from dodas.providers.base import Machine, ProcessRef
 from dodas.services import plan_given
 from dodas.state import lock
 from dodas.state.models import Deployment
-
-DELETE_COMPLETE = DS.DELETE_COMPLETE.value
 from dodas.state.store import Store
 from dodas.tosca.inputs import GivenInput
+
+DELETE_COMPLETE = DS.DELETE_COMPLETE.value
 
 
 def list_deployments(include_deleted: bool = False, names: list[str] | None = None) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ def db_url() -> str:
     return f"sqlite:///{d / 'state.db'}"
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API objects
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # DB-API objects
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")

@@ -232,7 +232,7 @@ def _nodes_of_types(smap: SourceMap, types: set[str]) -> set[str]:
 
     if not types:
         return set()
-    _, nodes = smap._walk(NODES)  # noqa: SLF001 - same package
+    _, nodes = smap._walk(NODES)  # a private helper of this package (tosca/)
     found = set()
     if isinstance(nodes, yaml.MappingNode):
         for k, v in nodes.value:

@@ -253,7 +253,7 @@ def _resolve_url(url: str, smap: SourceMap, where: tuple, offline: bool,
         return None
     limit = settings.limits().max_file_bytes
     try:
-        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as resp:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as resp:
             body = resp.read(limit + 1)  # never more than the limit, whatever the server sends
     except (urllib.error.URLError, socket.timeout, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)

@@ -244,7 +244,7 @@ def violated_constraint(decl: dict, value: Any, *, secret: bool = False) -> str 
         try:
             constraint = Constraint("input", typ, c)
             probe = get_scalarunit_value(typ, value) if typ in ScalarUnit.SCALAR_UNIT_TYPES else value
-            ok = constraint._is_valid(probe)  # noqa: SLF001 - the check without the global collector
+            ok = constraint._is_valid(probe)  # tosca-parser's private check: without its global collector
         except Exception:  # noqa: BLE001 - a malformed constraint is tosca-parser's to report
             continue
         if not ok:

@@ -129,7 +129,7 @@ def _value(ad: Any, key: str, default: Any = None) -> Any:
         return default
     try:
         v = ad.eval(key) if hasattr(ad, "eval") else ad[key]
-    except Exception:  # an expression that does not evaluate here (refers to a machine ad)
+    except Exception:  # noqa: BLE001 - an expression that does not evaluate here (refers to a machine ad)
         return default
     return default if type(v).__name__ == "Value" else v  # classad2.Value: Undefined, Error
 

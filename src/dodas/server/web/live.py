@@ -46,7 +46,7 @@ async def live(name: str, request: Request, after: int = 0) -> StreamingResponse
     ops.readable(caller, name)
     last_id = int(request.headers.get("last-event-id") or after or 0)
 
-    async def stream():  # noqa: ANN202 - an async generator of SSE frames
+    async def stream():  # an async generator of SSE frames
         last, shown, quiet = last_id, None, 0.0
         yield "retry: 2000\n\n"
         while not await request.is_disconnected():

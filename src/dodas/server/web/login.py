@@ -108,7 +108,7 @@ def _pkce() -> tuple[str, str]:
 
 
 @router.get("/login", include_in_schema=False)
-def login(request: Request, next: str | None = None) -> Response:  # noqa: A002 - the parameter's public name
+def login(request: Request, next: str | None = None) -> Response:  # `next`: the query parameter's public name
     cfg = request.app.state.config
     target = _local_path(next)
     if not cfg.authenticated:  # loopback, no issuers: the local operator
