@@ -153,7 +153,13 @@ def test_the_cli_runs_from_the_wheel(installed):
     assert r.returncode == 0 and "validate" in r.stdout, r.stdout + r.stderr
     r = installed.run(installed.dodas, "types")  # the type library, read from the installed package
     assert r.returncode == 0 and "tosca.nodes.DODAS.HelmInstall.Spark" in r.stdout, r.stdout + r.stderr
-    r = installed.run(installed.dodas, "validate", ROOT / "templates" / "spark-jupyter.yaml")
+    # the server's catalogue is the installed package's templates, and each validates from there
+    catalogue = Path(str(installed.python_json(
+        "import json; from dodas.server.config import default_catalogue; print(json.dumps(str(default_catalogue())))")))
+    assert catalogue.is_relative_to(installed.prefix), catalogue
+    shipped = sorted(p.name for p in catalogue.glob("*.yaml"))
+    assert shipped == sorted(p.name for p in (ROOT / "templates").glob("*.yaml")), shipped
+    r = installed.run(installed.dodas, "validate", catalogue / "spark-jupyter.yaml")
     assert r.returncode == 0, r.stdout + r.stderr
 
 

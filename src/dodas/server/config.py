@@ -128,8 +128,10 @@ def config_path() -> Path:
 
 
 def default_catalogue() -> Path | None:
-    """The templates shipped with dodas (the source tree's templates/)."""
-    here = Path(__file__).resolve().parents[3] / "templates"
+    """The templates shipped with dodas: package data (`dodas/templates`), so an
+    installed server offers the same catalogue as a source tree (where the
+    top-level `templates/` is a link to it)."""
+    here = Path(__file__).resolve().parents[1] / "templates"
     return here if here.is_dir() else None
 
 
