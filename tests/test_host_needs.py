@@ -152,16 +152,23 @@ def test_the_local_preflight_names_missing_programs_and_their_packages(tmp_path,
     assert problems[0] in provider.preflight(m)
 
 
-def test_what_the_roles_install_is_not_asked_of_a_vm(tmp_path):
+def test_what_the_roles_install_is_not_asked_of_a_vm(tmp_path, monkeypatch):
     """Providers whose hosts dodas's roles install (clouds, ssh): Java and packages
-    come with the create operations, so nothing is asked of a fresh machine."""
+    come with the create operations, so nothing is asked of a fresh machine, even
+    from a dodas whose own PATH has none of them."""
+    from dodas.providers.config import ProviderConfig
+    from dodas.providers.ssh import SSHProvider
+
     empty = tmp_path / "empty"
     empty.mkdir()
+    monkeypatch.setenv("DODAS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PATH", str(empty))
+    pool = SSHProvider(ProviderConfig("pool", "ssh", options={"hosts": [
+        {"address": f"192.0.2.{i}", "num_cpus": 8, "mem_mib": 16384} for i in range(1, 5)]}))
     for template in ("xcache.yaml", "spark-jupyter.yaml"):
         m = model(TEMPLATES / template)
-        assert host_problems(m, local.ThisMachine(search_path=str(empty)), frozenset({JAVA, PROGRAM})) == []
-        from dodas.providers.base import Provider
-        assert Provider.roles_install == frozenset({JAVA, PROGRAM})
+        assert pool.host_problems(m) == [] and pool.preflight(m) == [], template
+        assert host_problems(m, local.ThisMachine(search_path=str(empty)), pool.roles_install) == []
 
 
 def test_the_local_preflight_names_a_missing_java(tmp_path, monkeypatch):
