@@ -159,3 +159,14 @@ def test_the_server_faces_hold_no_deployment_logic(face):
     wrong = [f"{f.relative_to(SRC)}:{line}: imports {name}" for f in files for line, name in imports(f)
              if name != "dodas" and not name.startswith(FACE_ALLOWED)]
     assert not wrong, "a face calls server/operations.py, not services/ or state/ directly:\n" + "\n".join(wrong)
+
+
+def test_the_engine_is_handed_its_configurator():
+    """The engine runs operations through the configurator services/ hands it
+    (engine/configurator.py), as it makes machines through the provider: it never
+    builds the Ansible runner itself."""
+    made = [f"{f.relative_to(SRC)}:{n.lineno}" for f in sorted((SRC / "engine").glob("*.py"))
+            for n in ast.walk(ast.parse(f.read_text(encoding="utf-8")))
+            if (isinstance(n, ast.Name) and n.id == "AnsibleRunner")
+            or (isinstance(n, ast.alias) and n.name.endswith("AnsibleRunner"))]
+    assert not made, f"engine/ names AnsibleRunner: {made}"

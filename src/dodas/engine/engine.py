@@ -24,8 +24,9 @@ from contextlib import contextmanager, nullcontext
 from typing import Any, Protocol
 
 from dodas import paths
-from dodas.configure.runner import AnsibleRunner, Host, Play, RunResult, host_name
+from dodas.configure.runner import Host, Play, RunResult, host_name
 from dodas.engine import access
+from dodas.engine.configurator import Configurator
 from dodas.engine.context import RunContext, UnresolvedError
 from dodas.engine.retry import with_retries
 from dodas.engine.states import COMPUTE_READY, InstanceState
@@ -54,20 +55,25 @@ class Reporter(Protocol):
     def event(self, inst: str | None, phase: str, message: str, level: str = "info") -> None: ...
 
 
-class Engine(Teardown):
+class Engine:
+    """One run over a deployment: `up` (walk the plan), `remove`, `destroy`. It is
+    handed the provider that makes machines and the configurator that runs the
+    operations on them (services/deploy.py chooses both), and holds a Teardown
+    for taking things down."""
+
     def __init__(self, store: Store, dep_id: str, dep_name: str, plan: Plan | None, provider: Provider,
-                 reporter: Reporter, parallelism: int = 10) -> None:
+                 configurator: Configurator, reporter: Reporter, parallelism: int = 10) -> None:
         self.store = store
         self.dep_id = dep_id
         self.dep_name = dep_name
         self.plan = plan
         self.provider = provider
+        self.configurator = configurator
         self.reporter = reporter
         self.parallelism = max(1, parallelism)
         self.rows = store.instances(dep_id)
-        self.runner = AnsibleRunner(paths.data_dir() / "deployments" / paths.component(dep_id) / "ansible",
-                                    self._sink, forks=self.parallelism, run_mark=dep_id)
-        self.runner.remove_leftovers()  # an engine exists only under the deployment lock
+        self.configurator.remove_leftovers()  # an engine exists only under the deployment lock
+        self.teardown = Teardown(self)
         self.changed = False
         self._queued: list[InstanceChange] = []  # instance changes not written yet (see _commit)
         self._writing: asyncio.Future[None] | None = None
@@ -81,9 +87,6 @@ class Engine(Teardown):
             self.ctx.machines = {Instance(*key): m for key, m in self.machines.items()}
 
     # -- recording -----------------------------------------------------------------
-    def _sink(self, inst: Instance | None, phase: str, message: str, level: str) -> None:
-        self.reporter.event(inst.id if inst else None, phase, message, level)
-
     def _save(self, inst: Instance, state: S, **fields: Any) -> None:
         """Record a state change; written by the next `_commit` (at the latest when
         the run ends), with the other changes and events of this turn of the loop."""
@@ -392,7 +395,7 @@ class Engine(Teardown):
         return access.jump_for(machine, self.provider, self._bastion()) if machine is not None else None
 
     async def _reach(self, hosts: dict[str, Host]) -> tuple[Host, str] | None:
-        return await access.reach(hosts.values(), self._reached, self.runner.workdir / "ssh",
+        return await access.reach(hosts.values(), self._reached, self.configurator.workdir / "ssh",
                                   self.provider.login_timeout)
 
     async def _run_by_node(self, phase: str, hosts: dict[str, Host], plays: list[Play]) -> RunResult:
@@ -402,7 +405,7 @@ class Engine(Teardown):
         by_node: dict[str, list[Play]] = {}
         for p in plays:
             by_node.setdefault(p.node, []).append(p)
-        results = await asyncio.gather(*(asyncio.to_thread(self.runner.run, phase, hosts, ps)
+        results = await asyncio.gather(*(asyncio.to_thread(self.configurator.run, phase, hosts, ps)
                                          for ps in by_node.values()))
         merged = RunResult()
         for r in results:
@@ -455,10 +458,18 @@ class Engine(Teardown):
             return
         hosts, plays = self._plays(checks, ["Verify.check"])
         self.reporter.event(None, "verify", f"verifying {len(checks)} instance(s)")
-        result = await asyncio.to_thread(self.runner.run, "verify", hosts, plays)
+        result = await asyncio.to_thread(self.configurator.run, "verify", hosts, plays)
         if result.failures:
             inst, msg = sorted(result.failures.items(), key=lambda kv: kv[0].id)[0]
             self._save(inst, S.ERROR, error=f"verification failed: {msg}")
             raise DeploymentFailed(inst.id, f"verification failed: {msg}")
 
-    # -- removal -------------------------------------------------------------------
+    # -- removal (engine/teardown.py) -------------------------------------------------
+    async def remove(self, keys: list[tuple[str, int]]) -> list[str]:
+        """Stop and delete instances, software first; the problems met."""
+        return await self.teardown.remove(keys)
+
+    async def destroy(self, others: Iterable[Provider] = ()) -> list[str]:
+        """Remove every instance, then what still carries the deployment's tag here
+        and on `others`; the problems met."""
+        return await self.teardown.destroy(others)

@@ -24,7 +24,7 @@ from dodas import settings
 from dodas.errors import Diagnostic, TemplateError
 from dodas.model.deployment import (COMPUTE_TYPE, ComputeSpec, DeploymentModel, Node, Operation,
                                     Output, Port, Requirement)
-from dodas.model import checks, playbooks, xrootd
+from dodas.model import checks, hostneeds, playbooks, xrootd
 from dodas.model.elastic import parse as parse_elastic
 from dodas.model.functions import FunctionError, Resolver, function_name
 from dodas.model.values import DEFERRED_TYPES, refs
@@ -304,6 +304,8 @@ def build(loaded: LoadedTemplate, *, allow_external_playbooks: bool = False) -> 
     b.diags.extend(elastic.errors)
     checks.htcondor_pools(b.smap, nodes, elastic.policies, b.diags)
     xrootd.caches(b.smap, nodes, b.diags)
+    hostneeds.declare(b.smap, loaded.data, {name: _chain_named(t.type_definition) for name, t in b.templates.items()},
+                      nodes, b.diags)
     if b.diags:
         raise TemplateError(b.diags)
     warnings = [*b.smap.warnings, *checks.kubernetes_warnings(b.smap, nodes), *elastic.warnings]

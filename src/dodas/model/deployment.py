@@ -103,6 +103,37 @@ class Operation:
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class HostNeed:
+    """Something a node's host must have before its operations run, as its type
+    declares it (`model/hostneeds.py` reads the declarations; every provider's
+    preflight checks them the same way, `providers/base.py`). One of:
+
+    - JAVA: a Java runtime of major version `version` or newer;
+    - PROGRAM: `program` on the PATH, from the distribution's `package`;
+      `as_root` when only a host configured as root needs it;
+    - DISK: `size` bytes free where `path` is (empty: the instance's own
+      directory), as the node's `size_property` and `path_property` say.
+
+    The needs of dodas's own types are what their create operation installs on a
+    machine dodas configures with root (its roles), and what the local provider
+    must find on this machine, where the roles install nothing."""
+
+    kind: str
+    version: int = 0
+    program: str = ""
+    package: str = ""
+    as_root: bool = False
+    size: int = 0
+    size_text: str = ""
+    size_property: str = ""
+    path: str = ""
+    path_property: str = ""
+
+
+JAVA, PROGRAM, DISK = "java", "program", "disk"
+
+
 @dataclass
 class Node:
     name: str
@@ -116,6 +147,8 @@ class Node:
     compute: ComputeSpec | None = None
     #: the node it is hosted on (HostedOn requirement), if any
     host: str | None = None
+    #: what its host must have, declared along its type chain (model/hostneeds.py)
+    host_needs: tuple[HostNeed, ...] = ()
 
     @property
     def is_compute(self) -> bool:

@@ -1,8 +1,9 @@
 """Checks of dodas's XRootD nodes (origin, redirector, XCache) that can be made
 before anything runs, located at the property at fault: what XRootD would
 refuse at start (watermarks, RAM) or what could never work (a cache with no
-origin, a cache bigger than the disk its host declares). Whether an origin
-answers is known only at start; the cache's start says so, naming it.
+origin). Whether an origin answers is known only at start; the cache's start
+says so, naming it. The disk a cache needs is its type's declared host need
+(model/hostneeds.py), checked there against its host's disk_size.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import re
 from typing import Any
 
 from dodas.errors import Diagnostic
-from dodas.model.checks import _compute_of as compute_of
 from dodas.model.deployment import Node
 from dodas.tosca.source import SourceMap
 
@@ -42,7 +42,7 @@ def origin_url(n: Node) -> str:
 
 
 def caches(smap: SourceMap, nodes: dict[str, Node], diags: list[Diagnostic]) -> None:
-    """Every XCache has one origin, watermarks XRootD accepts, and fits its host's disk."""
+    """Every XCache has one origin and watermarks XRootD accepts."""
     for n in nodes.values():
         if not n.derives_from(CACHE):
             continue
@@ -77,10 +77,4 @@ def caches(smap: SourceMap, nodes: dict[str, Node], diags: list[Diagnostic]) -> 
             diags.append(smap.diag(where("cache_size"), f'node "{n.name}": cache_size {n.properties["cache_size"]}'
                                    f" leaves less than one block ({n.properties.get('block_size')}) between its "
                                    "watermarks: make it larger or the watermarks further apart"))
-        host = nodes.get(compute_of(nodes, n.name) or "")
-        disk = host.compute.disk_mib if host is not None and host.compute else None
-        if size is not None and disk and size > disk * 2**20:
-            diags.append(smap.diag(where("cache_size"), f'node "{n.name}": cache_size '
-                                   f"{n.properties['cache_size']} is larger than the disk of its host "
-                                   f'"{host.name}" (disk_size {disk} MiB)'))
 

@@ -1,8 +1,10 @@
 """The provider interface: make, find and remove compute instances.
 
 A provider knows one infrastructure API and nothing of TOSCA, the plan or
-Ansible. The engine gives it a `ComputeRequest` and gets back a `Machine`: an
-address and how to reach it. Every call must be idempotent, keyed by
+Ansible (nor of applications: what a node needs of its host, its type declares,
+and `host_problems` checks it the same way for every provider). The engine
+gives it a `ComputeRequest` and gets back a `Machine`: an address and how to
+reach it. Every call must be idempotent, keyed by
 (deployment id, instance id): `create` after a crash finds what it made before
 instead of making another, `delete` of something already gone succeeds.
 """
@@ -10,11 +12,12 @@ instead of making another, `delete` of something already gone succeeds.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from dodas.errors import DodasError
-from dodas.model.deployment import ComputeSpec, DeploymentModel
+from dodas.model.deployment import DISK, JAVA, PROGRAM, ComputeSpec, DeploymentModel, HostNeed
 from dodas.model.network import Ingress
 from dodas.ssh_access import Endpoint
 
@@ -104,6 +107,33 @@ class ProcessRef:
         return f"{self.pid}:{self.start or '?'}"
 
 
+class HostProbe(abc.ABC):
+    """A provider's host as preflight can look at it before anything is made (the
+    local provider's: this machine). It answers questions; `host_problems` turns
+    the answers into sentences, the same for every provider."""
+
+    #: where the host is, as a message says it
+    where: str = "on this machine"
+
+    @abc.abstractmethod
+    def java(self, minimum: int, needed_by: str) -> str | None:
+        """None when a Java of major version `minimum` or newer works there; else
+        a sentence beginning with `needed_by` that says what to install."""
+
+    @abc.abstractmethod
+    def has_program(self, name: str) -> bool:
+        """Whether `name` is a program on the host's PATH."""
+
+    @abc.abstractmethod
+    def as_root(self) -> bool:
+        """Whether the host's operations run as root."""
+
+    @abc.abstractmethod
+    def free_disk(self, path: str) -> tuple[str, int]:
+        """(the directory looked at, its free bytes) for `path`: its nearest existing
+        directory, or the instances' own directory when `path` is empty."""
+
+
 class Provider(abc.ABC):
     """One infrastructure. Subclasses implement the three async calls."""
 
@@ -132,10 +162,28 @@ class Provider(abc.ABC):
     #: cloud enforces are not lifted by it
     overcommit: bool = False
 
+    #: the kinds of host needs (`HostNeed.kind`) that dodas's roles install on this
+    #: provider's hosts before a node's operations use them: on a machine with
+    #: root, a node's create operation installs the Java and packages its type
+    #: declares. Disk is no role's to give.
+    roles_install: frozenset[str] = frozenset({JAVA, PROGRAM})
+
     def preflight(self, model: DeploymentModel) -> list[str]:
         """Problems known before anything is created (unsupported nodes, missing
         tools, unknown images): each a sentence naming the cause."""
-        return []
+        return self.host_problems(model)
+
+    def host_probe(self) -> HostProbe | None:
+        """The hosts as preflight can look at them; None when they do not exist yet
+        (a cloud's: a cache's disk is checked against its host's declared disk_size
+        by the model) or are not looked at before they are configured (an ssh pool)."""
+        return None
+
+    def host_problems(self, model: DeploymentModel) -> list[str]:
+        """What the nodes' types declare their hosts need (`Node.host_needs`) and
+        neither dodas's roles install here (`roles_install`) nor the hosts have
+        (`host_probe`); every provider's preflight includes it."""
+        return host_problems(model, self.host_probe(), self.roles_install)
 
     async def prepare(self, deployment_id: str, deployment_name: str, ingress: tuple[Ingress, ...]) -> None:
         """Make (or bring up to date) what the deployment's machines share before any
@@ -180,3 +228,44 @@ class Provider(abc.ABC):
         now names a process started at another time is not alive. None when the
         provider cannot tell cheaply."""
         return None
+
+
+def host_problems(model: DeploymentModel, probe: HostProbe | None, roles_install: frozenset[str]) -> list[str]:
+    """Each unmet host need as a sentence naming the nodes and what to install or
+    change; nodes missing the same things are named together."""
+    wanted = [(n, need) for n in model.nodes.values() for need in n.host_needs if need.kind not in roles_install]
+    if probe is None or not wanted:
+        return []
+    problems = []
+    for version in sorted({need.version for _, need in wanted if need.kind == JAVA}):
+        names = [n.name for n, need in wanted if need.kind == JAVA and need.version == version]
+        problem = probe.java(version, f"{_nodes(names)} need{'s' if len(names) == 1 else ''}")
+        if problem:
+            problems.append(problem)
+    missing: dict[str, set[HostNeed]] = {}
+    for n, need in wanted:
+        if need.kind == PROGRAM and (probe.as_root() or not need.as_root) and not probe.has_program(need.program):
+            missing.setdefault(n.name, set()).add(need)
+    groups: dict[frozenset[HostNeed], list[str]] = {}
+    for name, needs in missing.items():
+        groups.setdefault(frozenset(needs), []).append(name)
+    for needs, names in groups.items():
+        programs = sorted(need.program for need in needs)
+        one = len(names) == 1
+        problems.append(f"{_nodes(names)} run{'s' if one else ''} {', '.join(programs)} {probe.where}, which "
+                        f"{'is' if len(programs) == 1 else 'are'} not installed: apt-get install "
+                        + " ".join(sorted({need.package for need in needs})))
+    for n, need in wanted:
+        if need.kind == DISK:
+            where, free = probe.free_disk(need.path)
+            if need.size > free:
+                problems.append(f'node "{n.name}" asks for {need.size_text} ({need.size_property}) but {where} has '
+                                f"{free / 2**30:.1f} GiB free {probe.where}: lower {need.size_property} or give a "
+                                f"{need.path_property} on a larger disk")
+    return problems
+
+
+def _nodes(names: Iterable[str]) -> str:
+    """'node "a"' or 'the nodes "a", "b"', for a message."""
+    names = list(names)
+    return f'node "{names[0]}"' if len(names) == 1 else "the nodes " + ", ".join(f'"{n}"' for n in names)

@@ -202,7 +202,7 @@ class EC2Provider(CloudProvider):
 
     # -- preflight ---------------------------------------------------------------
     def preflight(self, model: DeploymentModel) -> list[str]:
-        problems: list[str] = []
+        problems = self.host_problems(model)
         try:
             ec2 = self._client()
             attrs = self._call("reading account limits", ec2.describe_account_attributes,

@@ -64,7 +64,7 @@ class KubernetesProvider(Provider):
 
     # -- what a template may ask of it ------------------------------------------
     def preflight(self, model: DeploymentModel) -> list[str]:
-        problems = []
+        problems = self.host_problems(model)
         for n in model.nodes.values():
             if n.is_compute:
                 problems.append(f'node "{n.name}" ({n.type}) is a machine; provider {self.name} is an existing '

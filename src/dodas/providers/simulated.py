@@ -48,10 +48,11 @@ class SimulatedProvider(Provider):
         self.root = paths.data_dir() / "simulated" / cfg.name
 
     def preflight(self, model: Any) -> list[str]:
-        return [f'node "{n.name}" has operations to run, but simulated machines cannot be configured '
-                "(the simulated provider is for tests and benchmarks of the engine)"
-                for n in model.nodes.values() if not n.is_compute and any(
-                    op.implementation for op in n.operations.values())]
+        return self.host_problems(model) + [
+            f'node "{n.name}" has operations to run, but simulated machines cannot be configured '
+            "(the simulated provider is for tests and benchmarks of the engine)"
+            for n in model.nodes.values() if not n.is_compute and any(
+                op.implementation for op in n.operations.values())]
 
     # -- the "cloud": one small file per server, so every call costs the same
     # however many servers there are ---------------------------------------------

@@ -213,6 +213,10 @@ class SSHProvider(Provider):
 
     # -- the contract -------------------------------------------------------------
     def preflight(self, model: DeploymentModel) -> list[str]:
+        return self.host_problems(model) + self._pool_problems(model)
+
+    def _pool_problems(self, model: DeploymentModel) -> list[str]:
+        """The pool's hosts against the plan's machines: sizes, count, public addresses."""
         if not self.hosts:
             return [f"provider {self.name}: no hosts configured"]
         problems = []

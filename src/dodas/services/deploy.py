@@ -18,12 +18,15 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from dodas import paths
+from dodas.configure.runner import AnsibleRunner
 from dodas.engine.engine import DeploymentFailed, Engine, Reporter
 from dodas.engine.recorder import Listener, Recorder
 from dodas.engine.states import DeploymentStatus as DS
 from dodas.errors import DodasError, environment_problem
+from dodas.model.deployment import Instance
 from dodas.plan.plan import Plan
 from dodas.providers import get_provider
+from dodas.providers.base import Provider
 from dodas.services import planning
 from dodas.services.planning import DeploymentPlan
 from dodas.state import lock
@@ -142,6 +145,18 @@ def _acquire(store: Store, dep: Any, me: str, timeout: float) -> str | None:
         return lock.acquire(s, row, me)
 
 
+def engine(store: Store, dep_id: str, name: str, plan: Plan | None, provider: Provider, reporter: Reporter,
+           parallelism: int) -> Engine:
+    """An engine for one run, handed the provider that makes the machines and the
+    configurator that runs the operations: Ansible, in the deployment's private
+    directory, its events going to the reporter."""
+    def sink(inst: Instance | None, phase: str, message: str, level: str) -> None:
+        reporter.event(inst.id if inst else None, phase, message, level)
+    runner = AnsibleRunner(paths.data_dir() / "deployments" / paths.component(dep_id) / "ansible", sink,
+                           forks=max(1, parallelism), run_mark=dep_id)
+    return Engine(store, dep_id, name, plan, provider, runner, reporter, parallelism)
+
+
 def _attempts(store: Store, dep_id: str, name: str, plan: Plan, viable: list, reporter: Reporter,
               parallelism: int, keep_failed: bool, record: bool) -> bool:
     errors: list[str] = []
@@ -157,7 +172,7 @@ def _attempts(store: Store, dep_id: str, name: str, plan: Plan, viable: list, re
                 store.end_attempt(attempt, status, error)
             ended = True
         try:
-            changed = asyncio.run(Engine(store, dep_id, name, plan, provider, reporter, parallelism).up())
+            changed = asyncio.run(engine(store, dep_id, name, plan, provider, reporter, parallelism).up())
         except DeploymentFailed as exc:
             errors.append(f"{cfg.name}: {exc}")
             if not record:
@@ -167,7 +182,7 @@ def _attempts(store: Store, dep_id: str, name: str, plan: Plan, viable: list, re
                     end("kept", str(exc))
                     raise
                 reporter.event(None, "failover", f"attempt on {cfg.name} failed; removing everything it made")
-                left = asyncio.run(Engine(store, dep_id, name, None, provider, reporter, parallelism).destroy())
+                left = asyncio.run(engine(store, dep_id, name, None, provider, reporter, parallelism).destroy())
                 end("failed", str(exc) + (f" (clean-up problems: {'; '.join(left)})" if left else ""))
             except BaseException as during:  # interrupted or broken while removing the failed attempt
                 if not ended:
@@ -320,8 +335,8 @@ def destroy(name: str, *, parallelism: int, listener: Listener | None = None) ->
                     others.append(get_provider(pname))
                 except DodasError as exc:
                     problems.append(f"cannot check what an earlier attempt left on provider {pname}: {exc}")
-            engine = Engine(store, dep.id, name, None, provider, Recorder(store, dep.id, listener), parallelism)
-            problems = asyncio.run(engine.destroy(others)) + problems
+            run = engine(store, dep.id, name, None, provider, Recorder(store, dep.id, listener), parallelism)
+            problems = asyncio.run(run.destroy(others)) + problems
         if problems:
             store.set_status(dep.id, DS.DELETE_FAILED.value, "; ".join(problems))
             raise DodasError(f'destroying "{name}" left problems (run destroy again to retry):\n  '
