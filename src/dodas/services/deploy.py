@@ -21,7 +21,8 @@ from dodas import paths
 from dodas.engine.engine import DeploymentFailed, Engine, Reporter
 from dodas.engine.recorder import Listener, Recorder
 from dodas.engine.states import DeploymentStatus as DS
-from dodas.errors import DodasError, environment_problem
+from dodas.environment import environment_problem
+from dodas.errors import DodasError
 from dodas.plan.plan import Plan
 from dodas.providers import get_provider
 from dodas.services import planning
