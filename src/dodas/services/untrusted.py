@@ -34,7 +34,8 @@ def file_imports(template: Template) -> list[Diagnostic]:
     from dodas.tosca import imports
 
     entries = template.data.get("imports")
-    return [template.smap.diag(("imports", i), f'import "{imports.entry_ref(entry)}" names a file: a template sent to a '
+    smap = template.smap
+    return [smap.diag(("imports", i), f'import "{imports.entry_ref(entry)}" names a file: a template sent to a '
                                       "server imports only the bundled types and URLs, never the server's files")
             for i, entry in enumerate(entries if isinstance(entries, list) else []) if imports.names_a_file(entry)]
 
