@@ -119,3 +119,22 @@ def test_a_template_that_cannot_be_read_is_a_located_error(tmp_path):
         Template.read(str(bad))
     with pytest.raises(TemplateError, match=r"cannot read template"):
         planning.prepare(str(tmp_path / "missing.yaml"), name="x", offline=True)
+
+
+def test_the_remote_cli_sends_the_text_read_and_the_declared_inputs_variables(tmp_path, monkeypatch):
+    """`dodas up --server`: the template's text as read once, DODAS_INPUT_ only
+    for inputs the template declares (the model's declarations), inputs files
+    through dodas's YAML loader (a bad one is a located error)."""
+    from dodas.cli import remote_cli
+
+    inputs = tmp_path / "inputs.yaml"
+    inputs.write_text("worker_cpus: 2\n", encoding="utf-8")
+    monkeypatch.setenv("DODAS_INPUT_number_of_workers", "3")
+    monkeypatch.setenv("DODAS_INPUT_not_declared", "x")
+    body = remote_cli.request_body(str(SPARK), ["worker_cpus=4"], [str(inputs)])
+    assert body["template"] == SPARK.read_text(encoding="utf-8")
+    assert body["inputs"] == {"worker_cpus": 2}
+    assert body["cli_inputs"] == {"worker_cpus": "4", "number_of_workers": "3"}
+    inputs.write_text("worker_cpus: 2\nworker_cpus: 3\n", encoding="utf-8")
+    with pytest.raises(TemplateError, match=r'inputs.yaml:2:1: duplicate key "worker_cpus"'):
+        remote_cli.request_body(str(SPARK), [], [str(inputs)])

@@ -21,7 +21,6 @@ import typer
 from dodas.client.remote import Remote, RemoteError
 from dodas.errors import DodasError
 
-ENV_PREFIX = "DODAS_INPUT_"
 DONE = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE")
 
 
@@ -37,6 +36,7 @@ def request_body(template: str, pairs: list[str] | None, files: list[str] | None
     its declared inputs (model/template.py); inputs files through the same loader."""
     from dodas import settings
     from dodas.model.template import Template
+    from dodas.services import ENV_PREFIX  # one home for what names an input's variable
     from dodas.yamlsource import read_yaml
 
     tpl = Template.read(template)
