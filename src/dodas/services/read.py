@@ -261,8 +261,6 @@ def kubeconfig(name: str) -> str:
     server at the front end's public address (what a user outside the cloud can reach)."""
     import re
 
-    from dodas.errors import DodasError
-
     store = Store()
     dep = store.require(name)
     plan = stored_plan(dep)
@@ -281,8 +279,6 @@ def spark_conf(name: str) -> str:
     """A spark-defaults.conf for Spark applications outside the deployment: the
     master URL (at the master's public address) and the cluster's secret. Given
     to a client through SPARK_CONF_DIR, the secret never shows on a command line."""
-    from dodas.errors import DodasError
-
     store = Store()
     dep = store.require(name)
     plan = stored_plan(dep)
