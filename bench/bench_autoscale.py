@@ -39,7 +39,7 @@ the idle time; and the autoscaler's own CPU per poll with 100 elastic deployment
    once with the master idle (one GET) and once with an application waiting for
    cores (two GETs: /json/ and its /app/ page). The master JVM's own CPU (from
    /proc) is reported beside, not in the sums. Experiments (not what the loop
-   does, to size two savings): the stored plan re-planned (read.stored_plan)
+   does, to size two savings): the stored plan re-planned (recorded.stored_plan)
    against the autoscaler's cache; what a new httpx.AsyncClient costs; and
    reader.read() as poll() runs it against one event loop with one kept-alive client.
 
@@ -429,7 +429,7 @@ def experiments(names: list[str], ui: str) -> None:
     import httpx
 
     from dodas.elastic.readers.spark import SparkReader
-    from dodas.services import autoscale, read
+    from dodas.services import autoscale, recorded
     from dodas.state.store import Store
 
     pc, n = time.process_time, len(names)
@@ -439,7 +439,7 @@ def experiments(names: list[str], ui: str) -> None:
     for _ in range(2):
         c = pc()
         for dep in deps:
-            read.stored_plan(dep)
+            recorded.stored_plan(dep)
         replan = pc() - c
         c = pc()
         for dep in deps:

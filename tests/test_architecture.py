@@ -13,6 +13,11 @@ paths.py, ...), which imports no stage that uses it.
 Read from the source with `ast`, every import counts: at module level and inside
 functions (the heavy imports are made there). Only imports under
 `if TYPE_CHECKING:` are left out: a name used in annotations, never run.
+
+No two modules import each other, directly or around a circle, even inside
+packages a rule allows (`test_no_import_cycles`): a circle means neither
+module can be understood, tested or moved without the other, and it is how a
+rule ends up with two homes.
 """
 
 from __future__ import annotations
@@ -125,6 +130,114 @@ def test_dependencies_go_one_way():
     assert violations() == []
 
 
+def import_graph() -> dict[str, set[str]]:
+    """dodas module -> the dodas modules it imports (as `imports` sees them)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(SRC.rglob("*.py")):
+        graph[_module_name(path)] = {m for _, m in imports(path)}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each group of modules that import one another around a circle, as one
+    such circle (a -> b -> ... -> a), found by Tarjan's strongly connected
+    components (iteratively: no recursion limit to meet). Imports of names
+    outside `graph` are left out."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root] & graph.keys())))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, edges = work[-1]
+            nxt = next(edges, None)
+            if nxt is not None:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(sorted(graph[nxt] & graph.keys()))))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.add(member)
+                    if member == node:
+                        break
+                if len(group) > 1 or node in graph[node]:
+                    groups.append(group)
+    return [_circle(graph, g) for g in groups]
+
+
+def _circle(graph: dict[str, set[str]], group: set[str]) -> list[str]:
+    """One circle through a group of mutually importing modules: the shortest way
+    back to its first module (by name), found breadth-first."""
+    start = min(group)
+    came: dict[str, str] = {}
+    todo = [start]
+    while todo:
+        node = todo.pop(0)
+        for nxt in sorted(graph[node] & group):
+            if nxt == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(came[path[-1]])
+                return [*reversed(path), start]
+            if nxt not in came:
+                came[nxt] = node
+                todo.append(nxt)
+    return [start, start]  # not reached: a group holds a circle
+
+
+def test_no_import_cycles():
+    found = cycles(import_graph())
+    assert not found, "modules that import each other (move what both need to a module beneath them):\n" + \
+        "\n".join(" -> ".join(c) for c in found)
+
+
+@pytest.mark.parametrize("edges, expect", [
+    ({"a": {"b"}, "b": {"a"}}, [["a", "b", "a"]]),
+    ({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}, [["a", "b", "c", "a"]]),
+    ({"a": {"a"}}, [["a", "a"]]),
+    ({"a": {"b", "c"}, "b": {"c"}, "c": set()}, []),
+    ({"a": {"b", "outside"}, "b": set()}, []),
+])
+def test_the_cycle_finder_finds_cycles(edges, expect):
+    """The check itself, on made-up imports: a circle of two, of three (with a
+    module outside it that imports into it), a module importing itself; none
+    where imports only go down."""
+    assert cycles(edges) == expect
+
+
+def test_the_cycle_finder_reads_the_real_imports():
+    """The graph the cycle test walks is the real one: a module's function-level
+    import is an edge (services/autoscale.py imports deploy inside a function)."""
+    graph = import_graph()
+    assert "dodas.services.deploy" in graph["dodas.services.autoscale"]
+    assert "dodas.yamlsource" in graph["dodas.settings"]
+
+
+def test_the_neutral_modules_import_nothing_above_them():
+    """errors.py is beneath everything; yamlsource.py, the one YAML loader, needs
+    only the errors it raises (its limits are handed in: it never reads settings)."""
+    assert {m for _, m in imports(SRC / "errors.py")} == set()
+    assert {m for _, m in imports(SRC / "yamlsource.py")} == {"dodas.errors"}
+
+
 def test_every_package_has_a_rule():
     packages = {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert packages <= set(FORBIDDEN), f"packages without a rule: {sorted(packages - set(FORBIDDEN))}"
@@ -145,10 +258,10 @@ def test_the_checker_sees_imports(source, expect):
 
 #: what the server's faces (the v1 API, the dashboard, IM's API) may import of
 #: dodas beyond dodas.server: errors to answer, the dashboard's sessions, the
-#: errors state raises, and (IM) the YAML reader for the counts in a TOSCA body.
-#: Every operation goes through server/operations.py.
+#: errors state raises. Every operation goes through server/operations.py (IM's
+#: counts in a TOSCA body too: operations.sent_counts).
 FACE_ALLOWED = ("dodas.server", "dodas.errors", "dodas.state.web_sessions", "dodas.state.lock",
-                "dodas.state.store", "dodas.tosca.source")
+                "dodas.state.store")
 
 
 @pytest.mark.parametrize("face", ["routes.py", "web", "im"])

@@ -397,6 +397,11 @@ def test_scale_by_count_reconfigure_and_destroy(server):
     assert len(server.records(dep_id)) == 3
     assert server.call("GET", f"{IM}/{inf}/state").json()["state"]["vm_states"] == {
         "0": "configured", "1": "configured", "2": "configured"}
+    # the template as it was created, sent back: its count reads input n, which is the
+    # deployment's 3 now (not the sent template's default, 1): nothing is removed
+    r = server.call("POST", f"{IM}/{inf}", content=boxes(n=1), headers=YAML)
+    assert uris(r) == [f"{uri}/vms/{n}" for n in range(3)]
+    assert len(server.records(dep_id)) == 3
 
     # removal_list: only the VMs dodas removes anyway
     wrong = boxes(count=2, extra=", removal_list: ['0']")

@@ -104,10 +104,9 @@ def _read(path: Path, exists: bool) -> Limits:
 
 def _from_file(path: Path) -> dict[str, int]:
     """`limits:` of config.yaml; every problem located in the file."""
-    from dodas.tosca.source import load_yaml, read_source
+    from dodas.yamlsource import read_yaml  # beneath settings: it takes the limits it is given
 
-    text = read_source(path, "configuration file", limits=DEFAULT_LIMITS)
-    data, smap = load_yaml(text, str(path), limits=DEFAULT_LIMITS)
+    data, smap = read_yaml(path, "configuration file", limits=DEFAULT_LIMITS)
     if data is None:
         return {}
     if not isinstance(data, dict):

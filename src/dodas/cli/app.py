@@ -287,15 +287,16 @@ def scale(name: NameArg,
           quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
           json_out: JsonOpt = False) -> None:
     """Set a node's number of instances: up with its count input changed, everything else kept."""
-    from dodas.services import planning, scaling
+    from dodas.model.template import Template
+    from dodas.services import planning, recorded, scaling
 
     remote = _remote()
     if remote is not None:
         from dodas.cli import remote_cli
         remote_cli.scale(remote, name, node, count, quiet, json_out)
         return
-    template = planning.stored_template_of(name)
-    p = planning.prepare(str(template), name=name, given=scaling.scale_inputs(str(template), node, count),
+    template = Template.read(str(recorded.stored_template_of(name)))  # read once: asked, then planned
+    p = planning.prepare(template, name=name, given=scaling.scale_inputs(template, node, count),
                          refresh=True)
     _warn(p.plan)
     _confirm(p, f"dodas plan {name}", yes=yes, quiet=quiet, json_out=json_out)
@@ -718,7 +719,8 @@ def main() -> None:
     """Entry point: every DodasError becomes its message and exit code, never a traceback.
 
     Typer runs in standalone mode, so usage errors exit 2 with its own message."""
-    from dodas.errors import DodasError, TemplateError, environment_problem
+    from dodas.environment import environment_problem
+    from dodas.errors import DodasError, TemplateError
 
     _MODE.update(json=False, warnings=[])
     if os.environ.get(COMPLETE_VAR):  # the shell asks for completions (dodas completion SHELL)

@@ -21,7 +21,6 @@ import typer
 from dodas.client.remote import Remote, RemoteError
 from dodas.errors import DodasError
 
-ENV_PREFIX = "DODAS_INPUT_"
 DONE = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE")
 
 
@@ -32,19 +31,18 @@ def connect(url: str) -> Remote:
 
 
 def request_body(template: str, pairs: list[str] | None, files: list[str] | None) -> dict[str, Any]:
-    """The template's text and its inputs as the server's API takes them."""
-    import yaml
+    """The template's text and its inputs as the server's API takes them. The
+    template is read once, within the operator's YAML limits, for its text and
+    its declared inputs (model/template.py); inputs files through the same loader."""
+    from dodas import settings
+    from dodas.model.template import Template
+    from dodas.services import ENV_PREFIX  # one home for what names an input's variable
+    from dodas.yamlsource import read_yaml
 
-    try:
-        text = Path(template).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DodasError(f"{template}: cannot read the template: {exc}") from None
+    tpl = Template.read(template)
     inputs: dict[str, Any] = {}
     for f in files or []:
-        try:
-            data = yaml.safe_load(Path(f).read_text(encoding="utf-8")) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise DodasError(f"{f}: cannot read the inputs file: {exc}") from None
+        data = read_yaml(f, "inputs file", limits=settings.limits())[0] or {}
         if not isinstance(data, dict):
             raise DodasError(f"{f}: an inputs file is a mapping of input names to values")
         inputs.update(data)
@@ -54,15 +52,11 @@ def request_body(template: str, pairs: list[str] | None, files: list[str] | None
         if not sep or not key:
             raise DodasError(f'-i "{pair}": give an input as NAME=VALUE')
         cli[key] = value
-    try:
-        declared = ((yaml.safe_load(text) or {}).get("topology_template") or {}).get("inputs") or {}
-    except (yaml.YAMLError, AttributeError):
-        declared = {}
-    for name in declared if isinstance(declared, dict) else ():
-        value = os.environ.get(ENV_PREFIX + str(name))
+    for name in tpl.inputs:
+        value = os.environ.get(ENV_PREFIX + name)
         if value is not None and name not in inputs and name not in cli:
             cli[name] = value  # the lowest precedence: only where nothing else gives it
-    return {"template": text, "inputs": inputs, "cli_inputs": cli, "template_name": Path(template).name}
+    return {"template": tpl.text, "inputs": inputs, "cli_inputs": cli, "template_name": Path(template).name}
 
 
 def plan(r: Remote, template: str, name: str, pairs: list[str] | None, files: list[str] | None,

@@ -31,7 +31,8 @@ from dodas.engine.context import RunContext, UnresolvedError
 from dodas.engine.retry import with_retries
 from dodas.engine.states import COMPUTE_READY, InstanceState
 from dodas.engine.teardown import Teardown
-from dodas.errors import DodasError, environment_problem
+from dodas.environment import environment_problem
+from dodas.errors import DodasError
 from dodas.model.network import ingress_rules
 from dodas.model.deployment import DEPLOY_OPERATIONS, UNDEPLOY_OPERATIONS, Instance
 from dodas.plan.plan import Plan

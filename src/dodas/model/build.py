@@ -26,15 +26,14 @@ from dodas.model.deployment import (COMPUTE_TYPE, ComputeSpec, DeploymentModel, 
                                     Output, Port, Requirement)
 from dodas.model import checks, hostneeds, playbooks, xrootd
 from dodas.model.elastic import parse as parse_elastic
-from dodas.model.functions import FunctionError, Resolver, function_name
+from dodas.model.functions import FunctionError, Resolver
+from dodas.model.template import COUNT_KEYS, Template, type_chain
 from dodas.model.values import DEFERRED_TYPES, refs
 from dodas.settings import Limits
 from dodas.tosca.inputs import SECRET_NAME
 from dodas.tosca.loader import LoadedTemplate
 
 __all__ = ["SECRET_NAME", "build"]
-#: the scalable capability's properties that give a compute's count, first found wins
-_COUNT_KEYS = ("count", "default_instances", "min_instances")
 #: attributes every node has at run time, whatever its type declares
 RUNTIME_ATTRIBUTES = {"tosca_id", "tosca_name", "state", "public_address", "private_address", "ip_address"}
 _NODES = ("topology_template", "node_templates")
@@ -46,12 +45,13 @@ class _Builder:
         self.smap = loaded.smap
         self.allow_external_playbooks = allow_external_playbooks
         self.limits = settings.limits()
+        self.facts = Template.of(loaded)  # what is asked of the YAML as written (model/template.py)
         self.diags: list[Diagnostic] = []
         topo = loaded.data.get("topology_template") or {}
         self.raw_nodes: dict[str, dict[str, Any]] = topo.get("node_templates") or {}
         self.raw_outputs: dict[str, Any] = topo.get("outputs") or {}
         self.templates = {nt.name: nt for nt in (getattr(loaded.tosca, "nodetemplates", None) or [])}
-        self.chains = {name: _chain(nt.type_definition) for name, nt in self.templates.items()}
+        self.chains = {name: type_chain(nt.type_definition) for name, nt in self.templates.items()}
         self._props: dict[tuple[str, str | None], dict[str, Any] | None] = {}
         self.requirements = {name: self._requirements(name) for name in self.templates}
         self.hosts = {name: next((r.target for r in reqs if r.relationship == "HostedOn"), None)
@@ -148,7 +148,7 @@ class _Builder:
                                                      f'node "{name}": {cap}.{k} must be known before the machine '
                                                      "exists; get_attribute cannot be used here"))
                     values[k] = None
-        key = next((k for k in _COUNT_KEYS if k in sc), "count")
+        key = next((k for k in COUNT_KEYS if k in sc), "count")
         count = sc.get(key, 1)
         where = (*base, "capabilities", "scalable", "properties", key)
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
@@ -183,14 +183,8 @@ class _Builder:
 
     def _from_input(self, name: str, key: str) -> str:
         """' (from input "x")' when a count is the template's `get_input: x`."""
-        raw = ((((self.raw_nodes.get(name) or {}).get("capabilities") or {}).get("scalable") or {})
-               .get("properties") or {}).get(key)
-        if function_name(raw) == "get_input":
-            arg = raw["get_input"]
-            arg = arg[0] if isinstance(arg, list) and len(arg) == 1 else arg
-            if isinstance(arg, str):
-                return f' (from input "{arg}")'
-        return ""
+        found = self.facts.scalable.get(name)
+        return f' (from input "{found.input}")' if found is not None and found.key == key and found.input else ""
 
     def check_instances(self, nodes: dict[str, Node]) -> None:
         """The whole deployment's instances (a compute's count, one per host instance
@@ -211,9 +205,8 @@ class _Builder:
         self.diags.append(self.smap.diag(where, msg))
 
     def _count_key(self, name: str) -> str:
-        props = ((((self.raw_nodes.get(name) or {}).get("capabilities") or {}).get("scalable") or {})
-                 .get("properties") or {})
-        return next((k for k in _COUNT_KEYS if k in props), "count")
+        found = self.facts.scalable.get(name)
+        return found.key if found is not None else "count"
 
     def _operations(self, name: str, base: tuple) -> dict[str, Operation]:
         merged: dict[str, dict[str, Any]] = {}
@@ -299,7 +292,7 @@ def build(loaded: LoadedTemplate, *, allow_external_playbooks: bool = False) -> 
     b.check_refs(nodes, outputs)
     checks.front_ends(b.smap, nodes, b.diags)
     checks.helm_releases(b.smap, nodes, b.diags)
-    elastic = parse_elastic(loaded.data, loaded.tosca, nodes, b.smap, b._resolve,
+    elastic = parse_elastic(b.facts, loaded.tosca, nodes, b._resolve,
                             b.limits.max_instances_per_node, Limits.where("max_instances_per_node"))
     b.diags.extend(elastic.errors)
     checks.htcondor_pools(b.smap, nodes, elastic.policies, b.diags)
@@ -339,14 +332,6 @@ def _placement(loaded: LoadedTemplate) -> tuple[str, ...]:
 def _is_parser_function(v: Any) -> bool:
     from toscaparser.functions import Function
     return isinstance(v, Function)
-
-
-def _chain(tdef: Any) -> tuple[str, ...]:
-    names, cur = [], tdef
-    while cur is not None:
-        names.append(cur.type)
-        cur = cur.parent_type
-    return tuple(names)
 
 
 def _chain_defs(tdef: Any) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from dodas.errors import Diagnostic
 from dodas.model.deployment import IMPLICIT_AFTER, Node, Policy
-from dodas.tosca.source import SourceMap
+from dodas.yamlsource import SourceMap
 
 _NODES = ("topology_template", "node_templates")
 

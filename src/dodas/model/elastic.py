@@ -42,9 +42,8 @@ Two forms are read, and give the same `Policy`:
   ...) gives no policy and stays known only (`model/support.py`).
 
 The autoscaler changes the scaled node's count as `dodas scale` does: through the
-input its `scalable.count` reads (`services/scaling.count_input`; the same small
-lookup is made here, so that the model does not import services). A count written
-as a constant is an error. A default count outside [min, max] is a warning, not an
+input its `scalable.count` reads (one rule for both: `Template.scalable`,
+model/template.py). A count written as a constant is an error. A default count outside [min, max] is a warning, not an
 error: the autoscaler's first decision brings it within bounds, and starting
 outside them (say 0 workers, min 1) is a choice a template may make.
 """
@@ -57,8 +56,8 @@ from typing import Any
 
 from dodas.errors import Diagnostic
 from dodas.model.deployment import Node, Policy
+from dodas.model.template import Template, type_chain
 from dodas.model.values import is_deferred
-from dodas.tosca.source import SourceMap
 
 ELASTIC_POLICY = "tosca.policies.dodas.Elastic"
 ELASTIC_CLUSTER = "tosca.nodes.indigo.ElasticCluster"
@@ -88,27 +87,27 @@ class Parsed:
     warnings: list[Diagnostic] = field(default_factory=list)
 
 
-def parse(data: dict[str, Any], tosca: Any, nodes: dict[str, Node], smap: SourceMap, resolve: Resolve,
+def parse(template: Template, tosca: Any, nodes: dict[str, Node], resolve: Resolve,
           max_per_node: int, limit_hint: str) -> Parsed:
-    """Every elasticity policy of the template. `data` is the raw template,
-    `tosca` tosca-parser's (for policy types and defaults), `nodes` the model's
-    nodes, `resolve` the model builder's function resolver; `max_per_node` is the
-    operator's limit of instances per node (`limit_hint` says how to change it)."""
-    p = _Parser(data, tosca, nodes, smap, resolve, max_per_node, limit_hint)
+    """Every elasticity policy of the template. `template` is the template as
+    written, `tosca` tosca-parser's (for policy types and defaults), `nodes` the
+    model's nodes, `resolve` the model builder's function resolver; `max_per_node`
+    is the operator's limit of instances per node (`limit_hint` says how to change it)."""
+    p = _Parser(template, tosca, nodes, resolve, max_per_node, limit_hint)
     p.policies()
     p.clusters()
     return p.out
 
 
 class _Parser:
-    def __init__(self, data: dict[str, Any], tosca: Any, nodes: dict[str, Node], smap: SourceMap,
-                 resolve: Resolve, max_per_node: int, limit_hint: str) -> None:
-        topo = data.get(_TOPO) or {}
-        self.raw_nodes: dict[str, Any] = topo.get("node_templates") or {}
-        self.raw_policies: list[Any] = topo.get("policies") or []
+    def __init__(self, template: Template, tosca: Any, nodes: dict[str, Node], resolve: Resolve,
+                 max_per_node: int, limit_hint: str) -> None:
+        self.template = template
+        self.raw_nodes: dict[str, Any] = template.raw_nodes
+        self.raw_policies: list[Any] = template.topology.get("policies") or []
         self.parser_policies = {p.name: p for p in (getattr(getattr(tosca, "topology_template", None),
                                                             "policies", None) or [])}
-        self.nodes, self.smap, self.resolve = nodes, smap, resolve
+        self.nodes, self.smap, self.resolve = nodes, template.smap, resolve
         self.max_per_node, self.limit_hint = max_per_node, limit_hint
         self.out = Parsed()
         self.owner: dict[str, tuple[str, int]] = {}  # scaled node -> (source, line) of its policy
@@ -122,7 +121,7 @@ class _Parser:
             if not isinstance(body, dict):
                 continue
             tp = self.parser_policies.get(name)
-            if tp is None or ELASTIC_POLICY not in _chain(getattr(tp, "type_definition", None)):
+            if tp is None or ELASTIC_POLICY not in type_chain(getattr(tp, "type_definition", None)):
                 continue
             self._policy(str(name), i, body, tp)
 
@@ -300,7 +299,7 @@ class _Parser:
         count = self.nodes[target].count
         if not v["min_instances"] <= count <= v["max_instances"]:
             self.out.warnings.append(self.smap.diag(
-                _count_where(self.raw_nodes, target),
+                self._count_where(target),
                 f'node "{target}" starts with {count} instances, outside its elastic bounds '
                 f"{v['min_instances']}..{v['max_instances']} ({source}): the autoscaler's first decision "
                 "brings it within them"))
@@ -329,28 +328,24 @@ class _Parser:
         return False
 
     def _count_input(self, target: str, who: str) -> str | None:
-        """The input `target`'s count reads (services/scaling.count_input's rule), or None, reported."""
-        props = _cap_props(self.raw_nodes.get(target), "scalable")
-        count = props.get("count")
-        if isinstance(count, dict) and isinstance(count.get("get_input"), str):
-            return count["get_input"]
-        what = "has no scalable count" if count is None else f"has a fixed count ({count!r})"
-        self._error(_count_where(self.raw_nodes, target),
+        """The input `target`'s count reads (the rule of `scale`: Template.scalable), or None, reported."""
+        found = self.template.scalable.get(target)
+        if found is not None and found.input is not None:
+            return found.input
+        what = "has no scalable count" if found is None else f"has a fixed count ({found.written!r})"
+        self._error(self._count_where(target),
                     f'{who}: node "{target}" {what}; the autoscaler changes a count through the input it reads: '
                     "write capabilities.scalable.properties.count: { get_input: number_of_workers }")
         return None
 
+    def _count_where(self, node: str) -> tuple:
+        """Where `node`'s count is written, else its type."""
+        found = self.template.scalable.get(node)
+        return found.path if found is not None else (*_NODES, node, "type")
+
     def _error(self, where: tuple, message: str, *, key: bool = False) -> bool:
         self.out.errors.append(self.smap.diag(where, message, key=key))
         return True
-
-
-def _chain(tdef: Any) -> tuple[str, ...]:
-    names, cur = [], tdef
-    while cur is not None:
-        names.append(cur.type)
-        cur = cur.parent_type
-    return tuple(names)
 
 
 def _host_compute(nodes: dict[str, Node], name: str) -> str | None:
@@ -369,11 +364,6 @@ def _cap_props(raw_node: Any, cap: str) -> dict[str, Any]:
     body = caps.get(cap) if isinstance(caps, dict) else None
     props = body.get("properties") if isinstance(body, dict) else None
     return props if isinstance(props, dict) else {}
-
-
-def _count_where(raw_nodes: dict[str, Any], node: str) -> tuple:
-    base = (*_NODES, node, "capabilities", "scalable", "properties")
-    return (*base, "count") if "count" in _cap_props(raw_nodes.get(node), "scalable") else (*_NODES, node, "type")
 
 
 def _whole(v: Any) -> bool:

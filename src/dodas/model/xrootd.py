@@ -13,7 +13,7 @@ from typing import Any
 
 from dodas.errors import Diagnostic
 from dodas.model.deployment import Node
-from dodas.tosca.source import SourceMap
+from dodas.yamlsource import SourceMap
 
 CACHE = "tosca.nodes.dodas.XRootD.Cache"
 _NODES = ("topology_template", "node_templates")

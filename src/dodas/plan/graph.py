@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from dodas.errors import TemplateError
 from dodas.model.deployment import IMPLICIT_AFTER, DeploymentModel, Instance, Node
 from dodas.model.values import refs
-from dodas.tosca.source import SourceMap
+from dodas.yamlsource import SourceMap
 
 
 @dataclass(frozen=True)

@@ -101,15 +101,16 @@ HOST_KEYS = ("address", "private_address", "user", "key", "port", "num_cpus", "m
 def load() -> list[ProviderConfig]:
     """Configured providers, best rank first; `local` is added when absent. Every
     problem of the file is reported at once, each with its line."""
+    from dodas import settings
     from dodas.errors import Diagnostic, TemplateError
-    from dodas.tosca.source import load_yaml, read_source
+    from dodas.yamlsource import read_yaml
 
     f = config_file()
     entries: list[Any] = []
     smap = None
     if f.is_file():
         # dodas's YAML loader: a syntax error or duplicate key is located, with the parser's detail
-        data, smap = load_yaml(read_source(str(f), "provider configuration"), str(f))
+        data, smap = read_yaml(f, "provider configuration", limits=settings.limits())
         entries = data.get("providers") if isinstance(data, dict) else None
         if not isinstance(entries, list):
             raise DodasError(f'{f}:1:1: expected a list under "providers"')

@@ -137,12 +137,13 @@ def default_catalogue() -> Path | None:
 
 def load(path: str | None = None) -> ServerConfig:
     """The configuration file (when there is one) and the environment over it."""
-    from dodas.tosca.source import load_yaml, read_source
+    from dodas import settings
+    from dodas.yamlsource import read_yaml
 
     file = Path(path) if path else config_path()
     data: dict[str, Any] = {}
     if path or file.exists():
-        loaded, _ = load_yaml(read_source(str(file), "server configuration"), str(file))
+        loaded, _ = read_yaml(file, "server configuration", limits=settings.limits())
         if loaded is not None and not isinstance(loaded, dict):
             raise DodasError(f"{file}: the server configuration is a mapping (bind, issuers, ...)")
         data = loaded or {}

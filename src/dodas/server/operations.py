@@ -174,10 +174,10 @@ def _check_new_name(name: str) -> None:
 def scale_plan(cfg: ServerConfig, caller: Caller, name: str, node: str, count: int) -> Any:
     """What setting `node`'s count would change: the deployment's template with
     the count's input changed, everything else kept (as services/scaling.py)."""
-    from dodas.services import planning, scaling
+    from dodas.services import recorded, scaling
 
     readable(caller, name)
-    template = planning.stored_template_of(name)
+    template = recorded.stored_template_of(name)
     given = scaling.scale_inputs(str(template), node, count)
     return plan(cfg, caller, name, Ask(inputs={k: v.value for k, v in given.items()}))
 
@@ -377,23 +377,19 @@ def settings(caller: Caller, name: str) -> dict[str, Any]:
     """What the deployment's forms show: its template's inputs (as the catalogue
     describes them), the current values of those that are not secret, and the
     nodes that scale with their current counts."""
-    from dodas.services import catalogue, planning, scaling
+    from dodas.model.template import Template
+    from dodas.services import recorded, scaling
     from dodas.state.store import NotFoundError, Store
 
     readable(caller, name)
     try:
-        template = planning.stored_template_of(name)
+        template = Template.read(str(recorded.stored_template_of(name)))
     except NotFoundError:
         return {"inputs": [], "values": {}, "scalable": {}}
-    described = catalogue.describe(template)
     dep = Store().require(name)
-    secret = {i["name"] for i in described["inputs"] if i["secret"]}
-    values = {k: v for k, v in dep.inputs.items() if k not in secret}
-    counts = {}
-    for node, input_name in scaling.scalable_nodes(str(template)).items():
-        spec = next((i for i in described["inputs"] if i["name"] == input_name), {})
-        counts[node] = dep.inputs.get(input_name, spec.get("default"))
-    return {"inputs": described["inputs"], "values": values, "scalable": counts}
+    values = {k: v for k, v in dep.inputs.items() if not (k in template.inputs and template.inputs[k].secret)}
+    return {"inputs": [i.to_json() for i in template.inputs.values()], "values": values,
+            "scalable": scaling.counts(template, dep.inputs)}
 
 
 # -- for the Infrastructure Manager's API (im/) ---------------------------------------------
@@ -411,6 +407,18 @@ def template(caller: Caller, name: str) -> str:
         if item.operation == "apply" and "template_text" in item.payload:
             return item.payload["template_text"]
     raise Refused(404, f'deployment "{name}" has no template')
+
+
+def sent_counts(caller: Caller, name: str, text: str) -> dict[str, tuple[int, tuple[str, ...]]]:
+    """The count a template sent to IM's API asks of each node that has one, with
+    its removal_list: a count read from an input is the deployment's value of
+    that input, as `dodas scale` left it, not the sent template's default."""
+    from dodas.services import scaling
+    from dodas.state.store import Store
+
+    readable(caller, name)
+    dep = Store().get(name)
+    return scaling.sent_counts(text, dict(dep.inputs) if dep is not None else {})
 
 
 def not_being_destroyed(name: str) -> None:

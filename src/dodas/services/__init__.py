@@ -7,9 +7,13 @@ call one function, and render its result. No deployment logic lives in a face.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from dodas.errors import DodasError, TemplateError
 from dodas.plan.plan import Plan
+
+if TYPE_CHECKING:
+    from dodas.model.template import Template
 
 
 #: an environment variable DODAS_INPUT_<name> is the input <name> (lowest precedence)
@@ -59,26 +63,12 @@ def environment_inputs(declared: set[str] | frozenset[str]) -> dict:
     return out
 
 
-def _declared_inputs(template: str) -> set[str]:
-    """The input names a template declares; empty when it cannot be read (the
-    loader then reports why, located)."""
-    from dodas.tosca.source import load_yaml, read_source
-    try:
-        data, _ = load_yaml(read_source(template, "template"), template)
-        topo = (data or {}).get("topology_template") or {} if isinstance(data, dict) else {}
-        names = topo.get("inputs") if isinstance(topo, dict) else None
-        return {str(k) for k in names} if isinstance(names, dict) else set()
-    except Exception:  # noqa: BLE001 - the loader reports the template's problems properly
-        return set()
-
-
-def _with_environment(template: str, given: dict) -> dict:
+def _with_environment(template: Template, given: dict) -> dict:
     """`given` plus the DODAS_INPUT_ variables of declared inputs it lacks (the
-    lowest precedence: anything given another way wins, kept inputs included).
-    The template is read for its declarations only when such a variable is set."""
+    lowest precedence: anything given another way wins, kept inputs included)."""
     if not any(k.startswith(ENV_PREFIX) for k in os.environ):
         return given
-    env = environment_inputs(_declared_inputs(template))
+    env = environment_inputs(template.input_names)
     return {**{k: v for k, v in env.items() if k not in given}, **given}
 
 
@@ -95,20 +85,25 @@ def plan(template: str, pairs: list[str] | None = None, inputs_file: list[str] |
                       strict=strict)
 
 
-def plan_given(template: str, given: dict, *, offline: bool = False, allow_external_playbooks: bool = False,
-               unknown_inputs: bool = False, strict: bool = False, environment: bool = True) -> Plan:
+def plan_given(template: str | Template, given: dict, *, offline: bool = False,
+               allow_external_playbooks: bool = False, unknown_inputs: bool = False, strict: bool = False,
+               environment: bool = True) -> Plan:
     """Plan from inputs already collected (with `environment`, DODAS_INPUT_
-    variables fill in declared inputs `given` lacks). Playbooks outside dodas's own and the
+    variables fill in declared inputs `given` lacks). `template` is a file, or
+    one the caller read already (model/template.py), which is then read no
+    more. Playbooks outside dodas's own and the
     template's directory are refused unless `allow_external_playbooks`: the
     command line's --allow-external-playbooks; a server must never pass True
     for a template it was sent."""
     from dodas.model.build import build
+    from dodas.model.template import Template
     from dodas.plan.plan import make_plan
     from dodas.tosca.loader import load
 
+    tpl = template if isinstance(template, Template) else Template.read(template)
     if environment:
-        given = _with_environment(template, given)
-    loaded = load(template, given, offline=offline, unknown_inputs=unknown_inputs)
+        given = _with_environment(tpl, given)
+    loaded = load(tpl.source, given, offline=offline, unknown_inputs=unknown_inputs)
     model = build(loaded, allow_external_playbooks=allow_external_playbooks)
     plan = make_plan(model, loaded.smap)
     plan.unknown_inputs = loaded.unknown_inputs

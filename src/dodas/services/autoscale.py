@@ -86,13 +86,13 @@ def _stored_plan(dep: Any) -> Any:
     """The deployment's stored plan, kept per template and inputs: a poll every
     few seconds must not re-plan a template that has not changed (planning is
     tens of milliseconds; reading the workload is one HTTP request)."""
-    from dodas.services import read
+    from dodas.services import recorded
 
     key = (dep.id, dep.template_sha256 or "", dep.inputs_sha256 or "")
     with _plans_lock:
         plan = _plans.get(key)
     if plan is None:
-        plan = read.stored_plan(dep)
+        plan = recorded.stored_plan(dep)
         with _plans_lock:
             if len(_plans) > 512:
                 _plans.clear()
@@ -221,10 +221,11 @@ def scale(name: str, node: str, count: int, *, trusted: bool) -> None:
     """`dodas scale NAME NODE COUNT`, as the autoscaler runs it: planned with the
     stored template (dodas's playbooks only when it runs for a server), applied
     at once if the deployment is free (a busy deployment is left for the next poll)."""
-    from dodas.services import deploy, planning, scaling
+    from dodas.model.template import Template
+    from dodas.services import deploy, planning, recorded, scaling
 
-    template = planning.stored_template_of(name)
-    dplan = planning.prepare(str(template), name=name, given=scaling.scale_inputs(str(template), node, count),
+    template = Template.read(str(recorded.stored_template_of(name)))  # read once: asked, then planned
+    dplan = planning.prepare(template, name=name, given=scaling.scale_inputs(template, node, count),
                              offline=True, refresh=False, environment=False,
                              allow_external_playbooks=trusted)
     deploy.apply(dplan, parallelism=PARALLELISM)

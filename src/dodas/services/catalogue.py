@@ -42,40 +42,17 @@ def path_of(directory: Path | None, name: str) -> Path:
 
 
 def describe(f: Path) -> dict[str, Any]:
-    from dodas.tosca.inputs import secret_inputs
-    from dodas.tosca.source import load_yaml, read_source
+    """One entry: the template's description, metadata, declared inputs (as the
+    model reads them: model/template.py) and output names."""
+    from dodas.model.template import Template
 
-    data, _ = load_yaml(read_source(str(f), "template"), str(f))
-    if not isinstance(data, dict):
+    tpl = Template.read(str(f))
+    if not isinstance(tpl.source.data, dict):
         raise DodasError(f"{f}: not a template")
-    topo = data.get("topology_template") or {}
-    declared = topo.get("inputs") or {}
-    secret = secret_inputs(declared, data.get("data_types"))
-    meta = data.get("metadata") or {}
     return {
         "name": f.stem,
-        "description": str(data.get("description") or "").strip(),
-        "metadata": {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))},
-        "inputs": [_input(name, spec, name in secret) for name, spec in declared.items()],
-        "outputs": sorted(topo.get("outputs") or {}),
+        "description": tpl.description,
+        "metadata": tpl.metadata,
+        "inputs": [i.to_json() for i in tpl.inputs.values()],
+        "outputs": tpl.output_names,
     }
-
-
-def _input(name: str, spec: Any, secret: bool) -> dict[str, Any]:
-    spec = spec if isinstance(spec, dict) else {}
-    constraints = []
-    for c in spec.get("constraints") or []:
-        if isinstance(c, dict) and len(c) == 1:
-            (op, value), = c.items()
-            constraints.append({"operator": str(op), "value": value})
-    out: dict[str, Any] = {
-        "name": name, "type": str(spec.get("type") or "string"),
-        "description": str(spec.get("description") or "").strip(),
-        "required": bool(spec.get("required", True)) and "default" not in spec,
-        "secret": secret, "constraints": constraints,
-    }
-    if "default" in spec and not secret:
-        out["default"] = spec["default"]
-    if isinstance(spec.get("entry_schema"), dict):
-        out["entry_schema"] = {"type": str(spec["entry_schema"].get("type") or "string")}
-    return out

@@ -22,7 +22,8 @@ from dodas.configure.runner import AnsibleRunner
 from dodas.engine.engine import DeploymentFailed, Engine, Reporter
 from dodas.engine.recorder import Listener, Recorder
 from dodas.engine.states import DeploymentStatus as DS
-from dodas.errors import DodasError, environment_problem
+from dodas.environment import environment_problem
+from dodas.errors import DodasError
 from dodas.model.deployment import Instance
 from dodas.plan.plan import Plan
 from dodas.providers import get_provider

@@ -21,7 +21,8 @@ from typing import Any
 
 from dodas import paths
 from dodas.errors import DodasError
-from dodas.services import deploy, planning, scaling, untrusted
+from dodas.model.template import Template
+from dodas.services import deploy, planning, recorded, scaling, untrusted
 from dodas.state import lock, queue
 from dodas.state.store import Store
 from dodas.tosca.inputs import GivenInput
@@ -94,11 +95,11 @@ def _plan(item: queue.Item, work: Path) -> planning.DeploymentPlan:
     options = p.get("options") or {}
     origin = p.get("origin")
     if item.operation == "scale":
-        template = planning.stored_template_of(item.deployment_name)
+        template = Template.read(str(recorded.stored_template_of(item.deployment_name)))
         origin = Store().require(item.deployment_name).template_path
-        given = scaling.scale_inputs(str(template), p["node"], int(p["count"]))
+        given = scaling.scale_inputs(template, p["node"], int(p["count"]))
         path = work / "template.yaml"
-        paths.write_private(path, template.read_text(encoding="utf-8"))
+        paths.write_private(path, template.text)  # the text asked is the text planned
     else:
         path = work / "template.yaml"
         paths.write_private(path, p["template_text"])

@@ -18,16 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dodas import paths
 from dodas.engine.context import RunContext, UnresolvedError
 from dodas.engine.states import DeploymentStatus as DS
 from dodas.errors import DodasError
 from dodas.model.deployment import Instance
+from dodas.model.template import Template
 from dodas.plan import diff
 from dodas.plan.plan import MASK, Plan
 from dodas.providers import build, config, placement
 from dodas.providers.base import ProcessRef
 from dodas.services import collect_inputs, plan_given
+from dodas.services.recorded import alive_by_machine, stored_plan_or_none, stored_template
 from dodas.state.models import Deployment
 from dodas.state.store import NotFoundError, Store
 from dodas.tosca.inputs import GivenInput
@@ -145,33 +146,7 @@ def resolve_target(target: str, name: str | None) -> tuple[str, str]:
     return str(stored_template(dep)), dep.name
 
 
-def stored_template(dep: Deployment) -> Path:
-    """The template a deployment was last applied with: the user's file if it
-    still holds that text, else the copy `up` kept."""
-    kept = paths.data_dir() / "deployments" / paths.component(dep.id) / "template.yaml"
-    for p in (Path(dep.template_path), kept):
-        try:
-            if p.read_text(encoding="utf-8") == dep.template_text:
-                return p
-        except (OSError, UnicodeDecodeError):
-            continue
-    paths.write_private(kept, dep.template_text)
-    return kept
-
-
-def stored_template_of(name: str) -> Path:
-    """The stored template of a live deployment (for `scale` and `plan NAME`)."""
-    dep = Store().require(name)
-    if dep.status == DS.DELETE_COMPLETE.value:
-        raise NotFoundError(f'deployment "{name}" was destroyed (see `dodas list --all`)')
-    return stored_template(dep)
-
-
-def _declared(data_inputs: Any) -> set[str]:
-    return set(data_inputs or {})
-
-
-def prepare(template: str, *, name: str | None = None, pairs: list[str] | None = None,
+def prepare(template: str | Template, *, name: str | None = None, pairs: list[str] | None = None,
             inputs_file: Any = None, provider_name: str | None = None, offline: bool = False,
             max_providers: int = 3, overcommit: bool = False, allow_external_playbooks: bool = False,
             strict: bool = False, refresh: bool = True, require_provider: bool = True,
@@ -191,8 +166,13 @@ def prepare(template: str, *, name: str | None = None, pairs: list[str] | None =
     another template. A template the providers placement
     chose all refuse (capacity, missing tools) is an error; with
     `require_provider`, so is one no configured provider is of a kind to take
-    (up); without, that is reported in the plan (plan, --plan-only)."""
-    name = default_name(template) if name is None else name
+    (up); without, that is reported in the plan (plan, --plan-only).
+
+    `template` is a file, read here once, or a template the caller read already
+    (`dodas scale` asked it for the count's input): what is planned is that
+    text, and the same text is what `apply` stores."""
+    tpl = template if isinstance(template, Template) else Template.read(template)
+    name = default_name(tpl.path) if name is None else name
     check_name(name)
     store = Store()
     dep = store.get(name)
@@ -205,17 +185,15 @@ def prepare(template: str, *, name: str | None = None, pairs: list[str] | None =
     given = {**collect_inputs(pairs, inputs_file), **(given or {})}
     kept: dict[str, GivenInput] = {}
     if live:  # earlier inputs stay unless given again (as helm's --reuse-values)
-        declared = _template_inputs(template)
         kept = {k: GivenInput(v, f"<inputs kept from deployment {name}>", 1, 1)
-                for k, v in dep.inputs.items() if k in declared and k not in given}
-    plan = plan_given(template, {**kept, **given}, offline=offline,
+                for k, v in dep.inputs.items() if k in tpl.inputs and k not in given}
+    plan = plan_given(tpl, {**kept, **given}, offline=offline,
                       allow_external_playbooks=allow_external_playbooks, strict=strict, environment=environment)
     if vet is not None:
         vet(plan)
     viable, skipped = _place(plan, dep if live else None, provider_name, max_providers, overcommit,
                              require_provider, allow_provider)
-    text = Path(template).read_text(encoding="utf-8")
-    out = DeploymentPlan(name, template, text, plan, dep if live else None, viable, skipped,
+    out = DeploymentPlan(name, tpl.path, tpl.text, plan, dep if live else None, viable, skipped,
                          kept_inputs=sorted(kept), origin=origin)
     if live:
         _compare(out, store, refresh)
@@ -224,15 +202,6 @@ def prepare(template: str, *, name: str | None = None, pairs: list[str] | None =
         out.outputs = {o.name: {"before": None, "after": _shown(o, AFTER_APPLY, False), "sensitive": o.sensitive}
                        for o in plan.model.outputs.values()}
     return out
-
-
-def _template_inputs(template: str) -> set[str]:
-    from dodas.tosca.source import load_yaml, read_source
-    try:  # dodas's one YAML loader: within its limits on size, aliases and nesting
-        data, _ = load_yaml(read_source(template, "template"), template)
-        return _declared(((data or {}).get("topology_template") or {}).get("inputs"))
-    except Exception:  # noqa: BLE001 - the loader reports the template's problems when it plans
-        return set()
 
 
 def _place(plan: Plan, dep: Deployment | None, provider_name: str | None, max_providers: int, overcommit: bool,
@@ -299,8 +268,6 @@ def _compare(out: DeploymentPlan, store: Store, refresh: bool) -> None:
 
 def _dead_services(out: DeploymentPlan, rows: dict) -> dict[Instance, list[str]]:
     """Recorded services that no longer run, asked of the provider by identity."""
-    from dodas.services.read import _alive_by_machine  # one home for the per-machine question
-
     if not out.viable:
         return {}
     provider = out.viable[0][1]
@@ -316,7 +283,7 @@ def _dead_services(out: DeploymentPlan, rows: dict) -> dict[Instance, list[str]]
                 asked.setdefault(tuple(compute), []).append((f"{node}\0{index}\0{sname}", ref))
     if not asked:
         return {}
-    answers = asyncio.run(_alive_by_machine(provider, machines, asked))
+    answers = asyncio.run(alive_by_machine(provider, machines, asked))
     dead: dict[Instance, list[str]] = {}
     for label, alive in answers.items():
         if alive is False:
@@ -338,7 +305,7 @@ def _output_changes(out: DeploymentPlan, store: Store, ctx: RunContext) -> dict[
     assert dep is not None
     touched = {c.instance for c in out.changes}
     same_source = out.text == dep.template_text and not out.changed_inputs
-    before_plan = out.plan if same_source else _stored_plan_or_none(dep)
+    before_plan = out.plan if same_source else stored_plan_or_none(dep)
     before_ctx = ctx if same_source or before_plan is None else RunContext.from_rows(
         before_plan.model, dep.id, dep.name, store.instances(dep.id))
     before = {o.name: (o, _value(before_ctx, o.value)) for o in before_plan.model.outputs.values()} \
@@ -378,14 +345,6 @@ def _shown(o: Any, value: Any, known: bool) -> Any:
     if o.sensitive and value != AFTER_APPLY:
         return MASK
     return value
-
-
-def _stored_plan_or_none(dep: Deployment) -> Plan | None:
-    given = {k: GivenInput(v, "<stored inputs>", 1, 1) for k, v in dep.inputs.items()}
-    try:  # reading runs no playbook; `up` decided on the template's playbooks when it ran
-        return plan_given(str(stored_template(dep)), given, offline=True, allow_external_playbooks=True)
-    except DodasError:
-        return None
 
 
 def template_fields(p: DeploymentPlan) -> dict[str, Any]:

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from dodas import paths
 from dodas.engine.context import RunContext, UnresolvedError
 from dodas.engine.states import DeploymentStatus as DS
 from dodas.errors import DodasError
-from dodas.model.deployment import Instance
-from dodas.model.values import is_deferred
 from dodas.plan.plan import MASK, Plan
 from dodas.providers import get_provider
 from dodas.providers.base import Machine, ProcessRef
-from dodas.services import plan_given
+from dodas.services.recorded import alive_by_machine, stored_plan
 from dodas.state import lock
 from dodas.state.models import Deployment
 from dodas.state.store import Store
-from dodas.tosca.inputs import GivenInput
 
 DELETE_COMPLETE = DS.DELETE_COMPLETE.value
 
@@ -48,45 +44,13 @@ def deployment_names(prefix: str = "", include_deleted: bool = False) -> list[st
     return [d["name"] for d in list_deployments(include_deleted) if d["name"].startswith(prefix)]
 
 
-def stored_plan(dep: Deployment) -> Plan:
-    """Re-plan a deployment from the template and inputs kept in the state."""
-    kept = paths.data_dir() / "deployments" / paths.component(dep.id) / "template.yaml"
-    path = next((p for p in (Path(dep.template_path), kept) if _holds(p, dep.template_text)), None)
-    if path is None:  # written by `up`; only lost files are written again (a read-only disk needs none)
-        paths.write_private(kept, dep.template_text)
-        path = kept
-    given = {k: GivenInput(v, "<stored inputs>", 1, 1) for k, v in dep.inputs.items()}
-    # reading runs no playbook; `up` decided on the template's playbooks when it ran
-    return plan_given(str(path), given, offline=True, allow_external_playbooks=True, environment=False)
-
-
-def _holds(path: Path, text: str) -> bool:
-    try:
-        return path.read_text(encoding="utf-8") == text
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
-def _context(store: Store, dep: Deployment, plan: Plan) -> RunContext:
-    ctx = RunContext(plan.model, dep.id, dep.name)
-    for (node, index), row in store.instances(dep.id).items():
-        inst = Instance(node, index)
-        if row.kind == "compute" and row.attributes.get("provider_id"):
-            ctx.machines[inst] = Machine.from_attributes(row.attributes)
-        else:
-            ctx.attributes[inst] = {k: v for k, v in row.attributes.items() if not k.startswith("_")}
-        if row.secrets:
-            ctx.secrets[inst] = dict(row.secrets)
-    return ctx
-
-
 def outputs(name: str, show_secrets: bool = False, plan: Plan | None = None) -> dict[str, dict[str, Any]]:
     """The outputs, evaluated with what the state recorded. `plan`: the plan just
     applied (up), which saves planning the stored template again."""
     store = Store()
     dep = store.require(name)
     plan = plan or stored_plan(dep)
-    ctx = _context(store, dep, plan)
+    ctx = RunContext.from_rows(plan.model, dep.id, dep.name, store.instances(dep.id))
     out = {}
     for o in plan.model.outputs.values():
         try:
@@ -159,7 +123,7 @@ def status(name: str) -> dict[str, Any]:
             item["services"] = services
         instances.append(item)
     # the provider (its configuration read, its client built) only when there are services to ask about
-    answers = asyncio.run(_alive_by_machine(get_provider(dep.provider), machines, recorded)) if recorded else {}
+    answers = asyncio.run(alive_by_machine(get_provider(dep.provider), machines, recorded)) if recorded else {}
     degraded: dict[str, list[str]] = {}
     for item in instances:
         for sname, svc in (item.get("services") or {}).items():
@@ -191,22 +155,6 @@ def _int(value: Any) -> int:
         return int(value or 0)
     except (TypeError, ValueError):
         return 0
-
-
-async def _alive_by_machine(provider: Any, machines: dict[tuple[str, int], Machine],
-                            recorded: dict[tuple[str, int], list[tuple[str, ProcessRef]]]) -> dict[str, bool | None]:
-    """One question per machine (one ssh login for all its services), machines side by side."""
-    async def ask(key: tuple[str, int]) -> dict[str, bool | None]:
-        refs = recorded[key]
-        try:
-            alive = await provider.processes_alive(machines[key], [r for _, r in refs])
-        except DodasError:
-            alive = None  # the host does not answer: unknown, not dead
-        return {label: None if alive is None else bool(alive.get(r)) for label, r in refs}
-    out: dict[str, bool | None] = {}
-    for part in await asyncio.gather(*(ask(k) for k in recorded)):
-        out.update(part)
-    return out
 
 
 def _lock_view(dep: Deployment) -> dict[str, Any] | None:
@@ -290,10 +238,6 @@ def _naive_db() -> bool:
     return (os.environ.get("DODAS_DB_URL") or "sqlite").startswith("sqlite")
 
 
-def deferred_outputs(plan: Plan) -> list[str]:
-    return [o.name for o in plan.model.outputs.values() if is_deferred(o.value)]
-
-
 def providers(check: bool = False) -> list[dict[str, Any]]:
     from dodas.providers import build, config
     from dodas.providers.base import ProviderError
@@ -317,12 +261,10 @@ def kubeconfig(name: str) -> str:
     server at the front end's public address (what a user outside the cloud can reach)."""
     import re
 
-    from dodas.errors import DodasError
-
     store = Store()
     dep = store.require(name)
     plan = stored_plan(dep)
-    ctx = _context(store, dep, plan)
+    ctx = RunContext.from_rows(plan.model, dep.id, dep.name, store.instances(dep.id))
     for inst in sorted(ctx.secrets, key=str):
         conf = ctx.secrets[inst].get("kubeconfig")
         if isinstance(conf, str) and conf:
@@ -337,12 +279,10 @@ def spark_conf(name: str) -> str:
     """A spark-defaults.conf for Spark applications outside the deployment: the
     master URL (at the master's public address) and the cluster's secret. Given
     to a client through SPARK_CONF_DIR, the secret never shows on a command line."""
-    from dodas.errors import DodasError
-
     store = Store()
     dep = store.require(name)
     plan = stored_plan(dep)
-    ctx = _context(store, dep, plan)
+    ctx = RunContext.from_rows(plan.model, dep.id, dep.name, store.instances(dep.id))
     for inst in sorted(ctx.secrets, key=str):
         node = plan.model.nodes.get(inst.node)
         secret = ctx.secrets[inst].get("secret")

@@ -13,47 +13,46 @@ from __future__ import annotations
 from typing import Any
 
 from dodas.errors import DodasError
+from dodas.model.template import Template
 from dodas.tosca.inputs import GivenInput
 
 
-def count_input(template: str, node: str) -> str:
-    """The input that sets `node`'s instance count in the template file."""
-    from dodas.tosca.source import load_yaml, read_source
-
-    data, _ = load_yaml(read_source(template, "template"), template)
-    nodes = ((data or {}).get("topology_template") or {}).get("node_templates") or {}
-    if node not in nodes:
-        known = ", ".join(sorted(nodes)) or "none"
-        raise DodasError(f'the deployment has no node "{node}" (its nodes: {known})')
-    count = ((((nodes[node] or {}).get("capabilities") or {}).get("scalable") or {}).get("properties") or {}) \
-        .get("count")
-    if isinstance(count, dict) and isinstance(count.get("get_input"), str):
-        return count["get_input"]
-    if count is None:
-        raise DodasError(f'node "{node}" has no scalable count (capabilities.scalable.properties.count): it is '
-                         "not a node that scales")
-    raise DodasError(f'node "{node}" has a fixed count ({count!r}), not an input: change it in the template and '
-                     "run up")
+def _template(template: str | Template) -> Template:
+    return template if isinstance(template, Template) else Template.read(template)
 
 
-def scale_inputs(template: str, node: str, count: int) -> dict[str, Any]:
+def scale_inputs(template: str | Template, node: str, count: int) -> dict[str, Any]:
     """The inputs that make `node` have `count` instances (given, over the kept ones)."""
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise DodasError(f"a count is a whole number, 0 or more (got {count!r})")
-    name = count_input(template, node)
+    name = _template(template).count_input(node)  # the model's rule, with its errors
     return {name: GivenInput(count, f"<dodas scale {node}>", 1, 1)}
 
 
-def scalable_nodes(template: str) -> dict[str, str]:
+def scalable_nodes(template: str | Template) -> dict[str, str]:
     """The nodes whose count an input sets, with that input (what `scale` can change)."""
-    from dodas.tosca.source import load_yaml, read_source
+    return _template(template).scalable_inputs()
 
-    data, _ = load_yaml(read_source(template, "template"), template)
-    nodes = ((data or {}).get("topology_template") or {}).get("node_templates") or {}
+
+def counts(template: str | Template, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The nodes `scale` can change, with their counts for a deployment whose
+    inputs are `inputs` (a form's current values)."""
+    tpl = _template(template)
+    scalable = tpl.scalable_inputs()
+    return {node: count for node, count in tpl.counts(inputs).items() if node in scalable}
+
+
+def sent_counts(text: str, inputs: dict[str, Any]) -> dict[str, tuple[int, tuple[str, ...]]]:
+    """What a template sent as text asks of each node that has a count (IM's
+    `scalable.count`, as CLUES sends it): (count, removal_list). A count read
+    from an input is the deployment's value of it (`inputs`), not the sent
+    template's default: a template sent back unchanged changes nothing."""
+    tpl = Template.parse(text, "template.yaml")
+    if not tpl.raw_nodes:
+        raise DodasError("the template has no topology_template.node_templates")
     out = {}
-    for node in nodes:
-        try:
-            out[node] = count_input(template, node)
-        except DodasError:
-            continue
+    for node, count in tpl.counts(inputs).items():
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise DodasError(f'node "{node}": scalable.count is not a whole number, 0 or more')
+        out[node] = (count, tpl.scalable[node].removal_list)
     return out

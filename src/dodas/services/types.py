@@ -20,9 +20,10 @@ SECTIONS = ("node_types", "capability_types", "relationship_types", "data_types"
 
 
 def library() -> dict[str, Any]:
-    from dodas.tosca.source import load_yaml, read_source
+    from dodas import settings
+    from dodas.yamlsource import read_yaml
 
-    data, _ = load_yaml(read_source(str(paths.TYPE_LIBRARY), "type library"), str(paths.TYPE_LIBRARY))
+    data, _ = read_yaml(paths.TYPE_LIBRARY, "type library", limits=settings.limits())
     return data or {}
 
 

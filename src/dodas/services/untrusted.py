@@ -20,37 +20,31 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dodas.errors import Diagnostic
+from dodas.model.template import Template
 from dodas.model.xrootd import origin_url
 from dodas.plan.plan import Plan
 
 
-def file_imports(template: str) -> list[Diagnostic]:
+def file_imports(template: Template) -> list[Diagnostic]:
     """The template's imports of files, refused before anything reads them: a
     template sent to a server comes alone, so a file it names is the server's own
     (/etc/..., another user's template beside the request's copy), and reading it
     would tell its existence at least. The bundled library and URLs are left to
     planning (offline: only those mapped to the bundled library)."""
-    from dodas.errors import DodasError
     from dodas.tosca import imports
-    from dodas.tosca.source import load_yaml, read_source
 
-    try:
-        data, smap = load_yaml(read_source(template, "template"), template)
-    except DodasError:
-        return []  # planning reports it, located
-    entries = data.get("imports") if isinstance(data, dict) else None
+    entries = template.data.get("imports")
+    smap = template.smap
     return [smap.diag(("imports", i), f'import "{imports.entry_ref(entry)}" names a file: a template sent to a '
                                       "server imports only the bundled types and URLs, never the server's files")
             for i, entry in enumerate(entries if isinstance(entries, list) else []) if imports.names_a_file(entry)]
 
 
-def problems(plan: Plan, template: str, fetch_allow: Iterable[str] = ()) -> list[Diagnostic]:
+def problems(plan: Plan, template: Template, fetch_allow: Iterable[str] = ()) -> list[Diagnostic]:
     """Each refused value, located in the template file."""
-    from dodas.tosca.source import load_yaml, read_source
-
     allow = list(fetch_allow)
     out = []
-    smap = None
+    smap = template.smap
     for node in plan.model.nodes.values():
         for prop in URL_PROPERTIES:
             url = node.properties.get(prop)
@@ -60,15 +54,11 @@ def problems(plan: Plan, template: str, fetch_allow: Iterable[str] = ()) -> list
                 continue
             why = url_problem(url, allow, prop)
             if why:
-                if smap is None:
-                    smap = load_yaml(read_source(template, "template"), template)[1]
                 where = ("topology_template", "node_templates", node.name, "properties",
                          "origin_host" if prop == "origin_url" and not node.properties.get(prop) else prop)
                 out.append(smap.diag(where, f'node "{node.name}": {why}'))
         for prop in HOST_PATH_PROPERTIES.get(_family(node), ()):
             if node.properties.get(prop):
-                if smap is None:
-                    smap = load_yaml(read_source(template, "template"), template)[1]
                 out.append(smap.diag(("topology_template", "node_templates", node.name, "properties", prop),
                                      f'node "{node.name}": {prop} names a path of the machine it runs on: a template '
                                      "sent to a server names none of the server's files"))
@@ -151,14 +141,15 @@ def plan(template: str, *, name: str, given: dict, provider: str | None, allow_p
     from dodas.services import planning
 
     try:
-        refused = file_imports(template)
+        tpl = Template.read(template)  # read once: checked, planned and stored
+        refused = file_imports(tpl)
         if refused:
             raise TemplateError(refused)
         def vet(plan: Plan) -> None:
-            found = problems(plan, template, fetch_allow)
+            found = problems(plan, tpl, fetch_allow)
             if found:
                 raise TemplateError(found)
-        dplan = planning.prepare(template, name=name, given=given, provider_name=provider, offline=True,
+        dplan = planning.prepare(tpl, name=name, given=given, provider_name=provider, offline=True,
                                  allow_external_playbooks=False, refresh=False, environment=False,
                                  allow_provider=allow_provider, origin=origin, vet=vet)
     except TemplateError as exc:

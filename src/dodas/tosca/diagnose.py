@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from dodas.errors import Diagnostic
-from dodas.tosca.source import SourceMap
+from dodas.yamlsource import SourceMap
 
 NODES = ("topology_template", "node_templates")
 POLICIES = ("topology_template", "policies")

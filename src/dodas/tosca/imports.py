@@ -27,7 +27,7 @@ from typing import Any
 from dodas import paths, settings
 from dodas.errors import Diagnostic
 from dodas.settings import Limits
-from dodas.tosca.source import SourceError, SourceMap, load_yaml, read_source
+from dodas.yamlsource import SourceError, SourceMap, read_yaml
 
 #: Type files whose content dodas bundles: any branch or tag of INDIGO's
 #: tosca-types custom_types.yaml, and DODAS-TS's dodas_types.yml.
@@ -208,7 +208,7 @@ def _nested(file: Path, ref: str, smap: SourceMap, where: tuple, offline: bool, 
                                                 f"{MAX_IMPORT_DEPTH} deep"))
         return
     try:
-        data, nested_smap = load_yaml(read_source(file, "imported file"), str(file))
+        data, nested_smap = read_yaml(file, "imported file", limits=settings.limits())
     except SourceError as exc:
         out.diagnostics.append(smap.diag(where, f'imported file "{ref}" is not a TOSCA document: {exc.reason}'))
         return

@@ -16,9 +16,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from dodas import redact
+from dodas import redact, settings
 from dodas.errors import Diagnostic, TemplateError
-from dodas.tosca.source import SourceError, SourceMap, load_yaml, read_source
+from dodas.yamlsource import SourceError, SourceMap, load_yaml, read_yaml
 
 CLI = "<command line>"
 #: names (of inputs, properties, outputs, types) that say their value is a secret
@@ -56,7 +56,7 @@ def parse_cli_pairs(pairs: list[str]) -> tuple[dict[str, GivenInput], list[Diagn
 
 
 def read_inputs_file(path: str) -> dict[str, GivenInput]:
-    data, smap = load_yaml(read_source(path, "inputs file"), path)
+    data, smap = read_yaml(path, "inputs file", limits=settings.limits())
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -185,7 +185,7 @@ def coerce(typ: str, value: Any, *, from_text: bool = False,
     and `-i xs=[a,b]` a list; text that is not YAML stays text."""
     if from_text and typ != "string" and isinstance(value, str) and value.strip():
         try:
-            value, _ = load_yaml(value, CLI)
+            value, _ = load_yaml(value, CLI, limits=settings.limits())
         except SourceError as exc:
             if exc.kind != "syntax":  # over a limit, or a number Python refuses: not taken as text
                 return None, f"cannot be read: {exc.diagnostics[0].message}"

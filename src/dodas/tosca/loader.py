@@ -16,15 +16,39 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dodas import paths
+from dodas import paths, settings
 from dodas.errors import Diagnostic, TemplateError
 from dodas.redact import redact
 from dodas.tosca import diagnose, imports, inputs
 from dodas.tosca.inputs import GivenInput
-from dodas.tosca.source import SourceMap, load_yaml, read_source
+from dodas.yamlsource import SourceMap, load_yaml, read_source
 
 VERSIONS = imports.VERSIONS
 logging.getLogger("tosca").addHandler(logging.NullHandler())
+
+
+@dataclass(frozen=True)
+class TemplateSource:
+    """A template file read once: its text, its data and their positions. What
+    an operation plans is this text, and what it stores is the same text (the
+    file may change on disk meanwhile; the operation never reads it again)."""
+
+    path: str
+    text: str
+    data: Any
+    smap: SourceMap
+
+
+def read_template(path: str) -> TemplateSource:
+    """Read and parse a template file within the operator's limits."""
+    return parse_template(read_source(path, "template", limits=settings.limits()), path)
+
+
+def parse_template(text: str, path: str) -> TemplateSource:
+    """Parse a template's text within the operator's limits. Duplicate keys are
+    warnings (`smap.warnings`), as lenient as the tools templates were written for."""
+    data, smap = load_yaml(text, path, limits=settings.limits(), lenient_duplicates=True)
+    return TemplateSource(path, text, data, smap)
 
 
 @dataclass
@@ -43,14 +67,15 @@ class LoadedTemplate:
     unknown_inputs: frozenset[str] = frozenset()
 
 
-def load(path: str, given: dict[str, GivenInput] | None = None, *, offline: bool = False,
+def load(template: str | TemplateSource, given: dict[str, GivenInput] | None = None, *, offline: bool = False,
          unknown_inputs: bool = False) -> LoadedTemplate:
-    """Load and validate; raise TemplateError with every problem found. With
-    `unknown_inputs` (validate), a required input without a value is an unknown of
-    its type instead of an error."""
+    """Load and validate a template file, or one already read (`read_template`);
+    raise TemplateError with every problem found. With `unknown_inputs`
+    (validate), a required input without a value is an unknown of its type
+    instead of an error."""
     given = given or {}
-    text = read_source(path, "template")
-    data, smap = load_yaml(text, path, lenient_duplicates=True)  # as lenient as the tools templates were written for
+    source = template if isinstance(template, TemplateSource) else read_template(template)
+    path, text, data, smap = source.path, source.text, source.data, source.smap
     diags = check_shape(data, smap)
     if diags:
         raise TemplateError(diags)

@@ -290,7 +290,7 @@ async def change(inf_id: str, request: Request, caller: Caller = Depends(_caller
         view = _live(caller, inf_id)
         ops.operable(cfg, caller, inf_id)
         ops.not_being_destroyed(inf_id)
-        changed = _changed_counts(view, text)
+        changed = _changed_counts(view, ops.sent_counts(caller, inf_id, text))
         for node, count in changed.items():  # all checked before any is queued
             ops.scale_plan(cfg, caller, inf_id, node, count)
         for node, count in changed.items():
@@ -332,37 +332,20 @@ async def not_offered(inf_id: str, request: Request, caller: Caller = Depends(_c
 
 
 # -- scalable.count ------------------------------------------------------------------------------
-def _changed_counts(view: dict[str, Any], text: str) -> dict[str, int]:
-    """The nodes whose `scalable.count` in the template sent differs from the
-    deployment's instances now, as CLUES asks IM to add or remove VMs. IM's
-    `removal_list` is accepted only when it names the VMs dodas removes anyway
-    (a node's last instances): dodas cannot remove chosen ones."""
-    from dodas.tosca.source import load_yaml
-
-    data, _ = load_yaml(text, "template.yaml")
-    topology = (data or {}).get("topology_template") if isinstance(data, dict) else None
-    nodes = (topology or {}).get("node_templates") if isinstance(topology, dict) else None
-    if not isinstance(nodes, dict):
-        raise Refused(400, "the template has no topology_template.node_templates")
-    inputs = (topology or {}).get("inputs") or {}
+def _changed_counts(view: dict[str, Any], wanted: dict[str, tuple[int, tuple[str, ...]]]) -> dict[str, int]:
+    """The nodes whose count in the template sent (`wanted`: count and
+    removal_list, ops.sent_counts) differs from the deployment's instances now,
+    as CLUES asks IM to add or remove VMs. IM's `removal_list` is accepted only
+    when it names the VMs dodas removes anyway (a node's last instances): dodas
+    cannot remove chosen ones."""
     now: dict[str, list[dict[str, Any]]] = {}
     for inst in view.get("instances") or []:
         if inst.get("state") != "deleted":
             now.setdefault(inst["node"], []).append(inst)
     machines = [m["id"] for m in states.machines(view)]
     out: dict[str, int] = {}
-    for node, spec in nodes.items():
-        props = (((spec or {}).get("capabilities") or {}).get("scalable") or {}).get("properties") \
-            if isinstance(spec, dict) else None
-        if not isinstance(props, dict) or "count" not in props:
-            continue
-        count = props["count"]
-        if isinstance(count, dict) and isinstance(count.get("get_input"), str):
-            count = (inputs.get(count["get_input"]) or {}).get("default") if isinstance(inputs, dict) else None
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise Refused(400, f'node "{node}": scalable.count is not a whole number, 0 or more')
+    for node, (count, removal) in wanted.items():
         have = sorted(now.get(str(node), []), key=lambda i: i["index"])
-        removal = props.get("removal_list") or []
         if removal:
             last = {str(machines.index(i["id"])) for i in have[count:] if i["id"] in machines}
             if {str(r) for r in removal} != last:

@@ -9,21 +9,30 @@ imported files and the operator's configuration all come through `read_source`
 and `load_yaml`, which refuse, each with a located message and before anything is
 built in memory, what would otherwise exhaust it or never end: files over a size
 limit, recursive aliases, aliases that expand a small document into a huge one (a
-"billion laughs"), and nesting deeper than code walking a value can recurse. The
-bounds are the operator's (`dodas.settings.Limits`).
+"billion laughs"), and nesting deeper than code walking a value can recurse.
+
+It is a neutral top-level module, beneath every stage that reads YAML (tosca/,
+the model, providers' and the server's configuration, services/) and beneath
+`dodas.settings` too: the bounds are the operator's (`dodas.settings.Limits`),
+and reading the operator's configuration is itself YAML within bounds, so the
+caller always hands the limits in (`settings.limits()`, or the built-in
+defaults while the configuration itself is read). A required argument rather
+than a default looked up here: this module imports no settings, and no caller
+can forget whose limits apply.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from dodas import settings
 from dodas.errors import Diagnostic, TemplateError
-from dodas.settings import Limits
+
+if TYPE_CHECKING:
+    from dodas.settings import Limits
 
 try:  # libyaml is several times faster; PyYAML's wheels ship it
     _Base: Any = yaml.CSafeLoader
@@ -201,10 +210,10 @@ def _fail(file: str, line: int, col: int, message: str, reason: str, kind: str) 
     return err
 
 
-def read_source(path: str | os.PathLike[str], what: str, *, limits: Limits | None = None) -> str:
+def read_source(path: str | os.PathLike[str], what: str, *, limits: Limits) -> str:
     """The text of a file, reading at most the size limit plus one byte: a huge
     file (or an endless one, like /dev/zero) is refused, never read whole."""
-    lim = limits or settings.limits()
+    lim = limits
     file = str(path)
     try:
         with open(path, "rb") as fh:
@@ -214,7 +223,7 @@ def read_source(path: str | os.PathLike[str], what: str, *, limits: Limits | Non
                                                      else type(exc).__name__)
         raise _fail(file, 1, 1, f"cannot read {what}: {reason}", f"it cannot be read: {reason}", "read") from None
     if len(raw) > lim.max_file_bytes:
-        msg = f"larger than {lim.max_file_bytes} bytes ({Limits.where('max_file_bytes')})"
+        msg = f"larger than {lim.max_file_bytes} bytes ({lim.where('max_file_bytes')})"
         raise _fail(file, 1, 1, f"{what} is {msg}", f"it is {msg}", "read")
     try:
         return raw.decode("utf-8")
@@ -224,15 +233,15 @@ def read_source(path: str | os.PathLike[str], what: str, *, limits: Limits | Non
         raise _fail(file, line, col, f"{what} is not UTF-8 text", "it is not UTF-8 text", "read") from None
 
 
-def load_yaml(text: str, file: str, *, limits: Limits | None = None,
+def load_yaml(text: str, file: str, *, limits: Limits,
               lenient_duplicates: bool = False) -> tuple[Any, SourceMap]:
     """Parse one YAML document into (data, positions); syntax errors, duplicate keys
     and documents over the limits become located diagnostics (SourceError). With
     `lenient_duplicates` a duplicate key is a located warning in `SourceMap.warnings`
     (naming the value that wins: the last) instead of an error."""
-    lim = limits or settings.limits()
+    lim = limits
     if len(text) > lim.max_file_bytes:
-        msg = f"larger than {lim.max_file_bytes} bytes ({Limits.where('max_file_bytes')})"
+        msg = f"larger than {lim.max_file_bytes} bytes ({lim.where('max_file_bytes')})"
         raise _fail(file, 1, 1, f"the YAML text is {msg}", f"it is {msg}", "read")
     try:
         _check_events(text, file, lim)
@@ -259,6 +268,14 @@ def load_yaml(text: str, file: str, *, limits: Limits | None = None,
                                         f"the value on line {line} is used, as YAML tools take the last one; "
                                         "remove one of them (--strict refuses this)"))
     return data, smap
+
+
+def read_yaml(path: str | os.PathLike[str], what: str, *, limits: Limits) -> tuple[Any, SourceMap]:
+    """A YAML file's (data, positions): `read_source` then `load_yaml`, for the
+    many callers that need nothing of the text itself (configuration files,
+    inputs files, the type library)."""
+    text = read_source(path, what, limits=limits)
+    return load_yaml(text, str(path), limits=limits)
 
 
 _STARTS = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
@@ -290,7 +307,7 @@ def _check_events(text: str, file: str, lim: Limits) -> None:
             total += 1
             depth = len(stack) + 1
             if depth > max_depth:
-                raise _limit(file, ev, f"nesting deeper than {max_depth} levels", "max_yaml_depth")
+                raise _limit(file, ev, f"nesting deeper than {max_depth} levels", lim.where("max_yaml_depth"))
             marker = object()
             stack.append([ev.anchor, marker, total, depth])
             if ev.anchor is not None:
@@ -313,19 +330,20 @@ def _check_events(text: str, file: str, lim: Limits) -> None:
             reach = len(stack) + height
             if reach > max_depth:
                 raise _limit(file, ev, f"this alias expands to nesting deeper than {max_depth} levels",
-                             "max_yaml_depth")
+                             lim.where("max_yaml_depth"))
             if stack and reach > stack[-1][3]:
                 stack[-1][3] = reach
         else:
             continue
         if total > max_values:
             what = "this alias expands the document to" if kind is yaml.AliasEvent else "the document has"
-            raise _limit(file, ev, f"{what} more than {max_values} values", "max_yaml_nodes")
+            raise _limit(file, ev, f"{what} more than {max_values} values", lim.where("max_yaml_nodes"))
 
 
-def _limit(file: str, ev: yaml.Event, message: str, name: str) -> SourceError:
+def _limit(file: str, ev: yaml.Event, message: str, how: str) -> SourceError:
+    """A limit reached at `ev`; `how` says how to change the limit."""
     mark = ev.start_mark
-    return _fail(file, mark.line + 1, mark.column + 1, f"{message} ({Limits.where(name)})",
+    return _fail(file, mark.line + 1, mark.column + 1, f"{message} ({how})",
                  f"{message} at line {mark.line + 1}", "limit")
 
 
