@@ -34,7 +34,7 @@ from dodas.errors import Diagnostic
 from dodas.model.deployment import DISK, JAVA, PROGRAM, HostNeed, Node
 
 if TYPE_CHECKING:
-    from dodas.tosca.source import SourceMap
+    from dodas.yamlsource import SourceMap
 
 PREFIX = "dodas.host."
 _NODES = ("topology_template", "node_templates")
