@@ -190,8 +190,9 @@ def test_web_boxes_behind_the_bastion_and_host_keys_on_both_hops(lab, tmp_path):
         d.run("destroy", "web", "--yes")
         assert processes_of(WORKDIR / st["id"]) == {}
         assert json.loads((d.home / "data" / "ssh" / "lab.json").read_text()) == {}
-    finally:
-        kill_leftovers(WORKDIR)
+    finally:  # this test's own deployments only: other tests may run on the same hosts meanwhile
+        for dep in d.json("list", "--all"):
+            kill_leftovers(WORKDIR / dep["id"])
 
 
 def test_spark_and_jupyter_with_workers_behind_the_master(lab, tmp_path):
