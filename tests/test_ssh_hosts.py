@@ -102,7 +102,9 @@ def web_template(tmp_path: Path) -> str:
 def d(tmp_path):
     dodas = Dodas(tmp_path / "home")
     yield dodas
-    kill_leftovers(WORKDIR)
+    # this test's own deployments only: other tests may run services on the same hosts meanwhile
+    for dep in dodas.json("list", "--all"):
+        kill_leftovers(WORKDIR / dep["id"])
 
 
 def test_up_over_ssh_and_destroy(ssh_hosts, tmp_path, d):
