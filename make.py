@@ -108,6 +108,20 @@ def lint() -> int:
     return code
 
 
+#: parallel test workers: most of the suite's time is spent waiting on the processes it
+#: starts (dodas commands, Ansible, JVMs, servers), so more workers than cores pay
+WORKERS = 6
+
+
+def parallel(args: list[str]) -> list[str]:
+    """pytest-xdist's options, unless the arguments choose (`-n 0` runs in one process).
+    Each worker takes whole units of tests (tests/support/schedule.py), longest first."""
+    if any(a == "-n" or a.startswith(("-n", "--numprocesses")) or a == "no:xdist" for a in args):
+        return []
+    workers = os.environ.get("DODAS_TEST_WORKERS", str(WORKERS))
+    return ["-n", workers, "--dist", "loadgroup", "--no-loadscope-reorder"]
+
+
 def test(args: list[str]) -> int:
     ensure_venv("local,test,ml")  # ml: the inference server's tests (TensorFlow, onnxruntime)
     ensure_test_debs()
@@ -119,7 +133,7 @@ def test(args: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "skips"
         env = {**os.environ, "DODAS_SKIP_REPORT": str(report)}
-        code = sh(PY, "-m", "pytest", *(args or ["-q"]), cwd=ROOT, env=env)
+        code = sh(PY, "-m", "pytest", *parallel(args), *(args or ["-q"]), cwd=ROOT, env=env)
         if report.exists():  # the last line of the run: what did not run, and why
             print(report.read_text().strip(), flush=True)
     if code == 5:
