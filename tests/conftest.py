@@ -12,11 +12,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = ROOT / "templates"
-SEED = TEMPLATES / "dodas-course-spark-k8s.yaml"
-SPARK = TEMPLATES / "spark-jupyter.yaml"
-
 
 @pytest.fixture(autouse=True)
 def dodas_home(tmp_path, monkeypatch):

@@ -14,8 +14,8 @@ import time
 
 import httpx
 import pytest
-import serverproc
-from livecluster import ROOT, Dodas, kill_leftovers, need_java
+from support import serverproc
+from support.livecluster import ROOT, Dodas, kill_leftovers, need_java
 from test_autoscale_spark import APP, NAME, TIMEOUT_S
 from test_local_spark import spark_client_env
 from test_server import SIM, issuer, serve  # noqa: F401 - fixtures

@@ -18,7 +18,7 @@ import time
 import urllib.request
 
 import pytest
-from livecluster import ROOT, Dodas, kill_leftovers, need_java
+from support.livecluster import ROOT, Dodas, kill_leftovers, need_java
 from test_local_spark import spark_client_env
 
 ELASTIC = str(ROOT / "templates" / "spark-jupyter-elastic.yaml")

@@ -1,4 +1,4 @@
-"""The browser tests' machinery (tests/browser.py), proved on the development
+"""The browser tests' machinery (tests/support/browser.py), proved on the development
 issuer's own pages before any dashboard uses it: a real Chromium runs the
 authorization code flow with PKCE as a dashboard will, to a small callback
 server of the test's own; the code it brings back is exchanged for an access
@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import browser
+from support import browser
 import httpx
 import pytest
 
@@ -170,13 +170,13 @@ def test_a_wrong_password_stays_on_the_issuer_and_says_so(driver, issuer, callba
 @pytest.mark.parametrize("ci", [False, True])
 def test_a_missing_browser_skips_here_and_fails_in_ci(tmp_path, ci):
     shutil.copy(HERE / "conftest.py", tmp_path / "conftest.py")
-    shutil.copy(HERE / "browser.py", tmp_path / "browser.py")
     (tmp_path / "test_probe.py").write_text(
-        "from pathlib import Path\n\nimport browser\n\n\n"
+        "from pathlib import Path\n\nfrom support import browser\n\n\n"
         "def test_needs_a_browser(monkeypatch, tmp_path):\n"
         "    monkeypatch.setattr(browser, 'CHROMIUM', tmp_path / 'no-chromium')\n"
         "    browser.chrome().quit()\n")
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "DODAS_SKIP_REPORT", "PYTEST_ADDOPTS")}
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), *filter(None, [env.get("PYTHONPATH")])])
     if ci:
         env["CI"] = "true"
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
@@ -191,7 +191,7 @@ def test_a_missing_browser_skips_here_and_fails_in_ci(tmp_path, ci):
 def test_the_servers_development_issuer_knows_the_dashboards_client(tmp_path, public_url):
     """`dodas server --dev-issuer` registers the dashboard's public client, sent back
     to PUBLIC_URL/web/callback (by default, the address the server is bound to)."""
-    import serverproc
+    from support import serverproc
 
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)

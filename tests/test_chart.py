@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from charts import release_values, render_chart, validate_objects
-from conftest import TEMPLATES
+from support.charts import release_values, render_chart, validate_objects
+from support.paths import TEMPLATES
 
 from dodas.configure import helm
 from dodas.configure.kube import SUPPORTED

@@ -15,7 +15,7 @@ import sys
 import time
 
 import pytest
-from livecluster import Dodas, db_rows
+from support.livecluster import Dodas, db_rows
 
 NODES = """\
 tosca_definitions_version: tosca_simple_yaml_1_0

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import serverproc
+from support import serverproc
 from test_server import SIM, _clean_env
 
 from dodas.devissuer import config as devconfig

@@ -16,9 +16,9 @@ import json
 import time
 
 import pytest
-import serverproc
-from browser import chrome, element, login, need_chromium, screenshot, shot_path, text_of, wait_for
-from livecluster import kill_leftovers, need_java, processes_of
+from support import serverproc
+from support.browser import chrome, element, login, need_chromium, screenshot, shot_path, text_of, wait_for
+from support.livecluster import kill_leftovers, need_java, processes_of
 from test_server import _clean_env
 
 from dodas.devissuer import config as devconfig

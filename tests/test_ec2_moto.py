@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from livecluster import Dodas, compute_template
+from support.livecluster import Dodas, compute_template
 
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto")

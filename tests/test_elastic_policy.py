@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SEED, TEMPLATES
+from support.paths import ROOT, SEED, TEMPLATES
 
 from dodas.elastic.policy import Policy, check_quota, policies
 

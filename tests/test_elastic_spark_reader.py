@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from livecluster import need_java, wait_for
+from support.livecluster import need_java, wait_for
 
 from dodas.elastic.readers.spark import SparkError, SparkReader
 

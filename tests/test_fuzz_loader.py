@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SEED, SPARK
+from support.paths import SEED, SPARK
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_untrusted_templates import located, run_limited

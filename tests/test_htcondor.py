@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TEMPLATES
+from support.paths import TEMPLATES
 
 from dodas.configure.runner import CONFIGURE_DIR, Host
 from dodas.engine.context import RunContext

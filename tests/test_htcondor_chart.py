@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from charts import release_values, render_chart, validate_objects
-from conftest import TEMPLATES
+from support.charts import release_values, render_chart, validate_objects
+from support.paths import TEMPLATES
 from test_htcondor import check_security, expand, parse_config
 
 from dodas.configure import helm

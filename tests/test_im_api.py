@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-import serverproc
+from support import serverproc
 
 from dodas import __version__
 from dodas.devissuer import config as devconfig

@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import pytest
 
-from serverproc import free_port, stop
+from support.serverproc import free_port, stop
 
 pytest.importorskip("tensorflow", reason="the ml extra (pip install dodas[ml]) is not installed")
 pytest.importorskip("onnxruntime", reason="the ml extra (pip install dodas[ml]) is not installed")

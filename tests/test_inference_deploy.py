@@ -11,7 +11,7 @@ import textwrap
 import httpx
 import numpy as np
 import pytest
-from livecluster import ROOT, Dodas, environ_of, kill_leftovers, processes_of
+from support.livecluster import ROOT, Dodas, environ_of, kill_leftovers, processes_of
 from test_inference_api import predict, trained, upload_form  # noqa: F401 - trained is a fixture
 
 TEMPLATE = str(ROOT / "templates" / "tfaas.yaml")

@@ -1,5 +1,5 @@
 """The inference service (templates/tfaas.yaml) on machines dodas did not start
-itself: a real OpenSSH server in a network namespace (netns.py, sshd.py) stands for
+itself: a real OpenSSH server in a network namespace (tests/support/netns.py, sshd.py) stands for
 an SSH host or a cloud VM. Its `python` fact names this machine's environment (the
 namespace shares this machine's files), which has the ml extra, so the
 inference_runtime role uses it; its other branch (python3-venv from the
@@ -22,9 +22,9 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from livecluster import ROOT, Dodas, environ_of, kill_leftovers, processes_of
-from netns import make_lab, need_netns
-from sshd import Sshd, client_key, need_openssh
+from support.livecluster import ROOT, Dodas, environ_of, kill_leftovers, processes_of
+from support.netns import make_lab, need_netns
+from support.sshd import Sshd, client_key, need_openssh
 
 try:  # the tiny model and the upload of test_inference_api.py (the ml extra)
     from test_inference_api import LABELS, SAMPLE, trained, upload_form  # noqa: F401 - trained is a fixture

@@ -12,8 +12,8 @@ import socket
 
 import pytest
 import yaml
-from conftest import SPARK, TEMPLATES
-from livecluster import Dodas
+from support.paths import SPARK, TEMPLATES
+from support.livecluster import Dodas
 
 HELM_ONLY = TEMPLATES / "spark-helm.yaml"
 

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from livecluster import (ROOT, Dodas, count_services, kill_leftovers, need_java, processes_of, wait_for,
+from support.livecluster import (ROOT, Dodas, count_services, kill_leftovers, need_java, processes_of, wait_for,
                          wait_while_running)
-from statedb import execute, state_db, url_of  # noqa: F401 - fixture
+from support.statedb import execute, state_db, url_of  # noqa: F401 - fixture
 
 SPARK = str(ROOT / "templates" / "spark-jupyter.yaml")
 

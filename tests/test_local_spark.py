@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from livecluster import (ROOT, Dodas, count_services, driver_is_refused, environ_of, kill_leftovers, need_java,
+from support.livecluster import (ROOT, Dodas, count_services, driver_is_refused, environ_of, kill_leftovers, need_java,
                          processes_of, run_notebook_cell, wait_for)
 
 TEMPLATE = str(ROOT / "templates" / "spark-jupyter.yaml")

@@ -16,8 +16,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from livecluster import DODAS, Dodas, compute_template, wait_while_running
-from statedb import all_rows, execute, rows, state_db, url_of  # noqa: F401 - fixture
+from support.livecluster import DODAS, Dodas, compute_template, wait_while_running
+from support.statedb import all_rows, execute, rows, state_db, url_of  # noqa: F401 - fixture
 
 HOST = socket.gethostname()
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from livecluster import ROOT, Dodas, kill_leftovers, need_java, processes_of, run_notebook_cell
+from support.livecluster import ROOT, Dodas, kill_leftovers, need_java, processes_of, run_notebook_cell
 
 pytest.importorskip("tensorflow", reason="the ml extra (pip install dodas[ml]) is not installed")
 fastavro = pytest.importorskip("fastavro", reason="the ml extra (pip install dodas[ml]) is not installed")

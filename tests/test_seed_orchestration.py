@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 import yaml
-from conftest import SEED, TEMPLATES
+from support.paths import SEED, TEMPLATES
 from test_ssh_hosts import configure, d, ssh_hosts  # noqa: F401 - fixtures
 
 RECORD = textwrap.dedent("""\
@@ -104,7 +104,7 @@ def test_a_reported_kubeconfig_is_stored_and_never_logged(tmp_path):
     import os
     import secrets
 
-    from livecluster import Dodas, kill_leftovers
+    from support.livecluster import Dodas, kill_leftovers
 
     d = Dodas(tmp_path / "home")  # noqa: F811 - not the ssh fixture: this machine
     token = "kc-" + secrets.token_hex(16)
@@ -176,7 +176,7 @@ def test_a_reported_kubeconfig_is_stored_and_never_logged(tmp_path):
 def test_a_no_log_secret_report_fails_its_instance(tmp_path):
     """Ansible hides a no_log task's result from dodas entirely: such a report can
     never arrive, and the instance fails saying so instead of succeeding without it."""
-    from livecluster import Dodas, kill_leftovers
+    from support.livecluster import Dodas, kill_leftovers
     from test_local_faults import write_playbook_template
 
     d = Dodas(tmp_path / "home")  # noqa: F811 - not the ssh fixture: this machine

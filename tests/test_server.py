@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
-import serverproc
+from support import serverproc
 
 from dodas.devissuer import config as devconfig
 from dodas.devissuer import keys as devkeys
@@ -485,7 +485,7 @@ def test_untrusted_templates_are_refused_with_located_messages(server):
     assert [(d["file"], d["line"]) for d in diags] == [("indigo.yaml", 11)], diags
     assert 'origin_url "root://127.0.0.1:1094" reaches 127.0.0.1, a loopback address' in diags[0]["message"], diags
     # the ML pipeline's data set is a path of the machine it runs on: the server's own, with the local provider
-    from livecluster import ROOT
+    from support.livecluster import ROOT
     pipeline = (ROOT / "templates" / "ml-pipeline.yaml").read_text()
     _, diags = refused_template(alice, "ml", pipeline.replace('dataset:\n      type: string\n      default: ""',
                                                               'dataset:\n      type: string\n      default: /etc'))

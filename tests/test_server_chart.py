@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from charts import validate_objects
+from support.charts import validate_objects
 
 from dodas.model.kube import SUPPORTED
 from dodas.providers.kubernetes import find_helm

@@ -14,7 +14,7 @@ import sys
 
 import httpx
 import pytest
-import serverproc
+from support import serverproc
 
 from dodas.devissuer import config as devconfig
 from dodas.devissuer import keys as devkeys
@@ -97,7 +97,7 @@ def test_login_without_a_server_or_issuer_says_what_to_name(tmp_path):
 def test_the_two_command_start_with_the_development_issuer(tmp_path):
     """README's way to try the server: `dodas server --dev-issuer`, then `dodas
     login` as the generated user, then deploy through the server."""
-    from livecluster import compute_template
+    from support.livecluster import compute_template
 
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)

@@ -15,8 +15,8 @@ import urllib.request
 
 import httpx
 import pytest
-import serverproc
-from livecluster import ROOT, kill_leftovers, need_java, processes_of
+from support import serverproc
+from support.livecluster import ROOT, kill_leftovers, need_java, processes_of
 
 TEMPLATE = str(ROOT / "templates" / "spark-jupyter.yaml")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from livecluster import Dodas, compute_template, wait_while_running
-from statedb import state_db  # noqa: F401 - fixture
+from support.livecluster import Dodas, compute_template, wait_while_running
+from support.statedb import state_db  # noqa: F401 - fixture
 
 from dodas.errors import DodasError
 from dodas.providers.simulated import server_count

@@ -12,8 +12,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from livecluster import DODAS, Dodas, kill_leftovers, processes_of, wait_while_running
-from sshd import Sshd, client_key, free_port, need_openssh
+from support.livecluster import DODAS, Dodas, kill_leftovers, processes_of, wait_while_running
+from support.sshd import Sshd, client_key, free_port, need_openssh
 
 WORKDIR = Path("/var/tmp/dodas")  # where the ssh provider puts services on its hosts
 

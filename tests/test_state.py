@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from livecluster import Dodas, compute_template
+from support.livecluster import Dodas, compute_template
 from sqlalchemy import create_engine, inspect, text
-from statedb import execute, server, state_db, url_of  # noqa: F401 - fixture
+from support.statedb import execute, server, state_db, url_of  # noqa: F401 - fixture
 
 from dodas.state.db import HEAD
 

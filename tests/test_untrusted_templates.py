@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SPARK, TEMPLATES
+from support.paths import ROOT, SPARK, TEMPLATES
 
 from dodas import services
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import serverproc
-from livecluster import compute_template
-from statedb import execute, rows, server, state_db  # noqa: F401 - fixture
+from support import serverproc
+from support.livecluster import compute_template
+from support.statedb import execute, rows, server, state_db  # noqa: F401 - fixture
 
 from dodas.state import lock, queue
 

@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from livecluster import ROOT, Dodas, kill_leftovers, processes_of, wait_for
+from support.livecluster import ROOT, Dodas, kill_leftovers, processes_of, wait_for
 
 TEMPLATE = str(ROOT / "templates" / "xcache.yaml")
 NAME = "xc"

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from livecluster import ROOT, Dodas, kill_leftovers, processes_of
+from support.livecluster import ROOT, Dodas, kill_leftovers, processes_of
 from test_elastic_policy import one_error as located
 from test_xcache import need_xrootd
 
