@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.livecluster import ROOT, Dodas, count_services, kill_leftovers, need_java, processes_of
+from support.livecluster import Dodas, count_services, kill_leftovers, need_java, processes_of
 from support.netns import make_lab, need_netns
+from support.paths import ROOT
 from support.sshd import Sshd, client_key, need_openssh
 
 WORKDIR = Path("/var/tmp/dodas")

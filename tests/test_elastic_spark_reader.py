@@ -26,6 +26,9 @@ from support.livecluster import need_java, wait_for
 
 from dodas.elastic.readers.spark import SparkError, SparkReader
 
+#: the hang guard, above what a test here needs on a busy machine: a real Spark cluster and its applications
+pytestmark = pytest.mark.timeout(1800)
+
 APP = r'''
 import sys, time
 from pyspark.sql import SparkSession

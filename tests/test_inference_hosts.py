@@ -22,18 +22,11 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from support.livecluster import ROOT, Dodas, environ_of, kill_leftovers, processes_of
+from support.inference import LABELS, SAMPLE, upload_form
+from support.livecluster import Dodas, environ_of, kill_leftovers, processes_of
 from support.netns import make_lab, need_netns
+from support.paths import ROOT
 from support.sshd import Sshd, client_key, need_openssh
-
-try:  # the tiny model and the upload of test_inference_api.py (the ml extra)
-    from test_inference_api import LABELS, SAMPLE, trained, upload_form  # noqa: F401 - trained is a fixture
-except pytest.skip.Exception as exc:
-    why = str(exc)
-
-    @pytest.fixture
-    def trained():
-        pytest.skip(why)
 
 from dodas.configure.runner import CONFIGURE_DIR
 
@@ -179,7 +172,7 @@ def host(tmp_path):
         lab.remove()
 
 
-def test_tfaas_template_on_an_ssh_host(host, trained, tmp_path):  # noqa: F811 - trained is the imported fixture
+def test_tfaas_template_on_an_ssh_host(host, trained, tmp_path):
     lab = host["lab"]
     d = Dodas(tmp_path / "home")
     cfg = d.home / "config" / "providers.yaml"

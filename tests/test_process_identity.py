@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from support.livecluster import Dodas, db_rows, kill_leftovers, processes_of, wait_for
-from test_local_faults import write_playbook_template
+from support.templates import write_playbook_template
 
 from dodas import procs
 

@@ -15,10 +15,8 @@ import sys
 import httpx
 import pytest
 from support import serverproc
+from support.issuer import running_issuer
 
-from dodas.devissuer import config as devconfig
-from dodas.devissuer import keys as devkeys
-from dodas.devissuer.serve import start
 
 ISSUER_CONFIG = {"audience": "dodas", "device_interval": 1,
                  "users": [{"username": "alice", "password": "alice-pw", "groups": ["/dodas"]}],
@@ -27,11 +25,9 @@ ISSUER_CONFIG = {"audience": "dodas", "device_interval": 1,
 
 @pytest.fixture()
 def issuer(tmp_path):
-    key_file = tmp_path / "issuer-key.pem"
-    devkeys.write_private(key_file, devkeys.new_pem())
-    running = start(devconfig.parse(ISSUER_CONFIG), devkeys.SigningKeys.from_file(key_file))
-    yield running
-    running.stop()
+    """An issuer of its own per test: the login's device flow polls it every second."""
+    with running_issuer(tmp_path, ISSUER_CONFIG) as running:
+        yield running
 
 
 @pytest.fixture()

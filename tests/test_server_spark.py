@@ -16,7 +16,11 @@ import urllib.request
 import httpx
 import pytest
 from support import serverproc
-from support.livecluster import ROOT, kill_leftovers, need_java, processes_of
+from support.livecluster import kill_leftovers, need_java, processes_of
+from support.paths import ROOT
+
+#: the hang guard, above what a test here needs on a busy machine: Spark deployed through the server
+pytestmark = pytest.mark.timeout(1800)
 
 TEMPLATE = str(ROOT / "templates" / "spark-jupyter.yaml")
 

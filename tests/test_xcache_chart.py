@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 from support.charts import release_values, render_chart, validate_objects
-from support.paths import TEMPLATES
 from support.livecluster import processes_of
+from support.paths import TEMPLATES
 from support.serverproc import stop_group
 
 from dodas import services
