@@ -16,10 +16,8 @@ from pathlib import Path
 
 import pytest
 
-#: (node id, reason) of every skip of the session, tests and collected files alike
-_SKIPS = pytest.StashKey[list[tuple[str, str]]]()
-#: the files skipped while collected (they fail the session in CI)
-_FILE_SKIPS = pytest.StashKey[list[tuple[str, str]]]()
+#: the user property by which a skip turned into a failure in CI is still counted as a skip
+_CI_SKIP = "skipped in CI"
 
 
 def in_ci() -> bool:
@@ -32,52 +30,62 @@ def _reason(report: pytest.TestReport | pytest.CollectReport) -> str:
     return text.removeprefix("Skipped: ")
 
 
+class SkipRule:
+    """The rule for one pytest session (one per config: an inner pytester run counts its own)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        #: (node id, reason) of every skip, tests and collected files alike
+        self.skips: list[tuple[str, str]] = []
+        #: the files skipped while collected (they fail the session in CI)
+        self.file_skips: list[tuple[str, str]] = []
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        """A test that skipped: in CI, a failure (where the test ran, an xdist worker or not)."""
+        outcome = yield
+        report = outcome.get_result()
+        if report.skipped and not hasattr(report, "wasxfail") and in_ci():
+            reason = _reason(report)
+            report.user_properties.append((_CI_SKIP, reason))  # travels with the report to xdist's controller
+            report.outcome = "failed"
+            report.longrepr = f"skipped in CI, which must run every test: {reason}"
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Counted where the reports are gathered (the one process, or xdist's controller)."""
+        ci_skip = [reason for name, reason in report.user_properties if name == _CI_SKIP]
+        if ci_skip:
+            self.skips.append((report.nodeid, ci_skip[0]))
+        elif report.skipped and not hasattr(report, "wasxfail"):
+            self.skips.append((report.nodeid, _reason(report)))
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """A file (or class) that skipped while collected: counted, and in CI it fails the session."""
+        if report.skipped:
+            self.skips.append((report.nodeid, _reason(report)))
+            self.file_skips.append((report.nodeid, _reason(report)))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if in_ci() and self.file_skips and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        """One line: how many skips and why; in CI, the skipped files as failures."""
+        if hasattr(self.config, "workerinput"):  # an xdist worker: its controller says it for all
+            return
+        if in_ci():
+            for nodeid, reason in self.file_skips:
+                terminalreporter.write_line(f"FAILED {nodeid}: skipped in CI, which must run every test: {reason}",
+                                            red=True)
+        line = f"skips: {len(self.skips)}"
+        if self.skips:
+            line += (" (" + "; ".join(f"{n}: {r}" for n, r in self.skips[:5])
+                     + ("; ..." if len(self.skips) > 5 else "") + ")")
+        terminalreporter.write_line(line)
+        report = os.environ.get("DODAS_SKIP_REPORT")
+        if report:
+            Path(report).write_text(line + "\n")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_SKIPS] = []
-    config.stash[_FILE_SKIPS] = []
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """A test that skipped: counted, and in CI turned into a failure."""
-    outcome = yield
-    report = outcome.get_result()
-    if not report.skipped or hasattr(report, "wasxfail"):
-        return
-    reason = _reason(report)
-    item.config.stash[_SKIPS].append((item.nodeid, reason))
-    if in_ci():
-        report.outcome = "failed"
-        report.longrepr = f"skipped in CI, which must run every test: {reason}"
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_make_collect_report(collector: pytest.Collector):
-    """A file (or class) that skipped while collected: counted, and remembered to fail the session in CI."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.skipped:
-        skip = (collector.nodeid, _reason(report))
-        collector.config.stash[_SKIPS].append(skip)
-        collector.config.stash[_FILE_SKIPS].append(skip)
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    if in_ci() and session.config.stash[_FILE_SKIPS] and session.exitstatus == pytest.ExitCode.OK:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    """One line: how many skips and why; in CI, the skipped files as failures."""
-    if in_ci():
-        for nodeid, reason in config.stash[_FILE_SKIPS]:
-            terminalreporter.write_line(f"FAILED {nodeid}: skipped in CI, which must run every test: {reason}",
-                                        red=True)
-    skips = config.stash[_SKIPS]
-    line = f"skips: {len(skips)}"
-    if skips:
-        line += " (" + "; ".join(f"{n}: {r}" for n, r in skips[:5]) + ("; ..." if len(skips) > 5 else "") + ")"
-    terminalreporter.write_line(line)
-    report = os.environ.get("DODAS_SKIP_REPORT")
-    if report:
-        Path(report).write_text(line + "\n")
+    config.pluginmanager.register(SkipRule(config), "dodas-skip-rule")
