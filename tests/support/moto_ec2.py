@@ -13,7 +13,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 
 from support.livecluster import Dodas, compute_template
@@ -54,6 +53,9 @@ def moto():
 
 
 def ec2(url: str, region: str = "us-east-1", key: tuple[str, str] = ("AKIDDODASTEST", SECRET_KEY)):
+    """A boto3 EC2 client of the moto server (boto3 imported here: every test session loads this plugin)."""
+    import boto3
+
     return boto3.client("ec2", region_name=region, endpoint_url=url, aws_access_key_id=key[0],
                         aws_secret_access_key=key[1])
 
