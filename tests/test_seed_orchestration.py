@@ -14,6 +14,7 @@ import socket
 import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
 from support.paths import SEED, TEMPLATES
 from support.ssh_pool import configure
