@@ -25,7 +25,7 @@ PY = BIN / "python"
 #: Debian packages the test suite uses for real: PostgreSQL, OpenSSH (servers for
 #: the ssh provider, the client for Ansible and the bastion hops), iproute2
 #: (the network namespaces of the private-network tests) and Chromium with its
-#: WebDriver (the dashboard's browser tests, tests/browser.py), XRootD (the XCache tests).
+#: WebDriver (the dashboard's browser tests, tests/support/browser.py), XRootD (the XCache tests).
 TEST_DEBS = ("postgresql", "openssh-server", "openssh-client", "iproute2", "chromium", "chromium-driver",
              "xrootd-server", "xrootd-client")
 #: how to tell each is there

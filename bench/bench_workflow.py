@@ -42,7 +42,7 @@ DODAS = [PY, "-m", "dodas"]
 
 
 def template(path: Path, n: int) -> str:
-    """N instances of one compute node (tests/livecluster.py `compute_template`)."""
+    """N instances of one compute node (tests/support/livecluster.py `compute_template`)."""
     path.write_text(textwrap.dedent(f"""\
         tosca_definitions_version: tosca_simple_yaml_1_0
         topology_template:

@@ -1,21 +1,29 @@
 """Shared fixtures: every test gets its own DODAS_HOME, so no test sees another's
-state, cache or configuration, nor the user's."""
+state, cache or configuration, nor the user's.
+
+Everything else the tests share lives in tests/support/: the modules with fixtures or
+hooks are plugins, registered here; a test module imports helpers from support, never
+from another test module (tests/test_architecture.py checks it)."""
 
 from __future__ import annotations
 
 import io
-import os
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = ROOT / "templates"
-SEED = TEMPLATES / "dodas-course-spark-k8s.yaml"
-SPARK = TEMPLATES / "spark-jupyter.yaml"
+pytest_plugins = [
+    "pytester",             # the suite's own rules are tested on inner pytest runs
+    "support.ci_skips",     # no skip escapes CI
+    "support.issuer",       # issuer: the development issuer of the server tests
+    "support.server",       # serve, server: `dodas server` processes
+    "support.statedb",      # state_db: each test twice, on SQLite and on PostgreSQL
+    "support.moto_ec2",     # moto, cloud: EC2 on a moto server
+    "support.ssh_pool",     # ssh_hosts, ssh_dodas: a pool of OpenSSH servers
+    "support.inference",    # trained: the inference tests' tiny model
+]
 
 
 @pytest.fixture(autouse=True)
@@ -53,36 +61,6 @@ def run_cli(*args: str) -> CliResult:
 @pytest.fixture
 def cli():
     return run_cli
-
-
-# -- skips: a failure in CI, and counted at the end ---------------------------------
-SKIPPED: list[tuple[str, str]] = []
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """In CI (`CI` set) a skipped test fails: an end-to-end test that skips because
-    Java, sshd, PostgreSQL or root is missing would let the suite pass untested."""
-    outcome = yield
-    report = outcome.get_result()
-    if not report.skipped or hasattr(report, "wasxfail"):
-        return
-    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-    reason = reason.removeprefix("Skipped: ")
-    SKIPPED.append((item.nodeid, reason))
-    if os.environ.get("CI"):
-        report.outcome = "failed"
-        report.longrepr = f"skipped in CI, which must run every test: {reason}"
-
-
-def pytest_terminal_summary(terminalreporter):
-    """One line: how many tests skipped and why (make.py repeats it after the run)."""
-    line = f"skips: {len(SKIPPED)}" + (" (" + "; ".join(f"{n}: {r}" for n, r in SKIPPED[:5])
-                                       + ("; ..." if len(SKIPPED) > 5 else "") + ")" if SKIPPED else "")
-    terminalreporter.write_line(line)
-    report = os.environ.get("DODAS_SKIP_REPORT")
-    if report:
-        Path(report).write_text(line + "\n")
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ private token directory while a child Python asks the daemons.
 
 HTCondor's daemons cannot run here, and `dodas up` of the pool needs VMs, so the
 deployment's state is what the engine's own RunContext holds after the real
-central manager playbook ran in render-only mode (test_htcondor.Pool): the
+central manager playbook ran in render-only mode (tests/support/htcondor.py, Pool): the
 machines, the reported attributes and the generated secrets. The token is
-verified with code independent of dodas's (test_htcondor.verify_token: joserfc,
+verified with code independent of dodas's (support.htcondor.verify_token: joserfc,
 cryptography's HKDF). Kubernetes (the chart on a kubernetes provider) is not
 autoscaled from a deployment: refused, naming what is."""
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from test_htcondor import CM_ADDRESS, POOL, POOL_K8S, Pool, load_token_module, ssh_provider, verify_token
+from support.htcondor import CM_ADDRESS, POOL, POOL_K8S, Pool, load_token_module, ssh_provider, verify_token
 
 from dodas.elastic.readers import htcondor as reader_mod
 from dodas.elastic.readers import reader_for

@@ -14,13 +14,10 @@ import time
 
 import httpx
 import pytest
-import serverproc
-from livecluster import ROOT, Dodas, kill_leftovers, need_java
-from test_autoscale_spark import APP, NAME, TIMEOUT_S
-from test_local_spark import spark_client_env
-from test_server import SIM, issuer, serve  # noqa: F401 - fixtures
+from support import serverproc
+from support.livecluster import Dodas, kill_leftovers, need_java
+from support.spark import APP, ELASTIC, NAME, TIMEOUT_S, spark_client_env
 
-ELASTIC = str(ROOT / "templates" / "spark-jupyter-elastic.yaml")
 
 GROWING_BOXES = textwrap.dedent("""\
     tosca_definitions_version: tosca_simple_yaml_1_0
@@ -44,7 +41,7 @@ GROWING_BOXES = textwrap.dedent("""\
     """)
 
 
-def test_a_policy_whose_maximum_exceeds_the_quota_is_refused_where_it_says_so(serve):  # noqa: F811
+def test_a_policy_whose_maximum_exceeds_the_quota_is_refused_where_it_says_so(serve):
     server = serve(user_quota={"instances": 4})
     r = server.as_("alice").post("/api/v1/deployments", json={"name": "growing", "template": GROWING_BOXES,
                                                               "template_name": "growing.yaml"})
@@ -69,6 +66,7 @@ def spark_server(tmp_path):
     kill_leftovers(home)
 
 
+@pytest.mark.timeout(2400)  # a Spark up, the server's autoscaler rounds and a destroy
 def test_the_server_autoscales_an_elastic_deployment(spark_server, tmp_path):
     url, home, log = spark_server
     laptop = Dodas(tmp_path / "laptop")

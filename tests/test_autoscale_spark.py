@@ -18,26 +18,11 @@ import time
 import urllib.request
 
 import pytest
-from livecluster import ROOT, Dodas, kill_leftovers, need_java
-from test_local_spark import spark_client_env
+from support.livecluster import Dodas, kill_leftovers, need_java
+from support.spark import APP, ELASTIC, NAME, TIMEOUT_S, spark_client_env
 
-ELASTIC = str(ROOT / "templates" / "spark-jupyter-elastic.yaml")
-NAME = "elastic"
-TIMEOUT_S = 300.0
-#: a PySpark application asking for 2 cores of 1-core workers: it waits for a second worker
-APP = (
-    "import time\n"
-    "from pyspark.sql import SparkSession\n"
-    "s = (SparkSession.builder.appName('wants-two-cores').config('spark.driver.host', '127.0.0.1')\n"
-    "     .config('spark.cores.max', '2').config('spark.executor.cores', '1')\n"
-    "     .config('spark.executor.memory', '512m').getOrCreate())\n"
-    "sc = s.sparkContext\n"
-    "deadline = time.time() + 240\n"
-    "while sc._jsc.sc().getExecutorIds().size() < 2 and time.time() < deadline:\n"
-    "    time.sleep(0.5)\n"
-    "print('EXECUTORS', sc._jsc.sc().getExecutorIds().size(), flush=True)\n"
-    "print('RESULT', sc.parallelize(range(1000), 8).map(lambda x: x * x).sum(), flush=True)\n"
-    "s.stop()\n")
+#: the hang guard, above what a test here needs on a busy machine: a Spark up, the autoscaler's rounds and a destroy
+pytestmark = pytest.mark.timeout(2400)
 
 
 @pytest.fixture()

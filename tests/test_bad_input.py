@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import http.server
 import json
-import re
 import threading
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SEED
-
-LOC = re.compile(r"^(?P<file>[^\n]+?):(?P<line>\d+):(?P<col>\d+): (?P<msg>.+)$")
+from support.located import LOC
+from support.paths import ROOT, SEED
 
 
 #: the Kubernetes front end's properties in the seed, where tests put an admin_token

@@ -1,5 +1,5 @@
 """Private machines reached through a bastion, for real: OpenSSH servers in network
-namespaces (netns.py), where this machine reaches only the public host and the
+namespaces (tests/support/netns.py), where this machine reaches only the public host and the
 workers sit on a private network behind it, as on a cloud where only the front end
 has a floating IP. dodas must configure the Spark + Jupyter template there, with
 the host keys of both hops checked against its own known_hosts."""
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from livecluster import ROOT, Dodas, count_services, kill_leftovers, need_java, processes_of
-from netns import make_lab, need_netns
-from sshd import Sshd, client_key, need_openssh
+from support.livecluster import Dodas, count_services, kill_leftovers, need_java, processes_of
+from support.netns import make_lab, need_netns
+from support.paths import ROOT
+from support.sshd import Sshd, client_key, need_openssh
 
 WORKDIR = Path("/var/tmp/dodas")
 

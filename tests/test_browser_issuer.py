@@ -1,4 +1,4 @@
-"""The browser tests' machinery (tests/browser.py), proved on the development
+"""The browser tests' machinery (tests/support/browser.py), proved on the development
 issuer's own pages before any dashboard uses it: a real Chromium runs the
 authorization code flow with PKCE as a dashboard will, to a small callback
 server of the test's own; the code it brings back is exchanged for an access
@@ -12,25 +12,19 @@ import base64
 import hashlib
 import os
 import secrets
-import shutil
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import browser
+from support import browser
+from support.issuer import running_issuer
 import httpx
 import pytest
 
-from dodas.devissuer import config as devconfig
-from dodas.devissuer import keys as devkeys
-from dodas.devissuer.serve import Running, start
+from dodas.devissuer.serve import Running
 from dodas.server.auth import IssuerConfig, TokenValidator
 
-HERE = Path(__file__).resolve().parent
 CLIENT_ID = "dodas-dashboard"
 
 
@@ -78,14 +72,11 @@ def callback() -> Iterator[Callback]:
 
 @pytest.fixture()
 def issuer(tmp_path, callback) -> Iterator[Running]:
-    key_file = tmp_path / "issuer-key.pem"
-    devkeys.write_private(key_file, devkeys.new_pem())
-    cfg = devconfig.parse({"audience": "dodas",
-                           "users": [{"username": "alice", "password": "alice-pw", "groups": ["/dodas"]}],
-                           "clients": [{"client_id": CLIENT_ID, "redirect_uris": [callback.url]}]})
-    running = start(cfg, devkeys.SigningKeys.from_file(key_file))
-    yield running
-    running.stop()
+    """An issuer that knows the callback as the dashboard client's redirect URI."""
+    config = {"audience": "dodas", "users": [{"username": "alice", "password": "alice-pw", "groups": ["/dodas"]}],
+              "clients": [{"client_id": CLIENT_ID, "redirect_uris": [callback.url]}]}
+    with running_issuer(tmp_path, config) as running:
+        yield running
 
 
 @pytest.fixture()
@@ -168,30 +159,32 @@ def test_a_wrong_password_stays_on_the_issuer_and_says_so(driver, issuer, callba
 
 
 @pytest.mark.parametrize("ci", [False, True])
-def test_a_missing_browser_skips_here_and_fails_in_ci(tmp_path, ci):
-    shutil.copy(HERE / "conftest.py", tmp_path / "conftest.py")
-    shutil.copy(HERE / "browser.py", tmp_path / "browser.py")
-    (tmp_path / "test_probe.py").write_text(
-        "from pathlib import Path\n\nimport browser\n\n\n"
-        "def test_needs_a_browser(monkeypatch, tmp_path):\n"
-        "    monkeypatch.setattr(browser, 'CHROMIUM', tmp_path / 'no-chromium')\n"
-        "    browser.chrome().quit()\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("CI", "DODAS_SKIP_REPORT", "PYTEST_ADDOPTS")}
+def test_a_missing_browser_skips_here_and_fails_in_ci(pytester, monkeypatch, ci):
+    for var in ("CI", "DODAS_SKIP_REPORT", "PYTEST_ADDOPTS"):
+        monkeypatch.delenv(var, raising=False)
     if ci:
-        env["CI"] = "true"
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        monkeypatch.setenv("CI", "true")
+    pytester.makepyfile(test_probe="""
+        from support import browser
+
+
+        def test_needs_a_browser(monkeypatch, tmp_path):
+            monkeypatch.setattr(browser, "CHROMIUM", tmp_path / "no-chromium")
+            browser.chrome().quit()
+        """)
+    r = pytester.runpytest("-p", "support.ci_skips", "-p", "no:cacheprovider", "-q")
+    out = r.stdout.str()
     if ci:
-        assert r.returncode == 1 and "skipped in CI, which must run every test: no browser" in r.stdout, r.stdout
+        assert r.ret == 1 and "skipped in CI, which must run every test: no browser" in out, out
     else:
-        assert r.returncode == 0 and "skips: 1" in r.stdout and "no-chromium missing" in r.stdout, r.stdout
+        assert r.ret == 0 and "skips: 1" in out and "no-chromium missing" in out, out
 
 
 @pytest.mark.parametrize("public_url", [None, "http://dodas.localtest.example:8443"])
 def test_the_servers_development_issuer_knows_the_dashboards_client(tmp_path, public_url):
     """`dodas server --dev-issuer` registers the dashboard's public client, sent back
     to PUBLIC_URL/web/callback (by default, the address the server is bound to)."""
-    import serverproc
+    from support import serverproc
 
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)

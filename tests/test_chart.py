@@ -7,42 +7,26 @@ from __future__ import annotations
 
 import base64
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
-from charts import release_values, render_chart, validate_objects
-from conftest import TEMPLATES
+from support.charts import SPARK_CHART, render_spark, spark_values, validate_objects
+from support.paths import TEMPLATES
 
 from dodas.configure import helm
 from dodas.configure.kube import SUPPORTED
-from dodas.model.deployment import Instance
-from dodas.providers.base import Machine
-
-CHART = helm.CHARTS / "spark-jupyter"
-
-
-def render(helm_bin: str, *values: Path, release: str = "spark", extra: tuple[str, ...] = ()) -> dict:
-    return render_chart(helm_bin, CHART, release, "analysis", values, extra)
-
-
-def dodas_values(tmp_path: Path, template: Path, inputs: list[str], address: str | None = None) -> list[Path]:
-    """The values files dodas writes for the template's Spark release, with its
-    deferred attributes resolved as at run time."""
-    machines = {Instance("k8s_master_server", 0): Machine("srv-1", address, "10.0.0.5")} if address else None
-    return release_values(tmp_path, template, "spark", inputs, machines=machines)[0]
 
 
 def test_chart_lints_strictly(helm_bin):
-    r = subprocess.run([helm_bin, "lint", "--strict", str(CHART)], capture_output=True, text=True)
+    r = subprocess.run([helm_bin, "lint", "--strict", str(SPARK_CHART)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "0 chart(s) failed" in r.stdout
 
 
 def test_rendered_with_dodas_values(helm_bin, tmp_path):
-    files = dodas_values(tmp_path, TEMPLATES / "spark-k8s.yaml",
+    files = spark_values(tmp_path, TEMPLATES / "spark-k8s.yaml",
                          ["server_image=ost://cloud.example.org/img", "spark_workers=3"], address="192.0.2.7")
-    objs = render(helm_bin, *files)
+    objs = render_spark(helm_bin, *files)
     assert set(objs) == {("Deployment", "spark-master"), ("Deployment", "spark-worker"),
                          ("Deployment", "spark-jupyter"), ("Service", "spark-master"), ("Service", "spark-ui"),
                          ("Service", "spark-jupyter"), ("Secret", "spark-jupyter"), ("Secret", "spark-spark"),
@@ -92,16 +76,16 @@ def test_plain_helm_install_generates_a_token(helm_bin):
     """Without dodas (plain `helm install`), the chart makes a random token and a
     random Spark secret itself."""
     for secret, key in (("spark-jupyter", "token"), ("spark-spark", "secret")):
-        made = {base64.b64decode(render(helm_bin)[("Secret", secret)]["data"][key]) for _ in range(2)}
+        made = {base64.b64decode(render_spark(helm_bin)[("Secret", secret)]["data"][key]) for _ in range(2)}
         assert len(made) == 2 and all(len(t) == 48 for t in made)
 
 
 def test_options(helm_bin):
-    objs = render(helm_bin, extra=("--set", "jupyter.persistence.enabled=true", "--set", "jupyter.install=false",
+    objs = render_spark(helm_bin, extra=("--set", "jupyter.persistence.enabled=true", "--set", "jupyter.install=false",
                                    "--set", "jupyter.enabled=true", "--set", "fullnameOverride=lab"))
     assert ("PersistentVolumeClaim", "lab-notebooks") in objs
     assert "initContainers" not in objs[("Deployment", "lab-jupyter")]["spec"]["template"]["spec"]
-    objs = render(helm_bin, extra=("--set", "jupyter.enabled=false"))
+    objs = render_spark(helm_bin, extra=("--set", "jupyter.enabled=false"))
     assert not any(name.endswith("jupyter") for _, name in objs)
 
 
@@ -112,12 +96,12 @@ def test_options(helm_bin):
     ("master.port=1", "master: Additional property port is not allowed"),
 ])
 def test_values_schema_refuses_bad_values(helm_bin, setting, message):
-    r = subprocess.run([helm_bin, "template", "s", str(CHART), "--set", setting], capture_output=True, text=True)
+    r = subprocess.run([helm_bin, "template", "s", str(SPARK_CHART), "--set", setting], capture_output=True, text=True)
     assert r.returncode != 0 and message in r.stderr
 
 
 def test_no_bitnami_anywhere():
-    for f in CHART.rglob("*"):
+    for f in SPARK_CHART.rglob("*"):
         if f.is_file():
             assert "bitnami" not in f.read_text().lower(), f
 
@@ -126,9 +110,9 @@ def test_no_bitnami_anywhere():
 def test_rendered_objects_match_the_kubernetes_api(helm_bin, tmp_path, minor):
     """Every object, with every option on, validates against the strict OpenAPI
     schema of each Kubernetes release the roles install (kubernetes-validate)."""
-    files = dodas_values(tmp_path, TEMPLATES / "spark-k8s.yaml", ["server_image=ost://cloud.example.org/img"],
+    files = spark_values(tmp_path, TEMPLATES / "spark-k8s.yaml", ["server_image=ost://cloud.example.org/img"],
                          address="192.0.2.7")
-    objs = render(helm_bin, *files, extra=("--set", "jupyter.persistence.enabled=true", "--set",
+    objs = render_spark(helm_bin, *files, extra=("--set", "jupyter.persistence.enabled=true", "--set",
                                            "imagePullSecrets[0].name=registry", "--set",
                                            "workers.nodeSelector.disk=ssd", "--kube-version", minor))
     validate_objects(objs, minor)
@@ -145,7 +129,7 @@ def test_repository_commands_against_a_real_chart_repository(helm_bin, tmp_path)
 
     repo = tmp_path / "repo"
     repo.mkdir()
-    subprocess.run([helm_bin, "package", str(CHART), "--destination", str(repo)], check=True, capture_output=True)
+    subprocess.run([helm_bin, "package", str(SPARK_CHART), "--destination", str(repo)], check=True, capture_output=True)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(repo))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     url = f"http://127.0.0.1:{server.server_address[1]}"

@@ -4,7 +4,7 @@ a Spark master, two workers and JupyterLab, the chart's `helm test` script passe
 and a notebook cell runs a PySpark job on the workers, logged in with the token
 from the chart's Secret. The cluster is authenticated with the secret dodas
 generated: a driver without it is refused, kernels see neither it nor the token.
-tests/podrunner.py says exactly what stands in for the cluster (addresses,
+tests/support/podrunner.py says exactly what stands in for the cluster (addresses,
 volumes, the image's Spark and Python)."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATES
-from livecluster import driver_is_refused, need_java, processes_of, run_notebook_cell, wait_for
-from podrunner import PodRunner
-from test_chart import dodas_values, render
+from support.charts import render_spark, spark_values
+from support.livecluster import driver_is_refused, need_java, processes_of, run_notebook_cell, wait_for
+from support.paths import TEMPLATES
+from support.podrunner import PodRunner
 
 
 def _json(url: str):
@@ -40,8 +40,8 @@ def pods(tmp_path):
 
 
 def test_chart_containers_run_spark_and_jupyter(helm_bin, tmp_path, pods):
-    files = dodas_values(tmp_path, TEMPLATES / "spark-helm.yaml", ["spark_workers=2"])
-    pods.objects = render(helm_bin, *files, extra=("--set", "workers.memory=1g", "--set",
+    files = spark_values(tmp_path, TEMPLATES / "spark-helm.yaml", ["spark_workers=2"])
+    pods.objects = render_spark(helm_bin, *files, extra=("--set", "workers.memory=1g", "--set",
                                                    "jupyter.executorMemory=512m"))
     master = pods.start("spark-master")
     ui = f"http://{master.ip}:8080/json/"

@@ -25,12 +25,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import serverproc
-from test_server import SIM, _clean_env
+from support import serverproc
+from support.issuer import running_issuer, users
+from support.server import SIM, clean_env
 
-from dodas.devissuer import config as devconfig
-from dodas.devissuer import keys as devkeys
-from dodas.devissuer.serve import Running, start
+from dodas.devissuer.serve import Running
 
 TIMEOUT_S = 60.0
 SECRET = "s3cret-admin-pw-0451"
@@ -68,28 +67,23 @@ def site(tmp_path_factory) -> Iterator[tuple[str, Running, Path]]:
     """A server on a port chosen first, so that the issuer knows the dashboard's redirect URI."""
     root = tmp_path_factory.mktemp("dash")
     port = serverproc.free_port()
-    key = root / "issuer-key.pem"
-    devkeys.write_private(key, devkeys.new_pem())
-    issuer = start(devconfig.parse({
-        "audience": "dodas",
-        "users": [{"username": u, "password": f"{u}-pw", **({"groups": g} if g else {})} for u, g in USERS.items()],
-        "clients": [{"client_id": "dodas-dashboard", "redirect_uris": [f"http://127.0.0.1:{port}/web/callback"]}],
-    }), devkeys.SigningKeys.from_file(key))
-    home = root / "home"
-    (home / "config").mkdir(parents=True)
-    (home / "config" / "providers.yaml").write_text(json.dumps({"providers": [SIM]}))
-    catalogue = root / "catalogue"
-    catalogue.mkdir()
-    (catalogue / "boxes.yaml").write_text(BOXES)
-    conf = root / "server.json"
-    conf.write_text(json.dumps({"issuers": [{"url": issuer.url, "audience": "dodas"}], "admin_group": "/dodas/admins",
-                                "default_providers": ["sim"], "catalogue": str(catalogue), "workers": 1,
-                                "lease_seconds": 10}))
-    log = root / "server.log"
-    proc, url = serverproc.start(_clean_env(home), log, "--config", str(conf), cwd=home, port=port)
-    yield url, issuer, log
-    serverproc.stop(proc)
-    issuer.stop()
+    config = {"audience": "dodas", "users": users(USERS),
+              "clients": [{"client_id": "dodas-dashboard", "redirect_uris": [f"http://127.0.0.1:{port}/web/callback"]}]}
+    with running_issuer(root, config) as issuer:
+        home = root / "home"
+        (home / "config").mkdir(parents=True)
+        (home / "config" / "providers.yaml").write_text(json.dumps({"providers": [SIM]}))
+        catalogue = root / "catalogue"
+        catalogue.mkdir()
+        (catalogue / "boxes.yaml").write_text(BOXES)
+        conf = root / "server.json"
+        conf.write_text(json.dumps({"issuers": [{"url": issuer.url, "audience": "dodas"}],
+                                    "admin_group": "/dodas/admins", "default_providers": ["sim"],
+                                    "catalogue": str(catalogue), "workers": 1, "lease_seconds": 10}))
+        log = root / "server.log"
+        proc, url = serverproc.start(clean_env(home), log, "--config", str(conf), cwd=home, port=port)
+        yield url, issuer, log
+        serverproc.stop(proc)
 
 
 class Browser:

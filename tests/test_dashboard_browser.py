@@ -16,14 +16,15 @@ import json
 import time
 
 import pytest
-import serverproc
-from browser import chrome, element, login, need_chromium, screenshot, shot_path, text_of, wait_for
-from livecluster import kill_leftovers, need_java, processes_of
-from test_server import _clean_env
+from support import serverproc
+from support.browser import chrome, element, login, need_chromium, screenshot, shot_path, text_of, wait_for
+from support.issuer import running_issuer
+from support.livecluster import kill_leftovers, need_java, processes_of
+from support.server import clean_env
 
-from dodas.devissuer import config as devconfig
-from dodas.devissuer import keys as devkeys
-from dodas.devissuer.serve import start
+#: the hang guard, above what a test here needs on a busy machine: Spark deployed through the dashboard, then destroyed
+pytestmark = pytest.mark.timeout(1800)
+
 
 DEPLOY_TIMEOUT_S = 900.0
 
@@ -33,26 +34,21 @@ def site(tmp_path):
     need_chromium()
     need_java()
     port = serverproc.free_port()
-    key = tmp_path / "issuer-key.pem"
-    devkeys.write_private(key, devkeys.new_pem())
-    issuer = start(devconfig.parse({
-        "audience": "dodas",
-        "users": [{"username": "alice", "password": "alice-pw", "groups": ["/physics"]}],
-        "clients": [{"client_id": "dodas-dashboard", "redirect_uris": [f"http://127.0.0.1:{port}/web/callback"]}],
-    }), devkeys.SigningKeys.from_file(key))
-    home = tmp_path / "server-home"
-    home.mkdir()
-    conf = tmp_path / "server.json"
-    conf.write_text(json.dumps({"issuers": [{"url": issuer.url, "audience": "dodas"}], "allow_local": True,
-                                "default_providers": ["local"], "workers": 1}))
-    log = tmp_path / "server.log"
-    env = {**_clean_env(home), "PYTHONUNBUFFERED": "1"}
-    proc, url = serverproc.start(env, log, "--config", str(conf), cwd=home, port=port)
-    driver = chrome(1280, 900)
-    yield driver, url, home, log
-    driver.quit()
-    serverproc.stop(proc)
-    issuer.stop()
+    config = {"audience": "dodas",
+              "users": [{"username": "alice", "password": "alice-pw", "groups": ["/physics"]}],
+              "clients": [{"client_id": "dodas-dashboard", "redirect_uris": [f"http://127.0.0.1:{port}/web/callback"]}]}
+    with running_issuer(tmp_path, config) as issuer:
+        home = tmp_path / "server-home"
+        home.mkdir()
+        conf = tmp_path / "server.json"
+        conf.write_text(json.dumps({"issuers": [{"url": issuer.url, "audience": "dodas"}], "allow_local": True,
+                                    "default_providers": ["local"], "workers": 1}))
+        log = tmp_path / "server.log"
+        proc, url = serverproc.start(clean_env(home), log, "--config", str(conf), cwd=home, port=port)
+        driver = chrome(1280, 900)
+        yield driver, url, home, log
+        driver.quit()
+        serverproc.stop(proc)
     kill_leftovers(home)
 
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from livecluster import Dodas, compute_template, kill_leftovers
+from support.livecluster import Dodas, compute_template, kill_leftovers
 
 
 def _can_mount() -> bool:

@@ -10,100 +10,15 @@ hooks on the provider's real client, as AWS answers it."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
-import socket
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
+import boto3
 import pytest
-from livecluster import Dodas, compute_template
-
-boto3 = pytest.importorskip("boto3")
-pytest.importorskip("moto")
-
-SECRET_KEY = "dodas-test-secret-" + os.urandom(8).hex()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_moto(extra_env: dict[str, str] | None = None):
-    port = _free_port()
-    env = {**os.environ, **(extra_env or {})}
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("moto server did not start")
-
-
-@pytest.fixture(scope="module")
-def moto():
-    proc, url = _start_moto()
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-def ec2(url: str, region: str = "us-east-1", key: tuple[str, str] = ("AKIDDODASTEST", SECRET_KEY)):
-    return boto3.client("ec2", region_name=region, endpoint_url=url, aws_access_key_id=key[0],
-                        aws_secret_access_key=key[1])
-
-
-@pytest.fixture
-def d(tmp_path, moto):
-    dodas = Dodas(tmp_path / "home")
-    dodas.env.update(AWS_ACCESS_KEY_ID="AKIDDODASTEST", AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-                     AWS_DEFAULT_REGION="us-east-1")
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        dodas.env.pop(k, None)
-    write_providers(dodas.home, moto)
-    return dodas
-
-
-def write_providers(home: Path, url: str, extra: str = "") -> None:
-    cfg = home / "config" / "providers.yaml"
-    cfg.parent.mkdir(parents=True, exist_ok=True)
-    cfg.write_text(textwrap.dedent(f"""\
-        providers:
-          - name: aws
-            type: ec2
-            rank: 1
-            region: us-east-1
-            endpoint_url: {url}
-            poll_interval: 0.2
-        """) + extra)
-
-
-@functools.lru_cache(maxsize=None)
-def an_ami(url: str, region: str = "us-east-1", key: tuple[str, str] = ("AKIDDODASTEST", SECRET_KEY)) -> str:
-    client = ec2(url, region, key)  # one of moto's images (listing all 1300 takes seconds)
-    found = client.describe_images(Filters=[{"Name": "name", "Values": ["*ubuntu*"]}])["Images"]
-    return (found or client.describe_images()["Images"])[0]["ImageId"]
-
-
-def template(tmp_path: Path, image: str, count: int = 2, cpus: int = 2, mem: str = "4 GB") -> str:
-    return compute_template(tmp_path / "vms.yaml", count=count, cpus=cpus, mem=mem, node="vm", image=image,
-                            public_port=8080, address_output="public_address")
-
-
-def ours(url: str, dep_id: str, region: str = "us-east-1", *, ended: bool = False) -> list[dict]:
-    res = ec2(url, region).describe_instances(Filters=[{"Name": "tag:dodas:deployment", "Values": [dep_id]}])
-    return [i for r in res["Reservations"] for i in r["Instances"] if ended or i["State"]["Name"] != "terminated"]
+from support.livecluster import Dodas
+from support.moto_ec2 import SECRET_KEY, an_ami, ec2, ours, start_moto, template, write_providers
 
 
 def left_in(url: str, dep_id: str, region: str) -> list[str]:
@@ -131,10 +46,10 @@ def public_rules(url: str, dep_id: str, region: str = "us-east-1") -> set[tuple]
     return out
 
 
-def test_up_and_destroy_on_moto(d, moto, tmp_path):
+def test_up_and_destroy_on_moto(cloud, moto, tmp_path):
     t = template(tmp_path, f"aws://us-east-1/{an_ami(moto)}")
-    d.run("up", t, "--name", "vms")
-    st = d.json("status", "vms")
+    cloud.run("up", t, "--name", "vms")
+    st = cloud.json("status", "vms")
     assert st["status"] == "CREATE_COMPLETE" and st["provider"] == "aws"
     dep_id = st["id"]
     instances = ours(moto, dep_id)
@@ -147,23 +62,23 @@ def test_up_and_destroy_on_moto(d, moto, tmp_path):
                                           ("tcp", 8080, 8080, "0.0.0.0/0")}
     assert sorted(i["provider_id"] for i in st["instances"]) == sorted(f"us-east-1/{i['InstanceId']}"
                                                                        for i in instances)
-    key = d.home / "data" / "keys" / dep_id
+    key = cloud.home / "data" / "keys" / dep_id
     assert oct(key.stat().st_mode & 0o777) == "0o600"
-    outs = d.outputs("vms")
+    outs = cloud.outputs("vms")
     assert sorted(outs["addresses"]) == sorted(i["PublicIpAddress"] for i in instances)
     # up again: nothing new
-    assert "nothing to change" in d.run("up", t, "--name", "vms").stdout
+    assert "nothing to change" in cloud.run("up", t, "--name", "vms").stdout
     assert len(ours(moto, dep_id)) == 2
     # scale down, up again, then destroy
     tokens = {tag(i, "dodas:instance"): i["ClientToken"] for i in ours(moto, dep_id)}
     assert len(set(tokens.values())) == 2
-    d.run("up", t, "--name", "vms", "-i", "n=1", "--yes")  # a scale-down deletes: asked
+    cloud.run("up", t, "--name", "vms", "-i", "n=1", "--yes")  # a scale-down deletes: asked
     assert len(ours(moto, dep_id)) == 1
-    d.run("up", t, "--name", "vms", "-i", "n=2")
+    cloud.run("up", t, "--name", "vms", "-i", "n=2")
     now = {tag(i, "dodas:instance"): i["ClientToken"] for i in ours(moto, dep_id)}
     # vm[1] is made again: with a token of its own, or AWS would answer with the terminated one
     assert now["vm[0]"] == tokens["vm[0]"] and now["vm[1]"] != tokens["vm[1]"]
-    d.run("destroy", "vms", "--yes")
+    cloud.run("destroy", "vms", "--yes")
     assert ours(moto, dep_id) == []
     assert ec2(moto).describe_security_groups(
         Filters=[{"Name": "group-name", "Values": [f"dodas-{dep_id}"]}])["SecurityGroups"] == []
@@ -188,29 +103,29 @@ def _instances_total(url: str) -> int:
     return sum(len(r["Instances"]) for r in res["Reservations"])
 
 
-def test_unknown_image(d, moto, tmp_path):
+def test_unknown_image(cloud, moto, tmp_path):
     before = _instances_total(moto)
-    r = d.run("up", template(tmp_path, "aws://us-east-1/ami-00000000deadbeef"), "--name", "img", check=False)
+    r = cloud.run("up", template(tmp_path, "aws://us-east-1/ami-00000000deadbeef"), "--name", "img", check=False)
     assert r.returncode == 1
     assert "provider aws" in r.stderr and "unknown image ami-00000000deadbeef" in r.stderr
-    assert d.json("list") == [] and _instances_total(moto) == before
+    assert cloud.json("list") == [] and _instances_total(moto) == before
 
 
-def test_no_instance_type_big_enough(d, moto, tmp_path):
-    r = d.run("up", template(tmp_path, an_ami(moto), cpus=4096), "--name", "big", check=False)
+def test_no_instance_type_big_enough(cloud, moto, tmp_path):
+    r = cloud.run("up", template(tmp_path, an_ami(moto), cpus=4096), "--name", "big", check=False)
     assert r.returncode == 1 and "no instance type has 4096 cpus" in r.stderr
-    assert d.json("list") == []
+    assert cloud.json("list") == []
 
 
-def test_quota_exceeded(d, moto, tmp_path):
+def test_quota_exceeded(cloud, moto, tmp_path):
     before = _instances_total(moto)
-    r = d.run("up", template(tmp_path, an_ami(moto), count=25), "--name", "many", check=False)
+    r = cloud.run("up", template(tmp_path, an_ami(moto), count=25), "--name", "many", check=False)
     assert r.returncode == 1 and "quota exceeded" in r.stderr and "needs 25 instances" in r.stderr
     assert _instances_total(moto) == before
 
 
 def test_bad_credentials(tmp_path):
-    proc, url = _start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
+    proc, url = start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
     try:
         d = Dodas(tmp_path / "home")
         d.env.update(AWS_ACCESS_KEY_ID="AKIDNOSUCHUSER", AWS_SECRET_ACCESS_KEY=SECRET_KEY)
@@ -231,7 +146,7 @@ def test_bad_credentials(tmp_path):
 def moto_iam():
     """A moto server that checks credentials against its IAM users (after the three
     unchecked calls that make one): (url, access key id, secret key)."""
-    proc, url = _start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "3"})
+    proc, url = start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "3"})
     try:
         iam = boto3.client("iam", region_name="us-east-1", endpoint_url=url, aws_access_key_id="AKIDBOOTSTRAP",
                            aws_secret_access_key="bootstrap")
@@ -315,12 +230,12 @@ def two_region_template(path: Path, url: str, ports: str = "web: {protocol: tcp,
     return str(path)
 
 
-def test_a_deployment_over_two_regions_is_destroyed_in_both(d, moto, tmp_path):
+def test_a_deployment_over_two_regions_is_destroyed_in_both(cloud, moto, tmp_path):
     """Each instance is made, found and deleted in its image's region; the key pair
     and the group exist in each region used, and destroy leaves nothing in either."""
     t = two_region_template(tmp_path / "two.yaml", moto)
-    d.run("up", t, "--name", "two")
-    dep_id = d.json("status", "two")["id"]
+    cloud.run("up", t, "--name", "two")
+    dep_id = cloud.json("status", "two")["id"]
     (east,) = ours(moto, dep_id, "us-east-1")
     west = ours(moto, dep_id, "eu-west-1")
     assert tag(east, "dodas:instance") == "east[0]"
@@ -329,26 +244,26 @@ def test_a_deployment_over_two_regions_is_destroyed_in_both(d, moto, tmp_path):
         assert len(left_in(moto, dep_id, region)) in (3, 4)  # its instances, the group, the key pair
         assert public_rules(moto, dep_id, region) == {("tcp", 22, 22, "0.0.0.0/0"), ("-1", None, None, "self"),
                                                       ("tcp", 8080, 8080, "0.0.0.0/0")}
-    ids = {i["id"]: i["provider_id"] for i in d.json("status", "two")["instances"]}
+    ids = {i["id"]: i["provider_id"] for i in cloud.json("status", "two")["instances"]}
     assert ids["east[0]"] == f"us-east-1/{east['InstanceId']}" and ids["west[1]"].startswith("eu-west-1/i-")
     # up again: every instance is found where it is, nothing is made again
-    assert "nothing to change" in d.run("up", t, "--name", "two").stdout
+    assert "nothing to change" in cloud.run("up", t, "--name", "two").stdout
     assert len(ours(moto, dep_id, "eu-west-1")) == 2
-    d.run("destroy", "two", "--yes")
+    cloud.run("destroy", "two", "--yes")
     assert left_in(moto, dep_id, "us-east-1") == [] and left_in(moto, dep_id, "eu-west-1") == []
     assert all(i["State"]["Name"] == "terminated" for i in ours(moto, dep_id, "eu-west-1", ended=True))
-    assert not (d.home / "data" / "ec2" / "aws").exists() or not any((d.home / "data" / "ec2" / "aws").iterdir())
+    assert not (cloud.home / "data" / "ec2" / "aws").exists() or not any((cloud.home / "data" / "ec2" / "aws").iterdir())
 
 
 # -- security-group rules follow the template --------------------------------------
-def test_rules_follow_the_template_on_every_up(d, moto, tmp_path):
+def test_rules_follow_the_template_on_every_up(cloud, moto, tmp_path):
     """Ports removed from the template are closed and added ones opened on the next
     up, in every region; a rule added by hand is revoked; SSH and the group's own
     machines stay."""
     t = two_region_template(tmp_path / "r.yaml", moto, "web: {protocol: tcp, source: 8080}, "
                                                        "ui: {protocol: tcp, source: 8888}")
-    d.run("up", t, "--name", "rules")
-    dep_id = d.json("status", "rules")["id"]
+    cloud.run("up", t, "--name", "rules")
+    dep_id = cloud.json("status", "rules")["id"]
     base = {("tcp", 22, 22, "0.0.0.0/0"), ("-1", None, None, "self")}
     assert public_rules(moto, dep_id, "eu-west-1") == base | {("tcp", 8080, 8080, "0.0.0.0/0"),
                                                               ("tcp", 8888, 8888, "0.0.0.0/0")}
@@ -358,11 +273,11 @@ def test_rules_follow_the_template_on_every_up(d, moto, tmp_path):
         {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
     two_region_template(tmp_path / "r.yaml", moto, "ui: {protocol: tcp, source: 8888}, "
                                                    "api: {protocol: udp, source: 9000}")
-    d.run("up", t, "--name", "rules")
+    cloud.run("up", t, "--name", "rules")
     for region in ("us-east-1", "eu-west-1"):
         assert public_rules(moto, dep_id, region) == base | {("tcp", 8888, 8888, "0.0.0.0/0"),
                                                              ("udp", 9000, 9000, "0.0.0.0/0")}, region
-    d.run("destroy", "rules", "--yes")
+    cloud.run("destroy", "rules", "--yes")
     assert left_in(moto, dep_id, "us-east-1") == [] and left_in(moto, dep_id, "eu-west-1") == []
 
 

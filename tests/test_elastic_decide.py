@@ -18,7 +18,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
-import pytest
 
 from dodas.elastic.decide import Instance, Memory, decide
 from dodas.elastic.policy import Policy
@@ -90,7 +89,8 @@ class _RecordedRest:
 
 
 def kubernetes_workload() -> Workload:
-    client = pytest.importorskip("kubernetes.client")
+    from kubernetes import client
+
     from dodas.elastic.readers.kubernetes import KubernetesReader
     api = client.ApiClient(client.Configuration(host="https://10.0.0.10:6443"))
     api.rest_client = _RecordedRest()
@@ -98,7 +98,8 @@ def kubernetes_workload() -> Workload:
 
 
 def htcondor_workload() -> Workload:
-    classad = pytest.importorskip("classad2")
+    import classad2 as classad
+
     from dodas.elastic.readers.htcondor import HTCondorReader
     ads = {"jobs": list(classad.parseAds((DATA / "htcondor_jobs.ads").read_text())),
            "slots": list(classad.parseAds((DATA / "htcondor_slots.ads").read_text()))}
@@ -353,7 +354,8 @@ class _DrainingRest(_RecordedRest):
 
 
 def test_kubernetes_drain_cordons_and_evicts_only_user_pods():
-    client = pytest.importorskip("kubernetes.client")
+    from kubernetes import client
+
     from dodas.elastic.readers.kubernetes import KubernetesReader
     api = client.ApiClient(client.Configuration(host="https://10.0.0.10:6443"))
     api.rest_client = rest = _DrainingRest()
@@ -370,7 +372,8 @@ def test_kubernetes_drain_cordons_and_evicts_only_user_pods():
 
 
 def test_htcondor_drain_is_graceful_and_done_when_nothing_is_claimed():
-    classad = pytest.importorskip("classad2")
+    import classad2 as classad
+
     from dodas.elastic.readers.htcondor import HTCondorReader
     slots = list(classad.parseAds((DATA / "htcondor_slots.ads").read_text()))
     drained: list[str] = []

@@ -5,17 +5,16 @@ the plan, shown by `plan`, and every bad bound is a located error."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SEED, TEMPLATES
+from support.located import one_error
+from support.paths import ROOT, SEED, TEMPLATES
 
 from dodas.elastic.policy import Policy, check_quota, policies
 
-LOC = re.compile(r"^(?P<file>[^\n]+?):(?P<line>\d+):(?P<col>\d+): (?P<msg>.+)$")
 
 SPARK = """\
 tosca_definitions_version: tosca_simple_yaml_1_0
@@ -154,7 +153,8 @@ def test_indigo_form_for_kubernetes(tmp_path):
 
 
 def test_an_elastic_cluster_over_slurm_stays_known_only(tmp_path):
-    from test_type_families import SLURM_ELASTIC
+    from support.type_families import SLURM_ELASTIC
+
     from dodas.model.support import known_only_nodes
     model = model_of(write(tmp_path, SLURM_ELASTIC))
     assert policies(model) == []
@@ -179,17 +179,6 @@ def test_check_quota(tmp_path):
 def test_the_catalogue_has_an_elastic_spark_template():
     (p,) = policies(model_of(TEMPLATES / "spark-jupyter-elastic.yaml"))
     assert (p.node, p.count_input, p.min_instances, p.workload) == ("worker_hosts", "number_of_workers", 1, "spark")
-
-
-# -- located errors ---------------------------------------------------------------
-def one_error(r, path: Path) -> tuple[int, int, str]:
-    assert r.code == 1, (r.code, r.out, r.err)
-    assert "Traceback" not in r.err + r.out
-    lines = [ln for ln in r.err.strip().splitlines() if ln]
-    assert len(lines) == 1, r.err
-    m = LOC.match(lines[0])
-    assert m and m["file"] == str(path), lines[0]
-    return int(m["line"]), int(m["col"]), m["msg"]
 
 
 ERRORS = [

@@ -22,9 +22,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from livecluster import need_java, wait_for
+from support.livecluster import need_java, wait_for
 
 from dodas.elastic.readers.spark import SparkError, SparkReader
+
+#: the hang guard, above what a test here needs on a busy machine: a real Spark cluster and its applications
+pytestmark = pytest.mark.timeout(1800)
 
 APP = r'''
 import sys, time

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SEED, SPARK
+from support.paths import SEED, SPARK
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_untrusted_templates import located, run_limited
+from support.limited import run_limited
+from support.located import located
 
 from dodas import services
 from dodas.errors import TemplateError

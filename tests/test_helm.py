@@ -6,7 +6,7 @@ by the real helm binary in test_chart.py; see the README.)"""
 from __future__ import annotations
 
 import pytest
-from conftest import SEED
+from support.paths import SEED
 
 from dodas import services
 from dodas.configure import helm

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from charts import release_values, render_chart, validate_objects
-from conftest import TEMPLATES
-from test_htcondor import check_security, expand, parse_config
+from support.charts import release_values, render_chart, validate_objects
+from support.htcondor import check_security, expand, parse_config
+from support.paths import TEMPLATES
 
 from dodas.configure import helm
 from dodas.configure.kube import SUPPORTED

@@ -13,177 +13,31 @@ queues stays queued, so a change asked after it always meets it.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import textwrap
-import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-import serverproc
+from support.issuer import token
+from support.server import Server
+from support.server import boxes as server_boxes
 
 from dodas import __version__
-from dodas.devissuer import config as devconfig
-from dodas.devissuer import keys as devkeys
-from dodas.devissuer.serve import Running, start
 
-#: generous: only to tell "never" from "slow on a busy machine"
-TIMEOUT_S = 120.0
 IM = "/im/infrastructures"
 YAML = {"Content-Type": "text/yaml"}
-USERS = {"alice": ["/cms", "/atlas"], "bob": [], "frank": ["/atlas"]}
-SIM = {"name": "sim", "type": "simulated", "rank": 1, "create_latency": 0.05, "delete_latency": 0.02}
 #: a secret a client might put in a cloud line: it must appear nowhere
 SECRET = "s3cr3t-" + uuid.uuid4().hex
 
 
-def boxes(count: Any = "{get_input: n}", n: int = 1, extra: str = "") -> str:
-    """A scalable compute node and two outputs (one sensitive, by its name)."""
-    return textwrap.dedent(f"""\
-        tosca_definitions_version: tosca_simple_yaml_1_0
-        topology_template:
-          inputs:
-            n: {{type: integer, default: {n}}}
-          node_templates:
-            box:
-              type: tosca.nodes.indigo.Compute
-              capabilities:
-                scalable: {{properties: {{count: {count}{extra}}}}}
-                host: {{properties: {{num_cpus: 1, mem_size: 1 GB}}}}
-          outputs:
-            address: {{value: {{get_attribute: [box, public_address]}}}}
-            admin_token: {{value: {{get_attribute: [box, public_address]}}}}
-        """)
-
-
-# -- the issuer and the server ------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def issuer(tmp_path_factory) -> Iterator[Running]:
-    key_file = tmp_path_factory.mktemp("issuer") / "issuer-key.pem"
-    devkeys.write_private(key_file, devkeys.new_pem())
-    conf = {"audience": "dodas", "clients": [{"client_id": "dodas-cli"}],
-            "users": [{"username": u, "password": f"{u}-pw", **({"groups": g} if g else {})}
-                      for u, g in USERS.items()]}
-    running = start(devconfig.parse(conf), devkeys.SigningKeys.from_file(key_file))
-    yield running
-    running.stop()
-
-
-_tokens: dict[tuple[str, str], str] = {}
-
-
-def token(issuer: Running, user: str) -> str:
-    key = (issuer.url, user)
-    if key not in _tokens:
-        r = httpx.post(issuer.url + "/token", data={"grant_type": "password", "client_id": "dodas-cli",
-                                                    "username": user, "password": f"{user}-pw", "scope": "openid"})
-        assert r.status_code == 200, r.text
-        _tokens[key] = r.json()["access_token"]
-    return _tokens[key]
-
-
-@dataclass
-class Server:
-    url: str
-    home: Path
-    proc: subprocess.Popen
-    log: Path
-    issuer: Running
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=TIMEOUT_S)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def records(self, dep_id: str) -> list[Path]:
-        return sorted((self.home / "data" / "simulated" / "sim" / dep_id).glob("*.json"))
-
-    def im_line(self, user: str) -> str:
-        return f"type = InfrastructureManager; token = {token(self.issuer, user)}"
-
-    def call(self, method: str, path: str, user: str | None = "alice", *, auth: str | None = None,
-             accept: str | None = None, **kw: Any) -> httpx.Response:
-        """An IM request: `auth` is the whole Authorization header (default: `user`'s IM line)."""
-        headers = dict(kw.pop("headers", {}))
-        if auth is not None:
-            headers["Authorization"] = auth
-        elif user is not None:
-            headers["Authorization"] = self.im_line(user)
-        if accept:
-            headers["Accept"] = accept
-        return httpx.request(method, self.url + path, headers=headers, timeout=TIMEOUT_S * 6, **kw)
-
-    def v1(self, user: str, method: str, path: str, **kw: Any) -> httpx.Response:
-        return httpx.request(method, self.url + "/api/v1" + path, timeout=TIMEOUT_S,
-                             headers={"Authorization": f"Bearer {token(self.issuer, user)}"}, **kw)
-
-    def status(self, name: str, user: str = "alice") -> dict[str, Any]:
-        r = self.v1(user, "GET", f"/deployments/{name}")
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def settled(self, name: str, user: str = "alice") -> dict[str, Any]:
-        deadline = time.monotonic() + TIMEOUT_S
-        while True:
-            view = self.status(name, user)
-            if not view.get("work") and view["status"] != "QUEUED":
-                return view
-            if time.monotonic() > deadline:
-                pytest.fail(f"{name} still {view['status']} after {TIMEOUT_S} s\n{self.output()[-4000:]}")
-            time.sleep(0.2)
-
-
-def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DODAS_SERVER", "DODAS_INPUT_"))
-           and k not in ("DODAS_DB_URL", "DODAS_TOKEN", "OIDC_AGENT_ACCOUNT", "DODAS_ISSUER")}
-    return {**env, "DODAS_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-
-
-@pytest.fixture
-def serve(tmp_path, issuer):
-    """serve(home=..., sim={provider options}, **config) -> a running Server; stopped after the test."""
-    started: list[Server] = []
-
-    def start_one(home: Path | None = None, sim: dict[str, Any] | None = None, **over: Any) -> Server:
-        home = home or tmp_path / f"home-{len(started)}"
-        (home / "config").mkdir(parents=True, exist_ok=True)
-        (home / "config" / "providers.yaml").write_text(json.dumps({"providers": [{**SIM, **(sim or {})}]}))
-        conf = home / "server.json"
-        conf.write_text(json.dumps({"issuers": [{"url": issuer.url, "audience": "dodas"}],
-                                    "default_providers": ["sim"], "workers": 1, "lease_seconds": 10,
-                                    "groups": {"/cms": {"providers": ["sim"]},
-                                               "/atlas": {"providers": ["sim"], "operate": False}}, **over}))
-        log = home / "server.log"
-        proc, url = serverproc.start(_env(home), log, "--config", str(conf), cwd=home)
-        started.append(Server(url, home, proc, log, issuer))
-        return started[-1]
-    yield start_one
-    for s in started:
-        s.stop()
-
-
-@pytest.fixture
-def server(serve) -> Server:
-    return serve()
+def boxes(**kw: Any) -> str:
+    """The server tests' boxes, one CPU each, with an output sensitive by its name."""
+    return server_boxes(cpus=1, secret_output=True, **kw)
 
 
 def create(server: Server, template: str, **params: Any) -> str:
     """POST a template as IM's clients do; the new infrastructure's id."""
     r = server.call("POST", IM, content=template, headers=YAML, params=params)
-    assert r.status_code == 200, (r.text, server.output()[-4000:])
+    assert r.status_code == 200, (r.text, server.tail())
     return r.headers["InfID"]
 
 

@@ -5,7 +5,6 @@ from the same weights, so all three give the same probabilities)."""
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -20,16 +19,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-
-from serverproc import free_port, stop
-
-pytest.importorskip("tensorflow", reason="the ml extra (pip install dodas[ml]) is not installed")
-pytest.importorskip("onnxruntime", reason="the ml extra (pip install dodas[ml]) is not installed")
-onnx = pytest.importorskip("onnx", reason="the ml extra (pip install dodas[ml]) is not installed")
-
-TOKEN = "t0ken-for-the-inference-tests-0123456789"
-LABELS = ["low", "mid", "high"]
-SAMPLE = [0.3, -1.2, 0.8, 0.1]
+from support.inference import AUTH, LABELS, SAMPLE, TOKEN, params_json, predict, upload_form
+from support.serverproc import free_port, stop
 
 
 def start_server(tmp: Path, *extra: str, env_token: bool = False) -> tuple[subprocess.Popen, str]:
@@ -62,40 +53,6 @@ def start_server(tmp: Path, *extra: str, env_token: bool = False) -> tuple[subpr
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """The Keras model (trained a few epochs on synthetic data) and its three saved forms."""
-    import keras
-
-    keras.utils.set_random_seed(7)
-    rng = np.random.default_rng(7)
-    x = rng.normal(size=(512, 4)).astype(np.float32)
-    y = np.digitize(x @ np.array([1.0, -0.5, 0.7, 0.2]), [-0.5, 0.5])
-    model = keras.Sequential([keras.Input((4,), name="features"), keras.layers.Dense(8, activation="relu"),
-                              keras.layers.Dense(3, activation="softmax")])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=3, batch_size=64, verbose=0)
-    out = tmp_path_factory.mktemp("models-src")
-    saved = out / "saved"
-    saved.mkdir()
-    model.export(str(saved / "model"), verbose=False)  # TF2 SavedModel directory
-    model.save(out / "model.keras")
-    (w1, b1), (w2, b2) = (layer.get_weights() for layer in model.layers)
-    h = onnx.helper
-    graph = h.make_graph(
-        [h.make_node("MatMul", ["x", "w1"], ["a"]), h.make_node("Add", ["a", "b1"], ["b"]),
-         h.make_node("Relu", ["b"], ["c"]), h.make_node("MatMul", ["c", "w2"], ["d"]),
-         h.make_node("Add", ["d", "b2"], ["e"]), h.make_node("Softmax", ["e"], ["probs"], axis=1)],
-        "tiny", [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None, 4])],
-        [h.make_tensor_value_info("probs", onnx.TensorProto.FLOAT, [None, 3])],
-        [onnx.numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))])
-    onnx_model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
-    onnx.checker.check_model(onnx_model)
-    (out / "model.onnx").write_bytes(onnx_model.SerializeToString())
-    expected = np.asarray(model(np.array([SAMPLE], dtype=np.float32)))[0]
-    return {"dir": out, "expected": expected, "model": model}
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("inference")
     proc, url = start_server(tmp, "--cache-limit", "4", "--max-upload-mb", "2")
@@ -103,13 +60,6 @@ def server(tmp_path_factory):
     stop(proc)
     log = (tmp / "server.log").read_text(errors="replace")
     assert "unexpected error" not in log and "Traceback" not in log, log[-3000:]  # every error was foreseen
-
-
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def params_json(name: str, **extra) -> bytes:
-    return json.dumps({"name": name, "labels": "labels.txt", **extra}).encode()
 
 
 def bundle(src: Path, name: str, top: str | None = None, **params) -> bytes:
@@ -124,22 +74,6 @@ def bundle(src: Path, name: str, top: str | None = None, **params) -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
-
-
-def upload_form(url: str, name: str, model_file: Path, *, b64: bool = False, headers=AUTH, params=None):
-    data = model_file.read_bytes()
-    hdrs = dict(headers)
-    if b64:
-        data = base64.b64encode(data)
-        hdrs["Content-Encoding"] = "base64"
-    files = {"params": ("params.json", params if params is not None else params_json(name)),
-             "model": (model_file.name, data), "labels": ("labels.txt", "\n".join(LABELS).encode())}
-    return httpx.post(url + "/upload", data={"name": name, "op": "probs"}, files=files, headers=hdrs, timeout=120)
-
-
-def predict(url: str, name: str, path: str = "/json", headers=AUTH, **kw) -> httpx.Response:
-    return httpx.post(url + path, json={"keys": ["a", "b", "c", "d"], "values": SAMPLE, "model": name},
-                      headers=headers, timeout=120, **kw)
 
 
 def test_upload_predict_list_params_delete(server, trained):

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from charts import release_values, render_chart, validate_objects
-from conftest import TEMPLATES
-from livecluster import environ_of, processes_of
-from serverproc import stop_group
+from support.charts import release_values, render_chart, validate_objects
+from support.livecluster import environ_of, processes_of
+from support.paths import TEMPLATES
+from support.serverproc import stop_group
 
 from dodas import services
 from dodas.configure import helm
@@ -302,8 +302,8 @@ class Pod:
 
 def onnx_doubler(path: Path) -> None:
     """A tiny ONNX model: y = 2x, for 3 inputs."""
-    onnx = pytest.importorskip("onnx", reason="the ml extra (pip install dodas[ml]) is not installed")
     import numpy as np
+    import onnx
 
     h = onnx.helper
     graph = h.make_graph([h.make_node("Mul", ["x", "two"], ["y"])], "double",
@@ -322,7 +322,6 @@ def address():
 
 
 def test_rendered_pod_serves_models_with_the_secrets_token(helm_bin, tmp_path, address):
-    pytest.importorskip("onnxruntime", reason="the ml extra (pip install dodas[ml]) is not installed")
     import httpx
 
     port = _free_port(address)

@@ -11,8 +11,9 @@ import textwrap
 import httpx
 import numpy as np
 import pytest
-from livecluster import ROOT, Dodas, environ_of, kill_leftovers, processes_of
-from test_inference_api import predict, trained, upload_form  # noqa: F401 - trained is a fixture
+from support.inference import predict, upload_form
+from support.livecluster import Dodas, environ_of, kill_leftovers, processes_of
+from support.paths import ROOT
 
 TEMPLATE = str(ROOT / "templates" / "tfaas.yaml")
 NAME = "tfaas"
@@ -31,7 +32,7 @@ def service_pids(d: Dodas) -> list[int]:
     return [pid for pid, cmd in processes_of(d.home).items() if "-m dodas.inference" in cmd]
 
 
-def test_up_serves_uploads_and_predictions_with_the_deployment_token(deployed, trained):  # noqa: F811
+def test_up_serves_uploads_and_predictions_with_the_deployment_token(deployed, trained):
     masked = deployed.outputs(NAME)
     assert masked["token"] == "********" and masked["url"].startswith("http://127.77.")
     outs = deployed.outputs(NAME, secrets=True)
@@ -55,7 +56,7 @@ def test_the_token_is_in_a_private_file_only(deployed):
     assert token not in deployed.run("logs", NAME).stdout
 
 
-def test_open_reads_from_an_input(deployed, trained):  # noqa: F811
+def test_open_reads_from_an_input(deployed, trained):
     """`up` with open_reads=true restarts the service: reads need no token, uploads still do."""
     deployed.run("up", TEMPLATE, "--name", NAME, "--input", "open_reads=true")
     url = deployed.outputs(NAME)["url"]

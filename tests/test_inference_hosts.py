@@ -1,5 +1,5 @@
 """The inference service (templates/tfaas.yaml) on machines dodas did not start
-itself: a real OpenSSH server in a network namespace (netns.py, sshd.py) stands for
+itself: a real OpenSSH server in a network namespace (tests/support/netns.py, sshd.py) stands for
 an SSH host or a cloud VM. Its `python` fact names this machine's environment (the
 namespace shares this machine's files), which has the ml extra, so the
 inference_runtime role uses it; its other branch (python3-venv from the
@@ -22,18 +22,11 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from livecluster import ROOT, Dodas, environ_of, kill_leftovers, processes_of
-from netns import make_lab, need_netns
-from sshd import Sshd, client_key, need_openssh
-
-try:  # the tiny model and the upload of test_inference_api.py (the ml extra)
-    from test_inference_api import LABELS, SAMPLE, trained, upload_form  # trained is a fixture
-except pytest.skip.Exception as exc:
-    why = str(exc)
-
-    @pytest.fixture
-    def trained():
-        pytest.skip(why)
+from support.inference import LABELS, SAMPLE, upload_form
+from support.livecluster import Dodas, environ_of, kill_leftovers, processes_of
+from support.netns import make_lab, need_netns
+from support.paths import ROOT
+from support.sshd import Sshd, client_key, need_openssh
 
 from dodas.configure.runner import CONFIGURE_DIR
 
@@ -53,21 +46,6 @@ def _name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9._-]+", requirement).group(0)).lower()
 
 
-def _extra(project: dict, name: str) -> list[str]:
-    """An extra's requirement lines, with the extras of dodas it names (dodas[api]) spelt out."""
-    from packaging.requirements import Requirement
-
-    lines: list[str] = []
-    for line in project["optional-dependencies"][name]:
-        req = Requirement(line)
-        if req.name == project["name"]:
-            for extra in sorted(req.extras):
-                lines += _extra(project, extra)
-        else:
-            lines.append(line)
-    return lines
-
-
 def test_the_roles_libraries_follow_pyproject():
     """What the role pip-installs is taken from pyproject.toml, versions included (the
     ml extra, and psutil, a dependency of dodas itself), and covers every library the
@@ -79,7 +57,7 @@ def test_the_roles_libraries_follow_pyproject():
     tomllib = pytest.importorskip("tomllib")
     from packaging.requirements import Requirement as requirement
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = set(_requirements(_extra(project, "ml") + project["dependencies"]))
+    declared = set(_requirements(project["optional-dependencies"]["ml"] + project["dependencies"]))
     ours = _requirements((ROLE / "files" / "requirements.txt").read_text().splitlines())
     assert [r for r in ours if r not in declared] == [], "the role's list differs from pyproject.toml"
     assert "psutil>=5.9" in ours and any(r.startswith("tensorflow-cpu") for r in ours)
@@ -194,7 +172,7 @@ def host(tmp_path):
         lab.remove()
 
 
-def test_tfaas_template_on_an_ssh_host(host, trained, tmp_path):  # trained is the imported fixture
+def test_tfaas_template_on_an_ssh_host(host, trained, tmp_path):
     lab = host["lab"]
     d = Dodas(tmp_path / "home")
     cfg = d.home / "config" / "providers.yaml"

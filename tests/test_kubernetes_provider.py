@@ -12,8 +12,8 @@ import socket
 
 import pytest
 import yaml
-from conftest import SPARK, TEMPLATES
-from livecluster import Dodas
+from support.livecluster import Dodas
+from support.paths import SPARK, TEMPLATES
 
 HELM_ONLY = TEMPLATES / "spark-helm.yaml"
 
@@ -116,8 +116,6 @@ def test_spark_k8s_template_plans_its_release_on_the_front_end(d):
     assert by["spark[0]"]["host"] == "k8s_master[0]", "helm runs where the kubeconfig is"
     waves = {i["id"]: i["wave"] for i in p["instances"]}
     assert waves["k8s_master[0]"] < waves["k8s_worker[0]"] < waves["spark[0]"]
-
-
 
 
 def test_values_url_that_cannot_be_fetched_fails_the_release_visibly(d, tmp_path):

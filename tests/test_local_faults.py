@@ -10,13 +10,14 @@ import os
 import signal
 import socket
 import textwrap
-import time
-from pathlib import Path
 
+import psutil
 import pytest
-from livecluster import (ROOT, Dodas, count_services, kill_leftovers, need_java, processes_of, wait_for,
-                         wait_while_running)
-from statedb import execute, state_db, url_of  # noqa: F401 - fixture
+from support.livecluster import (Dodas, count_services, kill_leftovers, need_java, processes_of, wait_for,
+                                 wait_while_running)
+from support.paths import ROOT
+from support.statedb import execute, url_of
+from support.templates import write_playbook_template
 
 SPARK = str(ROOT / "templates" / "spark-jupyter.yaml")
 
@@ -28,45 +29,41 @@ def d(tmp_path):
     kill_leftovers(dodas.home)
 
 
+def ansible_under(pid: int) -> list[psutil.Process]:
+    """The Ansible processes (ansible-playbook, its forks, the modules they run) under `pid`."""
+    found = []
+    for p in psutil.Process(pid).children(recursive=True):
+        try:
+            if "ansible" in " ".join(p.cmdline()).lower():
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
+def alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def events(d: Dodas, name: str) -> list[dict]:
     out = d.run("logs", name, "--json", check=False).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def write_playbook_template(tmp_path: Path, tasks: str, name: str = "t.yaml") -> str:
-    """A template with one custom software type whose `start` is the given tasks."""
-    pb = tmp_path / "start.yml"
-    head = '- hosts: "{{ dodas_target }}"\n  gather_facts: false\n  tasks:\n'
-    pb.write_text(head + textwrap.indent(textwrap.dedent(tasks).strip("\n"), "    ") + "\n")
-    t = tmp_path / name
-    t.write_text(textwrap.dedent(f"""\
-        tosca_definitions_version: tosca_simple_yaml_1_0
-        node_types:
-          my.nodes.App:
-            derived_from: tosca.nodes.SoftwareComponent
-            interfaces:
-              Standard:
-                start: {{implementation: {pb}}}
-                stop: {{implementation: playbooks/service_stop.yml}}
-                delete: {{implementation: playbooks/service_delete.yml}}
-        topology_template:
-          node_templates:
-            box: {{type: tosca.nodes.indigo.Compute}}
-            app:
-              type: my.nodes.App
-              requirements: [{{host: box}}]
-        """))
-    return str(t)
-
-
-def test_kill_9_during_configuration_then_up(d, state_db):  # noqa: F811 - fixture
+@pytest.mark.timeout(1800)  # two Spark ups, one killed midway
+def test_kill_9_during_configuration_then_up(d, state_db):
     need_java()
     state_db.env(d.env)
     proc = d.popen("up", SPARK, "--name", "k9")
     # wait until configuration has started (the engine records it as it happens)
     wait_while_running(proc, lambda: any(e["message"].startswith("configuring") for e in events(d, "k9")),
                        "configuration started")
-    time.sleep(1.0)
+    # well into it: a service runs, the others are still to come
+    wait_while_running(proc, lambda: any(count_services(d.home).values()), "the first service started")
+    killed_ansible = ansible_under(proc.pid)  # what could still start services after the kill
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert d.json("status", "k9")["locked_by"], "the dead process left its lock"
@@ -76,7 +73,8 @@ def test_kill_9_during_configuration_then_up(d, state_db):  # noqa: F811 - fixtu
     assert sorted(i["id"] for i in st["instances"] if i["kind"] == "compute") == [
         "master_host[0]", "worker_hosts[0]", "worker_hosts[1]"]
     wait_for(lambda: count_services(d.home) == {"master": 1, "worker": 2, "jupyter": 1}, timeout=300)
-    time.sleep(2)  # nothing straggles in later either
+    # nothing straggles in later either: the killed run's Ansible has ended, and started nothing more
+    wait_for(lambda: not any(alive(p) for p in killed_ansible), timeout=300)
     assert count_services(d.home) == {"master": 1, "worker": 2, "jupyter": 1}
     machines = list((d.home / "data" / "local" / st["id"]).iterdir())
     assert len(machines) == 3, "no duplicate machines"
@@ -98,7 +96,7 @@ def test_two_ups_at_once(d):
     d.run("destroy", "twice", "--yes")
 
 
-def test_unlock_clears_a_lock(d, tmp_path, state_db):  # noqa: F811 - fixture
+def test_unlock_clears_a_lock(d, tmp_path, state_db):
     state_db.env(d.env)
     t = write_playbook_template(tmp_path, """
         - name: nothing to do

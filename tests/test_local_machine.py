@@ -12,7 +12,7 @@ import sys
 
 import psutil
 import pytest
-from livecluster import Dodas, compute_template, kill_leftovers
+from support.livecluster import Dodas, compute_template, kill_leftovers
 
 from dodas.providers import local, loopback
 

@@ -21,8 +21,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from livecluster import (ROOT, Dodas, count_services, driver_is_refused, environ_of, kill_leftovers, need_java,
-                         processes_of, run_notebook_cell, wait_for)
+from support.livecluster import (Dodas, count_services, driver_is_refused, environ_of, kill_leftovers, need_java,
+                                 processes_of, run_notebook_cell, wait_for)
+from support.paths import ROOT
+from support.spark import spark_client_env
+
+#: the hang guard, above what a test here needs on a busy machine: Spark deployed for real, jobs run on it
+pytestmark = pytest.mark.timeout(1800)
 
 TEMPLATE = str(ROOT / "templates" / "spark-jupyter.yaml")
 NAME = "spark"
@@ -69,13 +74,6 @@ def test_up_is_verified_ready(cluster):
     # the hosts' num_cpus / mem_size became the workers' limits
     assert {(w["cores"], w["memory"]) for w in workers} == {(1, 1024)}
     assert count_services(cluster.home) == {"master": 1, "worker": 2, "jupyter": 1}
-
-
-def spark_client_env(conf_dir: Path | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARK_")}
-    if conf_dir is not None:
-        env["SPARK_CONF_DIR"] = str(conf_dir)
-    return env
 
 
 def test_pyspark_job_with_the_secret_from_spark_conf(cluster, tmp_path):

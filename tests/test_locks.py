@@ -16,8 +16,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from livecluster import DODAS, Dodas, compute_template, wait_while_running
-from statedb import all_rows, execute, rows, state_db, url_of  # noqa: F401 - fixture
+from support.livecluster import DODAS, Dodas, compute_template, wait_while_running
+from support.statedb import all_rows, execute, rows, url_of
 
 HOST = socket.gethostname()
 
@@ -52,7 +52,7 @@ def stored_attempts(d: Dodas) -> list[tuple[str, str | None]]:
 
 
 @pytest.fixture
-def d(tmp_path, state_db):  # noqa: F811 - fixture
+def d(tmp_path, state_db):
     dodas = Dodas(tmp_path / "home")
     state_db.env(dodas.env)
     providers_yaml(dodas.home)
@@ -60,7 +60,7 @@ def d(tmp_path, state_db):  # noqa: F811 - fixture
 
 
 @pytest.fixture
-def slow(tmp_path, state_db):  # noqa: F811 - fixture
+def slow(tmp_path, state_db):
     """A provider that takes a second per machine: time to interrupt an attempt."""
     dodas = Dodas(tmp_path / "home")
     state_db.env(dodas.env)
@@ -184,7 +184,7 @@ def test_signalled_attempt_ends_interrupted(slow, tmp_path, sig, group, cause):
     assert servers(d.home) == 0
 
 
-def test_internal_error_ends_the_attempt_failed_with_its_cause(tmp_path, dodas_home, state_db,  # noqa: F811
+def test_internal_error_ends_the_attempt_failed_with_its_cause(tmp_path, dodas_home, state_db,
                                                                 monkeypatch):
     """A bug in the middle of an attempt (here: the progress reporter breaks)
     ends the attempt as failed, naming the error, and releases the lock."""

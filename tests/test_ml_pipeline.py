@@ -19,12 +19,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import fastavro
 import numpy as np
 import pytest
-from livecluster import ROOT, Dodas, kill_leftovers, need_java, processes_of, run_notebook_cell
+from support.livecluster import Dodas, kill_leftovers, need_java, processes_of, run_notebook_cell
+from support.paths import ROOT
 
-pytest.importorskip("tensorflow", reason="the ml extra (pip install dodas[ml]) is not installed")
-fastavro = pytest.importorskip("fastavro", reason="the ml extra (pip install dodas[ml]) is not installed")
+#: the hang guard, above what a test here needs on a busy machine: Spark deployed and a training job run on it
+pytestmark = pytest.mark.timeout(1800)
 
 TEMPLATE = str(ROOT / "templates" / "ml-pipeline.yaml")
 SCRIPTS = ROOT / "src" / "dodas" / "configure" / "roles" / "ml_pipeline" / "files"

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from livecluster import Dodas, kill_leftovers
+from support.livecluster import Dodas, kill_leftovers
 
 from dodas import paths
 

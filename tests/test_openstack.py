@@ -9,7 +9,7 @@ import asyncio
 import textwrap
 
 import pytest
-from fake_openstack import FakeCloud
+from support.fake_openstack import FakeCloud
 
 from dodas.model.deployment import ComputeSpec, Port
 from dodas.model.network import Ingress

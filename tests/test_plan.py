@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import SEED, SPARK
+from support.paths import SEED, SPARK
 
 from dodas import services
 

@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from livecluster import Dodas, kill_leftovers, wait_for
+from support.livecluster import Dodas, kill_leftovers, wait_for
 
 SERVICE = """
 - name: Start the application
@@ -230,7 +230,7 @@ def _on_terminal(d: Dodas, answer: str, *args: str) -> tuple[int, str]:
     import select
     import subprocess
 
-    from livecluster import DODAS
+    from support.livecluster import DODAS
 
     master, slave = pty.openpty()
     proc = subprocess.Popen([*DODAS, *args], env={**d.env, "COLUMNS": "200"}, stdin=slave, stdout=slave,

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 import pytest
-from livecluster import Dodas, db_rows, kill_leftovers, processes_of, wait_for
-from test_local_faults import write_playbook_template
+from support.livecluster import Dodas, db_rows, kill_leftovers, processes_of, wait_for
+from support.templates import write_playbook_template
 
 from dodas import procs
 

@@ -10,8 +10,8 @@ import signal
 from pathlib import Path
 
 import pytest
-from livecluster import Dodas, environ_of, kill_leftovers, wait_for, wait_while_running
-from test_local_faults import write_playbook_template
+from support.livecluster import Dodas, environ_of, kill_leftovers, wait_for, wait_while_running
+from support.templates import write_playbook_template
 
 FAKE = {"AWS_SECRET_ACCESS_KEY": "fake-aws-secret-at-rest-1", "OS_PASSWORD": "fake-os-password-at-rest-2",
         "IAM_ACCESS_TOKEN": "fake-iam-token-at-rest-3"}

@@ -14,9 +14,13 @@ import socket
 import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
-from conftest import SEED, TEMPLATES
-from test_ssh_hosts import configure, d, ssh_hosts  # noqa: F401 - fixtures
+from support.paths import SEED, TEMPLATES
+from support.ssh_pool import configure
+
+#: the hang guard, above what a test here needs on a busy machine: the seed's playbooks run over SSH
+pytestmark = pytest.mark.timeout(1800)
 
 RECORD = textwrap.dedent("""\
     - hosts: "{{ dodas_target }}"
@@ -35,8 +39,8 @@ RECORD = textwrap.dedent("""\
     """)
 
 
-def test_seed_runs_in_order_on_ssh_hosts(ssh_hosts, tmp_path, d):  # noqa: F811 - fixtures
-    configure(d.home, ssh_hosts)
+def test_seed_runs_in_order_on_ssh_hosts(ssh_hosts, tmp_path, ssh_dodas):
+    configure(ssh_dodas.home, ssh_hosts)
     log = tmp_path / "operations.log"
     pb = tmp_path / "record.yml"
     pb.write_text(RECORD)
@@ -48,9 +52,9 @@ def test_seed_runs_in_order_on_ssh_hosts(ssh_hosts, tmp_path, d):  # noqa: F811 
             op: {"implementation": str(pb), "inputs": {"op": op, "log": str(log)}} for op in ops}}
     t = tmp_path / "seed.yaml"
     t.write_text(yaml.safe_dump(seed, sort_keys=False))
-    r = d.run("up", str(t), "--name", "seed", "--provider", "lab", check=False)
+    r = ssh_dodas.run("up", str(t), "--name", "seed", "--provider", "lab", check=False)
     assert r.returncode == 1 and "no host of the pool has 2 cpus" in r.stderr  # known before anything is made
-    d.run("up", str(t), "--name", "seed", "--provider", "lab", "-i", "number_of_slaves=2",
+    ssh_dodas.run("up", str(t), "--name", "seed", "--provider", "lab", "-i", "number_of_slaves=2",
           "-i", "num_cpus_master=1", "-i", "num_cpus_slave=1", "-i", "mem_size_master=1 GB",
           "-i", "mem_size_slave=1 GB")
 
@@ -60,7 +64,7 @@ def test_seed_runs_in_order_on_ssh_hosts(ssh_hosts, tmp_path, d):  # noqa: F811 
     assert order[0] == "k8s_master[0]"
     assert sorted(order[1:3]) == ["k8s_wn[0]", "k8s_wn[1]"]
     assert order[3:] == ["helm_spark[0]"]
-    st = d.json("status", "seed")
+    st = ssh_dodas.json("status", "seed")
     addr = {i["id"]: i["address"] for i in st["instances"] if i["kind"] == "compute"}
     master_ip = addr["k8s_master_server[0]"]
     by = {e["instance"]: e for e in entries}
@@ -73,10 +77,10 @@ def test_seed_runs_in_order_on_ssh_hosts(ssh_hosts, tmp_path, d):  # noqa: F811 
     helm_run = by["helm_spark[0]"]
     assert helm_run["host"] == master_ip, "Helm runs where the kubeconfig is: the front end"
     assert helm_run["properties"]["externalIP"] == master_ip
-    outs = d.outputs("seed")
+    outs = ssh_dodas.outputs("seed")
     assert outs["jupyter_endpoint"] == f"http://{master_ip}:30888"
     assert outs["spark_endpoint"] == f"http://{master_ip}:30808"
-    d.run("destroy", "seed", "--yes")
+    ssh_dodas.run("destroy", "seed", "--yes")
     deleted = [json.loads(line) for line in log.read_text().splitlines()][len(entries):]
     assert sorted(e["instance"] for e in deleted if e["operation"] == "delete") == [
         "helm_spark[0]", "k8s_master[0]", "k8s_wn[0]", "k8s_wn[1]"]
@@ -104,9 +108,9 @@ def test_a_reported_kubeconfig_is_stored_and_never_logged(tmp_path):
     import os
     import secrets
 
-    from livecluster import Dodas, kill_leftovers
+    from support.livecluster import Dodas, kill_leftovers
 
-    d = Dodas(tmp_path / "home")  # noqa: F811 - not the ssh fixture: this machine
+    d = Dodas(tmp_path / "home")
     token = "kc-" + secrets.token_hex(16)
     admin = tmp_path / "admin.conf"  # what kubeadm writes on the front end
     admin.write_text(yaml.safe_dump({
@@ -176,10 +180,10 @@ def test_a_reported_kubeconfig_is_stored_and_never_logged(tmp_path):
 def test_a_no_log_secret_report_fails_its_instance(tmp_path):
     """Ansible hides a no_log task's result from dodas entirely: such a report can
     never arrive, and the instance fails saying so instead of succeeding without it."""
-    from livecluster import Dodas, kill_leftovers
-    from test_local_faults import write_playbook_template
+    from support.livecluster import Dodas, kill_leftovers
+    from support.templates import write_playbook_template
 
-    d = Dodas(tmp_path / "home")  # noqa: F811 - not the ssh fixture: this machine
+    d = Dodas(tmp_path / "home")
     t = write_playbook_template(tmp_path, """
         - name: dodas_secret_report
           ansible.builtin.set_fact:
@@ -203,15 +207,14 @@ FRONT_END = RECORD + textwrap.indent(textwrap.dedent("""\
     """), "    ")
 
 
-
-def test_spark_k8s_runs_the_real_helm_playbook_on_the_front_end(ssh_hosts, tmp_path, d):  # noqa: F811 - fixtures
+def test_spark_k8s_runs_the_real_helm_playbook_on_the_front_end(ssh_hosts, tmp_path, ssh_dodas):
     """templates/spark-k8s.yaml on SSH hosts. The Kubernetes front end and workers
     are the recording stand-in (the front end reports where helm is, as the real
     role does); the Helm release is the real install playbook, run over SSH on
     the front end, with the real helm, against a cluster that does not answer."""
     from dodas.providers.kubernetes import find_helm
 
-    configure(d.home, ssh_hosts)
+    configure(ssh_dodas.home, ssh_hosts)
     log = tmp_path / "operations.log"
     (tmp_path / "record.yml").write_text(RECORD)
     (tmp_path / "front.yml").write_text(FRONT_END)
@@ -234,25 +237,25 @@ def test_spark_k8s_runs_the_real_helm_playbook_on_the_front_end(ssh_hosts, tmp_p
     nodes["spark"]["properties"]["kubeconfig_path"] = str(kubeconfig)
     f = tmp_path / "spark-k8s.yaml"
     f.write_text(yaml.safe_dump(t, sort_keys=False))
-    r = d.run("up", str(f), "--name", "sk", "--provider", "lab", "--keep-failed", "-i", "spark_workers=4",
+    r = ssh_dodas.run("up", str(f), "--name", "sk", "--provider", "lab", "--keep-failed", "-i", "spark_workers=4",
               "-i", "server_image=ost://openstack.example.org/img", "-i", "num_cpus_master=1",
               "-i", "num_cpus_worker=1", "-i", "mem_size_master=1 GB", "-i", "mem_size_worker=1 GB", check=False)
     assert r.returncode == 1
     assert "spark[0] failed" in r.stderr and "Error: Kubernetes cluster unreachable" in r.stderr
 
-    st = d.json("status", "sk")
+    st = ssh_dodas.json("status", "sk")
     addr = {i["id"]: i["address"] for i in st["instances"] if i["kind"] == "compute"}
     master_ip = addr["k8s_master_server[0]"]
     order = [json.loads(line)["instance"] for line in log.read_text().splitlines()]
     assert order[0] == "k8s_master[0]" and sorted(order[1:]) == ["k8s_worker[0]", "k8s_worker[1]"]
-    dep_id = Path(next((d.home / "data" / "deployments").iterdir())).name
+    dep_id = Path(next((ssh_dodas.home / "data" / "deployments").iterdir())).name
     release_dir = Path(f"/var/tmp/dodas/{dep_id}/k8s_master_server-0/spark")
     values = yaml.safe_load((release_dir / "dodas-values.yaml").read_text())
     assert values["externalIP"] == master_ip, "the front end's address, known only at run time"
     assert values["workers"]["replicas"] == 4
     assert (release_dir / "chart" / "Chart.yaml").is_file(), "the chart dodas ships, copied to the front end"
     assert not (release_dir / "secret-values.yaml").exists()
-    token = d.outputs("sk", secrets=True)["jupyter_token"]
-    assert token and token not in r.stdout + r.stderr + d.run("logs", "sk").stdout
-    d.run("destroy", "sk", "--yes")
+    token = ssh_dodas.outputs("sk", secrets=True)["jupyter_token"]
+    assert token and token not in r.stdout + r.stderr + ssh_dodas.run("logs", "sk").stdout
+    ssh_dodas.run("destroy", "sk", "--yes")
     assert not release_dir.exists(), "destroy cleans the hosts"

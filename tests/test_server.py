@@ -14,239 +14,16 @@ local provider, bad templates: with located messages), destroy, the remote CLI
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
-import textwrap
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-import serverproc
-
-from dodas.devissuer import config as devconfig
-from dodas.devissuer import keys as devkeys
-from dodas.devissuer.serve import Running, start
-
-#: generous: only to tell "never" from "slow on a busy machine"
-TIMEOUT_S = 60.0
-API = "/api/v1/deployments"
-
-USERS = {
-    "alice": ["/cms", "/atlas"],
-    "bob": [],
-    "carol": ["/cms"],
-    "frank": ["/atlas"],
-    "dave": ["/dodas/admins"],
-}
-ISSUER_CONFIG = {
-    "audience": "dodas",
-    "users": [{"username": u, "password": f"{u}-pw", **({"groups": g} if g else {})} for u, g in USERS.items()],
-    "clients": [{"client_id": "dodas-cli"}],
-}
-
-
-def boxes(n: int = 1, cpus: int = 2) -> str:
-    """One scalable compute node (input `n`), an output from its attributes:
-    what the simulated provider deploys."""
-    return textwrap.dedent(f"""\
-        tosca_definitions_version: tosca_simple_yaml_1_0
-        topology_template:
-          inputs:
-            n: {{type: integer, default: {n}}}
-          node_templates:
-            box:
-              type: tosca.nodes.indigo.Compute
-              capabilities:
-                scalable: {{properties: {{count: {{get_input: n}}}}}}
-                host: {{properties: {{num_cpus: {cpus}, mem_size: 1 GB}}}}
-          outputs:
-            address: {{value: {{get_attribute: [box, public_address]}}}}
-        """)
-
-
-# -- the issuer, the server, the callers ---------------------------------------------------
-@pytest.fixture(scope="module")
-def issuer(tmp_path_factory) -> Iterator[Running]:
-    key_file = tmp_path_factory.mktemp("issuer") / "issuer-key.pem"
-    devkeys.write_private(key_file, devkeys.new_pem())
-    running = start(devconfig.parse(ISSUER_CONFIG), devkeys.SigningKeys.from_file(key_file))
-    yield running
-    running.stop()
-
-
-_tokens: dict[tuple[str, str], str] = {}
-
-
-def token(issuer: Running, user: str) -> str:
-    """An access token of `user`, from the issuer's password grant (one per user and issuer)."""
-    key = (issuer.url, user)
-    if key not in _tokens:
-        r = httpx.post(issuer.url + "/token", data={"grant_type": "password", "client_id": "dodas-cli",
-                                                    "username": user, "password": f"{user}-pw",
-                                                    "scope": "openid"})
-        assert r.status_code == 200, r.text
-        _tokens[key] = r.json()["access_token"]
-    return _tokens[key]
-
-
-def _clean_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DODAS_SERVER", "DODAS_INPUT_")) and k not in (
-               "DODAS_DB_URL", "DODAS_TOKEN", "OIDC_AGENT_ACCOUNT", "DODAS_ISSUER")}
-    env["DODAS_HOME"] = str(home)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-@dataclass
-class Server:
-    """A `dodas server` process."""
-
-    url: str
-    home: Path
-    proc: subprocess.Popen
-    log: Path
-    issuer: Running | None = None
-    clients: list[httpx.Client] = field(default_factory=list)
-
-    def as_(self, user: str | None) -> Api:
-        tok = token(self.issuer, user) if user and self.issuer else None
-        api = Api(self, tok)
-        self.clients.append(api.http)
-        return api
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        for c in self.clients:
-            c.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=TIMEOUT_S)
-
-    def records(self, provider: str, dep_id: str) -> list[Path]:
-        """The simulated provider's servers of one deployment."""
-        return sorted((self.home / "data" / "simulated" / provider / dep_id).glob("*.json"))
-
-
-class Api:
-    """HTTP to the server as one caller."""
-
-    def __init__(self, server: Server, tok: str | None) -> None:
-        self.server = server
-        self.token = tok
-        self.http = httpx.Client(base_url=server.url, timeout=TIMEOUT_S,
-                                 headers={"Authorization": f"Bearer {tok}"} if tok else {})
-
-    def get(self, path: str, **kw: Any) -> httpx.Response:
-        return self.http.get(path, **kw)
-
-    def post(self, path: str, **kw: Any) -> httpx.Response:
-        return self.http.post(path, **kw)
-
-    def delete(self, path: str, **kw: Any) -> httpx.Response:
-        return self.http.delete(path, **kw)
-
-    def create(self, name: str, template: str | None = None, **body: Any) -> httpx.Response:
-        return self.post(API, json={"name": name, "template": template or boxes(),
-                                    "template_name": f"{name}.yaml", **body})
-
-    def names(self) -> set[str]:
-        r = self.get(API)
-        assert r.status_code == 200, r.text
-        return {d["name"] for d in r.json()["items"]}
-
-    def wait(self, name: str, want: tuple[str, ...] = ("CREATE_COMPLETE",)) -> dict[str, Any]:
-        """Poll the deployment until nothing is queued or running for it, then
-        assert its status is one of `want`."""
-        deadline = time.monotonic() + TIMEOUT_S
-        while True:
-            r = self.get(f"{API}/{name}")
-            assert r.status_code == 200, r.text
-            view = r.json()
-            if not view.get("work") and view["status"] != "QUEUED":
-                assert view["status"] in want, (view, self.server.output())
-                return view
-            if time.monotonic() > deadline:
-                pytest.fail(f"{name} still {view['status']} with work {view.get('work')} after {TIMEOUT_S} s\n"
-                            + self.server.output())
-            time.sleep(0.2)
-
-    def stream(self, name: str) -> tuple[int, list[tuple[str, str]]]:
-        """The event stream, read to its end: (status, [(event, data)])."""
-        frames: list[tuple[str, str]] = []
-        with self.http.stream("GET", f"{API}/{name}/events/stream") as r:
-            if r.status_code != 200:
-                r.read()
-                return r.status_code, [("error", r.text)]
-            kind = "message"
-            for line in r.iter_lines():
-                if line.startswith("event:"):
-                    kind = line[6:].strip()
-                elif line.startswith("data:"):
-                    frames.append((kind, line[5:].strip()))
-                    if kind == "end":
-                        break
-                    kind = "message"
-        return 200, frames
-
-
-def _start_server(home: Path, config: dict[str, Any], providers: list[dict[str, Any]],
-                  issuer: Running | None) -> Server:
-    (home / "config").mkdir(parents=True, exist_ok=True)
-    (home / "config" / "providers.yaml").write_text(json.dumps({"providers": providers}))
-    conf = home / "server.json"  # YAML is a superset of JSON: the server reads it as it reads YAML
-    conf.write_text(json.dumps(config))
-    log = home / "server.log"
-    log.write_text("")
-    proc, url = serverproc.start(_clean_env(home), log, "--config", str(conf), cwd=home)
-    return Server(url, home, proc, log, issuer)
-
-
-def server_config(issuer: Running, **over: Any) -> dict[str, Any]:
-    return {"issuers": [{"url": issuer.url, "audience": "dodas"}],
-            "admin_group": "/dodas/admins",
-            "default_providers": ["sim"],
-            "groups": {"/cms": {"providers": ["sim"], "operate": True},
-                       "/atlas": {"providers": ["sim"], "operate": False}},
-            "workers": 1,
-            "lease_seconds": 10,
-            **over}
-
-
-SIM = {"name": "sim", "type": "simulated", "rank": 1, "create_latency": 0.1, "delete_latency": 0.05}
-
-
-@pytest.fixture
-def serve(tmp_path, issuer):
-    """start(**config) -> a running Server on a home of its own; stopped after the test."""
-    started: list[Server] = []
-
-    def start_one(providers: list[dict[str, Any]] | None = None, home: Path | None = None, **over: Any) -> Server:
-        s = _start_server(home or tmp_path / f"server-home-{len(started)}", server_config(issuer, **over),
-                          providers or [SIM], issuer)
-        started.append(s)
-        return s
-    yield start_one
-    for s in started:
-        s.stop()
-
-
-@pytest.fixture
-def server(serve) -> Server:
-    return serve()
+from support.issuer import token
+from support.server import API, SIM, TIMEOUT_S, Api, Server, boxes, clean_env
 
 
 def error(r: httpx.Response) -> str:
@@ -265,7 +42,7 @@ def test_another_user_sees_nothing_of_a_deployment(server):
     assert started["plan"]["summary"]["create"] == 1
     view = alice.wait("mine")
     assert [(i["node"], i["state"]) for i in view["instances"]] == [("box", "created")]
-    assert view["provider"] == "sim" and len(server.records("sim", view["id"])) == 1
+    assert view["provider"] == "sim" and len(server.records(view["id"])) == 1
     outs = alice.get(f"{API}/mine/outputs")
     assert outs.status_code == 200 and outs.json()["address"]["known"] is True, outs.text
     assert outs.json()["address"]["value"] == view["instances"][0]["address"]
@@ -298,7 +75,7 @@ def test_another_user_sees_nothing_of_a_deployment(server):
     # nothing bob did changed it
     after = alice.wait("mine")
     assert after["status"] == "CREATE_COMPLETE" and len(after["instances"]) == 1
-    assert len(server.records("sim", view["id"])) == 1
+    assert len(server.records(view["id"])) == 1
 
     anonymous = server.as_(None)
     for r in (anonymous.get(API), anonymous.get(f"{API}/mine"), anonymous.delete(f"{API}/mine"),
@@ -329,7 +106,7 @@ def test_group_members_read_and_operate_as_the_policy_says_and_admins_see_all(se
     assert r.status_code == 202, r.text
     view = carol.wait("shared", ("CREATE_COMPLETE", "UPDATE_COMPLETE"))
     assert sorted(i["id"] for i in view["instances"]) == ["box[0]", "box[1]"]
-    assert len(server.records("sim", view["id"])) == 2
+    assert len(server.records(view["id"])) == 2
     assert carol.get(f"{API}/readonly").status_code == 404 and carol.get(f"{API}/private").status_code == 404
 
     # /atlas may only read: frank sees it, and is told he may not change it
@@ -355,7 +132,7 @@ def test_group_members_read_and_operate_as_the_policy_says_and_admins_see_all(se
         r = dave.delete(f"{API}/{name}")
         assert r.status_code == 202, r.text
         assert dave.wait(name, ("DELETE_COMPLETE",))["instances"] == []
-        assert server.records("sim", dep_id) == []
+        assert server.records(dep_id) == []
     assert alice.get(f"{API}/private").json()["status"] == "DELETE_COMPLETE"
 
 
@@ -485,7 +262,7 @@ def test_untrusted_templates_are_refused_with_located_messages(server):
     assert [(d["file"], d["line"]) for d in diags] == [("indigo.yaml", 11)], diags
     assert 'origin_url "root://127.0.0.1:1094" reaches 127.0.0.1, a loopback address' in diags[0]["message"], diags
     # the ML pipeline's data set is a path of the machine it runs on: the server's own, with the local provider
-    from livecluster import ROOT
+    from support.paths import ROOT
     pipeline = (ROOT / "templates" / "ml-pipeline.yaml").read_text()
     _, diags = refused_template(alice, "ml", pipeline.replace('dataset:\n      type: string\n      default: ""',
                                                               'dataset:\n      type: string\n      default: /etc'))
@@ -580,7 +357,7 @@ def test_destroy_through_the_api_removes_every_server(server):
     assert alice.create("doomed", boxes(n=3)).status_code == 202
     view = alice.wait("doomed")
     assert len(view["instances"]) == 3
-    records = server.records("sim", view["id"])
+    records = server.records(view["id"])
     assert sorted(json.loads(f.read_text())["id"] for f in records) == sorted(i["provider_id"]
                                                                              for i in view["instances"])
     r = alice.delete(f"{API}/doomed")
@@ -588,7 +365,7 @@ def test_destroy_through_the_api_removes_every_server(server):
     assert [w["operation"] for w in r.json()["work"]] == ["destroy"]
     gone = alice.wait("doomed", ("DELETE_COMPLETE",))
     assert gone["instances"] == [] and gone["locked_by"] is None
-    assert server.records("sim", view["id"]) == []
+    assert server.records(view["id"]) == []
     assert not (server.home / "data" / "simulated" / "sim" / view["id"]).exists()
     listed = {d["name"]: d["status"] for d in alice.get(API).json()["items"]}
     assert listed == {"doomed": "DELETE_COMPLETE"}
@@ -600,7 +377,7 @@ def test_destroy_through_the_api_removes_every_server(server):
 # -- 6. the command line through the server ------------------------------------------------------
 def dodas(server: Server, client_home: Path, user: str | None, *args: str,
           timeout: float = TIMEOUT_S * 2) -> subprocess.CompletedProcess:
-    env = _clean_env(client_home)  # the client's home: nothing of the server's state is there
+    env = clean_env(client_home)  # the client's home: nothing of the server's state is there
     env["DODAS_SERVER"] = server.url
     if user:
         env["DODAS_TOKEN"] = token(server.issuer, user)
@@ -615,7 +392,7 @@ def test_the_cli_works_through_the_server(server, tmp_path):
     template.write_text(boxes(n=2))
 
     up = dodas(server, client, "alice", "up", str(template), "--name", "remote", "--yes")
-    assert up.returncode == 0, (up.stdout, up.stderr, server.output())
+    assert up.returncode == 0, (up.stdout, up.stderr, server.tail())
     assert "remote: CREATE_COMPLETE" in up.stdout, up.stdout
     assert "address" in up.stdout
     assert not (client / "data" / "state.db").exists(), "the client made no state of its own"
@@ -655,16 +432,16 @@ def test_the_cli_works_through_the_server(server, tmp_path):
     assert "remote: DELETE_COMPLETE" in gone.stdout
     st = dodas(server, client, "alice", "status", "remote", "--json")
     assert st.returncode == 0 and json.loads(st.stdout)["status"] == "DELETE_COMPLETE"
-    assert server.records("sim", status["id"]) == []
+    assert server.records(status["id"]) == []
     assert json.loads(dodas(server, client, "alice", "list", "--json").stdout) == []
     # up again: the destroyed deployment is made anew, under its name
     anew = dodas(server, client, "alice", "up", str(template), "--name", "remote", "--yes", "--json")
-    assert anew.returncode == 0, (anew.stdout, anew.stderr, server.output())
+    assert anew.returncode == 0, (anew.stdout, anew.stderr, server.tail())
     made = json.loads(anew.stdout)
     assert made["status"] == "CREATE_COMPLETE" and made["plan"]["summary"]["create"] == 2, made
     assert made["outputs"]["address"]["known"] is True
     st = json.loads(dodas(server, client, "alice", "status", "remote", "--json").stdout)
-    assert len(server.records("sim", st["id"])) == 2
+    assert len(server.records(st["id"])) == 2
 
 
 def test_the_cli_reports_a_refused_template(server, tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from charts import validate_objects
+from support.charts import validate_objects
 
 from dodas.model.kube import SUPPORTED
 from dodas.providers.kubernetes import find_helm
@@ -191,7 +191,6 @@ def test_workers_apart(helm_bin):
 
 
 def test_server_config_loads_with_dodas(helm_bin, tmp_path):
-    pytest.importorskip("dodas.server.auth", reason="dodas.server.auth (issuer configuration) is not in the tree")
     from dodas.server import config
 
     values = tmp_path / "values.yaml"

@@ -14,11 +14,9 @@ import sys
 
 import httpx
 import pytest
-import serverproc
+from support import serverproc
+from support.issuer import running_issuer
 
-from dodas.devissuer import config as devconfig
-from dodas.devissuer import keys as devkeys
-from dodas.devissuer.serve import start
 
 ISSUER_CONFIG = {"audience": "dodas", "device_interval": 1,
                  "users": [{"username": "alice", "password": "alice-pw", "groups": ["/dodas"]}],
@@ -27,11 +25,9 @@ ISSUER_CONFIG = {"audience": "dodas", "device_interval": 1,
 
 @pytest.fixture()
 def issuer(tmp_path):
-    key_file = tmp_path / "issuer-key.pem"
-    devkeys.write_private(key_file, devkeys.new_pem())
-    running = start(devconfig.parse(ISSUER_CONFIG), devkeys.SigningKeys.from_file(key_file))
-    yield running
-    running.stop()
+    """An issuer of its own per test: the login's device flow polls it every second."""
+    with running_issuer(tmp_path, ISSUER_CONFIG) as running:
+        yield running
 
 
 @pytest.fixture()
@@ -97,7 +93,7 @@ def test_login_without_a_server_or_issuer_says_what_to_name(tmp_path):
 def test_the_two_command_start_with_the_development_issuer(tmp_path):
     """README's way to try the server: `dodas server --dev-issuer`, then `dodas
     login` as the generated user, then deploy through the server."""
-    from livecluster import compute_template
+    from support.livecluster import compute_template
 
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)

@@ -15,8 +15,12 @@ import urllib.request
 
 import httpx
 import pytest
-import serverproc
-from livecluster import ROOT, kill_leftovers, need_java, processes_of
+from support import serverproc
+from support.livecluster import kill_leftovers, need_java, processes_of
+from support.paths import ROOT
+
+#: the hang guard, above what a test here needs on a busy machine: Spark deployed through the server
+pytestmark = pytest.mark.timeout(1800)
 
 TEMPLATE = str(ROOT / "templates" / "spark-jupyter.yaml")
 

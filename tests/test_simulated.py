@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from livecluster import Dodas, compute_template, wait_while_running
-from statedb import state_db  # noqa: F401 - fixture
+from support.livecluster import Dodas, compute_template, wait_while_running
 
 from dodas.errors import DodasError
 from dodas.providers.simulated import server_count
@@ -109,7 +108,7 @@ def test_fifty_deployments_with_create_and_delete_failures(tmp_path, dodas_home)
     assert server_count("flaky-a") == 0 and server_count("flaky-b") == 0, "the providers hold nothing of ours"
 
 
-def test_kill_9_during_creation_then_up(tmp_path, state_db):  # noqa: F811 - fixture
+def test_kill_9_during_creation_then_up(tmp_path, state_db):
     d = Dodas(tmp_path / "home")
     state_db.env(d.env)
     providers_yaml(d.home, """\

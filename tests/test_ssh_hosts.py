@@ -12,38 +12,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from livecluster import DODAS, Dodas, kill_leftovers, processes_of, wait_while_running
-from sshd import Sshd, client_key, free_port, need_openssh
+from support.livecluster import DODAS, processes_of, wait_while_running
+from support.ssh_pool import WORKDIR, configure
 
-WORKDIR = Path("/var/tmp/dodas")  # where the ssh provider puts services on its hosts
-
-@pytest.fixture(scope="module")
-def ssh_hosts(tmp_path_factory):
-    """Three sshd servers on 127.0.1.1-3, one client key that logs in as this user."""
-    need_openssh()
-    d = tmp_path_factory.mktemp("sshd")
-    servers, hosts = [], []
-    try:
-        for n in (1, 2, 3):
-            addr = f"127.0.1.{n}"
-            port = free_port(addr)
-            servers.append(Sshd(d, f"h{n}", [(addr, port)]))
-            hosts.append({"address": addr, "port": port})
-        yield {"hosts": hosts, "key": str(client_key(d)), "user": os.environ.get("USER") or "root"}
-    finally:
-        for s in servers:
-            s.stop()
-
-
-def configure(home: Path, pool: dict) -> None:
-    import yaml
-
-    extra: dict = {}
-    hosts = [{"address": h["address"], "port": h["port"], "user": pool["user"], "key": pool["key"],
-              "num_cpus": 1, "mem_mib": 2048, **extra} for h in pool["hosts"]]
-    f = home / "config" / "providers.yaml"
-    f.parent.mkdir(parents=True, exist_ok=True)
-    f.write_text(yaml.safe_dump({"providers": [{"name": "lab", "type": "ssh", "rank": 1, "hosts": hosts}]}))
+#: the hang guard, above what a test here needs on a busy machine: deployments configured over SSH by Ansible
+pytestmark = pytest.mark.timeout(1800)
 
 
 def web_template(tmp_path: Path) -> str:
@@ -98,23 +71,14 @@ def web_template(tmp_path: Path) -> str:
     return str(t)
 
 
-@pytest.fixture
-def d(tmp_path):
-    dodas = Dodas(tmp_path / "home")
-    yield dodas
-    # this test's own deployments only: other tests may run services on the same hosts meanwhile
-    for dep in dodas.json("list", "--all"):
-        kill_leftovers(WORKDIR / dep["id"])
-
-
-def test_up_over_ssh_and_destroy(ssh_hosts, tmp_path, d):
-    configure(d.home, ssh_hosts)
-    assert d.run("providers", "--check").returncode == 0
+def test_up_over_ssh_and_destroy(ssh_hosts, tmp_path, ssh_dodas):
+    configure(ssh_dodas.home, ssh_hosts)
+    assert ssh_dodas.run("providers", "--check").returncode == 0
     t = web_template(tmp_path)
-    d.run("up", t, "--name", "web", "--max-providers", "1")  # no failing over to local here
-    st = d.json("status", "web")
+    ssh_dodas.run("up", t, "--name", "web", "--max-providers", "1")  # no failing over to local here
+    st = ssh_dodas.json("status", "web")
     assert st["status"] == "CREATE_COMPLETE" and st["provider"] == "lab"
-    addrs = sorted(d.outputs("web")["urls"])
+    addrs = sorted(ssh_dodas.outputs("web")["urls"])
     assert addrs == ["127.0.1.1", "127.0.1.2"]
     for a in addrs:
         body = urllib.request.urlopen(f"http://{a}:8099/", timeout=10).read().decode()
@@ -122,51 +86,51 @@ def test_up_over_ssh_and_destroy(ssh_hosts, tmp_path, d):
     services = [s for i in st["instances"] for s in (i.get("services") or {}).values()]
     assert len(services) == 2 and all(s["alive"] is True for s in services), services
     # no free host is left for a third instance: refused before anything is made
-    r = d.run("up", t, "--name", "web", "-i", "n=4", check=False)
+    r = ssh_dodas.run("up", t, "--name", "web", "-i", "n=4", check=False)
     assert r.returncode == 1 and "needs 4 hosts and 1 of 3 are free" in r.stderr
     assert len(processes_of(WORKDIR / st["id"])) == 2, "the services run in the hosts' work directories"
-    d.run("destroy", "web", "--yes")
+    ssh_dodas.run("destroy", "web", "--yes")
     for a in addrs:
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://{a}:8099/", timeout=3)
-    claims = json.loads((d.home / "data" / "ssh" / "lab.json").read_text())
+    claims = json.loads((ssh_dodas.home / "data" / "ssh" / "lab.json").read_text())
     assert claims == {}
     assert not list(WORKDIR.glob(f"{st['id']}/*"))
     assert processes_of(WORKDIR / st["id"]) == {}, "destroy stops every service it started on the hosts"
 
 
-def test_unchanged_up_on_a_full_pool_does_nothing(ssh_hosts, tmp_path, d):
+def test_unchanged_up_on_a_full_pool_does_nothing(ssh_hosts, tmp_path, ssh_dodas):
     """The hosts a deployment holds are available to it: a second `up` of a deployment
     that fills the pool is not refused for want of free hosts, and changes nothing."""
-    configure(d.home, ssh_hosts)
+    configure(ssh_dodas.home, ssh_hosts)
     t = web_template(tmp_path)
-    d.run("up", t, "--name", "full", "-i", "n=3", "--max-providers", "1")
-    pids = sorted(processes_of(WORKDIR / d.json("status", "full")["id"]))
+    ssh_dodas.run("up", t, "--name", "full", "-i", "n=3", "--max-providers", "1")
+    pids = sorted(processes_of(WORKDIR / ssh_dodas.json("status", "full")["id"]))
     assert len(pids) == 3
-    d.run("up", t, "--name", "full")
-    last = json.loads(d.run("logs", "full", "--json").stdout.splitlines()[-1])
+    ssh_dodas.run("up", t, "--name", "full")
+    last = json.loads(ssh_dodas.run("logs", "full", "--json").stdout.splitlines()[-1])
     assert last["message"].startswith("nothing to do"), last
-    assert sorted(processes_of(WORKDIR / d.json("status", "full")["id"])) == pids, "no service was restarted"
-    d.run("destroy", "full", "--yes")
+    assert sorted(processes_of(WORKDIR / ssh_dodas.json("status", "full")["id"])) == pids, "no service was restarted"
+    ssh_dodas.run("destroy", "full", "--yes")
 
 
-def test_crash_recovery_over_ssh(ssh_hosts, tmp_path, d):
+def test_crash_recovery_over_ssh(ssh_hosts, tmp_path, ssh_dodas):
     """dodas killed (-9) in the middle of an `up` that fills the pool: the next `up`
     takes over the dead run's lock and hosts, and completes."""
-    configure(d.home, ssh_hosts)
+    configure(ssh_dodas.home, ssh_hosts)
     t = web_template(tmp_path)
     proc = subprocess.Popen([*DODAS, "up", t, "--name", "crash", "-i", "n=3", "--max-providers", "1"],
-                            env=d.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=ssh_dodas.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             stdin=subprocess.DEVNULL, start_new_session=True)
-    claims = d.home / "data" / "ssh" / "lab.json"
+    claims = ssh_dodas.home / "data" / "ssh" / "lab.json"
     wait_while_running(proc, lambda: claims.exists() and len(json.loads(claims.read_text() or "{}")) == 3,
                        "three hosts were claimed")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    d.run("up", t, "--name", "crash")
-    st = d.json("status", "crash")
+    ssh_dodas.run("up", t, "--name", "crash")
+    st = ssh_dodas.json("status", "crash")
     assert st["status"] == "CREATE_COMPLETE", st
     assert len(processes_of(WORKDIR / st["id"])) == 3
-    d.run("destroy", "crash", "--yes")
+    ssh_dodas.run("destroy", "crash", "--yes")
     assert processes_of(WORKDIR / st["id"]) == {}
     assert json.loads(claims.read_text()) == {}

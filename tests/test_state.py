@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from livecluster import Dodas, compute_template
+from support.livecluster import Dodas, compute_template
 from sqlalchemy import create_engine, inspect, text
-from statedb import execute, server, state_db, url_of  # noqa: F401 - fixture
+from support.statedb import execute, postgres_server, url_of
 
 from dodas.state.db import HEAD
 
@@ -17,7 +17,7 @@ from dodas.state.db import HEAD
 @pytest.fixture
 def postgres():
     """A database of its own on the real PostgreSQL server of the test run (statedb)."""
-    srv = server()
+    srv = postgres_server()
     name = srv.new_database()
     try:
         yield {"url": srv.url(name), "password": srv.password, "port": srv.port}
@@ -69,7 +69,7 @@ def test_sqlite_schema_is_migrated_with_alembic(tmp_path):
         assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
 
 
-def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, state_db):  # noqa: F811 - fixture
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, state_db):
     d = Dodas(tmp_path / "home")
     state_db.env(d.env)
     t = compute_only(tmp_path, 1)

@@ -3,7 +3,8 @@ located error, never a hang, a memory blow-up, a look at other files, a playbook
 from elsewhere, or its own secrets echoed back.
 
 Cases that hung or ate memory before they were refused run in a child process with
-an address-space limit and a generous timeout that only detects a hang.
+an address-space limit and a CPU-time limit (support/limited.py): a busy machine
+slows the child down but cannot make it fail.
 """
 
 from __future__ import annotations
@@ -11,84 +12,18 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
-import resource
-import subprocess
-import sys
 import textwrap
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SPARK, TEMPLATES
+from support.limited import run_limited
+from support.located import located
+from support.paths import ROOT, SPARK, TEMPLATES
 
 from dodas import services
 
-LOC = re.compile(r"^(?P<file>[^\n]+?):(?P<line>\d+):(?P<col>\d+): (?P<msg>.+)$")
-#: what a child process may map: far more than any valid template needs
-MEMORY_LIMIT = 1536 * 1024 * 1024
-#: what it may actually use (a MemoryError caught and ignored would stay under the limit)
-MEMORY_BOUND = 1024 * 1024 * 1024
-#: only to tell a hang from slow work on a busy machine
-HANG_TIMEOUT_S = 120
 #: written into files that dodas must never quote
 SECRET = "Zq9-SECRET-LINE-7f3"
-
-
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-    #: the child's peak resident memory, in bytes
-    max_rss: int
-
-
-def run_limited(*args: str) -> Run:
-    """`python -m dodas ARGS` in a child with an address-space limit (DODAS_HOME and
-    any DODAS_* limits come from the test's environment). Its peak memory is
-    asserted to stay under MEMORY_BOUND: a MemoryError that the code swallows
-    still shows there."""
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-
-    proc = subprocess.Popen([sys.executable, "-m", "dodas", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=limit)
-    got: dict[str, str] = {}
-    readers = [threading.Thread(target=lambda k=k, f=f: got.__setitem__(k, f.read()), daemon=True)
-               for k, f in (("out", proc.stdout), ("err", proc.stderr))]
-    for t in readers:
-        t.start()
-    for t in readers:
-        t.join(HANG_TIMEOUT_S)
-    hung = any(t.is_alive() for t in readers)
-    if hung:
-        proc.kill()
-    _pid, status, usage = os.wait4(proc.pid, 0)  # reaped here, with its resource usage
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if hung:
-        pytest.fail(f"dodas {' '.join(a[:80] for a in args)} hung (no answer in {HANG_TIMEOUT_S} s)")
-    run = Run(proc.returncode, got.get("out", ""), got.get("err", ""), usage.ru_maxrss * 1024)
-    assert run.max_rss < MEMORY_BOUND, (f"dodas used {run.max_rss >> 20} MiB", run.stderr[-2000:])
-    return run
-
-
-def located(code: int, out: str, err: str, file: str | None = None) -> list[tuple[str, int, int, str]]:
-    """Every line of stderr as (file, line, col, message); exit code 1, no traceback."""
-    assert code == 1, (code, out, err)
-    assert "Traceback" not in out + err and "internal error" not in err, err
-    found = []
-    for ln in err.strip().splitlines():
-        if ": warning: " in ln:
-            continue
-        m = LOC.match(ln)
-        assert m, ln
-        if file is not None:
-            assert m["file"] == str(file), ln
-        found.append((m["file"], int(m["line"]), int(m["col"]), m["msg"]))
-    assert found, err
-    return found
 
 
 def line_of(path: Path, needle: str) -> int:

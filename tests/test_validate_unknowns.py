@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import textwrap
 
-from conftest import TEMPLATES
+from support.paths import TEMPLATES
 
 TYPED = textwrap.dedent("""\
     tosca_definitions_version: tosca_simple_yaml_1_0

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-import serverproc
-from livecluster import compute_template
-from statedb import execute, rows, server, state_db  # noqa: F401 - fixture
+from support import serverproc
+from support.livecluster import compute_template
+from support.statedb import execute, postgres_server, rows
 
 from dodas.state import lock, queue
 
 
 @pytest.fixture()
-def db(state_db, monkeypatch):  # noqa: F811 - fixture
+def db(state_db, monkeypatch):
     """This process's state database (the queue's functions open it): SQLite in
     the test's DODAS_HOME, or a fresh PostgreSQL database."""
     if state_db.url:
@@ -144,7 +144,7 @@ class Shared:
 
 @pytest.fixture()
 def shared(tmp_path):
-    srv = server()
+    srv = postgres_server()
     name = srv.new_database()
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)

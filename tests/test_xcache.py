@@ -12,13 +12,13 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
-from livecluster import ROOT, Dodas, kill_leftovers, processes_of, wait_for
+from support.livecluster import Dodas, kill_leftovers, processes_of, need_xrootd, wait_for
+from support.paths import ROOT
 
 TEMPLATE = str(ROOT / "templates" / "xcache.yaml")
 NAME = "xc"
@@ -26,12 +26,6 @@ MiB = 2**20
 FILES = ("a", "b", "c", "d", "e", "kept", "never")
 #: XRootD's client gives up quickly here instead of retrying for minutes
 FAST = {"XRD_CONNECTIONRETRY": "1", "XRD_REQUESTTIMEOUT": "15", "XRD_STREAMTIMEOUT": "15"}
-
-
-def need_xrootd() -> None:
-    missing = [p for p in ("xrootd", "xrdcp", "xrdpfc_print") if not shutil.which(p)]
-    if missing:
-        pytest.skip(f"XRootD is not installed ({', '.join(missing)}): apt-get install xrootd-server xrootd-client")
 
 
 def xrdcp(url: str, dest: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from charts import release_values, render_chart, validate_objects
-from conftest import TEMPLATES
-from livecluster import processes_of
-from serverproc import stop_group
+from support.charts import release_values, render_chart, validate_objects
+from support.livecluster import processes_of
+from support.paths import TEMPLATES
+from support.serverproc import stop_group
 
 from dodas import services
 from dodas.configure import helm

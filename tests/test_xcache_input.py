@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from livecluster import ROOT, Dodas, kill_leftovers, processes_of
-from test_elastic_policy import one_error as located
-from test_xcache import need_xrootd
+from support.livecluster import Dodas, kill_leftovers, need_xrootd, processes_of
+from support.located import one_error as located
+from support.paths import ROOT
 
 TEMPLATE = ROOT / "templates" / "xcache.yaml"
 

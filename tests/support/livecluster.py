@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -14,7 +15,8 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from support.waiting import wait_until
+
 DODAS = [sys.executable, "-m", "dodas"]
 
 
@@ -47,6 +49,12 @@ def need_java() -> None:
     from dodas.providers.local import find_java
     if find_java().get("error"):
         pytest.skip("no Java 17+ on this machine: Spark cannot run")
+
+
+def need_xrootd() -> None:
+    missing = [p for p in ("xrootd", "xrdcp", "xrdpfc_print") if not shutil.which(p)]
+    if missing:
+        pytest.skip(f"XRootD is not installed ({', '.join(missing)}): apt-get install xrootd-server xrootd-client")
 
 
 class Dodas:
@@ -137,13 +145,8 @@ def count_services(home: Path) -> dict[str, int]:
 
 
 def wait_for(predicate, timeout: float = 120.0, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
+    """`predicate()` once true (support/waiting.py's wait_until, as the live tests call it)."""
+    return wait_until(predicate, timeout=timeout, every=every)
 
 
 def wait_while_running(proc, predicate, what: str, timeout: float = 900.0) -> Any:

@@ -2,7 +2,7 @@
 through Debian's chromedriver, both named by path, so Selenium Manager (which
 would download a driver) is never asked. `python3 make.py test` installs the
 two packages (make.py's TEST_DEBS); without them a browser test skips, and in CI
-(`CI` set) conftest.py turns that skip into a failure.
+(`CI` set) tests/conftest.py turns that skip into a failure.
 
     need_chromium()                        # skip here, fail in CI, when the browser is missing
     driver = chrome(width=1280, height=900)  # a fresh profile each time; driver.quit() removes it
@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from support.paths import ROOT
+
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -35,7 +37,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 TIMEOUT_S = 60.0
 #: where screenshots meant for the documentation go (see `shot_path`)
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 #: the development issuer's login page (dodas/devissuer/pages.py login_form): a form
 #: posting to /authorize, its fields named, not id'd

@@ -32,7 +32,7 @@ def _free_port() -> int:
 
 
 @dataclass
-class Server:
+class Postgres:
     password: str
     port: int
 
@@ -56,10 +56,10 @@ class Server:
         eng.dispose()
 
 
-_server: list[Server] = []
+_server: list[Postgres] = []
 
 
-def server() -> Server:
+def postgres_server() -> Postgres:
     """The process's PostgreSQL server, started on first use and stopped at exit."""
     if _server:
         return _server[0]
@@ -88,7 +88,7 @@ def server() -> Server:
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
     atexit.register(stop)
-    _server.append(Server(password, port))
+    _server.append(Postgres(password, port))
     return _server[0]
 
 
@@ -113,7 +113,7 @@ def state_db(request):
     if request.param == "sqlite":
         yield StateDB("sqlite")
         return
-    srv = server()
+    srv = postgres_server()
     name = srv.new_database()
     try:
         yield StateDB("postgresql", srv.url(name))

@@ -23,7 +23,7 @@ import pytest
 
 
 def need_netns() -> None:
-    """Skip (a failure in CI, see conftest.py) where namespaces cannot be made, saying why."""
+    """Skip (a failure in CI, see tests/conftest.py) where namespaces cannot be made, saying why."""
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root (CI runs as root)")
     if not shutil.which("ip"):

@@ -57,3 +57,19 @@ def validate_objects(objs: dict, minor: str) -> None:
         except kubernetes_validate.ValidationError as exc:
             raise AssertionError(f"{key} does not match Kubernetes {minor}: {exc.message} at "
                                  f"{list(exc.path)}") from None
+
+
+#: dodas's own Spark + Jupyter chart
+SPARK_CHART = helm.CHARTS / "spark-jupyter"
+
+
+def render_spark(helm_bin: str, *values: Path, release: str = "spark", extra: tuple[str, ...] = ()) -> dict:
+    """The Spark chart rendered in namespace "analysis" with these values files."""
+    return render_chart(helm_bin, SPARK_CHART, release, "analysis", values, extra)
+
+
+def spark_values(tmp_path: Path, template: Path, inputs: list[str], address: str | None = None) -> list[Path]:
+    """The values files dodas writes for the template's Spark release, with its
+    deferred attributes resolved as at run time."""
+    machines = {Instance("k8s_master_server", 0): Machine("srv-1", address, "10.0.0.5")} if address else None
+    return release_values(tmp_path, template, "spark", inputs, machines=machines)[0]
