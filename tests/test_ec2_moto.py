@@ -252,7 +252,8 @@ def test_a_deployment_over_two_regions_is_destroyed_in_both(cloud, moto, tmp_pat
     cloud.run("destroy", "two", "--yes")
     assert left_in(moto, dep_id, "us-east-1") == [] and left_in(moto, dep_id, "eu-west-1") == []
     assert all(i["State"]["Name"] == "terminated" for i in ours(moto, dep_id, "eu-west-1", ended=True))
-    assert not (cloud.home / "data" / "ec2" / "aws").exists() or not any((cloud.home / "data" / "ec2" / "aws").iterdir())
+    regions = cloud.home / "data" / "ec2" / "aws"
+    assert not regions.exists() or not any(regions.iterdir())
 
 
 # -- security-group rules follow the template --------------------------------------

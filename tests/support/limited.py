@@ -66,7 +66,8 @@ def run_limited(*args: str) -> Run:
     shown = " ".join(a[:80] for a in args)
     cpu = usage.ru_utime + usage.ru_stime
     if proc.returncode == -signal.SIGXCPU or (proc.returncode == -signal.SIGKILL and cpu >= CPU_LIMIT_S):
-        pytest.fail(f"dodas {shown} hung: stopped after {cpu:.0f} s of CPU (the limit is {CPU_LIMIT_S} s) without answering")
+        pytest.fail(f"dodas {shown} hung: stopped after {cpu:.0f} s of CPU (the limit is {CPU_LIMIT_S} s) "
+                    "without answering")
     run = Run(proc.returncode, got.get("out", ""), got.get("err", ""), usage.ru_maxrss * 1024)
     assert run.max_rss < MEMORY_BOUND, (f"dodas used {run.max_rss >> 20} MiB", run.stderr[-2000:])
     return run
