@@ -3,7 +3,7 @@ state, cache or configuration, nor the user's.
 
 Everything else the tests share lives in tests/support/: the modules with fixtures or
 hooks are plugins, registered here; a test module imports helpers from support, never
-from another test module (tests/test_architecture.py checks it)."""
+from another test module (tests/test_ci_rules.py checks it)."""
 
 from __future__ import annotations
 
