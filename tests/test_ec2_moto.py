@@ -18,7 +18,7 @@ from pathlib import Path
 import boto3
 import pytest
 from support.livecluster import Dodas
-from support.moto_ec2 import SECRET_KEY, an_ami, ec2, ours, start_moto, template, write_providers
+from support.moto_ec2 import SECRET_KEY, an_ami, ec2, ours, start_moto, stop, template, write_providers
 
 
 def left_in(url: str, dep_id: str, region: str) -> list[str]:
@@ -138,8 +138,7 @@ def test_bad_credentials(tmp_path):
         check = d.run("providers", "--check", check=False)
         assert check.returncode == 1 and "authentication failed" in check.stdout
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +155,7 @@ def moto_iam():
         key = iam.create_access_key(UserName="dodas-im")["AccessKey"]
         yield url, key["AccessKeyId"], key["SecretAccessKey"]
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
 
 
 def test_the_im_auth_file_is_what_authenticates_and_its_secrets_never_show(moto_iam, tmp_path):

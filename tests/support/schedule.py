@@ -4,10 +4,11 @@ Most of the suite's time is spent waiting on the processes it starts (dodas
 commands, Ansible, Spark's JVMs, servers), so `make.py test` runs it on more
 workers than the machine has cores. Two rules make that both fast and safe:
 
-- **A unit of work** is what one worker must run together. A module whose tests
-  share a module-scoped fixture (a deployment several tests read, a server) is
-  one unit, so that fixture is made once; any other test is a unit of its own,
-  so the long independent tests of one module run side by side.
+- **A unit of work** is what one worker must run together. A module some of
+  whose tests share a module-scoped fixture (a deployment several tests read, a
+  server) is one unit, in its written order, so that fixture is made once and
+  tests that read what an earlier one did still find it; any other test is a
+  unit of its own, so the long independent tests of one module run side by side.
   A module can ask for its tests to stay together with `XDIST_TOGETHER = True`.
 - **The longest units start first**: a long unit started last is the tail the
   whole run waits for. The durations come from `tests/support/durations.json`
@@ -33,17 +34,26 @@ UNKNOWN = 3.0
 SHARED = {"module", "package", "class"}
 
 
-def unit_of(item: pytest.Item) -> str:
-    """The unit `item` belongs to: its module's path, or its own node id."""
-    module = item.nodeid.split("::", 1)[0]
-    if getattr(item.module, "XDIST_TOGETHER", False):
-        return module
+def _shares_a_fixture(item: pytest.Item) -> bool:
     defs = getattr(item, "_fixtureinfo", None)
     for name in getattr(item, "fixturenames", ()):
         found = defs.name2fixturedefs.get(name) if defs else None
         if found and found[-1].scope in SHARED:
-            return module
-    return item.nodeid
+            return True
+    return False
+
+
+def units_of(items: list[pytest.Item]) -> dict[str, list[pytest.Item]]:
+    """The units, in collection order: a module is one unit when any of its tests
+    uses a module-scoped fixture (its other tests may read what those made) or it
+    says `XDIST_TOGETHER = True`; otherwise each test is a unit of its own."""
+    together = {item.nodeid.split("::", 1)[0] for item in items
+                if getattr(item.module, "XDIST_TOGETHER", False) or _shares_a_fixture(item)}
+    units: dict[str, list[pytest.Item]] = defaultdict(list)
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        units[module if module in together else item.nodeid].append(item)
+    return units
 
 
 def _durations() -> dict[str, float]:
@@ -59,11 +69,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     test marked with its unit for xdist's `loadgroup` (this runs before xdist's
     own hook reads the marks)."""
     known = _durations()
-    units: dict[str, list[pytest.Item]] = defaultdict(list)
-    for item in items:
-        unit = unit_of(item)
-        units[unit].append(item)
-        item.add_marker(pytest.mark.xdist_group(unit))
+    units = units_of(items)
+    for unit, its in units.items():
+        for item in its:
+            item.add_marker(pytest.mark.xdist_group(unit))
     weight = {u: sum(known.get(_plain(i.nodeid), UNKNOWN) for i in its) for u, its in units.items()}
     order = sorted(units, key=lambda u: -weight[u])  # a stable sort: ties keep their order
     items[:] = [item for u in order for item in units[u]]
