@@ -102,7 +102,8 @@ def test_the_server_autoscales_an_elastic_deployment(spark_server, tmp_path):
             break
         assert time.monotonic() < deadline, (reasons, log.read_text()[-3000:])
         time.sleep(1)
-    assert any("adding" in r for r in reasons), reasons
+    # the addition: in the events (status shows the latest decisions only, which more polls
+    # on a busy machine may have moved past it)
     events = httpx.get(f"{url}/api/v1/deployments/{NAME}/events", timeout=30).json()["items"]
     assert any(e["phase"] == "autoscale" and "adding" in e["message"] for e in events)
     laptop.run("destroy", NAME, "--yes", "--quiet", timeout=600)

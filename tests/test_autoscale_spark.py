@@ -119,7 +119,9 @@ def test_a_waiting_application_gets_a_worker_which_goes_when_idle(cluster, tmp_p
     st = status(d)
     assert st["elastic"]["current"] == 1 and st["elastic"]["max"] == 2 and st["elastic"]["autoscaler"] is None
     reasons = [x["reason"] for x in st["elastic"]["decisions"]]
-    assert any("adding" in r for r in reasons) and any("removing" in r for r in reasons), reasons
+    # status shows the latest decisions only: the removal is among them; the addition,
+    # which more polls may have pushed out of that window on a busy machine, is in the log below
+    assert any("removing" in r for r in reasons), reasons
     human = d.run("status", NAME).stdout
     assert "elastic: worker_hosts 1 (min 1, max 2), watching spark" in human
     logs = d.run("logs", NAME).stdout
