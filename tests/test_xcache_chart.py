@@ -27,6 +27,7 @@ from support.charts import release_values, render_chart, validate_objects
 from support.livecluster import processes_of
 from support.paths import TEMPLATES
 from support.serverproc import stop_group
+from support.waiting import wait_until
 
 from dodas import services
 from dodas.configure import helm
@@ -369,7 +370,9 @@ def test_rendered_cache_reads_through_from_a_real_origin(helm_bin, tmp_path, pro
     # xrootd read the purge as the chart meant it: the cache's files from 0.95 down to 0.80 of 1 GiB
     mib = 2**20
     effective = f"files {409 * mib} {819 * mib} {972 * mib} purgeinterval 60"
-    assert effective in (tmp_path / "cache-server-xrootd.log").read_text(), "pfc.diskusage as xrootd took it"
+    # xrootd logs its cache configuration once it has read it, which may be after it listens
+    wait_until(lambda: effective in (tmp_path / "cache-server-xrootd.log").read_text(),
+               "pfc.diskusage as xrootd took it, in its log")
 
     # without the key the origin refuses; through the cache, the origin's bytes, twice, the second from its disk
     r = xrdcp(f"root://127.0.0.1:{origin_port}//data/file.bin", tmp_path / "x", XrdSecPROTOCOL="sss")
