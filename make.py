@@ -110,7 +110,7 @@ def lint() -> int:
 
 #: parallel test workers: most of the suite's time is spent waiting on the processes it
 #: starts (dodas commands, Ansible, JVMs, servers), so more workers than cores pay
-WORKERS = 6
+WORKERS = 4
 
 
 def parallel(args: list[str]) -> list[str]:
