@@ -108,18 +108,16 @@ def lint() -> int:
     return code
 
 
-#: parallel test workers: most of the suite's time is spent waiting on the processes it
-#: starts (dodas commands, Ansible, JVMs, servers), so more workers than cores pay
-WORKERS = 4
-
-
 def parallel(args: list[str]) -> list[str]:
-    """pytest-xdist's options, unless the arguments choose (`-n 0` runs in one process).
-    Each worker takes whole units of tests (tests/support/schedule.py), longest first."""
-    if any(a == "-n" or a.startswith(("-n", "--numprocesses")) or a == "no:xdist" for a in args):
+    """pytest-xdist's options when DODAS_TEST_WORKERS=N asks for N parallel workers,
+    each taking whole test files (`--dist loadfile`: a module's shared deployment is
+    made once, and its tests run in their order). The default is one process: run on
+    a 2-core machine, parallel workers made the suite faster but let timing-sensitive
+    tests fail (docs/BENCHMARKS.md, "The test suite"). `-n` among the arguments wins."""
+    workers = os.environ.get("DODAS_TEST_WORKERS", "0")
+    if workers in ("", "0", "1") or any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in args):
         return []
-    workers = os.environ.get("DODAS_TEST_WORKERS", str(WORKERS))
-    return ["-n", workers, "--dist", "loadgroup", "--no-loadscope-reorder"]
+    return ["-n", workers, "--dist", "loadfile"]
 
 
 def test(args: list[str]) -> int:

@@ -23,7 +23,6 @@ pytest_plugins = [
     "support.moto_ec2",     # moto, cloud: EC2 on a moto server
     "support.ssh_pool",     # ssh_hosts, ssh_dodas: a pool of OpenSSH servers
     "support.inference",    # trained: the inference tests' tiny model
-    "support.schedule",     # how the tests are shared out among parallel workers
 ]
 
 
