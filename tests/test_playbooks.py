@@ -46,7 +46,8 @@ def test_every_implementation_named_by_the_type_library_exists_or_is_planned():
 
 
 #: ansible-lint takes minutes over everything in one process; the playbooks and roles
-#: are linted in shards (each a test, so that parallel workers share them out)
+#: are linted in shards, each a test (parallel workers, were the tests ever shared out
+#: test by test, could run them side by side)
 LINT_SHARDS = 3
 
 
