@@ -16,7 +16,7 @@ import pytest
 
 from dodas.errors import TemplateError
 from dodas.model.build import build
-from dodas.model.deployment import DISK, JAVA, PROGRAM, DeploymentModel, HostNeed
+from dodas.model.deployment import DISK, JAVA, MACHINE, PROGRAM, DeploymentModel, HostNeed
 from dodas.providers import local
 from dodas.providers.base import host_problems
 from dodas.tosca.loader import load
@@ -113,6 +113,7 @@ def test_an_empty_value_withdraws_an_inherited_need(tmp_path):
     ("      dodas.host.gpu: \"1\"\n", "metadata dodas.host.gpu: not a host need dodas knows"),
     ("      dodas.host.disk.scratch_size: scratch_path\n", "the type has no property scratch_size, scratch_path"),
     ("      dodas.host.program.sh: /bin/sh\n", "a program and a package are plain names"),
+    ("      dodas.host.machine: bare-metal\n", "'bare-metal' is not a kind of host dodas knows (vm)"),
 ])
 def test_a_declaration_dodas_cannot_read_is_located(tmp_path, extra, says):
     t = write(tmp_path, WORKER, OWN_TYPE.format(extra=extra))
@@ -195,3 +196,25 @@ def test_the_local_preflight_names_a_cache_larger_than_the_free_disk(tmp_path):
     (problem,) = problems
     assert problem.startswith(f'node "cache" asks for 100000 TiB (cache_size) but {tmp_path} has ')
     assert problem.endswith("GiB free on this machine: lower cache_size or give a cache_path on a larger disk")
+
+
+def test_a_type_that_needs_a_vm_is_refused_by_the_local_provider_alone(tmp_path, monkeypatch):
+    """`dodas.host.machine: vm` (HTCondor's daemons, a Kubernetes node, a Helm
+    install): the local provider, whose hosts are processes, refuses the node and
+    asks nothing else of it; providers of virtual machines ask nothing."""
+    from dodas.providers.config import ProviderConfig
+    from dodas.providers.ssh import SSHProvider
+
+    monkeypatch.setenv("DODAS_HOME", str(tmp_path / "home"))
+    own = OWN_TYPE.format(extra="      dodas.host.machine: vm\n")
+    m = model(write(tmp_path, WORKER, own))
+    assert HostNeed(MACHINE, machine="vm") in m.nodes["worker"].host_needs
+    problems = host_problems(m, local.ThisMachine(search_path=str(tmp_path)), frozenset())
+    assert problems[0] == ('node "worker" (example.SparkWorker) needs a virtual machine with root, which the local '
+                           "provider cannot give; providers that can: openstack, ec2, ssh (choose one with --provider)")
+    assert not any("sqlite3" in p for p in problems), "a refused node's other needs are not asked for here"
+    pool = SSHProvider(ProviderConfig("pool", "ssh", options={"hosts": [
+        {"address": "192.0.2.1", "num_cpus": 8, "mem_mib": 16384}]}))
+    assert not any("virtual machine" in p for p in pool.host_problems(m))
+    htcondor = model(TEMPLATES / "htcondor.yaml").nodes
+    assert all(HostNeed(MACHINE, machine="vm") in n.host_needs for n in htcondor.values() if not n.is_compute)

@@ -113,7 +113,9 @@ class HostNeed:
     - PROGRAM: `program` on the PATH, from the distribution's `package`;
       `as_root` when only a host configured as root needs it;
     - DISK: `size` bytes free where `path` is (empty: the instance's own
-      directory), as the node's `size_property` and `path_property` say.
+      directory), as the node's `size_property` and `path_property` say;
+    - MACHINE: a host of kind `machine` ("vm": a machine with root, where
+      systemd, package managers and kernel modules work).
 
     The needs of dodas's own types are what their create operation installs on a
     machine dodas configures with root (its roles), and what the local provider
@@ -129,9 +131,12 @@ class HostNeed:
     size_property: str = ""
     path: str = ""
     path_property: str = ""
+    machine: str = ""
 
 
-JAVA, PROGRAM, DISK = "java", "program", "disk"
+JAVA, PROGRAM, DISK, MACHINE = "java", "program", "disk", "machine"
+#: the host kinds a type may ask for (dodas.host.machine)
+MACHINE_KINDS = ("vm",)
 
 
 @dataclass

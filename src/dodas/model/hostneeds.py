@@ -9,6 +9,7 @@ A type says it in its `metadata`, one key per need:
       dodas.host.disk.cache_size: cache_path          # free disk of the size in property cache_size,
                                                       # where property cache_path says (empty: the
                                                       # instance's directory)
+      dodas.host.machine: vm                          # a machine with root (systemd, packages)
 
 Why metadata: it is the one section of a node type that TOSCA leaves to the
 processor (a map of strings, which tosca-parser keeps on the type without
@@ -31,7 +32,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from dodas.errors import Diagnostic
-from dodas.model.deployment import DISK, JAVA, PROGRAM, HostNeed, Node
+from dodas.model.deployment import DISK, JAVA, MACHINE, MACHINE_KINDS, PROGRAM, HostNeed, Node
 
 if TYPE_CHECKING:
     from dodas.yamlsource import SourceMap
@@ -40,7 +41,7 @@ PREFIX = "dodas.host."
 _NODES = ("topology_template", "node_templates")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _FORMS = ("dodas.host.java: VERSION, dodas.host.program.PROGRAM: PACKAGE, dodas.host.program_as_root.PROGRAM: "
-          "PACKAGE, dodas.host.disk.SIZE_PROPERTY: PATH_PROPERTY")
+          "PACKAGE, dodas.host.disk.SIZE_PROPERTY: PATH_PROPERTY, dodas.host.machine: vm")
 
 
 def declare(smap: SourceMap, data: dict[str, Any], chains: dict[str, list[tuple[str, dict[str, Any]]]],
@@ -80,6 +81,10 @@ def _need(key: str, value: str, props: dict[str, Any], declared: set[str]) -> tu
         if not value.strip().isdigit():
             return None, f"{value!r} is not a Java major version (such as 17)"
         return HostNeed(JAVA, version=int(value)), None
+    if kind == MACHINE and not name:
+        if value not in MACHINE_KINDS:
+            return None, f"{value!r} is not a kind of host dodas knows ({', '.join(MACHINE_KINDS)})"
+        return HostNeed(MACHINE, machine=value), None
     if kind in (PROGRAM, "program_as_root") and name:
         if not _NAME.match(name) or not _NAME.match(value):
             return None, "a program and a package are plain names (no paths or spaces)"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dodas.errors import DodasError
-from dodas.model.deployment import DISK, JAVA, PROGRAM, ComputeSpec, DeploymentModel, HostNeed
+from dodas.model.deployment import DISK, JAVA, MACHINE, PROGRAM, ComputeSpec, DeploymentModel, HostNeed
 from dodas.model.network import Ingress
 from dodas.ssh_access import Endpoint
 
@@ -114,6 +114,10 @@ class HostProbe(abc.ABC):
 
     #: where the host is, as a message says it
     where: str = "on this machine"
+    #: the kind of host it is (a node type's `dodas.host.machine` need names one)
+    machine: str = "vm"
+    #: what a message adds when a node needs another kind of host: who can give one
+    machine_elsewhere: str = ""
 
     @abc.abstractmethod
     def java(self, minimum: int, needed_by: str) -> str | None:
@@ -236,7 +240,12 @@ def host_problems(model: DeploymentModel, probe: HostProbe | None, roles_install
     wanted = [(n, need) for n in model.nodes.values() for need in n.host_needs if need.kind not in roles_install]
     if probe is None or not wanted:
         return []
-    problems = []
+    problems = [f'node "{n.name}" ({n.type}) needs {_MACHINES.get(need.machine, need.machine)}, which '
+                f"{probe.machine_elsewhere or 'this provider cannot give'}"
+                for n, need in wanted if need.kind == MACHINE and need.machine != probe.machine]
+    # a node this host cannot take at all: what else it would need here does not matter
+    refused = {n.name for n, need in wanted if need.kind == MACHINE and need.machine != probe.machine}
+    wanted = [(n, need) for n, need in wanted if n.name not in refused]
     for version in sorted({need.version for _, need in wanted if need.kind == JAVA}):
         names = [n.name for n, need in wanted if need.kind == JAVA and need.version == version]
         problem = probe.java(version, f"{_nodes(names)} need{'s' if len(names) == 1 else ''}")
@@ -263,6 +272,10 @@ def host_problems(model: DeploymentModel, probe: HostProbe | None, roles_install
                                 f"{free / 2**30:.1f} GiB free {probe.where}: lower {need.size_property} or give a "
                                 f"{need.path_property} on a larger disk")
     return problems
+
+
+#: a kind of host, as a message says it
+_MACHINES = {"vm": "a virtual machine with root"}
 
 
 def _nodes(names: Iterable[str]) -> str:

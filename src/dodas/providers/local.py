@@ -36,15 +36,7 @@ from dodas.providers import loopback
 from dodas.providers.base import ComputeRequest, HostProbe, Machine, ProcessRef, Provider, ProviderError
 from dodas.providers.config import ProviderConfig
 
-#: Node types that need a real (virtual) machine with root: systemd services,
-#: kernel modules, package managers. The local provider refuses them at plan time.
-VM_ONLY = (
-    "tosca.nodes.indigo.LRMS.FrontEnd", "tosca.nodes.indigo.LRMS.WorkerNode",
-    "tosca.nodes.indigo.HelmInstall",
-    # HTCondor's daemons run as root under systemd, from HTCondor's packages
-    "tosca.nodes.dodas.HTCondor.CentralManager", "tosca.nodes.dodas.HTCondor.Schedd",
-    "tosca.nodes.dodas.HTCondor.Startd",
-)
+#: the providers that give what a type declaring `dodas.host.machine: vm` needs
 VM_PROVIDERS = "openstack, ec2, ssh"
 MARK = "DODAS_MACHINE"  # environment variable set on every process a role starts
 
@@ -80,12 +72,6 @@ class LocalProvider(Provider):
 
     def preflight(self, model: DeploymentModel) -> list[str]:
         problems = [] if self.overcommit else self._capacity(model)
-        for n in model.nodes.values():
-            vm_type = next((t for t in VM_ONLY if n.derives_from(t)), None)
-            if vm_type:
-                problems.append(f'node "{n.name}" ({n.type}) needs a virtual machine with root, which the '
-                                f"local provider cannot give; providers that can: {VM_PROVIDERS} "
-                                "(choose one with --provider)")
         for n in model.nodes.values():
             if n.compute and n.compute.image:
                 problems.append(f'node "{n.name}" asks for image {n.compute.image}; the local provider runs '
@@ -264,6 +250,9 @@ class ThisMachine(HostProbe):
     made against another without changing the process's environment."""
 
     where = "on this machine"
+    machine = "process"
+    machine_elsewhere = (f"the local provider cannot give; providers that can: {VM_PROVIDERS} "
+                         "(choose one with --provider)")
 
     def __init__(self, search_path: str | None = None) -> None:
         self.search_path = search_path
