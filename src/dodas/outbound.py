@@ -42,6 +42,9 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: where clouds answer a machine's questions about itself (credentials among them)
+_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
+             ipaddress.ip_address("169.254.170.2")}
 
 
 class FetchError(Exception):
@@ -63,8 +66,10 @@ def kind(address: Address) -> str | None:
             return "unspecified"
         if a.is_loopback:
             return "loopback"
+        if a in _METADATA:
+            return "cloud metadata"
         if a.is_link_local:
-            return "link-local (cloud metadata lives there)"
+            return "link-local"
         if a.is_multicast:
             return "multicast"
         if a.is_private:
@@ -108,29 +113,30 @@ def allowed(host: str, address: Address | None, allow: Iterable[str]) -> bool:
     return False
 
 
-def resolve(host: str, port: int, allow: Iterable[str]) -> Address:
-    """The one address the connection is made to; refused (FetchError) unless
-    every address of the host is public or allowed: a name that has a private
-    address among public ones could be answered with it next time."""
+def resolve(host: str, port: int, allow: Iterable[str]) -> list[Address]:
+    """The addresses the connection is made to (the first that answers), the
+    host resolved this once; refused (FetchError) unless every address of the
+    host is public or allowed: a name with a private address among public ones
+    could be answered with it next time."""
     allow = list(allow)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError, ValueError) as exc:
-        raise FetchError(f"its host {host} cannot be resolved ({getattr(exc, 'strerror', None) or exc})") \
-            from None
+        raise FetchError(f"names a host, {host}, that cannot be resolved "
+                         f"({getattr(exc, 'strerror', None) or exc})") from None
     addresses = []
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         why = kind(address)
         if why and not allowed(host, address, allow):
-            shown = "" if address.compressed == host.strip("[]") else f" (at {address})"
+            named = "" if address.compressed == host.strip("[]").lower() else f" (the address of {host})"
             article = "an" if why[0] in "aeiou" else "a"
-            raise FetchError(f"its host {host}{shown} is {article} {why} address of the server's network: "
+            raise FetchError(f"reaches {address}{named}, {article} {why} address of the server's network: "
                              "the server's operator may allow it with fetch_allow")
         addresses.append(address)
     if not addresses:
-        raise FetchError(f"its host {host} has no address")
-    return addresses[0]
+        raise FetchError(f"names a host, {host}, with no address")
+    return addresses
 
 
 def _target(url: str, schemes: tuple[str, ...]) -> tuple[str, str, int]:
@@ -138,13 +144,13 @@ def _target(url: str, schemes: tuple[str, ...]) -> tuple[str, str, int]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in schemes:
-        raise FetchError(f"it is not {' or '.join(s + '://' for s in schemes)}")
+        raise FetchError(f"is not {' or '.join(s + '://' for s in schemes)}")
     try:
         host, port = parts.hostname or "", parts.port
     except ValueError:
-        raise FetchError("its port is not a number between 0 and 65535") from None
+        raise FetchError("has a port that is not a number between 0 and 65535") from None
     if not host:
-        raise FetchError("it names no host")
+        raise FetchError("names no host")
     return scheme, host, port or DEFAULT_PORTS.get(scheme, 0)
 
 
@@ -166,12 +172,19 @@ def refusal(url: str, allow: Iterable[str], schemes: Iterable[str] = ("http", "h
 class _Pinned(http.client.HTTPConnection):
     """An HTTP connection to an address resolved (and checked) beforehand."""
 
-    def __init__(self, host: str, port: int, address: Address, timeout: float) -> None:
+    def __init__(self, host: str, port: int, addresses: list[Address], timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
-        self.address = address
+        self.addresses = addresses
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((str(self.address), self.port), self.timeout)
+        failed: OSError | None = None
+        for address in self.addresses:  # each one checked: none is resolved again
+            try:
+                self.sock = socket.create_connection((str(address), self.port), self.timeout)
+                return
+            except OSError as exc:
+                failed = exc
+        raise failed or OSError("no address")
 
 
 class _PinnedTLS(_Pinned):
@@ -193,11 +206,12 @@ def fetch(url: str, allow: Iterable[str] = (), *, max_bytes: int = MAX_BYTES, ti
     for hop in range(MAX_REDIRECTS + 1):
         try:
             scheme, host, port = _target(url, schemes)
-            address = resolve(host, port, allow)
+            addresses = resolve(host, port, allow)
         except FetchError as exc:
-            raise FetchError(f"it redirects to a URL the server does not reach: {exc}" if hop else str(exc)) \
-                from None
-        status, location, body = _get(scheme, host, port, address, url, max_bytes, deadline)
+            if not hop:
+                raise
+            raise FetchError(f"redirects to {_where(url)}, which {exc}") from None
+        status, location, body = _get(scheme, host, port, addresses, url, max_bytes, deadline)
         if status in _REDIRECTS and location:
             url = urljoin(url, location)
             continue
@@ -206,16 +220,16 @@ def fetch(url: str, allow: Iterable[str] = (), *, max_bytes: int = MAX_BYTES, ti
         if status != 200:
             raise FetchError(f"the server at {host} answered {status}")
         return Fetched(url, body)
-    raise FetchError(f"it redirects more than {MAX_REDIRECTS} times")
+    raise FetchError(f"redirects more than {MAX_REDIRECTS} times")
 
 
-def _get(scheme: str, host: str, port: int, address: Address, url: str, max_bytes: int,
+def _get(scheme: str, host: str, port: int, addresses: list[Address], url: str, max_bytes: int,
          deadline: float) -> tuple[int, str | None, bytes]:
     """One GET: (status, Location, body); the body is read only from a 200."""
     left = deadline - time.monotonic()
     if left <= 0:
         raise FetchError(f"the server at {host} did not answer in time")
-    conn = (_PinnedTLS if scheme == "https" else _Pinned)(host, port, address, left)
+    conn = (_PinnedTLS if scheme == "https" else _Pinned)(host, port, addresses, left)
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
@@ -249,3 +263,14 @@ def _get(scheme: str, host: str, port: int, address: Address, url: str, max_byte
         raise FetchError(f"the server at {host} did not answer HTTP ({type(exc).__name__})") from None
     finally:
         conn.close()
+
+
+def _where(url: str) -> str:
+    """A URL as a message names a redirect's target: scheme and host, never its
+    user name, password, path or query."""
+    parts = urlsplit(url)
+    try:
+        host = parts.hostname
+    except ValueError:
+        host = None
+    return f"{parts.scheme}://{host}" if host else "a URL with no host"

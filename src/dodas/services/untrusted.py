@@ -97,7 +97,7 @@ def url_problem(url: str, allow: list[str], prop: str = "values_url") -> str | N
     if urlsplit(url).scheme not in schemes:
         return f'{prop} "{url}" is not {"/".join(schemes)}: {why}'
     problem = outbound.refusal(url, allow, schemes, ports)
-    return f'{prop} "{url}": {problem}' if problem else None
+    return f'{prop} "{url}" {problem}' if problem else None
 
 
 HELM = "tosca.nodes.indigo.HelmInstall"
@@ -118,7 +118,7 @@ def _helm_problems(node: Any, smap: Any, allow: list[str]) -> list[Diagnostic]:
         problem = outbound.refusal(url, allow)
         if problem:
             where = (*base, "repos", i, "url") if smap.exists((*base, "repos", i, "url")) else (*base, "repos")
-            out.append(smap.diag(where, f'node "{node.name}": repository url "{url}": {problem}'))
+            out.append(smap.diag(where, f'node "{node.name}": repository url "{url}" {problem}'))
     chart = node.properties.get("chart")
     if isinstance(chart, str) and chart and not _plain_chart(chart, allow):
         out.append(smap.diag((*base, "chart"), f'node "{node.name}": chart "{chart}" is not REPOSITORY/NAME: a '
