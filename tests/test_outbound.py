@@ -13,15 +13,11 @@ import tarfile
 
 import pytest
 import yaml
-from support.listener import INTERNAL
+from support.listener import INTERNAL, LOOPBACK_FORMS
 
 from dodas import outbound
 from dodas.configure import helmrepo
 from dodas.helm import CHARTS, ValuesError, bundled_chart
-
-#: every way of writing an address of the server itself (or its network) in a URL
-LOOPBACK_FORMS = ("127.0.0.1", "localhost", "127.1", "2130706433", "0x7f.1", "0177.0.0.1", "[::ffff:127.0.0.1]",
-                  "[::1]", "0.0.0.0", "[::]", "[::ffff:7f00:1]")
 
 
 @pytest.mark.parametrize("host", LOOPBACK_FORMS)

@@ -14,6 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+#: every way of writing an address of the server itself in a URL: names, short,
+#: decimal, hexadecimal and octal IPv4, IPv6 and IPv4-mapped IPv6, unspecified
+LOOPBACK_FORMS = ("127.0.0.1", "localhost", "127.1", "2130706433", "0x7f.1", "0177.0.0.1", "[::ffff:127.0.0.1]",
+                  "[::1]", "0.0.0.0", "[::]", "[::ffff:7f00:1]")
 #: in every body an internal listener serves: never to appear in what a user is told
 INTERNAL = "INTERNAL-SERVICE-ANSWER-5c1e"
 
