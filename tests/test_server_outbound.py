@@ -164,3 +164,13 @@ def test_an_allowed_repository_is_fetched_by_dodas_and_helm_installs_the_archive
     repo.connections.clear()
     d = refused(other.as_("alice"), "fetched", helm_template("x/inference", repos=repo.url("/")))
     assert "reaches 127.0.0.1, a loopback address" in d["message"] and repo.connections == []
+
+
+def test_an_oci_chart_is_taken_from_a_host_the_operator_names(cluster_server):
+    """Helm reaches an oci:// registry itself: only one fetch_allow names is planned."""
+    server = cluster_server(fetch_allow=["registry.example.org"])
+    alice = server.as_("alice")
+    d = refused(alice, "oci", helm_template("oci://127.0.0.1:5000/charts/app"))
+    assert 'chart "oci://127.0.0.1:5000/charts/app" is not REPOSITORY/NAME' in d["message"], d
+    assert alice.create("oci", helm_template("oci://registry.example.org/charts/app")).status_code == 202
+    alice.wait("oci", ("CREATE_FAILED",))  # no such registry here: helm's own failure, after planning
