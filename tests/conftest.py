@@ -23,6 +23,7 @@ pytest_plugins = [
     "support.moto_ec2",     # moto, cloud: EC2 on a moto server
     "support.ssh_pool",     # ssh_hosts, ssh_dodas: a pool of OpenSSH servers
     "support.inference",    # trained: the inference tests' tiny model
+    "support.listener",     # listener: an internal HTTP service that records connections (SSRF tests)
 ]
 
 

@@ -46,12 +46,20 @@ def bundled_charts() -> list[str]:
 
 
 def bundled_chart(chart: str) -> Path | None:
-    """The directory of a chart dodas ships, for `dodas/NAME`."""
-    if chart.startswith(BUNDLED):
-        path = CHARTS / chart[len(BUNDLED):]
-        if (path / "Chart.yaml").is_file():
-            return path
-    return None
+    """The directory of a chart dodas ships, for `dodas/NAME`: NAME is one plain
+    name, and the directory found lies inside the bundled charts' (resolved,
+    links followed), so `dodas/../../DIR` names nothing rather than a directory
+    of the machine that a release would copy."""
+    if not chart.startswith(BUNDLED):
+        return None
+    name = chart[len(BUNDLED):]
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        return None
+    root = CHARTS.resolve()
+    path = (root / name).resolve()
+    if path.parent != root or not (path / "Chart.yaml").is_file():
+        return None
+    return path
 
 
 @dataclass

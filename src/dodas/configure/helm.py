@@ -9,6 +9,7 @@ names are re-exported here for the filter and the tests.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import yaml
@@ -47,12 +48,23 @@ def _pruned(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def fetch_values(url: str, context: dict[str, Any]) -> str:
+def fetch_values(url: str, context: dict[str, Any], fetch_allow: list[str] | None = None) -> str:
     """A release's values_url, fetched when the release is installed (by dodas,
-    on this machine) and rendered like values_file."""
+    on this machine) and rendered like values_file. On a server (`fetch_allow`
+    given) through dodas.outbound: public or allowed addresses only, never a
+    file, and no word of what a refused or failing server answered."""
     import urllib.error
     import urllib.request
 
+    if fetch_allow is not None:
+        from dodas import outbound
+        try:
+            text = outbound.fetch(url, fetch_allow).body.decode("utf-8")
+        except outbound.FetchError as exc:
+            raise ValuesError(f"values_url {url}: {exc}") from None
+        except UnicodeDecodeError:
+            raise ValuesError(f"values_url {url}: what it answered is not UTF-8 text") from None
+        return _rendered(url, text, context)
     if not url.startswith(VALUES_URL_SCHEMES):
         raise ValuesError(f"values_url {url} is not an http(s):// or file:// URL")
     try:
@@ -61,6 +73,10 @@ def fetch_values(url: str, context: dict[str, Any]) -> str:
     except (urllib.error.URLError, OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise ValuesError(f"values_url {url} could not be fetched: {reason}") from None
+    return _rendered(url, text, context)
+
+
+def _rendered(url: str, text: str, context: dict[str, Any]) -> str:
     try:
         return render_values(text, context)
     except ValuesError as exc:
@@ -74,24 +90,32 @@ def values_yaml(values: dict[str, Any]) -> str:
 
 def plan(props: dict[str, Any], instance_dir: str, kube: dict[str, Any] | None = None,
          deployment_id: str | None = None, chart_values: dict[str, Any] | None = None,
-         secret_values: dict[str, Any] | None = None) -> dict[str, Any]:
+         secret_values: dict[str, Any] | None = None, fetch_allow: list[str] | None = None) -> dict[str, Any]:
     """What the install playbook does for one release: the files to write (chart
     defaults dodas derives from typed properties, values_url's, values_file's,
-    then secrets, each overriding the one before) and the commands to run."""
+    then secrets, each overriding the one before) and the commands to run.
+    `fetch_allow` is given on a server: dodas then fetches the values and a
+    repository's chart itself (configure/helmrepo.py) and Helm adds no repository."""
     r = Release.from_properties(props, kube, deployment_id)
     r.repo_dir = f"{instance_dir}/helm"
     url = props.get("values_url")
     files = [(f"{instance_dir}/dodas-values.yaml", values_yaml(chart_values or {})),
-             (f"{instance_dir}/url-values.yaml", fetch_values(str(url), props) if url else ""),
+             (f"{instance_dir}/url-values.yaml", fetch_values(str(url), props, fetch_allow) if url else ""),
              (f"{instance_dir}/values.yaml", r.values)]
     files = [(p, c) for p, c in files if c.strip()]
     secret = values_yaml(secret_values or {})
     secret_file = f"{instance_dir}/secret-values.yaml"
     src = bundled_chart(r.chart)
     chart_path = f"{instance_dir}/chart" if src else None
+    archive = _fetched_chart(r, fetch_allow) if fetch_allow is not None and not src else None
+    if archive is not None:
+        chart_path = f"{instance_dir}/{archive[0]}"
+        r.repos = []  # nothing for Helm to add: it installs the archive dodas fetched
     return {
         # written by a task whose errors are shown (a values_url that cannot be fetched)
-        "files": [{"path": p, "content": c, "mode": "0600"} for p, c in files],
+        "files": [{"path": p, "content": c, "mode": "0600"} for p, c in files] +
+                 ([{"path": chart_path, "content_base64": base64.b64encode(archive[1]).decode("ascii"),
+                    "mode": "0600"}] if archive is not None else []),
         # written by a no_log task, removed after helm ran
         "secret_files": [{"path": secret_file, "content": secret, "mode": "0600"}] if secret.strip() else [],
         "secret_file": secret_file,
@@ -102,6 +126,19 @@ def plan(props: dict[str, Any], instance_dir: str, kube: dict[str, Any] | None =
                                            chart_path),
         "uninstall_command": uninstall_command(r),
     }
+
+
+def _fetched_chart(r: Release, fetch_allow: list[str]) -> tuple[str, bytes] | None:
+    """The archive of a repository's chart, fetched by dodas for a server's
+    release; None for a chart not from a declared repository (planning refused
+    every other form on a server, services/untrusted.py)."""
+    from dodas.configure import helmrepo
+
+    prefix, _, name = r.chart.partition("/")
+    repo = next((x for x in r.repos if x.get("name") == prefix and isinstance(x.get("url"), str)), None)
+    if repo is None or not name or "/" in name:
+        return None
+    return helmrepo.chart_archive(repo["url"], name, r.version, tuple(fetch_allow))
 
 
 def commands(props: dict[str, Any], kube: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -221,6 +221,9 @@ class AnsibleRunner:
             "ANSIBLE_LIBRARY": str(CONFIGURE_DIR / "library"),
             "ANSIBLE_ROLES_PATH": str(CONFIGURE_DIR / "roles"),
             "ANSIBLE_FILTER_PLUGINS": str(CONFIGURE_DIR / "filter_plugins"),
+            # the filters import dodas: the one these playbooks and filters are part of,
+            # not whichever another path of the interpreter would find first
+            "PYTHONPATH": str(CONFIGURE_DIR.parent.parent),
             "ANSIBLE_RETRY_FILES_ENABLED": "false",
             "ANSIBLE_NOCOLOR": "true",
             "ANSIBLE_DEPRECATION_WARNINGS": "false",

@@ -144,6 +144,8 @@ class RunContext:
             "dodas_requirements": self._requirements(inst, node),
             "dodas_connected": self._connected(inst),
         })
+        if self.model.fetch_allow is not None:
+            out["dodas_fetch_allow"] = list(self.model.fetch_allow)
         return out
 
     def _describe(self, inst: Instance, *, with_secrets: bool = False) -> dict[str, Any]:

@@ -247,6 +247,11 @@ class DeploymentModel:
     #: the tosca.nodes.indigo.ElasticCluster nodes that became policies: declarations
     #: the autoscaler carries out, so deployable though they run nothing themselves
     elastic_clusters: frozenset[str] = frozenset()
+    #: None on the user's own machine; on a server, what its operator lets its
+    #: workers reach beyond public addresses (`fetch_allow`): set by the server's
+    #: planning (services/untrusted.py), it makes operations fetch through
+    #: dodas.outbound only (engine/context.py hands it to them)
+    fetch_allow: tuple[str, ...] | None = None
 
     def images(self) -> set[str]:
         return {n.compute.image for n in self.nodes.values() if n.compute and n.compute.image}

@@ -228,6 +228,8 @@ def scale(name: str, node: str, count: int, *, trusted: bool) -> None:
     dplan = planning.prepare(template, name=name, given=scaling.scale_inputs(template, node, count),
                              offline=True, refresh=False, environment=False,
                              allow_external_playbooks=trusted)
+    if not trusted:  # a server's: what its operations fetch goes through dodas.outbound (public addresses)
+        dplan.plan.model.fetch_allow = ()
     deploy.apply(dplan, parallelism=PARALLELISM)
 
 

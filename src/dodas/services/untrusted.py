@@ -8,17 +8,22 @@ and `offline=True`; here: a Helm release's `values_url` may not be `file://`
 cache reads, on the server's own machine with the local provider) may name a
 host that resolves to a loopback, link-local, private or otherwise non-public
 address (the server's network), unless the operator lists it in `fetch_allow`
-(a host name, an address or a network such as 10.1.0.0/16).
+(a host name, an address or a network such as 10.1.0.0/16); the address rule
+is dodas.outbound's, which the worker applies again at each fetch (the values
+file, a chart repository's index and the chart's archive: Helm reaches nothing
+a user named). A Helm chart is a repository's `REPO/NAME` or one dodas ships
+(`dodas/NAME`): a path (the server's files), a chart URL or an `oci://`
+registry (which Helm would reach itself) only if `fetch_allow` names its host.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
+import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from dodas import outbound
 from dodas.errors import Diagnostic
 from dodas.model.template import Template
 from dodas.model.xrootd import origin_url
@@ -57,6 +62,8 @@ def problems(plan: Plan, template: Template, fetch_allow: Iterable[str] = ()) ->
                 where = ("topology_template", "node_templates", node.name, "properties",
                          "origin_host" if prop == "origin_url" and not node.properties.get(prop) else prop)
                 out.append(smap.diag(where, f'node "{node.name}": {why}'))
+        if node.derives_from(HELM):
+            out.extend(_helm_problems(node, smap, allow))
         for prop in HOST_PATH_PROPERTIES.get(_family(node), ()):
             if node.properties.get(prop):
                 out.append(smap.diag(("topology_template", "node_templates", node.name, "properties", prop),
@@ -87,44 +94,57 @@ URL_PROPERTIES = {
 def url_problem(url: str, allow: list[str], prop: str = "values_url") -> str | None:
     """Why the server may not let `url` be reached, or None."""
     schemes, ports, why = URL_PROPERTIES[prop]
-    parts = urlsplit(url)
-    if parts.scheme not in schemes:
+    if urlsplit(url).scheme not in schemes:
         return f'{prop} "{url}" is not {"/".join(schemes)}: {why}'
-    host = parts.hostname or ""
-    if not host:
-        return f'{prop} "{url}" names no host'
-    if host in allow:
-        return None
-    try:
-        infos = socket.getaddrinfo(host, parts.port or ports[parts.scheme], proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError, ValueError) as exc:
-        return f'{prop} "{url}": its host cannot be resolved ({exc})'
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        if not address.is_global and not _allowed(address, allow):
-            return (f'{prop} "{url}" reaches {address}, a {_kind(address)} address of the server\'s network: '
-                    "the operator may allow it with fetch_allow")
-    return None
+    problem = outbound.refusal(url, allow, schemes, ports)
+    return f'{prop} "{url}" {problem}' if problem else None
 
 
-def _allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow: list[str]) -> bool:
-    for item in allow:
-        try:
-            if address in ipaddress.ip_network(item, strict=False):
-                return True
-        except ValueError:
+HELM = "tosca.nodes.indigo.HelmInstall"
+#: a chart as a server takes it: REPO/NAME (or dodas/NAME), each part a plain name
+_CHART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _helm_problems(node: Any, smap: Any, allow: list[str]) -> list[Diagnostic]:
+    """A release's repositories reach only public (or allowed) addresses; its
+    chart names no file of the server and nothing Helm would fetch itself."""
+    out = []
+    base = ("topology_template", "node_templates", node.name, "properties")
+    repos = node.properties.get("repos")
+    for i, repo in enumerate(repos if isinstance(repos, list) else []):
+        url = repo.get("url") if isinstance(repo, dict) else None
+        if not isinstance(url, str):
             continue
-    return False
+        problem = outbound.refusal(url, allow)
+        if problem:
+            where = (*base, "repos", i, "url") if smap.exists((*base, "repos", i, "url")) else (*base, "repos")
+            out.append(smap.diag(where, f'node "{node.name}": repository url "{url}" {problem}'))
+    chart = node.properties.get("chart")
+    if isinstance(chart, str) and chart and not _plain_chart(chart, allow):
+        out.append(smap.diag((*base, "chart"), f'node "{node.name}": chart "{chart}" is not REPOSITORY/NAME: a '
+                             "template sent to a server names a chart of a declared repository or one dodas ships "
+                             "(dodas/NAME), never a path of the server, a chart URL or an oci:// registry, "
+                             "unless the server's operator names its host in fetch_allow"))
+    return out
 
 
-def _kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    if address.is_loopback:
-        return "loopback"
-    if address.is_link_local:
-        return "link-local"
-    if address.is_private:
-        return "private"
-    return "non-public"
+def _plain_chart(chart: str, allow: list[str]) -> bool:
+    if "://" in chart:  # oci://, https://...tgz: Helm would fetch it itself, so only from a host named
+        try:
+            host = urlsplit(chart).hostname or ""
+        except ValueError:
+            return False
+        return bool(host) and outbound.allowed(host, _literal(host), [a for a in allow if a])
+    return bool(_CHART.fullmatch(chart)) and ".." not in chart.split("/")
+
+
+def _literal(host: str) -> Any:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 def plan(template: str, *, name: str, given: dict, provider: str | None, allow_provider: Any,
@@ -140,6 +160,7 @@ def plan(template: str, *, name: str, given: dict, provider: str | None, allow_p
     from dodas.errors import TemplateError
     from dodas.services import planning
 
+    fetch_allow = tuple(str(a) for a in fetch_allow)
     try:
         tpl = Template.read(template)  # read once: checked, planned and stored
         refused = file_imports(tpl)
@@ -152,6 +173,7 @@ def plan(template: str, *, name: str, given: dict, provider: str | None, allow_p
         dplan = planning.prepare(tpl, name=name, given=given, provider_name=provider, offline=True,
                                  allow_external_playbooks=False, refresh=False, environment=False,
                                  allow_provider=allow_provider, origin=origin, vet=vet)
+        dplan.plan.model.fetch_allow = fetch_allow  # the worker fetches through dodas.outbound only
     except TemplateError as exc:
         # the server's copy is named nowhere: not as the file, nor inside a message ("declared at ...")
         raise TemplateError([replace(d, file=shown if d.file == template else d.file,

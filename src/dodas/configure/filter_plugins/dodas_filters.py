@@ -63,13 +63,14 @@ def _kube(kube, requirements):
 
 
 def dodas_helm(properties, instance_dir, kube=None, deployment_id=None, chart_values=None, secret_values=None,
-               requirements=None):
-    """The files and helm command lines of one HelmInstall node (configure.helm.plan)."""
+               requirements=None, fetch_allow=None):
+    """The files and helm command lines of one HelmInstall node (configure.helm.plan);
+    `fetch_allow` (a list, set on a server's runs) makes dodas fetch what Helm would."""
     from dodas.configure import helm
 
     return helm.plan(_plain(dict(properties)), str(instance_dir), _kube(kube, requirements),
                      str(deployment_id) if deployment_id else None, _plain(chart_values or {}),
-                     _plain(secret_values or {}))
+                     _plain(secret_values or {}), None if fetch_allow is None else _plain(list(fetch_allow)))
 
 
 def dodas_helm_commands(properties, kube=None, requirements=None):

@@ -15,6 +15,7 @@ resolved, and whatever cannot be removed fails the task instead of being skipped
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import stat
@@ -29,7 +30,9 @@ options:
     type: list
     elements: dict
     required: true
-    description: "[{path, content, mode (octal string, default 0600)}]"
+    description: >
+      [{path, content, mode (octal string, default 0600)}]; content_base64 instead of
+      content for a binary file (a chart archive the server fetched)
   directories:
     type: list
     elements: str
@@ -102,11 +105,15 @@ def main():
             os.makedirs(d, mode=0o700, exist_ok=True)
             changed.append(d)
     for f in module.params["files"]:
-        path, content = f["path"], str(f.get("content", ""))
+        path = f["path"]
+        if f.get("content_base64") is not None:
+            content = base64.b64decode(str(f["content_base64"]))
+        else:
+            content = str(f.get("content", "")).encode("utf-8")
         mode = int(str(f.get("mode", "0600")), 8)
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         try:
-            with open(path, encoding="utf-8") as fh:
+            with open(path, "rb") as fh:
                 same = fh.read() == content and (os.stat(path).st_mode & 0o7777) == mode
         except OSError:
             same = False
@@ -114,7 +121,7 @@ def main():
             continue
         tmp = path + ".dodas-tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with os.fdopen(fd, "wb") as fh:
             fh.write(content)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
