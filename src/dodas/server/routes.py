@@ -153,5 +153,10 @@ def destroy(name: str, request: Request, caller: Caller = Depends(_caller)) -> d
     return ops.destroy(_cfg(request), caller, name)
 
 
+@router.post("/deployments/{name}/forget", summary="Drop the records of a destroyed deployment, freeing its name")
+def forget(name: str, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
+    return ops.forget(_cfg(request), caller, name)
+
+
 def _ask(body: TemplateRequest) -> ops.Ask:
     return ops.Ask(body.template, body.catalogue, dict(body.inputs), dict(body.cli_inputs), body.template_name)

@@ -8,7 +8,10 @@ and `offline=True`; here: a Helm release's `values_url` may not be `file://`
 cache reads, on the server's own machine with the local provider) may name a
 host that resolves to a loopback, link-local, private or otherwise non-public
 address (the server's network), unless the operator lists it in `fetch_allow`
-(a host name, an address or a network such as 10.1.0.0/16).
+(a host name, an address or a network such as 10.1.0.0/16); and no property
+naming a path of a host (an origin's export, a cache's directory, a data set)
+may be set unless the deployment's machines are its own (a cloud's VMs): with
+the local provider that host is the server's machine.
 """
 
 from __future__ import annotations
@@ -57,21 +60,46 @@ def problems(plan: Plan, template: Template, fetch_allow: Iterable[str] = ()) ->
                 where = ("topology_template", "node_templates", node.name, "properties",
                          "origin_host" if prop == "origin_url" and not node.properties.get(prop) else prop)
                 out.append(smap.diag(where, f'node "{node.name}": {why}'))
-        for prop in HOST_PATH_PROPERTIES.get(_family(node), ()):
-            if node.properties.get(prop):
-                out.append(smap.diag(("topology_template", "node_templates", node.name, "properties", prop),
-                                     f'node "{node.name}": {prop} names a path of the machine it runs on: a template '
-                                     "sent to a server names none of the server's files"))
     return out
 
 
-#: properties that name a file of the machine a node runs on (the server's own,
-#: with the local provider), by the type that has them
-HOST_PATH_PROPERTIES = {"tosca.nodes.dodas.MLPipeline": ("dataset",)}
+#: properties that name a path of the machine a node runs on, by the type that
+#: has them (and every type derived from it: INDIGO's XCache is a dodas Cache):
+#: an origin exports that directory to whoever reads through the cache, a cache
+#: writes and removes there, the pipeline reads its data set there
+HOST_PATH_PROPERTIES = {
+    "tosca.nodes.dodas.MLPipeline": ("dataset",),
+    "tosca.nodes.dodas.XRootD.Origin": ("export_path",),
+    "tosca.nodes.dodas.XRootD.Cache": ("cache_path",),
+}
+
+#: provider types whose machines are made for the deployment alone (a cloud's
+#: VMs): a path on them is the deployment's own. Every other kind of host is
+#: not the user's: the server's own machine (local), the operator's hosts (ssh),
+#: a simulated one, a cluster's nodes.
+OWN_MACHINES = ("ec2", "openstack")
 
 
-def _family(node: Any) -> str:
-    return next((t for t in HOST_PATH_PROPERTIES if node.derives_from(t)), "")
+def host_paths(plan: Plan, template: Template, provider_types: Iterable[str]) -> list[Diagnostic]:
+    """Each property naming a path of a host the user does not own (the server's
+    own machine with the local provider), located in the template file: a
+    template sent to a server names none of the server's files."""
+    foreign = sorted(set(provider_types) - set(OWN_MACHINES))
+    if not foreign:
+        return []
+    out = []
+    for node in plan.model.nodes.values():
+        for family, props in HOST_PATH_PROPERTIES.items():
+            if not node.derives_from(family):
+                continue
+            for prop in props:
+                if node.properties.get(prop):
+                    where = ("topology_template", "node_templates", node.name, "properties", prop)
+                    out.append(template.smap.diag(where, f'node "{node.name}": {prop} names a path of the machine it '
+                                                         f"runs on, which is not yours on a server (provider type "
+                                                         f"{', '.join(foreign)}): a template sent to a server names "
+                                                         "none of the server's files"))
+    return out
 
 
 #: what a user's template may make the server's machines reach, by property:
@@ -152,6 +180,9 @@ def plan(template: str, *, name: str, given: dict, provider: str | None, allow_p
         dplan = planning.prepare(tpl, name=name, given=given, provider_name=provider, offline=True,
                                  allow_external_playbooks=False, refresh=False, environment=False,
                                  allow_provider=allow_provider, origin=origin, vet=vet)
+        on_hosts = host_paths(dplan.plan, tpl, [cfg.type for cfg, _ in dplan.viable] or ["unknown"])
+        if on_hosts:
+            raise TemplateError(on_hosts)
     except TemplateError as exc:
         # the server's copy is named nowhere: not as the file, nor inside a message ("declared at ...")
         raise TemplateError([replace(d, file=shown if d.file == template else d.file,
