@@ -104,8 +104,13 @@ def _errors(app: FastAPI) -> None:
     from dodas.server import web
 
     def answer(request: Request, status: int, message: str, **extra: Any) -> Response:
+        from dodas.server import operations
+        message = operations.public(message)  # never the server's own files: its settings
+        if "diagnostics" in extra:
+            extra["diagnostics"] = [{**d, "file": operations.public(d["file"]),
+                                     "message": operations.public(d["message"])} for d in extra["diagnostics"]]
         if web.is_page(request):  # the dashboard's pages answer with a page
-            details = [str(d) for d in extra.get("diagnostics_objects", [])]
+            details = [operations.public(str(d)) for d in extra.get("diagnostics_objects", [])]
             return web.error_page(request, status, message, details)
         extra.pop("diagnostics_objects", None)
         headers = {"WWW-Authenticate": 'Bearer realm="dodas"'} if status == 401 else None

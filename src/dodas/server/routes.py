@@ -135,7 +135,7 @@ def create(body: CreateRequest, request: Request, caller: Caller = Depends(_call
 def plan(name: str, body: TemplateRequest, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
     """A name nobody holds is planned as a new deployment (`dodas plan T --name NEW`);
     one the caller may not see is a 404, as everywhere."""
-    return ops.plan(_cfg(request), caller, name, _ask(body)).to_json()
+    return ops.plan_json(ops.plan(_cfg(request), caller, name, _ask(body)))
 
 
 @router.post("/deployments/{name}/apply", status_code=202, summary="Apply a new template or inputs")

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from dodas import paths
-from dodas.services import served, tenancy
+from dodas.errors import DodasError
+from dodas.services import answers, served, tenancy
 from dodas.services.tenancy import Bounds, Caller, Refused
 from dodas.state import queue
 
@@ -48,19 +49,24 @@ def plan(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = N
 
 def plan_new(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = None) -> Any:
     """The plan of a deployment to be created as `name`: 409 when the name is taken."""
-    _check_new_name(name)
+    _check_new_name(cfg, caller, name)
     dplan = _plan(cfg, caller, name, ask, provider)[1]
     if dplan.deployment is not None:
         raise Refused(409, f'the name "{name}" is taken: choose another')
     return dplan
 
 
-def _check_new_name(name: str) -> None:
+def _check_new_name(cfg: Any, caller: Caller, name: str) -> Any:
+    """None for a name nobody holds; the access record of a destroyed deployment
+    the caller may operate, which a create makes anew (tenancy.may_create_again);
+    409 for any other name that is taken."""
     from dodas.services import planning
 
     planning.check_name(name)
-    if queue.access(name) is not None:
+    acc = queue.access(name)
+    if acc is not None and not tenancy.may_create_again(cfg, caller, acc):
         raise Refused(409, f'the name "{name}" is taken: choose another')
+    return acc
 
 
 def scale_plan(cfg: Any, caller: Caller, name: str, counts: dict[str, int]) -> Any:
@@ -86,22 +92,26 @@ def create(cfg: Any, caller: Caller, name: str, ask: Ask, *, group: str | None =
     """Plan a new deployment now and queue its making; the plan is returned as shown."""
     from dodas.services import jobs
 
-    _check_new_name(name)
+    again = _check_new_name(cfg, caller, name)
     taken = Refused(409, f'the name "{name}" is taken: choose another')
     if group is not None and group not in caller.groups and not caller.admin:
         raise Refused(403, f'you are not a member of group "{group}"')
+    if again is not None and group is not None and group != again.group:
+        raise Refused(409, f'deployment "{name}" was destroyed in group {again.group or "(none)"}: it is made anew '
+                           "there, or forget it first")
+    group = again.group if again is not None else group
     text, dplan = _plan(cfg, caller, name, ask, provider)
     if dplan.deployment is not None:
         raise taken
     bounds = Bounds.of(caller, cfg, group)
-    tenancy.check_plan(bounds, dplan, replacing=None, shown=_shown(ask))
-    if not queue.set_access(name, caller.key, caller.username, group):
+    tenancy.check_plan(bounds, dplan, replacing=name if again is not None else None, shown=_shown(ask))
+    if again is None and not queue.set_access(name, caller.key, caller.username, group):
         raise taken
-    payload = _payload(name, text, ask, dplan, caller, cfg, bounds, provider=provider)
-    shown = dplan.to_json()  # before a worker may start applying it
+    payload = {**_payload(name, text, ask, dplan, caller, cfg, bounds, provider=provider), "create": True}
+    shown = plan_json(dplan)  # before a worker may start applying it
     item = queue.enqueue("apply", name, payload, caller.key)
     jobs.hand_over(item.id, dplan)
-    return {**served.view(name), "work": [served.work_view(item)], "plan": shown}
+    return {**served.view(name), "work": [served.work_view(item)], "plan": plan_json(dplan, shown)}
 
 
 def apply(cfg: Any, caller: Caller, name: str, ask: Ask, *, yes: bool = False) -> dict[str, Any]:
@@ -116,7 +126,7 @@ def apply(cfg: Any, caller: Caller, name: str, ask: Ask, *, yes: bool = False) -
     bounds = Bounds.of(caller, cfg, acc.group if acc else None)
     tenancy.check_plan(bounds, dplan, replacing=name, shown=_shown(ask))
     item = queue.enqueue("apply", name, _payload(name, text, ask, dplan, caller, cfg, bounds), caller.key)
-    return {**served.view(name), "work": [served.work_view(item)], "plan": dplan.to_json()}
+    return {**served.view(name), "work": [served.work_view(item)], "plan": plan_json(dplan)}
 
 
 def scale(cfg: Any, caller: Caller, name: str, node: str, count: int) -> dict[str, Any]:
@@ -155,6 +165,11 @@ def reconfigure(cfg: Any, caller: Caller, name: str) -> dict[str, Any]:
     return apply(cfg, caller, name, Ask())
 
 
+def plan_json(dplan: Any, made: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A plan as a server shows it: its JSON, naming none of the server's files."""
+    return answers.public_json(made if made is not None else dplan.to_json())
+
+
 # -- helpers -------------------------------------------------------------------------------
 def _template_text(cfg: Any, ask: Ask) -> str | None:
     from dodas.services import catalogue as cat
@@ -189,6 +204,8 @@ def _plan(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = 
                                allow_provider=tenancy.allowed(caller, cfg), fetch_allow=cfg.fetch_allow,
                                origin=origin, shown=_shown(ask))
         return text, dplan
+    except DodasError as exc:  # the server's files are named nowhere: its settings are
+        raise answers.public_error(exc, _shown(ask), [cfg.catalogue] if cfg.catalogue else ()) from None
     finally:
         paths.remove_tree(where, paths.data_dir() / "server" / "requests")
 

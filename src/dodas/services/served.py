@@ -92,7 +92,10 @@ def outputs(cfg: Any, caller: Caller, name: str, show_secrets: bool = False) -> 
 
 
 def work_view(item: Any) -> dict[str, Any]:
-    return {"id": item.id, "operation": item.operation, "status": item.status, "error": item.error,
+    from dodas.services.answers import public
+
+    return {"id": item.id, "operation": item.operation, "status": item.status,
+            "error": public(item.error) if item.error else item.error,
             "created_at": item.created_at.isoformat() if item.created_at else None}
 
 

@@ -18,8 +18,10 @@ that no face can forget a rule another one keeps:
   when it was asked), and the autoscaler, which says so in its decision when a
   quota caps it.
 - Nothing is queued behind a destroy (409), and a destroyed deployment is made
-  again only by a new create, after `forget` freed its name: an `apply` or a
-  `scale` that reaches a worker after the destroy is refused there too.
+  again only by an explicit new create (of its owner, or of whoever may
+  operate it): an `apply` or a `scale` is refused, at the face and at a worker
+  it reaches after the destroy. `forget` drops its records and its owner, so
+  that its name is free for anyone.
 
 The server's configuration (server/config.py) is handed in: this module reads
 its `user_quota`, `groups`, `admin_group`, `default_providers`, `allow_local`.
@@ -142,22 +144,37 @@ def not_being_destroyed(name: str) -> None:
     if "destroy" in pending or (dep is not None and dep.status == DS.DELETE_IN_PROGRESS.value):
         raise Refused(409, f'deployment "{name}" is being destroyed: nothing more is queued for it')
     if dep is not None and dep.status == DS.DELETE_COMPLETE.value:
-        raise Refused(409, f'deployment "{name}" was destroyed: forget it, then create it again to make it anew')
+        raise Refused(409, f'deployment "{name}" was destroyed: create it again (POST /api/v1/deployments with its '
+                           "name, or dodas up) to make it anew")
+
+
+def may_create_again(cfg: Any, caller: Caller, access: Any) -> bool:
+    """Whether a create of a taken name makes a destroyed deployment anew: only
+    one the caller may operate, fully destroyed, with nothing queued for it."""
+    from dodas.engine.states import DeploymentStatus as DS
+    from dodas.state.store import Store
+
+    if not can_operate(caller, access, cfg):
+        return False
+    dep = Store().get(access.name)
+    pending = any(i.status in queue.ACTIVE for i in queue.items(deployment_name=access.name, limit=20))
+    return dep is not None and dep.status == DS.DELETE_COMPLETE.value and not pending
 
 
 def may_run(item: Any) -> None:
     """A worker's last check before carrying out `item`: an apply or a scale of a
     deployment destroyed meanwhile (queued before the face's check could see the
-    destroy) is refused, never a silent re-creation."""
+    destroy) is refused, never a silent re-creation; only a create makes a
+    destroyed deployment anew."""
     from dodas.engine.states import DeploymentStatus as DS
     from dodas.state.store import Store
 
-    if item.operation == "destroy":
+    if item.operation == "destroy" or item.payload.get("create"):
         return
     dep = Store().get(item.deployment_name)
     if dep is not None and dep.status == DS.DELETE_COMPLETE.value:
         raise DodasError(f'deployment "{item.deployment_name}" was destroyed before this {item.operation} ran: '
-                         "it is not made again (forget it, then create it anew)")
+                         "it is not made again but by a new create")
 
 
 def forget(cfg: Any, caller: Caller, name: str) -> dict[str, Any]:

@@ -155,6 +155,25 @@ def _kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     return "non-public"
 
 
+def _placeable(name: str, provider: str | None, allow_provider: Any) -> list[str]:
+    """The types of the providers the plan may be placed on: the deployment's
+    own, the one asked for, or every one the caller may use (a path is allowed
+    only when all of them make machines of the deployment's own)."""
+    from dodas.errors import DodasError
+    from dodas.providers import config
+    from dodas.state.store import Store
+
+    try:
+        dep = Store().get(name)
+        if dep is not None and dep.provider and dep.status != "DELETE_COMPLETE":
+            return [config.get(dep.provider).type]
+        if provider:
+            return [config.get(provider).type]
+        return [c.type for c in config.load() if allow_provider is None or allow_provider(c)] or ["unknown"]
+    except DodasError:  # placement says what is wrong with the providers; the path is refused meanwhile
+        return ["unknown"]
+
+
 def plan(template: str, *, name: str, given: dict, provider: str | None, allow_provider: Any,
          fetch_allow: Iterable[str], origin: str | None, shown: str) -> Any:
     """Plan a template that was sent to a server, with a server's rules: no file
@@ -174,15 +193,13 @@ def plan(template: str, *, name: str, given: dict, provider: str | None, allow_p
         if refused:
             raise TemplateError(refused)
         def vet(plan: Plan) -> None:
-            found = problems(plan, tpl, fetch_allow)
+            found = problems(plan, tpl, fetch_allow) + host_paths(plan, tpl, _placeable(name, provider, allow_provider))
             if found:
                 raise TemplateError(found)
         dplan = planning.prepare(tpl, name=name, given=given, provider_name=provider, offline=True,
                                  allow_external_playbooks=False, refresh=False, environment=False,
                                  allow_provider=allow_provider, origin=origin, vet=vet)
-        on_hosts = host_paths(dplan.plan, tpl, [cfg.type for cfg, _ in dplan.viable] or ["unknown"])
-        if on_hosts:
-            raise TemplateError(on_hosts)
+        dplan.plan.model.template_path = shown  # what the plan's JSON names: the sender's file, not the copy
     except TemplateError as exc:
         # the server's copy is named nowhere: not as the file, nor inside a message ("declared at ...")
         raise TemplateError([replace(d, file=shown if d.file == template else d.file,

@@ -82,6 +82,7 @@ def _accepts_json(request: Request) -> bool:
 
 
 def error(request: Request, status: int, message: str) -> Response:
+    message = ops.public(message)  # never the server's own files
     headers = {"WWW-Authenticate": 'Bearer realm="dodas"'} if status == 401 else None
     if _accepts_json(request):
         return JSONResponse({"message": message, "code": status}, status_code=status, headers=headers)

@@ -148,8 +148,8 @@ def confirm(request: Request, form: dict[str, str] = Depends(posted_form)) -> Re
 
 def _plan_page(request: Request, session: Any, caller: Any, name: str, plan: dict[str, Any], draft: str,
                title: str) -> HTMLResponse:
-    return render(request, "plan.html", session=session, caller=caller, name=name, plan=plan, draft=draft,
-                  title=title)
+    return render(request, "plan.html", session=session, caller=caller, name=name, plan=ops.plan_json(None, plan),
+                  draft=draft, title=title)
 
 
 @router.get("/deployments")
