@@ -58,16 +58,19 @@ def owner_of(name: str) -> str:
 
 
 def view(name: str) -> dict[str, Any]:
-    """The deployment as `dodas status --json` shows it, with its pending work."""
+    """The deployment as `dodas status --json` shows it, with its pending work.
+    The work is read first: work that ends between the two reads then shows
+    with the status it left (a caller waiting for no work sees the final
+    status), never a status of before with no work."""
     from dodas.services import read
     from dodas.state.store import NotFoundError
 
+    work = [work_view(i) for i in queue.items(deployment_name=name, limit=20) if i.status in queue.ACTIVE]
     try:
         out = read.status(name)
     except NotFoundError:  # asked for, not started yet
         out = {"name": name, "status": "QUEUED", "instances": [], "attempts": []}
-    out["work"] = [work_view(i) for i in queue.items(deployment_name=name, limit=20)
-                   if i.status in queue.ACTIVE]
+    out["work"] = work
     return out
 
 
@@ -106,11 +109,11 @@ def states(caller: Caller, name: str) -> dict[str, Any]:
     from dodas.state.store import NotFoundError
 
     tenancy.readable(caller, name)
+    recent = queue.items(deployment_name=name, limit=20)  # first, as view() reads them
     try:
         out = read.states(name)
     except NotFoundError:
         out = {"name": name, "status": "QUEUED", "reason": None, "provider": None, "instances": [], "attempts": []}
-    recent = queue.items(deployment_name=name, limit=20)
     out["work"] = [work_view(i) for i in recent if i.status in queue.ACTIVE]
     out["requests"] = [work_view(i) for i in recent[:5]]
     return out

@@ -142,7 +142,7 @@ def not_being_destroyed(name: str) -> None:
     pending = [i.operation for i in queue.items(deployment_name=name, limit=20) if i.status in queue.ACTIVE]
     dep = Store().get(name)
     if "destroy" in pending or (dep is not None and dep.status == DS.DELETE_IN_PROGRESS.value):
-        raise Refused(409, f'deployment "{name}" is being destroyed: nothing more is queued for it')
+        raise Refused(409, f'deployment "{name}" is being destroyed')
     if dep is not None and dep.status == DS.DELETE_COMPLETE.value:
         raise Refused(409, f'deployment "{name}" was destroyed: create it again (POST /api/v1/deployments with its '
                            "name, or dodas up) to make it anew")
