@@ -257,11 +257,11 @@ def test_the_checker_sees_imports(source, expect):
 
 
 #: what the server's faces (the v1 API, the dashboard, IM's API) may import of
-#: dodas beyond dodas.server: errors to answer, the dashboard's sessions, the
-#: errors state raises. Every operation goes through server/operations.py (IM's
-#: counts in a TOSCA body too: operations.sent_counts).
-FACE_ALLOWED = ("dodas.server", "dodas.errors", "dodas.state.web_sessions", "dodas.state.lock",
-                "dodas.state.store")
+#: dodas beyond dodas.server: errors to answer and the dashboard's sessions (a
+#: browser's login, not a deployment). Every operation, and every rule of a
+#: shared server, goes through server/operations.py to services/ (tenancy.py
+#: holds the rules): never the deployments' state itself.
+FACE_ALLOWED = ("dodas.server", "dodas.errors", "dodas.state.web_sessions")
 
 
 @pytest.mark.parametrize("face", ["routes.py", "web", "im"])
@@ -272,6 +272,17 @@ def test_the_server_faces_hold_no_deployment_logic(face):
     wrong = [f"{f.relative_to(SRC)}:{line}: imports {name}" for f in files for line, name in imports(f)
              if name != "dodas" and not name.startswith(FACE_ALLOWED)]
     assert not wrong, "a face calls server/operations.py, not services/ or state/ directly:\n" + "\n".join(wrong)
+
+
+def test_the_server_reads_no_state_but_through_services():
+    """No module of server/ (the faces, the glue, the workers, the metrics)
+    touches the deployments' state, the queue or its owners: services/ does
+    (tenancy.py the rules, served.py and requested.py the operations, jobs.py
+    the work), so that a rule of a shared server has one home. The dashboard's
+    login sessions are the one state of the server's own."""
+    wrong = [f"{f.relative_to(SRC)}:{line}: imports {name}" for f in sorted((SRC / "server").rglob("*.py"))
+             for line, name in imports(f) if _target(name) == "state" and name != "dodas.state.web_sessions"]
+    assert not wrong, "server/ reaches state/ directly:\n" + "\n".join(wrong)
 
 
 def test_the_engine_is_handed_its_configurator():

@@ -561,11 +561,16 @@ def unlock(name: NameArg,
 def forget(name: NameArg, json_out: JsonOpt = False) -> None:
     """Drop the records of a destroyed deployment (DELETE_COMPLETE); refused (exit 6) for any other.
 
-    Its row, instances, events, attempts and kept template go; `dodas destroy` it first."""
+    Its row, instances, events, attempts and kept template go (on a server, its owner too: the
+    name is free again); `dodas destroy` it first."""
     from dodas.cli.render import plural
-    from dodas.services import lifecycle
 
-    done = lifecycle.forget(name)
+    remote = _remote()
+    if remote is not None:
+        done = remote.forget(name)
+    else:
+        from dodas.services import lifecycle
+        done = lifecycle.forget(name)
     if json_out:
         _print_json(done)
         return

@@ -77,7 +77,7 @@ def up(r: Remote, template: str, name: str, pairs: list[str] | None, files: list
     from dodas.services.planning import confirmation_reason
 
     body = request_body(template, pairs, files)
-    if r.exists(name):  # the caller's (or their group's), maybe destroyed: applied again, as up does locally
+    if _live(r, name):  # the caller's (or their group's): applied again, as up does locally
         p = r.plan(name, body)
         person = sys.stdin.isatty() and sys.stdout.isatty() and not json_out
         why = confirmation_reason(p, person)
@@ -90,7 +90,7 @@ def up(r: Remote, template: str, name: str, pairs: list[str] | None, files: list
                 raise DodasError("not applied: nothing was changed")
         after = max((e["id"] for e in r.events(name)), default=0)  # before the work starts: none missed
         r.apply(name, {**body, "yes": True})
-    else:  # a new deployment (the server plans it as it takes it: creating never asks)
+    else:  # a new deployment, or a destroyed one made anew (the server plans it as it takes it: creating never asks)
         p = r.create({**body, "name": name, "provider": provider})["plan"]
         after = 0
     _follow(r, name, after, quiet or json_out)
@@ -105,6 +105,20 @@ def up(r: Remote, template: str, name: str, pairs: list[str] | None, files: list
     else:
         typer.echo(f"{name}: {st['status']}" + ("" if p["has_changes"] else " (nothing to change)"))
         render.outputs(outs, name)
+
+
+def _live(r: Remote, name: str) -> bool:
+    """Whether the caller may see a deployment `name` that is not destroyed: a
+    destroyed one is made anew by an explicit create (the server applies nothing
+    to a destroyed deployment)."""
+    from dodas.client.remote import RemoteError
+
+    try:
+        return r.status(name).get("status") != "DELETE_COMPLETE"
+    except RemoteError as exc:
+        if exc.exit_code == 4:
+            return False
+        raise
 
 
 def _follow(r: Remote, name: str, after: int, quiet: bool) -> None:

@@ -101,6 +101,9 @@ class Remote:
     def destroy(self, name: str) -> dict[str, Any]:
         return self.call("DELETE", f"/api/v1/deployments/{name}")
 
+    def forget(self, name: str) -> dict[str, Any]:
+        return self.call("POST", f"/api/v1/deployments/{name}/forget")
+
     def how_to_log_in(self) -> dict[str, Any]:
         """The server's issuers and the client id `dodas login` should use (asked without a token)."""
         try:

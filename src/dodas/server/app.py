@@ -1,7 +1,7 @@
 """`dodas server`: the FastAPI application, its middleware and its workers.
 
 The application is built from a ServerConfig by `create_app`; routes are in
-routes.py, token validation in auth.py, who-may-do-what in access.py. Errors
+routes.py, token validation in auth.py, who-may-do-what in services/tenancy.py. Errors
 that reach a caller are JSON of one shape, `{"error": {"message": ...}}` (and
 `diagnostics` for a template's located problems), with the status that fits:
 404 for what the caller may not see, 409 for a deployment that is busy, 413 for
@@ -81,8 +81,8 @@ def create_app(cfg: ServerConfig, *, start_workers: bool = True) -> FastAPI:
 
     @app.get("/health", summary="Whether the server answers and reaches its database")
     def health() -> dict[str, Any]:
-        from dodas.state import queue
-        return {"status": "ok", "queued": queue.depth()}
+        from dodas.server import operations
+        return {"status": "ok", "queued": operations.queue_depth()}
 
     @app.get("/api/v1/auth", summary="How to log in: the trusted issuers and the client id for the device flow")
     def how_to_log_in() -> dict[str, Any]:
@@ -104,8 +104,13 @@ def _errors(app: FastAPI) -> None:
     from dodas.server import web
 
     def answer(request: Request, status: int, message: str, **extra: Any) -> Response:
+        from dodas.server import operations
+        message = operations.public(message)  # never the server's own files: its settings
+        if "diagnostics" in extra:
+            extra["diagnostics"] = [{**d, "file": operations.public(d["file"]),
+                                     "message": operations.public(d["message"])} for d in extra["diagnostics"]]
         if web.is_page(request):  # the dashboard's pages answer with a page
-            details = [str(d) for d in extra.get("diagnostics_objects", [])]
+            details = [operations.public(str(d)) for d in extra.get("diagnostics_objects", [])]
             return web.error_page(request, status, message, details)
         extra.pop("diagnostics_objects", None)
         headers = {"WWW-Authenticate": 'Bearer realm="dodas"'} if status == 401 else None
@@ -117,16 +122,11 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(DodasError)
     async def dodas_error(request: Request, exc: DodasError) -> Response:
-        from dodas.state.lock import LockedError
-        from dodas.state.store import NotFoundError
+        from dodas.server import operations
         if isinstance(exc, TemplateError):
             return answer(request, 422, exc.message, diagnostics=[d.to_dict() for d in exc.diagnostics],
                           diagnostics_objects=exc.diagnostics)
-        if isinstance(exc, NotFoundError):
-            return answer(request, 404, exc.message)
-        if isinstance(exc, LockedError):
-            return answer(request, 409, exc.message)
-        return answer(request, 422, exc.message)
+        return answer(request, operations.status_of(exc), exc.message)
 
 
 def _middleware(app: FastAPI, cfg: ServerConfig) -> None:

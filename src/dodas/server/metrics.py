@@ -21,18 +21,14 @@ class _StateCollector:
     """Read from the database when scraped, so every server process reports the same."""
 
     def collect(self):  # prometheus_client's collector protocol
-        from dodas.state import queue
-        from dodas.state.store import Store
+        from dodas.server import operations
 
         by_state = GaugeMetricFamily("dodas_deployments", "Deployments by state", labels=["status"])
-        counts: dict[str, int] = {}
-        for d in Store().list():
-            counts[d.status] = counts.get(d.status, 0) + 1
-        for status, n in sorted(counts.items()):
+        for status, n in sorted(operations.deployment_counts().items()):
             by_state.add_metric([status], n)
         yield by_state
         depth = GaugeMetricFamily("dodas_work_queue_depth", "Operations waiting for a worker")
-        depth.add_metric([], queue.depth())
+        depth.add_metric([], operations.queue_depth())
         yield depth
 
 

@@ -135,7 +135,7 @@ def create(body: CreateRequest, request: Request, caller: Caller = Depends(_call
 def plan(name: str, body: TemplateRequest, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
     """A name nobody holds is planned as a new deployment (`dodas plan T --name NEW`);
     one the caller may not see is a 404, as everywhere."""
-    return ops.plan(_cfg(request), caller, name, _ask(body)).to_json()
+    return ops.plan_json(ops.plan(_cfg(request), caller, name, _ask(body)))
 
 
 @router.post("/deployments/{name}/apply", status_code=202, summary="Apply a new template or inputs")
@@ -151,6 +151,11 @@ def scale(name: str, body: ScaleRequest, request: Request, caller: Caller = Depe
 @router.delete("/deployments/{name}", status_code=202, summary="Destroy a deployment (by a worker)")
 def destroy(name: str, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
     return ops.destroy(_cfg(request), caller, name)
+
+
+@router.post("/deployments/{name}/forget", summary="Drop the records of a destroyed deployment, freeing its name")
+def forget(name: str, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
+    return ops.forget(_cfg(request), caller, name)
 
 
 def _ask(body: TemplateRequest) -> ops.Ask:

@@ -23,8 +23,9 @@ import signal
 import sys
 import threading
 
+from typing import Any
+
 from dodas.services import jobs
-from dodas.state import lock, queue
 
 log = logging.getLogger("dodas.server.workers")
 
@@ -35,10 +36,10 @@ class Worker:
     times per lease, so one late heartbeat never loses it."""
 
     def __init__(self, name: str = "w0", lease_seconds: float = 30.0, poll_seconds: float = 0.5) -> None:
-        self.owner = f"{lock.me()}#{name}"
+        self.owner = jobs.worker_owner(name)
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
-        self.current: queue.Lease | None = None
+        self.current: Any = None  # the queue's Lease being worked on
 
     def run_forever(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -52,7 +53,7 @@ class Worker:
 
     def run_once(self) -> bool:
         """Lease and do one item; False when there was none."""
-        held = queue.lease(self.owner, self.lease_seconds)
+        held = jobs.lease(self.owner, self.lease_seconds)
         if held is None:
             return False
         self.current = held
@@ -73,7 +74,7 @@ class Worker:
         finally:
             beating.set()
             beat.join()
-            if not queue.finish(item.id, self.owner, error):
+            if not jobs.finish(item.id, self.owner, error):
                 log.warning("worker %s: item %d was taken over meanwhile; its outcome is the new holder's",
                             self.owner, item.id)
             self.current = None
@@ -82,7 +83,7 @@ class Worker:
     def _heartbeat(self, item_id: int, done: threading.Event) -> None:
         while not done.wait(self.lease_seconds / 3):
             try:
-                if not queue.heartbeat(item_id, self.owner, self.lease_seconds):
+                if not jobs.heartbeat(item_id, self.owner, self.lease_seconds):
                     log.warning("worker %s: lost the lease of item %d", self.owner, item_id)
                     return
             except Exception:  # try again at the next beat; the lease has slack for two
@@ -91,7 +92,7 @@ class Worker:
     def hand_back(self) -> None:
         """Return the item still held (shutdown ran out of time) to the queue."""
         held = self.current
-        if held is not None and queue.release(held.item.id, self.owner):
+        if held is not None and jobs.release(held.item.id, self.owner):
             log.warning("worker %s: handed item %d back unfinished", self.owner, held.item.id)
 
 
@@ -103,19 +104,19 @@ class Autoscalers:
     processes each deployment is scaled by exactly one of them."""
 
     def __init__(self, lease_seconds: float, max_loops: int = 50, look_seconds: float = 2.0) -> None:
-        self.owner = f"{lock.me()}#autoscale"
+        self.owner = jobs.worker_owner("autoscale")
         self.lease_seconds = lease_seconds
         self.max_loops = max_loops
         self.look_seconds = look_seconds
         self.loops: dict[str, threading.Thread] = {}
 
     def run_forever(self, stop: threading.Event) -> None:
-        from dodas.state import autoscalers
+        from dodas.services import autoscale
 
         while not stop.is_set():
             self.loops = {n: t for n, t in self.loops.items() if t.is_alive()}
             try:
-                held = (autoscalers.lease(self.owner, self.lease_seconds, exclude=frozenset(self.loops))
+                held = (autoscale.lease_next(self.owner, self.lease_seconds, exclude=frozenset(self.loops))
                         if len(self.loops) < self.max_loops else None)
             except Exception:  # a database hiccup: log it, look again later
                 log.exception("autoscalers: could not look for elastic deployments")
@@ -135,8 +136,9 @@ class Autoscalers:
         from dodas.services import autoscale
 
         log.info("autoscaling %s", name)
-        try:  # a server's template is not trusted: dodas's playbooks only when it scales
-            autoscale.run(name, self.owner, stop=stop, trusted=False, lease_s=self.lease_seconds)
+        try:  # a server's template is not trusted: dodas's playbooks only when it scales; its owner's quotas cap it
+            autoscale.run(name, self.owner, stop=stop, trusted=False, lease_s=self.lease_seconds,
+                          cap=autoscale.quota_cap)
         except DodasError as exc:
             log.info("autoscaler of %s stopped: %s", name, exc.message)
         except Exception:  # the loop ends; its lease expires and it is picked up again
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config.load(args.config)
         count = args.workers if args.workers is not None else max(cfg.workers, 1)
-        queue.depth()  # opens (and migrates) the database before taking any work: a bad URL fails here
+        jobs.depth()  # opens (and migrates) the database before taking any work: a bad URL fails here
     except DodasError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1

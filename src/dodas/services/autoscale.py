@@ -186,14 +186,19 @@ def htcondor_access(policy: Any, model: Any, ctx: Any) -> dict[str, Any]:
 
 
 # -- one poll --------------------------------------------------------------------------------------
-def poll(t: Target, memory: Any, now: float) -> tuple[Any, Any, Any]:
-    """Read the workload and decide: (decision, reader, workload). Changes nothing but `memory`."""
+def poll(t: Target, memory: Any, now: float, cap: Cap | None = None) -> tuple[Any, Any, Any]:
+    """Read the workload and decide: (decision, reader, workload), adding no
+    more machines than `cap` allows (a decision the quota held back says so).
+    Changes nothing but `memory`."""
     from dodas.elastic.decide import decide
     from dodas.elastic.readers import reader_for
 
     reader = reader_for(t.policy.workload, **t.reader_params)
     workload = asyncio.run(reader.read())
-    decision = decide(t.policy, workload, t.instances, memory, now, cores_per_worker=t.cores_per_worker)
+    now_count = sum(1 for i in t.instances if i.state not in ("deleting", "deleted"))
+    left = cap(t.name, now_count, t.cores_per_worker) if cap is not None else None
+    decision = decide(t.policy, workload, t.instances, memory, now, cores_per_worker=t.cores_per_worker,
+                      quota_left=left)
     return decision, reader, workload
 
 
@@ -233,7 +238,24 @@ def scale(name: str, node: str, count: int, *, trusted: bool) -> None:
     deploy.apply(dplan, parallelism=PARALLELISM)
 
 
+# -- the quota ---------------------------------------------------------------------------------
+#: cap(name, node_now, cores_each) -> how many more machines of the node the quotas allow (None: no bound)
+Cap = Callable[[str, int, int], "int | None"]
+
+
+def quota_cap(name: str, node_now: int, cores_each: int) -> int | None:
+    """A server's cap: the quotas of the deployment's owner, as recorded with
+    its requests, over what the owner holds elsewhere (services/tenancy.py)."""
+    from dodas.services import tenancy
+    return tenancy.machine_room(name, node_now, cores_each)
+
+
 # -- the loop ----------------------------------------------------------------------------------
+def lease_next(owner: str, lease_s: float, exclude: frozenset[str] = frozenset()) -> Any:
+    """An elastic deployment nobody scales (a server's workers look for one every few seconds)."""
+    return autoscalers.lease(owner, lease_s, exclude=exclude)
+
+
 def foreground_owner() -> str:
     """The lease owner of `dodas autoscale` in this process ("host:pid:start#autoscale")."""
     from dodas.state import lock
@@ -241,9 +263,10 @@ def foreground_owner() -> str:
 
 
 def run(name: str, owner: str, *, stop: threading.Event, trusted: bool = True, lease_s: float = LEASE_S,
-        on_decision: Callable[[Any], None] | None = None, once: bool = False) -> None:
-    """Autoscale `name` until `stop` is set (or after one poll with `once`).
-    Refused when another process holds its autoscaler."""
+        on_decision: Callable[[Any], None] | None = None, once: bool = False, cap: Cap | None = None) -> None:
+    """Autoscale `name` until `stop` is set (or after one poll with `once`),
+    adding no more than `cap` allows (a server's quotas). Refused when another
+    process holds its autoscaler."""
     from dodas.elastic.decide import Memory
 
     held = autoscalers.lease(owner, lease_s, name=name)
@@ -256,7 +279,7 @@ def run(name: str, owner: str, *, stop: threading.Event, trusted: bool = True, l
     memory, last = Memory.from_json(held.memory), held.last_reason
     try:
         while not stop.is_set():
-            interval = _poll_once(name, owner, memory, last, trusted, lease_s, on_decision)
+            interval = _poll_once(name, owner, memory, last, trusted, lease_s, on_decision, cap)
             if interval is None:
                 return  # the lease was lost: another process scales it now
             last, wait = interval
@@ -268,7 +291,7 @@ def run(name: str, owner: str, *, stop: threading.Event, trusted: bool = True, l
 
 
 def _poll_once(name: str, owner: str, memory: Any, last: str | None, trusted: bool, lease_s: float,
-               on_decision: Callable[[Any], None] | None) -> tuple[str | None, float] | None:
+               on_decision: Callable[[Any], None] | None, cap: Cap | None = None) -> tuple[str | None, float] | None:
     from dodas.elastic.decide import Decision
 
     store = Store()
@@ -284,7 +307,7 @@ def _poll_once(name: str, owner: str, memory: Any, last: str | None, trusted: bo
         return (resumed, 0.0) if autoscalers.save(name, owner, lease_s, memory.to_json(), resumed) else None
     now = time.time()
     try:
-        decision, reader, workload = poll(t, memory, now)
+        decision, reader, workload = poll(t, memory, now, cap)
     except Exception as exc:  # noqa: BLE001 - the workload system not answering is a reason, not a crash
         reason = f"cannot read the {t.policy.workload} workload: {_why(exc)}"
         decision, reader, workload = Decision("wait", len(t.instances), (), reason), None, None

@@ -22,7 +22,7 @@ from typing import Any
 from dodas import paths
 from dodas.errors import DodasError
 from dodas.model.template import Template
-from dodas.services import deploy, planning, recorded, scaling, untrusted
+from dodas.services import deploy, planning, recorded, scaling, tenancy, untrusted
 from dodas.state import lock, queue
 from dodas.state.store import Store
 from dodas.tosca.inputs import GivenInput
@@ -61,17 +61,53 @@ def lock_owner_of(worker: str) -> str:
     return worker.split("#", 1)[0]
 
 
+# -- the queue, as a worker (server/workers.py) holds it ----------------------------------------
+def worker_owner(name: str) -> str:
+    """A worker thread's lease owner ("host:pid:start#NAME")."""
+    return f"{lock.me()}#{name}"
+
+
+def lease(owner: str, seconds: float) -> queue.Lease | None:
+    return queue.lease(owner, seconds)
+
+
+def heartbeat(item_id: int, owner: str, seconds: float) -> bool:
+    return queue.heartbeat(item_id, owner, seconds)
+
+
+def finish(item_id: int, owner: str, error: str | None = None) -> bool:
+    return queue.finish(item_id, owner, error)
+
+
+def release(item_id: int, owner: str) -> bool:
+    return queue.release(item_id, owner)
+
+
+def depth() -> int:
+    """Work not finished yet; opens (and migrates) the database on first use."""
+    return queue.depth()
+
+
 def run(held: queue.Lease) -> None:
-    """Do one leased item; raises DodasError (or worse) when it fails."""
+    """Do one leased item; raises DodasError (or worse) when it fails. The
+    server's rules are checked once more (services/tenancy.py): nothing but a
+    destroy runs on a destroyed deployment, and the plan is held to the quotas
+    recorded with the request, over what its owner holds now."""
     item = held.item
     if held.previous is not None and lock_owner_of(held.previous) != lock_owner_of(held.owner):
         _take_over(item.deployment_name, lock_owner_of(held.previous))
     if item.operation == "destroy":
         deploy.destroy(item.deployment_name, parallelism=PARALLELISM)
         return
+    tenancy.may_run(item)
     work = paths.data_dir() / "server" / "work" / str(item.id)
     try:
         dplan = _handed_plan(held) or _plan(item, work)
+        bounds = tenancy.Bounds.from_json((item.payload.get("options") or {}).get("bounds"))
+        try:
+            tenancy.check_plan(bounds, dplan, replacing=item.deployment_name)
+        except tenancy.Refused as exc:
+            raise DodasError(exc.message) from None
         deploy.apply(dplan, parallelism=PARALLELISM)
     finally:
         paths.remove_tree(work, paths.data_dir() / "server" / "work")

@@ -14,7 +14,7 @@ from dodas import paths
 from dodas.engine.states import DeploymentStatus as DS
 from dodas.errors import DodasError
 from dodas.services import deploy
-from dodas.state import lock
+from dodas.state import lock, queue
 from dodas.state.models import Deployment
 from dodas.state.store import Store
 
@@ -80,7 +80,9 @@ def unlock(name: str, force: bool = False) -> dict[str, Any]:
 
 def forget(name: str) -> dict[str, Any]:
     """Drop every record of a destroyed deployment (DELETE_COMPLETE): its row,
-    instances, events, attempts, and its kept template under the data directory.
+    instances, events, attempts, its kept template under the data directory,
+    and its owner on a server sharing this database (state/queue.py: else the
+    name would stay taken and its owner's list would show it as QUEUED).
     Anything else is refused: what it made may still exist, and its record is
     what `destroy` needs to find it."""
     store = Store()
@@ -97,6 +99,7 @@ def forget(name: str) -> dict[str, Any]:
         counts = {"instances": len(store.instances(dep.id)), "attempts": len(store.attempts(dep.id)),
                   "events": len(store.events(dep.id, limit=10**9))}
         store.forget(dep.id)
+        queue.drop_access(name)
     except BaseException:
         deploy._record(deploy._release, store, dep.id, me)
         raise

@@ -13,7 +13,10 @@ is dodas.outbound's, which the worker applies again at each fetch (the values
 file, a chart repository's index and the chart's archive: Helm reaches nothing
 a user named). A Helm chart is a repository's `REPO/NAME` or one dodas ships
 (`dodas/NAME`): a path (the server's files), a chart URL or an `oci://`
-registry (which Helm would reach itself) only if `fetch_allow` names its host.
+registry (which Helm would reach itself) only if `fetch_allow` names its host. And
+no property naming a path of a host (an origin's export, a cache's directory,
+a data set) may be set unless the deployment's machines are its own (a cloud's
+VMs): with the local provider that host is the server's machine.
 """
 
 from __future__ import annotations
@@ -64,21 +67,46 @@ def problems(plan: Plan, template: Template, fetch_allow: Iterable[str] = ()) ->
                 out.append(smap.diag(where, f'node "{node.name}": {why}'))
         if node.derives_from(HELM):
             out.extend(_helm_problems(node, smap, allow))
-        for prop in HOST_PATH_PROPERTIES.get(_family(node), ()):
-            if node.properties.get(prop):
-                out.append(smap.diag(("topology_template", "node_templates", node.name, "properties", prop),
-                                     f'node "{node.name}": {prop} names a path of the machine it runs on: a template '
-                                     "sent to a server names none of the server's files"))
     return out
 
 
-#: properties that name a file of the machine a node runs on (the server's own,
-#: with the local provider), by the type that has them
-HOST_PATH_PROPERTIES = {"tosca.nodes.dodas.MLPipeline": ("dataset",)}
+#: properties that name a path of the machine a node runs on, by the type that
+#: has them (and every type derived from it: INDIGO's XCache is a dodas Cache):
+#: an origin exports that directory to whoever reads through the cache, a cache
+#: writes and removes there, the pipeline reads its data set there
+HOST_PATH_PROPERTIES = {
+    "tosca.nodes.dodas.MLPipeline": ("dataset",),
+    "tosca.nodes.dodas.XRootD.Origin": ("export_path",),
+    "tosca.nodes.dodas.XRootD.Cache": ("cache_path",),
+}
+
+#: provider types whose machines are made for the deployment alone (a cloud's
+#: VMs): a path on them is the deployment's own. Every other kind of host is
+#: not the user's: the server's own machine (local), the operator's hosts (ssh),
+#: a simulated one, a cluster's nodes.
+OWN_MACHINES = ("ec2", "openstack")
 
 
-def _family(node: Any) -> str:
-    return next((t for t in HOST_PATH_PROPERTIES if node.derives_from(t)), "")
+def host_paths(plan: Plan, template: Template, provider_types: Iterable[str]) -> list[Diagnostic]:
+    """Each property naming a path of a host the user does not own (the server's
+    own machine with the local provider), located in the template file: a
+    template sent to a server names none of the server's files."""
+    foreign = sorted(set(provider_types) - set(OWN_MACHINES))
+    if not foreign:
+        return []
+    out = []
+    for node in plan.model.nodes.values():
+        for family, props in HOST_PATH_PROPERTIES.items():
+            if not node.derives_from(family):
+                continue
+            for prop in props:
+                if node.properties.get(prop):
+                    where = ("topology_template", "node_templates", node.name, "properties", prop)
+                    out.append(template.smap.diag(where, f'node "{node.name}": {prop} names a path of the machine it '
+                                                         f"runs on, which is not yours on a server (provider type "
+                                                         f"{', '.join(foreign)}): a template sent to a server names "
+                                                         "none of the server's files"))
+    return out
 
 
 #: what a user's template may make the server's machines reach, by property:
@@ -147,6 +175,25 @@ def _literal(host: str) -> Any:
         return None
 
 
+def _placeable(name: str, provider: str | None, allow_provider: Any) -> list[str]:
+    """The types of the providers the plan may be placed on: the deployment's
+    own, the one asked for, or every one the caller may use (a path is allowed
+    only when all of them make machines of the deployment's own)."""
+    from dodas.errors import DodasError
+    from dodas.providers import config
+    from dodas.state.store import Store
+
+    try:
+        dep = Store().get(name)
+        if dep is not None and dep.provider and dep.status != "DELETE_COMPLETE":
+            return [config.get(dep.provider).type]
+        if provider:
+            return [config.get(provider).type]
+        return [c.type for c in config.load() if allow_provider is None or allow_provider(c)] or ["unknown"]
+    except DodasError:  # placement says what is wrong with the providers; the path is refused meanwhile
+        return ["unknown"]
+
+
 def plan(template: str, *, name: str, given: dict, provider: str | None, allow_provider: Any,
          fetch_allow: Iterable[str], origin: str | None, shown: str) -> Any:
     """Plan a template that was sent to a server, with a server's rules: no file
@@ -167,13 +214,14 @@ def plan(template: str, *, name: str, given: dict, provider: str | None, allow_p
         if refused:
             raise TemplateError(refused)
         def vet(plan: Plan) -> None:
-            found = problems(plan, tpl, fetch_allow)
+            found = problems(plan, tpl, fetch_allow) + host_paths(plan, tpl, _placeable(name, provider, allow_provider))
             if found:
                 raise TemplateError(found)
         dplan = planning.prepare(tpl, name=name, given=given, provider_name=provider, offline=True,
                                  allow_external_playbooks=False, refresh=False, environment=False,
                                  allow_provider=allow_provider, origin=origin, vet=vet)
         dplan.plan.model.fetch_allow = fetch_allow  # the worker fetches through dodas.outbound only
+        dplan.plan.model.template_path = shown  # what the plan's JSON names: the sender's file, not the copy
     except TemplateError as exc:
         # the server's copy is named nowhere: not as the file, nor inside a message ("declared at ...")
         raise TemplateError([replace(d, file=shown if d.file == template else d.file,

@@ -65,10 +65,8 @@ class IMRoute(APIRoute):
             except TemplateError as exc:
                 return error(request, 400, exc.message)
             except DodasError as exc:
-                from dodas.state.lock import LockedError
-                from dodas.state.store import NotFoundError
-                status = 404 if isinstance(exc, NotFoundError) else 409 if isinstance(exc, LockedError) else 400
-                return error(request, status, exc.message)
+                status = ops.status_of(exc)
+                return error(request, 400 if status == 422 else status, exc.message)
             except RequestValidationError as exc:  # named by place only: never echo what was sent
                 where = "; ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors())
                 return error(request, 400, f"the request is not valid ({where})")
@@ -84,6 +82,7 @@ def _accepts_json(request: Request) -> bool:
 
 
 def error(request: Request, status: int, message: str) -> Response:
+    message = ops.public(message)  # never the server's own files
     headers = {"WWW-Authenticate": 'Bearer realm="dodas"'} if status == 401 else None
     if _accepts_json(request):
         return JSONResponse({"message": message, "code": status}, status_code=status, headers=headers)
@@ -225,8 +224,6 @@ async def state(inf_id: str, request: Request, caller: Caller = Depends(_caller)
 @router.get("/infrastructures/{inf_id}/outputs", summary="The template's outputs (sensitive ones only to operators)")
 async def outputs(inf_id: str, request: Request, caller: Caller = Depends(_caller)) -> Response:
     def read() -> dict[str, Any]:
-        from dodas.state.store import NotFoundError
-
         view = _live(caller, inf_id)
         if view.get("id") is None:  # not started yet: nothing to evaluate
             return {}
@@ -234,7 +231,9 @@ async def outputs(inf_id: str, request: Request, caller: Caller = Depends(_calle
         show = access.can_operate(caller, ops.readable(caller, inf_id), cfg)
         try:
             return {k: o["value"] for k, o in ops.outputs(cfg, caller, inf_id, show_secrets=show).items()}
-        except NotFoundError:
+        except DodasError as exc:
+            if ops.status_of(exc) != 404:
+                raise
             return {}
     return JSONResponse({"outputs": await asyncio.to_thread(read)})
 
@@ -291,11 +290,9 @@ async def change(inf_id: str, request: Request, caller: Caller = Depends(_caller
         ops.operable(cfg, caller, inf_id)
         ops.not_being_destroyed(inf_id)
         changed = _changed_counts(view, ops.sent_counts(caller, inf_id, text))
-        for node, count in changed.items():  # all checked before any is queued
-            ops.scale_plan(cfg, caller, inf_id, node, count)
-        for node, count in changed.items():
-            ops.scale(cfg, caller, inf_id, node, count)
-        if not changed:  # IM: a template that changes nothing reconfigures
+        if changed:  # all planned and held to the quotas together, then queued
+            ops.scale_many(cfg, caller, inf_id, changed)
+        else:  # IM: a template that changes nothing reconfigures
             ops.reconfigure(cfg, caller, inf_id)
     await asyncio.to_thread(start)
     view = await _settled(request, inf_id) if not _flag(asynchronous) else await asyncio.to_thread(ops.view, inf_id)

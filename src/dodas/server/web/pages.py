@@ -148,8 +148,8 @@ def confirm(request: Request, form: dict[str, str] = Depends(posted_form)) -> Re
 
 def _plan_page(request: Request, session: Any, caller: Any, name: str, plan: dict[str, Any], draft: str,
                title: str) -> HTMLResponse:
-    return render(request, "plan.html", session=session, caller=caller, name=name, plan=plan, draft=draft,
-                  title=title)
+    return render(request, "plan.html", session=session, caller=caller, name=name, plan=ops.plan_json(None, plan),
+                  draft=draft, title=title)
 
 
 @router.get("/deployments")
@@ -232,7 +232,7 @@ def scale_plan(name: str, request: Request, form: dict[str, str] = Depends(poste
     node = form.get("node", "")
     try:
         count = int(form.get("count", ""))
-        dplan = ops.scale_plan(_cfg(request), caller, name, node, count)
+        dplan = ops.scale_plan(_cfg(request), caller, name, {node: count})
     except ValueError:
         raise Refused(422, f"the count must be a whole number, 0 or more (got {form.get('count')!r})") from None
     draft = web_sessions.save_draft(session.id, {"op": "scale", "name": name, "node": node, "count": count})

@@ -1,0 +1,192 @@
+"""What a server's caller may read, as every face shows it (the v1 API, the
+dashboard, IM's API): listings, a deployment's view, its events, outputs,
+states, topology and forms. Each checks who may read what (tenancy.py) and
+reads through services/read.py.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from dodas.services import tenancy
+from dodas.services.tenancy import Caller, Refused
+from dodas.state import queue
+
+
+def providers(cfg: Any, caller: Caller) -> list[dict[str, Any]]:
+    from dodas.services import read
+
+    ok = tenancy.allowed(caller, cfg)
+    return [{"name": p["name"], "type": p["type"], "rank": p["rank"]} for p in read.providers()
+            if ok(SimpleNamespace(name=p["name"], type=p["type"]))]
+
+
+def deployments(caller: Caller, status: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    """The deployments the caller may read, by name, a page at a time; those asked
+    for and not started yet are QUEUED. Each row has its owner's name."""
+    from dodas.services import read
+
+    visible = queue.visible_to(caller.key, caller.groups, caller.admin)
+    listed = read.list_deployments(include_deleted=True, names=None if caller.admin else sorted(visible))
+    rows = {d["name"]: d for d in listed if d["name"] in visible}
+    for name in set(visible) - set(rows):  # asked for, not started yet
+        rows[name] = {"name": name, "status": "QUEUED", "id": None, "provider": None}
+    items = [{**rows[n], "owner": _owner(visible[n]), "group": visible[n].group if visible[n] else None}
+             for n in sorted(rows) if status is None or rows[n].get("status") == status]
+    return {"total": len(items), "offset": offset, "items": items[offset:offset + limit]}
+
+
+def _owner(acc: Any) -> str:
+    return acc.owner_name if acc is not None else "(command line)"
+
+
+def catalogue(cfg: Any) -> list[dict[str, Any]]:
+    """The templates this server offers, each with its inputs described."""
+    from dodas.services import catalogue as cat
+    return cat.entries(cfg.catalogue)
+
+
+def catalogue_entry(cfg: Any, name: str) -> dict[str, Any]:
+    from dodas.services import catalogue as cat
+    return cat.describe(cat.path_of(cfg.catalogue, name))
+
+
+def owner_of(name: str) -> str:
+    """Who asked for the deployment (the command line's have no owner on the server)."""
+    return _owner(queue.access(name))
+
+
+def view(name: str) -> dict[str, Any]:
+    """The deployment as `dodas status --json` shows it, with its pending work.
+    The work is read first: work that ends between the two reads then shows
+    with the status it left (a caller waiting for no work sees the final
+    status), never a status of before with no work."""
+    from dodas.services import read
+    from dodas.state.store import NotFoundError
+
+    work = [work_view(i) for i in queue.items(deployment_name=name, limit=20) if i.status in queue.ACTIVE]
+    try:
+        out = read.status(name)
+    except NotFoundError:  # asked for, not started yet
+        out = {"name": name, "status": "QUEUED", "instances": [], "attempts": []}
+    out["work"] = work
+    return out
+
+
+def events(name: str, after: int = 0, node: str | None = None, tail: int | None = None) -> list[dict[str, Any]]:
+    """Events after id `after`, of one node's instances or all, the last `tail` only when given."""
+    from dodas.services import read
+    from dodas.state.store import NotFoundError
+
+    try:
+        return read.events(name, node=node or None, after_id=after, tail=tail)[1]
+    except NotFoundError:
+        return []
+
+
+def outputs(cfg: Any, caller: Caller, name: str, show_secrets: bool = False) -> dict[str, Any]:
+    from dodas.services import read
+
+    acc = tenancy.readable(caller, name)
+    if show_secrets and not tenancy.can_operate(caller, acc, cfg):
+        raise Refused(403, "sensitive outputs are shown only to those who may operate the deployment")
+    return read.outputs(name, show_secrets=show_secrets)
+
+
+def work_view(item: Any) -> dict[str, Any]:
+    from dodas.services.answers import public
+
+    return {"id": item.id, "operation": item.operation, "status": item.status,
+            "error": public(item.error) if item.error else item.error,
+            "created_at": item.created_at.isoformat() if item.created_at else None}
+
+
+def states(caller: Caller, name: str) -> dict[str, Any]:
+    """Status, instances' states and attempts from the state alone (what a page
+    following the deployment polls); a deployment not started yet is QUEUED."""
+    from dodas.services import read
+    from dodas.state.store import NotFoundError
+
+    tenancy.readable(caller, name)
+    recent = queue.items(deployment_name=name, limit=20)  # first, as view() reads them
+    try:
+        out = read.states(name)
+    except NotFoundError:
+        out = {"name": name, "status": "QUEUED", "reason": None, "provider": None, "instances": [], "attempts": []}
+    out["work"] = [work_view(i) for i in recent if i.status in queue.ACTIVE]
+    out["requests"] = [work_view(i) for i in recent[:5]]
+    return out
+
+
+def topology(caller: Caller, name: str) -> dict[str, Any] | None:
+    """The deployment's nodes and what each needs; None before a worker made it."""
+    from dodas.services import read
+    from dodas.state.store import NotFoundError
+
+    tenancy.readable(caller, name)
+    try:
+        return read.topology(name)
+    except NotFoundError:
+        return None
+
+
+def settings(caller: Caller, name: str) -> dict[str, Any]:
+    """What the deployment's forms show: its template's inputs (as the catalogue
+    describes them), the current values of those that are not secret, and the
+    nodes that scale with their current counts."""
+    from dodas.model.template import Template
+    from dodas.services import recorded, scaling
+    from dodas.state.store import NotFoundError, Store
+
+    tenancy.readable(caller, name)
+    try:
+        template = Template.read(str(recorded.stored_template_of(name)))
+    except NotFoundError:
+        return {"inputs": [], "values": {}, "scalable": {}}
+    dep = Store().require(name)
+    values = {k: v for k, v in dep.inputs.items() if not (k in template.inputs and template.inputs[k].secret)}
+    return {"inputs": [i.to_json() for i in template.inputs.values()], "values": values,
+            "scalable": scaling.counts(template, dep.inputs)}
+
+
+def template(caller: Caller, name: str) -> str:
+    """The deployment's template text, as it was sent (of a creation not started
+    yet: the text its queued work carries)."""
+    from dodas.state.store import Store
+
+    tenancy.readable(caller, name)
+    dep = Store().get(name)
+    if dep is not None:
+        return dep.template_text
+    for item in queue.items(deployment_name=name, limit=20):
+        if item.operation == "apply" and "template_text" in item.payload:
+            return item.payload["template_text"]
+    raise Refused(404, f'deployment "{name}" has no template')
+
+
+def sent_counts(caller: Caller, name: str, text: str) -> dict[str, tuple[int, tuple[str, ...]]]:
+    """The count a template sent to IM's API asks of each node that has one, with
+    its removal_list: a count read from an input is the deployment's value of
+    that input, as `dodas scale` left it, not the sent template's default."""
+    from dodas.services import scaling
+    from dodas.state.store import Store
+
+    tenancy.readable(caller, name)
+    dep = Store().get(name)
+    return scaling.sent_counts(text, dict(dep.inputs) if dep is not None else {})
+
+
+def queue_depth() -> int:
+    """Work not finished yet: the health check's and the metrics' backlog."""
+    return queue.depth()
+
+
+def deployment_counts() -> dict[str, int]:
+    """Deployments by status, for the metrics."""
+    from dodas.state.store import Store
+
+    counts: dict[str, int] = {}
+    for d in Store().list():
+        counts[d.status] = counts.get(d.status, 0) + 1
+    return counts
