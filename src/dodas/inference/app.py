@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import logging
 import shutil
 import sys
@@ -80,6 +81,9 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+#: what an upload whose members collide with each other (or with params.json, labels.txt) raises
+CONFLICTS = {errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.ENOTEMPTY}
+
 INLINE_SECONDS = 0.001  # a model answering a few rows faster than this runs on the event loop
 INLINE_ROWS = 16
 
@@ -107,7 +111,7 @@ async def run_model(model: loaders.LoadedModel, batch: np.ndarray) -> np.ndarray
 
 def create_app(cfg: Config) -> FastAPI:
     """The FastAPI application serving the models under cfg.models."""
-    store = Store(cfg.models, cfg.cache_limit)
+    store = Store(cfg.models, cfg.cache_limit, cfg.max_unpacked_bytes)
     started = time.time()
     counters = {"GET": 0, "POST": 0, "DELETE": 0}
     app = FastAPI(title="dodas inference (TFaaS-compatible)", docs_url=None, redoc_url=None, openapi_url=None)
@@ -311,6 +315,11 @@ def create_app(cfg: Config) -> FastAPI:
             return {"model": name, "format": model.kind, "labels": model.labels}
         except (bundle.BundleError, tfparams.ParamsError, loaders.LoadError) as exc:
             raise HTTPException(400, f"upload refused: {exc}") from None
+        except OSError as exc:
+            if exc.errno not in CONFLICTS:
+                raise
+            raise HTTPException(400, "upload refused: the upload's files conflict (a file where a directory "
+                                     f"is expected, or the reverse): {type(exc).__name__}") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
