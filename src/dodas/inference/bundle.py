@@ -52,7 +52,7 @@ def _member_path(name: str, what: str = "tarball member") -> PurePosixPath:
 def _opener(data: bytes) -> Any:
     """A streaming decompressor for `data` by its magic bytes (gzip, bzip2, xz), or None for a plain tar."""
     if data[:2] == b"\x1f\x8b":
-        return gzip.GzipFile
+        return lambda f: gzip.GzipFile(fileobj=f, mode="rb")
     if data[:3] == b"BZh":
         return bz2.BZ2File
     if data[:6] == b"\xfd7zXZ\x00":
