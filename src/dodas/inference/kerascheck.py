@@ -23,8 +23,9 @@ REFUSED_CLASSES = {"Lambda": "a Lambda layer (arbitrary Python code)",
                    "TorchModuleWrapper": "a TorchModuleWrapper (a pickled PyTorch module)",
                    "JaxLayer": "a JaxLayer (arbitrary Python functions)",
                    "FlaxLayer": "a FlaxLayer (arbitrary Python functions)"}
-#: the markers Keras's serialisation writes for values that are not objects
-STRUCTURAL = {"__tuple__", "__numpy__", "__bytes__", "__tensor__", "__typespec__", "__ellipsis__", "__slice__"}
+#: the markers Keras's serialisation writes for plain values (a tensor of the graph, an array,
+#: bytes, a slice); not "__lambda__" (Python code) nor "__typespec__" (a class looked up by name)
+STRUCTURAL = {"__keras_tensor__", "__tensor__", "__numpy__", "__bytes__", "__ellipsis__", "__slice__", "__tuple__"}
 #: config keys whose string value is a path the layer would read
 PATH_KEYS = {"vocabulary", "filepath", "idf_weights"}
 

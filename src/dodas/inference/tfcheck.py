@@ -28,15 +28,21 @@ def _called(node: Any) -> Iterable[str]:
             yield from (f.name for f in value.list.func)
 
 
-def _check_node(node: Any, where: str, library: set[str], extra: frozenset[str]) -> None:
+def _check_node(node: Any, where: str, library: set[str], extra: frozenset[str], bad: list[str]) -> None:
+    """Add to `bad` what `node` uses outside the allow-list (its op, or an op it calls by name)."""
     allowed = tfops.ALLOWED | extra
     if node.op not in allowed and node.op not in library:
-        raise GraphRefused(f"operation {node.op!r} (node {node.name!r} {where}) is not allowed in an uploaded "
-                           "model: only operations that compute are (no files, Python, network or devices)")
+        bad.append(f"{node.op!r} (node {node.name!r} {where})")
     for name in _called(node):
         if name not in library and name not in allowed:  # a primitive op can be called as a function by name
-            raise GraphRefused(f"operation {name!r} (called by node {node.name!r} {where}) is not allowed in an "
-                               "uploaded model: only operations that compute are")
+            bad.append(f"{name!r} (called by node {node.name!r} {where})")
+
+
+def _refuse(bad: list[str]) -> None:
+    if bad:
+        shown = "; ".join(bad[:8]) + (f"; and {len(bad) - 8} more" if len(bad) > 8 else "")
+        raise GraphRefused(f"operations not allowed in an uploaded model (only operations that compute are: no "
+                           f"files, Python, network or devices): {shown}")
 
 
 def _checkpoint_roots(meta_graph: Any, nodes: dict[str, Any], library: set[str]) -> set[str]:
@@ -68,14 +74,16 @@ def check_and_strip(proto: Any) -> None:
                         todo.append(name)
         saver_nodes = {name for name, node in nodes.items()
                        if node.op in checkpoint or any(f in checkpoint for f in _called(node))}
+        bad: list[str] = []
         for node in graph.node:
             if node.name not in saver_nodes:
-                _check_node(node, "in the SavedModel's graph", library - checkpoint, frozenset())
+                _check_node(node, "in the SavedModel's graph", library - checkpoint, frozenset(), bad)
         for name, fn in functions.items():
             extra = tfops.CHECKPOINT if name in checkpoint else frozenset()
             reachable = library if name in checkpoint else library - checkpoint
             for node in fn.node_def:
-                _check_node(node, f"in function {name!r}", reachable, extra)
+                _check_node(node, f"in function {name!r}", reachable, extra, bad)
+        _refuse(bad)
         kept = [node for node in graph.node if node.name not in saver_nodes]
         del graph.node[:]
         graph.node.extend(kept)
