@@ -26,15 +26,35 @@ UPLOAD_MB = 4
 MEMORY_BOUND = 16 * UPLOAD_MB * 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    """A service with a 4 MB upload limit: (its process, its URL)."""
-    tmp = tmp_path_factory.mktemp("hostile")
+def _service(tmp: Path):
     proc, url = start_server(tmp, "--max-upload-mb", str(UPLOAD_MB))
     yield proc, url
     stop(proc)
     log = (tmp / "server.log").read_text(errors="replace")
     assert "unexpected error" not in log and "Traceback" not in log, log[-3000:]  # every refusal was foreseen
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    """A service with a 4 MB upload limit: (its process, its URL)."""
+    yield from _service(tmp_path_factory.mktemp("hostile"))
+
+
+@pytest.fixture(scope="module")
+def bomb_service(tmp_path_factory):
+    """Another such service that never loads a model, so its peak memory (VmHWM) is its
+    memory at start until an upload raises it: (its process, its URL, that peak)."""
+    for proc, url in _service(tmp_path_factory.mktemp("bombs")):
+        yield proc, url, peak_memory(proc)
+
+
+def assert_small_memory(proc, url: str, start: int) -> None:
+    """The service's peak memory is within MEMORY_BOUND of its peak at start, and no model
+    framework was imported (which would raise the peak and hide a bomb's)."""
+    assert httpx.get(url + "/status", headers=AUTH, timeout=30).json()["tensorflow_loaded"] is False
+    grown = peak_memory(proc) - start
+    print(f"peak memory grew by {grown >> 20} MiB")
+    assert grown < MEMORY_BOUND, f"the service's peak memory grew by {grown >> 20} MiB"
 
 
 def upload_raw(url: str, body: bytes) -> httpx.Response:
@@ -240,30 +260,28 @@ def _small_ratio_bomb() -> bytes:
 
 
 @pytest.mark.parametrize(("make", "words"), [b[1:] for b in TARBALL_BOMBS], ids=[b[0] for b in TARBALL_BOMBS])
-def test_tarball_bombs_refused_in_small_memory(service, make, words):
-    proc, url = service
+def test_tarball_bombs_refused_in_small_memory(bomb_service, make, words):
+    proc, url, start = bomb_service
     body = make()
     assert len(body) < UPLOAD_MB * 1024 * 1024
-    before = peak_memory(proc)
     refused(upload_raw(url, body), words)
-    assert peak_memory(proc) - before < MEMORY_BOUND, peak_memory(proc) - before
+    assert_small_memory(proc, url, start)
 
 
-def test_zip_bombs_refused_in_small_memory(service, trained, tmp_path):
+def test_zip_bombs_refused_in_small_memory(bomb_service, trained, tmp_path):
     """A .keras whose config.json inflates to 1.5 GiB (declared), and one whose entries
     claim 100 bytes but inflate to 64 MiB (a lie found by the capped read and the CRC)."""
-    proc, url = service
+    proc, url, start = bomb_service
     real = (trained["dir"] / "model.keras").read_bytes()
     cases = (("declared", bombs.keras_bomb(), "unpacks to more than"),
              ("lying", bombs.lying_zip(real), "Bad CRC-32"),
              ("bad-crc", bombs.bad_crc_zip(real), "Bad CRC-32"))
-    before = peak_memory(proc)
     for name, data, words in cases:
         path = tmp_path / f"{name}.keras"
         path.write_bytes(data)
         assert path.stat().st_size < UPLOAD_MB * 1024 * 1024
         refused(upload_form(url, f"zip-{name}", path), words)
-    assert peak_memory(proc) - before < MEMORY_BOUND, peak_memory(proc) - before
+    assert_small_memory(proc, url, start)
 
 
 def _tar(*members: tuple[tarfile.TarInfo, bytes]) -> bytes:
@@ -281,10 +299,10 @@ def _info(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.T
     return info
 
 
-def test_malformed_archives_are_4xx(service):
+def test_malformed_archives_are_4xx(bomb_service):
     """Every broken or hostile archive is a 400 naming the problem (the module's fixture then
     checks the service logged no unexpected error)."""
-    _, url = service
+    proc, url, start = bomb_service
     good = _tar((_info("m/params.json"), b'{"name": "m"}'), (_info("m/labels.txt"), b"a\n"))
     cases = [
         (good[: len(good) // 2], "corrupt or truncated"),
@@ -303,3 +321,18 @@ def test_malformed_archives_are_4xx(service):
     ]
     for body, words in cases:
         refused(upload_raw(url, body), words)
+    assert_small_memory(proc, url, start)
+
+
+def test_allow_list_names_real_ops_and_no_io():
+    """Every name of the allow-list is an op TensorFlow registers (a misspelt name would allow
+    nothing and hide a gap), and none of the ops this file shows doing I/O is on it."""
+    from tensorflow.python.framework import op_def_registry
+
+    from dodas.inference import tfops
+
+    assert [op for op in sorted(tfops.ALLOWED | tfops.CHECKPOINT) if op_def_registry.get(op) is None] == []
+    io_ops = {op for _, op in FAMILIES} | {"Print", "ReadFile", "ImmutableConst", "InitializeTableFromTextFileV2",
+                                           "TextLineDatasetV2", "CreateSummaryFileWriter", "DebugIdentity"}
+    assert io_ops & tfops.ALLOWED == set()
+    assert tfops.CHECKPOINT & tfops.ALLOWED == set()
