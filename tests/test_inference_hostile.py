@@ -198,18 +198,35 @@ def test_onnx_custom_domain_and_external_data_refused(service, tmp_path):
         assert httpx.get(url + f"/params/{name}", headers=AUTH).status_code == 404
 
 
-def _rewritten(src: Path, dest: Path, change) -> Path:
-    """`src` (a .keras file) with config.json passed through `change`."""
+def _rewritten(src: Path, dest: Path, change=None, weights: bytes | None = None) -> Path:
+    """`src` (a .keras file) with config.json passed through `change`, or other weights."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dest, "w") as zout:
         for info in zin.infolist():
             data = zin.read(info)
-            if info.filename == "config.json":
+            if info.filename == "config.json" and change:
                 data = json.dumps(change(json.loads(data))).encode()
+            if info.filename == "model.weights.h5" and weights:
+                data = weights
             zout.writestr(info, data)
     return dest
 
 
-def test_keras_custom_objects_and_path_layers_refused(service, trained, tmp_path):
+def _weights_reaching(src: Path, tmp: Path, kind: str) -> bytes:
+    """`src`'s weights file with a link to, or a dataset stored in, a file of the server's."""
+    import h5py
+
+    h5 = tmp / f"{kind}.h5"
+    with zipfile.ZipFile(src) as zf:
+        h5.write_bytes(zf.read("model.weights.h5"))
+    with h5py.File(h5, "a") as f:
+        if kind == "link":
+            f["stolen"] = h5py.ExternalLink("/etc/hostname", "/x")
+        else:
+            f.create_dataset("stolen", shape=(4,), dtype="u1", external=[("/etc/hostname", 0, 4)])
+    return h5.read_bytes()
+
+
+def test_keras_custom_objects_and_file_readers_refused(service, trained, tmp_path):
     _, url = service
     src = trained["dir"] / "model.keras"
 
@@ -230,6 +247,9 @@ def test_keras_custom_objects_and_path_layers_refused(service, trained, tmp_path
                                 ("tfsm", tfsm, ("TFSMLayer",)), ("vocab", vocabulary, ("names a file",))):
         path = _rewritten(src, tmp_path / f"{name}.keras", change)
         refused(upload_form(url, f"keras-{name}", path), *words)
+    for kind, words in (("link", "is a link to another file"), ("external", "is stored in other files")):
+        path = _rewritten(src, tmp_path / f"h5-{kind}.keras", weights=_weights_reaching(src, tmp_path, kind))
+        refused(upload_form(url, f"keras-h5-{kind}", path), words)
 
 
 # --- archives -------------------------------------------------------------------------------------

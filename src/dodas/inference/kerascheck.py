@@ -4,7 +4,10 @@ every object Keras will build, and each must be one of Keras's own classes: no
 custom objects (a registered name, a module outside Keras), no layer that runs
 Python (Lambda) and none that reads a path on the server (TFSMLayer loads a
 SavedModel from one; the lookup and vectorisation layers read a vocabulary file
-when given a path). Keras's safe mode stays on when loading, as a second guard."""
+when given a path). The weights file (HDF5) may hold no links to other files, no
+datasets stored in other files and no virtual datasets: each would make Keras read
+a file of the server's into the weights. Keras's safe mode stays on when loading,
+as a second guard."""
 
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ REFUSED_CLASSES = {"Lambda": "a Lambda layer (arbitrary Python code)",
 STRUCTURAL = {"__keras_tensor__", "__tensor__", "__numpy__", "__bytes__", "__ellipsis__", "__slice__", "__tuple__"}
 #: config keys whose string value is a path the layer would read
 PATH_KEYS = {"vocabulary", "filepath", "idf_weights"}
+#: groups and datasets walked in a weights file at most (a model has a few per layer)
+MAX_H5_OBJECTS = 100_000
 
 
 class KerasRefused(ValueError):
@@ -90,6 +95,49 @@ def check_keras(path: Path, max_bytes: int) -> None:
         _walk(config, "config")
     except RecursionError:
         raise KerasRefused(f"{path.name}: config.json is nested too deeply") from None
+    _check_weights(path)
+
+
+def _check_weights(path: Path) -> None:
+    """Refuse a weights file (model.weights.h5 in the archive) that reaches other files."""
+    import h5py  # Keras's own dependency; lazily
+
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".h5"):
+                continue
+            try:
+                with zf.open(info) as raw, h5py.File(raw, "r") as h5:
+                    _check_group(h5, f"{path.name}:{info.filename}", set(), [0])
+            except KerasRefused:
+                raise
+            except Exception as exc:  # noqa: BLE001 - h5py's errors for a broken file: the upload is refused
+                raise KerasRefused(f"{path.name}: {info.filename} is not a readable HDF5 file: "
+                                   f"{type(exc).__name__}") from None
+
+
+def _check_group(group: Any, where: str, seen: set[Any], count: list[int]) -> None:
+    import h5py
+
+    for key in group:
+        count[0] += 1
+        if count[0] > MAX_H5_OBJECTS:
+            raise KerasRefused(f"{where} holds more than {MAX_H5_OBJECTS} objects")
+        link = group.get(key, getlink=True)
+        name = f"{group.name.rstrip('/')}/{key}"
+        if isinstance(link, h5py.ExternalLink):
+            raise KerasRefused(f"{where}: {name} is a link to another file; weights that read other files "
+                               "are refused")
+        if isinstance(link, h5py.SoftLink):
+            continue  # a name for an object the walk reaches by its own path
+        obj = group[key]
+        if isinstance(obj, h5py.Dataset):
+            if obj.external or obj.is_virtual:
+                raise KerasRefused(f"{where}: dataset {name} is stored in other files; weights that read "
+                                   "other files are refused")
+        elif isinstance(obj, h5py.Group) and obj.id not in seen:  # hard links can make cycles
+            seen.add(obj.id)
+            _check_group(obj, where, seen, count)
 
 
 __all__ = ["BundleError", "KerasRefused", "check_keras"]
