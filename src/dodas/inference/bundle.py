@@ -221,6 +221,9 @@ def check_zip(path: Path, max_bytes: int, max_entry: int | None = None) -> None:
                 _member_path(info.filename, f"{path.name} entry")
                 if info.flag_bits & 0x1:
                     raise BundleError(f"{path.name} entry {info.filename[:200]!r} is encrypted")
+                if (info.external_attr >> 16) & 0o170000 not in (0, 0o100000, 0o040000):
+                    raise BundleError(f"{path.name} entry {info.filename[:200]!r}: only files and directories "
+                                      "are accepted (no links or devices)")
                 limit = max_entry if max_entry is not None else max_bytes
                 total += info.file_size
                 if info.file_size > limit or total > max_bytes:

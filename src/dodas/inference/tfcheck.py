@@ -102,9 +102,14 @@ def check_savedmodel(path: Path, max_bytes: int) -> None:
     if pb.stat().st_size > max_bytes:
         raise GraphRefused(f"saved_model.pb is larger than {max_bytes} bytes")
     proto = saved_model_pb2.SavedModel()
+    original = pb.read_bytes()
     try:
-        proto.ParseFromString(pb.read_bytes())
+        proto.ParseFromString(original)
     except Exception:  # noqa: BLE001 - protobuf's DecodeError and friends: the upload is not a SavedModel
         raise GraphRefused("saved_model.pb is not a SavedModel protocol buffer") from None
     check_and_strip(proto)
-    pb.write_bytes(proto.SerializeToString())
+    stripped = proto.SerializeToString()
+    if stripped != original:  # once, at upload: a stored model is already stripped
+        partial = pb.with_name(".saved_model.pb.partial")
+        partial.write_bytes(stripped)
+        partial.replace(pb)
