@@ -356,3 +356,20 @@ def test_allow_list_names_real_ops_and_no_io():
                                            "TextLineDatasetV2", "CreateSummaryFileWriter", "DebugIdentity"}
     assert io_ops & tfops.ALLOWED == set()
     assert tfops.CHECKPOINT & tfops.ALLOWED == set()
+
+
+def test_image_bomb_refused_before_decoding(bomb_service, tmp_path):
+    """A PNG of 20000 x 20000 pixels (400 MB as grey bytes, 1.6 GB as floats) sent to /image
+    is refused from its header: a 400, and the service neither decodes it nor imports TensorFlow."""
+    proc, url, _ = bomb_service
+    assert upload_form(url, "image-target", _onnx(tmp_path)).status_code == 200
+    start = peak_memory(proc)  # with onnxruntime loaded
+    png = bombs.png_bomb(20_000, 20_000)
+    assert len(png) < UPLOAD_MB * 1024 * 1024
+    r = httpx.post(url + "/image", data={"model": "image-target"}, files={"image": ("bomb.png", png)}, headers=AUTH,
+                   timeout=120)
+    refused(r, "cannot predict on this image", "decodes to 400000000 pixels")
+    r = httpx.post(url + "/image", data={"model": "image-target"}, files={"image": ("x.txt", b"plain text")},
+                   headers=AUTH, timeout=120)
+    refused(r, "not a PNG, JPEG, GIF or BMP image")
+    assert_small_memory(proc, url, start)

@@ -106,3 +106,15 @@ def bad_crc_zip(real: bytes) -> bytes:
             raw, crc, size = deflated(zf.read(info))
             entries.append((info.filename, raw, crc ^ (0xDEAD if info.filename == "config.json" else 0), size))
     return zip_of(entries)
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A grey PNG of width x height zero pixels, its rows deflated one at a time."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    deflate = zlib.compressobj(9)
+    row = bytes(width + 1)  # filter byte 0, then the row's pixels
+    idat = b"".join(deflate.compress(row) for _ in range(height)) + deflate.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from . import bundle, loaders, params as tfparams, proto as tfproto
+from . import bundle, images, loaders, params as tfparams, proto as tfproto
 from .auth import check_bearer
 from .store import NotFound, Store
 
@@ -81,7 +81,7 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-#: what an upload whose members collide with each other (or with params.json, labels.txt) raises
+#: what an upload whose files collide (with each other, params.json or labels.txt) raises
 CONFLICTS = {errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.ENOTEMPTY}
 
 INLINE_SECONDS = 0.001  # a model answering a few rows faster than this runs on the event loop
@@ -269,6 +269,7 @@ def create_app(cfg: Config) -> FastAPI:
         data = await image.read()
 
         def decode() -> np.ndarray:
+            images.check(data)  # its pixel count from its header, before anything inflates it
             import tensorflow as tf  # decoding PNG/JPEG; lazily
 
             channels = int(model.params.get("img_channels") or 0)
