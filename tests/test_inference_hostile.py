@@ -196,6 +196,11 @@ def test_onnx_custom_domain_and_external_data_refused(service, tmp_path):
     refused(upload_form(url, "onnx-external", _onnx(tmp_path, external=True)), "tensor 'w'", "external data")
     for name in ("onnx-custom", "onnx-contrib", "onnx-external"):
         assert httpx.get(url + f"/params/{name}", headers=AUTH).status_code == 404
+    # a bundle's params.json naming a model file of the server's (outside the upload)
+    outside = _onnx(tmp_path)
+    for named in (str(outside), f"../../../../../../..{outside}"):
+        body = _tar((_info("m/params.json"), json.dumps({"name": "escape", "model": named}).encode()))
+        refused(upload_raw(url, body), "is not a file of the upload")
 
 
 def _rewritten(src: Path, dest: Path, change=None, weights: bytes | None = None) -> Path:

@@ -58,6 +58,8 @@ def detect(model_dir: Path, params: dict[str, Any]) -> tuple[str, Path]:
         return "savedmodel", model_dir
     named = params.get("model")
     candidates = [model_dir / named] if named else []
+    if named and model_dir.resolve() not in (model_dir / named).resolve().parents:
+        raise LoadError(f"params.json's model {named!r} is not a file of the upload")
     candidates += sorted(model_dir.glob("*.keras")) + sorted(model_dir.glob("*.onnx"))
     for path in candidates:
         if path.is_file() and path.suffix == ".keras":
