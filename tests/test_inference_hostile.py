@@ -136,6 +136,26 @@ def test_savedmodel_with_io_ops_refused(service, tmp_path, kind, op):
     assert not victim.exists()
 
 
+def test_stored_model_with_io_ops_refused_at_prediction(tmp_path):
+    """A model already in the store (put there by an older version, which checked less) is
+    checked when it is loaded for a prediction: a 409 naming the op, and nothing written."""
+    import tensorflow as tf
+
+    victim = tmp_path / "written-by-the-model"
+    stored = tmp_path / "models" / "stored"
+    model = _evil("print", victim)
+    tf.saved_model.save(model, str(stored), signatures={"serving_default": model.serve})
+    (stored / "params.json").write_text(json.dumps({"name": "stored"}))
+    proc, url = start_server(tmp_path, "--max-upload-mb", str(UPLOAD_MB))
+    try:
+        r = httpx.post(url + "/json", json={"values": [0.1, 0.2, 0.3, 0.4], "model": "stored"}, headers=AUTH,
+                       timeout=120)
+        assert r.status_code == 409 and "'PrintV2' (node " in r.json()["error"], r.text
+        assert not victim.exists()
+    finally:
+        stop(proc)
+
+
 def test_ordinary_keras_models_still_served(service, tmp_path):
     """Conv2D, BatchNormalization, pooling, LSTM, Dropout, Dense, LayerNormalization: as an
     exported SavedModel and as a .keras file, both accepted and equal to Keras in-process."""

@@ -158,7 +158,8 @@ def create_app(cfg: Config) -> FastAPI:
         except NotFound:
             raise HTTPException(404, f"no model named {name!r}") from None
         except loaders.LoadError as exc:
-            raise HTTPException(500, f"model {name!r} does not load: {exc}") from None
+            raise HTTPException(409, f"model {name!r} is stored but cannot be served (upload it again): {exc}") \
+                from None  # e.g. stored by an older version, and refused by today's checks
 
     @app.get("/models")
     async def models(request: Request) -> list[dict[str, Any]]:
