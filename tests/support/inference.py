@@ -3,8 +3,9 @@ few epochs on synthetic data and saved as a SavedModel, a .keras file and an ONN
 graph of the same weights, so all three give the same probabilities (the `trained`
 fixture, a plugin of tests/conftest.py); the TFaaS upload and prediction calls and
 tarball bundle; the service as a process of the test (start_server) and its peak
-memory (peak_memory, the process's own VmHWM). TensorFlow and ONNX (the ml extra, part of what `make.py test` installs) are imported
-when the model is first made, not when the suite starts."""
+memory (peak_memory, the process's own VmHWM). TensorFlow and ONNX (the ml extra,
+part of what `make.py test` installs) are imported when the model is first made, not
+when the suite starts."""
 
 from __future__ import annotations
 
