@@ -14,42 +14,13 @@ import sys
 import tarfile
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from support.inference import AUTH, LABELS, SAMPLE, TOKEN, params_json, predict, upload_form
-from support.serverproc import free_port, stop
-
-
-def start_server(tmp: Path, *extra: str, env_token: bool = False) -> tuple[subprocess.Popen, str]:
-    """`python -m dodas.inference` on a free 127.0.0.1 port, waited for until /status answers."""
-    models = tmp / "models"
-    env = dict(os.environ)
-    args = [sys.executable, "-m", "dodas.inference", "--models", str(models), "--address", "127.0.0.1"]
-    if env_token:
-        env["DODAS_INFERENCE_TOKEN"] = TOKEN
-    else:
-        token_file = tmp / "token"
-        token_file.write_text(TOKEN + "\n")
-        token_file.chmod(0o600)
-        args += ["--token-file", str(token_file)]
-    log = tmp / "server.log"
-    port = free_port()
-    with log.open("ab") as out:
-        proc = subprocess.Popen([*args, "--port", str(port), *extra], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            httpx.get(url + "/status", timeout=5)
-            return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    stop(proc)
-    pytest.fail(f"the inference server did not start:\n{log.read_text(errors='replace')[-3000:]}")
+from support.inference import (AUTH, LABELS, SAMPLE, TOKEN, bundle, params_json, predict, start_server,
+                               upload_form)
+from support.serverproc import stop
 
 
 @pytest.fixture(scope="module")
@@ -60,20 +31,6 @@ def server(tmp_path_factory):
     stop(proc)
     log = (tmp / "server.log").read_text(errors="replace")
     assert "unexpected error" not in log and "Traceback" not in log, log[-3000:]  # every error was foreseen
-
-
-def bundle(src: Path, name: str, top: str | None = None, **params) -> bytes:
-    """TFaaS's bundle: a gzip tarball of a SavedModel directory with params.json and labels.txt."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        prefix = f"{top}/" if top else ""
-        tar.add(src, arcname=top or ".")
-        for fname, data in (("params.json", params_json(name, model="saved_model.pb", **params)),
-                            ("labels.txt", "\n".join(LABELS).encode())):
-            info = tarfile.TarInfo(prefix + fname)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def test_upload_predict_list_params_delete(server, trained):
@@ -151,7 +108,8 @@ def test_bad_uploads_refused(server, trained, tmp_path):
     assert "larger than the limit" in refused(server, os.urandom(3 * 1024 * 1024))
     bomb = tarfile.TarInfo("m/zeros")
     bomb.size = 9 * 1024 * 1024  # compresses to a few KB, unpacks past 4 x 2 MB
-    assert "unpacks to more than" in refused(server, tar_with(bomb, bytes(bomb.size)))
+    error = refused(server, tar_with(bomb, bytes(bomb.size)))
+    assert "unpacks to more than" in error or "compression ratio is above" in error, error
     assert "not a tar" in refused(server, b"hello")
     corrupt = tmp_path / "model.onnx"
     corrupt.write_bytes(b"not an onnx model at all")
@@ -394,6 +352,6 @@ def test_savedmodel_that_writes_files_refused(server, tmp_path):
     assert not victim.exists()
     body = bundle(tmp_path / "evil", "evil", top="evil")
     error = refused(server, body)
-    assert "touch files or run Python: WriteFile" in error, error
+    assert "operations not allowed in an uploaded model" in error and "'WriteFile' (node" in error, error
     assert not victim.exists()
     assert httpx.get(server + "/params/evil", headers=AUTH).status_code == 404

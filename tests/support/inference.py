@@ -1,18 +1,28 @@
 """The inference service's tests share one tiny model: a Keras classifier trained a
 few epochs on synthetic data and saved as a SavedModel, a .keras file and an ONNX
 graph of the same weights, so all three give the same probabilities (the `trained`
-fixture, a plugin of tests/conftest.py); and the TFaaS upload and prediction calls.
-TensorFlow and ONNX (the ml extra, part of what `make.py test` installs) are imported
-when the model is first made, not when the suite starts."""
+fixture, a plugin of tests/conftest.py); the TFaaS upload and prediction calls and
+tarball bundle; the service as a process of the test (start_server) and its peak
+memory (peak_memory, the process's own VmHWM). TensorFlow and ONNX (the ml extra,
+part of what `make.py test` installs) are imported when the model is first made, not
+when the suite starts."""
 
 from __future__ import annotations
 
 import base64
+import io
 import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from support.serverproc import free_port, stop
 
 TOKEN = "t0ken-for-the-inference-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -77,3 +87,53 @@ def predict(url: str, name: str, path: str = "/json", headers=AUTH, **kw) -> htt
     """A prediction of SAMPLE by the model `name`."""
     return httpx.post(url + path, json={"keys": ["a", "b", "c", "d"], "values": SAMPLE, "model": name},
                       headers=headers, timeout=120, **kw)
+
+
+def start_server(tmp: Path, *extra: str, env_token: bool = False) -> tuple[subprocess.Popen, str]:
+    """`python -m dodas.inference` on a free 127.0.0.1 port, waited for until /status answers."""
+    models = tmp / "models"
+    env = dict(os.environ)
+    args = [sys.executable, "-m", "dodas.inference", "--models", str(models), "--address", "127.0.0.1"]
+    if env_token:
+        env["DODAS_INFERENCE_TOKEN"] = TOKEN
+    else:
+        token_file = tmp / "token"
+        token_file.write_text(TOKEN + "\n")
+        token_file.chmod(0o600)
+        args += ["--token-file", str(token_file)]
+    log = tmp / "server.log"
+    port = free_port()
+    with log.open("ab") as out:
+        proc = subprocess.Popen([*args, "--port", str(port), *extra], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            httpx.get(url + "/status", timeout=5)
+            return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    stop(proc)
+    pytest.fail(f"the inference server did not start:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def peak_memory(proc: subprocess.Popen) -> int:
+    """The service process's peak resident memory so far (VmHWM), in bytes."""
+    with open(f"/proc/{proc.pid}/status") as status:
+        found = [line.split()[1] for line in status if line.startswith("VmHWM:")]
+    return int(found[0]) * 1024
+
+
+def bundle(src: Path, name: str, top: str | None = None, **params) -> bytes:
+    """TFaaS's bundle: a gzip tarball of a SavedModel directory with params.json and labels.txt."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        prefix = f"{top}/" if top else ""
+        tar.add(src, arcname=top or ".")
+        for fname, data in (("params.json", params_json(name, model="saved_model.pb", **params)),
+                            ("labels.txt", "\n".join(LABELS).encode())):
+            info = tarfile.TarInfo(prefix + fname)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

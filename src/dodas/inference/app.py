@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import logging
 import shutil
 import sys
@@ -24,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from . import bundle, loaders, params as tfparams, proto as tfproto
+from . import bundle, images, loaders, params as tfparams, proto as tfproto
 from .auth import check_bearer
 from .store import NotFound, Store
 
@@ -80,6 +81,9 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+#: what an upload whose files collide (with each other, params.json or labels.txt) raises
+CONFLICTS = {errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.ENOTEMPTY}
+
 INLINE_SECONDS = 0.001  # a model answering a few rows faster than this runs on the event loop
 INLINE_ROWS = 16
 
@@ -107,7 +111,7 @@ async def run_model(model: loaders.LoadedModel, batch: np.ndarray) -> np.ndarray
 
 def create_app(cfg: Config) -> FastAPI:
     """The FastAPI application serving the models under cfg.models."""
-    store = Store(cfg.models, cfg.cache_limit)
+    store = Store(cfg.models, cfg.cache_limit, cfg.max_unpacked_bytes)
     started = time.time()
     counters = {"GET": 0, "POST": 0, "DELETE": 0}
     app = FastAPI(title="dodas inference (TFaaS-compatible)", docs_url=None, redoc_url=None, openapi_url=None)
@@ -154,7 +158,8 @@ def create_app(cfg: Config) -> FastAPI:
         except NotFound:
             raise HTTPException(404, f"no model named {name!r}") from None
         except loaders.LoadError as exc:
-            raise HTTPException(500, f"model {name!r} does not load: {exc}") from None
+            raise HTTPException(409, f"model {name!r} is stored but cannot be served (upload it again): {exc}") \
+                from None  # e.g. stored by an older version, and refused by today's checks
 
     @app.get("/models")
     async def models(request: Request) -> list[dict[str, Any]]:
@@ -265,6 +270,7 @@ def create_app(cfg: Config) -> FastAPI:
         data = await image.read()
 
         def decode() -> np.ndarray:
+            images.check(data)  # its pixel count from its header, before anything inflates it
             import tensorflow as tf  # decoding PNG/JPEG; lazily
 
             channels = int(model.params.get("img_channels") or 0)
@@ -311,6 +317,11 @@ def create_app(cfg: Config) -> FastAPI:
             return {"model": name, "format": model.kind, "labels": model.labels}
         except (bundle.BundleError, tfparams.ParamsError, loaders.LoadError) as exc:
             raise HTTPException(400, f"upload refused: {exc}") from None
+        except OSError as exc:
+            if exc.errno not in CONFLICTS:
+                raise
+            raise HTTPException(400, "upload refused: the upload's files conflict (a file where a directory "
+                                     f"is expected, or the reverse): {type(exc).__name__}") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

@@ -25,10 +25,12 @@ class NotFound(KeyError):
 
 
 class Store:
-    """Models on disk under `root`, at most `cache_limit` of them loaded in memory."""
+    """Models on disk under `root`, at most `cache_limit` of them loaded in memory; an
+    archive inside a model (a .keras zip) may unpack to `max_unpacked` bytes at most."""
 
-    def __init__(self, root: Path, cache_limit: int = 10) -> None:
+    def __init__(self, root: Path, cache_limit: int = 10, max_unpacked: int = 1024 * 1024 * 1024) -> None:
         self.root = root
+        self.max_unpacked = max_unpacked
         self.root.mkdir(parents=True, exist_ok=True)
         self.cache_limit = max(1, cache_limit)
         self._cache: OrderedDict[str, loaders.LoadedModel] = OrderedDict()
@@ -63,7 +65,7 @@ class Store:
 
     def load_dir(self, name: str, model_dir: Path, params: dict[str, Any]) -> loaders.LoadedModel:
         """Load (raising loaders.LoadError with the reason) without touching the store."""
-        return loaders.load(name, model_dir, params, self._labels(model_dir, params))
+        return loaders.load(name, model_dir, params, self._labels(model_dir, params), self.max_unpacked)
 
     def cached(self, name: str) -> loaders.LoadedModel | None:
         """The loaded model if it is in the cache (counted as a hit), else None: no disk access, no waiting
