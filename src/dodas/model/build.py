@@ -42,6 +42,8 @@ _NODES = ("topology_template", "node_templates")
 class _Builder:
     def __init__(self, loaded: LoadedTemplate, *, allow_external_playbooks: bool = False) -> None:
         self.loaded = loaded
+        #: what plan and up refuse for safety and validate only reports (an external playbook)
+        self.unsafe: list[Diagnostic] = []
         self.smap = loaded.smap
         self.allow_external_playbooks = allow_external_playbooks
         self.limits = settings.limits()
@@ -227,7 +229,7 @@ class _Builder:
                 key = op if short == "Standard" else f"{short}.{op}"
                 playbook, problem = playbooks.resolve(impl, self.loaded.path, self.allow_external_playbooks)
                 if problem is not None:
-                    self.diags.append(self._playbook_diag(name, op, spec.get("origin"), problem))
+                    self.unsafe.append(self._playbook_diag(name, op, spec.get("origin"), problem))
                 out[key] = Operation(short, op, playbook, inputs)
         return out
 
@@ -278,8 +280,14 @@ class _Builder:
         return out
 
 
-def build(loaded: LoadedTemplate, *, allow_external_playbooks: bool = False) -> DeploymentModel:
+def build(loaded: LoadedTemplate, *, allow_external_playbooks: bool = False,
+          report_unsafe: bool = False) -> DeploymentModel:
     """The model of a loaded template; TemplateError with every problem found.
+
+    What plan and up refuse for safety, not because the template is wrong (a
+    playbook outside dodas's and the template's directory, a well-known Helm
+    repository the template does not declare), is an error, or with
+    `report_unsafe` (validate) a warning naming the flag or declaration needed.
 
     `allow_external_playbooks` lets operations name playbooks outside dodas's own
     and the template's directory (or URLs). It is the caller's decision, per
@@ -291,7 +299,7 @@ def build(loaded: LoadedTemplate, *, allow_external_playbooks: bool = False) -> 
     outputs = b.outputs()
     b.check_refs(nodes, outputs)
     checks.front_ends(b.smap, nodes, b.diags)
-    checks.helm_releases(b.smap, nodes, b.diags)
+    checks.helm_releases(b.smap, nodes, b.diags, b.unsafe)
     elastic = parse_elastic(b.facts, loaded.tosca, nodes, b._resolve,
                             b.limits.max_instances_per_node, Limits.where("max_instances_per_node"))
     b.diags.extend(elastic.errors)
@@ -299,9 +307,12 @@ def build(loaded: LoadedTemplate, *, allow_external_playbooks: bool = False) -> 
     xrootd.caches(b.smap, nodes, b.diags)
     hostneeds.declare(b.smap, loaded.data, {name: _chain_named(t.type_definition) for name, t in b.templates.items()},
                       nodes, b.diags)
+    unsafe = [checks.only_reported(d) for d in b.unsafe] if report_unsafe else []
+    if not report_unsafe:
+        b.diags.extend(b.unsafe)
     if b.diags:
         raise TemplateError(b.diags)
-    warnings = [*b.smap.warnings, *checks.kubernetes_warnings(b.smap, nodes), *elastic.warnings]
+    warnings = [*b.smap.warnings, *loaded.warnings, *unsafe, *checks.kubernetes_warnings(b.smap, nodes), *elastic.warnings]
     data = loaded.data
     return DeploymentModel(
         template_path=loaded.path,

@@ -104,7 +104,8 @@ def plan_given(template: str | Template, given: dict, *, offline: bool = False,
     if environment:
         given = _with_environment(tpl, given)
     loaded = load(tpl.source, given, offline=offline, unknown_inputs=unknown_inputs)
-    model = build(loaded, allow_external_playbooks=allow_external_playbooks)
+    # validate reports what plan and up refuse for safety (an external playbook); they refuse it
+    model = build(loaded, allow_external_playbooks=allow_external_playbooks, report_unsafe=unknown_inputs)
     plan = make_plan(model, loaded.smap)
     plan.unknown_inputs = loaded.unknown_inputs
     if not unknown_inputs:  # plan and up: a node dodas only knows would be deployed as nothing

@@ -161,7 +161,7 @@ _INVALID_TYPE = re.compile(r'^Type "([^"]+)" is not a valid type')
 
 def to_diagnostics(exceptions: Iterable[BaseException], smap: SourceMap,
                    known_types: Callable[[], list[str]]) -> list[Diagnostic]:
-    msgs = [_text(e) for e in exceptions]
+    msgs = [text(e) for e in exceptions]
     msgs = [m for m in msgs if m and not any(n in m for n in _NOISE)]
     bad_types = {mt.group(1) for m in msgs if (mt := _INVALID_TYPE.match(m))}
     bad_nodes = _nodes_of_types(smap, bad_types)
@@ -177,7 +177,8 @@ def to_diagnostics(exceptions: Iterable[BaseException], smap: SourceMap,
     return out
 
 
-def _text(exc: BaseException) -> str:
+def text(exc: BaseException) -> str:
+    """An exception's message as tosca-parser means it."""
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
     return text.replace(" Refer to the definition to verify valid values.", "").strip()
 
