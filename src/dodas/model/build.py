@@ -228,8 +228,9 @@ class _Builder:
                           for k, v in (spec.get("inputs") or {}).items()}
                 key = op if short == "Standard" else f"{short}.{op}"
                 playbook, problem = playbooks.resolve(impl, self.loaded.path, self.allow_external_playbooks)
-                if problem is not None:
-                    self.unsafe.append(self._playbook_diag(name, op, spec.get("origin"), problem))
+                if problem is not None:  # the flag allows it: refused for safety (see `build`), not wrong
+                    (self.unsafe if "--allow-external-playbooks" in problem else self.diags).append(
+                        self._playbook_diag(name, op, spec.get("origin"), problem))
                 out[key] = Operation(short, op, playbook, inputs)
         return out
 
