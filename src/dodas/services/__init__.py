@@ -100,12 +100,16 @@ def plan_given(template: str | Template, given: dict, *, offline: bool = False,
     from dodas.plan.plan import make_plan
     from dodas.tosca.loader import load
 
+    from dodas.model import managed
+
     tpl = template if isinstance(template, Template) else Template.read(template)
     if environment:
         given = _with_environment(tpl, given)
+    given, counts = managed.split(given)  # counts the autoscaler manages are no template input
     loaded = load(tpl.source, given, offline=offline, unknown_inputs=unknown_inputs)
     # validate reports what plan and up refuse for safety (an external playbook); they refuse it
-    model = build(loaded, allow_external_playbooks=allow_external_playbooks, report_unsafe=unknown_inputs)
+    model = build(loaded, allow_external_playbooks=allow_external_playbooks, report_unsafe=unknown_inputs,
+                  managed_counts=counts)
     plan = make_plan(model, loaded.smap)
     plan.unknown_inputs = loaded.unknown_inputs
     if not unknown_inputs:  # plan and up: a node dodas only knows would be deployed as nothing
