@@ -132,6 +132,9 @@ def status(st: dict[str, Any]) -> None:
             typer.echo(f"  locked by {who}, running since {(lock.get('since') or '?')[:19]}")
     elif st.get("locked_by"):
         typer.echo(f"  locked by {st['locked_by']}")
+    for node, count in (st.get("managed_counts") or {}).items():
+        typer.echo(f"  {node}: {count} instance{'s' if count != 1 else ''}, a count managed by the autoscaler "
+                   "(the deployment's own, not the template's)")
     elastic = st.get("elastic")
     if elastic:
         p = elastic["policy"]
