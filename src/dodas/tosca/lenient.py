@@ -42,9 +42,10 @@ _INT = re.compile(r"^[+-]?\d+$")
 _FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _NUMERIC = ("integer", "float", "number")
 _NAMES = {"string": "a string", "integer": "an integer", "float": "a float", "number": "a number",
-          "boolean": "true or false"}
+          "boolean": "true or false", "list": "a list", "map": "a mapping"}
+_SCALARS = ("string", "integer", "float", "number", "boolean")
 #: tosca-parser's own message for a value of the wrong primitive type (replaced by this pass's)
-PARSER_TYPE_MESSAGE = re.compile(r'^"(.*)" is not an? (string|integer|float|numeric|boolean)\.$', re.S)
+PARSER_TYPE_MESSAGE = re.compile(r'^"(.*)" is not an? (string|integer|float|numeric|boolean|list|map)\.$', re.S)
 _FUNCTIONS = {"get_input", "get_property", "get_attribute", "get_operation_output", "concat", "token",
               "get_nodes_of_type", "get_artifact"}
 
@@ -120,7 +121,7 @@ class Types:
         """A data type derived from a primitive one (`derived_from: string`) is read as it."""
         for tdef in self.chain(name):
             base = tdef.get("derived_from")
-            if base in _NAMES or base in ("list", "map"):
+            if base in _NAMES:
                 return base
         return name
 
@@ -195,8 +196,12 @@ class _Checker:
         if value is None or depth > 8 or _is_function(value):
             return
         typ = self.types.primitive(typ)
-        if typ in _NAMES:
+        if typ in _SCALARS:
             self._scalar(typ, value, path)
+        elif typ in ("list", "map") and not isinstance(value, list if typ == "list" else dict):
+            secret = any(SECRET_NAME.search(str(p)) for p in path[2:])
+            got = "" if secret else f", got {_given(value)}"
+            self.out.errors.append(self.smap.diag(path, f"{_where(path)}must be {_NAMES[typ]}{got}"))
         elif typ in ("list", "map") and isinstance(entry, (dict, str)):
             etype = entry.get("type") if isinstance(entry, dict) else entry
             eentry = entry.get("entry_schema") if isinstance(entry, dict) else None
@@ -220,9 +225,7 @@ class _Checker:
         where = _where(path)
         secret = any(SECRET_NAME.search(str(p)) for p in path[2:]) or (
             path[1] == "inputs" and path[2] in self.secrets)
-        given = f'"{value}"' if isinstance(value, str) else (
-            "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict)
-            else self._written(path, value))
+        given = _given(value) if isinstance(value, (str, list, dict)) else self._written(path, value)
         if how == "error":
             got = "" if secret else f", got {given}"
             self.out.errors.append(self.smap.diag(path, f"{where}must be {_NAMES[typ]}{got}"))
@@ -283,6 +286,14 @@ def _where(path: tuple) -> str:
             entries = "".join(f"[{p}]" for p in path[i + 2:])
             return f"{out[:-2]} entry {entries}: " if out else f"{entries}: "
     return out
+
+
+def _given(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else str(value)
 
 
 def _is_function(value: Any) -> bool:
