@@ -166,3 +166,10 @@ def test_the_autoscaler_manages_the_count_and_a_later_up_keeps_it(cli, tmp_path,
     st = read.status("el")
     assert st["managed_counts"] == {"workers": grown}
     assert len([i for i in st["instances"] if i["node"] == "workers"]) == grown, "not reset to the template's"
+
+    # `dodas scale` sets the managed count as the autoscaler does (no template input to change)
+    r = cli("scale", "el", "workers", "1", "--yes", "--quiet")
+    assert r.code == 0, r.err
+    st = read.status("el")
+    assert st["managed_counts"] == {"workers": 1}
+    assert len([i for i in st["instances"] if i["node"] == "workers" and i["state"] != "deleted"]) == 1

@@ -296,7 +296,7 @@ def scale(name: NameArg,
         remote_cli.scale(remote, name, node, count, quiet, json_out)
         return
     template = Template.read(str(recorded.stored_template_of(name)))  # read once: asked, then planned
-    p = planning.prepare(template, name=name, given=scaling.scale_inputs(template, node, count),
+    p = planning.prepare(template, name=name, given=scaling.scale_inputs(template, node, count, name),
                          refresh=True)
     _warn(p.plan)
     _confirm(p, f"dodas plan {name}", yes=yes, quiet=quiet, json_out=json_out)
