@@ -206,3 +206,32 @@ def test_an_undeclared_repository_nobody_knows_stays_an_error(cli, tmp_path):
     t = write(tmp_path, HELM.format(chart="myrepo/grafana"))
     ((_f, line, _c, msg),) = located(*_r(cli("validate", str(t))), t)
     assert line == line_of(t, "chart:") and msg.endswith('repository "myrepo", which its repos do not declare')
+
+
+def test_an_inputs_file_is_read_as_leniently_with_warnings_at_its_lines(cli, tmp_path):
+    t = write(tmp_path, HEAD + """\
+  inputs:
+    release: {type: string}
+    workers: {type: integer}
+    ratio: {type: float}
+    db_password: {type: string}
+  node_templates:
+    vm: {type: tosca.nodes.indigo.Compute}
+""")
+    f = tmp_path / "in.yaml"
+    f.write_text('release: 1.10\nworkers: "3"\nratio: 2\ndb_password: 31415926\n')
+    r = cli("plan", str(t), "--inputs", str(f), "--json", "--no-refresh")
+    assert r.code == 0, r.err
+    plan = json.loads(r.out)
+    assert {k: plan["inputs"][k] for k in ("release", "workers", "ratio")} == {"release": "1.10", "workers": 3,
+                                                                            "ratio": 2.0}
+    assert plan["warnings"] == [
+        f'{f}:1:10: input "release": 1.10 is a number where a string is expected: read as "1.10", as the INDIGO '
+        "orchestrator reads it (--strict refuses this)",
+        f'{f}:2:10: input "workers": "3" is a string where an integer is expected: read as 3, as the INDIGO '
+        "orchestrator reads it (--strict refuses this)",
+        f'{f}:4:14: input "db_password": a number (its value is not shown: a secret) where a string is expected: '
+        "read as one, as the INDIGO orchestrator reads it (--strict refuses this)"]
+    assert "31415926" not in r.out + r.err
+    r = cli("plan", str(t), "--inputs", str(f), "--strict", "--no-refresh")
+    assert [line for _f, line, _c, _m in located(*_r(r), str(f))] == [1, 2, 4]

@@ -200,7 +200,7 @@ class _Checker:
             self._scalar(typ, value, path)
         elif typ in ("list", "map") and not isinstance(value, list if typ == "list" else dict):
             secret = any(SECRET_NAME.search(str(p)) for p in path[2:])
-            got = "" if secret else f", got {_given(value)}"
+            got = "" if secret else f", got {given_as(value)}"
             self.out.errors.append(self.smap.diag(path, f"{_where(path)}must be {_NAMES[typ]}{got}"))
         elif typ in ("list", "map") and isinstance(entry, (dict, str)):
             etype = entry.get("type") if isinstance(entry, dict) else entry
@@ -216,7 +216,7 @@ class _Checker:
                     self.value(pdef.get("type"), pdef.get("entry_schema"), v, (*path, k), depth + 1)
 
     def _scalar(self, typ: str, value: Any, path: tuple) -> None:
-        read, how = _read(typ, value, lambda: self._written(path, value))
+        read, how = read_as(typ, value, lambda: self._written(path, value))
         if how == "same":
             return
         if how == "silent":
@@ -225,29 +225,35 @@ class _Checker:
         where = _where(path)
         secret = any(SECRET_NAME.search(str(p)) for p in path[2:]) or (
             path[1] == "inputs" and path[2] in self.secrets)
-        given = _given(value) if isinstance(value, (str, list, dict)) else self._written(path, value)
+        given = given_as(value) if isinstance(value, (str, list, dict)) else self._written(path, value)
         if how == "error":
             got = "" if secret else f", got {given}"
             self.out.errors.append(self.smap.diag(path, f"{where}must be {_NAMES[typ]}{got}"))
             return
         self.out.changes[path] = read
-        what = f"{_kind(value)} (its value is not shown: a secret)" if secret else f"{given} is {_kind(value)}"
-        shown = "" if secret else (f' "{read}"' if isinstance(read, str) else f" {read}")
-        self.out.warnings.append(self.smap.diag(path, (
-            f"{where}{what} where {_NAMES[typ]} is expected: read as{shown or ' one'}, as the INDIGO orchestrator "
-            "reads it (--strict refuses this)")))
+        self.out.warnings.append(self.smap.diag(path, warning(where, value, given, typ, read, secret)))
 
     def _written(self, path: tuple, value: Any) -> str:
         """A scalar as the file writes it: `16.04` is "16.04", not Python's 16.04."""
-        _key, node = self.smap._walk(path)  # a helper of this package's yamlsource
-        text = getattr(node, "value", None)
-        if isinstance(text, str) and getattr(node, "tag", "").startswith("tag:yaml.org,2002:") and \
-                not isinstance(getattr(node, "value", None), list):
-            return text
-        return str(value).lower() if isinstance(value, bool) else str(value)
+        return written_as(self.smap.written(path), value)
 
 
-def _read(typ: str, value: Any, written: Any) -> tuple[Any, str]:
+def warning(where: str, value: Any, given: str, typ: str, read: Any, secret: bool) -> str:
+    """What a value read as another type than its own says (`given`: as written)."""
+    what = f"{_kind(value)} (its value is not shown: a secret)" if secret else f"{given} is {_kind(value)}"
+    shown = " one" if secret else (f' "{read}"' if isinstance(read, str) else f" {read}")
+    return (f"{where}{what} where {_NAMES[typ]} is expected: read as{shown}, as the INDIGO orchestrator reads it "
+            "(--strict refuses this)")
+
+
+def written_as(text: str | None, value: Any) -> str:
+    """The string a scalar stands for: its text in the file, else its YAML spelling."""
+    if text is not None:
+        return text
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def read_as(typ: str, value: Any, written: Any) -> tuple[Any, str]:
     """(value read as `typ`, how): "same", "silent", "warn" or "error"."""
     is_bool = isinstance(value, bool)
     if typ == "string":
@@ -288,7 +294,8 @@ def _where(path: tuple) -> str:
     return out
 
 
-def _given(value: Any) -> str:
+def given_as(value: Any) -> str:
+    """A value as a message quotes it."""
     if isinstance(value, str):
         return f'"{value}"'
     if isinstance(value, bool):

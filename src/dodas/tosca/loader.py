@@ -87,7 +87,9 @@ def load(template: str | TemplateSource, given: dict[str, GivenInput] | None = N
     resolved = imports.resolve(data.get("imports"), Path(path).resolve().parent, smap,
                                offline=offline, repositories=data.get("repositories"))
     unknown: set[str] | None = set() if unknown_inputs else None
-    values, input_diags = inputs.check(topo.get("inputs"), given, smap, secrets=secrets, unknown=unknown)
+    given_warnings: list[Diagnostic] = []
+    values, input_diags = inputs.check(topo.get("inputs"), given, smap, secrets=secrets, unknown=unknown,
+                                       warnings=given_warnings)
     read = lenient.check(data, smap, _library_types(), sorted(resolved.seen), secrets)
     diags = resolved.diagnostics + input_diags
     if diags:
@@ -107,7 +109,8 @@ def load(template: str | TemplateSource, given: dict[str, GivenInput] | None = N
     effective = {i.name: (values[i.name] if i.name in values else i.default)
                  for i in (getattr(tosca, "inputs", None) or [])}
     return LoadedTemplate(path, data, smap, tosca, effective, text, secrets, frozenset(unknown or ()),
-                          tuple(Diagnostic(d.file, d.line, d.col, redact(d.message)) for d in read.warnings))
+                          tuple(Diagnostic(d.file, d.line, d.col, redact(d.message))
+                                for d in [*given_warnings, *read.warnings]))
 
 
 def _without_input_metadata(tpl: dict[str, Any]) -> None:
