@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -199,8 +200,7 @@ class _Checker:
         if typ in _SCALARS:
             self._scalar(typ, value, path)
         elif typ in ("list", "map") and not isinstance(value, list if typ == "list" else dict):
-            secret = any(SECRET_NAME.search(str(p)) for p in path[2:])
-            got = "" if secret else f", got {given_as(value)}"
+            got = "" if self._secret(path) else f", got {given_as(value)}"
             self.out.errors.append(self.smap.diag(path, f"{_where(path)}must be {_NAMES[typ]}{got}"))
         elif typ in ("list", "map") and isinstance(entry, (dict, str)):
             etype = entry.get("type") if isinstance(entry, dict) else entry
@@ -222,9 +222,7 @@ class _Checker:
         if how == "silent":
             self.out.changes[path] = read
             return
-        where = _where(path)
-        secret = any(SECRET_NAME.search(str(p)) for p in path[2:]) or (
-            path[1] == "inputs" and path[2] in self.secrets)
+        where, secret = _where(path), self._secret(path)
         given = given_as(value) if isinstance(value, (str, list, dict)) else self._written(path, value)
         if how == "error":
             got = "" if secret else f", got {given}"
@@ -232,6 +230,11 @@ class _Checker:
             return
         self.out.changes[path] = read
         self.out.warnings.append(self.smap.diag(path, warning(where, value, given, typ, read, secret)))
+
+    def _secret(self, path: tuple) -> bool:
+        """Whether the value is a secret's (by a name on its path, or a secret input's default)."""
+        return any(SECRET_NAME.search(str(p)) for p in path[2:]) or (
+            len(path) > 2 and path[1] == "inputs" and path[2] in self.secrets)
 
     def _written(self, path: tuple, value: Any) -> str:
         """A scalar as the file writes it: `16.04` is "16.04", not Python's 16.04."""
@@ -255,6 +258,13 @@ def written_as(text: str | None, value: Any) -> str:
 
 def read_as(typ: str, value: Any, written: Any) -> tuple[Any, str]:
     """(value read as `typ`, how): "same", "silent", "warn" or "error"."""
+    try:
+        return _read_as(typ, value, written)
+    except (OverflowError, ValueError):  # hundreds of digits: no float holds it, Python refuses to read it
+        return value, "error"
+
+
+def _read_as(typ: str, value: Any, written: Any) -> tuple[Any, str]:
     is_bool = isinstance(value, bool)
     if typ == "string":
         if isinstance(value, str):
@@ -276,7 +286,7 @@ def read_as(typ: str, value: Any, written: Any) -> tuple[Any, str]:
             text = value.strip()
             if _INT.match(text) and typ != "float":
                 return int(text), "warn"
-            if _FLOAT.match(text) and typ != "integer":
+            if _FLOAT.match(text) and typ != "integer" and math.isfinite(float(text)):
                 return float(text), "warn"
             return value, "error"
         bad = (is_bool and typ == "float") or isinstance(value, (list, dict))  # tosca-parser takes True as 1
