@@ -175,23 +175,23 @@ def check(decls: Any, given: dict[str, GivenInput], smap: SourceMap,
 
 def _lenient(name: str, typ: Any, g: GivenInput, secret: bool, warnings: list[Diagnostic] | None) -> GivenInput:
     """A given value read as its declared type as the template's own values are
-    (tosca/lenient.py): a number or boolean for a string, a number written as a
+    (tosca/reading.py): a number or boolean for a string, a number written as a
     string for a number, with a warning at the value (in `warnings`)."""
     from dataclasses import replace
 
-    from dodas.tosca import lenient
+    from dodas.tosca import reading
 
     if warnings is None or typ not in ("string", "integer", "float") or (g.from_cli and typ == "string"):
         return g
     value = g.value
     if g.from_cli and isinstance(value, str):  # -i text: YAML first, as `coerce` reads it
         return g
-    read, how = lenient.read_as(typ, value, lambda: lenient.written_as(g.written, value))
+    read, how = reading.read_as(typ, value, lambda: reading.written_as(g.written, value))
     if how not in ("warn", "silent"):
         return g
     if how == "warn":
-        given = lenient.given_as(value) if isinstance(value, str) else lenient.written_as(g.written, value)
-        warnings.append(g.diag(lenient.warning(f'input "{name}": ', value, given, typ, read, secret)))
+        given = reading.given_as(value) if isinstance(value, str) else reading.written_as(g.written, value)
+        warnings.append(g.diag(reading.warning(f'input "{name}": ', value, given, typ, read, secret)))
     return replace(g, value=read, from_cli=False)
 
 

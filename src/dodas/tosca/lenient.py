@@ -24,9 +24,7 @@ know (an unknown type, a function) is left to tosca-parser.
 
 from __future__ import annotations
 
-import datetime
 import functools
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -35,16 +33,12 @@ from typing import Any
 from dodas.errors import Diagnostic
 from dodas.tosca.diagnose import describe
 from dodas.tosca.inputs import SECRET_NAME
+from dodas.tosca.reading import NAMES, SCALARS, given_as, read_as, warning, written_as
 from dodas.yamlsource import SourceMap
 
 _TOPO = "topology_template"
 _SECTIONS = ("node_types", "capability_types", "data_types", "policy_types")
-_INT = re.compile(r"^[+-]?\d+$")
-_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-_NUMERIC = ("integer", "float", "number")
-_NAMES = {"string": "a string", "integer": "an integer", "float": "a float", "number": "a number",
-          "boolean": "true or false", "list": "a list", "map": "a mapping"}
-_SCALARS = ("string", "integer", "float", "number", "boolean")
+
 #: tosca-parser's own message for a value of the wrong primitive type (replaced by this pass's)
 PARSER_TYPE_MESSAGE = re.compile(r'^"(.*)" is not an? (string|integer|float|numeric|boolean|list|map)\.$', re.S)
 _FUNCTIONS = {"get_input", "get_property", "get_attribute", "get_operation_output", "concat", "token",
@@ -122,7 +116,7 @@ class Types:
         """A data type derived from a primitive one (`derived_from: string`) is read as it."""
         for tdef in self.chain(name):
             base = tdef.get("derived_from")
-            if base in _NAMES:
+            if base in NAMES:
                 return base
         return name
 
@@ -197,11 +191,11 @@ class _Checker:
         if value is None or depth > 8 or _is_function(value):
             return
         typ = self.types.primitive(typ)
-        if typ in _SCALARS:
+        if typ in SCALARS:
             self._scalar(typ, value, path)
         elif typ in ("list", "map") and not isinstance(value, list if typ == "list" else dict):
             got = "" if self._secret(path) else f", got {given_as(value)}"
-            self.out.errors.append(self.smap.diag(path, f"{_where(path)}must be {_NAMES[typ]}{got}"))
+            self.out.errors.append(self.smap.diag(path, f"{_where(path)}must be {NAMES[typ]}{got}"))
         elif typ in ("list", "map") and isinstance(entry, (dict, str)):
             etype = entry.get("type") if isinstance(entry, dict) else entry
             eentry = entry.get("entry_schema") if isinstance(entry, dict) else None
@@ -226,7 +220,7 @@ class _Checker:
         given = given_as(value) if isinstance(value, (str, list, dict)) else self._written(path, value)
         if how == "error":
             got = "" if secret else f", got {given}"
-            self.out.errors.append(self.smap.diag(path, f"{where}must be {_NAMES[typ]}{got}"))
+            self.out.errors.append(self.smap.diag(path, f"{where}must be {NAMES[typ]}{got}"))
             return
         self.out.changes[path] = read
         self.out.warnings.append(self.smap.diag(path, warning(where, value, given, typ, read, secret)))
@@ -241,59 +235,6 @@ class _Checker:
         return written_as(self.smap.written(path), value)
 
 
-def warning(where: str, value: Any, given: str, typ: str, read: Any, secret: bool) -> str:
-    """What a value read as another type than its own says (`given`: as written)."""
-    what = f"{_kind(value)} (its value is not shown: a secret)" if secret else f"{given} is {_kind(value)}"
-    shown = " one" if secret else (f' "{read}"' if isinstance(read, str) else f" {read}")
-    return (f"{where}{what} where {_NAMES[typ]} is expected: read as{shown}, as the INDIGO orchestrator reads it "
-            "(--strict refuses this)")
-
-
-def written_as(text: str | None, value: Any) -> str:
-    """The string a scalar stands for: its text in the file, else its YAML spelling."""
-    if text is not None:
-        return text
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def read_as(typ: str, value: Any, written: Any) -> tuple[Any, str]:
-    """(value read as `typ`, how): "same", "silent", "warn" or "error"."""
-    try:
-        return _read_as(typ, value, written)
-    except (OverflowError, ValueError):  # hundreds of digits: no float holds it, Python refuses to read it
-        return value, "error"
-
-
-def _read_as(typ: str, value: Any, written: Any) -> tuple[Any, str]:
-    is_bool = isinstance(value, bool)
-    if typ == "string":
-        if isinstance(value, str):
-            return value, "same"
-        if is_bool or isinstance(value, (int, float, datetime.date)):
-            return written(), "warn"
-        return value, ("error" if isinstance(value, (list, dict)) else "same")
-    if typ == "boolean":
-        ok = is_bool or (isinstance(value, str) and value.lower() in ("true", "false"))
-        return value, "same" if ok else "error"
-    if typ in _NUMERIC:
-        if isinstance(value, (int, float)) and not is_bool:
-            if typ == "float" and isinstance(value, int):
-                return float(value), "silent"
-            if typ == "integer" and isinstance(value, float):
-                return (int(value), "warn") if value.is_integer() else (value, "error")
-            return value, "same"
-        if isinstance(value, str):
-            text = value.strip()
-            if _INT.match(text) and typ != "float":
-                return int(text), "warn"
-            if _FLOAT.match(text) and typ != "integer" and math.isfinite(float(text)):
-                return float(text), "warn"
-            return value, "error"
-        bad = (is_bool and typ == "float") or isinstance(value, (list, dict))  # tosca-parser takes True as 1
-        return value, ("error" if bad else "same")
-    return value, "same"
-
-
 def _where(path: tuple) -> str:
     """'node "x" property "y" entry "k": ' (diagnose.describe, with the entry of a list or map)."""
     out = describe(list(path))
@@ -304,24 +245,5 @@ def _where(path: tuple) -> str:
     return out
 
 
-def given_as(value: Any) -> str:
-    """A value as a message quotes it."""
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return str(value).lower()
-    return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else str(value)
-
-
 def _is_function(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _FUNCTIONS
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, datetime.date):
-        return "a date"
-    return "a string"
