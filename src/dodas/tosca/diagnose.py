@@ -156,6 +156,7 @@ RULES: list[Rule] = [
 ]
 
 _NOISE = ("parent_req is None",)
+_YAML_SPELLING = {"True": "true", "False": "false", "None": "null"}
 _INVALID_TYPE = re.compile(r'^Type "([^"]+)" is not a valid type')
 
 
@@ -190,7 +191,8 @@ def _one(msg: str, smap: SourceMap) -> Diagnostic:
             d = build(m, smap)
             if d is not None:
                 return d
-    names = [a or b for a, b in _QUOTED.findall(msg)]
+    # Python's spelling of a YAML value ("True", "None") is not what the file says
+    names = [_YAML_SPELLING.get(n, n) for n in (a or b for a, b in _QUOTED.findall(msg))]
     for k in range(len(names), 0, -1):
         found = smap.search_path(names[:k]) or smap.search_path(names[k - 1:k])
         if found:
