@@ -95,12 +95,11 @@ def plan_given(template: str | Template, given: dict, *, offline: bool = False,
     template's directory are refused unless `allow_external_playbooks`: the
     command line's --allow-external-playbooks; a server must never pass True
     for a template it was sent."""
+    from dodas.model import managed
     from dodas.model.build import build
     from dodas.model.template import Template
     from dodas.plan.plan import make_plan
     from dodas.tosca.loader import load
-
-    from dodas.model import managed
 
     tpl = template if isinstance(template, Template) else Template.read(template)
     if environment:
