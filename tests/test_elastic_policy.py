@@ -201,8 +201,6 @@ ERRORS = [
      'policy "elastic_workers": target "workers" is not a node of the template'),
     ("two targets", "targets: [worker_hosts]", "targets: [worker_hosts, master_host]", "targets:",
      "an elastic policy targets one node"),
-    ("fixed count", "properties: {count: {get_input: number_of_workers}}", "properties: {count: 2}", "count: 2",
-     'node "worker_hosts" has a fixed count (2)'),
     ("over the operator's limit", "max_instances: 4", "max_instances: 5000", "max_instances: 5000",
      "max_instances 5000 is more than the limit of 1000 instances per node"),
     ("a bad input value", "idle: {type: integer, default: 60}", "idle: {type: string, default: soon}",
@@ -271,7 +269,8 @@ def test_plan_json_carries_the_policies(cli, tmp_path, monkeypatch):
     got = json.loads(r.out)["policies"]
     assert got == [{"node": "worker_hosts", "count_input": "number_of_workers", "min_instances": 1,
                     "max_instances": 4, "idle_time": 60.0, "max_booting": 2, "cooldown": 10.0, "workload": "spark",
-                    "poll_interval": 5.0, "boot_timeout": 600.0, "source": "policy elastic_workers"}]
+                    "poll_interval": 5.0, "boot_timeout": 600.0, "source": "policy elastic_workers",
+                    "count_managed": False, "count": 1}]
 
 
 def test_plan_shows_the_policy(cli, tmp_path, monkeypatch):

@@ -408,15 +408,22 @@ def _outside(tmp_path: Path) -> dict[str, str]:
 @pytest.mark.parametrize("case", ["absolute path", "relative path with ..", "symbolic link", "https URL",
                                   "bundled name with .."])
 def test_a_playbook_from_elsewhere_is_refused_unless_allowed(cli, tmp_path, case):
+    """plan (and up) refuse it; validate reports it, naming the flag they will need (issue 26)."""
     impl = _outside(tmp_path)[case]
     t = playbook_template(tmp_path, impl)
-    r = cli("validate", str(t))
+    r = cli("plan", str(t))
     (_f, line, col, msg), = located(r.code, r.out, r.err, t)
     assert (line, col) == (line_of(t, "implementation:"), 29)
     assert msg.startswith(f'node "app" operation "start": playbook "{impl}" is ')
     assert "--allow-external-playbooks" in msg
-    r = cli("validate", str(t), "--allow-external-playbooks")
+    r = cli("validate", str(t))
     assert r.code == 0, r.err
+    assert f"{t}:{line}:{col}: warning: {msg}; dodas plan and up refuse this until then" in r.err
+    r = cli("validate", str(t), "--strict")
+    (_f, sline, scol, smsg), = located(r.code, r.out, r.err, t)
+    assert (sline, scol) == (line, col) and "--allow-external-playbooks" in smsg
+    r = cli("validate", str(t), "--allow-external-playbooks")
+    assert r.code == 0 and "warning" not in r.err, r.err
 
 
 def test_a_playbook_name_with_a_nul_character_is_refused(cli, tmp_path):

@@ -120,6 +120,11 @@ class SourceMap:
         mark = target.start_mark
         return (mark.line + 1, mark.column + 1)
 
+    def written(self, path: Path) -> str | None:
+        """The scalar at `path` as the file writes it (`1.10`, not Python's 1.1), or None."""
+        _key, node = self._walk(path)
+        return node.value if isinstance(node, yaml.ScalarNode) and path else None
+
     def diag(self, path: Path, message: str, *, key: bool = False) -> Diagnostic:
         line, col = self.position(path, key=key)
         return Diagnostic(self.file, line, col, message)

@@ -46,7 +46,8 @@ def _json_mode(value: bool) -> bool:
 JsonOpt = Annotated[bool, typer.Option("--json", callback=_json_mode, help="Machine-readable output (see "
                                        "docs/PLAN_FORMAT.md); errors too, as JSON on stderr.")]
 StrictOpt = Annotated[bool, typer.Option(
-    "--strict", help="Refuse what is only warned about (a duplicate key, an outdated version).")]
+    "--strict", help="Refuse what is only warned about (a duplicate key, a value read as its declared type, "
+                     "an outdated version; in validate, what plan and up refuse for safety).")]
 ExternalPlaybooksOpt = Annotated[bool, typer.Option(
     "--allow-external-playbooks", help="Run playbooks from outside dodas's own and the template's directory "
                                        "(other paths, http(s) URLs).")]
@@ -296,7 +297,7 @@ def scale(name: NameArg,
         remote_cli.scale(remote, name, node, count, quiet, json_out)
         return
     template = Template.read(str(recorded.stored_template_of(name)))  # read once: asked, then planned
-    p = planning.prepare(template, name=name, given=scaling.scale_inputs(template, node, count),
+    p = planning.prepare(template, name=name, given=scaling.scale_inputs(template, node, count, name),
                          refresh=True)
     _warn(p.plan)
     _confirm(p, f"dodas plan {name}", yes=yes, quiet=quiet, json_out=json_out)

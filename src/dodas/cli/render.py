@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from dodas.model.deployment import MANAGED_COUNT_PREFIX
 from dodas.model.values import AttrRef, Concat, Join, Token, is_deferred
 from dodas.plan.plan import MASK, Plan
 
@@ -47,8 +48,9 @@ def plan(p: Plan) -> None:
     computes = len(p.compute_instances())
     typer.echo(f"Plan for {m.template_path}: {len(p.instances)} instances "
                f"({computes} machines) in {len(p.waves)} waves")
-    if m.inputs:
-        shown = ", ".join(f"{k}={MASK if k in m.secret_inputs else v!r}" for k, v in sorted(m.inputs.items()))
+    declared = {k: v for k, v in m.inputs.items() if not k.startswith(MANAGED_COUNT_PREFIX)}  # shown as elastic
+    if declared:
+        shown = ", ".join(f"{k}={MASK if k in m.secret_inputs else v!r}" for k, v in sorted(declared.items()))
         typer.echo(f"Inputs: {shown}")
     for n, wave in enumerate(p.waves, start=1):
         typer.echo(f"\nWave {n}:")
@@ -130,13 +132,18 @@ def status(st: dict[str, Any]) -> None:
             typer.echo(f"  locked by {who}, running since {(lock.get('since') or '?')[:19]}")
     elif st.get("locked_by"):
         typer.echo(f"  locked by {st['locked_by']}")
+    for node, count in (st.get("managed_counts") or {}).items():
+        typer.echo(f"  {node}: {count} instance{'s' if count != 1 else ''}, a count managed by the autoscaler "
+                   "(the deployment's own, not the template's)")
     elastic = st.get("elastic")
     if elastic:
         p = elastic["policy"]
         who = f"autoscaled by {elastic['autoscaler']}" if elastic.get("autoscaler") else \
             "no autoscaler running (dodas autoscale NAME, or a server's workers)"
+        managed = ", its count managed by the autoscaler (the deployment's, not the template's)" \
+            if p.get("count_managed") else ""
         typer.echo(f"  elastic: {p['node']} {elastic['current']} (min {elastic['min']}, max {elastic['max']}), "
-                   f"watching {p['workload']}; {who}")
+                   f"watching {p['workload']}{managed}; {who}")
         for d in elastic.get("decisions") or []:
             typer.echo(f"    {d['time'][11:19]} {d['reason']}")
     attempts = st.get("attempts") or []

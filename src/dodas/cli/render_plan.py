@@ -19,8 +19,11 @@ def summary_line(p: dict[str, Any]) -> str:
 
 def elastic_line(pol: dict[str, Any]) -> str:
     """One elasticity policy of a plan's JSON, as `plan` shows it."""
+    managed = (f"\n  {pol['node']}: {pol['count']} instance{'s' if pol['count'] != 1 else ''}, a count managed by "
+               "the autoscaler (kept in the deployment's state; the template's fixed count is only where it starts)"
+               if pol.get("count_managed") and "count" in pol else "")
     return (f"elastic: {pol['node']} {pol['min_instances']}..{pol['max_instances']}, idle {pol['idle_time']:g} s, "
-            f"watching {pol['workload']} ({pol['source']})")
+            f"watching {pol['workload']} ({pol['source']}){managed}")
 
 
 def changes(p: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ from dodas import settings
 from dodas.errors import Diagnostic, TemplateError
 from dodas.model.deployment import (COMPUTE_TYPE, ComputeSpec, DeploymentModel, Node, Operation,
                                     Output, Port, Requirement)
-from dodas.model import checks, hostneeds, playbooks, xrootd
+from dodas.model import checks, hostneeds, managed, playbooks, xrootd
 from dodas.model.elastic import parse as parse_elastic
 from dodas.model.functions import FunctionError, Resolver
 from dodas.model.template import COUNT_KEYS, Template, type_chain
@@ -42,6 +42,8 @@ _NODES = ("topology_template", "node_templates")
 class _Builder:
     def __init__(self, loaded: LoadedTemplate, *, allow_external_playbooks: bool = False) -> None:
         self.loaded = loaded
+        #: what plan and up refuse for safety and validate only reports (an external playbook)
+        self.unsafe: list[Diagnostic] = []
         self.smap = loaded.smap
         self.allow_external_playbooks = allow_external_playbooks
         self.limits = settings.limits()
@@ -226,8 +228,9 @@ class _Builder:
                           for k, v in (spec.get("inputs") or {}).items()}
                 key = op if short == "Standard" else f"{short}.{op}"
                 playbook, problem = playbooks.resolve(impl, self.loaded.path, self.allow_external_playbooks)
-                if problem is not None:
-                    self.diags.append(self._playbook_diag(name, op, spec.get("origin"), problem))
+                if problem is not None:  # the flag allows it: refused for safety (see `build`), not wrong
+                    (self.unsafe if "--allow-external-playbooks" in problem else self.diags).append(
+                        self._playbook_diag(name, op, spec.get("origin"), problem))
                 out[key] = Operation(short, op, playbook, inputs)
         return out
 
@@ -278,8 +281,16 @@ class _Builder:
         return out
 
 
-def build(loaded: LoadedTemplate, *, allow_external_playbooks: bool = False) -> DeploymentModel:
+def build(loaded: LoadedTemplate, *, allow_external_playbooks: bool = False,
+          report_unsafe: bool = False, managed_counts: dict[str, Any] | None = None) -> DeploymentModel:
     """The model of a loaded template; TemplateError with every problem found.
+
+    What plan and up refuse for safety, not because the template is wrong (a
+    playbook outside dodas's and the template's directory, a well-known Helm
+    repository the template does not declare), is an error, or with
+    `report_unsafe` (validate) a warning naming the flag or declaration needed.
+    `managed_counts` are the counts the autoscaler manages (model/managed.py), by
+    their input name, as the deployment keeps them.
 
     `allow_external_playbooks` lets operations name playbooks outside dodas's own
     and the template's directory (or URLs). It is the caller's decision, per
@@ -291,23 +302,30 @@ def build(loaded: LoadedTemplate, *, allow_external_playbooks: bool = False) -> 
     outputs = b.outputs()
     b.check_refs(nodes, outputs)
     checks.front_ends(b.smap, nodes, b.diags)
-    checks.helm_releases(b.smap, nodes, b.diags)
+    checks.helm_releases(b.smap, nodes, b.diags, b.unsafe)
     elastic = parse_elastic(b.facts, loaded.tosca, nodes, b._resolve,
                             b.limits.max_instances_per_node, Limits.where("max_instances_per_node"))
     b.diags.extend(elastic.errors)
+    kept_counts, count_diags = managed.apply(elastic.policies, nodes, managed_counts or {},
+                                             b.limits.max_instances_per_node, b.smap.file)
+    b.diags.extend(count_diags)
     checks.htcondor_pools(b.smap, nodes, elastic.policies, b.diags)
     xrootd.caches(b.smap, nodes, b.diags)
     hostneeds.declare(b.smap, loaded.data, {name: _chain_named(t.type_definition) for name, t in b.templates.items()},
                       nodes, b.diags)
+    unsafe = [checks.only_reported(d) for d in b.unsafe] if report_unsafe else []
+    if not report_unsafe:
+        b.diags.extend(b.unsafe)
     if b.diags:
         raise TemplateError(b.diags)
-    warnings = [*b.smap.warnings, *checks.kubernetes_warnings(b.smap, nodes), *elastic.warnings]
+    warnings = [*b.smap.warnings, *loaded.warnings, *unsafe, *checks.kubernetes_warnings(b.smap, nodes),
+                *elastic.warnings]
     data = loaded.data
     return DeploymentModel(
         template_path=loaded.path,
         template_sha256=hashlib.sha256(loaded.text.encode()).hexdigest(),
         tosca_version=str(data.get("tosca_definitions_version")),
-        inputs=dict(loaded.inputs), nodes=nodes, outputs=outputs,
+        inputs={**loaded.inputs, **kept_counts}, nodes=nodes, outputs=outputs,
         description=str(data.get("description") or "").strip(),
         secret_inputs=frozenset(k for k in loaded.inputs if SECRET_NAME.search(k) or k in loaded.secret_inputs),
         placement=_placement(loaded), warnings=warnings,

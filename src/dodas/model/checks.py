@@ -45,9 +45,28 @@ def kubernetes_warnings(smap: SourceMap, nodes: dict[str, Node]) -> list[Diagnos
     return out
 
 
-def helm_releases(smap: SourceMap, nodes: dict[str, Node], diags: list[Diagnostic]) -> None:
+#: chart repositories INDIGO's and DODAS's templates use without declaring them (Helm 2
+#: had `stable` configured): plan and up need them declared, validate says how
+WELL_KNOWN_REPOS = {
+    "stable": "https://charts.helm.sh/stable",
+    "incubator": "https://charts.helm.sh/incubator",
+    "bitnami": "https://charts.bitnami.com/bitnami",
+    "jupyterhub": "https://jupyterhub.github.io/helm-chart/",
+}
+
+
+def only_reported(d: Diagnostic) -> Diagnostic:
+    """A refusal of plan and up (`unsafe`), as validate reports it: a warning."""
+    return Diagnostic(d.file, d.line, d.col, f"{d.message}; dodas plan and up refuse this until then")
+
+
+def helm_releases(smap: SourceMap, nodes: dict[str, Node], diags: list[Diagnostic],
+                  unsafe: list[Diagnostic] | None = None) -> None:
     """What can be known about a Helm release before anything runs: its chart's
-    repository is declared, its values use only names the release has."""
+    repository is declared, its values use only names the release has. A
+    well-known repository left undeclared goes to `unsafe` (validate warns,
+    plan and up refuse): dodas installs charts only from repositories a
+    template names, and says which declaration is missing."""
     from dodas.helm import (BUNDLED, VALUES_URL_SCHEMES, ValuesError, bundled_chart, bundled_charts,
                                       names_used)
 
@@ -66,8 +85,13 @@ def helm_releases(smap: SourceMap, nodes: dict[str, Node], diags: list[Diagnosti
             prefix = chart.split("/", 1)[0]
             if prefix not in names:
                 known = f" (it declares: {', '.join(sorted(str(x) for x in names))})" if names else ""
-                diags.append(smap.diag((*base, "chart"), f'node "{n.name}": chart "{chart}" comes from '
-                                       f'repository "{prefix}", which its repos do not declare{known}'))
+                msg = f'node "{n.name}": chart "{chart}" comes from repository "{prefix}", which its repos do ' \
+                      f"not declare{known}"
+                if prefix in WELL_KNOWN_REPOS and unsafe is not None:
+                    unsafe.append(smap.diag((*base, "chart"), f"{msg}: add to its properties repos: [{{name: "
+                                            f"{prefix}, url: {WELL_KNOWN_REPOS[prefix]}}}]"))
+                else:
+                    diags.append(smap.diag((*base, "chart"), msg))
         url = n.properties.get("values_url")
         if isinstance(url, str) and url and not url.startswith(VALUES_URL_SCHEMES):
             diags.append(smap.diag((*base, "values_url"), f'node "{n.name}": values_url "{url}" is not an '

@@ -188,6 +188,10 @@ class Output:
     sensitive: bool = False
 
 
+#: the deployment's inputs hold a count the autoscaler manages as PREFIX + node (model/managed.py)
+MANAGED_COUNT_PREFIX = "autoscaler:count:"
+
+
 @dataclass(frozen=True)
 class Policy:
     """An elasticity policy: the autoscaler keeps `node`'s instance count between
@@ -201,7 +205,9 @@ class Policy:
     re-exports it for the autoscaler."""
 
     node: str                  # the scalable Compute node whose count changes (the workers' host)
-    count_input: str | None    # the input that sets its count (as `dodas scale` changes it); None if fixed
+    #: the input that sets its count (as `dodas scale` changes it), or for a count the template
+    #: fixes, the deployment's own value the autoscaler manages (model/managed.py: "autoscaler:count:NODE")
+    count_input: str | None
     min_instances: int
     max_instances: int
     idle_time: float           # seconds a worker must be idle before removal (CLUES default 1800)
@@ -219,7 +225,13 @@ class Policy:
         return {"node": self.node, "count_input": self.count_input, "min_instances": self.min_instances,
                 "max_instances": self.max_instances, "idle_time": self.idle_time, "max_booting": self.max_booting,
                 "cooldown": self.cooldown, "workload": self.workload, "poll_interval": self.poll_interval,
-                "boot_timeout": self.boot_timeout, "source": self.source}
+                "boot_timeout": self.boot_timeout, "source": self.source,
+                "count_managed": self.count_managed}
+
+    @property
+    def count_managed(self) -> bool:
+        """Whether the count is the autoscaler's own value, not a template input (model/managed.py)."""
+        return str(self.count_input or "").startswith(MANAGED_COUNT_PREFIX)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Policy:

@@ -43,7 +43,9 @@ Two forms are read, and give the same `Policy`:
 
 The autoscaler changes the scaled node's count as `dodas scale` does: through the
 input its `scalable.count` reads (one rule for both: `Template.scalable`,
-model/template.py). A count written as a constant is an error. A default count outside [min, max] is a warning, not an
+model/template.py). A count the template fixes (INDIGO's elastic templates
+start at `count: 0`) is managed by the autoscaler as the deployment's own value
+(model/managed.py). A default count outside [min, max] is a warning, not an
 error: the autoscaler's first decision brings it within bounds, and starting
 outside them (say 0 workers, min 1) is a choice a template may make.
 """
@@ -55,6 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dodas.errors import Diagnostic
+from dodas.model import managed
 from dodas.model.deployment import Node, Policy
 from dodas.model.template import Template, type_chain
 from dodas.model.values import is_deferred
@@ -328,15 +331,13 @@ class _Parser:
         return False
 
     def _count_input(self, target: str, who: str) -> str | None:
-        """The input `target`'s count reads (the rule of `scale`: Template.scalable), or None, reported."""
+        """The input `target`'s count reads (the rule of `scale`: Template.scalable);
+        for a count the template fixes (INDIGO's `count: 0`), the name under which
+        the deployment keeps the count the autoscaler manages (model/managed.py)."""
         found = self.template.scalable.get(target)
         if found is not None and found.input is not None:
             return found.input
-        what = "has no scalable count" if found is None else f"has a fixed count ({found.written!r})"
-        self._error(self._count_where(target),
-                    f'{who}: node "{target}" {what}; the autoscaler changes a count through the input it reads: '
-                    "write capabilities.scalable.properties.count: { get_input: number_of_workers }")
-        return None
+        return managed.key(target)
 
     def _count_where(self, node: str) -> tuple:
         """Where `node`'s count is written, else its type."""

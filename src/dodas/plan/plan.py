@@ -92,7 +92,7 @@ class Plan:
                                  "deferred": is_deferred(o.value), "sensitive": o.sensitive,
                                  "description": o.description}
                         for o in m.outputs.values()},
-            "policies": [pol.to_json() for pol in m.elastic],
+            "policies": [{**pol.to_json(), "count": m.instance_count(pol.node)} for pol in m.elastic],
         }
 
     def _ordered(self) -> list[PlannedInstance]:

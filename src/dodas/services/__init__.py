@@ -95,6 +95,7 @@ def plan_given(template: str | Template, given: dict, *, offline: bool = False,
     template's directory are refused unless `allow_external_playbooks`: the
     command line's --allow-external-playbooks; a server must never pass True
     for a template it was sent."""
+    from dodas.model import managed
     from dodas.model.build import build
     from dodas.model.template import Template
     from dodas.plan.plan import make_plan
@@ -103,8 +104,11 @@ def plan_given(template: str | Template, given: dict, *, offline: bool = False,
     tpl = template if isinstance(template, Template) else Template.read(template)
     if environment:
         given = _with_environment(tpl, given)
+    given, counts = managed.split(given)  # counts the autoscaler manages are no template input
     loaded = load(tpl.source, given, offline=offline, unknown_inputs=unknown_inputs)
-    model = build(loaded, allow_external_playbooks=allow_external_playbooks)
+    # validate reports what plan and up refuse for safety (an external playbook); they refuse it
+    model = build(loaded, allow_external_playbooks=allow_external_playbooks, report_unsafe=unknown_inputs,
+                  managed_counts=counts)
     plan = make_plan(model, loaded.smap)
     plan.unknown_inputs = loaded.unknown_inputs
     if not unknown_inputs:  # plan and up: a node dodas only knows would be deployed as nothing

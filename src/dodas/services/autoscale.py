@@ -211,7 +211,7 @@ def carry_out(t: Target, decision: Any, reader: Any, workload: Any, *, trusted: 
             if worker is not None:
                 _drain(reader, worker)
     if decision.action in ("add", "remove"):
-        scale(t.name, t.policy.node, decision.count, trusted=trusted)
+        scale(t.name, t.policy.node, decision.count, trusted=trusted, count_input=t.policy.count_input)
 
 
 def _drain(reader: Any, worker: Any) -> None:
@@ -222,15 +222,20 @@ def _drain(reader: Any, worker: Any) -> None:
         time.sleep(1.0)
 
 
-def scale(name: str, node: str, count: int, *, trusted: bool) -> None:
+def scale(name: str, node: str, count: int, *, trusted: bool, count_input: str | None = None) -> None:
     """`dodas scale NAME NODE COUNT`, as the autoscaler runs it: planned with the
     stored template (dodas's playbooks only when it runs for a server), applied
-    at once if the deployment is free (a busy deployment is left for the next poll)."""
+    at once if the deployment is free (a busy deployment is left for the next poll).
+    A `count_input` the policy names as managed (model/managed.py) is set as it is."""
+    from dodas.model import managed
     from dodas.model.template import Template
     from dodas.services import deploy, planning, recorded, scaling
+    from dodas.tosca.inputs import GivenInput
 
     template = Template.read(str(recorded.stored_template_of(name)))  # read once: asked, then planned
-    dplan = planning.prepare(template, name=name, given=scaling.scale_inputs(template, node, count),
+    given = {count_input: GivenInput(count, "<autoscaler>", 1, 1)} if managed.is_key(count_input) else \
+        scaling.scale_inputs(template, node, count)
+    dplan = planning.prepare(template, name=name, given=given,
                              offline=True, refresh=False, environment=False,
                              allow_external_playbooks=trusted)
     if not trusted:  # a server's: what its operations fetch goes through dodas.outbound (public addresses)
@@ -340,7 +345,7 @@ def _resume_interrupted(t: Target, trusted: bool) -> str | None:
     count = int(dep.inputs.get(t.policy.count_input, len(t.instances)))
     reason = f"finishing the scaling of {t.policy.node} to {count} that a stopped process left unfinished"
     try:
-        scale(t.name, t.policy.node, count, trusted=trusted)
+        scale(t.name, t.policy.node, count, trusted=trusted, count_input=t.policy.count_input)
     except DodasError as exc:
         return f"{reason}: it failed: {exc.message}"
     return reason

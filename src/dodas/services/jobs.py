@@ -133,7 +133,7 @@ def _plan(item: queue.Item, work: Path) -> planning.DeploymentPlan:
     if item.operation == "scale":
         template = Template.read(str(recorded.stored_template_of(item.deployment_name)))
         origin = Store().require(item.deployment_name).template_path
-        given = scaling.scale_inputs(template, p["node"], int(p["count"]))
+        given = scaling.scale_inputs(template, p["node"], int(p["count"]), item.deployment_name)
         path = work / "template.yaml"
         paths.write_private(path, template.text)  # the text asked is the text planned
     else:

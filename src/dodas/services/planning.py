@@ -21,6 +21,7 @@ from typing import Any
 from dodas.engine.context import RunContext, UnresolvedError
 from dodas.engine.states import DeploymentStatus as DS
 from dodas.errors import DodasError
+from dodas.model import managed
 from dodas.model.deployment import Instance
 from dodas.model.template import Template
 from dodas.plan import diff
@@ -184,9 +185,9 @@ def prepare(template: str | Template, *, name: str | None = None, pairs: list[st
                          f'on "{provider_name}"')
     given = {**collect_inputs(pairs, inputs_file), **(given or {})}
     kept: dict[str, GivenInput] = {}
-    if live:  # earlier inputs stay unless given again (as helm's --reuse-values)
+    if live:  # earlier inputs stay unless given again (as helm's --reuse-values), the autoscaler's counts too
         kept = {k: GivenInput(v, f"<inputs kept from deployment {name}>", 1, 1)
-                for k, v in dep.inputs.items() if k in tpl.inputs and k not in given}
+                for k, v in dep.inputs.items() if (k in tpl.inputs or managed.is_key(k)) and k not in given}
     plan = plan_given(tpl, {**kept, **given}, offline=offline,
                       allow_external_playbooks=allow_external_playbooks, strict=strict, environment=environment)
     if vet is not None:

@@ -142,8 +142,11 @@ def status(name: str) -> dict[str, Any]:
                        error=f"its dodas died (pid {holder['pid']} on {holder['host']}); the next up or destroy "
                              "records it")
         attempts.append(row)
+    from dodas.model import managed
     from dodas.services import autoscale
     return {"name": dep.name, "id": dep.id, "status": dep.status, "reason": dep.status_reason,
+            # counts the autoscaler manages (a template's fixed count under an elastic policy), by node
+            "managed_counts": {k[len(managed.PREFIX):]: v for k, v in (dep.inputs or {}).items() if managed.is_key(k)},
             "degraded": degraded, "attempts": attempts, "elastic": autoscale.summary(name, instances),
             "provider": dep.provider, "template": dep.template_path, "inputs_sha256": dep.inputs_sha256,
             "template_sha256": dep.template_sha256, "locked_by": dep.lock_owner, "lock": holder,

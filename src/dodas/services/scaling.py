@@ -21,11 +21,23 @@ def _template(template: str | Template) -> Template:
     return template if isinstance(template, Template) else Template.read(template)
 
 
-def scale_inputs(template: str | Template, node: str, count: int) -> dict[str, Any]:
-    """The inputs that make `node` have `count` instances (given, over the kept ones)."""
+def scale_inputs(template: str | Template, node: str, count: int, deployment: str | None = None) -> dict[str, Any]:
+    """The inputs that make `node` have `count` instances (given, over the kept ones).
+    A count the template fixes that `deployment` keeps as the autoscaler's
+    (model/managed.py) is set there, as the autoscaler sets it."""
+    from dodas.model import managed
+
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise DodasError(f"a count is a whole number, 0 or more (got {count!r})")
-    name = _template(template).count_input(node)  # the model's rule, with its errors
+    tpl = _template(template)
+    found = tpl.scalable.get(node)
+    if deployment is not None and (found is None or found.input is None) and node in tpl.raw_nodes:
+        from dodas.state.store import Store
+
+        dep = Store().get(deployment)
+        if dep is not None and managed.key(node) in (dep.inputs or {}):
+            return {managed.key(node): GivenInput(count, f"<dodas scale {node}>", 1, 1)}
+    name = tpl.count_input(node)  # the model's rule, with its errors
     return {name: GivenInput(count, f"<dodas scale {node}>", 1, 1)}
 
 

@@ -156,12 +156,13 @@ RULES: list[Rule] = [
 ]
 
 _NOISE = ("parent_req is None",)
+_YAML_SPELLING = {"True": "true", "False": "false", "None": "null"}
 _INVALID_TYPE = re.compile(r'^Type "([^"]+)" is not a valid type')
 
 
 def to_diagnostics(exceptions: Iterable[BaseException], smap: SourceMap,
                    known_types: Callable[[], list[str]]) -> list[Diagnostic]:
-    msgs = [_text(e) for e in exceptions]
+    msgs = [text(e) for e in exceptions]
     msgs = [m for m in msgs if m and not any(n in m for n in _NOISE)]
     bad_types = {mt.group(1) for m in msgs if (mt := _INVALID_TYPE.match(m))}
     bad_nodes = _nodes_of_types(smap, bad_types)
@@ -177,7 +178,8 @@ def to_diagnostics(exceptions: Iterable[BaseException], smap: SourceMap,
     return out
 
 
-def _text(exc: BaseException) -> str:
+def text(exc: BaseException) -> str:
+    """An exception's message as tosca-parser means it."""
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
     return text.replace(" Refer to the definition to verify valid values.", "").strip()
 
@@ -189,7 +191,8 @@ def _one(msg: str, smap: SourceMap) -> Diagnostic:
             d = build(m, smap)
             if d is not None:
                 return d
-    names = [a or b for a, b in _QUOTED.findall(msg)]
+    # Python's spelling of a YAML value ("True", "None") is not what the file says
+    names = [_YAML_SPELLING.get(n, n) for n in (a or b for a, b in _QUOTED.findall(msg))]
     for k in range(len(names), 0, -1):
         found = smap.search_path(names[:k]) or smap.search_path(names[k - 1:k])
         if found:

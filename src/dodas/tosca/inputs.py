@@ -36,6 +36,8 @@ class GivenInput:
     line: int
     col: int
     from_cli: bool = False
+    #: a scalar as its file writes it (`1.10`), for a string input given a number (tosca/lenient.py)
+    written: str | None = None
 
     def diag(self, message: str) -> Diagnostic:
         return Diagnostic(self.file, self.line, self.col, message)
@@ -64,7 +66,7 @@ def read_inputs_file(path: str) -> dict[str, GivenInput]:
     out = {}
     for key, value in data.items():
         line, col = smap.position((str(key),))
-        out[str(key)] = GivenInput(value, path, line, col)
+        out[str(key)] = GivenInput(value, path, line, col, written=smap.written((str(key),)))
     return out
 
 
@@ -121,7 +123,7 @@ def register_secrets(value: Any) -> None:
 def check(decls: Any, given: dict[str, GivenInput], smap: SourceMap,
           base: tuple = ("topology_template", "inputs"),
           secrets: frozenset[str] = frozenset(), unknown: set[str] | None = None,
-          ) -> tuple[dict[str, Any], list[Diagnostic]]:
+          warnings: list[Diagnostic] | None = None) -> tuple[dict[str, Any], list[Diagnostic]]:
     """Typed values for every given input; diagnostics for every bad one.
 
     Inputs that are not given keep their template default (tosca-parser applies
@@ -146,6 +148,7 @@ def check(decls: Any, given: dict[str, GivenInput], smap: SourceMap,
         decl = decls[name] if isinstance(decls[name], dict) else {}
         where = smap.position((*base, name), key=True)
         secret = name in secrets
+        g = _lenient(name, decl.get("type", "string"), g, secret, warnings)
         value, problem = coerce(decl.get("type", "string"), g.value, from_text=g.from_cli,
                                 entry_schema=decl.get("entry_schema"), secret=secret)
         if secret and problem is None:
@@ -168,6 +171,28 @@ def check(decls: Any, given: dict[str, GivenInput], smap: SourceMap,
             diags.append(smap.diag((*base, name), f'missing required input "{name}": '
                                    f"give it with -i {name}=VALUE or in an --inputs file", key=True))
     return values, diags
+
+
+def _lenient(name: str, typ: Any, g: GivenInput, secret: bool, warnings: list[Diagnostic] | None) -> GivenInput:
+    """A given value read as its declared type as the template's own values are
+    (tosca/reading.py): a number or boolean for a string, a number written as a
+    string for a number, with a warning at the value (in `warnings`)."""
+    from dataclasses import replace
+
+    from dodas.tosca import reading
+
+    if warnings is None or typ not in ("string", "integer", "float") or (g.from_cli and typ == "string"):
+        return g
+    value = g.value
+    if g.from_cli and isinstance(value, str):  # -i text: YAML first, as `coerce` reads it
+        return g
+    read, how = reading.read_as(typ, value, lambda: reading.written_as(g.written, value))
+    if how not in ("warn", "silent"):
+        return g
+    if how == "warn":
+        given = reading.given_as(value) if isinstance(value, str) else reading.written_as(g.written, value)
+        warnings.append(g.diag(reading.warning(f'input "{name}": ', value, given, typ, read, secret)))
+    return replace(g, value=read, from_cli=False)
 
 
 _INT_NAMES = {"integer": "an integer", "float": "a number", "boolean": "true or false",

@@ -19,7 +19,7 @@ from typing import Any
 from dodas import paths, settings
 from dodas.errors import Diagnostic, TemplateError
 from dodas.redact import redact
-from dodas.tosca import diagnose, imports, inputs
+from dodas.tosca import diagnose, imports, inputs, lenient
 from dodas.tosca.inputs import GivenInput
 from dodas.yamlsource import SourceMap, load_yaml, read_source
 
@@ -65,6 +65,8 @@ class LoadedTemplate:
     secret_inputs: frozenset[str] = frozenset()
     #: required inputs nobody gave, checked as unknowns of their type (validate only)
     unknown_inputs: frozenset[str] = frozenset()
+    #: located warnings of the loading (a value read leniently as its declared type: tosca/lenient.py)
+    warnings: tuple[Diagnostic, ...] = ()
 
 
 def load(template: str | TemplateSource, given: dict[str, GivenInput] | None = None, *, offline: bool = False,
@@ -85,20 +87,30 @@ def load(template: str | TemplateSource, given: dict[str, GivenInput] | None = N
     resolved = imports.resolve(data.get("imports"), Path(path).resolve().parent, smap,
                                offline=offline, repositories=data.get("repositories"))
     unknown: set[str] | None = set() if unknown_inputs else None
-    values, input_diags = inputs.check(topo.get("inputs"), given, smap, secrets=secrets, unknown=unknown)
+    given_warnings: list[Diagnostic] = []
+    values, input_diags = inputs.check(topo.get("inputs"), given, smap, secrets=secrets, unknown=unknown,
+                                       warnings=given_warnings)
+    read = lenient.check(data, smap, _library_types(), sorted(resolved.seen), secrets)
     diags = resolved.diagnostics + input_diags
     if diags:
-        raise TemplateError(diags)
+        raise TemplateError(diags + read.errors)
+    if read.changes:  # values read as their declared type: the model reads them so, not as written
+        data = pickle.loads(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+        read.apply(data)
     # tosca-parser replaces function dicts by its own objects in place; give it a
     # copy so that `data` stays what the user wrote (pickle: plain YAML types only)
     tpl = pickle.loads(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
     tpl["imports"] = _imports_but_library(resolved)
     _inline_library(tpl)
     _without_input_metadata(tpl)
-    tosca = _parse(tpl, values, resolved.local_defs, smap)
+    tosca = _parse(tpl, values, resolved.local_defs, smap, read.errors)
+    if read.errors:  # what tosca-parser let through, this pass did not (a float given for an integer)
+        raise TemplateError(read.errors)
     effective = {i.name: (values[i.name] if i.name in values else i.default)
                  for i in (getattr(tosca, "inputs", None) or [])}
-    return LoadedTemplate(path, data, smap, tosca, effective, text, secrets, frozenset(unknown or ()))
+    return LoadedTemplate(path, data, smap, tosca, effective, text, secrets, frozenset(unknown or ()),
+                          tuple(Diagnostic(d.file, d.line, d.col, redact(d.message))
+                                for d in [*given_warnings, *read.warnings]))
 
 
 def _without_input_metadata(tpl: dict[str, Any]) -> None:
@@ -135,6 +147,12 @@ def _inline_library(tpl: dict[str, Any]) -> None:
 
 
 @functools.lru_cache(maxsize=1)
+def _library_types() -> dict[str, Any]:
+    """The library's type sections, to read only (the leniency pass)."""
+    return pickle.loads(_library_sections())
+
+
+@functools.lru_cache(maxsize=1)
 def _library_sections() -> bytes:
     """The library's type sections, parsed once and kept pickled: each load gets
     its own copy, since tosca-parser may change the dicts it is given."""
@@ -147,7 +165,10 @@ def _library_sections() -> bytes:
 
 
 def _parse(tpl: dict[str, Any], values: dict[str, Any], local_defs: dict[str, str],
-           smap: SourceMap) -> Any:
+           smap: SourceMap, typed: list[Diagnostic]) -> Any:
+    """tosca-parser's template; TemplateError, located, with its every problem.
+    `typed` are the leniency pass's errors: placed where the value is, they
+    replace tosca-parser's messages about values of the wrong type."""
     from toscaparser.common.exception import ExceptionCollector
     from toscaparser.tosca_template import ToscaTemplate
 
@@ -162,7 +183,9 @@ def _parse(tpl: dict[str, Any], values: dict[str, Any], local_defs: dict[str, st
         if not collected and not isinstance(exc, ValidationError):
             # the parser crashed before collecting anything: say so, placed at the top
             collected.append(RuntimeError(f"the TOSCA parser could not process this template ({exc})"))
-        diags = diagnose.to_diagnostics(_unique(collected), smap, known_types)
+        if typed:
+            collected = [e for e in collected if not lenient.PARSER_TYPE_MESSAGE.match(diagnose.text(e))]
+        diags = typed + diagnose.to_diagnostics(_unique(collected), smap, known_types)
         # tosca-parser quotes values, a secret input's among them: masked here
         raise TemplateError([Diagnostic(d.file, d.line, d.col, redact(d.message)) for d in diags]) from None
 
