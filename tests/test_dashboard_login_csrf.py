@@ -188,3 +188,45 @@ def test_the_issuers_id_token_carries_the_nonce_and_is_typed_as_one(site):
     head, body = (json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
                   for p in r.json()["id_token"].split(".")[:2])
     assert head["typ"] == "JWT" and body["nonce"] == "n-123" and body["aud"] == CLIENT
+
+
+def test_the_id_token_check_refuses_what_answers_another_login(site):
+    """TokenValidator.id_token against the real issuer's keys: only an ID token
+    signed by the login's issuer, for this client, unexpired, with the login's
+    nonce, is accepted."""
+    import time
+
+    from joserfc import jwt
+
+    from dodas.devissuer.keys import SigningKeys
+    from dodas.server.auth import AuthError, IssuerConfig, TokenValidator
+
+    _url, running, _log = site
+    validator = TokenValidator([IssuerConfig(running.url, audience="dodas")])
+    now = int(time.time())
+    good = {"iss": running.url, "sub": "u-1", "aud": CLIENT, "iat": now, "exp": now + 300, "nonce": "n-1"}
+
+    def signed(claims: dict, **header: str) -> str:
+        return running.issuer.sign(claims, typ="JWT") if not header else \
+            jwt.encode({"alg": "RS256", **header}, claims, SigningKeys().current, algorithms=["RS256"])
+
+    assert validator.id_token(signed(good), running.url, CLIENT, "n-1")["sub"] == "u-1"
+    kid = str(running.issuer.keys.current.kid)
+    refused = {
+        "nonce does not match": (signed(good), "n-2"),
+        "no ID token": (None, "n-1"),
+        "not meant for this dashboard": (signed({**good, "aud": "another-client"}), "n-1"),
+        "audience": (signed({**good, "aud": [CLIENT, "another-client"]}), "n-1"),  # no azp naming us
+        "has expired": (signed({**good, "exp": now - 3600}), "n-1"),
+        "not issued by": (signed({**good, "iss": "http://127.0.0.1:1"}), "n-1"),
+        "signature is not valid": (signed(good, kid=kid), "n-1"),  # the issuer's kid, someone else's key
+        "no subject": (signed({**good, "sub": ""}), "n-1"),
+    }
+    for why, (token, nonce) in refused.items():
+        with pytest.raises(AuthError) as caught:
+            validator.id_token(token, running.url, CLIENT, nonce)
+        assert caught.value.status == 401 and why in caught.value.message, (why, caught.value.message)
+    unsigned = ".".join(base64.urlsafe_b64encode(json.dumps(p).encode()).rstrip(b"=").decode()
+                        for p in ({"alg": "none"}, good)) + "."
+    with pytest.raises(AuthError, match="algorithm"):
+        validator.id_token(unsigned, running.url, CLIENT, "n-1")
