@@ -189,7 +189,11 @@ def _exchange(request: Request, code: str, verifier: str) -> dict[str, Any]:
         r = httpx.post(endpoint, data=form, auth=auth, timeout=15.0, headers={"Accept": "application/json"})
     except httpx.HTTPError as exc:
         raise Refused(503, f"the issuer cannot be reached to finish the login ({type(exc).__name__})") from None
-    body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+    try:
+        body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
     if r.status_code != 200 or not isinstance(body.get("access_token"), str):
         why = body.get("error_description") or body.get("error") or f"HTTP {r.status_code}"
         raise Refused(401, f"the issuer refused the login: {why}")
