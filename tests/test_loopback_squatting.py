@@ -111,3 +111,28 @@ def test_claims_forged_by_another_user_block_no_one(d, tmp_path):
     assert not [n for n in os.listdir(registry) if n.split("~")[0] in got and os.lstat(registry / n).st_uid == 0], \
         "destroy gave root's addresses back"
     assert _nobodys(registry) == before
+
+
+def test_a_registry_another_user_made_first_is_taken_back_by_root(d, tmp_path):
+    """Whoever runs dodas first after a boot makes /tmp/dodas-loopback, and as its
+    owner could delete anyone's claims: root's `dodas up` makes it root's and
+    sticky again, keeping what is in it, and uses it."""
+    need_namespaces()
+    registry = seed_registry(tmp_path / "registry")
+    nobody = pwd.getpwnam("nobody")
+    os.chown(registry, nobody.pw_uid, nobody.pw_gid)
+    os.chmod(registry, 0o777)  # not even sticky
+    env = {**d.env, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    forged = in_registry(registry, [sys.executable, "-c", FORGE], user="nobody", env=env)
+    assert forged.returncode == 0, forged.stderr
+    before = _nobodys(registry)
+
+    t = compute_template(tmp_path / "t.yaml", count=1, cpus=1, mem="128 MiB")
+    up = in_registry(registry, [*DODAS, "up", t, "--name", "first"], env=env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    st = os.lstat(registry)
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o1777)
+    assert _nobodys(registry) == before, "its contents are kept"
+    other = in_registry(registry, [sys.executable, "-c", CLAIM, "/tmp/daemon-machine"], user="daemon", env=env)
+    assert other.returncode == 0 and other.stdout.startswith("127.77."), other.stderr
+    assert in_registry(registry, [*DODAS, "destroy", "first", "--yes"], env=env).returncode == 0

@@ -27,6 +27,7 @@ A claim naming a machine directory this user cannot read counts (it may be
 another user's private machine). So a user can hold as many addresses as they
 make claims for their own machines, as they could by making machines; root reads
 every directory, and only live or recorded claims hold an address against it.
+A registry directory another user made first is taken back by root (`_adopt`).
 
 The registry only prevents two dodas runs from choosing the same address; other
 programs may still hold a port there. The allocator also skips addresses on which
@@ -68,6 +69,8 @@ def _registry() -> Path:
     except OSError as exc:
         raise ProviderError("local", f"cannot create the address registry {REGISTRY}: {exc.strerror}") from None
     st = os.lstat(REGISTRY)
+    if os.geteuid() == 0 and not (stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and st.st_mode & stat.S_ISVTX):
+        st = _adopt(st)
     shared_ok = st.st_mode & stat.S_ISVTX and st.st_uid in (0, os.getuid())
     private_ok = st.st_uid == os.getuid() and not st.st_mode & 0o022
     if not stat.S_ISDIR(st.st_mode) or not (shared_ok or private_ok):
@@ -75,6 +78,30 @@ def _registry() -> Path:
                                      f"mode {stat.filemode(st.st_mode)}): it must be a sticky directory owned by "
                                      "root or by you; remove it and run again")
     return REGISTRY
+
+
+def _adopt(st: os.stat_result) -> os.stat_result:
+    """Root's answer to a registry another user made first (whoever runs dodas
+    first after a boot makes it, and its owner could delete anyone's claims): the
+    directory becomes root's and sticky, its claims kept; anything else in its
+    place (a link, a file) is moved aside for a new directory. Done through a
+    descriptor opened without following links, so a swap meanwhile changes nothing
+    but what the check after it sees."""
+    try:
+        if stat.S_ISDIR(st.st_mode):
+            fd = os.open(REGISTRY, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            try:
+                os.fchown(fd, 0, 0)
+                os.fchmod(fd, 0o1777)
+            finally:
+                os.close(fd)
+        else:
+            os.rename(REGISTRY, f"{REGISTRY}.unsafe-{secrets.token_hex(6)}")
+            os.mkdir(REGISTRY, 0o1777)
+            os.chmod(REGISTRY, 0o1777)
+    except OSError:
+        pass  # the check that follows says what is wrong
+    return os.lstat(REGISTRY)
 
 
 def _candidates() -> Iterator[str]:
