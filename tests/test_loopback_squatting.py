@@ -29,17 +29,18 @@ from dodas.providers import loopback
 
 start = procs.identify(1).start
 reg = loopback.REGISTRY
+private = sys.argv[1:] == ["private"]  # every claim nobody's own, naming a directory of root's
 made = 0
 for address in loopback._candidates():
     path = reg / address
     try:  # (a claim of the machine's, copied in, is left as it is)
-        if made == 0:
+        if made == 0 and not private:
             os.symlink("/etc/hostname", path)
-        elif made == 1:
+        elif made == 1 and not private:
             os.mkfifo(path)
         else:
-            uid = 0 if made % 2 else os.getuid()
-            machine = "/root/.dodas-machine" if made % 3 else f"/tmp/nobody-machine-{made}"
+            uid = 0 if made % 2 and not private else os.getuid()
+            machine = f"/root/.dodas-machine-{made}" if made % 3 or private else f"/tmp/nobody-machine-{made}"
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             with os.fdopen(fd, "w") as fh:
                 json.dump({"uid": uid, "pid": 1, "start": start, "address": address, "machine_dir": machine}, fh)
@@ -136,3 +137,16 @@ def test_a_registry_another_user_made_first_is_taken_back_by_root(d, tmp_path):
     other = in_registry(registry, [sys.executable, "-c", CLAIM, "/tmp/daemon-machine"], user="daemon", env=env)
     assert other.returncode == 0 and other.stdout.startswith("127.77."), other.stderr
     assert in_registry(registry, [*DODAS, "destroy", "first", "--yes"], env=env).returncode == 0
+
+
+def test_claims_naming_directories_others_cannot_read_block_no_one(tmp_path):
+    """nobody's own claims (its uid, in its files) for every address, each naming
+    a machine under /root, which another user cannot look into: they are not
+    nobody's machines, so they hold nothing against that user either."""
+    need_namespaces()
+    registry = seed_registry(tmp_path / "registry")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    forged = in_registry(registry, [sys.executable, "-c", FORGE, "private"], user="nobody", env=env)
+    assert forged.returncode == 0 and int(forged.stdout) > 65000, forged.stderr
+    other = in_registry(registry, [sys.executable, "-c", CLAIM, "/tmp/daemon-machine"], user="daemon", env=env)
+    assert other.returncode == 0 and other.stdout.startswith("127.77."), other.stdout + other.stderr

@@ -23,9 +23,10 @@ then takes the random name, and checks after writing that no other claim of the
 address appeared meanwhile (if one did, it withdraws): two claimants may both
 withdraw, never both keep the address.
 
-A claim naming a machine directory this user cannot read counts (it may be
-another user's private machine). So a user can hold as many addresses as they
-make claims for their own machines, as they could by making machines; root reads
+A claim naming a machine directory this user cannot read counts when the
+nearest part of its path that can be seen belongs to the claimant (it may be that
+user's private machine). So a user can hold as many addresses as they make
+claims for their own machines, as they could by making machines; root reads
 every directory, and only live or recorded claims hold an address against it.
 A registry directory another user made first is taken back by root (`_adopt`).
 
@@ -170,12 +171,26 @@ def _counts(uid: int, claim: dict, address: str) -> bool:
         return False
     try:
         os.stat(machine_dir / "machine.json", follow_symlinks=False)
-    except PermissionError:
-        return True  # cannot tell (another user's private directory): it may be a machine
+    except PermissionError:  # another user's private directory: it may be a machine, if it is theirs
+        return _nearest_owner(machine_dir) == uid
     except OSError:
         return False
     machine = _read_owned(machine_dir / "machine.json", MAX_MACHINE)
     return machine is not None and machine[0] == uid and machine[1].get("address") == address
+
+
+def _nearest_owner(path: Path) -> int | None:
+    """The owner of `path`, or of its nearest ancestor this user can see: a claim
+    naming a directory it cannot read counts only if that directory is, as far as
+    can be seen, its claimant's (not root's /root, nor anyone else's)."""
+    for candidate in (path, *path.parents):
+        try:
+            return os.lstat(candidate).st_uid
+        except PermissionError:
+            continue
+        except OSError:
+            return None
+    return None
 
 
 def _holders(reg: Path, address: str, names: list[str], machine_dir: Path) -> tuple[bool, bool]:
