@@ -116,14 +116,21 @@ def test_unlock_refuses_a_live_holder_even_with_force(d, tmp_path):
 
 def test_unlock_force_leaves_a_running_up_alone(slow, tmp_path):
     """The attack: `unlock --force` under a live `up` of this host, then a
-    `destroy`. The lock stays, the destroy is refused, the `up` completes."""
+    `destroy`. The lock stays, the destroy is refused, the `up` completes. The
+    `up` is paused (SIGSTOP) meanwhile, so that it is still mid-way however slow
+    this machine is: a stopped process is alive, and holds its lock."""
     d = slow
     t = boxes(tmp_path, 3)
     proc = d.popen("up", t, "--name", "busy", "--parallelism", "1")
     wait_while_running(proc, lambda: servers(d.home) >= 1, "a machine was made")
-    r = d.run("unlock", "busy", "--force", check=False)
-    assert r.returncode == 3 and f"locked by pid {proc.pid} on this host" in r.stderr, r.stdout + r.stderr
-    assert d.run("destroy", "busy", "--yes", check=False).returncode == 3
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        assert servers(d.home) < 3 or d.json("status", "busy")["locked_by"], "the up is still under way"
+        r = d.run("unlock", "busy", "--force", check=False)
+        assert r.returncode == 3 and f"locked by pid {proc.pid} on this host" in r.stderr, r.stdout + r.stderr
+        assert d.run("destroy", "busy", "--yes", check=False).returncode == 3
+    finally:
+        proc.send_signal(signal.SIGCONT)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, out + err
     assert d.json("status", "busy")["status"] == "CREATE_COMPLETE" and servers(d.home) == 3
