@@ -147,7 +147,7 @@ def wait_status(b: Browser, name: str, want: str) -> str:
 def test_login_with_pkce_the_cookie_and_logout(site):
     url, _, log = site
     b = log_in(url, "alice")
-    cookie = next(h for h in b.http.cookies.jar)
+    cookie = next(h for h in b.http.cookies.jar if h.name == "dodas_session")
     assert cookie.name == "dodas_session" and cookie.path == "/web" and not cookie.secure  # plain HTTP here
     assert cookie.has_nonstandard_attr("HttpOnly")
     page = b.get("/web/deployments")

@@ -1,4 +1,5 @@
-"""The deployment lock and attempts: `unlock` refuses a holder that still runs,
+"""The deployment lock and attempts: `unlock` refuses a holder that still runs (with
+`--force` too, when it runs on this host),
 `status` tells a dead holder (and the attempt its death interrupted) without
 writing anything, and an attempt always ends with what really happened to it:
 kill -9, Ctrl-C, SIGTERM, an internal error. Every test runs on SQLite and on
@@ -81,7 +82,10 @@ time.sleep(600)
 """
 
 
-def test_unlock_refuses_a_live_holder_and_force_clears_it(d, tmp_path):
+def test_unlock_refuses_a_live_holder_even_with_force(d, tmp_path):
+    """`--force` is for a holder that cannot be checked (another host); a live
+    holder on this host (same pid and start time) keeps its lock whatever is
+    asked, and once it is gone a plain `unlock` clears it."""
     t = boxes(tmp_path)
     d.run("up", t, "--name", "held")
     # a real process takes the lock through the real lock code, and keeps running
@@ -97,13 +101,40 @@ def test_unlock_refuses_a_live_holder_and_force_clears_it(d, tmp_path):
         assert st["locked_by"] == owner and st["lock"]["alive"] is True
         assert f"locked by pid {holder.pid} on {HOST}, running since" in d.run("status", "held").stdout
         assert d.run("up", t, "--name", "held", check=False).returncode == 3
-        r = d.run("unlock", "held", "--force")
-        assert f"was held by {owner}" in r.stdout
-        assert d.json("status", "held")["locked_by"] is None
+        r = d.run("unlock", "held", "--force", check=False)
+        assert r.returncode == 3, r.stdout + r.stderr
+        assert f"locked by pid {holder.pid} on this host ({HOST}), which is still running" in r.stderr
+        assert "--force is refused" in r.stderr and "Traceback" not in r.stderr
+        assert d.json("status", "held")["locked_by"] == owner, "the live holder keeps its lock"
     finally:
         holder.kill()
         holder.wait()
+    assert f"was held by {owner}" in d.run("unlock", "held").stdout, "a dead holder needs no --force"
+    assert d.json("status", "held")["locked_by"] is None
     d.run("destroy", "held", "--yes")
+
+
+def test_unlock_force_leaves_a_running_up_alone(slow, tmp_path):
+    """The attack: `unlock --force` under a live `up` of this host, then a
+    `destroy`. The lock stays, the destroy is refused, the `up` completes. The
+    `up` is paused (SIGSTOP) meanwhile, so that it is still mid-way however slow
+    this machine is: a stopped process is alive, and holds its lock."""
+    d = slow
+    t = boxes(tmp_path, 3)
+    proc = d.popen("up", t, "--name", "busy", "--parallelism", "1")
+    wait_while_running(proc, lambda: servers(d.home) >= 1, "a machine was made")
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        assert servers(d.home) < 3 or d.json("status", "busy")["locked_by"], "the up is still under way"
+        r = d.run("unlock", "busy", "--force", check=False)
+        assert r.returncode == 3 and f"locked by pid {proc.pid} on this host" in r.stderr, r.stdout + r.stderr
+        assert d.run("destroy", "busy", "--yes", check=False).returncode == 3
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out + err
+    assert d.json("status", "busy")["status"] == "CREATE_COMPLETE" and servers(d.home) == 3
+    d.run("destroy", "busy", "--yes")
 
 
 def test_unlock_of_a_holder_on_another_host_needs_force(d, tmp_path):

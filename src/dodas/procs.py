@@ -103,6 +103,16 @@ def running(pid: int, start: str | None) -> bool:
     return alive(Identity(pid, start or ""))
 
 
+def owner(target: Identity) -> int | None:
+    """The real uid of the process `target` names, if it still runs as that one:
+    what a claim made in its name (loopback.py) is checked against."""
+    p = _process(target)
+    try:
+        return p.uids().real if p is not None else None
+    except psutil.Error:
+        return None
+
+
 def find_by_env(name: str, value: str, *, below: bool = False) -> list[Identity]:
     """Processes whose environment has name=value (or, with `below`, name=value/...)."""
     needle = f"{name}={value}".encode()

@@ -543,8 +543,8 @@ def spark_conf(name: NameArg,
 
 @app.command()
 def unlock(name: NameArg,
-           force: Annotated[bool, typer.Option("--force", help="Clear it even if its holder may be alive (a "
-                                               "holder on another host cannot be checked).")] = False,
+           force: Annotated[bool, typer.Option("--force", help="Clear it although its holder cannot be checked "
+                                               "(it ran on another host); never for a live one of this host.")] = False,
            json_out: JsonOpt = False) -> None:
     """Clear a deployment's lock left by a dodas that died (refused while it runs; exit 6 when not locked)."""
     from dodas.services import lifecycle

@@ -35,7 +35,7 @@ def discovery(url: str) -> dict[str, Any]:
         "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": [ALG],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "scopes_supported": ["openid", "profile", "email", "offline_access", "groups"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "jti", "preferred_username", "groups",
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "jti", "nonce", "preferred_username", "groups",
                              "wlcg.groups", "eduperson_entitlement"],
         "description": BANNER,
     }

@@ -121,9 +121,10 @@ class Issuer:
             claims["aud"] = audience
         return claims
 
-    def sign(self, claims: dict[str, Any]) -> str:
+    def sign(self, claims: dict[str, Any], typ: str = "at+jwt") -> str:
+        """A JWT of ours; `typ` tells an access token (RFC 9068) from an ID token ("JWT")."""
         key = self.keys.current
-        return jwt.encode({"alg": ALG, "typ": "at+jwt", "kid": key.kid}, claims, key, algorithms=[ALG])
+        return jwt.encode({"alg": ALG, "typ": typ, "kid": key.kid}, claims, key, algorithms=[ALG])
 
     def issue(self, user: User | None, client: Client, scopes: tuple[str, ...], *, refresh: bool,
               family: str | None = None, nonce: str | None = None) -> dict[str, Any]:
@@ -149,7 +150,7 @@ class Issuer:
             id_claims["aud"] = client.client_id
             if nonce:
                 id_claims["nonce"] = nonce
-            out["id_token"] = self.sign(id_claims)
+            out["id_token"] = self.sign(id_claims, typ="JWT")
         return out
 
     # -- grants ------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ cannot be reached to check. Messages never quote the token.
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import threading
 import time
@@ -168,6 +169,41 @@ class TokenValidator:
         self._check_times(claims)
         self._check_audience(issuer.cfg, claims)
         return self._identity(issuer.cfg, claims)
+
+    def id_token(self, token: str, issuer_url: str, client_id: str, nonce: str) -> dict[str, Any]:
+        """The claims of the ID token a login's code was exchanged for, or AuthError.
+
+        The dashboard's login proves with it that the code answers the login this
+        browser started: the `nonce` sent to the authorization endpoint must come
+        back, signed by the issuer, in a token meant for this client (OIDC Core
+        3.1.3.7). A code minted for another login carries another nonce."""
+        token = (token or "").strip() if isinstance(token, str) else ""
+        parts = token.split(".")
+        if not token or len(token) > MAX_TOKEN or not token.isascii() or len(parts) != 3:
+            raise AuthError(401, "the issuer gave no ID token with the login (an OpenID Connect issuer must)")
+        header, claims = _unverified(parts)
+        issuer = self._issuers.get(normalise(issuer_url))
+        if issuer is None or not isinstance(claims.get("iss"), str) or normalise(claims["iss"]) != issuer.cfg.url:
+            raise AuthError(401, "the ID token was not issued by the issuer the login went to")
+        alg, kid = header.get("alg"), header.get("kid")
+        if not isinstance(alg, str) or alg not in issuer.cfg.algorithms or not isinstance(kid, (str, type(None))):
+            raise AuthError(401, f"the ID token's signature algorithm {str(alg)[:20]!r} is not accepted")
+        try:
+            jws.deserialize_compact(token, self._key(issuer, kid, alg), algorithms=[alg])
+        except JoseError:
+            raise AuthError(401, "the ID token's signature is not valid") from None
+        aud = claims.get("aud")
+        auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        if client_id not in auds or (len(auds) > 1 and claims.get("azp") != client_id):
+            raise AuthError(401, "the ID token is not meant for this dashboard (audience)")
+        if not _number(claims.get("exp")) or time.time() - self.leeway >= claims["exp"]:
+            raise AuthError(401, "the ID token has expired or has no expiry")
+        got = claims.get("nonce")
+        if not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode()):
+            raise AuthError(401, "the ID token answers another login (its nonce does not match)")
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise AuthError(401, "the ID token names no subject (sub)")
+        return claims
 
     # -- keys ------------------------------------------------------------------------------
     def _key(self, issuer: _Issuer, kid: str | None, alg: str) -> RSAKey | ECKey:

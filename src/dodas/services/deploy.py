@@ -366,14 +366,22 @@ class HolderAliveError(DodasError):
 def unlock(name: str, force: bool = False) -> str | None:
     """Clear a deployment's lock; returns who held it.
 
-    Refused while the holder runs on this host (it is working: clearing its lock
-    would let a second dodas change the same machines at once), and for a holder
-    on another host, which cannot be checked from here, unless `force`."""
+    Refused while the holder runs on this host, even with `force`: it is working,
+    and clearing its lock would let a second dodas change the same machines at
+    once (a `destroy` under a running `up`). `force` is for what cannot be
+    checked from here: a holder on another host, or an old owner without a start
+    time, whose pid may now name another process."""
     store = Store()
     dep = store.require(name)
     if not dep.lock_owner:
         return None
     h = lock.holder(dep.lock_owner)
+    if force and lock.proven_alive(h):
+        raise HolderAliveError(f'deployment "{name}" is locked by pid {h.pid} on this host ({h.host}), which is '
+                               f"still running (same pid and start time): --force is refused, as clearing the "
+                               f"lock of a live dodas would let two change the same machines at once. Wait for it "
+                               f"to finish, or stop it (kill {h.pid}); then run \"dodas unlock {name}\" if the "
+                               f"lock is still there.")
     if not force and not lock.is_stale(dep.lock_owner):
         where = (f"pid {h.pid} on this host is still running" if h.alive else
                  f"it is held from another host ({h.host}, pid {h.pid}), where dodas cannot check that process")

@@ -64,7 +64,8 @@ def destroy(name: str, *, parallelism: int, lock_timeout: float = 0.0, **kwargs:
 
 def unlock(name: str, force: bool = False) -> dict[str, Any]:
     """Clear a deployment's lock (`deploy.unlock`'s rules: refused while its holder
-    runs, or is on another host, unless `force`). A deployment nobody holds is a
+    runs, or is on another host, unless `force`, which never clears a live holder
+    of this host). A deployment nobody holds is a
     WrongStateError: nothing is changed, and nothing was there to clear."""
     store = Store()
     dep = store.require(name)

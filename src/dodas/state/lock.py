@@ -5,7 +5,8 @@ that the database arbitrates between processes (and, later, servers). The owner
 is "host:pid:process-start-time": a lock whose process is gone (or whose pid was
 reused by another process) on this host is stale and is taken over, with an event
 saying so; a lock held from another host can only be cleared by `dodas unlock --force`
-(whether that process still runs cannot be checked from here).
+(whether that process still runs cannot be checked from here). `--force` never
+clears the lock of a process of this host that still runs (`proven_alive`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,13 @@ def holder(owner: str) -> Holder:
 def me() -> str:
     ident = procs.identify(os.getpid())
     return f"{socket.gethostname()}:{os.getpid()}:{ident.start if ident else '?'}"
+
+
+def proven_alive(h: Holder) -> bool:
+    """True only when the holder is a process of this host that still runs with the
+    pid and start time it recorded: the one case `dodas unlock --force` refuses.
+    An old owner without a start time could be any process by now, so it is not."""
+    return h.local and h.pid is not None and procs.known(h.start) and procs.running(h.pid, h.start)
 
 
 def is_stale(owner: str) -> bool:

@@ -8,6 +8,7 @@ draft's id); rows are found by their SHA-256. Nothing here knows HTTP.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -76,15 +77,25 @@ def _take(value: str, kind: str, session: str | None = None, *, keep: bool = Fal
 
 
 # -- logins under way -----------------------------------------------------------------------
-def start_login(data: dict[str, Any], seconds: float = 600) -> str:
-    """Record a login under way (the PKCE verifier, where to go after); returns the OAuth `state`."""
-    return _write("login", seconds, data=data)
+def start_login(data: dict[str, Any], browser: str, seconds: float = 600) -> str:
+    """Record a login under way (the PKCE verifier, the nonce, where to go after),
+    bound to `browser`, the random value of the browser's pre-login cookie (kept
+    by its digest); returns the OAuth `state`."""
+    return _write("login", seconds, data={**data, "browser": digest(browser)})
 
 
-def finish_login(state: str) -> dict[str, Any] | None:
-    """The login `state` started, once: a replayed or unknown state is None."""
-    row = _take(state, "login")
-    return dict(row.data) if row else None
+def finish_login(state: str, browser: str | None) -> dict[str, Any] | None:
+    """The login `state` started, once, and only in the browser that started it:
+    a replayed or unknown state, or one brought back by another browser (whose
+    pre-login cookie differs), is None. A state brought by the wrong browser is
+    not spent, so that a stray visit cannot cancel its owner's login."""
+    row = _take(state, "login", keep=True)
+    if row is None or not browser or not hmac.compare_digest(str(row.data.get("browser", "")), digest(browser)):
+        return None
+    with db.sessions()() as s:
+        spent = s.execute(delete(WebSession).where(WebSession.id == row.id)).rowcount
+        s.commit()
+    return dict(row.data) if spent == 1 else None  # two callbacks at once: one wins
 
 
 # -- signed-in browsers ------------------------------------------------------------------------
