@@ -6,7 +6,8 @@ For each type the published files declare (every YAML file under the folder, eve
 branch), the union of its declarations across branches, loosened where they
 differ (`_union_property` and friends say how); then, against dodas's own
 `dodas_types.yaml`, either the whole type (one dodas lacks: known only, no
-operations) or just the entries dodas's declaration lacks. Descriptions, display
+operations) or just the entries dodas's declaration lacks (optional there, since
+dodas's own templates of that type do without them). Descriptions, display
 metadata, interfaces and artifacts are not carried: they are prose or
 implementation, and dodas has its own. What cannot be made loose here (a
 property whose published types conflict with dodas's) is printed, to be settled
@@ -170,11 +171,15 @@ def main(root: Path) -> None:
         for key in ("properties", "attributes", "capabilities"):
             have = own_types.fields(section, name, key)
             extra = {k: v for k, v in (u.get(key) or {}).items() if k not in have}
+            if key == "properties":
+                # dodas's templates of this type do without them: accepted, never required
+                extra = {k: v if "default" in v else {**v, "required": False} for k, v in extra.items()}
             if extra:
                 add[key] = extra
         if section == "node_types":
             have = own_types.requirements(name)
-            extra_reqs = [r for r in u.get("requirements") or [] if not set(r) & set(have)]
+            extra_reqs = [{n: {**d, "occurrences": [0, _occ(d.get("occurrences"), [1, 1])[1]]} for n, d in r.items()}
+                          for r in u.get("requirements") or [] if not set(r) & set(have)]
             if extra_reqs:
                 add["requirements"] = extra_reqs
         if add:

@@ -136,8 +136,9 @@ def problems(root: Path, library: dict[str, Any]) -> list[str]:
                            f"({' > '.join(types.chain(section, name))})")
         for key in ("properties", "attributes"):
             have = types.fields(section, name, key)
+            noun = "property" if key == "properties" else "attribute"
             for prop, pdef in (tdef.get(key) or {}).items():
-                out += _property(f"{where} {key[:-3] + 'y' if key == 'properties' else 'attribute'} {prop}", pdef or {}, have.get(prop), types,
+                out += _property(f"{where} {noun} {prop}", pdef or {}, have.get(prop), types,
                                  required=key == "properties")
         if section == "node_types":
             out += _requirements(where, tdef, types.requirements(name), types)

@@ -79,6 +79,14 @@ def sections() -> dict[str, dict[str, Any]]:
     return {section: {name: pickle.loads(b) for name, b in types.items()} for section, types in _pickled().items()}
 
 
+@functools.lru_cache(maxsize=1)
+def published_only() -> frozenset[str]:
+    """Node types only the published files declare: dodas knows them and has no
+    playbooks for them, whatever their name (tosca.nodes.WebServer.Apache too)."""
+    own = set((_read(paths.TYPE_LIBRARY).get("node_types") or {}))
+    return frozenset(name for f in files()[1:] for name in (_read(f).get("node_types") or {}) if name not in own)
+
+
 def names() -> list[str]:
     return [name for types in _pickled().values() for name in types]
 
