@@ -46,7 +46,9 @@ UNBOUNDED = float("inf")
 #: requirements itself, its `host` with occurrences from 0. tosca-parser makes every
 #: inherited requirement mandatory; the INDIGO orchestrator does not, and INDIGO's
 #: and DODAS's templates leave `host` out on ElasticCluster, HelmInstall, ...
-#: (WebApplication is the other normative type with a mandatory host.)
+#: (WebApplication is the other normative type with a mandatory host.) Such an
+#: inherited requirement must exist, optional, with the relationship; its target
+#: node and capability are dodas's to say (see `_normative_view`).
 HOSTLESS = ("tosca.nodes.SoftwareComponent", "tosca.nodes.WebApplication")
 SCALARS = ("string", "integer", "float", "boolean", "timestamp", "version", "range", "list", "map")
 #: published type -> library types that accept every value it does (and more)
@@ -185,7 +187,11 @@ def _normative_view(name: str, types: Types) -> dict[str, Any]:
         tdef = types.normative[t]
         for key in ("properties", "attributes", "capabilities"):
             out[key].update(tdef.get(key) or {})
-        out["requirements"] += tdef.get("requirements") or []
+        # what a requirement inherited this way may target is the type's own business:
+        # DODAS's templates host a HelmInstall on a Kubernetes front end, not the
+        # machine SoftwareComponent names, and dodas says so at `validate`
+        out["requirements"] += [{n: {k: v for k, v in d.items() if k in ("relationship", "occurrences")}
+                                 for n, d in req.items()} for req in tdef.get("requirements") or []]
     return out
 
 
