@@ -100,6 +100,15 @@ def _references() -> dict[str, frozenset[str]]:
     for types in _pickled().values():
         for name, b in types.items():
             out[name] = frozenset(s for s in _strings(pickle.loads(b)) if s in known)
+    # a requirement that names a capability and no node makes tosca-parser look for
+    # the first node type offering that capability: it must be there to be found
+    offered: set[str] = set()
+    for ntype, b in _pickled().get("node_types", {}).items():
+        for cap in (pickle.loads(b).get("capabilities") or {}).values():
+            ctype = cap.get("type") if isinstance(cap, dict) else None
+            if ctype in out and ctype not in offered:
+                offered.add(ctype)
+                out[ctype] = out[ctype] | {ntype}
     return out
 
 
