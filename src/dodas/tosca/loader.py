@@ -119,7 +119,7 @@ def _imports_but_library(resolved: imports.ResolvedImports) -> list[Any]:
     Inlined rather than imported because tosca-parser reads an imported file with
     PyYAML on every load, twice: that was most of the time `validate`, `plan` and
     every server request spent on a small template. The library is read once per
-    process instead (`_library_sections`)."""
+    process instead (`typelib`)."""
     library = str(paths.TYPE_LIBRARY)
     entries = [e for e in resolved.imports or []
                if resolved.local_defs.get(imports.entry_ref(e) or "") != library]
