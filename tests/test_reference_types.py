@@ -44,6 +44,35 @@ def test_the_library_covers_every_published_declaration():
     assert not found, f"{len(found)} published declarations missing or narrower in the library:\n" + "\n".join(found)
 
 
+def test_the_check_names_each_missing_or_narrower_declaration(tmp_path):
+    """The check itself, on a made-up branch: what it must report, it reports."""
+    branch = tmp_path / "someone" / "newbranch" / "types"
+    branch.mkdir(parents=True)
+    (branch / "more_types.yaml").write_text(textwrap.dedent("""\
+        tosca_definitions_version: tosca_simple_yaml_1_0
+        node_types:
+          tosca.nodes.indigo.NotInTheLibrary:
+            derived_from: tosca.nodes.Root
+          tosca.nodes.indigo.JupyterHub:
+            derived_from: tosca.nodes.SoftwareComponent
+            properties:
+              a_new_setting: {type: string, required: false}
+          tosca.nodes.DODAS.HelmInstall:
+            derived_from: tosca.nodes.indigo.HelmInstall
+            properties:
+              name: {type: integer, required: false}
+              namespace: {type: string, required: false, constraints: [{valid_values: [a]}]}
+        """))
+    found = problems(tmp_path, typelib.sections())
+    where = "someone/newbranch/types/more_types.yaml: node_types"
+    assert f"{where} tosca.nodes.indigo.NotInTheLibrary: missing" in found
+    assert f"{where} tosca.nodes.indigo.JupyterHub property a_new_setting: missing" in found
+    assert f"{where} tosca.nodes.DODAS.HelmInstall property name: type string instead of integer" in found
+    assert f"{where} tosca.nodes.DODAS.HelmInstall property name: required without a default (published optional " \
+           "or with a default)" in found
+    assert len(found) == 4, found  # a wider declaration (namespace: no constraint here) is no problem
+
+
 def _families() -> dict[str, str]:
     decls = declarations(_root())
     nodes = {n for _f, section, n, _t in decls if section == "node_types"}
@@ -81,12 +110,17 @@ def test_every_family_validates_offline_with_every_property_and_gets_its_verdict
 
 
 def _sources(root: Path) -> dict[tuple[str, str], str]:
-    """(owner, branch) -> owner/repository, from the folder's SOURCES.txt."""
-    out = {}
+    """(owner, branch) -> owner/repository, from the folder's SOURCES.txt; a branch
+    it does not list is of the owner's repository it lists."""
+    out: dict[tuple[str, str], str] = {}
     for line in (root / "SOURCES.txt").read_text().splitlines():
         fields = line.split()
         if len(fields) >= 2 and not line.startswith("#"):
             out[(fields[0].split("/")[0], fields[1])] = fields[0]
+    for owner_dir in root.iterdir():
+        known = [repo for (owner, _b), repo in out.items() if owner == owner_dir.name]
+        for branch in owner_dir.iterdir() if owner_dir.is_dir() and known else ():
+            out.setdefault((owner_dir.name, branch.name), known[0])
     return out
 
 
