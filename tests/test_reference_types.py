@@ -217,6 +217,11 @@ def test_a_local_copy_serves_an_unbundled_import_offline(cli, tmp_path, monkeypa
     t.write_text(UNBUNDLED)
     r = cli("validate", str(t), "--offline")
     assert r.code == 0, r.err
+    (tmp_path / "secret.yaml").write_text((copy / "extra_types.yaml").read_text())
+    t.write_text(UNBUNDLED.replace("/site/extra_types.yaml", "/site/../../secret.yaml"))
+    r = cli("validate", str(t), "--offline")
+    assert r.code == 1 and "outside its local copy's folder" in r.err, r.err
+    t.write_text(UNBUNDLED)
     (copy / "extra_types.yaml").unlink()
     r = cli("validate", str(t), "--offline")
     assert r.code == 1 and "does not exist" in r.err and "DODAS_IMPORT_MIRRORS" in r.err

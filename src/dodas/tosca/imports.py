@@ -253,6 +253,10 @@ def _resolve_url(url: str, smap: SourceMap, where: tuple, offline: bool,
         return cached
     source = _mirrored(url)
     if not is_url(source):
+        if source == "":  # a path that climbs out of the mirror's folder (`..`)
+            out.diagnostics.append(smap.diag(where, f'remote import "{url}" could not be fetched: it names a file '
+                                                    f"outside its local copy's folder ({settings.mirrors_where()})"))
+            return None
         if Path(source).is_file():
             return Path(source)
         out.diagnostics.append(smap.diag(where, f'remote import "{url}" could not be fetched: its local copy '
@@ -286,11 +290,17 @@ def _resolve_url(url: str, smap: SourceMap, where: tuple, offline: bool,
 
 def _mirrored(url: str) -> str:
     """Where to read `url` from: a local copy or a mirror (settings.import_mirrors,
-    the longest matching prefix), or the URL itself."""
+    the longest matching prefix), or the URL itself; "" for a local path that
+    `..` takes out of the copy's folder."""
     mirrors = settings.import_mirrors()
     prefix = max((p for p in mirrors if url.startswith(p)), key=len, default=None)
     if prefix is None:
         return url
     target = mirrors[prefix]
-    rest = url[len(prefix):].split("?", 1)[0]
-    return target.rstrip("/") + "/" + rest.lstrip("/") if rest else target
+    rest = url[len(prefix):].split("?", 1)[0].split("#", 1)[0]
+    if is_url(target):
+        return target.rstrip("/") + "/" + rest.lstrip("/") if rest else target
+    folder = Path(target).resolve()
+    local = (folder / rest.lstrip("/")).resolve() if rest else folder
+    # "" for a path out of the folder: an import names any URL, not any file of the machine
+    return str(local) if local == folder or local.is_relative_to(folder) else ""
