@@ -11,7 +11,7 @@ current so that a noisy machine hurts both alike:
 The baseline is checked out with `git worktree` into a temporary directory and run
 with the same Python (PYTHONPATH=its src), so only dodas's code and library differ.
 
-    .venv/bin/python bench/bench_validate.py --baseline cb4fd1a --repeat 5
+    .venv/bin/python bench/bench_validate.py --baseline 69cf370 --repeat 5
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def run_once(src: Path, template: str) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--baseline", required=True, help="git revision to compare with")
+    ap.add_argument("--baseline", default="69cf370",
+                    help="git revision to compare with (default: main before the published type files were declared)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--nodes", type=int, default=1000)
     args = ap.parse_args()

@@ -15,7 +15,15 @@ not in the template:
 
 Each can also be set by an environment variable (`DODAS_MAX_INSTANCES_PER_NODE`,
 `DODAS_MAX_INSTANCES`, `DODAS_MAX_FILE_BYTES`, `DODAS_MAX_YAML_NODES`,
-`DODAS_MAX_YAML_DEPTH`), which wins over the file. The defaults leave room for the
+`DODAS_MAX_YAML_DEPTH`), which wins over the file.
+
+Remote imports dodas does not bundle can be pointed at a local copy or a mirror
+(for machines without the network, or with `--offline`): `import_mirrors` maps a
+URL prefix to a local folder or another URL prefix, the longest prefix winning;
+`DODAS_IMPORT_MIRRORS` ("PREFIX=TARGET", several separated by spaces) wins over it:
+
+    import_mirrors:
+      https://raw.githubusercontent.com/example/types/: /srv/tosca-mirror/example-types/ The defaults leave room for the
 largest deployments the benchmarks plan (1000 instances of one node; 1000 hosts
 each with a worker) while keeping what a plan holds in memory well under 1 GiB.
 """
@@ -30,6 +38,7 @@ from dodas import paths
 from dodas.errors import Diagnostic, DodasError, TemplateError
 
 CONFIG_FILE = "config.yaml"
+MIRRORS_ENV = "DODAS_IMPORT_MIRRORS"
 
 
 @dataclass(frozen=True)
@@ -129,3 +138,34 @@ def _from_file(path: Path) -> dict[str, int]:
     if diags:
         raise TemplateError(diags)
     return out
+
+
+def import_mirrors() -> dict[str, str]:
+    """URL prefix -> local folder or URL prefix, for remote imports (see the top)."""
+    raw = os.environ.get(MIRRORS_ENV, "").strip()
+    if raw:
+        out: dict[str, str] = {}
+        for item in raw.split():
+            prefix, sep, target = item.partition("=")
+            if not (sep and prefix and target):
+                raise DodasError(f'{MIRRORS_ENV}: "{item}" is not PREFIX=TARGET')
+            out[prefix] = target
+        return out
+    path = config_path()
+    if not path.is_file():
+        return {}
+    from dodas.yamlsource import read_yaml
+
+    data, smap = read_yaml(path, "configuration file", limits=DEFAULT_LIMITS)
+    section = data.get("import_mirrors") if isinstance(data, dict) else None
+    if section is None:
+        return {}
+    if not (isinstance(section, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in section.items())):
+        raise TemplateError([smap.diag(("import_mirrors",), "import_mirrors must map URL prefixes to a local "
+                                                            "folder or a URL prefix")])
+    return dict(section)
+
+
+def mirrors_where() -> str:
+    """How to point dodas at a local copy or a mirror, for messages."""
+    return f"import_mirrors in {config_path()}, or {MIRRORS_ENV}=PREFIX=TARGET"

@@ -10,7 +10,9 @@ it is known only.
 A node is deployable when it is a machine (a provider makes it), when one of its
 lifecycle operations has an implementation that exists (a playbook dodas runs), or when its
 type is not one of those families (a plain SoftwareComponent is the user's to
-fill, and doing nothing is what it asks for).
+fill, and doing nothing is what it asks for). The families are the type-name
+prefixes below and every type only the published declarations bring
+(`tosca.nodes.WebServer.Apache` is INDIGO's, whatever its name says).
 """
 
 from __future__ import annotations
@@ -52,12 +54,21 @@ def known_only(node: Node, model: DeploymentModel | None = None) -> str | None:
         return None
     if model is not None and node.name in model.elastic_clusters:
         return None
-    if not any(t.startswith(FAMILIES) for t in node.type_chain):
+    if not of_a_family(node.type_chain):
         return None
     for prefix, instead in INSTEAD:
         if any(t.startswith(prefix) for t in node.type_chain):
             return instead
     return "dodas has no playbooks for this type"
+
+
+def of_a_family(chain: list[str] | tuple[str, ...]) -> bool:
+    """Whether a type (its chain, itself first) is one the library declares for
+    templates' sake: by its family's name, or declared by the published files only."""
+    from dodas.tosca import typelib
+
+    published = typelib.published_only()
+    return any(t.startswith(FAMILIES) or t in published for t in chain)
 
 
 def _exists(implementation: str | None) -> bool:

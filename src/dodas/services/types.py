@@ -1,6 +1,6 @@
 """`dodas types`: the type library, and which of its node types dodas can deploy.
 
-Read from the library file itself (no TOSCA parsing: this is a listing), with the
+Read from the library files themselves (no TOSCA parsing: this is a listing), with the
 same rule as `model.support` applies to a template's nodes: a node type is
 deployable when it is a machine, when it or an ancestor names a lifecycle playbook
 that dodas ships, or when it is not of the INDIGO/DODAS families (a base for the
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from dodas import paths
-from dodas.model.support import FAMILIES, INSTEAD
+from dodas.model.support import INSTEAD, of_a_family
 
 COMPUTE = "tosca.nodes.Compute"
 SECTIONS = ("node_types", "capability_types", "relationship_types", "data_types", "policy_types",
@@ -20,11 +20,10 @@ SECTIONS = ("node_types", "capability_types", "relationship_types", "data_types"
 
 
 def library() -> dict[str, Any]:
-    from dodas import settings
-    from dodas.yamlsource import read_yaml
+    """The merged library: dodas's file and the published declarations."""
+    from dodas.tosca import typelib
 
-    data, _ = read_yaml(paths.TYPE_LIBRARY, "type library", limits=settings.limits())
-    return data or {}
+    return typelib.sections()
 
 
 def _has_playbook(tdef: dict[str, Any]) -> bool:
@@ -68,7 +67,7 @@ def _verdict(name: str, nodes: dict[str, Any]) -> tuple[bool, str | None]:
         t = (nodes.get(t) or {}).get("derived_from") if isinstance(nodes.get(t), dict) else None
     if COMPUTE in chain or any(isinstance(nodes.get(c), dict) and _has_playbook(nodes[c]) for c in chain):
         return True, None
-    if not any(c.startswith(FAMILIES) for c in chain):
+    if not of_a_family(chain):
         return True, None
     instead = next((why for prefix, why in INSTEAD if any(c.startswith(prefix) for c in chain)),
                    "dodas has no playbooks for this type")

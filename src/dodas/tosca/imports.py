@@ -2,7 +2,9 @@
 
 tosca-parser accepts a `local_defs` map from import URL to local file; dodas fills
 it instead of patching the parser: the well-known INDIGO/DODAS type files map to
-the bundled type library, other remote files are fetched once into the cache, and
+the bundled type library (tosca/library/, all of it), other remote files are
+fetched once into the cache, or read from the local copy or mirror the operator
+names (settings.import_mirrors; offline, the message names that setting), and
 relative file imports become absolute (tosca-parser needs that for pre-parsed input).
 
 Every imported file tosca-parser will read is read here first, through dodas's own
@@ -29,16 +31,18 @@ from dodas.errors import Diagnostic
 from dodas.settings import Limits
 from dodas.yamlsource import SourceError, SourceMap, read_yaml
 
-#: Type files whose content dodas bundles: any branch or tag of INDIGO's
-#: tosca-types custom_types.yaml, and DODAS-TS's dodas_types.yml.
-#: the type files of INDIGO-DataCloud and DODAS-TS (any branch or tag, raw or github.com
-#: .../raw/..., any letter case of the owner, with or without a query string): all
-#: resolve to the bundled library, offline
+#: the type files of INDIGO-DataCloud and DODAS-TS whose declarations dodas bundles
+#: (any branch or tag, raw.githubusercontent.com or github.com/OWNER/REPO/raw/..., any
+#: letter case of the owner, with or without a query string): all resolve to the
+#: bundled library, offline. INDIGO's tosca-types holds custom_types.yaml and, on
+#: DODAS branches, dodas_types/; DODAS-TS's repositories keep theirs in tosca-types/.
 WELL_KNOWN = (
     re.compile(r"indigo-dc/tosca-types/.*custom_types\.ya?ml$", re.IGNORECASE),
+    re.compile(r"indigo-dc/tosca-types/.*dodas_types/.+\.ya?ml$", re.IGNORECASE),
+    re.compile(r"DODAS-TS/.*tosca-types/.+\.ya?ml$", re.IGNORECASE),
     re.compile(r"DODAS-TS/.*dodas_types\.ya?ml$", re.IGNORECASE),
     re.compile(r"DODAS-TS/.*dodas_legacy_types\.ya?ml$", re.IGNORECASE),
-    re.compile(r"DODAS-TS/.*dodas_custom_apps/[A-Za-z0-9_.-]+\.ya?ml$", re.IGNORECASE),
+    re.compile(r"DODAS-TS/.*dodas_custom_apps/.+\.ya?ml$", re.IGNORECASE),
 )
 FETCH_TIMEOUT_S = 10.0
 #: imports of imports of ... this deep are refused (tosca-parser would follow them unchecked)
@@ -247,17 +251,31 @@ def _resolve_url(url: str, smap: SourceMap, where: tuple, offline: bool,
     cached = paths.cache_dir() / "imports" / (hashlib.sha256(url.encode()).hexdigest() + ".yaml")
     if cached.is_file():
         return cached
+    source = _mirrored(url)
+    if not is_url(source):
+        if source == "":  # a path that climbs out of the mirror's folder (`..`)
+            out.diagnostics.append(smap.diag(where, f'remote import "{url}" could not be fetched: it names a file '
+                                                    f"outside its local copy's folder ({settings.mirrors_where()})"))
+            return None
+        if Path(source).is_file():
+            return Path(source)
+        out.diagnostics.append(smap.diag(where, f'remote import "{url}" could not be fetched: its local copy '
+                                                f"{source} does not exist ({settings.mirrors_where()})"))
+        return None
     if offline:
         out.diagnostics.append(smap.diag(
-            where, f'remote import "{url}" is not cached and --offline forbids fetching it'))
+            where, f'remote import "{url}" could not be fetched: it is not cached and --offline forbids fetching '
+                   f"it; point dodas at a local copy or a mirror with {settings.mirrors_where()}"))
         return None
     limit = settings.limits().max_file_bytes
     try:
-        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as resp:
+        with urllib.request.urlopen(source, timeout=FETCH_TIMEOUT_S) as resp:
             body = resp.read(limit + 1)  # never more than the limit, whatever the server sends
     except (urllib.error.URLError, socket.timeout, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        out.diagnostics.append(smap.diag(where, f'cannot fetch remote import "{url}": {reason}'))
+        via = f" (from {source})" if source != url else ""
+        out.diagnostics.append(smap.diag(where, f'cannot fetch remote import "{url}"{via}: {reason}; a local copy '
+                                                f"or a mirror: {settings.mirrors_where()}"))
         return None
     if len(body) > limit:
         out.diagnostics.append(smap.diag(where, f'remote import "{url}" is larger than {limit} bytes '
@@ -268,3 +286,21 @@ def _resolve_url(url: str, smap: SourceMap, where: tuple, offline: bool,
     tmp.write_bytes(body)
     tmp.replace(cached)
     return cached
+
+
+def _mirrored(url: str) -> str:
+    """Where to read `url` from: a local copy or a mirror (settings.import_mirrors,
+    the longest matching prefix), or the URL itself; "" for a local path that
+    `..` takes out of the copy's folder."""
+    mirrors = settings.import_mirrors()
+    prefix = max((p for p in mirrors if url.startswith(p)), key=len, default=None)
+    if prefix is None:
+        return url
+    target = mirrors[prefix]
+    rest = url[len(prefix):].split("?", 1)[0].split("#", 1)[0]
+    if is_url(target):
+        return target.rstrip("/") + "/" + rest.lstrip("/") if rest else target
+    folder = Path(target).resolve()
+    local = (folder / rest.lstrip("/")).resolve() if rest else folder
+    # "" for a path out of the folder: an import names any URL, not any file of the machine
+    return str(local) if local == folder or local.is_relative_to(folder) else ""

@@ -131,7 +131,7 @@ def _imports_but_library(resolved: imports.ResolvedImports) -> list[Any]:
     Inlined rather than imported because tosca-parser reads an imported file with
     PyYAML on every load, twice: that was most of the time `validate`, `plan` and
     every server request spent on a small template. The library is read once per
-    process instead (`_library_sections`)."""
+    process instead (`typelib`)."""
     library = str(paths.TYPE_LIBRARY)
     entries = [e for e in resolved.imports or []
                if resolved.local_defs.get(imports.entry_ref(e) or "") != library]
@@ -140,28 +140,24 @@ def _imports_but_library(resolved: imports.ResolvedImports) -> list[Any]:
 
 def _inline_library(tpl: dict[str, Any]) -> None:
     """The library's type definitions under the template's own, which win on a
-    name both define (as an imported definition would lose to the template's)."""
-    for section, types in pickle.loads(_library_sections()).items():
+    name both define (as an imported definition would lose to the template's).
+    Only the types the template reaches (`typelib.reachable`), unless it imports
+    other files, whose references to library types are not read here."""
+    from dodas.tosca import typelib
+
+    types = typelib.reachable(tpl) if not tpl.get("imports") else typelib.sections()
+    for section, defs in types.items():
         own = tpl.get(section)
-        tpl[section] = {**types, **own} if isinstance(own, dict) else types
+        tpl[section] = {**defs, **own} if isinstance(own, dict) else defs
 
 
 @functools.lru_cache(maxsize=1)
 def _library_types() -> dict[str, Any]:
-    """The library's type sections, to read only (the leniency pass)."""
-    return pickle.loads(_library_sections())
+    """Every type of the library (dodas's own and the published ones, merged), to
+    read only (the leniency pass)."""
+    from dodas.tosca import typelib
 
-
-@functools.lru_cache(maxsize=1)
-def _library_sections() -> bytes:
-    """The library's type sections, parsed once and kept pickled: each load gets
-    its own copy, since tosca-parser may change the dicts it is given."""
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    lib = yaml.load(paths.TYPE_LIBRARY.read_text(encoding="utf-8"), Loader=loader) or {}
-    return pickle.dumps({k: v for k, v in lib.items() if k.endswith("_types") and isinstance(v, dict)},
-                        protocol=pickle.HIGHEST_PROTOCOL)
+    return typelib.sections()
 
 
 def _parse(tpl: dict[str, Any], values: dict[str, Any], local_defs: dict[str, str],
@@ -203,14 +199,12 @@ def _unique(excs: list[BaseException]) -> list[BaseException]:
 @functools.lru_cache(maxsize=1)
 def known_types() -> list[str]:
     """Type names for "did you mean" hints: TOSCA's normative types and the library's."""
-    import yaml
     from toscaparser.elements.entity_type import EntityType
 
+    from dodas.tosca import typelib
+
     names = [k for k in EntityType.TOSCA_DEF if isinstance(k, str) and k.startswith("tosca.")]
-    lib = yaml.safe_load(paths.TYPE_LIBRARY.read_text(encoding="utf-8"))
-    for section in ("node_types", "capability_types", "data_types", "relationship_types", "policy_types"):
-        names.extend((lib.get(section) or {}).keys())
-    return names
+    return names + typelib.names()
 
 
 # -- shape checks ------------------------------------------------------------
