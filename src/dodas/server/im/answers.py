@@ -93,6 +93,9 @@ def tosca_body(request: Request, body: bytes) -> str:
     if kind == "text/plain":
         raise Refused(415, "the body is RADL (text/plain), which this server does not read: "
                            "send a TOSCA template as text/yaml")
+    if not kind:
+        raise Refused(415, "the body has no Content-Type, so it is RADL as IM reads it, which this server does not "
+                           "read: send a TOSCA template as text/yaml")
     if kind == "application/json":
         raise Refused(415, "the body is RADL-JSON (application/json), which this server does not read: "
                            "send a TOSCA template as text/yaml")

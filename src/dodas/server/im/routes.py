@@ -20,12 +20,14 @@ answers anyway (the state tells the rest).
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Match
+from fastapi.routing import APIRoute
+from starlette.routing import compile_path
 
 from dodas import __version__
 from dodas.errors import DodasError
@@ -99,6 +101,19 @@ async def create(request: Request, caller: Caller = Depends(_caller),
     return PlainTextResponse(uri, media_type=_text_kind(request), headers=headers)
 
 
+@router.put("/infrastructures", summary="Importing an exported infrastructure: not offered here")
+async def import_data(caller: Caller = Depends(_caller)) -> Response:
+    raise Refused(400, "importing an infrastructure (PUT /infrastructures) is not offered by this server: "
+                       "create it from its TOSCA template (POST /infrastructures)")
+
+
+@router.post("/infrastructures/{inf_id}/authorization", summary="Changing who owns an infrastructure: not offered")
+async def change_auth(inf_id: str, caller: Caller = Depends(_caller)) -> Response:
+    await asyncio.to_thread(_live, caller, inf_id)
+    raise Refused(400, "changing an infrastructure's owners (POST .../authorization) is not offered by this "
+                       "server: share it through a group (the v1 API's deployments take a group)")
+
+
 @router.get("/infrastructures/{inf_id}", summary="The infrastructure's VM URIs")
 async def vms(inf_id: str, request: Request, caller: Caller = Depends(_caller)) -> Response:
     view = await asyncio.to_thread(_live, caller, inf_id)
@@ -160,6 +175,9 @@ async def radl_property(inf_id: str, request: Request, caller: Caller = Depends(
 @router.get("/infrastructures/{inf_id}/{prop}", summary="Other IM properties: not offered here")
 async def other_property(inf_id: str, prop: str, request: Request, caller: Caller = Depends(_caller)) -> Response:
     await asyncio.to_thread(_live, caller, inf_id)
+    if prop == "data":
+        raise Refused(400, "exporting an infrastructure (GET .../data) is not offered by this server: its state "
+                           "stays in the server's database; its template is GET .../tosca")
     raise Refused(404, f'"{prop[:40]}" is not a property of an infrastructure here (there are '
                        f"{', '.join(PROPERTIES)})")
 
@@ -237,11 +255,16 @@ router.include_router(vm_calls.router)
 async def unmatched(request: Request) -> Response:
     """Any other path or method under /im: IM's 404 or 405 (with Allow), not the
     app's `{"detail"}`. Registered last, so it sees only what nothing else took."""
-    allowed = sorted({m for r in router.routes if r.endpoint is not unmatched  # type: ignore[attr-defined]
-                      for m in (getattr(r, "methods", None) or ())
-                      if r.matches({**request.scope, "method": m})[0] == Match.FULL})
+    allowed = sorted({m for pattern, methods in _calls() if pattern.match(request.url.path) for m in methods})
     path = request.url.path[:120]
     if allowed:
         return answers.error(request, 405, f"{request.method} is not a method of {path} (it takes "
                                            f"{', '.join(allowed)})", headers={"Allow": ", ".join(allowed)})
     return answers.error(request, 404, f"{path} is not a call of this server's IM API (see /docs)")
+
+
+def _calls() -> list[tuple[re.Pattern[str], set[str]]]:
+    """Each IM call's path (as a pattern) and methods, this module's and vms.py's."""
+    routes = [(r.path, r.methods) for r in router.routes if isinstance(r, APIRoute) and r.endpoint is not unmatched]
+    routes += [(infra.PREFIX + r.path, r.methods) for r in vm_calls.router.routes if isinstance(r, APIRoute)]
+    return [(compile_path(path)[0], set(methods)) for path, methods in routes]
