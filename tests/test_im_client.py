@@ -155,3 +155,31 @@ def test_unknown_routes_and_methods_answer_ims_shape(server):
         text = server.call(method, path)
         assert text.status_code == status and text.headers["content-type"].startswith("text/plain")
     assert server.call("DELETE", "/im/version").headers["allow"] == "GET"
+
+
+def test_a_body_too_large_is_refused_in_ims_shape(serve):
+    small = serve(max_body_bytes=4096)
+    r = small.call("POST", "/im/infrastructures", content=boxes() + "#" * 5000,
+                   headers={"Content-Type": "text/yaml"}, accept="application/json")
+    assert r.status_code == 413 and r.json() == {"message": "the request body is larger than 4096 bytes",
+                                                 "code": 413}, r.text
+
+
+def test_which_vms_may_be_removed():
+    """removal.py's rule on two nodes, in IM's numbering (node, then index)."""
+    from dodas.server.access import Refused
+    from dodas.server.im import removal
+
+    view = {"instances": [{"id": f"{node}[{i}]", "node": node, "index": i, "kind": "compute", "state": "created"}
+                          for node, n in (("a", 3), ("b", 2)) for i in range(n)]}  # VMs 0-2: a, 3-4: b
+    assert removal.counts_after(view, [2, 4], "x") == {"a": 2, "b": 1}
+    assert removal.counts_after(view, [1, 2], "x") == {"a": 1}
+    with pytest.raises(Refused, match=r'node "a": .*not chosen ones .*name 2'):
+        removal.counts_after(view, [0], "x")
+    with pytest.raises(Refused, match=r"has no VM 9 \(its VMs: 0 to 4\)"):
+        removal.counts_after(view, [9], "x")
+    assert removal.changed_counts(view, {"a": (2, ("2",)), "b": (2, ())}, "x") == {"a": 2}
+    with pytest.raises(Refused, match=r"removal_list names 1 VMs but the count goes from 3 to 1"):
+        removal.changed_counts(view, {"a": (1, ("2",))}, "x")
+    with pytest.raises(Refused, match=r"removal_list names 4, which is not one of its VMs \(0, 1, 2\)"):
+        removal.changed_counts(view, {"a": (2, ("4",))}, "x")

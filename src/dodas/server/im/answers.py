@@ -12,6 +12,7 @@ In: TOSCA bodies (RADL is IM's other language, which dodas does not read).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -24,6 +25,7 @@ from dodas.errors import DodasError, TemplateError
 from dodas.server import operations as ops
 from dodas.server.access import Refused
 
+log = logging.getLogger(__name__)
 TOSCA_TYPES = {"text/yaml", "text/x-yaml", "application/yaml", "application/x-yaml"}
 
 
@@ -48,6 +50,9 @@ class IMRoute(APIRoute):
             except RequestValidationError as exc:  # named by place only: never echo what was sent
                 where = "; ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors())
                 return error(request, 400, f"the request is not valid ({where})")
+            except Exception:  # a fault of the server's: logged here, answered in IM's shape without details
+                log.exception("IM API: %s %s failed", request.method, request.url.path)
+                return error(request, 500, "the server failed on this request (its log says why)")
         return answering
 
 
