@@ -10,7 +10,10 @@ which parse a VM's RADL) go through the same IMClient methods the command does.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from optparse import Values
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -183,3 +186,33 @@ def test_which_vms_may_be_removed():
         removal.changed_counts(view, {"a": (1, ("2",))}, "x")
     with pytest.raises(Refused, match=r"removal_list names 4, which is not one of its VMs \(0, 1, 2\)"):
         removal.changed_counts(view, {"a": (2, ("4",))}, "x")
+
+
+def test_the_im_client_command_selects_by_name(server, tmp_path):
+    """`im_client -n ...` as a user runs it: a name no infrastructure has finds
+    none (it used to show the first one's state), and `-n -y destroy NAME`
+    destroys that one only."""
+    auth = tmp_path / "auth.dat"
+    auth.write_text(server.im_line("alice") + "\n")
+    auth.chmod(0o600)
+
+    def im_client(*args: str) -> subprocess.CompletedProcess[str]:
+        exe = Path(sys.executable).parent / "im_client"
+        return subprocess.run([str(exe), "-r", server.url + "/im", "-a", str(auth), *args],
+                              capture_output=True, text=True, check=False)
+    inf = IMClient.init_client(server.url + "/im", server.im_line("alice")).create(boxes(), "yaml")[1]
+    made = server.v1("alice", "POST", "/deployments", json={"name": "other", "template": server_boxes(cpus=1)})
+    assert made.status_code == 202, made.text
+    server.settled("other")
+
+    missing = im_client("-n", "getstate", "no-such-name")
+    assert "Infrastructure Name not found" in missing.stdout + missing.stderr, missing
+    assert "The infrastructure is in state" not in missing.stdout
+    state = im_client("-n", "getstate", NAME)
+    assert state.returncode == 0 and "The infrastructure is in state: configured" in state.stdout, state
+    info = im_client("-n", "-s", "box", "getinfo", NAME)
+    assert info.returncode == 0 and "system box (" in info.stdout, info
+    destroyed = im_client("-n", "-y", "destroy", NAME)
+    assert destroyed.returncode == 0 and "successfully destroyed" in destroyed.stdout, destroyed
+    assert server.status(inf)["status"] == "DELETE_COMPLETE"
+    assert server.status("other")["status"] == "CREATE_COMPLETE"
