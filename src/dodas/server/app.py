@@ -177,8 +177,12 @@ class MeasureAndLimit:
                         time.perf_counter() - started)
 
     async def _too_large(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        response = JSONResponse({"error": {"message": f"the request body is larger than {self.limit} bytes"}},
-                                status_code=413)
+        message = f"the request body is larger than {self.limit} bytes"
+        if scope.get("path", "").startswith("/im/"):  # IM's error shape under /im
+            from dodas.server.im import answers
+            response = answers.error(Request(scope), 413, message)
+        else:
+            response = JSONResponse({"error": {"message": message}}, status_code=413)
         await response(scope, receive, send)
 
 

@@ -109,9 +109,14 @@ def status(name: str) -> dict[str, Any]:
                                 "state": row.state, "error": row.error}
         if row.kind == "compute":
             item["address"] = row.attributes.get("private_address") or row.attributes.get("public_address")
+            # each address, and the login user and port (never the key file): IM's VM description gives them
+            item.update({k: row.attributes.get(k) for k in ("public_address", "private_address", "ssh_user",
+                                                             "ssh_port")})
             item["provider_id"] = row.provider_id
         services = {}
         compute = row.attributes.get("_compute")
+        if row.kind != "compute" and compute:  # the machine it runs on: IM's per-VM log collects them
+            item["host"] = paths.instance_id(*compute)
         for sname, svc in (row.attributes.get("services") or {}).items():
             ref = ProcessRef.from_record(svc)
             svc = svc if isinstance(svc, dict) else {}
