@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from support.issuer import token
 from support.server import Server
 from support.server import boxes as server_boxes
@@ -369,3 +370,16 @@ def test_the_state_vocabulary():
     assert set(states.INSTANCE) | states.COMPUTE_READY == {s.value for s in InstanceState}
     assert (states._COMPLETE | states._IN_PROGRESS | states._FAILED
             | {states.DELETE_IN_PROGRESS, states.DELETE_COMPLETE}) == {s.value for s in DeploymentStatus}
+
+
+def test_a_filter_that_backtracks_forever_is_stopped_with_a_clear_answer():
+    """IM's `filter` is the user's regular expression: one that backtracks
+    catastrophically is cut short (400, IM's shape), never left to hold a worker."""
+    from dodas.server.im import radl
+
+    slow = radl.compiled_filter(r"(a|aa)+$")
+    with pytest.raises(ValueError, match="took more than"):
+        slow.search("a" * 40 + "!")
+    assert radl.compiled_filter("demo").search("description desc (\nname = 'demo'\n)")
+    with pytest.raises(ValueError, match="not a regular expression"):
+        radl.compiled_filter("(")

@@ -150,6 +150,20 @@ def settings(caller: Caller, name: str) -> dict[str, Any]:
             "scalable": scaling.counts(template, dep.inputs)}
 
 
+def infra_name(caller: Caller, name: str) -> str | None:
+    """The template's `metadata.infra_name` (IM's name for a TOSCA
+    infrastructure), if it has one: read as every template is (bounded)."""
+    from dodas.errors import TemplateError
+    from dodas.model.template import Template
+
+    try:
+        meta = Template.parse(template(caller, name), "template").metadata
+    except (Refused, TemplateError):
+        return None
+    found = meta.get("infra_name") if isinstance(meta, dict) else None
+    return str(found) if isinstance(found, (str, int)) else None
+
+
 def template(caller: Caller, name: str) -> str:
     """The deployment's template text, as it was sent (of a creation not started
     yet: the text its queued work carries)."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import yaml
 
 #: the longest filter taken: a regular expression runs over every listed infrastructure's text
 MAX_FILTER = 500
@@ -67,7 +66,7 @@ def features(text: str) -> dict[str, str]:
     return out
 
 
-def infrastructure(name: str, template: str | None, machines: list[dict[str, Any]]) -> str:
+def infrastructure(name: str, title: str | None, machines: list[dict[str, Any]]) -> str:
     """The infrastructure as IM's `radl` property gives it: a description named
     by the template's `metadata.infra_name` (as IM names a TOSCA infrastructure)
     or else by the deployment's name, the networks, and each node's system with
@@ -75,7 +74,7 @@ def infrastructure(name: str, template: str | None, machines: list[dict[str, Any
     counts: dict[str, int] = {}
     for m in machines:
         counts[m["node"]] = counts.get(m["node"], 0) + 1
-    text = f"description desc (\nname = {quoted(infra_name(template) or name)} and\nid = {quoted(name)}\n)\n"
+    text = f"description desc (\nname = {quoted(title or name)} and\nid = {quoted(name)}\n)\n"
     text += _networks(None)
     for node, n in counts.items():
         text += f"system {_ident(node)} (\ninstance_name = {quoted(node)}\n)\n"
@@ -83,27 +82,38 @@ def infrastructure(name: str, template: str | None, machines: list[dict[str, Any
     return text
 
 
-def infra_name(template: str | None) -> str | None:
-    """The template's `metadata.infra_name` (IM's name for a TOSCA infrastructure), if it has one."""
-    if not template:
-        return None
-    try:
-        doc = yaml.safe_load(template)
-    except yaml.YAMLError:
-        return None
-    meta = doc.get("metadata") if isinstance(doc, dict) else None
-    name = meta.get("infra_name") if isinstance(meta, dict) else None
-    return str(name) if isinstance(name, (str, int)) else None
+#: how long one search of a user's filter may take: `regex` stops a pattern that
+#: backtracks catastrophically ((a|aa)+$ and its kind) instead of holding a worker
+FILTER_TIMEOUT_S = 0.05
 
 
-def compiled_filter(pattern: str) -> re.Pattern[str]:
-    """The `filter` of a listing, as a regular expression; ValueError says what is wrong with it."""
-    if len(pattern) > MAX_FILTER:
-        raise ValueError(f"the filter is {len(pattern)} characters long: at most {MAX_FILTER} are taken")
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"the filter is not a regular expression: {exc}") from None
+class Filter:
+    """The `filter` of a listing: a user's regular expression, searched with a
+    time bound (Python's `re` has none, so a hostile pattern would hold the
+    worker thread that runs it for as long as it likes)."""
+
+    def __init__(self, pattern: str) -> None:
+        import regex
+
+        if len(pattern) > MAX_FILTER:
+            raise ValueError(f"the filter is {len(pattern)} characters long: at most {MAX_FILTER} are taken")
+        try:
+            self._compiled = regex.compile(pattern, flags=regex.VERSION0)
+        except regex.error as exc:
+            raise ValueError(f"the filter is not a regular expression: {exc}") from None
+
+    def search(self, text: str) -> bool:
+        """Whether the pattern is found in `text`; ValueError when it took too long."""
+        try:
+            return self._compiled.search(text, timeout=FILTER_TIMEOUT_S) is not None
+        except TimeoutError:
+            raise ValueError(f"the filter took more than {FILTER_TIMEOUT_S * 1000:g} ms on one infrastructure: "
+                             "simplify it (a plain name is enough to select one)") from None
+
+
+def compiled_filter(pattern: str) -> Filter:
+    """The `filter` of a listing; ValueError says what is wrong with it."""
+    return Filter(pattern)
 
 
 def _ident(node: str) -> str:

@@ -71,15 +71,19 @@ async def list_infrastructures(request: Request, caller: Caller = Depends(_calle
         if pattern is None:
             return names
         return [n for n in names if pattern.search(_radl_of(caller, n, ops.view(n)))]
-    return _uris(request, [_uri(request, n) for n in await asyncio.to_thread(listed)])
+    try:
+        found = await asyncio.to_thread(listed)
+    except ValueError as exc:  # the filter took too long
+        raise Refused(400, str(exc)) from None
+    return _uris(request, [_uri(request, n) for n in found])
 
 
 def _radl_of(caller: Caller, name: str, view: dict[str, Any]) -> str:
     try:
-        template = ops.template(caller, name)
+        title = ops.infra_name(caller, name)
     except (Refused, DodasError):
-        template = None
-    return radl.infrastructure(name, template, states.machines(view))
+        title = None
+    return radl.infrastructure(name, title, states.machines(view))
 
 
 @router.post("/infrastructures", summary="Create an infrastructure from a TOSCA template (text/yaml)")
