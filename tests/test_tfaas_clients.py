@@ -89,7 +89,8 @@ def test_no_certificate_and_no_token_is_refused_a_token_still_works(tls, upload_
     assert tfaas.upload(url, upload_dir / "upload.json", None, ca).status == 401
     assert tfaas.models(url, None, ca).status == 401
     assert tfaas.delete(url, "tiny", None, ca).status == 401
-    r = httpx.post(url + "/json", json={"values": SAMPLE, "model": "tiny"}, headers=AUTH, verify=tls["verify"], timeout=60)
+    r = httpx.post(url + "/json", json={"values": SAMPLE, "model": "tiny"}, headers=AUTH, verify=tls["verify"],
+                   timeout=60)
     assert r.status_code == 200 and np.allclose(r.json(), trained["expected"], atol=1e-5)
 
 

@@ -113,7 +113,8 @@ def start_server(tmp: Path, *extra: str, env_token: bool = False,
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline:
         try:
-            httpx.get(url + "/status", timeout=5, verify=ssl.create_default_context(cafile=str(https_ca)) if https_ca else True)
+            verify = ssl.create_default_context(cafile=str(https_ca)) if https_ca else True
+            httpx.get(url + "/status", timeout=5, verify=verify)
             return proc, url
         except httpx.HTTPError:
             time.sleep(0.1)

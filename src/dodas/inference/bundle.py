@@ -261,5 +261,5 @@ def model_root(dest: Path) -> Path:
     entries = [p for p in dest.iterdir()]
     if len(entries) == 1 and entries[0].is_dir() and has_model(entries[0]):
         return entries[0]
-    raise BundleError("the bundle has neither params.json nor a model (saved_model.pb, a .keras or an .onnx "
-                      "file) at its top or in its one top directory")
+    raise BundleError("the bundle has no params.json and no model (saved_model.pb, a .keras or an .onnx file) "
+                      "at its top or in its one top directory")
