@@ -75,13 +75,15 @@ class Answer:
 
 
 def getdata(url: str, headers: dict[str, Any], data: bytes | None, proxy: Path | None, ca: Path,
-            method: str = "POST") -> Answer:
-    """The client's getdata: one urllib request, with the proxy as client certificate when given."""
+            method: str = "POST", check_hostname: bool = True) -> Answer:
+    """The client's getdata: one urllib request, with the proxy as client certificate when given
+    (the server checked against `ca`, and its name too unless check_hostname is false)."""
     if method == "GET":
         req = urllib.request.Request(url=url, headers=headers)
     else:
         req = urllib.request.Request(url=url, headers=headers, data=data, method=method)
     context = ssl.create_default_context(cafile=str(ca))
+    context.check_hostname = check_hostname
     if proxy is not None:
         context.load_cert_chain(str(proxy))
     opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context),
@@ -93,9 +95,9 @@ def getdata(url: str, headers: dict[str, Any], data: bytes | None, proxy: Path |
         return Answer(error.code, error.read())
 
 
-def models(host: str, proxy: Path | None, ca: Path) -> Answer:
+def models(host: str, proxy: Path | None, ca: Path, check_hostname: bool = True) -> Answer:
     return getdata(host + "/models", {"Accept": "application/json", "User-Agent": _agent()}, json.dumps({}).encode(),
-                   proxy, ca, "GET")
+                   proxy, ca, "GET", check_hostname)
 
 
 def delete(host: str, model: str, proxy: Path | None, ca: Path) -> Answer:
@@ -111,7 +113,8 @@ def bundle(host: str, tarball: Path, proxy: Path | None, ca: Path) -> Answer:
     return getdata(host + "/upload", headers, tarball.read_bytes(), proxy, ca)
 
 
-def upload(host: str, upload_json: Path, proxy: Path | None, ca: Path) -> Answer:
+def upload(host: str, upload_json: Path, proxy: Path | None, ca: Path,
+           check_hostname: bool = True) -> Answer:
     """--upload=upload.json: its model, labels and params are files (paths relative to the
     working directory, as the client opens them), every other key a field."""
     params = json.loads(upload_json.read_text())
@@ -124,7 +127,7 @@ def upload(host: str, upload_json: Path, proxy: Path | None, ca: Path) -> Answer
     data = form.body()
     headers = {"User-Agent": _agent(), "Content-length": len(data), "Content-Type": form.content_type(),
                "Content-Encoding": "base64"}
-    return getdata(host + "/upload", headers, data, proxy, ca)
+    return getdata(host + "/upload", headers, data, proxy, ca, "POST", check_hostname)
 
 
 def predict(host: str, input_json: Path, model: str, proxy: Path | None, ca: Path) -> Answer:
