@@ -1,8 +1,8 @@
 """The HTTP API, TFaaS's routes and formats (vkuznet/TFaaS server.go): /models,
 /upload (multipart form or tarball bundle), /json and /predict/json, /image,
 /delete, /params/{model}, /status. Errors are JSON `{"error": ..., "code": ...}`,
-never a traceback. Uploads and deletes need the bearer token; reads too unless
-the server runs with open reads."""
+never a traceback. Who may upload, delete and read is access.py's; where the
+upload's files come from, uploads.py's; images, images.py's."""
 
 from __future__ import annotations
 

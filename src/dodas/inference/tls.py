@@ -1,10 +1,11 @@
-"""HTTPS with client certificates, as TFaaS's clients authenticate (CMS users send
-their grid certificate or proxy). uvicorn verifies the certificate against the
-client CA but does not put it in the ASGI scope, so a subclass of its HTTP
-protocol reads the verified peer certificate when the connection is made and adds
-its subject DN to the connection's `state` (uvicorn copies that into every
-request's scope). Certificates are optional at the handshake: clients with a
-bearer token and no certificate still connect.
+"""HTTPS with client certificates, as TFaaS's clients authenticate (CMS users
+send their grid certificate; RFC 3820 proxies are refused by OpenSSL's default
+checks). uvicorn verifies the certificate against the client CA but does not put
+it in the ASGI scope, so a subclass of its HTTP protocol reads the verified peer
+certificate when the connection is made and adds its subject DN to the
+connection's `state` (uvicorn copies that into every request's scope).
+Certificates are optional at the handshake: clients with a bearer token and no
+certificate still connect.
 
 DNs are compared in OpenSSL's slash form (`/DC=ch/DC=cern/OU=Users/CN=alice`),
 the form grid users write; RFC 4514 text (`CN=alice,OU=Users,DC=cern,DC=ch`) is
