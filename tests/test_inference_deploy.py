@@ -6,6 +6,7 @@ destroy leaves no process."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import httpx
@@ -57,7 +58,14 @@ def test_the_token_is_in_a_private_file_only(deployed):
 
 
 def test_open_reads_from_an_input(deployed, trained):
-    """`up` with open_reads=true restarts the service: reads need no token, uploads still do."""
+    """`up` with open_reads=true restarts the service: reads need no token, uploads still do.
+    Its plan reconfigures the service but does not claim the token will change (it is kept)."""
+    r = deployed.run("plan", TEMPLATE, "--name", NAME, "--input", "open_reads=true", "--json", check=False)
+    plan = json.loads(r.stdout)
+    assert [c["action"] for c in plan["changes"]] == ["reconfigure"]
+    assert "token" not in plan["output_changes"], plan["output_changes"]
+    assert "known after apply" not in deployed.run("plan", TEMPLATE, "--name", NAME, "--input", "open_reads=true",
+                                                   check=False).stdout
     deployed.run("up", TEMPLATE, "--name", NAME, "--input", "open_reads=true")
     url = deployed.outputs(NAME)["url"]
     assert httpx.get(url + "/models", timeout=10).status_code == 200

@@ -13,6 +13,7 @@ import base64
 import io
 import json
 import os
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -89,8 +90,10 @@ def predict(url: str, name: str, path: str = "/json", headers=AUTH, **kw) -> htt
                       headers=headers, timeout=120, **kw)
 
 
-def start_server(tmp: Path, *extra: str, env_token: bool = False) -> tuple[subprocess.Popen, str]:
-    """`python -m dodas.inference` on a free 127.0.0.1 port, waited for until /status answers."""
+def start_server(tmp: Path, *extra: str, env_token: bool = False,
+                 https_ca: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """`python -m dodas.inference` on a free 127.0.0.1 port, waited for until /status answers
+    (over HTTPS, the server's certificate checked against https_ca, when that is given)."""
     models = tmp / "models"
     env = dict(os.environ)
     args = [sys.executable, "-m", "dodas.inference", "--models", str(models), "--address", "127.0.0.1"]
@@ -106,11 +109,12 @@ def start_server(tmp: Path, *extra: str, env_token: bool = False) -> tuple[subpr
     with log.open("ab") as out:
         proc = subprocess.Popen([*args, "--port", str(port), *extra], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if https_ca else 'http'}://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline:
         try:
-            httpx.get(url + "/status", timeout=5)
+            verify = ssl.create_default_context(cafile=str(https_ca)) if https_ca else True
+            httpx.get(url + "/status", timeout=5, verify=verify)
             return proc, url
         except httpx.HTTPError:
             time.sleep(0.1)

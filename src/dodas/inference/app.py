@@ -1,13 +1,11 @@
 """The HTTP API, TFaaS's routes and formats (vkuznet/TFaaS server.go): /models,
 /upload (multipart form or tarball bundle), /json and /predict/json, /image,
 /delete, /params/{model}, /status. Errors are JSON `{"error": ..., "code": ...}`,
-never a traceback. Uploads and deletes need the bearer token; reads too unless
-the server runs with open reads."""
+never a traceback. Who may upload, delete and read is access.py's; where the
+upload's files come from, uploads.py's; images, images.py's."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import errno
 import logging
 import shutil
@@ -25,8 +23,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from . import bundle, images, loaders, params as tfparams, proto as tfproto
-from .auth import check_bearer
+from . import bundle, images, loaders, params as tfparams, proto as tfproto, uploads
+from .access import Access
 from .store import NotFound, Store
 
 log = logging.getLogger("dodas.inference")
@@ -40,6 +38,8 @@ class Config:
     cache_limit: int = 10
     max_upload_bytes: int = 256 * 1024 * 1024
     max_unpacked_bytes: int = 1024 * 1024 * 1024
+    #: subject DNs (slash form) whose verified client certificates may upload and delete
+    writer_dns: tuple[str, ...] = ()
 
 
 class TooLarge(Exception):
@@ -116,6 +116,9 @@ def create_app(cfg: Config) -> FastAPI:
     counters = {"GET": 0, "POST": 0, "DELETE": 0}
     app = FastAPI(title="dodas inference (TFaaS-compatible)", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
+    access = Access(cfg.token, cfg.open_reads, cfg.writer_dns)
+    process = psutil.Process()  # one object: cpu_percent measures since its previous call
+    process.cpu_percent(interval=None)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -133,14 +136,6 @@ def create_app(cfg: Config) -> FastAPI:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return _error(500, f"internal error ({type(exc).__name__}); the server's log has the details")
-
-    def need_token(request: Request) -> None:
-        if not check_bearer(request.headers.get("authorization"), cfg.token):
-            raise HTTPException(401, "a valid bearer token is needed (Authorization: Bearer TOKEN)")
-
-    def need_read(request: Request) -> None:
-        if not cfg.open_reads:
-            need_token(request)
 
     def model_params(name: str) -> dict[str, Any]:
         try:
@@ -163,7 +158,7 @@ def create_app(cfg: Config) -> FastAPI:
 
     @app.get("/models")
     async def models(request: Request) -> list[dict[str, Any]]:
-        need_read(request)
+        access.need_read(request)
         out = []
         for name in store.names():
             try:
@@ -174,15 +169,19 @@ def create_app(cfg: Config) -> FastAPI:
 
     @app.get("/params/{model}")
     async def get_params(model: str, request: Request) -> dict[str, Any]:
-        need_read(request)
+        access.need_read(request)
         return model_params(model)
 
     default: dict[str, str] = {}  # TFaaS's "current" model: the one asked for when a request names none
 
+    def default_model() -> str | None:
+        """The model set by POST /params or uploaded last; after a restart, the newest one stored."""
+        return default.get("model") or store.newest()
+
     @app.post("/params")
     async def set_params(request: Request) -> dict[str, Any]:
         """TFaaS's POST /params: a params.json naming a served model makes it the default one."""
-        need_token(request)
+        access.need_write(request)
         try:
             given = tfparams.parse(await request.body())
         except tfparams.ParamsError as exc:
@@ -196,18 +195,18 @@ def create_app(cfg: Config) -> FastAPI:
 
     @app.get("/status")
     async def status(request: Request) -> dict[str, Any]:
-        need_read(request)
-        proc = psutil.Process()
-        mem = proc.memory_info()
-        return {"uptime": time.time() - started, "threads": proc.num_threads(), "rss": mem.rss, "vms": mem.vms,
-                "load": list(psutil.getloadavg()), "cpu_percent": proc.cpu_percent(interval=None),
+        access.need_read(request)
+        mem = process.memory_info()
+        return {"uptime": time.time() - started, "threads": process.num_threads(), "rss": mem.rss, "vms": mem.vms,
+                "load": list(psutil.getloadavg()), "cpu_percent": process.cpu_percent(interval=None),
                 "requests": dict(counters), "models": len(store.names()), "cache": store.stats(),
                 "tensorflow_loaded": "tensorflow" in sys.modules}
 
     async def predict_values(name: Any, values: Any, keys: Any) -> tuple[loaders.LoadedModel, list[list[float]], bool]:
         """The model's outputs for one row of values (or a list of rows): (model, rows, one row given)."""
         if not isinstance(name, str):
-            raise HTTPException(400, "the body needs \"model\" (the model's name) and \"values\"")
+            raise HTTPException(400, "the body needs \"model\" (the model's name; none is served yet to "
+                                     "default to) and \"values\"")
         try:
             x = np.asarray(values, dtype=np.float32)
         except (TypeError, ValueError):
@@ -229,7 +228,7 @@ def create_app(cfg: Config) -> FastAPI:
         return model, [[float(v) for v in r] for r in out], x.ndim == 1
 
     async def predict_json(request: Request) -> Response:
-        need_read(request)
+        access.need_read(request)
         try:
             row = await request.json()
         except ValueError:
@@ -237,7 +236,7 @@ def create_app(cfg: Config) -> FastAPI:
                                      "\"model\": \"name\"}") from None
         if not isinstance(row, dict):
             raise HTTPException(400, "the body needs \"model\" (the model's name) and \"values\"")
-        model, rows, one = await predict_values(row.get("model") or default.get("model"), row.get("values"),
+        model, rows, one = await predict_values(row.get("model") or default_model(), row.get("values"),
                                                 row.get("keys"))
         if request.query_params.get("labels") in ("1", "true", "yes") and model.labels:
             rows = [[{"label": lb, "probability": p} for lb, p in zip(model.labels, r)] for r in rows]
@@ -245,12 +244,12 @@ def create_app(cfg: Config) -> FastAPI:
 
     async def predict_proto(request: Request) -> Response:
         """TFaaS's protobuf route: a Row in, Predictions out (labels, or the outputs' indices)."""
-        need_read(request)
+        access.need_read(request)
         try:
             keys, values, name = tfproto.parse_row(await request.body())
         except tfproto.ProtoError as exc:
             raise HTTPException(400, str(exc)) from None
-        model, rows, _ = await predict_values(name or default.get("model"), values, keys)
+        model, rows, _ = await predict_values(name or default_model(), values, keys)
         labels = model.labels or [str(i) for i in range(len(rows[0]))]
         return Response(tfproto.predictions(list(zip(labels, rows[0]))), media_type="application/octet-stream")
 
@@ -261,59 +260,33 @@ def create_app(cfg: Config) -> FastAPI:
     app.post("/predict/json")(predict_json)
 
     async def predict_image(request: Request) -> dict[str, Any]:
-        need_read(request)
+        access.need_read(request)
         form = await request.form(max_files=1, max_fields=4)
-        image, name = form.get("image"), form.get("model")
+        image, name = form.get("image"), form.get("model") or default_model()
         if image is None or isinstance(image, str) or not isinstance(name, str):
             raise HTTPException(400, "send a multipart form with image=@FILE and model=NAME")
         model = await loaded(name)
         data = await image.read()
-
-        def decode() -> np.ndarray:
-            images.check(data)  # its pixel count from its header, before anything inflates it
-            import tensorflow as tf  # decoding PNG/JPEG; lazily
-
-            channels = int(model.params.get("img_channels") or 0)
-            img = tf.io.decode_image(data, channels=channels, expand_animations=False)
-            shape = model.input_shape
-            if len(shape) == 4 and shape[1] and shape[2]:
-                img = tf.image.resize(img, (shape[1], shape[2]))
-            arr = tf.cast(img, tf.float32).numpy() / 255.0
-            if len(shape) == 2:
-                arr = arr.reshape(-1)
-            return arr[None, ...]
-
         try:
-            x = await run_in_threadpool(decode)
-            out = (await run_in_threadpool(model.predict, x)).reshape(-1)
+            out = await run_in_threadpool(images.predict, model, data)
         except Exception as exc:  # noqa: BLE001 - a model's own errors: a 400 naming them, not a 500
             raise HTTPException(400, f"cannot predict on this image: {type(exc).__name__}: {exc}"[:300]) from None
-        labels = model.labels or [str(i) for i in range(len(out))]
-        return {"filename": image.filename, "labels": [{"label": lb, "probability": float(p)}
-                                                       for lb, p in zip(labels, out)]}
+        return {"filename": image.filename, "labels": images.top(out, model.labels)}
 
     app.post("/image")(predict_image)
     app.post("/predict/image")(predict_image)
 
     @app.post("/upload")
     async def upload(request: Request) -> dict[str, Any]:
-        need_token(request)
+        access.need_write(request)
         ctype = request.headers.get("content-type", "")
         staging = store.staging_dir()
         try:
-            if ctype.startswith("multipart/form-data"):
-                name, params, root = await _from_form(request, staging)
-            else:
-                data = await request.body()
-                await run_in_threadpool(bundle.unpack, data, staging, cfg.max_unpacked_bytes)
-                root = bundle.model_root(staging)
-                params = tfparams.parse((root / "params.json").read_bytes())
-                name = params.get("name") or root.name
-                if not tfparams.valid_name(name):
-                    raise HTTPException(400, f"invalid model name {name!r} (letters, digits, . _ -)")
-                params["name"] = name
+            shape = uploads.from_form if ctype.startswith("multipart/form-data") else uploads.from_bundle
+            name, params, root = await shape(request, staging, cfg.max_unpacked_bytes)
             params.setdefault("timestamp", time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
             model = await run_in_threadpool(store.install, name, root, params)
+            default["model"] = name  # TFaaS: the last uploaded model answers requests naming none
             return {"model": name, "format": model.kind, "labels": model.labels}
         except (bundle.BundleError, tfparams.ParamsError, loaders.LoadError) as exc:
             raise HTTPException(400, f"upload refused: {exc}") from None
@@ -325,75 +298,24 @@ def create_app(cfg: Config) -> FastAPI:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    async def _from_form(request: Request, staging: Path) -> tuple[str, dict[str, Any], Path]:
-        form = await request.form(max_files=4, max_fields=8)
-        name = form.get("name")
-        if not isinstance(name, str) or not name:
-            raise HTTPException(400, "the form does not provide name")
-        if not tfparams.valid_name(name):
-            raise HTTPException(400, f"invalid model name {name!r} (letters, digits, . _ -)")
-        for field in ("params", "model"):
-            if form.get(field) is None:
-                raise HTTPException(400, f"the form does not provide {field}")
-        params = tfparams.parse(await _field_bytes(form["params"]))
-        if params.get("name", name) != name:
-            raise HTTPException(400, f"params.json's name {params.get('name')!r} is not the form's name {name!r}")
-        params["name"] = name
-        model_part = form["model"]
-        raw = await _field_bytes(model_part)
-        encoded = request.headers.get("content-encoding", "").lower() == "base64" or (
-            not isinstance(model_part, str) and model_part.headers.get("content-encoding", "").lower() == "base64")
-        if encoded:
-            try:
-                raw = base64.b64decode(raw, validate=False)
-            except (binascii.Error, ValueError):
-                raise HTTPException(400, "the model part is not valid base64") from None
-        filename = getattr(model_part, "filename", None) or params.get("model") or "model"
-        filename = Path(filename).name
-        reason = loaders.refused_reason(filename) or loaders.refused_reason(str(params.get("model", "")))
-        if reason:
-            raise loaders.LoadError(reason)
-        if raw[:2] == b"\x1f\x8b" or filename.endswith((".tar", ".tar.gz", ".tgz")):
-            await run_in_threadpool(bundle.unpack, raw, staging, cfg.max_unpacked_bytes)  # a SavedModel directory
-            dirs = [p for p in staging.iterdir()]
-            if len(dirs) == 1 and dirs[0].is_dir() and not (staging / "saved_model.pb").exists():
-                for p in dirs[0].iterdir():
-                    p.rename(staging / p.name)
-                dirs[0].rmdir()
-        else:
-            target = params.get("model") if params.get("model") and tfparams.valid_name(params["model"]) \
-                else filename
-            if not tfparams.valid_name(target):
-                raise HTTPException(400, f"invalid model file name {target!r}")
-            params["model"] = target
-            (staging / target).write_bytes(raw)
-        labels = form.get("labels")
-        if labels is not None:
-            (staging / "labels.txt").write_bytes(await _field_bytes(labels))
-            params["labels"] = "labels.txt"
-        op = form.get("op")
-        if isinstance(op, str) and op and "op" not in params:
-            params["op"] = op
-        return name, params, staging
-
-    async def _field_bytes(value: Any) -> bytes:
-        return value.encode() if isinstance(value, str) else await value.read()
-
     async def delete(name: str) -> dict[str, Any]:
+        """TFaaS answers 200 whether or not the model was there; so does this (saying which)."""
         try:
             await run_in_threadpool(store.delete, name)
         except NotFound:
-            raise HTTPException(404, f"no model named {name!r}") from None
+            return {"model": name, "deleted": False}
+        if default.get("model") == name:
+            default.pop("model")
         return {"model": name, "deleted": True}
 
     @app.delete("/delete/{model}")
     async def delete_path(model: str, request: Request) -> dict[str, Any]:
-        need_token(request)
+        access.need_write(request)
         return await delete(model)
 
     @app.delete("/delete")
     async def delete_form(request: Request) -> dict[str, Any]:
-        need_token(request)
+        access.need_write(request)
         form = await request.form(max_files=0, max_fields=4)
         name = form.get("model")
         if not isinstance(name, str) or not name:

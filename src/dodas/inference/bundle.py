@@ -248,11 +248,18 @@ def check_zip(path: Path, max_bytes: int, max_entry: int | None = None) -> None:
 
 
 def model_root(dest: Path) -> Path:
-    """Where the bundle's params.json is: `dest` itself, or its only top directory
-    (`tar czf m.tar.gz mymodel/`, as TFaaS's recipe makes it)."""
-    if (dest / "params.json").is_file():
+    """Where the bundle's model is: `dest` itself, or its only top directory
+    (`tar czf m.tar.gz mymodel/`, as TFaaS's recipe makes it). That place holds
+    params.json, or (TFaaS's README: `tar cfz model.tar.gz model`, no params.json)
+    the model itself, whose params the service then derives from it."""
+    def has_model(d: Path) -> bool:
+        return (d / "params.json").is_file() or (d / "saved_model.pb").is_file() or \
+            any(p.suffix in (".keras", ".onnx") and p.is_file() for p in d.iterdir())
+
+    if has_model(dest):
         return dest
     entries = [p for p in dest.iterdir()]
-    if len(entries) == 1 and entries[0].is_dir() and (entries[0] / "params.json").is_file():
+    if len(entries) == 1 and entries[0].is_dir() and has_model(entries[0]):
         return entries[0]
-    raise BundleError("the bundle has no params.json (at its top, or in its one top directory)")
+    raise BundleError("the bundle has no params.json and no model (saved_model.pb, a .keras or an .onnx file) "
+                      "at its top or in its one top directory")

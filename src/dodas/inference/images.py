@@ -6,9 +6,16 @@ pixel count is read from the header and bounded before TensorFlow decodes it."""
 from __future__ import annotations
 
 import struct
+from typing import Any
+
+import numpy as np
+
+from .params import image_scale
 
 #: pixels (times frames) an image may decode to: 4096 x 4096, 64 MiB as RGBA bytes
 MAX_PIXELS = 4096 * 4096
+#: how many labels /image answers, as TFaaS does
+TOP = 5
 #: JPEG start-of-frame markers (every SOFn but DHT, JPG and DAC)
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
@@ -82,3 +89,29 @@ def check(data: bytes) -> None:
     if count > MAX_PIXELS:
         raise ImageRefused(f"the image decodes to {count} pixels (frames included); at most {MAX_PIXELS} "
                            "are accepted")
+
+
+def predict(model: Any, data: bytes) -> np.ndarray:
+    """The model's outputs for one image: decoded with the channels its params give,
+    resized to its input, and taken as pixel values (0-255) as TFaaS gives them,
+    divided only when the params' options say `scale=N`."""
+    check(data)  # its pixel count from its header, before anything inflates it
+    import tensorflow as tf  # decoding PNG/JPEG; lazily
+
+    channels = int(model.params.get("img_channels") or 0)
+    img = tf.io.decode_image(data, channels=channels, expand_animations=False)
+    shape = model.input_shape
+    if len(shape) == 4 and shape[1] and shape[2]:
+        img = tf.image.resize(img, (shape[1], shape[2]))
+    arr = tf.cast(img, tf.float32).numpy() / image_scale(model.params)
+    if len(shape) == 2:
+        arr = arr.reshape(-1)
+    return model.predict(arr[None, ...]).reshape(-1)
+
+
+def top(out: np.ndarray, labels: list[str]) -> list[dict[str, Any]]:
+    """TFaaS's answer: the TOP labels by probability, highest first (outputs without
+    labels.txt are labelled by their index)."""
+    names = labels or [str(i) for i in range(len(out))]
+    order = sorted(range(len(out)), key=lambda i: -float(out[i]))[:TOP]
+    return [{"label": names[i], "probability": float(out[i])} for i in order]

@@ -33,6 +33,9 @@ class LoadedModel:
     input_shape: tuple[int | None, ...]
     labels: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
+    #: the names of the input and output the service feeds and reads (from the model's signature)
+    input_name: str = ""
+    output_name: str = ""
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.run(x.astype(np.float32)), dtype=np.float32)
@@ -85,7 +88,8 @@ def load(name: str, model_dir: Path, params: dict[str, Any], labels: list[str],
         raise LoadError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - a loader's own errors: the reason goes back, not a traceback
         raise LoadError(f"the {kind} model does not load: {type(exc).__name__}: {_short(exc)}") from None
-    model = LoadedModel(name, kind, run, shape, labels, params)
+    in_name, out_name = getattr(run, "io", ("", ""))
+    model = LoadedModel(name, kind, run, shape, labels, params, str(in_name), str(out_name))
     if shape and all(d is not None for d in shape[1:]):
         try:
             out = model.predict(np.zeros((1, *shape[1:]), dtype=np.float32))
@@ -119,8 +123,11 @@ def _savedmodel(path: Path, params: dict[str, Any], max_bytes: int):
 
     def run(x: np.ndarray) -> np.ndarray:
         out = sig(**{in_name: tf.constant(x, dtype=spec.dtype)})
-        key = wanted if wanted in out else sorted(out)[0]
         return out[key].numpy()
+
+    outputs = sorted(sig.structured_outputs)
+    key = wanted if wanted in outputs else outputs[0]
+    run.io = (in_name, key)  # type: ignore[attr-defined]
 
     run.keep = loaded  # type: ignore[attr-defined]  # the signature needs its object alive
     return run, tuple(spec.shape.as_list())
@@ -135,6 +142,8 @@ def _keras(path: Path, params: dict[str, Any], max_bytes: int):
     def run(x: np.ndarray) -> np.ndarray:
         return np.asarray(model(x, training=False))
 
+    run.io = (model.inputs[0].name, model.outputs[0].name) if getattr(model, "inputs", None) \
+        else ("", "")  # type: ignore[attr-defined]
     shape = model.inputs[0].shape if getattr(model, "inputs", None) else ()
     return run, tuple(shape)
 
@@ -155,6 +164,8 @@ def _onnx(path: Path, params: dict[str, Any], max_bytes: int):
 
     def run(x: np.ndarray) -> np.ndarray:
         return session.run([out_name], {in_name: x})[0]  # InferenceSession.run is thread-safe
+
+    run.io = (in_name, out_name)  # type: ignore[attr-defined]
 
     shape = tuple(d if isinstance(d, int) else None for d in inputs[0].shape)
     return run, shape

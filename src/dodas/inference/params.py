@@ -34,6 +34,9 @@ def normalise(raw: Any) -> dict[str, Any]:
         key = CAMEL.get(key, key)
         if key in KEYS:
             out[key] = value
+    if "options" in out and not (isinstance(out["options"], list)
+                                 and all(isinstance(o, str) for o in out["options"])):
+        raise ParamsError("params.json: options must be a list of strings (TFaaS's []string)")
     if "img_channels" in out and not isinstance(out["img_channels"], int):
         raise ParamsError("params.json: img_channels must be an integer")
     for key in KEYS:
@@ -49,3 +52,19 @@ def parse(data: bytes) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ParamsError(f"params.json is not valid JSON: {exc}") from None
     return normalise(raw)
+
+
+def image_scale(params: dict[str, Any]) -> float:
+    """What /image divides pixel values by: 1 (TFaaS feeds raw 0-255 values), or N
+    when the model's `options` (TFaaS's list of strings) hold `scale=N` (`scale=255`
+    for a model trained on values in 0-1)."""
+    for option in params.get("options") or ():
+        if isinstance(option, str) and option.replace(" ", "").startswith("scale="):
+            try:
+                value = float(option.split("=", 1)[1])
+            except ValueError:
+                raise ParamsError(f"params.json: option {option!r}: scale must be a number") from None
+            if value <= 0:
+                raise ParamsError(f"params.json: option {option!r}: scale must be positive")
+            return value
+    return 1.0

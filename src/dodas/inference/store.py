@@ -51,6 +51,18 @@ class Store:
         return sorted(p.name for p in self.root.iterdir()
                       if p.is_dir() and valid_name(p.name) and (p / "params.json").is_file())
 
+    def newest(self) -> str | None:
+        """The model stored last (its params.json written last): the default after a restart."""
+        best: tuple[float, str] | None = None
+        for name in self.names():
+            try:
+                mtime = (self.root / name / "params.json").stat().st_mtime
+            except OSError:  # deleted meanwhile
+                continue
+            if best is None or mtime > best[0]:
+                best = (mtime, name)
+        return best[1] if best else None
+
     def params(self, name: str) -> dict[str, Any]:
         path = self.root / name / "params.json"
         if not valid_name(name) or not path.is_file():
@@ -113,6 +125,7 @@ class Store:
         """Load the staged model fully, then switch it in atomically (replacing any old one)."""
         with self._write:
             model = self.load_dir(name, staged, params)
+            derived(params, model)
             (staged / "params.json").write_text(json.dumps(params, indent=1))
             target = self.root / name
             trash = self.root / f".staging-old-{uuid.uuid4().hex}"
@@ -142,3 +155,15 @@ class Store:
             return {"cache_limit": self.cache_limit, "cached": list(self._cache), "hits": self.hits,
                     "misses": self.misses, "loads": self.loads, "evictions": self.evictions,
                     "time": time.time()}
+
+
+def derived(params: dict[str, Any], model: loaders.LoadedModel) -> None:
+    """Fill what params.json leaves out from the loaded model (all of it for a bundle
+    without params.json): the input and output its signature names, its file."""
+    if model.input_name:
+        params.setdefault("input_name", model.input_name)
+    if model.output_name:
+        params.setdefault("output_name", model.output_name)
+    params.setdefault("model", "saved_model.pb" if model.kind == "savedmodel" else "")
+    if not params["model"]:
+        params.pop("model")

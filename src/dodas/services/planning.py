@@ -313,7 +313,7 @@ def _output_changes(out: DeploymentPlan, store: Store, ctx: RunContext) -> dict[
         if before_plan is not None else {}
     changes: dict[str, dict[str, Any]] = {}
     for o in out.plan.model.outputs.values():
-        after = _value(ctx, o.value) if not _reads(o.value, touched) else AFTER_APPLY
+        after = _value(ctx, o.value) if not _reads(o.value, touched, out.plan.model) else AFTER_APPLY
         was = before.get(o.name, (None, None))[1]
         if o.name not in before or after == AFTER_APPLY or was != after:
             if o.name in before and after == AFTER_APPLY and not touched:
@@ -326,11 +326,19 @@ def _output_changes(out: DeploymentPlan, store: Store, ctx: RunContext) -> dict[
     return changes
 
 
-def _reads(value: Any, instances: set[str]) -> bool:
-    """Whether a (deferred) value reads an attribute of a node with a changing instance."""
+def _reads(value: Any, instances: set[str], model: Any) -> bool:
+    """Whether a (deferred) value reads an attribute of a node with a changing instance.
+    A secret dodas generates once per deployment (an inference service's token) is
+    kept through any change of its node, so reading it does not count: its value now
+    is its value after `up`."""
     from dodas.model.values import refs
     nodes = {i.split("[", 1)[0] for i in instances}
-    return any(r.node in nodes for r in refs(value))
+
+    def kept(r: Any) -> bool:
+        node = model.nodes.get(r.node)
+        return node is not None and r.attribute in node.generated_secrets()
+
+    return any(r.node in nodes and not kept(r) for r in refs(value))
 
 
 def _value(ctx: RunContext, value: Any) -> Any:
