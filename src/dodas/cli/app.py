@@ -625,9 +625,14 @@ def _command() -> object:
     def bare(ctx: object) -> None:
         return None
     cmd = typer.main.get_command(app)
+    text = _text_coercion()
     for sub in [cmd, *getattr(cmd, "commands", {}).values()]:
         helper = sub.get_help_option(typer.Context(sub, info_name=sub.name))
         for param in [*sub.params, *([helper] if helper is not None else [])]:
+            desc = getattr(param, "type_descriptor", None)
+            if desc is not None and desc.annotation in (str, bool) and desc.file_annotation is None \
+                    and not param.multiple:
+                param._runtime_param = text(parameter_info=desc.parameter_info, annotation=desc.annotation)
             if param.param_type_name == "option" and not getattr(param, "is_flag", False):
                 if param.metavar is None:
                     param.metavar = METAVARS.get(param.name or "", (param.name or "value").upper())
@@ -636,6 +641,28 @@ def _command() -> object:
                     param.metavar = (param.name or "value").upper()
                 param.display_type_rich = bare
     return cmd
+
+
+def _text_coercion() -> type:
+    """Typer's coercion of a text or flag parameter (NAME, --server URL, --help): a
+    value Click already gives as a str or bool is kept as it is, as Pydantic's str
+    and bool adapters return it, without importing Pydantic, which Typer builds an
+    adapter with for every parameter it sees (--help included) and which costs a
+    read-only command (`dodas list`, `status NAME`) a third of its time. Any
+    other value, and other types (numbers, lists), get Typer's adapters."""
+    from dataclasses import dataclass
+
+    from typer._coercion import RuntimeParam
+
+    @dataclass(frozen=True)
+    class PlainText(RuntimeParam):
+        def _coerce_value(self, value: object, param: object, ctx: object) -> object:
+            if type(value) is self.annotation:
+                return value
+            from typer._coercion import build_runtime_param
+            return build_runtime_param(param.type_descriptor)._coerce_value(value, param=param, ctx=ctx)
+
+    return PlainText
 
 
 @app.command()
