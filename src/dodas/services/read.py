@@ -48,17 +48,27 @@ def deployment_names(prefix: str = "", include_deleted: bool = False) -> list[st
 
 def outputs(name: str, show_secrets: bool = False, plan: Plan | None = None) -> dict[str, dict[str, Any]]:
     """The outputs, evaluated with what the state recorded. `plan`: the plan just
-    applied (up), which saves planning the stored template again."""
-    from dodas.engine.context import RunContext, UnresolvedError
-    from dodas.services.recorded import stored_plan
-    from dodas.state.store import Store
+    applied (up), which saves planning the stored template again; without one,
+    the outputs' frame kept by the last plan of these template and inputs
+    (services/outputsframe.py), else the stored template planned again."""
+    from dodas.model.attributes import UnresolvedError
+    from dodas.services import outputsframe
 
-    store = Store()
-    dep = store.require(name)
-    plan = plan or stored_plan(dep)
-    ctx = RunContext.from_rows(plan.model, dep.id, dep.name, store.instances(dep.id))
+    with reads.reading() as r:
+        dep = r.deployment(name)
+        rows = r.instances(dep.id)
+    model = None if plan is not None else outputsframe.load(dep)
+    if model is None:
+        if plan is None:
+            from dodas.services.recorded import stored_plan
+            from dodas.state.store import Store
+
+            plan = stored_plan(Store().require(name))
+        outputsframe.save(dep, plan)
+        model = plan.model
+    ctx = outputsframe.Recorded.from_rows(model, rows)
     out = {}
-    for o in plan.model.outputs.values():
+    for o in model.outputs.values():
         try:
             value = ctx.evaluate(o.value, None)
             known = True
