@@ -630,8 +630,7 @@ def _command() -> object:
         helper = sub.get_help_option(typer.Context(sub, info_name=sub.name))
         for param in [*sub.params, *([helper] if helper is not None else [])]:
             desc = getattr(param, "type_descriptor", None)
-            if desc is not None and desc.annotation in (str, bool) and desc.file_annotation is None \
-                    and not param.multiple:
+            if desc is not None and desc.annotation in (str, bool, int, list[str]) and desc.file_annotation is None:
                 param._runtime_param = text(parameter_info=desc.parameter_info, annotation=desc.annotation)
             if param.param_type_name == "option" and not getattr(param, "is_flag", False):
                 if param.metavar is None:
@@ -644,12 +643,14 @@ def _command() -> object:
 
 
 def _text_coercion() -> type:
-    """Typer's coercion of a text or flag parameter (NAME, --server URL, --help): a
-    value Click already gives as a str or bool is kept as it is, as Pydantic's str
-    and bool adapters return it, without importing Pydantic, which Typer builds an
-    adapter with for every parameter it sees (--help included) and which costs a
-    read-only command (`dodas list`, `status NAME`) a third of its time. Any
-    other value, and other types (numbers, lists), get Typer's adapters."""
+    """Typer's coercion of a text, flag, number or repeatable text parameter (NAME,
+    --server URL, --help, --parallelism's default, -i): a value Click already
+    gives as that type (texts as given, flags, defaults) is kept as it is, as
+    Pydantic's adapters return it, without importing Pydantic, which Typer builds
+    an adapter with for every parameter it sees (--help included) and which
+    costs a read-only command (`dodas list`, `status NAME`) a third of its time.
+    Any other value (a number typed as text: "--parallelism 5") gets Typer's
+    adapter, with its checks and messages."""
     from dataclasses import dataclass
 
     from typer._coercion import RuntimeParam
@@ -657,8 +658,11 @@ def _text_coercion() -> type:
     @dataclass(frozen=True)
     class PlainText(RuntimeParam):
         def _coerce_value(self, value: object, param: object, ctx: object) -> object:
-            if type(value) is self.annotation:
+            if type(value) is self.annotation:  # str, bool, int as Click gives them (a default, a flag, text)
                 return value
+            if self.annotation == list[str] and isinstance(value, list | tuple) \
+                    and all(type(v) is str for v in value):
+                return list(value)  # a repeatable text option, as Typer's list adapter returns it
             from typer._coercion import build_runtime_param
             return build_runtime_param(param.type_descriptor)._coerce_value(value, param=param, ctx=ctx)
 
