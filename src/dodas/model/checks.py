@@ -48,12 +48,12 @@ def kubernetes_warnings(smap: SourceMap, nodes: dict[str, Node]) -> list[Diagnos
 def helm_releases(smap: SourceMap, nodes: dict[str, Node], diags: list[Diagnostic]) -> None:
     """What can be known about a Helm release before anything runs: its chart's
     repository is declared, its values use only names the release has."""
-    from dodas.helm import (BUNDLED, VALUES_URL_SCHEMES, ValuesError, bundled_chart, bundled_charts,
-                                      names_used)
-
     for n in nodes.values():
         if not n.derives_from("tosca.nodes.indigo.HelmInstall"):
             continue
+        # Jinja2 (dodas.helm) only for a template that has a release: `up` of machines alone never pays it
+        from dodas.helm import (BUNDLED, VALUES_URL_SCHEMES, ValuesError, bundled_chart, bundled_charts,
+                                names_used)
         base = (*_NODES, n.name, "properties")
         chart, repos = n.properties.get("chart"), n.properties.get("repos") or []
         names = {r.get("name") for r in repos if isinstance(r, dict)}
