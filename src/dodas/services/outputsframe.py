@@ -4,13 +4,14 @@
 planning the stored template again for that costs tosca-parser's whole load
 (most of a second), for a handful of expressions. When a plan of the
 deployment is at hand (the one `up` just applied, or one made by a read that
-had none), the outputs, and the nodes' counts, hosts and plain properties,
-are written as JSON in the deployment's private directory, keyed by the
+had none), the outputs, and the nodes' counts and hosts and the few
+properties an output can fall back on, are written as JSON in the deployment's private directory, keyed by the
 template's and inputs' hashes and dodas's version; a later read rebuilds that
 much of the model and evaluates with the same rule the engine uses
 (model/attributes.py). A key that no longer matches (a new template, inputs or
-dodas) is planned again, and the frame rewritten. The file holds nothing the
-state does not: the template and inputs are kept there already.
+dodas) is planned again, and the frame rewritten. Secrets rest in the state
+only: a frame that would hold a secret input's value is not written (that
+deployment's outputs are planned at each read).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dodas import __version__, paths
-from dodas.model.attributes import RecordedAttributes
+from dodas.model.attributes import ADDRESS_ATTRS, RecordedAttributes
 from dodas.model.deployment import ComputeSpec, DeploymentModel, Instance, Node, Output
-from dodas.model.values import AttrRef, Concat, Join, Token, is_deferred, to_json
+from dodas.model.values import AttrRef, Concat, Join, Token, is_deferred, refs, to_json
 
 if TYPE_CHECKING:
     from dodas.plan.plan import Plan
@@ -44,17 +45,26 @@ def save(dep: Any, plan: Plan) -> None:
     """Keep what evaluating `plan`'s outputs needs; a disk that refuses it only
     costs the next read a plan."""
     m = plan.model
+    # of the properties, only those an output's get_attribute can fall back on: the
+    # attributes they name, and addresses (looked up along the host chain)
+    named = {r.attribute for o in m.outputs.values() for r in refs(o.value)} | ADDRESS_ATTRS
     frame = {"key": _key(dep), "template_path": m.template_path, "tosca_version": m.tosca_version,
              "outputs": [{"name": o.name, "value": to_json(o.value), "description": o.description,
                           "sensitive": o.sensitive} for o in m.outputs.values()],
-             # a property that is itself deferred is left out: evaluating an output never reaches it
              "nodes": {n.name: {"type": n.type, "count": n.count, "host": n.host, "compute": n.is_compute,
-                                "properties": {k: v for k, v in n.properties.items() if not is_deferred(v)}}
+                                "properties": {k: v for k, v in n.properties.items()
+                                               if k in named and not is_deferred(v)}}
                        for n in m.nodes.values()}}
     try:
         text = json.dumps(frame, default=str)
+    except (TypeError, ValueError):
+        return
+    secrets = [str(v) for k, v in m.inputs.items() if k in m.secret_inputs and v is not None and str(v)]
+    if any(v in text for v in secrets) or any(o.sensitive and not is_deferred(o.value) for o in m.outputs.values()):
+        return  # secrets rest in the state only: such a deployment's outputs are planned at each read
+    try:
         paths.write_private(_file(dep.id), text)
-    except (OSError, TypeError, ValueError):
+    except OSError:
         pass
 
 
