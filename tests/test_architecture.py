@@ -294,3 +294,57 @@ def test_the_engine_is_handed_its_configurator():
             if (isinstance(n, ast.Name) and n.id == "AnsibleRunner")
             or (isinstance(n, ast.alias) and n.name.endswith("AnsibleRunner"))]
     assert not made, f"engine/ names AnsibleRunner: {made}"
+
+
+#: what `dodas list`, `status` and `outputs` must not import: the engine, the plan and
+#: tosca-parser (a read plans nothing), Ansible, the server and its web framework,
+#: Alembic (the schema is checked by its version number) and SQLAlchemy's ORM. (Typer 0.29
+#: imports Pydantic to coerce parameters: that cost stays, see docs/BENCHMARKS.md)
+READ_ONLY_NEVER = ("dodas.engine", "dodas.plan", "dodas.tosca", "dodas.server", "dodas.providers", "toscaparser",
+                   "ansible", "ansible_runner", "fastapi", "starlette", "alembic", "sqlalchemy.orm")
+_IMPORTED = """
+import json, sys
+from dodas.cli import app
+sys.argv = ["dodas", *sys.argv[1:]]
+try:
+    app.main()
+except SystemExit as exc:
+    code = exc.code
+sys.stderr.write("\\nIMPORTED " + json.dumps({"code": code, "modules": sorted(sys.modules)}) + "\\n")
+"""
+
+
+def test_read_only_commands_import_nothing_of_the_pipeline(tmp_path, state_db):
+    """`dodas list`, `status` and `outputs` of a deployment (made on the simulated
+    provider) read the state and render it: each, in a fresh process, answers
+    without importing what deploying needs. On SQLite not even SQLAlchemy: the
+    standard library reads the file (state/reads.py)."""
+    import json
+    import subprocess
+    import sys
+
+    from support.livecluster import Dodas, compute_template
+
+    d = Dodas(tmp_path / "home")
+    state_db.env(d.env)
+    (d.home / "config").mkdir(parents=True)
+    (d.home / "config" / "providers.yaml").write_text("providers:\n  - {name: sim, type: simulated, rank: 1}\n")
+    t = compute_template(tmp_path / "boxes.yaml", count=2, cpus=1, mem="1 GB", address_output="public_address")
+    d.run("up", t, "--name", "boxes", "--provider", "sim", "--quiet")
+    never = READ_ONLY_NEVER + (("sqlalchemy",) if state_db.kind == "sqlite" else ())
+    for args in (["list"], ["list", "--json"], ["status", "boxes"], ["status", "boxes", "--json"],
+                 ["outputs", "boxes"], ["outputs", "boxes", "addresses", "--raw"]):
+        r = subprocess.run([sys.executable, "-c", _IMPORTED, *args], env=d.env, capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL)
+        report = json.loads(r.stderr.rsplit("\nIMPORTED ", 1)[1])
+        assert report["code"] in (0, None), (args, r.stdout, r.stderr)
+        assert "boxes" in r.stdout or "192.0.2." in r.stdout, (args, r.stdout)
+        wrong = [m for m in report["modules"] if any(m == n or m.startswith(n + ".") for n in never)]
+        assert not wrong, f"dodas {' '.join(args)} imported {wrong}"
+
+
+def test_the_reads_status_names_are_the_engines():
+    from dodas.engine.states import DeploymentStatus
+    from dodas.services import read
+
+    assert read.DELETE_COMPLETE == DeploymentStatus.DELETE_COMPLETE.value

@@ -60,8 +60,12 @@ def test_bad_database_url_hides_the_password(tmp_path, postgres):
 
 
 def test_sqlite_schema_is_migrated_with_alembic(tmp_path):
+    """A read on a fresh home makes no database; the first command that writes
+    the state makes it at the newest schema."""
     d = Dodas(tmp_path / "home")
-    d.run("list")
+    assert d.run("list").stdout.strip().lower() == "no deployments"
+    assert not (tmp_path / "home" / "data" / "state.db").exists()
+    assert d.run("forget", "nothing", check=False).returncode == 4  # opens the state to write: made and migrated
     eng = create_engine(f"sqlite:///{tmp_path / 'home' / 'data' / 'state.db'}")
     names = set(inspect(eng).get_table_names())
     assert {"deployments", "instances", "events", "alembic_version"} <= names

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import threading
 
-from rich.console import Console
-from rich.markup import escape
-
 from dodas.redact import redact
 
 _ICON = {"created": "[green]+[/]", "started": "[green]✓[/]", "error": "[red]✗[/]", "deleted": "[yellow]-[/]",
@@ -21,6 +18,8 @@ _ICON = {"created": "[green]+[/]", "started": "[green]✓[/]", "error": "[red]�
 
 class ConsoleListener:
     def __init__(self, quiet: bool = False) -> None:
+        from rich.console import Console
+
         self.console = Console(stderr=True, highlight=False)
         self.quiet = quiet
         self.lock = threading.Lock()
@@ -63,6 +62,27 @@ class ConsoleListener:
             self.status = None
 
 
-def factory(quiet: bool = False) -> ConsoleListener:
+def escape(text: str) -> str:
+    """Rich's markup escaped (Rich is imported by a listener that shows something)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+class QuietListener:
+    """--quiet and --json: nothing is shown (the engine records every event itself),
+    so neither Rich nor a console is made."""
+
+    def state(self, inst: str, state: str, detail: str = "") -> None:
+        pass
+
+    def event(self, inst: str | None, phase: str, message: str, level: str = "info") -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def factory(quiet: bool = False) -> ConsoleListener | QuietListener:
     """The listener of one command (its `close()` ends the status line)."""
-    return ConsoleListener(quiet=quiet)
+    return QuietListener() if quiet else ConsoleListener()

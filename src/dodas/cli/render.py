@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from dodas.model.deployment import MANAGED_COUNT_PREFIX
 from dodas.model.values import AttrRef, Concat, Join, Token, is_deferred
-from dodas.plan.plan import MASK, Plan
+from dodas.redact import MASK
+
+if TYPE_CHECKING:  # a plan is rendered only by the commands that made one
+    from dodas.plan.plan import Plan
 
 
 def expr(value: Any) -> str:

@@ -16,20 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from dodas import paths
+from dodas.model.attributes import ADDRESS_ATTRS, RecordedAttributes, UnresolvedError
 from dodas.model.deployment import DeploymentModel, Instance, Node
-from dodas.model.values import AttrRef, evaluate
 from dodas.providers.base import Machine
 from dodas.redact import register
 
-ADDRESS_ATTRS = {"public_address", "private_address", "ip_address"}
-
-
-class UnresolvedError(Exception):
-    pass
+__all__ = ["ADDRESS_ATTRS", "RunContext", "UnresolvedError"]
 
 
 @dataclass
-class RunContext:
+class RunContext(RecordedAttributes):
     model: DeploymentModel
     deployment_id: str
     deployment_name: str
@@ -43,81 +39,16 @@ class RunContext:
         """A context holding what the state recorded: the machines of compute rows,
         the attributes (without dodas's own `_` keys) and secrets of the others."""
         ctx = cls(model, deployment_id, deployment_name)
-        for (node, index), row in rows.items():
-            inst = Instance(node, index)
-            if row.kind == "compute" and row.attributes.get("provider_id"):
-                ctx.machines[inst] = Machine.from_attributes(row.attributes)
-            else:
-                ctx.attributes[inst] = {k: v for k, v in row.attributes.items() if not k.startswith("_")}
-            if row.secrets:
-                ctx.secrets[inst] = dict(row.secrets)
+        ctx.record_rows(rows, Machine.from_attributes)
         return ctx
 
-    # -- placement -----------------------------------------------------------
-    def compute_of(self, inst: Instance) -> Instance | None:
-        host = self.model.host_compute(inst.node)
-        return Instance(host, inst.index) if host else None
-
-    def machine_of(self, inst: Instance) -> Machine | None:
-        c = self.compute_of(inst)
-        return self.machines.get(c) if c else None
-
+    # -- placement (compute_of, machine_of) and attributes (lookup, evaluate): RecordedAttributes
     def instance_dir(self, inst: Instance) -> str:
         m = self.machine_of(inst)
         if m is not None and m.facts.get("workdir"):
             return paths.node_dir(m.facts["workdir"], inst.node)
         return str(paths.data_dir() / "deployments" / paths.component(self.deployment_id) / "controller"
                    / paths.instance_component(inst.id))
-
-    # -- attributes ----------------------------------------------------------
-    def _value(self, inst: Instance, attr: str) -> Any:
-        node = self.model.nodes[inst.node]
-        if node.is_compute:
-            m = self.machines.get(inst)
-            if m is None:
-                raise UnresolvedError(f"{inst.id} does not exist yet")
-            if attr in ("public_address", "ip_address"):
-                return m.public_address or m.private_address
-            if attr == "private_address":
-                return m.private_address or m.public_address
-            if attr in ("tosca_id", "provider_id"):
-                return m.provider_id
-        if attr == "tosca_name":
-            return inst.node
-        for source in (self.secrets.get(inst, {}), self.attributes.get(inst, {})):
-            if attr in source:
-                return source[attr]
-        if attr in node.properties:
-            return node.properties[attr]
-        if attr in ADDRESS_ATTRS:
-            host = self.compute_of(inst)
-            if host is not None and host != inst:
-                return self._value(host, attr)
-        raise UnresolvedError(f'attribute "{attr}" of {inst.id} is not known yet')
-
-    def lookup(self, ref: AttrRef, current: Instance | None) -> Any:
-        path = list(ref.path)
-        if ref.scope in ("self", "host") and current is not None:
-            inst = Instance(ref.node, current.index)
-            value = self._value(inst, ref.attribute)
-            if path and isinstance(path[0], int) and not isinstance(value, list):
-                path = path[1:]  # INDIGO writes [HOST, private_address, 0] for "the host's address"
-        else:
-            count = self.model.instance_count(ref.node)
-            values = [self._value(Instance(ref.node, i), ref.attribute) for i in range(count)]
-            if path and isinstance(path[0], int):
-                value = values
-            else:
-                value = values[0] if count == 1 else values
-        for p in path:
-            try:
-                value = value[p]
-            except (IndexError, KeyError, TypeError):
-                raise UnresolvedError(f"get_attribute {ref.node}.{ref.attribute}: nothing at {p!r}") from None
-        return value
-
-    def evaluate(self, value: Any, current: Instance | None) -> Any:
-        return evaluate(value, lambda ref: self.lookup(ref, current))
 
     # -- secrets -------------------------------------------------------------
     def ensure_secrets(self, inst: Instance) -> dict[str, str]:

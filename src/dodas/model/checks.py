@@ -67,12 +67,12 @@ def helm_releases(smap: SourceMap, nodes: dict[str, Node], diags: list[Diagnosti
     well-known repository left undeclared goes to `unsafe` (validate warns,
     plan and up refuse): dodas installs charts only from repositories a
     template names, and says which declaration is missing."""
-    from dodas.helm import (BUNDLED, VALUES_URL_SCHEMES, ValuesError, bundled_chart, bundled_charts,
-                                      names_used)
-
     for n in nodes.values():
         if not n.derives_from("tosca.nodes.indigo.HelmInstall"):
             continue
+        # Jinja2 (dodas.helm) only for a template that has a release: `up` of machines alone never pays it
+        from dodas.helm import (BUNDLED, VALUES_URL_SCHEMES, ValuesError, bundled_chart, bundled_charts,
+                                names_used)
         base = (*_NODES, n.name, "properties")
         chart, repos = n.properties.get("chart"), n.properties.get("repos") or []
         names = {r.get("name") for r in repos if isinstance(r, dict)}

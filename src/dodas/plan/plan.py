@@ -14,10 +14,10 @@ from dodas.model.deployment import DeploymentModel, Instance, Node
 from dodas.model.values import deferred_paths, is_deferred, to_json
 from dodas.model.support import known_only
 from dodas.plan import graph
+from dodas.redact import MASK
 from dodas.yamlsource import SourceMap
 
 FORMAT_VERSION = 1
-MASK = "********"
 
 
 @dataclass

@@ -10,9 +10,9 @@ import os
 from typing import TYPE_CHECKING
 
 from dodas.errors import DodasError, TemplateError
-from dodas.plan.plan import Plan
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the plan's modules only where a plan is made: read-only commands never make one
+    from dodas.plan.plan import Plan
     from dodas.model.template import Template
 
 

@@ -1,31 +1,35 @@
-"""Read-only views of deployments: list, status, outputs, logs."""
+"""Read-only views of deployments: list, status, outputs, logs.
+
+`list`, `status` and `outputs` read through `state/reads.py` (one read-only
+connection, no ORM) and import the provider, the engine's context or the plan
+only when a view needs them (services to ask about, outputs to evaluate), so
+that a read costs little more than Python's start and the query.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dodas import paths
-from dodas.engine.context import RunContext, UnresolvedError
-from dodas.engine.states import DeploymentStatus as DS
 from dodas.errors import DodasError
-from dodas.plan.plan import MASK, Plan
-from dodas.providers import get_provider
-from dodas.providers.base import Machine, ProcessRef
-from dodas.services.recorded import alive_by_machine, stored_plan
-from dodas.state import lock
-from dodas.state.models import Deployment
-from dodas.state.store import Store
+from dodas.redact import MASK
+from dodas.state import reads
 
-DELETE_COMPLETE = DS.DELETE_COMPLETE.value
+if TYPE_CHECKING:
+    from dodas.plan.plan import Plan
+
+#: DeploymentStatus.DELETE_COMPLETE (engine/states.py), without importing the engine for it
+DELETE_COMPLETE = "DELETE_COMPLETE"
 
 
 def list_deployments(include_deleted: bool = False, names: list[str] | None = None) -> list[dict[str, Any]]:
     """Deployments (of `names`, or all), oldest first; destroyed ones
     (DELETE_COMPLETE) only with `include_deleted`."""
     out = []
-    for d in Store().summaries(names):
+    with reads.reading() as r:
+        rows = r.summaries(names)
+    for d in rows:
         if d.status == DELETE_COMPLETE and not include_deleted:
             continue
         out.append({"name": d.name, "id": d.id, "status": d.status, "provider": d.provider,
@@ -37,22 +41,34 @@ def list_deployments(include_deleted: bool = False, names: list[str] | None = No
 def deployment_names(prefix: str = "", include_deleted: bool = False) -> list[str]:
     """Names starting with `prefix`, for shell completion. Reads an existing state
     only: a home without one gets no database made for a completion."""
-    import os
-
-    if not os.environ.get("DODAS_DB_URL") and not (paths.data_dir() / "state.db").exists():
+    if not reads.has_state():
         return []
     return [d["name"] for d in list_deployments(include_deleted) if d["name"].startswith(prefix)]
 
 
 def outputs(name: str, show_secrets: bool = False, plan: Plan | None = None) -> dict[str, dict[str, Any]]:
     """The outputs, evaluated with what the state recorded. `plan`: the plan just
-    applied (up), which saves planning the stored template again."""
-    store = Store()
-    dep = store.require(name)
-    plan = plan or stored_plan(dep)
-    ctx = RunContext.from_rows(plan.model, dep.id, dep.name, store.instances(dep.id))
+    applied (up), which saves planning the stored template again; without one,
+    the outputs' frame kept by the last plan of these template and inputs
+    (services/outputsframe.py), else the stored template planned again."""
+    from dodas.model.attributes import UnresolvedError
+    from dodas.services import outputsframe
+
+    with reads.reading() as r:
+        dep = r.deployment(name)
+        rows = r.instances(dep.id)
+    model = None if plan is not None else outputsframe.load(dep)
+    if model is None:
+        if plan is None:
+            from dodas.services.recorded import stored_plan
+            from dodas.state.store import Store
+
+            plan = stored_plan(Store().require(name))
+        outputsframe.save(dep, plan)
+        model = plan.model
+    ctx = outputsframe.Recorded.from_rows(model, rows)
     out = {}
-    for o in plan.model.outputs.values():
+    for o in model.outputs.values():
         try:
             value = ctx.evaluate(o.value, None)
             known = True
@@ -97,13 +113,13 @@ def status(name: str) -> dict[str, Any]:
     still runs, its attempts, its instances and whether each recorded service is
     alive (by pid and start time). Read-only: what it finds out (a dead lock holder,
     attempts its death interrupted) is shown, and written by the next up/destroy."""
-    store = Store()
-    dep = store.require(name)
-    rows = store.instances(dep.id)
-    machines = {k: Machine.from_attributes(r.attributes) for k, r in rows.items()
-                if r.kind == "compute" and r.attributes.get("provider_id")}
+    with reads.reading() as r:
+        dep = r.deployment(name)
+        rows = r.instances(dep.id)
+        attempt_rows = r.attempts(dep.id)
+    machines = {k: r.attributes for k, r in rows.items() if r.kind == "compute" and r.attributes.get("provider_id")}
     instances = []
-    recorded: dict[tuple[str, int], list[tuple[str, ProcessRef]]] = {}
+    recorded: dict[tuple[str, int], list[tuple[str, Any]]] = {}
     for (node, index), row in sorted(rows.items()):
         item: dict[str, Any] = {"id": paths.instance_id(node, index), "node": node, "index": index, "kind": row.kind,
                                 "state": row.state, "error": row.error}
@@ -118,7 +134,7 @@ def status(name: str) -> dict[str, Any]:
         if row.kind != "compute" and compute:  # the machine it runs on: IM's per-VM log collects them
             item["host"] = paths.instance_id(*compute)
         for sname, svc in (row.attributes.get("services") or {}).items():
-            ref = ProcessRef.from_record(svc)
+            ref = _process_ref(svc)
             svc = svc if isinstance(svc, dict) else {}
             services[sname] = {"pid": ref.pid if ref else 0, "start": ref.start if ref else None,
                                "pgid": _int(svc.get("pgid")), "log": svc.get("log"), "alive": None}
@@ -128,7 +144,7 @@ def status(name: str) -> dict[str, Any]:
             item["services"] = services
         instances.append(item)
     # the provider (its configuration read, its client built) only when there are services to ask about
-    answers = asyncio.run(alive_by_machine(get_provider(dep.provider), machines, recorded)) if recorded else {}
+    answers = _ask_alive(dep.provider, machines, recorded) if recorded else {}
     degraded: dict[str, list[str]] = {}
     for item in instances:
         for sname, svc in (item.get("services") or {}).items():
@@ -137,25 +153,46 @@ def status(name: str) -> dict[str, Any]:
                 degraded.setdefault(item["id"], []).append(sname)
     holder = _lock_view(dep)
     attempts = []
-    for a in store.attempts(dep.id):
-        row: dict[str, Any] = {"number": a.number, "provider": a.provider, "status": a.status, "error": a.error,
-                               "started_at": a.started_at.isoformat(),
-                               "ended_at": a.ended_at.isoformat() if a.ended_at else None}
+    for a in attempt_rows:
+        row_out: dict[str, Any] = {"number": a.number, "provider": a.provider, "status": a.status,
+                                   "error": a.error, "started_at": a.started_at.isoformat(),
+                                   "ended_at": a.ended_at.isoformat() if a.ended_at else None}
         if a.status == "running" and holder is not None and holder["alive"] is False:
             # its dodas died: say so; the next up or destroy records it (status writes nothing)
-            row.update(status="interrupted", recorded_status="running",
-                       error=f"its dodas died (pid {holder['pid']} on {holder['host']}); the next up or destroy "
-                             "records it")
-        attempts.append(row)
+            row_out.update(status="interrupted", recorded_status="running",
+                           error=f"its dodas died (pid {holder['pid']} on {holder['host']}); the next up or "
+                                 "destroy records it")
+        attempts.append(row_out)
+    elastic = None
+    if dep.elastic:  # the autoscaler's view (a plan, the policy) only for a deployment that has one
+        from dodas.services import autoscale
+        elastic = autoscale.summary(name, instances)
     from dodas.model import managed
-    from dodas.services import autoscale
     return {"name": dep.name, "id": dep.id, "status": dep.status, "reason": dep.status_reason,
             # counts the autoscaler manages (a template's fixed count under an elastic policy), by node
             "managed_counts": {k[len(managed.PREFIX):]: v for k, v in (dep.inputs or {}).items() if managed.is_key(k)},
-            "degraded": degraded, "attempts": attempts, "elastic": autoscale.summary(name, instances),
+            "degraded": degraded, "attempts": attempts, "elastic": elastic,
             "provider": dep.provider, "template": dep.template_path, "inputs_sha256": dep.inputs_sha256,
             "template_sha256": dep.template_sha256, "locked_by": dep.lock_owner, "lock": holder,
             "updated_at": dep.updated_at.isoformat(), "instances": instances}
+
+
+def _process_ref(record: Any) -> Any:
+    from dodas.providers.base import ProcessRef
+    return ProcessRef.from_record(record)
+
+
+def _ask_alive(provider_name: str, machines: dict[tuple[str, int], dict[str, Any]],
+               recorded: dict[tuple[str, int], list[tuple[str, Any]]]) -> dict[str, bool | None]:
+    """Whether each recorded service runs, asking the deployment's provider."""
+    import asyncio
+
+    from dodas.providers import get_provider
+    from dodas.providers.base import Machine
+    from dodas.services.recorded import alive_by_machine
+
+    hosts = {k: Machine.from_attributes(a) for k, a in machines.items()}
+    return asyncio.run(alive_by_machine(get_provider(provider_name), hosts, recorded))
 
 
 def _int(value: Any) -> int:
@@ -165,10 +202,12 @@ def _int(value: Any) -> int:
         return 0
 
 
-def _lock_view(dep: Deployment) -> dict[str, Any] | None:
+def _lock_view(dep: Any) -> dict[str, Any] | None:
     """The lock's holder and whether it still runs (None: on another host, which cannot be checked)."""
     if not dep.lock_owner:
         return None
+    from dodas.state import lock
+
     h = lock.holder(dep.lock_owner)
     return {"owner": dep.lock_owner, "host": h.host, "pid": h.pid, "alive": h.alive,
             "since": dep.lock_acquired_at.isoformat() if dep.lock_acquired_at else None}
@@ -201,6 +240,10 @@ def parse_since(text: str) -> datetime:
 def event_filter(name: str, which: str | None) -> dict[str, str]:
     """The Store.events filter for a NODE or NODE[i] argument; an unknown one is an
     error naming the nodes and instances the deployment has."""
+    from dodas.services.recorded import stored_plan
+    from dodas.state.store import Store
+
+
     import difflib
 
     if not which:
@@ -228,6 +271,9 @@ def event_filter(name: str, which: str | None) -> dict[str, str]:
 def events(name: str, node: str | None = None, after_id: int = 0, *, instance: str | None = None,
            since: datetime | None = None, tail: int | None = None) -> tuple[str, list[dict[str, Any]]]:
     """A deployment's events, oldest first; each "time" is ISO 8601 with its offset (UTC)."""
+    from dodas.state.store import Store
+
+
     if tail is not None and tail < 0:
         from dodas.errors import UsageError
         raise UsageError(f"--tail must be 0 or more (got {tail})")
@@ -247,6 +293,8 @@ def _naive_db() -> bool:
 
 
 def providers(check: bool = False) -> list[dict[str, Any]]:
+    import asyncio
+
     from dodas.providers import build, config
     from dodas.providers.base import ProviderError
 
@@ -267,6 +315,11 @@ def providers(check: bool = False) -> list[dict[str, Any]]:
 def kubeconfig(name: str) -> str:
     """The admin kubeconfig of a deployment's Kubernetes front end, with the API
     server at the front end's public address (what a user outside the cloud can reach)."""
+    from dodas.engine.context import RunContext
+    from dodas.services.recorded import stored_plan
+    from dodas.state.store import Store
+
+
     import re
 
     store = Store()
@@ -287,6 +340,11 @@ def spark_conf(name: str) -> str:
     """A spark-defaults.conf for Spark applications outside the deployment: the
     master URL (at the master's public address) and the cluster's secret. Given
     to a client through SPARK_CONF_DIR, the secret never shows on a command line."""
+    from dodas.engine.context import RunContext
+    from dodas.services.recorded import stored_plan
+    from dodas.state.store import Store
+
+
     store = Store()
     dep = store.require(name)
     plan = stored_plan(dep)
@@ -309,12 +367,13 @@ def states(name: str) -> dict[str, Any]:
     """A deployment's status and its instances' states from the state alone: what
     a page following a deployment asks for twice a second (status() also asks
     the provider whether each service runs)."""
-    store = Store()
-    dep = store.require(name)
-    rows = store.instances(dep.id)
+    with reads.reading() as r:
+        dep = r.deployment(name)
+        rows = r.instances(dep.id)
+        attempt_rows = r.attempts(dep.id)
     attempts = [{"number": a.number, "provider": a.provider, "status": a.status, "error": a.error,
                  "started_at": a.started_at.isoformat(), "ended_at": a.ended_at.isoformat() if a.ended_at else None}
-                for a in store.attempts(dep.id)]
+                for a in attempt_rows]
     return {"name": dep.name, "status": dep.status, "reason": dep.status_reason, "provider": dep.provider,
             "updated_at": dep.updated_at.isoformat(), "attempts": attempts,
             "instances": [{"id": paths.instance_id(node, index), "node": node, "index": index, "state": row.state,
@@ -328,6 +387,10 @@ def topology(name: str) -> dict[str, Any]:
     """The deployment's nodes (type, instance count, host) and what each needs
     (requirements, attributes read, implicit order), from its stored template and
     inputs; kept per template and inputs, since re-planning costs tens of ms."""
+    from dodas.services.recorded import stored_plan
+    from dodas.state.store import Store
+
+
     from dodas.plan import graph
 
     dep = Store().require(name)

@@ -14,12 +14,14 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.orm import Session, sessionmaker
+from typing import TYPE_CHECKING
 
 from dodas import paths
 from dodas.errors import DodasError
+
+if TYPE_CHECKING:  # SQLAlchemy is imported where it is used: a read-only command reads without it
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
 HEAD = "0005"
 #: the PostgreSQL advisory lock that serialises migrations (an arbitrary constant of dodas's)
@@ -45,20 +47,35 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # DB-API objects
     cur.close()
 
 
-def _read_only_sqlite(file: Path) -> Engine:
-    """The database on a read-only disk: `list` and `status` still work. Opened
-    read-only; "immutable" (no locking, no -shm file to write) unless a write-ahead
-    log holds commits, which must be read too."""
-    import sqlite3
+def read_only_uri(file: Path, *, shared: bool = True) -> str:
+    """The SQLite URI that opens `file` read-only. `shared`: as one reader among
+    writers (`dodas status` while `dodas up` runs); otherwise for a disk that
+    cannot be written (no -shm file can be made): "immutable" (no locking) unless
+    a write-ahead log holds commits, which must be read too."""
+    from urllib.parse import quote
 
+    uri = f"file:{quote(str(file))}?mode=ro"
+    if shared:
+        return uri
     log = file.with_name(file.name + "-wal")
     wal = log.exists() and log.stat().st_size > 0
-    uri = f"file:{file}?mode=ro" + ("" if wal else "&immutable=1")
+    return uri + ("" if wal else "&immutable=1")
+
+
+def _read_only_sqlite(file: Path) -> Engine:
+    """The database on a read-only disk: `list` and `status` still work."""
+    import sqlite3
+
+    from sqlalchemy import create_engine
+
+    uri = read_only_uri(file, shared=False)
     return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=30,
                                                                       check_same_thread=False))
 
 
 def make_engine(url: str | None = None) -> Engine:
+    from sqlalchemy import create_engine, event
+
     url = url or db_url()
     if url.startswith("sqlite:///"):
         file = Path(url.removeprefix("sqlite:///"))
@@ -81,6 +98,8 @@ def make_engine(url: str | None = None) -> Engine:
 
 
 def current_revision(engine: Engine) -> str | None:
+    from sqlalchemy import inspect, text
+
     with engine.connect() as conn:
         if not inspect(conn).has_table("alembic_version"):
             return None
@@ -90,6 +109,7 @@ def current_revision(engine: Engine) -> str | None:
 def migrate(engine: Engine) -> None:
     from alembic import command
     from alembic.config import Config
+    from sqlalchemy import text
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -104,6 +124,20 @@ def migrate(engine: Engine) -> None:
 
 
 _factory: dict[str, sessionmaker[Session]] = {}
+_readers: dict[str, Engine] = {}
+
+
+def read_engine(url: str) -> Engine:
+    """An engine for reading a database that is not the SQLite file
+    (state/reads.py), kept per URL; it neither checks nor migrates the schema."""
+    if url not in _readers:
+        from sqlalchemy import create_engine
+
+        try:
+            _readers[url] = create_engine(url, pool_pre_ping=True)
+        except Exception as exc:  # noqa: BLE001 - unknown dialect, missing driver
+            raise DodasError(f"DODAS_DB_URL is not usable: {exc}") from None
+    return _readers[url]
 
 
 def sessions(url: str | None = None) -> sessionmaker[Session]:
@@ -125,7 +159,9 @@ def sessions(url: str | None = None) -> sessionmaker[Session]:
             raise
         except Exception as exc:  # noqa: BLE001 - connection refused, bad credentials, ...
             if not _migrated_by_another(engine):
-                raise DodasError(f"cannot open the state database ({_safe(url)}): {_reason(exc)}") from None
+                raise DodasError(f"cannot open the state database ({_safe(url)}): {reason(exc)}") from None
+        from sqlalchemy.orm import sessionmaker
+
         _factory[url] = sessionmaker(engine, expire_on_commit=False)
     return _factory[url]
 
@@ -171,8 +207,8 @@ def _read_only_fallback(url: str, exc: Exception) -> Engine:
     `status` still answer; anything that writes then fails with a clear message."""
     file = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
     if file is None or not file.exists():
-        raise DodasError(f"cannot open the state database ({_safe(url)}): {_reason(exc)}") from None
-    read_only_because[url] = disk_trouble(file.parent) or _reason(exc)
+        raise DodasError(f"cannot open the state database ({_safe(url)}): {reason(exc)}") from None
+    read_only_because[url] = disk_trouble(file.parent) or reason(exc)
     return _read_only_sqlite(file)
 
 
@@ -189,7 +225,7 @@ def disk_trouble(directory: Path) -> str | None:
     return None
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
     """The driver's message, without SQLAlchemy's pointers to its documentation."""
     return str(getattr(exc, "orig", None) or exc)
 

@@ -23,10 +23,12 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dodas import paths
-from dodas.errors import DodasError
 from dodas.redact import redact
 from dodas.state import db
 from dodas.state.models import Attempt, Deployment, Event, InstanceRow
+from dodas.state.reads import NotFoundError, no_deployment
+
+__all__ = ["InstanceChange", "NotFoundError", "SavedRow", "Store", "inputs_hash"]
 
 
 #: (node, index, fields to save) or (node, index, None): the row is deleted
@@ -68,10 +70,6 @@ def _event_row(dep_id: str, e: dict[str, Any]) -> dict[str, Any]:
             "time": e.get("time") or datetime.now(timezone.utc)}
 
 
-class NotFoundError(DodasError):
-    exit_code = 4
-
-
 def inputs_hash(inputs: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -95,9 +93,7 @@ class Store:
         if dep is None:
             with self.session() as s:  # names only, and a few: a server may hold thousands
                 known = list(s.scalars(select(Deployment.name).order_by(Deployment.created_at).limit(21)))
-            shown = ", ".join(known[:20]) + (", ... (see `dodas list`)" if len(known) > 20 else "")
-            hint = f" (known: {shown})" if known else " (there are none; see `dodas up`)"
-            raise NotFoundError(f'no deployment named "{name}"{hint}')
+            raise no_deployment(name, known)
         return dep
 
     def list(self) -> list[Deployment]:
