@@ -166,7 +166,9 @@ def test_the_cli_runs_from_the_wheel(installed):
 def test_the_installed_migrations_make_the_state_database(installed):
     r = installed.run(installed.dodas, "list", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert json.loads(r.stdout) == []
+    assert json.loads(r.stdout) == []  # a read makes no database
+    r = installed.run(installed.dodas, "forget", "nothing")  # opens the state to write: made and migrated
+    assert r.returncode == 4, r.stdout + r.stderr
     heads = [m.group(1) for f in installed.tracked if f.startswith("dodas/state/migrations/versions/")
              for m in [re.search(r'^revision = "(\w+)"', (ROOT / "src" / f).read_text(), re.M)] if m]
     dbs = list(installed.home.rglob("state.db"))
