@@ -16,7 +16,11 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import stat
 import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,9 +52,40 @@ def seed_registry(directory: Path) -> Path:
 def in_registry(directory: Path, argv: list[str], *, user: str | None = None, env: dict[str, str] | None = None,
                 timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `argv` (as `user`, when given) with `directory` as the loopback registry."""
-    if user is not None:
-        entry = pwd.getpwnam(user)
-        argv = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups", "--", *argv]
+    if user is None:
+        return _in_namespace(directory, argv, env, timeout)
+    entry = pwd.getpwnam(user)
+    argv = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups", "--", *argv]
+    with _enterable_by_others([Path(sys.executable), *(Path(p) for p in sys.path if p)]):
+        return _in_namespace(directory, argv, env, timeout)
+
+
+def _in_namespace(directory: Path, argv: list[str], env: dict[str, str] | None,
+                  timeout: float) -> subprocess.CompletedProcess:
     return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", BIND, str(directory),
                            *argv], env=env, capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
+
+
+@contextmanager
+def _enterable_by_others(paths: list[Path]) -> Iterator[None]:
+    """The interpreter and the code (sys.path) reachable by another user while it
+    runs: a checkout in a directory of root's alone (`mktemp -d`, as CI clones)
+    gets the search permission for others on that directory (never read: nothing
+    is listed), and only for as long as the command runs."""
+    opened: list[tuple[Path, int]] = []
+    seen: set[Path] = set()
+    try:
+        for path in paths:
+            for parent in [*reversed(path.parents), path]:
+                if parent in seen or not parent.is_dir():
+                    continue
+                seen.add(parent)
+                mode = parent.stat().st_mode
+                if not mode & stat.S_IXOTH:
+                    os.chmod(parent, stat.S_IMODE(mode) | stat.S_IXOTH)
+                    opened.append((parent, stat.S_IMODE(mode)))
+        yield
+    finally:
+        for parent, mode in reversed(opened):
+            os.chmod(parent, mode)
