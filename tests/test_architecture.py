@@ -301,7 +301,7 @@ def test_the_engine_is_handed_its_configurator():
 #: Alembic (the schema is checked by its version number) and SQLAlchemy's ORM. (Typer 0.29
 #: imports Pydantic to coerce parameters: that cost stays, see docs/BENCHMARKS.md)
 READ_ONLY_NEVER = ("dodas.engine", "dodas.plan", "dodas.tosca", "dodas.server", "dodas.providers", "toscaparser",
-                   "ansible", "ansible_runner", "fastapi", "starlette", "alembic", "sqlalchemy.orm")
+                   "ansible", "ansible_runner", "fastapi", "starlette", "alembic", "sqlalchemy.orm", "pydantic")
 _IMPORTED = """
 import json, sys
 from dodas.cli import app

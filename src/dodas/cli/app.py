@@ -625,11 +625,10 @@ METAVARS = {"input": "KEY=VALUE", "inputs": "FILE", "lock_timeout": "DURATION", 
 
 def _command() -> object:
     """The click command of `app`, with each option's value named in --help (FILE,
-    DURATION, N, ...) and flags and arguments shown without Typer's <bool>/<str>."""
+    DURATION, N, ...) and arguments shown by their name alone, without Typer's
+    <str> type column (the name says what an argument is)."""
     import typer.main
 
-    def bare(ctx: object) -> None:
-        return None
     cmd = typer.main.get_command(app)
     for sub in [cmd, *getattr(cmd, "commands", {}).values()]:
         helper = sub.get_help_option(typer.Context(sub, info_name=sub.name))
@@ -637,11 +636,22 @@ def _command() -> object:
             if param.param_type_name == "option" and not getattr(param, "is_flag", False):
                 if param.metavar is None:
                     param.metavar = METAVARS.get(param.name or "", (param.name or "value").upper())
-            else:  # a flag, or an argument (its name says what it is)
-                if param.param_type_name == "argument" and param.metavar is None:
+            elif param.param_type_name == "argument":
+                if param.metavar is None:
                     param.metavar = (param.name or "value").upper()
-                param.display_type_rich = bare
+                param.type = _untitled(param.type)
     return cmd
+
+
+def _untitled(ptype: object) -> object:
+    """`ptype` (a Click parameter type) answering no metavar of its own: Typer's help
+    then prints none in the type column, where it would print <str>. Click's
+    ParamType.get_metavar is its public hook for exactly that."""
+    cls = type(ptype)
+    bare = type(f"Untitled{cls.__name__}", (cls,), {"get_metavar": lambda self, param, ctx=None: ""})
+    out = object.__new__(bare)
+    out.__dict__.update(vars(ptype))
+    return out
 
 
 @app.command()
