@@ -131,7 +131,9 @@ def test(args: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "skips"
         env = {**os.environ, "DODAS_SKIP_REPORT": str(report)}
-        code = sh(PY, "-m", "pytest", *parallel(args), *(args or ["-q"]), cwd=ROOT, env=env)
+        # the slowest tests, named at the end of every run (docs/BENCHMARKS.md, "The test suite")
+        slowest = [] if any(a.startswith("--durations") for a in args) else ["--durations=25"]
+        code = sh(PY, "-m", "pytest", *parallel(args), *slowest, *(args or ["-q"]), cwd=ROOT, env=env)
         if report.exists():  # the last line of the run: what did not run, and why
             print(report.read_text().strip(), flush=True)
     if code == 5:
