@@ -10,6 +10,12 @@
     Each dodas run is a new deployment in one state (made and migrated before
     timing, as on a machine that has used dodas before); each opera run a fresh
     instance directory (`--clean-state`), 10 workers as dodas's parallelism.
+(c) `dodas destroy` of N instances (made by an untimed `up` before each run)
+    against `opera undeploy` of N nodes (deployed, untimed, before each run).
+(d) `dodas validate` of N compute nodes (`--shape nodes` whatever --shape says:
+    validation works per node template) against `opera validate` of N nodes.
+(e) `dodas validate` of each template of the catalogue (templates/), alone:
+    the target is an absolute one, under 0.3 s each.
 
 Every command is a fresh process; the two sides alternate (A B A B ...) after a
 warm-up; medians of wall time and of CPU time (user + system of the finished
@@ -90,7 +96,9 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="*", default=[100, 1000], help="instances for (b)")
     ap.add_argument("--shape", choices=["count", "nodes"], default="count")
     ap.add_argument("--read-size", type=int, default=100, help="instances of the deployment (a) reads")
-    ap.add_argument("--only", choices=["reads", "up"], default=None)
+    ap.add_argument("--destroy-size", type=int, default=1000, help="instances for (c)")
+    ap.add_argument("--validate-sizes", type=int, nargs="*", default=[100, 1000], help="nodes for (d)")
+    ap.add_argument("--only", choices=["reads", "up", "destroy", "validate", "catalogue"], default=None)
     a = ap.parse_args()
     py = [sys.executable, "-m", "dodas"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,6 +130,40 @@ def main() -> None:
                                                 "--quiet"], env),
                         lambda work=work, opera=opera: timed(opera, cwd=str(work)), a.repeat,
                         f"opera deploy, {n}")
+        if a.only in (None, "destroy"):
+            n = a.destroy_size
+            t = dodas_template(Path(tmp) / f"destroy{n}.yaml", n, a.shape)
+            o = opera_template(Path(tmp) / f"opera-destroy{n}.yaml", n)
+            work = Path(tmp) / f"opera-destroy{n}"
+            work.mkdir()
+            runs = iter(range(10**6))
+
+            def dodas_destroy() -> tuple[float, float]:
+                name = f"d{n}-{next(runs)}"
+                timed([*py, "up", t, "--name", name, "--provider", "sim", "--quiet"], env)
+                return timed([*py, "destroy", name, "--yes", "--quiet"], env)
+
+            def opera_undeploy() -> tuple[float, float]:
+                timed([a.opera, "deploy", "--clean-state", "--force", "--workers", "10", o], cwd=str(work))
+                return timed([a.opera, "undeploy", "--force", "--workers", "10"], cwd=str(work))
+
+            print(f"(c) destroy of {n} zero-latency instances, against `opera undeploy`")
+            compare(f"dodas destroy, {n}", dodas_destroy, opera_undeploy, a.repeat, f"opera undeploy, {n}")
+        if a.only in (None, "validate"):
+            print("(d) validate of N compute nodes, against `opera validate`")
+            for n in a.validate_sizes:
+                t = dodas_template(Path(tmp) / f"validate{n}.yaml", n, "nodes")
+                o = opera_template(Path(tmp) / f"opera-validate{n}.yaml", n)
+                compare(f"dodas validate, {n}", lambda t=t: timed([*py, "validate", t], env),
+                        lambda o=o: timed([a.opera, "validate", o], cwd=tmp), a.repeat, f"opera validate, {n}")
+        if a.only in (None, "catalogue"):
+            print("(e) validate of each catalogue template (target: under 0.3 s each)")
+            for t in sorted((ROOT / "templates").glob("*.yaml")):
+                timed([*py, "validate", str(t)], env)  # warm-up
+                got = [timed([*py, "validate", str(t)], env) for _ in range(a.repeat)]
+                wall, cpu = statistics.median(w for w, _ in got), statistics.median(c for _, c in got)
+                print(f"  {t.name:<34} wall {wall:6.3f} s cpu {cpu:6.3f} s  {'met' if wall < 0.3 else 'missed'}",
+                      flush=True)
 
 
 if __name__ == "__main__":
