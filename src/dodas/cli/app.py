@@ -620,7 +620,8 @@ def _shell_complete(instruction: str) -> int:
 
 #: what an option's value is, in --help (options not named here: their name in capitals)
 METAVARS = {"input": "KEY=VALUE", "inputs": "FILE", "lock_timeout": "DURATION", "since": "DURATION|TIME",
-            "tail": "N", "parallelism": "N", "max_providers": "N", "output": "PATH", "provider": "PROVIDER"}
+            "tail": "N", "parallelism": "N", "processes": "N", "max_providers": "N", "output": "PATH",
+            "provider": "PROVIDER"}
 
 
 def _command() -> object:
@@ -664,13 +665,17 @@ def server(config: Annotated[Optional[str], typer.Option("--config", "-c", help=
            workers: Annotated[Optional[int], typer.Option("--workers", help="Worker threads in this process (0: "
                                                           "API only; run workers apart).", show_default=False)]
            = None,
+           processes: Annotated[Optional[int], typer.Option("--processes", help="API processes sharing the "
+                                                            "port and the state database (default 1; as many as "
+                                                            "cores for heavy read load).", show_default=False)]
+           = None,
            dev_issuer: Annotated[bool, typer.Option("--dev-issuer", help="Also start the development OIDC issuer "
                                                     "(NOT FOR PRODUCTION, loopback only) and trust it: to try the "
                                                     "server out on this machine.")] = False) -> None:
     """Serve the REST API (docs at /docs), with workers that carry out the deployments."""
     from dodas.server import serve
 
-    serve.run(config, bind=bind, workers=workers, dev_issuer=dev_issuer, echo=typer.echo)
+    serve.run(config, bind=bind, workers=workers, processes=processes, dev_issuer=dev_issuer, echo=typer.echo)
 
 
 login_cli.register(app)

@@ -15,7 +15,8 @@
     fetch_allow: []                   # private ranges/hosts a values_url may reach
     max_body_bytes: 1048576           # larger requests get 413
     catalogue: /srv/dodas/templates   # the templates the server offers
-    workers: 1                        # in-process workers (0: run `python -m dodas.server.workers`)
+    processes: 1                      # API processes on the one port (as many as cores for read load)
+    workers: 1                        # in-process workers, in each process (0: run `python -m dodas.server.workers`)
     lease_seconds: 30                 # a dead worker's work is taken over after this long
     cli_client_id: dodas-cli          # the public client `dodas login` uses at the issuers (device flow)
     dashboard:                        # the web pages under /web (OIDC authorization code flow with PKCE)
@@ -42,7 +43,7 @@ from dodas.errors import DodasError
 
 CONFIG_FILE = "server.yaml"
 KEYS = {"bind", "issuers", "admin_group", "user_quota", "groups", "default_providers", "allow_local",
-        "fetch_allow", "max_body_bytes", "catalogue", "workers", "lease_seconds", "cli_client_id",
+        "fetch_allow", "max_body_bytes", "catalogue", "processes", "workers", "lease_seconds", "cli_client_id",
         "dashboard", "im_cloud_credentials"}
 
 
@@ -100,6 +101,7 @@ class ServerConfig:
     fetch_allow: tuple[str, ...] = ()
     max_body_bytes: int = 1024 * 1024
     catalogue: Path | None = None
+    processes: int = 1
     workers: int = 1
     lease_seconds: float = 30.0
     cli_client_id: str = "dodas-cli"
@@ -173,7 +175,8 @@ def load(path: str | None = None) -> ServerConfig:
     cfg.max_body_bytes = int(env.get("DODAS_SERVER_MAX_BODY_BYTES") or data.get("max_body_bytes") or cfg.max_body_bytes)
     cat = env.get("DODAS_SERVER_CATALOGUE") or data.get("catalogue")
     cfg.catalogue = Path(cat) if cat else default_catalogue()
-    cfg.workers = int(env.get("DODAS_SERVER_WORKERS") or data.get("workers", 1))
+    cfg.processes = _count("processes", env.get("DODAS_SERVER_PROCESSES") or data.get("processes", 1), least=1)
+    cfg.workers = _count("workers", env.get("DODAS_SERVER_WORKERS") or data.get("workers", 1), least=0)
     cfg.lease_seconds = float(env.get("DODAS_SERVER_LEASE_SECONDS") or data.get("lease_seconds", 30.0))
     cfg.cli_client_id = str(env.get("DODAS_SERVER_CLI_CLIENT_ID") or data.get("cli_client_id") or cfg.cli_client_id)
     cfg.dashboard = _dashboard(data.get("dashboard"), env)
@@ -182,6 +185,16 @@ def load(path: str | None = None) -> ServerConfig:
     if cfg.im_cloud_credentials not in ("refuse", "ignore"):
         raise DodasError(f'im_cloud_credentials: "{cfg.im_cloud_credentials}" is not refuse or ignore')
     return cfg
+
+
+def _count(key: str, value: Any, *, least: int) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = least - 1
+    if isinstance(value, bool) or n < least:
+        raise DodasError(f"{key}: {value!r} is not a whole number of at least {least}")
+    return n
 
 
 def _dashboard(data: Any, env: Any) -> DashboardConfig:

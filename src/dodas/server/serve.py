@@ -26,8 +26,14 @@ DEV_ADMIN_GROUP = "/dodas/admins"
 DEV_LOGIN_FILE = "dev-issuer-login.txt"
 
 
+#: how `run` hands its command line to the API processes when there are several
+#: (each builds its application from the configuration file and the environment)
+_CONFIG_FILE_ENV = "DODAS_SERVER_CONFIG_FILE"
+_DEV_ISSUER_ENV = "DODAS_SERVER_DEV_ISSUER_URL"
+
+
 def run(config_file: str | None, *, bind: str | None = None, workers: int | None = None,
-        dev_issuer: bool = False, echo: Callable[[str], None] = print) -> None:
+        processes: int | None = None, dev_issuer: bool = False, echo: Callable[[str], None] = print) -> None:
     import uvicorn
 
     from dodas.server import config
@@ -35,9 +41,11 @@ def run(config_file: str | None, *, bind: str | None = None, workers: int | None
 
     if bind:
         os.environ["DODAS_SERVER_BIND"] = bind
-    cfg = config.load(config_file)
     if workers is not None:
-        cfg.workers = workers
+        os.environ["DODAS_SERVER_WORKERS"] = str(workers)
+    if processes is not None:
+        os.environ["DODAS_SERVER_PROCESSES"] = str(processes)
+    cfg = config.load(config_file)
     issuer = _start_dev_issuer(cfg, echo) if dev_issuer else None
     try:
         app = create_app(cfg)  # refuses a non-loopback bind without issuers
@@ -47,17 +55,45 @@ def run(config_file: str | None, *, bind: str | None = None, workers: int | None
         else:
             echo(f"dodas server on http://{cfg.host}:{cfg.port}; trusted issuers: "
                  + ", ".join(i.url for i in cfg.issuers))
-        uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+        if cfg.processes == 1:
+            uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+            return
+        # Several processes on one socket (uvicorn's supervisor restarts one that dies). They
+        # share nothing but the state database: sessions, work queue and leases live there.
+        echo(f"{cfg.processes} API processes, each with {cfg.workers} in-process worker(s)")
+        os.environ[_CONFIG_FILE_ENV] = config_file or ""
+        if issuer is not None:
+            os.environ[_DEV_ISSUER_ENV] = issuer.url
+        uvicorn.run("dodas.server.serve:app_from_environment", factory=True, workers=cfg.processes,
+                    host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
     finally:
         if issuer is not None:
             issuer.stop()
+
+
+def app_from_environment() -> Any:
+    """The application of one of several API processes, configured as `run` was."""
+    from dodas.server import config
+    from dodas.server.app import create_app
+
+    cfg = config.load(os.environ.get(_CONFIG_FILE_ENV) or None)
+    if os.environ.get(_DEV_ISSUER_ENV):
+        _trust_dev_issuer(cfg, os.environ[_DEV_ISSUER_ENV])
+    return create_app(cfg)
+
+
+def _trust_dev_issuer(cfg: Any, url: str) -> None:
+    from dodas.server.auth import IssuerConfig
+
+    cfg.issuers = [*cfg.issuers, IssuerConfig(url=url, audience="dodas")]
+    cfg.admin_group = cfg.admin_group or DEV_ADMIN_GROUP
+    cfg.allow_local = True
 
 
 def _start_dev_issuer(cfg: Any, echo: Callable[[str], None]) -> Any:
     from dodas.devissuer.config import parse
     from dodas.devissuer.pages import BANNER
     from dodas.devissuer.serve import start
-    from dodas.server.auth import IssuerConfig
 
     try:
         loopback = cfg.host == "localhost" or ipaddress.ip_address(cfg.host).is_loopback
@@ -79,9 +115,7 @@ def _start_dev_issuer(cfg: Any, echo: Callable[[str], None]) -> Any:
                          "DODAS_DEV_ISSUER_PORT to a free port") from None
     login = paths.config_dir() / DEV_LOGIN_FILE
     paths.write_private(login, f"issuer: {running.url}\nusername: {user}\npassword: {password}\n")
-    cfg.issuers = [*cfg.issuers, IssuerConfig(url=running.url, audience="dodas")]
-    cfg.admin_group = cfg.admin_group or DEV_ADMIN_GROUP
-    cfg.allow_local = True
+    _trust_dev_issuer(cfg, running.url)
     echo(f"{BANNER}: development issuer on {running.url}; log in as {user!r} with the password in {login} "
          f"(`dodas --server http://{cfg.host}:{cfg.port} login`)")
     return running
