@@ -144,6 +144,7 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=200)
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--creates", type=int, default=100)
+    p.add_argument("--processes", type=int, default=1, help="the server's API processes (dodas server --processes)")
     p.add_argument("--runs", type=int, default=3, help="read-load runs, each reported (the machine is noisy)")
     p.add_argument("--profile", metavar="FILE", help="record the server with py-spy during the reads (collapsed "
                                                      "stacks, for finding where its time goes)")
@@ -179,7 +180,8 @@ def main() -> None:
         f"issuers: [{{url: '{issuer.url}', audience: dodas}}]\ndefault_providers: [sim]\nworkers: 1\n"
         "user_quota: {}\n")
     log = (home / "server.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "dodas", "server", "--bind", f"127.0.0.1:{port}"],
+    server = subprocess.Popen([sys.executable, "-m", "dodas", "server", "--bind", f"127.0.0.1:{port}",
+                               "--processes", str(args.processes)],
                               env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
