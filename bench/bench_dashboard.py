@@ -59,18 +59,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-TEMPLATE = """\
-tosca_definitions_version: tosca_simple_yaml_1_0
-topology_template:
-  inputs:
-    n: {type: integer, default: 2}
-  node_templates:
-    box:
-      type: tosca.nodes.indigo.Compute
-      capabilities:
-        scalable: {properties: {count: {get_input: n}}}
-        host: {properties: {num_cpus: 1, mem_size: 512 MiB}}
-"""
+from bench_server import TEMPLATE  # the same deployments as the server's benchmark
+
 USER, GROUP = "alice", "/bench"
 #: the benchmark user's password at its own development issuer, new at each run
 PASSWORD = secrets.token_urlsafe(16)

@@ -9,36 +9,17 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 
 import httpx
 import pytest
 from support import serverproc
 from support.livecluster import Dodas, kill_leftovers, need_java
+from support.server import boxes
 from support.spark import APP, ELASTIC, NAME, TIMEOUT_S, spark_client_env
 
 
-GROWING_BOXES = textwrap.dedent("""\
-    tosca_definitions_version: tosca_simple_yaml_1_0
-    topology_template:
-      inputs:
-        n: {type: integer, default: 1}
-      node_templates:
-        box:
-          type: tosca.nodes.indigo.Compute
-          capabilities:
-            scalable: {properties: {count: {get_input: n}}}
-            host: {properties: {num_cpus: 1, mem_size: 1 GB}}
-      policies:
-        - grow:
-            type: tosca.policies.dodas.Elastic
-            targets: [box]
-            properties:
-              min_instances: 1
-              max_instances: 9
-              workload: spark
-    """)
+GROWING_BOXES = boxes(cpus=1, max_instances=9)
 
 
 def test_a_policy_whose_maximum_exceeds_the_quota_is_refused_where_it_says_so(serve):
@@ -47,7 +28,8 @@ def test_a_policy_whose_maximum_exceeds_the_quota_is_refused_where_it_says_so(se
                                                               "template_name": "growing.yaml"})
     assert r.status_code == 422, r.text
     diags = r.json()["error"]["diagnostics"]
-    assert [(d["file"], d["line"]) for d in diags] == [("growing.yaml", 17)], diags
+    where = GROWING_BOXES.splitlines().index(next(x for x in GROWING_BOXES.splitlines() if "max_instances" in x)) + 1
+    assert [(d["file"], d["line"]) for d in diags] == [("growing.yaml", where)], diags
     assert "max_instances 9" in diags[0]["message"] and "quota of 4 machines" in diags[0]["message"]
     assert server.as_("alice").get("/api/v1/deployments/growing").status_code == 404, "nothing was made"
 

@@ -175,23 +175,7 @@ def test_a_worker_holds_queued_work_to_the_quota_when_it_runs(site, tmp_path):
 
 
 # -- the autoscaler --------------------------------------------------------------------------------
-ELASTIC = """\
-tosca_definitions_version: tosca_simple_yaml_1_0
-topology_template:
-  inputs:
-    n: {type: integer, default: 2}
-  node_templates:
-    box:
-      type: tosca.nodes.indigo.Compute
-      capabilities:
-        scalable: {properties: {count: {get_input: n}}}
-        host: {properties: {num_cpus: 1, mem_size: 1 GB}}
-  policies:
-    - grow:
-        type: tosca.policies.dodas.Elastic
-        targets: [box]
-        properties: {min_instances: 1, max_instances: 4, workload: spark}
-"""
+ELASTIC = boxes(n=2, cpus=1, max_instances=4)
 
 
 class _RecordedSpark(BaseHTTPRequestHandler):

@@ -30,12 +30,16 @@ API = "/api/v1/deployments"
 
 
 def boxes(n: int = 1, cpus: int = 2, count: Any = "{get_input: n}", extra: str = "",
-          secret_output: bool = False) -> str:
+          secret_output: bool = False, max_instances: int | None = None) -> str:
     """One scalable compute node (input `n`, its count `count`, more of the scalable
     capability's properties in `extra`) and an output from its attributes: what the
     simulated provider deploys. `secret_output` adds an output that is sensitive by
-    its name (admin_token)."""
+    its name (admin_token); `max_instances` an elastic policy (Spark's workload)
+    that may grow the node to that many."""
     secret = "\n    admin_token: {value: {get_attribute: [box, public_address]}}" if secret_output else ""
+    if max_instances is not None:
+        secret += ("\n  policies:\n    - grow:\n        type: tosca.policies.dodas.Elastic\n        targets: [box]\n"
+                   f"        properties: {{min_instances: 1, max_instances: {max_instances}, workload: spark}}")
     return textwrap.dedent(f"""\
         tosca_definitions_version: tosca_simple_yaml_1_0
         topology_template:
