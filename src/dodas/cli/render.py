@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from dodas.model.deployment import MANAGED_COUNT_PREFIX
+from dodas.model.indexes import PREFIX as INDEXES_PREFIX
 from dodas.model.values import AttrRef, Concat, Join, Token, is_deferred
 from dodas.redact import MASK
 
@@ -51,7 +52,8 @@ def plan(p: Plan) -> None:
     computes = len(p.compute_instances())
     typer.echo(f"Plan for {m.template_path}: {len(p.instances)} instances "
                f"({computes} machines) in {len(p.waves)} waves")
-    declared = {k: v for k, v in m.inputs.items() if not k.startswith(MANAGED_COUNT_PREFIX)}  # shown as elastic
+    declared = {k: v for k, v in m.inputs.items()  # counts shown as elastic, indexes as instances
+                if not k.startswith((MANAGED_COUNT_PREFIX, INDEXES_PREFIX))}
     if declared:
         shown = ", ".join(f"{k}={MASK if k in m.secret_inputs else v!r}" for k, v in sorted(declared.items()))
         typer.echo(f"Inputs: {shown}")

@@ -45,6 +45,8 @@ class Plan:
     bastion: Instance | None = None
     #: required inputs without a value, standing for any value of their type (validate)
     unknown_inputs: frozenset[str] = frozenset()
+    #: machines removed by name (`up --remove`, IM's removal_list, the autoscaler's choice)
+    removed: frozenset[Instance] = frozenset()
 
     def compute_instances(self) -> list[PlannedInstance]:
         return [p for p in self.instances.values() if p.node.is_compute]

@@ -21,7 +21,7 @@ from typing import Any
 from dodas.engine.context import RunContext, UnresolvedError
 from dodas.engine.states import DeploymentStatus as DS
 from dodas.errors import DodasError
-from dodas.model import managed
+from dodas.model import indexes, managed
 from dodas.model.deployment import Instance
 from dodas.model.template import Template
 from dodas.plan import diff
@@ -153,7 +153,7 @@ def prepare(template: str | Template, *, name: str | None = None, pairs: list[st
             strict: bool = False, refresh: bool = True, require_provider: bool = True,
             allow_provider: Callable[[Any], bool] | None = None, given: dict[str, GivenInput] | None = None,
             environment: bool = True, origin: str | None = None,
-            vet: Callable[[Plan], None] | None = None) -> DeploymentPlan:
+            vet: Callable[[Plan], None] | None = None, remove: list[str] | tuple[str, ...] = ()) -> DeploymentPlan:
     """Everything `up` decides before it changes anything. `vet` (a server's
     rules) sees the plan before placement and preflight, so that a refused value
     is what a sender hears first. `refresh` asks the
@@ -171,7 +171,8 @@ def prepare(template: str | Template, *, name: str | None = None, pairs: list[st
 
     `template` is a file, read here once, or a template the caller read already
     (`dodas scale` asked it for the count's input): what is planned is that
-    text, and the same text is what `apply` stores."""
+    text, and the same text is what `apply` stores. `remove` names instances to
+    take out, the others keeping their indexes (services/removal.py)."""
     tpl = template if isinstance(template, Template) else Template.read(template)
     name = default_name(tpl.path) if name is None else name
     check_name(name)
@@ -187,9 +188,18 @@ def prepare(template: str | Template, *, name: str | None = None, pairs: list[st
     kept: dict[str, GivenInput] = {}
     if live:  # earlier inputs stay unless given again (as helm's --reuse-values), the autoscaler's counts too
         kept = {k: GivenInput(v, f"<inputs kept from deployment {name}>", 1, 1)
-                for k, v in dep.inputs.items() if (k in tpl.inputs or managed.is_key(k)) and k not in given}
+                for k, v in dep.inputs.items()
+                if (k in tpl.inputs or managed.is_key(k) or indexes.is_key(k)) and k not in given}
     plan = plan_given(tpl, {**kept, **given}, offline=offline,
                       allow_external_playbooks=allow_external_playbooks, strict=strict, environment=environment)
+    if remove:  # the same plan without the instances named (services/removal.py)
+        from dodas.services import removal
+
+        chosen, removed = removal.removal_inputs(tpl, plan, list(remove))
+        given = {**given, **chosen}
+        plan = plan_given(tpl, {**kept, **given}, offline=offline, allow_external_playbooks=allow_external_playbooks,
+                          strict=strict, environment=environment)
+        plan.removed = removed
     if vet is not None:
         vet(plan)
     viable, skipped = _place(plan, dep if live else None, provider_name, max_providers, overcommit,
