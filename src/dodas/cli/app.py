@@ -135,6 +135,7 @@ def plan(target: Annotated[str, typer.Argument(help="A TOSCA template file, or t
 
     remote = _remote()
     if remote is not None and remove:
+        from dodas.errors import DodasError
         raise DodasError("--remove is not sent to a server yet: use its IM API's removal_list")
     if remote is not None:
         from dodas.cli import remote_cli
