@@ -59,6 +59,8 @@ class Target:
     reader_params: dict[str, Any] = field(repr=False)   # an HTCondor pool's token among them
     cores_per_worker: int
     instances: list[Any]         # dodas.elastic.decide.Instance
+    #: the node's count in the deployment's plan: the one count the loop believes
+    deployed: int | None = None
 
 
 def target(name: str) -> Target:
@@ -75,7 +77,8 @@ def target(name: str) -> Target:
     policy = found[0]
     rows = store.instances(dep.id)
     params, cores = _workload_access(policy, plan, rows)
-    return Target(name, dep.id, policy, params, cores, _instances(policy.node, rows))
+    return Target(name, dep.id, policy, params, cores, _instances(policy.node, rows),
+                  plan.model.instance_count(policy.node) if policy.node in plan.model.nodes else None)
 
 
 _plans: dict[tuple[str, str, str], Any] = {}
@@ -198,20 +201,51 @@ def poll(t: Target, memory: Any, now: float, cap: Cap | None = None) -> tuple[An
     now_count = sum(1 for i in t.instances if i.state not in ("deleting", "deleted"))
     left = cap(t.name, now_count, t.cores_per_worker) if cap is not None else None
     decision = decide(t.policy, workload, t.instances, memory, now, cores_per_worker=t.cores_per_worker,
-                      quota_left=left)
+                      quota_left=left, deployed=t.deployed)
     return decision, reader, workload
 
 
-def carry_out(t: Target, decision: Any, reader: Any, workload: Any, *, trusted: bool) -> None:
-    """Do what was decided: drain what goes, then set the node's count."""
+def carry_out(t: Target, decision: Any, reader: Any, workload: Any, *, trusted: bool) -> str | None:
+    """Do what was decided: drain what goes, then remove exactly those instances;
+    or add as many of the workers decided as the provider takes. Returns what
+    differs from the decision (fewer workers fit), or None."""
     if decision.action == "remove":
         for iid in decision.remove:
             inst = next((i for i in t.instances if i.id == iid), None)
             worker = next((w for w in workload.workers if inst is not None and inst.matches(w)), None)
-            if worker is not None:
+            if worker is not None and worker.alive:
                 _drain(reader, worker)
-    if decision.action in ("add", "remove"):
-        scale(t.name, t.policy.node, decision.count, trusted=trusted, count_input=t.policy.count_input)
+        scale(t.name, t.policy.node, decision.count, trusted=trusted, count_input=t.policy.count_input,
+              remove=decision.remove)
+        return None
+    if decision.action == "add":
+        return add_fitting(t, decision.count, trusted=trusted)
+    return None
+
+
+def add_fitting(t: Target, wanted: int, *, trusted: bool) -> str | None:
+    """Scale the node up to `wanted`, or to as many as the provider takes (its
+    capacity, quota and preflight say no to more): a count the provider refused
+    is never applied, hence never the deployment's. Returns what was done instead
+    ("2 wanted, 1 fits: ..."), or None when all fitted; DodasError when not one fits."""
+    have = t.deployed if t.deployed is not None else len(t.instances)
+    refusal: str | None = None
+    for count in range(wanted, have, -1):
+        try:
+            scale(t.name, t.policy.node, count, trusted=trusted, count_input=t.policy.count_input,
+                  only_if_fits=True)
+        except Refusal as exc:
+            refusal = refusal or exc.message
+            continue
+        if count == wanted:
+            return None
+        return (f"{wanted - have} wanted, {count - have} fit{'s' if count - have == 1 else ''}: {refusal}; "
+                f"added {count - have} of {t.policy.node}")
+    raise DodasError(f"{wanted - have} wanted, none fits: {refusal}")
+
+
+class Refusal(DodasError):
+    """The provider's preflight refused the planned count (capacity, quota): fewer may fit."""
 
 
 def _drain(reader: Any, worker: Any) -> None:
@@ -222,22 +256,34 @@ def _drain(reader: Any, worker: Any) -> None:
         time.sleep(1.0)
 
 
-def scale(name: str, node: str, count: int, *, trusted: bool, count_input: str | None = None) -> None:
+def scale(name: str, node: str, count: int, *, trusted: bool, count_input: str | None = None,
+          remove: tuple[str, ...] | list[str] = (), only_if_fits: bool = False) -> None:
     """`dodas scale NAME NODE COUNT`, as the autoscaler runs it: planned with the
     stored template (dodas's playbooks only when it runs for a server), applied
     at once if the deployment is free (a busy deployment is left for the next poll).
-    A `count_input` the policy names as managed (model/managed.py) is set as it is."""
+    A `count_input` the policy names as managed (model/managed.py) is set as it is.
+    With `remove`, exactly those instances go (services/removal.py) and `count`
+    is what is left. With `only_if_fits`, a plan the provider refuses raises
+    Refusal, before anything is changed."""
     from dodas.model import managed
     from dodas.model.template import Template
     from dodas.services import deploy, planning, recorded, scaling
     from dodas.tosca.inputs import GivenInput
 
     template = Template.read(str(recorded.stored_template_of(name)))  # read once: asked, then planned
-    given = {count_input: GivenInput(count, "<autoscaler>", 1, 1)} if managed.is_key(count_input) else \
-        scaling.scale_inputs(template, node, count)
-    dplan = planning.prepare(template, name=name, given=given,
-                             offline=True, refresh=False, environment=False,
-                             allow_external_playbooks=trusted)
+    if remove:
+        given: dict[str, Any] = {}
+    elif managed.is_key(count_input):
+        given = {count_input: GivenInput(count, "<autoscaler>", 1, 1)}  # type: ignore[dict-item]
+    else:
+        given = scaling.scale_inputs(template, node, count)
+    try:
+        dplan = planning.prepare(template, name=name, given=given, offline=True, refresh=False, environment=False,
+                                 allow_external_playbooks=trusted, remove=tuple(remove))
+    except DodasError as exc:
+        if only_if_fits and exc.message.startswith("cannot deploy on "):  # the providers' preflight said no
+            raise Refusal(exc.message.replace("\n  ", " ")) from None
+        raise
     if not trusted:  # a server's: what its operations fetch goes through dodas.outbound (public addresses)
         dplan.plan.model.fetch_allow = ()
     deploy.apply(dplan, parallelism=PARALLELISM)
@@ -322,10 +368,14 @@ def _poll_once(name: str, owner: str, memory: Any, last: str | None, trusted: bo
     if decision.action in ("add", "remove"):
         with _renewing(name, owner, lease_s, memory):
             try:
-                carry_out(t, decision, reader, workload, trusted=trusted)
+                instead = carry_out(t, decision, reader, workload, trusted=trusted)
             except DodasError as exc:
-                reason = f"scaling {t.policy.node} to {decision.count} failed: {exc.message}"
-                _tell(store, name, reason, None, on_decision, Decision("wait", decision.count, (), reason))
+                instead = f"scaling {t.policy.node} to {decision.count} failed: {exc.message}"
+                for iid in decision.added:  # never made: not booting (the next poll counts the deployment's)
+                    memory.booting.pop(iid, None)
+            if instead is not None:
+                _tell(store, name, instead, None, on_decision, Decision("wait", decision.count, (), instead))
+                autoscalers.save(name, owner, lease_s, memory.to_json(), instead)
     return decision.reason, max(1.0, t.policy.poll_interval)
 
 
