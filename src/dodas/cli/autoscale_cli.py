@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         stop = threading.Event()
         owner = loop.foreground_owner()
         if not json_out:
-            typer.echo(f"autoscaling {name} (Ctrl-C to stop)", err=True)
+            typer.echo(f"autoscaling {name}" + ("" if once else " (Ctrl-C to stop)"), err=True)
         try:
             loop.run(name, owner, stop=stop, on_decision=show, once=once)
         except KeyboardInterrupt:

@@ -20,7 +20,7 @@ from typing import Any
 
 from dodas.engine.context import RunContext, UnresolvedError
 from dodas.engine.states import DeploymentStatus as DS
-from dodas.errors import DodasError
+from dodas.errors import DodasError, TemplateError
 from dodas.model import indexes, managed
 from dodas.model.deployment import Instance
 from dodas.model.template import Template
@@ -204,6 +204,13 @@ def prepare(template: str | Template, *, name: str | None = None, pairs: list[st
         vet(plan)
     viable, skipped = _place(plan, dep if live else None, provider_name, max_providers, overcommit,
                              require_provider, allow_provider)
+    if viable and plan.model.elastic:  # a policy's max the chosen provider cannot hold: said at plan
+        from dodas.services import bounds
+
+        found = bounds.warnings(viable[0][0].name, viable[0][1], plan.model)
+        if found and strict:
+            raise TemplateError(found)
+        plan.model.warnings.extend(found)
     out = DeploymentPlan(name, tpl.path, tpl.text, plan, dep if live else None, viable, skipped,
                          kept_inputs=sorted(kept), origin=origin)
     if live:
