@@ -76,7 +76,7 @@ def test_removing_a_middle_instance_keeps_the_others_indexes(tpl):
     assert removed == {Instance("box", 1)}
     assert given["n"].value == 3 and given[indexes.key("box")].value == [0, 2, 3]
     after = services.plan_given(tpl, given, offline=True, environment=False)
-    after.removed = removed
+    after.removed = dict.fromkeys(removed, "removed by name")
     assert ids(after, "box") == ["box[0]", "box[2]", "box[3]"]
     assert ids(after, "app") == ["app[0]", "app[2]", "app[3]"]
     # app[3] still runs on box[3] (its host, same index), and waits for web as before

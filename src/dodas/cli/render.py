@@ -122,7 +122,12 @@ def status(st: dict[str, Any]) -> None:
     typer.echo(f"{st['name']}: {st['status']} on {st['provider']}" + (", DEGRADED" if degraded else ""))
     if st.get("reason"):
         typer.echo(f"  reason: {st['reason']}")
+    lost = {n["id"]: n for n in (st.get("elastic") or {}).get("nodes") or [] if n["lost"]}
     for inst, names in degraded.items():
+        if inst in lost:
+            typer.echo(f"  lost: {', '.join(names)} of {inst}, which dodas has {lost[inst]['dodas_state']} (the "
+                       f"autoscaler and the next `dodas up {st['name']}` replace it)")
+            continue
         typer.echo(f"  dead: {', '.join(names)} of {inst} (dodas up {st['name']} starts "
                    f"{'it' if len(names) == 1 else 'them'} again)")
     lock = st.get("lock")
@@ -149,6 +154,12 @@ def status(st: dict[str, Any]) -> None:
             if p.get("count_managed") else ""
         typer.echo(f"  elastic: {p['node']} {elastic['current']} (min {elastic['min']}, max {elastic['max']}), "
                    f"watching {p['workload']}{managed}; {who}")
+        for n in elastic.get("nodes") or []:
+            since = f" since {n['since'][11:19]}" if n.get("since") else ""
+            said = f" ({n['workload_state']})" if n.get("workload_state") else ""
+            typer.echo(f"    {n['id']:<24} {n['state']}{since}{said}")
+        if elastic.get("workload_problem"):
+            typer.echo(f"    {elastic['workload_problem']}")
         for d in elastic.get("decisions") or []:
             typer.echo(f"    {d['time'][11:19]} {d['reason']}")
     attempts = st.get("attempts") or []

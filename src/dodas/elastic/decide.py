@@ -63,11 +63,12 @@ class Memory:
     last_decision_at: float | None = None
     failures: int = 0                                             # failed boots in a row
     backoff_until: float | None = None
+    draining: dict[str, float] = field(default_factory=dict)    # instance id -> when the autoscaler drained it
 
     def to_json(self) -> dict[str, Any]:
         return {"idle_since": dict(self.idle_since), "booting": dict(self.booting),
                 "last_decision_at": self.last_decision_at, "failures": self.failures,
-                "backoff_until": self.backoff_until}
+                "backoff_until": self.backoff_until, "draining": dict(self.draining)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Memory:
@@ -76,7 +77,8 @@ class Memory:
         return cls(idle_since={str(k): float(v) for k, v in (data.get("idle_since") or {}).items()},
                    booting={str(k): float(v) for k, v in (data.get("booting") or {}).items()},
                    last_decision_at=data.get("last_decision_at"), failures=int(data.get("failures") or 0),
-                   backoff_until=data.get("backoff_until"))
+                   backoff_until=data.get("backoff_until"),
+                   draining={str(k): float(v) for k, v in (data.get("draining") or {}).items()})
 
 
 @dataclass(frozen=True)

@@ -96,8 +96,8 @@ def _why_deleted(plan: Plan, inst: Instance) -> str:
         return "its node is no longer in the template"
     host = plan.model.host_compute(inst.node)
     if host is not None and Instance(host, inst.index) in plan.removed:
-        return (f"removed by name ({Instance(host, inst.index).id}); the other instances of {host} keep "
-                "their indexes")
+        return (f"{plan.removed[Instance(host, inst.index)]} ({Instance(host, inst.index).id}); the other "
+                f"instances of {host} keep their indexes")
     return f"{inst.node} now has {_count(plan.model.instance_count(inst.node), 'instance')}"
 
 

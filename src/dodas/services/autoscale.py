@@ -363,12 +363,16 @@ def _poll_once(name: str, owner: str, memory: Any, last: str | None, trusted: bo
         reason = f"cannot read the {t.policy.workload} workload: {_why(exc)}"
         decision, reader, workload = Decision("wait", len(t.instances), (), reason), None, None
     _tell(store, name, decision.reason, last, on_decision, decision)
+    for iid in decision.remove:  # status shows them draining, not lost (services/elastic_view.py)
+        memory.draining[iid] = now
     if not autoscalers.save(name, owner, lease_s, memory.to_json(), decision.reason):
         return None
     if decision.action in ("add", "remove"):
         with _renewing(name, owner, lease_s, memory):
             try:
                 instead = carry_out(t, decision, reader, workload, trusted=trusted)
+                for iid in decision.remove:
+                    memory.draining.pop(iid, None)
             except DodasError as exc:
                 instead = f"scaling {t.policy.node} to {decision.count} failed: {exc.message}"
                 for iid in decision.added:  # never made: not booting (the next poll counts the deployment's)
@@ -435,10 +439,11 @@ def _renewing(name: str, owner: str, lease_s: float, memory: Any) -> Iterator[No
         thread.join()
 
 
-def summary(name: str, instances: list[dict[str, Any]]) -> dict[str, Any] | None:
+def summary(name: str, instances: list[dict[str, Any]], read_workload: bool = True) -> dict[str, Any] | None:
     """What `status` shows of elasticity: the policy, the node's current count
-    against min and max, who runs the loop, and the last decisions; None for a
-    deployment without a policy."""
+    against min and max, who runs the loop, the last decisions, and each
+    instance's state (services/elastic_view.py, from one read of the workload
+    unless `read_workload` is False); None for a deployment without a policy."""
     from dodas.elastic.policy import policies
 
     store = Store()
@@ -453,5 +458,8 @@ def summary(name: str, instances: list[dict[str, Any]]) -> dict[str, Any] | None
     decisions = [{"time": e.time.isoformat(), "reason": e.message} for e in store.events(dep.id)
                  if e.phase == "autoscale"][-5:]
     current = sum(1 for i in instances if i["node"] == p.node and i["state"] not in ("deleting", "deleted"))
+    from dodas.services import elastic_view
+    nodes, problem = elastic_view.read(name, autoscalers.stored_memory(name)) if read_workload else ([], None)
     return {"policy": p.to_json(), "current": current, "min": p.min_instances, "max": p.max_instances,
-            "autoscaler": who, "lease_until": until.isoformat() if until else None, "decisions": decisions}
+            "autoscaler": who, "lease_until": until.isoformat() if until else None, "decisions": decisions,
+            "nodes": nodes, "workload_problem": problem}

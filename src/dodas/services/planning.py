@@ -192,14 +192,20 @@ def prepare(template: str | Template, *, name: str | None = None, pairs: list[st
                 if (k in tpl.inputs or managed.is_key(k) or indexes.is_key(k)) and k not in given}
     plan = plan_given(tpl, {**kept, **given}, offline=offline,
                       allow_external_playbooks=allow_external_playbooks, strict=strict, environment=environment)
-    if remove:  # the same plan without the instances named (services/removal.py)
+    lost = _lost_workers(name) if live and refresh and dep.elastic else []
+    if remove or lost:  # the same plan without the instances named, lost workers replaced (services/removal.py)
         from dodas.services import removal
 
-        chosen, removed = removal.removal_inputs(tpl, plan, list(remove))
-        given = {**given, **chosen}
-        plan = plan_given(tpl, {**kept, **given}, offline=offline, allow_external_playbooks=allow_external_playbooks,
-                          strict=strict, environment=environment)
-        plan.removed = removed
+        why = {}
+        for names, replace, said in ((list(remove), False, "removed by name"),
+                                     (lost, True, "replaced: the workload lost its worker")):
+            if names:
+                chosen, removed = removal.removal_inputs(tpl, plan, names, replace=replace)
+                given = {**given, **chosen}
+                why.update(dict.fromkeys(removed, said))
+                plan = plan_given(tpl, {**kept, **given}, offline=offline, strict=strict,
+                                  allow_external_playbooks=allow_external_playbooks, environment=environment)
+        plan.removed = why
     if vet is not None:
         vet(plan)
     viable, skipped = _place(plan, dep if live else None, provider_name, max_providers, overcommit,
@@ -220,6 +226,16 @@ def prepare(template: str | Template, *, name: str | None = None, pairs: list[st
         out.outputs = {o.name: {"before": None, "after": _shown(o, AFTER_APPLY, False), "sensitive": o.sensitive}
                        for o in plan.model.outputs.values()}
     return out
+
+
+def _lost_workers(name: str) -> list[str]:
+    """The instances of an elastic node whose worker the workload lost while dodas
+    has them started (services/elastic_view.py): `up` replaces them."""
+    from dodas.services import elastic_view
+    from dodas.state import autoscalers
+
+    nodes, _ = elastic_view.read(name, autoscalers.stored_memory(name))
+    return [n["id"] for n in nodes if n["lost"]]
 
 
 def _place(plan: Plan, dep: Deployment | None, provider_name: str | None, max_providers: int, overcommit: bool,

@@ -33,12 +33,14 @@ def parse(name: str) -> tuple[str, int]:
     return m.group(1), int(m.group(2))
 
 
-def removal_inputs(tpl: Template, plan: Plan, names: list[str],
-                   origin: str = "--remove") -> tuple[dict[str, GivenInput], frozenset[Instance]]:
+def removal_inputs(tpl: Template, plan: Plan, names: list[str], origin: str = "--remove",
+                   replace: bool = False) -> tuple[dict[str, GivenInput], frozenset[Instance]]:
     """The inputs that take the instances `names` out of `plan` (their machines,
     and what those host): each scalable node's count, lowered by as many as are
     named of it, and the indexes it keeps. An instance of software names its
-    machine (spark_worker[2] is worker_hosts[2]). Also returns the machines named."""
+    machine (spark_worker[2] is worker_hosts[2]). Also returns the machines named.
+    With `replace`, the count stays: as many new instances come, at indexes above
+    the node's highest (a new machine, never the one removed)."""
     model = plan.model
     chosen: dict[str, set[int]] = {}
     for name in names:
@@ -57,7 +59,10 @@ def removal_inputs(tpl: Template, plan: Plan, names: list[str],
         chosen.setdefault(host, set()).add(index)
     out: dict[str, GivenInput] = {}
     for host, gone in chosen.items():
-        left = [i for i in model.indexes(host) if i not in gone]
+        have = model.indexes(host)
+        left = [i for i in have if i not in gone]
+        if replace:
+            left += list(range(max(have) + 1, max(have) + 1 + len(gone)))
         out[count_input(tpl, model, host)] = GivenInput(len(left), f"<{origin}>", 1, 1)
         out[indexes.key(host)] = GivenInput(left, f"<{origin}>", 1, 1)
     return out, frozenset(Instance(h, i) for h, gone in chosen.items() for i in gone)

@@ -98,6 +98,13 @@ def holder(name: str) -> tuple[str | None, datetime | None]:
         return (row.leased_by, until) if until > _now() else (None, None)
 
 
+def stored_memory(name: str) -> dict[str, Any] | None:
+    """The memory the loop of `name` stored last (None when it has none)."""
+    with db.sessions()() as s:
+        row = s.get(Autoscaler, name)
+        return dict(row.memory or {}) if row is not None else None
+
+
 def save(name: str, owner: str, seconds: float, memory: dict[str, Any], last_reason: str | None) -> bool:
     """Store the loop's memory and renew the lease; False when the lease is no
     longer `owner`'s (then nothing is stored: the new holder decides)."""
