@@ -6,10 +6,13 @@ application asking for 9 cores. Two workers are wanted, one fits: the
 autoscaler adds that one and says so, never believes a count the provider
 refused, and after the application it removes an idle worker it chose, never the
 cluster's last: the Spark master lists an alive worker through the whole run,
-and at the end `status` and `plan` agree with the master."""
+and at the end `status` and `plan` agree with the master. Then that worker is
+decommissioned behind dodas's back: `status` says the deployment is degraded
+(exit 5) and the next `up` replaces it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -22,6 +25,9 @@ import pytest
 import yaml
 from support.livecluster import Dodas, kill_leftovers, need_java
 from support.spark import ELASTIC, NAME, TIMEOUT_S, spark_client_env
+
+from dodas.elastic.readers.spark import SparkReader
+from dodas.elastic.workload import WorkerLoad
 
 pytestmark = pytest.mark.timeout(2400)  # the hang guard: a Spark up, the autoscaler's rounds and a destroy
 
@@ -138,4 +144,23 @@ def test_a_refused_scale_up_adds_what_fits_and_never_strands_the_cluster(d, tmp_
     assert alive == [last["private_address"]], (alive, last)
     r = d.run("status", NAME, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{last['id']:<24} idle" in r.stdout, r.stdout
     assert d.run("plan", NAME, "--detailed-exitcode", check=False).returncode == 0
+
+    # that worker decommissioned behind dodas's back: status is degraded, and the next up replaces it
+    entry = next(w for w in master_state(url)["workers"] if w["state"] == "ALIVE")
+    asyncio.run(SparkReader(url).drain(WorkerLoad(entry["id"], entry["host"], False, 3, 0, "ALIVE")))
+    r = d.run("status", NAME, check=False)
+    assert r.returncode == 5 and f"lost: its worker (DECOMMISSIONED in the spark workload) of {last['id']}" \
+        in r.stdout, r.stdout
+    p = json.loads(d.run("plan", NAME, "--json", "--detailed-exitcode", check=False).stdout)
+    deleted = {c["instance"]: c["reasons"][0] for c in p["changes"] if c["action"] == "delete"}
+    assert deleted[last["id"]].startswith("replaced: the workload lost its worker"), p["changes"]
+    d.run("up", ELASTIC, "--name", NAME, "--yes", timeout=900)
+    (new,) = [i for i in d.json("status", NAME)["instances"] if i["node"] == "worker_hosts"]
+    assert new["id"] != last["id"]
+    deadline = time.monotonic() + TIMEOUT_S
+    while [w["host"] for w in master_state(url)["workers"] if w["state"] == "ALIVE"] != [new["private_address"]]:
+        assert time.monotonic() < deadline, master_state(url)["workers"]
+        time.sleep(0.5)
+    assert d.run("status", NAME, check=False).returncode == 0

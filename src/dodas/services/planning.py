@@ -192,7 +192,7 @@ def prepare(template: str | Template, *, name: str | None = None, pairs: list[st
                 if (k in tpl.inputs or managed.is_key(k) or indexes.is_key(k)) and k not in given}
     plan = plan_given(tpl, {**kept, **given}, offline=offline,
                       allow_external_playbooks=allow_external_playbooks, strict=strict, environment=environment)
-    lost = _lost_workers(name) if live and refresh and dep.elastic else []
+    lost = _lost_workers(name) if live and refresh else []
     if remove or lost:  # the same plan without the instances named, lost workers replaced (services/removal.py)
         from dodas.services import removal
 
@@ -234,6 +234,8 @@ def _lost_workers(name: str) -> list[str]:
     from dodas.services import elastic_view
     from dodas.state import autoscalers
 
+    if name not in autoscalers.names():  # no elasticity policy was applied: nothing to read
+        return []
     nodes, _ = elastic_view.read(name, autoscalers.stored_memory(name))
     return [n["id"] for n in nodes if n["lost"]]
 
