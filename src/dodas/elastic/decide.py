@@ -188,14 +188,15 @@ def _fail(policy: Policy, memory: Memory, now: float, n: int) -> str:
 
 def decide(policy: Policy, workload: Workload, instances: list[Instance], memory: Memory, now: float, *,
            cores_per_worker: int, quota_left: int | None = None, deployed: int | None = None,
-           disabled: frozenset[str] = frozenset()) -> Decision:
+           disabled: frozenset[str] = frozenset(), drain: frozenset[str] = frozenset()) -> Decision:
     """The next step for the policy's node. Updates `memory` in place (its only side effect).
 
     Order: boots that failed and workers the workload lost are removed first
     (exactly those); then a count below min is brought back to it; then work
     that waits may add workers; otherwise the idle workers chosen may be removed.
     `deployed` is the deployment's count of the node (what its plan has);
-    `disabled` the instance ids never chosen for removal.
+    `disabled` the instance ids never chosen for removal, `drain` those a user
+    asked to drain and remove (`dodas autoscale NAME --drain`): they go first.
     """
     cores_per_worker = max(1, cores_per_worker)
     live = sorted((i for i in instances if i.state not in GONE_STATES), key=lambda i: i.index)
@@ -223,6 +224,13 @@ def decide(policy: Policy, workload: Workload, instances: list[Instance], memory
         memory.last_decision_at = now
         return Decision("remove", count - len(gone), tuple(i.id for i in gone),
                         f"{'; '.join(parts)}; removing {plural(len(gone), 'worker')}{counted}")
+
+    # 1b. workers a user asked to drain: drained and removed, busy or not (their work finishes first)
+    asked = tuple(i.id for i in reversed(live) if i.id in drain)
+    if asked and not in_cooldown:
+        memory.last_decision_at = now
+        return Decision("remove", count - len(asked), asked, f"{', '.join(asked)} to drain, as asked by hand; "
+                                                              f"removing {plural(len(asked), 'worker')}")
 
     booting = len(memory.booting)
 

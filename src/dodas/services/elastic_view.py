@@ -8,6 +8,8 @@ workload system's own view (one read of it).
 - used: a worker running something;
 - draining: a worker being removed gracefully (the autoscaler drains it, or the
   workload says it is decommissioned);
+- disabled: set aside by hand (`dodas autoscale NAME --disable`): never
+  removed by the autoscaler, given no new work (Spark: decommissioned);
 - failed: dodas's instance in error or its machine missing, or a worker the
   workload lists as DEAD, or decommissioned without the autoscaler asking,
   while dodas has it started. These are *lost*: `status` reports the deployment
@@ -32,11 +34,13 @@ def _iso(t: float | None) -> str | None:
     return datetime.fromtimestamp(t, timezone.utc).isoformat() if t else None
 
 
-def states(t: Any, memory: Any, workload: Any | None) -> list[dict[str, Any]]:
+def states(t: Any, memory: Any, workload: Any | None,
+           controls: dict[str, dict[str, float]] | None = None) -> list[dict[str, Any]]:
     """One entry per live instance of the policy's node: id, state, since (ISO
     time or None), the workload's own word for it, and whether it is lost."""
     from dodas.elastic.decide import FAILED_STATES, GONE_STATES, _draining
 
+    made = ("created", "started")  # a machine dodas has made (engine.states.COMPUTE_READY), or its software
     out = []
     for inst in sorted(t.instances, key=lambda i: i.index):
         if inst.state in GONE_STATES:
@@ -47,15 +51,18 @@ def states(t: Any, memory: Any, workload: Any | None) -> list[dict[str, Any]]:
         said = w.state if w is not None else None
         since: float | None = None
         lost = False
+        disabled = (controls or {}).get("disabled") or {}
         if inst.state in FAILED_STATES:
             state = "failed"
-        elif workload is None and inst.state == "started":
+        elif inst.id in disabled:
+            state, since = "disabled", disabled[inst.id]  # decommissioned by hand, on purpose: never lost
+        elif workload is None and inst.state in made:
             state = "unknown"  # made and configured; what it does, only the workload could say
-        elif w is not None and w.state.upper() == "DEAD" and inst.state == "started":
+        elif w is not None and w.state.upper() == "DEAD" and inst.state in made:
             state, lost = "failed", True
         elif w is not None and _draining(w):
             state, since = "draining", memory.draining.get(inst.id)
-            lost = since is None and inst.state == "started"  # drained, but not by the autoscaler
+            lost = since is None and inst.state in made  # drained, but not by the autoscaler
             if lost:
                 state = "failed"
         elif w is not None and w.alive:
@@ -70,22 +77,22 @@ def states(t: Any, memory: Any, workload: Any | None) -> list[dict[str, Any]]:
     return out
 
 
-def read(name: str, memory_json: dict[str, Any] | None) -> tuple[list[dict[str, Any]], str | None]:
-    """The node states of the elastic deployment `name` now, and why the workload
-    could not be read (None when it was)."""
+def read_target(t: Any, memory_json: dict[str, Any] | None) -> tuple[list[dict[str, Any]], str | None]:
+    """The node states of an elastic deployment now (`t`: services/autoscale_target.Target),
+    and why the workload could not be read (None when it was)."""
     from dodas.elastic.decide import Memory
     from dodas.elastic.readers import reader_for
-    from dodas.services import autoscale
+    from dodas.state import autoscalers
 
-    memory = Memory.from_json(memory_json)
-    try:
-        t = autoscale.target(name)
-    except Exception as exc:  # noqa: BLE001 - no view of the workload is a note, not an error of status
-        return [], autoscale._why(exc)
     workload, problem = None, None
     try:
         reader = reader_for(t.policy.workload, **t.reader_params)
         workload = asyncio.run(asyncio.wait_for(reader.read(), READ_TIMEOUT_S))
     except Exception as exc:  # noqa: BLE001 - the workload system not answering is shown as such
-        problem = f"cannot read the {t.policy.workload} workload: {autoscale._why(exc)}"
-    return states(t, memory, workload), problem
+        problem = f"cannot read the {t.policy.workload} workload: {_why(exc)}"
+    return states(t, Memory.from_json(memory_json), workload, autoscalers.controls(t.name)), problem
+
+
+def _why(exc: BaseException) -> str:
+    from dodas.redact import redact
+    return redact(getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}")

@@ -236,7 +236,13 @@ def _lost_workers(name: str) -> list[str]:
 
     if name not in autoscalers.names():  # no elasticity policy was applied: nothing to read
         return []
-    nodes, _ = elastic_view.read(name, autoscalers.stored_memory(name))
+    from dodas.services.autoscale_target import target
+
+    try:
+        t = target(name)
+    except DodasError:
+        return []  # not readable now (no address yet): nothing called lost
+    nodes, _ = elastic_view.read_target(t, autoscalers.stored_memory(name))
     return [n["id"] for n in nodes if n["lost"]]
 
 
