@@ -8,7 +8,8 @@ refused, and after the application it removes an idle worker it chose, never the
 cluster's last: the Spark master lists an alive worker through the whole run,
 and at the end `status` and `plan` agree with the master. Then that worker is
 decommissioned behind dodas's back: `status` says the deployment is degraded
-(exit 5) and the next `up` replaces it."""
+(exit 5) and the next `up` replaces it; the new one, disabled by hand, is
+decommissioned and shown disabled, not lost."""
 
 from __future__ import annotations
 
@@ -44,6 +45,14 @@ APP = (
     "print('EXECUTORS', sc._jsc.sc().getExecutorIds().size(), flush=True)\n"
     "print('RESULT', sc.parallelize(range(1000), 8).map(lambda x: x * x).sum(), flush=True)\n"
     "s.stop()\n")
+
+
+def status(d: Dodas) -> dict:
+    """`status --json`, also while degraded (exit 5): a worker being removed has
+    ended its process (and may be DEAD at the master) before its instance goes."""
+    r = d.run("status", NAME, "--json", check=False)
+    assert r.returncode in (0, 5), r.stderr
+    return json.loads(r.stdout)
 
 
 def master_state(url: str) -> dict:
@@ -116,14 +125,14 @@ def test_a_refused_scale_up_adds_what_fits_and_never_strands_the_cluster(d, tmp_
         if app.poll() is None:
             app.kill()
     assert app.returncode == 0 and "EXECUTORS 2" in out and "RESULT 332833500" in out, err[-3000:]
-    st = d.json("status", NAME)
+    st = status(d)
     assert st["elastic"]["current"] == 2, "the deployment's count, not the one refused"
 
     removed = wait_for(lambda x: x["action"] == "remove")
     assert removed["count"] == 1 and len(removed["remove"]) == 1, removed
     deadline = time.monotonic() + TIMEOUT_S
     while True:  # removed from the deployment
-        left = [i for i in d.json("status", NAME)["instances"] if i["node"] == "worker_hosts"]
+        left = [i for i in status(d)["instances"] if i["node"] == "worker_hosts"]
         if len(left) == 1:
             break
         assert time.monotonic() < deadline, left
@@ -138,7 +147,7 @@ def test_a_refused_scale_up_adds_what_fits_and_never_strands_the_cluster(d, tmp_
     assert watch.fewest is not None and watch.fewest >= 1, "the master always had an alive worker"
 
     # the end: one worker in dodas, the same one alive in the master; status and plan agree
-    (last,) = [i for i in d.json("status", NAME)["instances"] if i["node"] == "worker_hosts"]
+    (last,) = [i for i in status(d)["instances"] if i["node"] == "worker_hosts"]
     assert last["id"] not in removed["remove"]
     alive = [w["host"] for w in master_state(url)["workers"] if w["state"] == "ALIVE"]
     assert alive == [last["private_address"]], (alive, last)
@@ -157,10 +166,20 @@ def test_a_refused_scale_up_adds_what_fits_and_never_strands_the_cluster(d, tmp_
     deleted = {c["instance"]: c["reasons"][0] for c in p["changes"] if c["action"] == "delete"}
     assert deleted[last["id"]].startswith("replaced: the workload lost its worker"), p["changes"]
     d.run("up", ELASTIC, "--name", NAME, "--yes", timeout=900)
-    (new,) = [i for i in d.json("status", NAME)["instances"] if i["node"] == "worker_hosts"]
+    (new,) = [i for i in status(d)["instances"] if i["node"] == "worker_hosts"]
     assert new["id"] != last["id"]
     deadline = time.monotonic() + TIMEOUT_S
     while [w["host"] for w in master_state(url)["workers"] if w["state"] == "ALIVE"] != [new["private_address"]]:
         assert time.monotonic() < deadline, master_state(url)["workers"]
         time.sleep(0.5)
     assert d.run("status", NAME, check=False).returncode == 0
+
+    # by hand: disabled, the worker gets no new work (decommissioned) and is neither lost nor removed
+    r = d.run("autoscale", NAME, "--disable", new["id"])
+    assert f"{new['id']} disabled" in r.stdout and "gives it no new work" in r.stdout, r.stdout
+    assert [w["state"] for w in master_state(url)["workers"] if w["host"] == new["private_address"]][-1] \
+        == "DECOMMISSIONED"
+    r = d.run("status", NAME, check=False)
+    assert f"{new['id']:<24} disabled" in r.stdout and "lost:" not in r.stdout, r.stdout
+    bad = d.run("autoscale", NAME, "--drain", "worker_hosts[9]", check=False)
+    assert bad.returncode == 1 and "not an instance of worker_hosts" in bad.stderr, bad.stderr

@@ -56,6 +56,8 @@ def states(t: Any, memory: Any, workload: Any | None,
             state = "failed"
         elif inst.id in disabled:
             state, since = "disabled", disabled[inst.id]  # decommissioned by hand, on purpose: never lost
+        elif inst.id in memory.draining:  # the autoscaler removes it (its worker may be DEAD already)
+            state, since = "draining", memory.draining[inst.id]
         elif workload is None and inst.state in made:
             state = "unknown"  # made and configured; what it does, only the workload could say
         elif w is not None and w.state.upper() == "DEAD" and inst.state in made:
