@@ -278,20 +278,75 @@ def test_idle_worker_removed_after_idle_time_never_below_min():
     assert d.action == "none" and "idle for 0 s of 60 s" in d.reason
     d = decide(p, w, insts, m, 1065.0, cores_per_worker=2)
     assert (d.action, d.count, d.remove) == ("remove", 1, (f"{NODE}[1]",))
-    assert d.reason == "worker_hosts[1] idle for 65 s (idle time 60 s); removing it (min 1)"
+    assert d.reason == "worker_hosts[1] idle for 65 s (idle time 60 s); removing it (min 1 alive)"
     d = decide(policy(workload="kubernetes", min_instances=2), w, insts, Memory(idle_since=dict(m.idle_since)),
                1100.0, cores_per_worker=2)
     assert (d.action, d.count) == ("none", 2) and "at min 2" in d.reason
 
 
-def test_busy_worker_at_the_end_blocks_the_scale_down():
+def test_a_busy_last_worker_does_not_hold_back_the_idle_ones():
     w = idle(htcondor_workload())
     m = Memory(idle_since={"10.0.0.22": 0.0})
-    # the idle startd is instance 0, the busy one is the last
+    # the idle startd is instance 0, the busy one is the last: the idle one goes, by name
     d = decide(policy(workload="htcondor"), w, instances("10.0.0.22", "10.0.0.21"), m, 500.0, cores_per_worker=2)
-    assert (d.action, d.count, d.remove) == ("none", 2, ())
-    assert d.reason == ("worker_hosts[1] at the end is busy: dodas removes workers from the end, "
-                        "so the idle worker_hosts[0] stays")
+    assert (d.action, d.count, d.remove) == ("remove", 1, (f"{NODE}[0]",))
+    assert d.reason == "worker_hosts[0] idle for 500 s (idle time 60 s); removing it (min 1 alive)"
+
+
+def test_busy_last_worker_and_two_idle_before_it():
+    """The issue's case: [0] and [1] idle, [2] busy; min 1: both idle ones go, the busy one stays."""
+    w = Workload(0, (), (WorkerLoad("a", "10.1.0.1", False, 2, 0, "ALIVE"), WorkerLoad("b", "10.1.0.2", False, 2, 0,
+                                                                                      "ALIVE"),
+                         WorkerLoad("c", "10.1.0.3", True, 2, 2, "ALIVE")))
+    m = Memory(idle_since={"10.1.0.1": 0.0, "10.1.0.2": 50.0})
+    d = decide(policy(), w, instances("10.1.0.1", "10.1.0.2", "10.1.0.3"), m, 200.0, cores_per_worker=2)
+    assert (d.action, d.count, d.remove) == ("remove", 1, (f"{NODE}[1]", f"{NODE}[0]"))
+    # with min 2 only the one idle longest goes, and the reason says who stays and why
+    m = Memory(idle_since={"10.1.0.1": 0.0, "10.1.0.2": 50.0})
+    d = decide(policy(min_instances=2), w, instances("10.1.0.1", "10.1.0.2", "10.1.0.3"), m, 200.0,
+               cores_per_worker=2)
+    assert (d.action, d.count, d.remove) == ("remove", 2, (f"{NODE}[0]",))
+    assert d.reason.endswith("worker_hosts[1] stays for min 2")
+    # a disabled worker is never chosen
+    m = Memory(idle_since={"10.1.0.1": 0.0, "10.1.0.2": 50.0})
+    d = decide(policy(), w, instances("10.1.0.1", "10.1.0.2", "10.1.0.3"), m, 200.0, cores_per_worker=2,
+               disabled=frozenset({f"{NODE}[0]"}))
+    assert d.remove == (f"{NODE}[1]",)
+
+
+def test_min_is_counted_in_the_workloads_view():
+    """dodas has two workers started, the master lists one DEAD: it is removed at once (exactly it), the
+    idle alive one is not (it is the only one alive, min 1), and the min then brings a new one."""
+    w = Workload(0, (), (WorkerLoad("a", "10.1.0.1", False, 2, 0, "DEAD"), WorkerLoad("b", "10.1.0.2", False, 2, 0,
+                                                                                     "ALIVE")))
+    m = Memory(idle_since={"10.1.0.2": 0.0})
+    insts = instances("10.1.0.1", "10.1.0.2")
+    d = decide(policy(), w, insts, m, 500.0, cores_per_worker=2, deployed=2)
+    assert (d.action, d.count, d.remove) == ("remove", 1, (f"{NODE}[0]",))
+    assert d.reason == ("worker_hosts[0] is DEAD in the spark workload while dodas has it started; "
+                        "removing 1 worker")
+    assert m.failures == 0, "a lost worker is no failed boot"
+    one = [insts[1]]
+    d = decide(policy(min_instances=2, cooldown=0), w, one, m, 510.0, cores_per_worker=2, deployed=1)
+    assert (d.action, d.count, d.added) == ("add", 2, (f"{NODE}[0]",))
+    d = decide(policy(cooldown=0), w, one, Memory(idle_since={"10.1.0.2": 0.0}), 520.0, cores_per_worker=2,
+               deployed=1)
+    assert (d.action, d.count) == ("none", 1) and "at min 1" in d.reason
+
+
+def test_the_count_is_the_deployments_not_an_ask_the_provider_refused():
+    """The issue's broken run: 2 workers asked, the provider refused, the deployment still has 1. The next
+    decision counts 1, not 3 (it never says "at max 3"), and the refused asks are forgotten."""
+    w = spark_workload()  # 1 application waiting for 2 cores
+    m = Memory(booting={f"{NODE}[1]": 0.0, f"{NODE}[2]": 0.0}, last_decision_at=0.0)
+    d = decide(policy(max_instances=3, max_booting=2), w, instances("127.77.200.2"), m, 100.0, cores_per_worker=1,
+               deployed=1)
+    assert m.booting == {f"{NODE}[1]": 100.0, f"{NODE}[2]": 100.0}, "the refused asks forgotten, the new ones kept"
+    assert (d.action, d.count) == ("add", 3) and d.added == (f"{NODE}[1]", f"{NODE}[2]"), d.reason
+    # an instance removed by name leaves a hole: the next one added takes it
+    d = decide(policy(cooldown=0), w, [Instance(f"{NODE}[1]", 1, "started", "127.77.200.2")], Memory(), 0.0,
+               cores_per_worker=1, deployed=1)
+    assert d.added[0] == f"{NODE}[0]"
 
 
 def test_several_idle_workers_removed_from_the_end_and_cooldown():
@@ -304,7 +359,7 @@ def test_several_idle_workers_removed_from_the_end_and_cooldown():
     # 127.77.200.3 is DECOMMISSIONED (being drained) and goes though its idle clock just started
     assert (d.action, d.count) == ("remove", 1)
     assert d.remove == (f"{NODE}[3]", f"{NODE}[2]", f"{NODE}[1]")
-    assert "removing 3 workers (min 1)" in d.reason
+    assert "removing 3 workers (min 1 alive)" in d.reason
     d = decide(policy(), w, insts, m, 110.0, cores_per_worker=1)
     assert d.action == "wait" and "cooling down" in d.reason
 

@@ -167,6 +167,21 @@ def test_the_autoscaler_manages_the_count_and_a_later_up_keeps_it(cli, tmp_path,
     assert st["managed_counts"] == {"workers": grown}
     assert len([i for i in st["instances"] if i["node"] == "workers"]) == grown, "not reset to the template's"
 
+    # the autoscaler removes the worker it chose, by name, not the last one: the others keep their indexes
+    from dodas.elastic.decide import Decision
+    from dodas.elastic.workload import Workload
+
+    target = autoscale.Target(
+        "el", dep.id, policy, {}, 1, autoscale._instances(policy.node, Store().instances(dep.id)), grown)
+    autoscale.carry_out(target, Decision("remove", grown - 1, ("workers[0]",), "chosen"), None, Workload(0, (), ()),
+                        trusted=False)
+    st = read.status("el")
+    left = sorted(i["id"] for i in st["instances"] if i["node"] == "workers")
+    assert left == [f"workers[{i}]" for i in range(1, grown)]
+    assert st["managed_counts"] == {"workers": grown - 1}
+    r = cli("plan", t, "--name", "el", "--json", "--no-refresh")
+    assert json.loads(r.out)["has_changes"] is False, "a later up keeps the indexes left"
+
     # `dodas scale` sets the managed count as the autoscaler does (no template input to change)
     r = cli("scale", "el", "workers", "1", "--yes", "--quiet")
     assert r.code == 0, r.err

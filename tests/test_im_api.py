@@ -106,7 +106,6 @@ def test_create_and_read_an_infrastructure_in_ims_formats(server):
     assert radl.status_code == 200 and f"name = '{inf}'" in radl.text and "deploy box 2" in radl.text, radl.text
     assert "system box (" in server.call("GET", f"{IM}/{inf}/vms/1").text
     for method, path, said in (("PUT", f"{IM}/{inf}/stop", "no power operations"),
-                               ("DELETE", f"{IM}/{inf}/vms/0", "not chosen ones"),
                                ("PUT", f"{IM}/{inf}/vms/0/reboot", "no power operations")):
         assert said in im_error(server.call(method, path, accept="application/json"), 400)
     assert len(server.records(view["id"])) == 2
@@ -262,17 +261,24 @@ def test_scale_by_count_reconfigure_and_destroy(server):
     assert uris(r) == []
     assert len(server.records(dep_id)) == 3
 
-    # removal_list: only the VMs dodas removes anyway
-    wrong = boxes(count=2, extra=", removal_list: ['0']")
+    # removal_list: exactly the VMs named go; the others keep their instances and machines
+    wrong = boxes(count=2, extra=", removal_list: ['7']")
     message = im_error(server.call("POST", f"{IM}/{inf}", content=wrong, headers=YAML, accept="application/json"),
                        400)
-    assert "not chosen ones" in message and "name 2" in message, message
-    assert len(server.records(dep_id)) == 3
-    r = server.call("POST", f"{IM}/{inf}", content=boxes(count=1, extra=", removal_list: ['1', '2']"),
+    assert "removal_list names 7, which is not one of its VMs (0, 1, 2)" in message, message
+    addresses = {i["id"]: i["address"] for i in server.status(inf)["instances"]}
+    r = server.call("POST", f"{IM}/{inf}", content=boxes(count=2, extra=", removal_list: ['0']"),
                     headers=YAML, accept="application/json")
     assert r.status_code == 200 and r.json() == {"uri-list": []}
-    assert [i["id"] for i in server.status(inf)["instances"]] == ["box[0]"]
+    kept = {i["id"]: i["address"] for i in server.status(inf)["instances"]}
+    assert kept == {k: addresses[k] for k in ("box[1]", "box[2]")}, kept
+    assert len(server.records(dep_id)) == 2
+    # removeresource: VM 1 is box[2] now (VMs are numbered by position), and only it goes
+    r = server.call("DELETE", f"{IM}/{inf}/vms/1")
+    assert r.status_code == 200, r.text
+    assert [i["id"] for i in server.status(inf)["instances"]] == ["box[1]"]
     assert len(server.records(dep_id)) == 1
+    assert "no VM 5" in im_error(server.call("DELETE", f"{IM}/{inf}/vms/5", accept="application/json"), 404)
     # a count written in the template of the deployment cannot change: a located refusal
     fixed = create(server, boxes(count=1))
     message = im_error(server.call("POST", f"{IM}/{fixed}", content=boxes(count=2), headers=YAML,
@@ -286,7 +292,7 @@ def test_scale_by_count_reconfigure_and_destroy(server):
     assert server.settled(inf)["status"] == "UPDATE_COMPLETE"
     assert len(server.records(dep_id)) == 1
     log = server.call("GET", f"{IM}/{inf}/contmsg").text
-    assert "box[0] WARNING: the machine is gone; creating it again" in log, log
+    assert "box[1] WARNING: the machine is gone; creating it again" in log, log
     # the same template, unchanged, sent again: IM reconfigures
     server.records(dep_id)[0].unlink()
     r = server.call("POST", f"{IM}/{inf}", content=boxes(count=1), headers=YAML)

@@ -102,14 +102,15 @@ def test_ims_client_drives_every_call(server):
     ok, (described, _, _) = command(server, inf, "1")._ssh("ssh")
     assert ok and described.systems[0].getValue("vm_id") == "0"
 
-    # addresource: the new VMs only; removeresource: a node's last VMs
+    # addresource: the new VMs only; removeresource: exactly the VMs named
     assert client.addresource(inf, boxes(count=3), "yaml") == (True, ["2"])
     assert len(server.records(view["id"])) == 3
-    _, message = client.removeresource(inf, [0])  # the client says True whatever the answer: read its text
-    assert "removes a node's last VMs, not chosen ones" in message and "name 2" in message, message
+    _, message = client.removeresource(inf, [7])  # the client says True whatever the answer: read its text
+    assert "has no VM 7" in message, message
     assert len(server.records(view["id"])) == 3
-    assert client.removeresource(inf, [2]) == (True, "2")
+    assert client.removeresource(inf, [1]) == (True, "1")
     assert len(server.records(view["id"])) == 2
+    assert [i["id"] for i in server.status(inf)["instances"]] == ["box[0]", "box[2]"]
     assert client.get_infra_property(inf, "state")[1]["vm_states"] == {"0": "configured", "1": "configured"}
 
     # reconfigure: without a body, with the same template, not with another
@@ -169,23 +170,23 @@ def test_a_body_too_large_is_refused_in_ims_shape(serve):
 
 
 def test_which_vms_may_be_removed():
-    """removal.py's rule on two nodes, in IM's numbering (node, then index)."""
+    """removal.py's rule on two nodes, in IM's numbering (node, then index): any
+    VM may be named, and names its instance."""
     from dodas.server.access import Refused
     from dodas.server.im import removal
 
     view = {"instances": [{"id": f"{node}[{i}]", "node": node, "index": i, "kind": "compute", "state": "created"}
                           for node, n in (("a", 3), ("b", 2)) for i in range(n)]}  # VMs 0-2: a, 3-4: b
-    assert removal.counts_after(view, [2, 4], "x") == {"a": 2, "b": 1}
-    assert removal.counts_after(view, [1, 2], "x") == {"a": 1}
-    with pytest.raises(Refused, match=r'node "a": .*not chosen ones .*name 2'):
-        removal.counts_after(view, [0], "x")
+    assert removal.chosen(view, [4, 2], "x") == ["a[2]", "b[1]"]
+    assert removal.chosen(view, [0], "x") == ["a[0]"]
     with pytest.raises(Refused, match=r"has no VM 9 \(its VMs: 0 to 4\)"):
-        removal.counts_after(view, [9], "x")
-    assert removal.changed_counts(view, {"a": (2, ("2",)), "b": (2, ())}, "x") == {"a": 2}
+        removal.chosen(view, [9], "x")
+    assert removal.changed(view, {"a": (2, ("0",)), "b": (2, ())}, "x") == ({}, ["a[0]"])
+    assert removal.changed(view, {"a": (4, ()), "b": (2, ())}, "x") == ({"a": 4}, [])
     with pytest.raises(Refused, match=r"removal_list names 1 VMs but the count goes from 3 to 1"):
-        removal.changed_counts(view, {"a": (1, ("2",))}, "x")
+        removal.changed(view, {"a": (1, ("2",))}, "x")
     with pytest.raises(Refused, match=r"removal_list names 4, which is not one of its VMs \(0, 1, 2\)"):
-        removal.changed_counts(view, {"a": (2, ("4",))}, "x")
+        removal.changed(view, {"a": (2, ("4",))}, "x")
 
 
 def test_the_im_client_command_selects_by_name(server, tmp_path):

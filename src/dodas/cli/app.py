@@ -45,6 +45,9 @@ def _json_mode(value: bool) -> bool:
 
 JsonOpt = Annotated[bool, typer.Option("--json", callback=_json_mode, help="Machine-readable output (see "
                                        "docs/PLAN_FORMAT.md); errors too, as JSON on stderr.")]
+RemoveOpt = Annotated[Optional[list[str]], typer.Option(
+    "--remove", help="Remove this instance, NODE[INDEX] (e.g. 'worker_hosts[3]'); repeatable. The node's count "
+                     "drops by one and its other instances keep their indexes and machines.", show_default=False)]
 StrictOpt = Annotated[bool, typer.Option(
     "--strict", help="Refuse what is only warned about (a duplicate key, a value read as its declared type, "
                      "an outdated version; in validate, what plan and up refuse for safety).")]
@@ -125,12 +128,15 @@ def plan(target: Annotated[str, typer.Argument(help="A TOSCA template file, or t
          detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 0 when nothing would "
                                                          "change, 2 when something would, 1 on error.")] = False,
          json_out: JsonOpt = False, allow_external_playbooks: ExternalPlaybooksOpt = False,
-         strict: StrictOpt = False) -> None:
+         strict: StrictOpt = False, remove: RemoveOpt = None) -> None:
     """Show what `up` would do: the instances, and what it would create, reconfigure, restart or delete."""
     from dodas.cli import render, render_plan
     from dodas.services import planning
 
     remote = _remote()
+    if remote is not None and remove:
+        from dodas.errors import DodasError
+        raise DodasError("--remove is not sent to a server yet: use its IM API's removal_list")
     if remote is not None:
         from dodas.cli import remote_cli
         p = remote_cli.plan(remote, target, name or planning.default_name(target), input, inputs, json_out)
@@ -140,7 +146,7 @@ def plan(target: Annotated[str, typer.Argument(help="A TOSCA template file, or t
     template, dep_name = planning.resolve_target(target, name)
     p = planning.prepare(template, name=dep_name, pairs=input, inputs_file=inputs, provider_name=provider,
                          offline=offline, overcommit=overcommit, allow_external_playbooks=allow_external_playbooks,
-                         strict=strict, refresh=refresh, require_provider=False)
+                         strict=strict, refresh=refresh, require_provider=False, remove=remove or ())
     _warn(p.plan)
     if json_out:
         _print_json(p.to_json())
@@ -193,7 +199,7 @@ def up(template: TemplateArg,
                                                            show_default=False)] = None,
        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
        json_out: JsonOpt = False, allow_external_playbooks: ExternalPlaybooksOpt = False,
-       strict: StrictOpt = False) -> None:
+       strict: StrictOpt = False, remove: RemoveOpt = None) -> None:
     """Deploy a template, or bring an existing deployment in line with it.
 
     Shows the plan and asks before deleting anything or replacing a deployment made from another template
@@ -205,6 +211,8 @@ def up(template: TemplateArg,
     if parallelism < 1:
         raise DodasError("--parallelism must be at least 1")
     remote = _remote()
+    if remote is not None and remove:
+        raise DodasError("--remove is not sent to a server yet: use its IM API's removal_list")
     if remote is not None:
         from dodas.cli import remote_cli
         remote_cli.up(remote, template, name or planning.default_name(template), input, inputs, yes=yes,
@@ -214,7 +222,7 @@ def up(template: TemplateArg,
     p = planning.prepare(template, name=name, pairs=input, inputs_file=inputs, provider_name=provider,
                          offline=offline, max_providers=max_providers, overcommit=overcommit,
                          allow_external_playbooks=allow_external_playbooks, strict=strict, refresh=True,
-                         require_provider=not plan_only)
+                         require_provider=not plan_only, remove=remove or ())
     _warn(p.plan)
     if plan_only:
         if json_out:

@@ -8,7 +8,7 @@ import json
 import os
 import threading
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -20,14 +20,30 @@ def register(app: typer.Typer) -> None:
     def autoscale(name: Annotated[str, typer.Argument(help="The elastic deployment.", show_default=False)],
                   once: Annotated[bool, typer.Option("--once", help="Poll and act once, then stop.")] = False,
                   json_out: Annotated[bool, typer.Option("--json", help="Each decision as a line of JSON.")]
-                  = False) -> None:
+                  = False,
+                  disable: Annotated[Optional[str], typer.Option(
+                      "--disable", help="Set this worker aside ('worker_hosts[2]'): never removed, no new work.",
+                      show_default=False)] = None,
+                  enable: Annotated[Optional[str], typer.Option(
+                      "--enable", help="Give a disabled worker back to the autoscaler.", show_default=False)] = None,
+                  drain: Annotated[Optional[str], typer.Option(
+                      "--drain", help="Drain this worker, then remove it, at the autoscaler's next decision.",
+                      show_default=False)] = None) -> None:
         """Add workers when work waits and remove idle ones, as the deployment's
-        elasticity policy says, until interrupted (Ctrl-C)."""
+        elasticity policy says, until interrupted (Ctrl-C); or, with --disable,
+        --enable or --drain, set one worker by hand and return."""
         from dodas.services import autoscale as loop
 
         if os.environ.get("DODAS_SERVER", "").strip():
             raise DodasError("with a server, its workers autoscale elastic deployments: `dodas status NAME` shows "
                              "the decisions")
+        asked = [(a, i) for a, i in (("disable", disable), ("enable", enable), ("drain", drain)) if i]
+        if len(asked) > 1:
+            raise DodasError("give one of --disable, --enable, --drain at a time")
+        if asked:
+            from dodas.services.autoscale_control import control
+            typer.echo(control(name, *asked[0]))
+            return
 
         def show(decision: object) -> None:
             if json_out:
@@ -39,7 +55,7 @@ def register(app: typer.Typer) -> None:
         stop = threading.Event()
         owner = loop.foreground_owner()
         if not json_out:
-            typer.echo(f"autoscaling {name} (Ctrl-C to stop)", err=True)
+            typer.echo(f"autoscaling {name}" + ("" if once else " (Ctrl-C to stop)"), err=True)
         try:
             loop.run(name, owner, stop=stop, on_decision=show, once=once)
         except KeyboardInterrupt:

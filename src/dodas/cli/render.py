@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from dodas.model.deployment import MANAGED_COUNT_PREFIX
+from dodas.model.indexes import PREFIX as INDEXES_PREFIX
 from dodas.model.values import AttrRef, Concat, Join, Token, is_deferred
 from dodas.redact import MASK
 
@@ -51,7 +52,8 @@ def plan(p: Plan) -> None:
     computes = len(p.compute_instances())
     typer.echo(f"Plan for {m.template_path}: {len(p.instances)} instances "
                f"({computes} machines) in {len(p.waves)} waves")
-    declared = {k: v for k, v in m.inputs.items() if not k.startswith(MANAGED_COUNT_PREFIX)}  # shown as elastic
+    declared = {k: v for k, v in m.inputs.items()  # counts shown as elastic, indexes as instances
+                if not k.startswith((MANAGED_COUNT_PREFIX, INDEXES_PREFIX))}
     if declared:
         shown = ", ".join(f"{k}={MASK if k in m.secret_inputs else v!r}" for k, v in sorted(declared.items()))
         typer.echo(f"Inputs: {shown}")
@@ -120,7 +122,12 @@ def status(st: dict[str, Any]) -> None:
     typer.echo(f"{st['name']}: {st['status']} on {st['provider']}" + (", DEGRADED" if degraded else ""))
     if st.get("reason"):
         typer.echo(f"  reason: {st['reason']}")
+    lost = {n["id"]: n for n in (st.get("elastic") or {}).get("nodes") or [] if n["lost"]}
     for inst, names in degraded.items():
+        if inst in lost:
+            typer.echo(f"  lost: {', '.join(names)} of {inst}, which dodas has {lost[inst]['dodas_state']} (the "
+                       f"autoscaler and the next `dodas up {st['name']}` replace it)")
+            continue
         typer.echo(f"  dead: {', '.join(names)} of {inst} (dodas up {st['name']} starts "
                    f"{'it' if len(names) == 1 else 'them'} again)")
     lock = st.get("lock")
@@ -147,6 +154,12 @@ def status(st: dict[str, Any]) -> None:
             if p.get("count_managed") else ""
         typer.echo(f"  elastic: {p['node']} {elastic['current']} (min {elastic['min']}, max {elastic['max']}), "
                    f"watching {p['workload']}{managed}; {who}")
+        for n in elastic.get("nodes") or []:
+            since = f" since {n['since'][11:19]}" if n.get("since") else ""
+            said = f" ({n['workload_state']})" if n.get("workload_state") else ""
+            typer.echo(f"    {n['id']:<24} {n['state']}{since}{said}")
+        if elastic.get("workload_problem"):
+            typer.echo(f"    {elastic['workload_problem']}")
         for d in elastic.get("decisions") or []:
             typer.echo(f"    {d['time'][11:19]} {d['reason']}")
     attempts = st.get("attempts") or []

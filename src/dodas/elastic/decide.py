@@ -6,10 +6,15 @@ idle, which instances are still booting, failed boots, the back-off) lives in a
 `Memory` that `decide` updates in place and the loop stores as JSON, so that a
 restarted autoscaler decides as the one that stopped would have.
 
-dodas scales a node by reconciling its count, which removes the highest indexes:
-a scale-down can therefore only take workers from the end, and a busy worker at
-the end stops it (the reason says so). Timings come from `now`, never the clock,
-so tests replay polls at any pace.
+A scale-down names the instances it removes (services/removal.py): the idle
+workers that have been idle longest, wherever they are, never one the user
+disabled, and never so many that fewer than `min_instances` workers stay alive
+in the workload's own view (a worker the workload reports DEAD or drained does
+not count as alive, whatever dodas's state says). A worker the workload reports
+DEAD while dodas has it started is removed at once, and the minimum then brings
+a new one: that is how a lost worker is replaced. The count decided from is the
+deployment's (`deployed`), never one the autoscaler only meant to reach.
+Timings come from `now`, never the clock, so tests replay polls at any pace.
 """
 
 from __future__ import annotations
@@ -58,11 +63,12 @@ class Memory:
     last_decision_at: float | None = None
     failures: int = 0                                             # failed boots in a row
     backoff_until: float | None = None
+    draining: dict[str, float] = field(default_factory=dict)    # instance id -> when the autoscaler drained it
 
     def to_json(self) -> dict[str, Any]:
         return {"idle_since": dict(self.idle_since), "booting": dict(self.booting),
                 "last_decision_at": self.last_decision_at, "failures": self.failures,
-                "backoff_until": self.backoff_until}
+                "backoff_until": self.backoff_until, "draining": dict(self.draining)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Memory:
@@ -71,7 +77,8 @@ class Memory:
         return cls(idle_since={str(k): float(v) for k, v in (data.get("idle_since") or {}).items()},
                    booting={str(k): float(v) for k, v in (data.get("booting") or {}).items()},
                    last_decision_at=data.get("last_decision_at"), failures=int(data.get("failures") or 0),
-                   backoff_until=data.get("backoff_until"))
+                   backoff_until=data.get("backoff_until"),
+                   draining={str(k): float(v) for k, v in (data.get("draining") or {}).items()})
 
 
 @dataclass(frozen=True)
@@ -80,8 +87,10 @@ class Decision:
 
     action: str              # "none" | "add" | "remove" | "wait"
     count: int               # the new instance count of the policy's node
-    remove: tuple[str, ...]  # instance ids to drain then remove (always the highest indexes)
+    remove: tuple[str, ...]  # instance ids to drain then remove (the chosen ones)
     reason: str
+    #: for an "add": the ids the new instances get (the lowest free indexes, as model/indexes.py fills them)
+    added: tuple[str, ...] = ()
 
 
 def _secs(x: float) -> str:
@@ -92,20 +101,41 @@ def _instance_id(node: str, index: int) -> str:
     return f"{node}[{index}]"
 
 
+def _new_ids(node: str, live: list[Instance], n: int) -> tuple[str, ...]:
+    """The ids `n` new instances get: the lowest indexes no live instance has
+    (model/indexes.reconcile fills a count's new instances the same way)."""
+    taken = {i.index for i in live}
+    free = (i for i in range(len(taken) + n + 1) if i not in taken)
+    return tuple(_instance_id(node, next(free)) for _ in range(n))
+
+
+def _dead(w: WorkerLoad | None) -> bool:
+    """A worker the workload lists as lost (Spark DEAD, a NotReady node, a startd gone)."""
+    return w is not None and w.state.upper() in {"DEAD", "LOST", "NOTREADY"}
+
+
 def _observe(policy: Policy, workload: Workload, instances: list[Instance], memory: Memory,
-             now: float) -> tuple[dict[str, WorkerLoad | None], list[Instance], int]:
+             now: float, deployed: int | None = None) -> tuple[dict[str, WorkerLoad | None], list[Instance],
+                                                             list[Instance], int]:
     """Match instances to workers and update the memory: boots that ended, idle clocks.
 
     Returns each instance's worker (None when the reader does not list it), the
-    instances whose boot failed (state error, or not up within boot_timeout), and
-    how many asked-for instances dodas has not recorded yet.
+    instances whose boot failed (state error, or not up within boot_timeout),
+    those the workload reports lost (DEAD) after they had come up, and how many
+    instances of the deployment's count dodas has not recorded yet (`deployed`:
+    the deployment's count; without it, the asks remembered).
     """
     worker_of: dict[str, WorkerLoad | None] = {}
     failed: list[Instance] = []
+    lost: list[Instance] = []
     present = {i.id for i in instances}
     for inst in instances:
         w = next((w for w in workload.workers if inst.matches(w)), None)
         worker_of[inst.id] = w
+        if _dead(w) and inst.id not in memory.booting and inst.state not in FAILED_STATES:
+            lost.append(inst)
+            memory.idle_since.pop(w.host, None)  # type: ignore[union-attr]
+            continue
         if w is not None and w.alive:
             if inst.id in memory.booting:       # it came up: boots work again
                 del memory.booting[inst.id]
@@ -120,19 +150,24 @@ def _observe(policy: Policy, workload: Workload, instances: list[Instance], memo
             memory.idle_since.setdefault(w.host, now)
         elif w is not None and (w.busy or not _draining(w)):
             memory.idle_since.pop(w.host, None)
-    # asks dodas has not recorded yet still count as booting, until their own boot timeout
+    # asks dodas has not recorded yet still count as booting, until their own boot timeout; with the
+    # deployment's count known, only as many as it has beyond its recorded instances (an ask the provider
+    # refused is forgotten: the count never grew)
     pending = 0
-    for iid, since in list(memory.booting.items()):
+    room = None if deployed is None else max(0, deployed - len(instances))
+    for iid, since in sorted(memory.booting.items(), key=lambda kv: kv[1]):
         if iid in present:
             continue
-        if now - since >= policy.boot_timeout:
+        if now - since >= policy.boot_timeout or (room is not None and pending >= room):
             del memory.booting[iid]
         else:
             pending += 1
+    if room is not None:
+        pending = room
     hosts = {w.host for w in workload.workers}
     for host in [h for h in memory.idle_since if h not in hosts]:
         del memory.idle_since[host]
-    return worker_of, failed, pending
+    return worker_of, failed, lost, pending
 
 
 def _draining(w: WorkerLoad) -> bool:
@@ -152,47 +187,54 @@ def _fail(policy: Policy, memory: Memory, now: float, n: int) -> str:
 
 
 def decide(policy: Policy, workload: Workload, instances: list[Instance], memory: Memory, now: float, *,
-           cores_per_worker: int, quota_left: int | None = None) -> Decision:
+           cores_per_worker: int, quota_left: int | None = None, deployed: int | None = None,
+           disabled: frozenset[str] = frozenset(), drain: frozenset[str] = frozenset()) -> Decision:
     """The next step for the policy's node. Updates `memory` in place (its only side effect).
 
-    Order: a boot that timed out is cleaned up first; then a count below min is
-    brought back to it; then work that waits may add workers; otherwise idle
-    workers at the end may be removed.
+    Order: boots that failed and workers the workload lost are removed first
+    (exactly those); then a count below min is brought back to it; then work
+    that waits may add workers; otherwise the idle workers chosen may be removed.
+    `deployed` is the deployment's count of the node (what its plan has);
+    `disabled` the instance ids never chosen for removal, `drain` those a user
+    asked to drain and remove (`dodas autoscale NAME --drain`): they go first.
     """
     cores_per_worker = max(1, cores_per_worker)
     live = sorted((i for i in instances if i.state not in GONE_STATES), key=lambda i: i.index)
-    worker_of, failed, pending = _observe(policy, workload, live, memory, now)
+    worker_of, failed, lost, pending = _observe(policy, workload, live, memory, now, deployed)
     count = len(live) + pending
     word = REQUEST_WORD.get(policy.workload, "request")
     waits = (f"{plural(len(workload.waiting), word)} waiting for {plural(workload.waiting_cores, 'core')}"
              if workload.waiting else f"{plural(workload.waiting_cores, 'core')} of work waiting")
     in_cooldown = memory.last_decision_at is not None and now - memory.last_decision_at < policy.cooldown
 
-    # 1. boots that failed: remove those at the end (dodas removes the highest indexes)
-    if failed:
-        failed_ids = {i.id for i in failed}
-        tail: list[Instance] = []
-        for inst in reversed(live):
-            if inst.id not in failed_ids or count - len(tail) <= 0:
-                break
-            tail.append(inst)
-        for inst in failed:                      # restart the clock: one failure counted per timeout
-            memory.booting[inst.id] = now
+    # 1. boots that failed, workers lost: remove exactly those (a new one comes by the rules below)
+    if failed or lost:
+        for inst in failed + lost:
+            memory.booting.pop(inst.id, None)
         late = f"not up after {_secs(policy.boot_timeout)}"
-        what = ", ".join(f"{i.id} ({'in error' if i.state in FAILED_STATES else late})" for i in failed)
-        counted = _fail(policy, memory, now, len(failed))
-        if tail:
-            for inst in tail:
-                memory.booting.pop(inst.id, None)
-            memory.last_decision_at = now
-            return Decision("remove", count - len(tail), tuple(i.id for i in tail),
-                            f"boot timed out for {what}; removing {plural(len(tail), 'worker')} ({counted})")
-        return Decision("none", count, (), f"boot timed out for {what}, but dodas removes workers from the end "
-                                           f"and {live[-1].id} is not one of them ({counted})")
+        parts = []
+        if failed:
+            what = ", ".join(f"{i.id} ({'in error' if i.state in FAILED_STATES else late})" for i in failed)
+            parts.append(f"boot timed out for {what}")
+        if lost:
+            parts.append(", ".join(f"{i.id} is {worker_of[i.id].state} in the {policy.workload} "  # type: ignore[union-attr]
+                                   f"workload while dodas has it {i.state}" for i in lost))
+        counted = f" ({_fail(policy, memory, now, len(failed))})" if failed else ""
+        gone = failed + lost
+        memory.last_decision_at = now
+        return Decision("remove", count - len(gone), tuple(i.id for i in gone),
+                        f"{'; '.join(parts)}; removing {plural(len(gone), 'worker')}{counted}")
+
+    # 1b. workers a user asked to drain: drained and removed, busy or not (their work finishes first)
+    asked = tuple(i.id for i in reversed(live) if i.id in drain)
+    if asked and not in_cooldown:
+        memory.last_decision_at = now
+        return Decision("remove", count - len(asked), asked, f"{', '.join(asked)} to drain, as asked by hand; "
+                                                              f"removing {plural(len(asked), 'worker')}")
 
     booting = len(memory.booting)
 
-    # 2. below min (a template's count under it, or a failed boot removed): back up to min
+    # 2. below min (a template's count under it, a failed boot or a lost worker removed): back up to min
     if count < policy.min_instances:
         below = f"{plural(count, 'worker')}, below min {policy.min_instances}"
         if memory.backoff_until is not None and now < memory.backoff_until:
@@ -203,10 +245,11 @@ def decide(policy: Policy, workload: Workload, instances: list[Instance], memory
         if in_cooldown or add <= 0:
             return Decision("wait", count, (), f"{below}; " + ("cooling down" if in_cooldown else
                                                                f"{plural(booting, 'worker')} booting already"))
-        for index in range(count, count + add):
-            memory.booting[_instance_id(policy.node, index)] = now
+        ids = _new_ids(policy.node, live, add)
+        for iid in ids:
+            memory.booting[iid] = now
         memory.last_decision_at = now
-        return Decision("add", count + add, (), f"{below}; adding {plural(add, 'worker')}")
+        return Decision("add", count + add, (), f"{below}; adding {plural(add, 'worker')}", ids)
 
     # 3. work waits: add workers
     if workload.waiting_cores > 0:
@@ -232,8 +275,9 @@ def decide(policy: Policy, workload: Workload, instances: list[Instance], memory
                 return Decision("wait", count, (), f"{waits}; {plural(booting, 'worker')} booting already "
                                                    f"({policy.max_booting} at most)")
             return Decision("none", count, (), f"{waits}; the quota allows no more instances")
-        for index in range(count, count + add):
-            memory.booting[_instance_id(policy.node, index)] = now
+        ids = _new_ids(policy.node, live, add)
+        for iid in ids:
+            memory.booting[iid] = now
         memory.last_decision_at = now
         bounds = f"max {policy.max_instances}, {policy.max_booting} booting at most"
         if quota_left is not None:
@@ -241,45 +285,55 @@ def decide(policy: Policy, workload: Workload, instances: list[Instance], memory
         short = f"; {need - add} more needed" if add < need else ""
         return Decision("add", count + add, (),
                         f"{waits}; adding {plural(add, 'worker')} of {plural(cores_per_worker, 'core')} "
-                        f"({bounds}){short}")
+                        f"({bounds}){short}", ids)
 
-    # 4. nothing waits: remove idle workers from the end
-    removable: list[tuple[Instance, float]] = []
-    blocker = ""
-    for inst in reversed(live):
-        if count - len(removable) <= policy.min_instances:
-            break
-        w = worker_of.get(inst.id)
-        if w is None or inst.id in memory.booting:
-            blocker = f"{inst.id} at the end is still booting"
-            break
-        if w.busy:
-            blocker = f"{inst.id} at the end is busy"
-            break
+    # 4. nothing waits: remove the workers chosen (drained ones, then the longest idle), keeping min alive
+    return _scale_down(policy, live, worker_of, memory, now, count, in_cooldown, disabled)
+
+
+def _scale_down(policy: Policy, live: list[Instance], worker_of: dict[str, WorkerLoad | None], memory: Memory,
+                now: float, count: int, in_cooldown: bool, disabled: frozenset[str]) -> Decision:
+    alive = [i for i in live if (w := worker_of.get(i.id)) is not None and w.alive]
+    draining = [i for i in live if (w := worker_of.get(i.id)) is not None and _draining(w)
+                and i.id not in memory.booting and i.id not in disabled]
+    idle: list[tuple[Instance, float]] = []
+    waiting_idle: list[tuple[Instance, float]] = []
+    for inst in alive:
+        w = worker_of[inst.id]
+        if w is None or w.busy or inst.id in memory.booting or inst.id in disabled:
+            continue
         idle_for = now - memory.idle_since.get(w.host, now)
-        if not _draining(w) and idle_for < policy.idle_time:
-            blocker = f"{inst.id} at the end has been idle for {_secs(idle_for)} of {_secs(policy.idle_time)}"
-            break
-        removable.append((inst, idle_for))
-    idle_elsewhere = [i.id for i in live[: len(live) - len(removable)]
-                      if (w := worker_of.get(i.id)) is not None and w.alive and not w.busy
-                      and now - memory.idle_since.get(w.host, now) >= policy.idle_time]
-    if not removable:
-        if blocker and idle_elsewhere and count > policy.min_instances:
-            return Decision("none", count, (), f"{blocker}: dodas removes workers from the end, so the idle "
-                                               f"{', '.join(idle_elsewhere)} stays")
-        return Decision("none", count, (), "nothing waits" + (f"; {blocker}" if blocker else "")
-                        + (f" (at min {policy.min_instances})" if count <= policy.min_instances else ""))
+        (idle if idle_for >= policy.idle_time else waiting_idle).append((inst, idle_for))
+    room = max(0, len(alive) - policy.min_instances)  # alive workers that may go: min stay alive
+    idle.sort(key=lambda p: (-p[1], -p[0].index))     # the longest idle first; the highest index among equals
+    chosen = draining + [i for i, _ in idle[:room]]
+    held = [i.id for i, _ in idle[room:]]
+    if not chosen:
+        if waiting_idle:
+            inst, t = max(waiting_idle, key=lambda p: p[1])
+            return Decision("none", count, (), f"nothing waits; {inst.id} has been idle for {_secs(t)} of "
+                                               f"{_secs(policy.idle_time)}")
+        if held:
+            return Decision("none", count, (), f"nothing waits (at min {policy.min_instances}: "
+                                               f"{plural(len(alive), 'worker')} alive; {', '.join(held)} idle)")
+        return Decision("none", count, (), "nothing waits" + (f" (at min {policy.min_instances})"
+                                                              if count <= policy.min_instances else ""))
     if in_cooldown:
-        return Decision("wait", count, (), f"{plural(len(removable), 'idle worker')} to remove; cooling down "
+        return Decision("wait", count, (), f"{plural(len(chosen), 'idle worker')} to remove; cooling down "
                                            f"({_secs(policy.cooldown)} between decisions)")
     memory.last_decision_at = now
-    ids = tuple(i.id for i, _ in removable)
-    least = min(t for _, t in removable)
-    if len(ids) == 1:
-        why = f"{ids[0]} idle for {_secs(least)} (idle time {_secs(policy.idle_time)}); removing it"
-    else:
-        why = (f"{', '.join(ids)} idle for {_secs(least)} or more (idle time {_secs(policy.idle_time)}); "
-               f"removing {plural(len(ids), 'worker')}")
-    return Decision("remove", count - len(ids), ids, f"{why} (min {policy.min_instances})"
-                    + (f"; {blocker}" if blocker else ""))
+    chosen.sort(key=lambda i: -i.index)
+    ids = tuple(i.id for i in chosen)
+    drained = [i.id for i in draining]
+    idle_ids = [i.id for i in chosen if i.id not in drained]
+    parts = []
+    if idle_ids:
+        least = min(t for i, t in idle if i.id in idle_ids)
+        parts.append(f"{', '.join(idle_ids)} idle for {_secs(least)}{' or more' if len(idle_ids) > 1 else ''} "
+                     f"(idle time {_secs(policy.idle_time)})")
+    if drained:
+        parts.append(f"{', '.join(drained)} drained")
+    what = "it" if len(ids) == 1 else plural(len(ids), "worker")
+    extra = f"; {', '.join(held)} stay{'s' if len(held) == 1 else ''} for min {policy.min_instances}" if held else ""
+    return Decision("remove", count - len(ids), ids, f"{'; '.join(parts)}; removing {what} "
+                    f"(min {policy.min_instances} alive){extra}")

@@ -88,8 +88,9 @@ class RecordedAttributes:
             if path and isinstance(path[0], int) and not isinstance(value, list):
                 path = path[1:]  # INDIGO writes [HOST, private_address, 0] for "the host's address"
         else:
-            count = self.model.instance_count(ref.node)
-            values = [self._value(Instance(ref.node, i), ref.attribute) for i in range(count)]
+            indexes = self.model.indexes(ref.node)
+            count = len(indexes)
+            values = [self._value(Instance(ref.node, i), ref.attribute) for i in indexes]
             if path and isinstance(path[0], int):
                 value = values
             else:

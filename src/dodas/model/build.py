@@ -24,7 +24,7 @@ from dodas import settings
 from dodas.errors import Diagnostic, TemplateError
 from dodas.model.deployment import (COMPUTE_TYPE, ComputeSpec, DeploymentModel, Node, Operation,
                                     Output, Port, Requirement)
-from dodas.model import checks, hostneeds, managed, playbooks, xrootd
+from dodas.model import checks, hostneeds, indexes, managed, playbooks, xrootd
 from dodas.model.elastic import parse as parse_elastic
 from dodas.model.functions import FunctionError, Resolver
 from dodas.model.template import COUNT_KEYS, Template, type_chain
@@ -299,7 +299,8 @@ def build(loaded: LoadedTemplate, *, allow_external_playbooks: bool = False,
     repository the template does not declare), is an error, or with
     `report_unsafe` (validate) a warning naming the flag or declaration needed.
     `managed_counts` are the counts the autoscaler manages (model/managed.py), by
-    their input name, as the deployment keeps them.
+    their input name, as the deployment keeps them, and the indexes left of nodes
+    whose instances were removed by name (model/indexes.py).
 
     `allow_external_playbooks` lets operations name playbooks outside dodas's own
     and the template's directory (or URLs). It is the caller's decision, per
@@ -315,9 +316,12 @@ def build(loaded: LoadedTemplate, *, allow_external_playbooks: bool = False,
     elastic = parse_elastic(b.facts, loaded.tosca, nodes, b._resolve,
                             b.limits.max_instances_per_node, Limits.where("max_instances_per_node"))
     b.diags.extend(elastic.errors)
-    kept_counts, count_diags = managed.apply(elastic.policies, nodes, managed_counts or {},
+    kept_given, counts_given = indexes.split(managed_counts or {})
+    kept_counts, count_diags = managed.apply(elastic.policies, nodes, kept_given,
                                              b.limits.max_instances_per_node, b.smap.file)
     b.diags.extend(count_diags)
+    kept_indexes, index_diags = indexes.apply(nodes, counts_given, b.smap.file)
+    b.diags.extend(index_diags)
     checks.htcondor_pools(b.smap, nodes, elastic.policies, b.diags)
     xrootd.caches(b.smap, nodes, b.diags)
     hostneeds.declare(b.smap, loaded.data, {name: _chain_named(t.type_definition) for name, t in b.templates.items()},
@@ -334,7 +338,7 @@ def build(loaded: LoadedTemplate, *, allow_external_playbooks: bool = False,
         template_path=loaded.path,
         template_sha256=hashlib.sha256(loaded.text.encode()).hexdigest(),
         tosca_version=str(data.get("tosca_definitions_version")),
-        inputs={**loaded.inputs, **kept_counts}, nodes=nodes, outputs=outputs,
+        inputs={**loaded.inputs, **kept_counts, **kept_indexes}, nodes=nodes, outputs=outputs,
         description=str(data.get("description") or "").strip(),
         secret_inputs=frozenset(k for k in loaded.inputs if SECRET_NAME.search(k) or k in loaded.secret_inputs),
         placement=_placement(loaded), warnings=warnings,

@@ -154,6 +154,13 @@ class Node:
     host: str | None = None
     #: what its host must have, declared along its type chain (model/hostneeds.py)
     host_needs: tuple[HostNeed, ...] = ()
+    #: a compute's instance indexes when they are not 0..count-1: some were removed by
+    #: name (model/indexes.py); None is the usual 0..count-1
+    indexes: tuple[int, ...] | None = None
+
+    def instance_indexes(self) -> tuple[int, ...]:
+        """This compute's instance indexes, in order (len == count)."""
+        return self.indexes if self.indexes is not None else tuple(range(self.count))
 
     @property
     def is_compute(self) -> bool:
@@ -281,7 +288,15 @@ class DeploymentModel:
         return out
 
     def instances_of(self, node: str) -> list[Instance]:
-        return [Instance(node, i) for i in range(self.instance_count(node))]
+        return [Instance(node, i) for i in self.indexes(node)]
+
+    def indexes(self, node: str) -> tuple[int, ...]:
+        """The instance indexes of `node`: its own for a compute, its host's for what
+        a host carries (a Spark worker on worker_hosts[3] is spark_worker[3])."""
+        n = self.nodes[node]
+        if n.host is None:
+            return n.instance_indexes()
+        return self.indexes(n.host)
 
     def instance_count(self, node: str) -> int:
         n = self.nodes[node]

@@ -71,8 +71,7 @@ def compare(plan: Plan, recorded: dict[Instance, Recorded], desired: dict[Instan
     out: list[Change] = []
     for inst in sorted((i for i in recorded if i not in plan.instances), key=lambda i: (i.node, i.index)):
         rec = recorded[inst]
-        why = ("its node is no longer in the template" if inst.node not in plan.model.nodes
-               else f"{inst.node} now has {_count(plan.model.instance_count(inst.node), 'instance')}")
+        why = _why_deleted(plan, inst)
         out.append(Change(inst.id, inst.node, rec.kind, DELETE, (why,)))
     made: set[Instance] = set()  # computes that will be (re)created
     for wave in plan.waves:
@@ -90,6 +89,16 @@ def compare(plan: Plan, recorded: dict[Instance, Recorded], desired: dict[Instan
             if change is not None:
                 out.append(change)
     return out
+
+
+def _why_deleted(plan: Plan, inst: Instance) -> str:
+    if inst.node not in plan.model.nodes:
+        return "its node is no longer in the template"
+    host = plan.model.host_compute(inst.node)
+    if host is not None and Instance(host, inst.index) in plan.removed:
+        return (f"{plan.removed[Instance(host, inst.index)]} ({Instance(host, inst.index).id}); the other "
+                f"instances of {host} keep their indexes")
+    return f"{inst.node} now has {_count(plan.model.instance_count(inst.node), 'instance')}"
 
 
 def _compute(inst: Instance, rec: Recorded | None) -> Change | None:

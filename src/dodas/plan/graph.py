@@ -114,24 +114,24 @@ def bastion(model: DeploymentModel, edges: dict[str, list[NodeEdge]]) -> Instanc
         return None
     front = next((n for n in computes if n.compute.network == "PUBLIC" and not edges[n.name]),  # type: ignore[union-attr]
                  None)
-    return Instance(front.name, 0) if front else None
+    return Instance(front.name, model.indexes(front.name)[0]) if front else None
 
 
 def instance_deps(model: DeploymentModel, edges: dict[str, list[NodeEdge]],
                   jump: Instance | None = None) -> dict[Instance, list[Instance]]:
     """Each instance's dependencies. With a bastion (`jump`), software on a private
     machine also waits for the bastion to exist: that is how dodas reaches it."""
-    counts = {name: model.instance_count(name) for name in model.nodes}
+    indexes = {name: model.indexes(name) for name in model.nodes}
     deps: dict[Instance, list[Instance]] = {}
     for name, node in model.nodes.items():
-        for i in range(counts[name]):
+        for i in indexes[name]:
             inst = Instance(name, i)
             out: list[Instance] = []
             for e in edges[name]:
                 if e.target == node.host:
                     out.append(Instance(e.target, i))
                 else:
-                    out.extend(Instance(e.target, k) for k in range(counts[e.target]))
+                    out.extend(Instance(e.target, k) for k in indexes[e.target])
             host = model.host_compute(name) if not node.is_compute else None
             if jump is not None and host is not None and host != jump.node and jump not in out \
                     and model.nodes[host].compute.network != "PUBLIC":  # type: ignore[union-attr]

@@ -7,7 +7,7 @@ docs/PLAN_FORMAT.md); add fields, never rename or remove them without raising
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dodas.model.deployment import DeploymentModel, Instance, Node
@@ -45,6 +45,9 @@ class Plan:
     bastion: Instance | None = None
     #: required inputs without a value, standing for any value of their type (validate)
     unknown_inputs: frozenset[str] = frozenset()
+    #: machines removed by name (`up --remove`, IM's removal_list, the autoscaler's choice, a lost
+    #: worker replaced), with why
+    removed: dict[Instance, str] = field(default_factory=dict)
 
     def compute_instances(self) -> list[PlannedInstance]:
         return [p for p in self.instances.values() if p.node.is_compute]

@@ -95,7 +95,7 @@ def plan_given(template: str | Template, given: dict, *, offline: bool = False,
     template's directory are refused unless `allow_external_playbooks`: the
     command line's --allow-external-playbooks; a server must never pass True
     for a template it was sent."""
-    from dodas.model import managed
+    from dodas.model import indexes, managed
     from dodas.model.build import build
     from dodas.model.template import Template
     from dodas.plan.plan import make_plan
@@ -105,10 +105,11 @@ def plan_given(template: str | Template, given: dict, *, offline: bool = False,
     if environment:
         given = _with_environment(tpl, given)
     given, counts = managed.split(given)  # counts the autoscaler manages are no template input
+    given, kept_indexes = indexes.split(given)  # nor the indexes left after removals by name
     loaded = load(tpl.source, given, offline=offline, unknown_inputs=unknown_inputs)
     # validate reports what plan and up refuse for safety (an external playbook); they refuse it
     model = build(loaded, allow_external_playbooks=allow_external_playbooks, report_unsafe=unknown_inputs,
-                  managed_counts=counts)
+                  managed_counts={**counts, **kept_indexes})
     plan = make_plan(model, loaded.smap)
     plan.unknown_inputs = loaded.unknown_inputs
     if not unknown_inputs:  # plan and up: a node dodas only knows would be deployed as nothing

@@ -133,7 +133,8 @@ def _plan(item: queue.Item, work: Path) -> planning.DeploymentPlan:
     if item.operation == "scale":
         template = Template.read(str(recorded.stored_template_of(item.deployment_name)))
         origin = Store().require(item.deployment_name).template_path
-        given = scaling.scale_inputs(template, p["node"], int(p["count"]), item.deployment_name)
+        given = {} if p.get("remove") else scaling.scale_inputs(template, p["node"], int(p["count"]),
+                                                                item.deployment_name)
         path = work / "template.yaml"
         paths.write_private(path, template.text)  # the text asked is the text planned
     else:
@@ -145,7 +146,7 @@ def _plan(item: queue.Item, work: Path) -> planning.DeploymentPlan:
     shown = (origin or "template.yaml").partition(":")[2] or "template.yaml"
     dplan = untrusted.plan(str(path), name=item.deployment_name, given=given, provider=options.get("provider"),
                            allow_provider=allowed_providers(options), fetch_allow=options.get("fetch_allow") or (),
-                           origin=origin, shown=shown)
+                           origin=origin, shown=shown, remove=p.get("remove") or ())
     return dplan
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from dodas.engine.context import RunContext, UnresolvedError
 from dodas.engine.states import DeploymentStatus as DS
-from dodas.errors import DodasError
-from dodas.model import managed
+from dodas.errors import DodasError, TemplateError
+from dodas.model import indexes, managed
 from dodas.model.deployment import Instance
 from dodas.model.template import Template
 from dodas.plan import diff
@@ -153,7 +153,7 @@ def prepare(template: str | Template, *, name: str | None = None, pairs: list[st
             strict: bool = False, refresh: bool = True, require_provider: bool = True,
             allow_provider: Callable[[Any], bool] | None = None, given: dict[str, GivenInput] | None = None,
             environment: bool = True, origin: str | None = None,
-            vet: Callable[[Plan], None] | None = None) -> DeploymentPlan:
+            vet: Callable[[Plan], None] | None = None, remove: list[str] | tuple[str, ...] = ()) -> DeploymentPlan:
     """Everything `up` decides before it changes anything. `vet` (a server's
     rules) sees the plan before placement and preflight, so that a refused value
     is what a sender hears first. `refresh` asks the
@@ -171,7 +171,8 @@ def prepare(template: str | Template, *, name: str | None = None, pairs: list[st
 
     `template` is a file, read here once, or a template the caller read already
     (`dodas scale` asked it for the count's input): what is planned is that
-    text, and the same text is what `apply` stores."""
+    text, and the same text is what `apply` stores. `remove` names instances to
+    take out, the others keeping their indexes (services/removal.py)."""
     tpl = template if isinstance(template, Template) else Template.read(template)
     name = default_name(tpl.path) if name is None else name
     check_name(name)
@@ -187,13 +188,35 @@ def prepare(template: str | Template, *, name: str | None = None, pairs: list[st
     kept: dict[str, GivenInput] = {}
     if live:  # earlier inputs stay unless given again (as helm's --reuse-values), the autoscaler's counts too
         kept = {k: GivenInput(v, f"<inputs kept from deployment {name}>", 1, 1)
-                for k, v in dep.inputs.items() if (k in tpl.inputs or managed.is_key(k)) and k not in given}
+                for k, v in dep.inputs.items()
+                if (k in tpl.inputs or managed.is_key(k) or indexes.is_key(k)) and k not in given}
     plan = plan_given(tpl, {**kept, **given}, offline=offline,
                       allow_external_playbooks=allow_external_playbooks, strict=strict, environment=environment)
+    lost = _lost_workers(name) if live and refresh else []
+    if remove or lost:  # the same plan without the instances named, lost workers replaced (services/removal.py)
+        from dodas.services import removal
+
+        why = {}
+        for names, replace, said in ((list(remove), False, "removed by name"),
+                                     (lost, True, "replaced: the workload lost its worker")):
+            if names:
+                chosen, removed = removal.removal_inputs(tpl, plan, names, replace=replace)
+                given = {**given, **chosen}
+                why.update(dict.fromkeys(removed, said))
+                plan = plan_given(tpl, {**kept, **given}, offline=offline, strict=strict,
+                                  allow_external_playbooks=allow_external_playbooks, environment=environment)
+        plan.removed = why
     if vet is not None:
         vet(plan)
     viable, skipped = _place(plan, dep if live else None, provider_name, max_providers, overcommit,
                              require_provider, allow_provider)
+    if viable and plan.model.elastic:  # a policy's max the chosen provider cannot hold: said at plan
+        from dodas.services import bounds
+
+        found = bounds.warnings(viable[0][0].name, viable[0][1], plan.model)
+        if found and strict:
+            raise TemplateError(found)
+        plan.model.warnings.extend(found)
     out = DeploymentPlan(name, tpl.path, tpl.text, plan, dep if live else None, viable, skipped,
                          kept_inputs=sorted(kept), origin=origin)
     if live:
@@ -203,6 +226,24 @@ def prepare(template: str | Template, *, name: str | None = None, pairs: list[st
         out.outputs = {o.name: {"before": None, "after": _shown(o, AFTER_APPLY, False), "sensitive": o.sensitive}
                        for o in plan.model.outputs.values()}
     return out
+
+
+def _lost_workers(name: str) -> list[str]:
+    """The instances of an elastic node whose worker the workload lost while dodas
+    has them started (services/elastic_view.py): `up` replaces them."""
+    from dodas.services import elastic_view
+    from dodas.state import autoscalers
+
+    if name not in autoscalers.names():  # no elasticity policy was applied: nothing to read
+        return []
+    from dodas.services.autoscale_target import target
+
+    try:
+        t = target(name)
+    except DodasError:
+        return []  # not readable now (no address yet): nothing called lost
+    nodes, _ = elastic_view.read_target(t, autoscalers.stored_memory(name))
+    return [n["id"] for n in nodes if n["lost"]]
 
 
 def _place(plan: Plan, dep: Deployment | None, provider_name: str | None, max_providers: int, overcommit: bool,

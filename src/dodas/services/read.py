@@ -167,6 +167,10 @@ def status(name: str) -> dict[str, Any]:
     if dep.elastic:  # the autoscaler's view (a plan, the policy) only for a deployment that has one
         from dodas.services import autoscale
         elastic = autoscale.summary(name, instances)
+        for n in (elastic or {}).get("nodes") or []:  # a worker the workload lost: degraded, as a dead service
+            if n["lost"]:
+                degraded.setdefault(n["id"], []).append(f"its worker ({n['workload_state']} in the "
+                                                        f"{elastic['policy']['workload']} workload)")
     from dodas.model import managed
     return {"name": dep.name, "id": dep.id, "status": dep.status, "reason": dep.status_reason,
             # counts the autoscaler manages (a template's fixed count under an elastic policy), by node

@@ -145,6 +145,19 @@ def scale_many(cfg: Any, caller: Caller, name: str, counts: dict[str, int]) -> d
     return {**served.view(name), "work": [served.work_view(i) for i in items]}
 
 
+def remove_instances(cfg: Any, caller: Caller, name: str, instances: list[str]) -> dict[str, Any]:
+    """Queue removing the instances named ("worker_hosts[3]"; IM's removeresource
+    and removal_list): planned now (an instance that does not exist is refused
+    here), carried out by a worker as a `scale` whose payload names them; the
+    node's other instances keep their indexes (services/removal.py)."""
+    acc = tenancy.operable(cfg, caller, name)
+    tenancy.not_being_destroyed(name)
+    _plan(cfg, caller, name, Ask(), remove=instances)
+    options = _options(caller, cfg, Bounds.of(caller, cfg, acc.group))
+    item = queue.enqueue("scale", name, {"remove": list(instances), "options": options}, caller.key)
+    return {**served.view(name), "work": [served.work_view(item)]}
+
+
 def destroy(cfg: Any, caller: Caller, name: str) -> dict[str, Any]:
     tenancy.operable(cfg, caller, name)
     item = queue.enqueue("destroy", name, {}, caller.key)
@@ -181,7 +194,8 @@ def _template_text(cfg: Any, ask: Ask) -> str | None:
     return ask.template
 
 
-def _plan(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = None) -> tuple[str, Any]:
+def _plan(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = None,
+          remove: list[str] | None = None) -> tuple[str, Any]:
     """Plan as `up` would, with a server's rules, on the providers the caller may use."""
     from dodas.services import untrusted
     from dodas.state.store import Store
@@ -202,7 +216,7 @@ def _plan(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = 
         given.update({k: GivenInput(v, f"<-i {k}>", 1, 1, from_cli=True) for k, v in ask.cli_inputs.items()})
         dplan = untrusted.plan(str(path), name=name, given=given, provider=provider,
                                allow_provider=tenancy.allowed(caller, cfg), fetch_allow=cfg.fetch_allow,
-                               origin=origin, shown=_shown(ask))
+                               origin=origin, shown=_shown(ask), remove=remove or ())
         return text, dplan
     except DodasError as exc:  # the server's files are named nowhere: its settings are
         raise answers.public_error(exc, _shown(ask), [cfg.catalogue] if cfg.catalogue else ()) from None

@@ -98,15 +98,60 @@ def holder(name: str) -> tuple[str | None, datetime | None]:
         return (row.leased_by, until) if until > _now() else (None, None)
 
 
+def stored_memory(name: str) -> dict[str, Any] | None:
+    """The memory the loop of `name` stored last (None when it has none)."""
+    with db.sessions()() as s:
+        row = s.get(Autoscaler, name)
+        return dict(row.memory or {}) if row is not None else None
+
+
+#: the key of the memory that holds what a user set by hand (`dodas autoscale NAME --disable ...`):
+#: kept by the loop's saves, changed only by `control`
+CONTROLS = "controls"
+
+
+def _current(s: Any, name: str) -> Any:
+    q = select(Autoscaler).where(Autoscaler.deployment_name == name)
+    if s.bind.dialect.name == "postgresql":
+        q = q.with_for_update()
+    return s.scalars(q).first()
+
+
 def save(name: str, owner: str, seconds: float, memory: dict[str, Any], last_reason: str | None) -> bool:
     """Store the loop's memory and renew the lease; False when the lease is no
-    longer `owner`'s (then nothing is stored: the new holder decides)."""
+    longer `owner`'s (then nothing is stored: the new holder decides). What a
+    user set by hand (CONTROLS) is kept as it is in the database."""
     with db.sessions()() as s:
+        row = _current(s, name)
+        controls = (row.memory or {}).get(CONTROLS) if row is not None else None
+        memory = {**memory, CONTROLS: controls or {}}
         res = s.execute(update(Autoscaler).where(Autoscaler.deployment_name == name, Autoscaler.leased_by == owner)
                         .values(memory=memory, last_reason=last_reason, polled_at=_now(),
                                 lease_expires_at=_now() + timedelta(seconds=seconds)))
         s.commit()
         return res.rowcount == 1
+
+
+def controls(name: str) -> dict[str, dict[str, float]]:
+    """What was set by hand: {"disabled": {instance: since}, "drain": {instance: since}}."""
+    found = (stored_memory(name) or {}).get(CONTROLS) or {}
+    return {k: dict(found.get(k) or {}) for k in ("disabled", "drain")}
+
+
+def control(name: str, instances: list[str], kind: str | None, since: float) -> None:
+    """Set (kind "disabled" or "drain") or clear (None) what was set by hand for `instances`."""
+    with db.sessions()() as s:
+        row = _current(s, name)
+        if row is None:
+            return
+        memory = dict(row.memory or {})
+        found = memory.get(CONTROLS) or {}
+        kept = {k: {i: t for i, t in (found.get(k) or {}).items() if i not in instances} for k in ("disabled", "drain")}
+        if kind is not None:
+            kept[kind].update(dict.fromkeys(instances, since))
+        s.execute(update(Autoscaler).where(Autoscaler.deployment_name == name)
+                  .values(memory={**memory, CONTROLS: kept}))
+        s.commit()
 
 
 def release(name: str, owner: str) -> None:

@@ -1,11 +1,12 @@
-"""Which VMs IM's callers may remove, as new counts of their nodes.
+"""Which VMs IM's callers remove: the instances they name.
 
 IM removes the VMs a caller names (`DELETE .../vms/1,2`, or a template's
 `removal_list` beside a lower `scalable.count`, as CLUES sends it). dodas
-changes a node by its count, and a lower count removes the node's last
-instances (the highest indices): chosen removal is not supported yet. So a
-removal is taken when the VMs named are exactly some nodes' last instances,
-and refused otherwise with the VMs that could be named.
+removes exactly those instances (services/removal.py): the node's other
+instances keep their indexes and machines. A VM's number is its position in the
+deployment's machines (states.machines), so the VMs listed after a removed one
+are numbered one lower afterwards; IM's own numbers never move (a known
+difference: read the infrastructure again after a removal).
 """
 
 from __future__ import annotations
@@ -24,37 +25,26 @@ def _by_node(view: dict[str, Any]) -> dict[str, list[int]]:
     return {node: [n for _, n in sorted(pairs)] for node, pairs in out.items()}
 
 
-def counts_after(view: dict[str, Any], numbers: list[int], inf_id: str) -> dict[str, int]:
-    """The nodes' counts once the VMs `numbers` are gone; 400 when they are not
-    their nodes' last instances (or 404 for a VM that does not exist)."""
-    nodes = _by_node(view)
-    total = sum(len(v) for v in nodes.values())
-    missing = sorted({n for n in numbers if n >= total})
+def chosen(view: dict[str, Any], numbers: list[int], inf_id: str) -> list[str]:
+    """The instances ("worker_hosts[3]") of the VMs `numbers` (404 for a VM that
+    does not exist): any of a node's VMs may be named, the others keep theirs."""
+    machines = states.machines(view)
+    missing = sorted({n for n in numbers if n >= len(machines)})
     if missing:
         raise Refused(404, f'infrastructure "{inf_id}" has no VM {", ".join(map(str, missing))} '
-                           f"(its VMs: {f'0 to {total - 1}' if total else 'none'})")
-    out: dict[str, int] = {}
-    for node, vms in nodes.items():
-        named = {n for n in numbers if n in vms}
-        if not named:
-            continue
-        last = vms[len(vms) - len(named):]
-        if named != set(last):
-            raise Refused(400, f'node "{node}": this server removes a node\'s last VMs, not chosen ones '
-                               f"(chosen removal is not supported yet): to remove {len(named)} of its VMs, "
-                               f"name {', '.join(map(str, last))}")
-        out[node] = len(vms) - len(named)
-    return out
+                           f"(its VMs: {f'0 to {len(machines) - 1}' if machines else 'none'})")
+    return [str(machines[n]["id"]) for n in sorted(set(numbers))]
 
 
-def changed_counts(view: dict[str, Any], wanted: dict[str, tuple[int, tuple[str, ...]]],
-                   inf_id: str) -> dict[str, int]:
-    """The nodes whose count in a template sent (`wanted`: count and removal_list,
-    ops.sent_counts) differs from the deployment's VMs now. A removal_list must
-    name VMs of its node, as many as the count drops, and they must be the
-    node's last ones."""
+def changed(view: dict[str, Any], wanted: dict[str, tuple[int, tuple[str, ...]]],
+            inf_id: str) -> tuple[dict[str, int], list[str]]:
+    """What a template sent (`wanted`: count and removal_list, ops.sent_counts)
+    changes: the new counts of nodes without a removal_list, and the instances a
+    removal_list names. A removal_list must name VMs of its node, as many as the
+    count drops."""
     nodes = _by_node(view)
-    out: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    removed: list[str] = []
     for node, (count, removal) in wanted.items():
         have = nodes.get(str(node), [])
         if removal:
@@ -67,7 +57,7 @@ def changed_counts(view: dict[str, Any], wanted: dict[str, tuple[int, tuple[str,
             if len(set(numbers)) != len(have) - count:
                 raise Refused(400, f'node "{node}": removal_list names {len(set(numbers))} VMs but the count '
                                    f"goes from {len(have)} to {count}")
-            counts_after(view, numbers, inf_id)
-        if count != len(have):
-            out[str(node)] = count
-    return out
+            removed += chosen(view, numbers, inf_id)
+        elif count != len(have):
+            counts[str(node)] = count
+    return counts, removed

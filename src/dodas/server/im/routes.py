@@ -210,10 +210,12 @@ async def change(inf_id: str, request: Request, caller: Caller = Depends(_caller
         view = _live(caller, inf_id)
         ops.operable(cfg, caller, inf_id)
         ops.not_being_destroyed(inf_id)
-        changed = removal.changed_counts(view, ops.sent_counts(caller, inf_id, text), inf_id)
+        changed, removed = removal.changed(view, ops.sent_counts(caller, inf_id, text), inf_id)
+        if removed:  # the VMs a removal_list names, exactly those
+            ops.remove_instances(cfg, caller, inf_id, removed)
         if changed:  # all planned and held to the quotas together, then queued
             ops.scale_many(cfg, caller, inf_id, changed)
-        else:  # IM: a template that changes nothing reconfigures
+        if not changed and not removed:  # IM: a template that changes nothing reconfigures
             ops.reconfigure(cfg, caller, inf_id)
         return {m["id"] for m in states.machines(view)}
     before = await asyncio.to_thread(start)

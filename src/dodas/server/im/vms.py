@@ -63,11 +63,11 @@ async def vm_feature(inf_id: str, vm_id: str, feature: str, request: Request,
     return answers.prop(request, feature, features[feature])
 
 
-@router.delete("/infrastructures/{inf_id}/vms/{vm_list}", summary="Remove VMs (a node's last ones)")
+@router.delete("/infrastructures/{inf_id}/vms/{vm_list}", summary="Remove the VMs named")
 async def remove(inf_id: str, vm_list: str, request: Request, caller: Caller = Depends(infra.caller),
                  context: str | None = Query(None)) -> Response:
-    """IM's removeresource: the VMs named, by number, comma separated. dodas
-    removes a node's last instances (removal.py says which may be named)."""
+    """IM's removeresource: the VMs named, by number, comma separated; the
+    others keep their instances (removal.py)."""
     parts = [p.strip() for p in vm_list.split(",")]
     if not all(p.isdigit() for p in parts):
         raise Refused(400, f'"{vm_list[:80]}" is not a comma-separated list of VM numbers')
@@ -76,8 +76,8 @@ async def remove(inf_id: str, vm_list: str, request: Request, caller: Caller = D
         view = infra.live(caller, inf_id)
         ops.operable(infra.cfg(request), caller, inf_id)
         ops.not_being_destroyed(inf_id)
-        ops.scale_many(infra.cfg(request), caller, inf_id,
-                       removal.counts_after(view, [int(p) for p in parts], inf_id))
+        ops.remove_instances(infra.cfg(request), caller, inf_id,
+                             removal.chosen(view, [int(p) for p in parts], inf_id))
     await asyncio.to_thread(start)
     await infra.settled(request, inf_id)
     return PlainTextResponse("")
