@@ -146,7 +146,10 @@ def test_a_broken_stream_is_taken_up_again_and_the_resumed_attempt_recorded(serv
     up = pair.popen(True, "up", "boxes.yaml", "--name", "k9", "--yes")
     second = None
     try:
-        wait_until(lambda: first.status("k9").get("status") == "CREATE_IN_PROGRESS", "the create to start")
+        def creating() -> bool:
+            r = first.v1("alice", "GET", "/deployments/k9")
+            return r.status_code == 200 and r.json()["status"] == "CREATE_IN_PROGRESS"
+        wait_until(creating, "the create to start")
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait()
         second = restart(first)
