@@ -78,7 +78,8 @@ def outputs(name: NameArg,
 def logs(name: NameArg,
          node: Annotated[Optional[str], typer.Argument(help="Only this node's instances (NODE), or one instance "
                                                        "(NODE\\[i]).", show_default=False)] = None,
-         follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until Ctrl-C.")]
+         follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until Ctrl-C "
+                                                  "(then exit 0), through any later up, scale or destroy.")]
          = False,
          since: Annotated[Optional[str], typer.Option("--since", help="Only events since this long ago (30s, 5m, "
                                                       "1h30m, 2d) or this ISO 8601 time (2026-12-04T10:00:00+01:00; "
@@ -99,8 +100,11 @@ def logs(name: NameArg,
         last = newest[-1]["id"] if newest else 0
     _show(evs, json_out)
     if follow:
-        for e in b.follow(name, node, start, last):
-            _show([e], json_out)
+        try:
+            for e in b.follow(name, node, start, last):
+                _show([e], json_out)
+        except KeyboardInterrupt:  # Ctrl-C is how following ends: exit 0, as everything asked was shown
+            return
 
 
 def _show(evs: list[dict], json_out: bool) -> None:
