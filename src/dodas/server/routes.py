@@ -109,7 +109,7 @@ def events(name: str, request: Request, caller: Caller = Depends(_caller), after
            since: datetime | None = Query(None, description="Only events at or after this ISO 8601 time."),
            tail: int | None = Query(None, ge=0, description="Only the last N events.")) -> dict[str, Any]:
     ops.readable(caller, name)
-    items = ops.events(name, after, node=node, tail=tail, since=_aware(since))[:limit]
+    items = ops.log_events(name, after, node, tail, _aware(since))[:limit]
     return {"items": items, "next": items[-1]["id"] if items else after}
 
 
@@ -123,12 +123,12 @@ async def event_stream(name: str, request: Request, caller: Caller = Depends(_ca
     ops.readable(caller, name)
     start = max(after, int(last_event_id) if (last_event_id or "").isdigit() else 0)  # a reconnecting client
     if node:
-        await asyncio.to_thread(ops.events, name, start, node, 0)  # an unknown NODE is refused before streaming
+        await asyncio.to_thread(ops.log_events, name, start, node, 0)  # an unknown NODE is refused before streaming
 
     async def stream():  # an async generator of SSE frames
         last = start
         while not await request.is_disconnected():
-            items = await asyncio.to_thread(ops.events, name, last, node)
+            items = await asyncio.to_thread(ops.log_events, name, last, node)
             for e in items:
                 last = e["id"]
                 yield f"id: {e['id']}\nevent: event\ndata: {json.dumps(e)}\n\n"

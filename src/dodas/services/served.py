@@ -74,19 +74,29 @@ def view(name: str) -> dict[str, Any]:
     return out
 
 
-def events(name: str, after: int = 0, node: str | None = None, tail: int | None = None,
-           since: Any = None) -> list[dict[str, Any]]:
-    """Events after id `after`, of one node's or one instance's (NODE[i]) or all,
-    since a time when given, the last `tail` only when given: what `dodas logs`
-    shows, locally or through a server. An unknown NODE is an error naming the
-    deployment's nodes (read.event_filter); a deployment asked for and not
-    started yet has none."""
+def events(name: str, after: int = 0, node: str | None = None, tail: int | None = None) -> list[dict[str, Any]]:
+    """Events after id `after`, of one node's instances or all, the last `tail` only when given."""
     from dodas.services import read
     from dodas.state.store import NotFoundError
 
     try:
-        which = read.event_filter(name, node or None)
-        return read.events(name, after_id=after, tail=tail, since=since, **which)[1]
+        return read.events(name, node=node or None, after_id=after, tail=tail)[1]
+    except NotFoundError:
+        return []
+
+
+def log_events(name: str, after: int = 0, which: str | None = None, tail: int | None = None,
+               since: Any = None) -> list[dict[str, Any]]:
+    """What `dodas logs` shows, locally or through a server: events after id
+    `after`, of a node's instances (NODE) or one instance (NODE[i]), since a time,
+    the last `tail`. An unknown NODE is an error naming the deployment's nodes
+    (read.event_filter); a deployment asked for and not started yet has none."""
+    from dodas.services import read
+    from dodas.state.store import NotFoundError
+
+    try:
+        found = read.event_filter(name, which or None)
+        return read.events(name, after_id=after, tail=tail, since=since, **found)[1]
     except NotFoundError:
         return []
 
