@@ -43,6 +43,8 @@ SAME = [
     ("plan", "boxes.yaml", "--name", "cmp", "-i", "novalue"),
     ("refresh", "cmp"), ("refresh", "cmp", "--json"),
     ("kubeconfig", "cmp"), ("spark-conf", "cmp", "--json"),
+    # what needs confirmation is refused without a terminal, the same way
+    ("scale", "cmp", "box", "1"), ("up", "boxes.yaml", "--name", "cmp", "-i", "n=1"), ("destroy", "cmp"),
 ]
 
 

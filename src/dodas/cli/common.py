@@ -43,8 +43,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", callback=_json_mode, help="Mach
 
 
 def complete_names(incomplete: str) -> list[str]:
-    """Shell completion of a deployment NAME: the state's names; silent on any error."""
+    """Shell completion of a deployment NAME: the state's names, or (DODAS_SERVER)
+    those the server shows the caller; silent on any error."""
     try:
+        from dodas.cli.backend import backend, server_url
+        if server_url():
+            return sorted(d["name"] for d in backend().list_deployments(False) if d["name"].startswith(incomplete))
         from dodas.services import read
         return read.deployment_names(incomplete)
     except BaseException:  # noqa: BLE001 - a completion never shows an error

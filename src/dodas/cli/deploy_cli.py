@@ -12,6 +12,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from dodas.cli import render_plan
+from dodas.cli.confirm import confirm
 from dodas.cli.common import (ExternalPlaybooksOpt, InputOpt, InputsFileOpt, JsonOpt, NameArg, OfflineOpt, StrictOpt,
                               TemplateArg, print_json, warn)
 
@@ -133,26 +134,8 @@ def up(template: TemplateArg,
     if plan_only:
         render_plan.show(p.to_json(), json_out)
         return
-    _confirm(p, f"dodas plan {template} --name {p.name}", yes=yes, quiet=quiet, json_out=json_out)
+    confirm(p.to_json(), f"dodas plan {template} --name {p.name}", yes=yes, quiet=quiet, json_out=json_out)
     _apply(p, parallelism=parallelism, keep_failed=keep_failed, wait=wait, quiet=quiet, json_out=json_out)
-
-
-def _confirm(p: object, how_to_look: str, *, yes: bool, quiet: bool, json_out: bool) -> None:
-    """Show the plan and ask, where up must (services.planning.confirmation_reason)."""
-    from dodas.cli import render_plan
-
-    person = sys.stdin.isatty() and sys.stdout.isatty() and not json_out
-    why = p.needs_confirmation(interactive=person)
-    if why and not yes:
-        if not person:
-            raise ConfirmationNeeded(f'the plan for "{p.name}" needs confirmation because {why}: look at it with '
-                                     f"`{how_to_look}`, then run it again with --yes")
-        if not quiet:
-            render_plan.changes(p.to_json())
-        if not typer.confirm(f"Apply this plan ({why})?", default=False):
-            raise ConfirmationNeeded("not applied: nothing was changed")
-    elif p.has_changes() and not quiet and not json_out and p.deployment is not None:
-        render_plan.changes(p.to_json())
 
 
 def _apply(p: object, *, parallelism: int, keep_failed: bool, wait: float, quiet: bool, json_out: bool) -> None:
@@ -180,12 +163,6 @@ def _duration(text: str, option: str) -> float:
     return parse_duration(text, option)
 
 
-def ConfirmationNeeded(message: str) -> Exception:  # named like a class: it reads as the error it makes
-    """The face's question went unanswered (no terminal, or answered no): exit 1, nothing changed."""
-    from dodas.errors import DodasError
-    return DodasError(message)
-
-
 def scale(name: NameArg,
           node: Annotated[str, typer.Argument(help="The node to scale (a compute node whose count is an input).",
                                               show_default=False)],
@@ -204,13 +181,13 @@ def scale(name: NameArg,
     if remote is not None:
         from dodas.cli import remote_cli
         local_only("scale", {"--parallelism": parallelism != 10})
-        remote_cli.scale(remote, name, node, count, quiet, json_out)
+        remote_cli.scale(remote, name, node, count, yes=yes, quiet=quiet, json_out=json_out)
         return
     template = Template.read(str(recorded.stored_template_of(name)))  # read once: asked, then planned
     p = planning.prepare(template, name=name, given=scaling.scale_inputs(template, node, count, name),
                          refresh=True)
     warn(p.plan)
-    _confirm(p, f"dodas plan {name}", yes=yes, quiet=quiet, json_out=json_out)
+    confirm(p.to_json(), f"dodas plan {name}", yes=yes, quiet=quiet, json_out=json_out)
     _apply(p, parallelism=parallelism, keep_failed=False, wait=0.0, quiet=quiet, json_out=json_out)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import typer
 
 from dodas.cli.backend import connect, stream_broke
+from dodas.cli.confirm import confirm
 from dodas.client.remote import Remote, RemoteError
 from dodas.errors import DodasError
 
@@ -76,25 +77,13 @@ def plan(r: Remote, target: str, name: str | None, pairs: list[str] | None, file
 
 def up(r: Remote, template: str, name: str, pairs: list[str] | None, files: list[str] | None, *, yes: bool,
        quiet: bool, json_out: bool, provider: str | None) -> None:
-    from dodas.cli import render, render_plan
+    from dodas.cli import render
     from dodas.cli.common import MODE, print_json
-    from dodas.services.planning import confirmation_reason
 
     body = request_body(template, pairs, files)
     if _live(r, name):  # the caller's (or their group's): applied again, as up does locally
         p = _warned(r.plan(name, {**body, "refresh": True}))
-        person = sys.stdin.isatty() and sys.stdout.isatty() and not json_out
-        why = confirmation_reason(p, person)
-        if why and not yes:
-            if not person:
-                raise DodasError(f'the plan for "{name}" needs confirmation because {why}: look at it with '
-                                 f"`dodas plan {template} --name {name}`, then run it again with --yes")
-            if not quiet:
-                render_plan.changes(p)
-            if not typer.confirm(f"Apply this plan ({why})?", default=False):
-                raise DodasError("not applied: nothing was changed")
-        elif p["has_changes"] and not quiet and not json_out:
-            render_plan.changes(p)
+        confirm(p, f"dodas plan {template} --name {name}", yes=yes, quiet=quiet, json_out=json_out)
         after = _last_event(r, name)  # before the work starts: none missed
         r.apply(name, {**body, "yes": True})
     else:  # a new deployment, or a destroyed one made anew (the server plans it as it takes it: creating never asks)
@@ -162,26 +151,27 @@ def destroy(r: Remote, name: str, yes: bool, quiet: bool, json_out: bool) -> Non
     print_json({"name": name, "status": "DELETE_COMPLETE"}) if json_out else typer.echo(f"{name}: DELETE_COMPLETE")
 
 
-def scale(r: Remote, name: str, node: str, count: int, quiet: bool, json_out: bool) -> None:
+def scale(r: Remote, name: str, node: str, count: int, *, yes: bool, quiet: bool, json_out: bool) -> None:
+    """As `scale` locally: the plan first (asking before it deletes instances),
+    then the work, followed; the same result lines and JSON."""
     from dodas.cli import render
     from dodas.cli.common import MODE, print_json
 
-    before = r.status(name)
+    p = _warned(r.scale_plan(name, node, count))
+    confirm(p, f"dodas plan {name}", yes=yes, quiet=quiet, json_out=json_out)
     after = _last_event(r, name)
-    sent = r.scale(name, node, count)
+    r.scale(name, node, count)
     follow(r, name, after, quiet or json_out)
     st = r.status(name)
     if st["status"] not in DONE:
         raise DodasError(f'{name}: {st["status"]}: {st.get("reason") or "see dodas logs " + name}')
-    p = sent.get("plan") or {}
-    changed = bool(p.get("has_changes", True)) or before["instances"] != st["instances"]
     outs = r.outputs(name)
     if json_out:
-        print_json({"name": name, "status": st["status"], "changed": changed,
-                    "plan": {"summary": p.get("summary"), "changes": p.get("changes", [])}, "outputs": outs,
+        print_json({"name": name, "status": st["status"], "changed": p["has_changes"],
+                    "plan": {"summary": p["summary"], "changes": p["changes"]}, "outputs": outs,
                     "warnings": list(MODE["warnings"])})
     else:
-        typer.echo(f"{name}: {st['status']}" + ("" if changed else " (nothing to change)"))
+        typer.echo(f"{name}: {st['status']}" + ("" if p["has_changes"] else " (nothing to change)"))
         render.outputs(outs, name)
 
 

@@ -188,6 +188,9 @@ class Remote:
     def scale(self, name: str, node: str, count: int) -> dict[str, Any]:
         return self.call("POST", f"/api/v1/deployments/{name}/scale", json={"node": node, "count": count})
 
+    def scale_plan(self, name: str, node: str, count: int) -> dict[str, Any]:
+        return self.call("POST", f"/api/v1/deployments/{name}/scale/plan", json={"node": node, "count": count})
+
     def destroy(self, name: str) -> dict[str, Any]:
         return self.call("DELETE", f"/api/v1/deployments/{name}")
 

@@ -181,6 +181,11 @@ def scale(name: str, body: ScaleRequest, request: Request, caller: Caller = Depe
     return ops.scale(_cfg(request), caller, name, body.node, body.count)
 
 
+@router.post("/deployments/{name}/scale/plan", summary="What setting a node's instance count would change")
+def scale_plan(name: str, body: ScaleRequest, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
+    return ops.plan_json(ops.scale_plan(_cfg(request), caller, name, {body.node: body.count}))
+
+
 @router.delete("/deployments/{name}", status_code=202, summary="Destroy a deployment (by a worker)")
 def destroy(name: str, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
     return ops.destroy(_cfg(request), caller, name)
