@@ -81,14 +81,15 @@ def up(r: Remote, template: str, name: str, pairs: list[str] | None, files: list
     from dodas.cli.common import MODE, print_json
 
     body = request_body(template, pairs, files)
-    if _live(r, name):  # the caller's (or their group's): applied again, as up does locally
+    seen = _seen(r, name)
+    if seen is not None and seen != "DELETE_COMPLETE":  # the caller's (or their group's): applied again
         p = _warned(r.plan(name, {**body, "refresh": True}))
         confirm(p, f"dodas plan {template} --name {name}", yes=yes, quiet=quiet, json_out=json_out)
         after = _last_event(r, name)  # before the work starts: none missed
         r.apply(name, {**body, "yes": True})
     else:  # a new deployment, or a destroyed one made anew (the server plans it as it takes it: creating never asks)
+        after = _last_event(r, name) if seen is not None else 0  # a destroyed one's past is not shown again
         p = _warned(r.create({**body, "name": name, "provider": provider})["plan"])
-        after = 0
     follow(r, name, after, quiet or json_out)
     st = r.status(name)
     if st["status"] not in DONE:
@@ -103,15 +104,15 @@ def up(r: Remote, template: str, name: str, pairs: list[str] | None, files: list
         render.outputs(outs, name)
 
 
-def _live(r: Remote, name: str) -> bool:
-    """Whether the caller may see a deployment `name` that is not destroyed: a
-    destroyed one is made anew by an explicit create (the server applies nothing
-    to a destroyed deployment)."""
+def _seen(r: Remote, name: str) -> str | None:
+    """The status of deployment `name` when the caller may see it, else None. A
+    destroyed one (DELETE_COMPLETE) is made anew by an explicit create (the
+    server applies nothing to a destroyed deployment)."""
     try:
-        return r.status(name).get("status") != "DELETE_COMPLETE"
+        return r.status(name).get("status")
     except RemoteError as exc:
         if exc.exit_code == 4:
-            return False
+            return None
         raise
 
 
