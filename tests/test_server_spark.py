@@ -57,7 +57,7 @@ def test_remote_up_logs_and_destroy_of_the_spark_template(server, tmp_path):
     assert up.returncode == 0, out + err + log.read_text()
     assert "spark_master_url" in out and "********" in out, "up prints the outputs, secrets masked"
     lines = []
-    while not any("deploy" in line and "complete" in line for line in lines):  # it follows until Ctrl-C
+    while not any(line.endswith(" deploy   : complete") for line in lines):  # it follows until Ctrl-C
         line = follow.stdout.readline()
         assert line, ("the follower ended", follow.communicate(timeout=120))
         lines.append(line.rstrip("\n"))
