@@ -23,6 +23,7 @@ def pair(server, tmp_path) -> Pair:
     (client / "boxes.yaml").write_text(boxes(n=2))
     (client / "dup.yaml").write_text("n: 1\nn: 2\n")
     (client / "in.yaml").write_text("n: 3\n")
+    (client / "warn.yaml").write_text(boxes(n=2).replace("inputs:\n", "inputs:\n    n: {type: integer}\n", 1))
     return Pair(server, client)
 
 
@@ -38,6 +39,7 @@ SAME = [
     ("plan", "boxes.yaml", "--name", "cmp", "-i", "n=3", "--detailed-exitcode"),
     ("plan", "boxes.yaml", "--name", "cmp", "-f", "in.yaml", "--json"),
     ("plan", "boxes.yaml", "--name", "new-one"),
+    ("plan", "warn.yaml", "--name", "new-one"), ("plan", "warn.yaml", "--name", "new-one", "--json"),
     ("plan", "boxes.yaml", "--name", "cmp", "-f", "dup.yaml"),
     ("plan", "boxes.yaml", "--name", "cmp", "-f", "in.yaml", "-f", "in.yaml"),
     ("plan", "boxes.yaml", "--name", "cmp", "-i", "novalue"),
@@ -104,9 +106,11 @@ def test_what_a_server_does_not_offer_is_refused_with_the_reason(pair):
     assert r.returncode == 2 and "providers --check is not offered" in r.stderr, r.stderr
     r = pair.remote("providers", "--json")
     assert r.returncode == 0 and [p["name"] for p in json.loads(r.stdout)] == ["sim"], r.stdout
-    # another user may not read it: the same answer as for a name that does not exist
-    other = Pair(pair.server, pair.client, user="bob")
-    for args in (("logs", "cmp", "--tail", "1"), ("spark-conf", "cmp"), ("refresh", "cmp")):
+    # another user may not read it: the same answer as for a name that does not exist; even run in
+    # the server's own home, each command asks the server, never reads its database
+    other = Pair(pair.server, pair.client, user="bob", remote_home=pair.server.home)
+    for args in (("logs", "cmp", "--tail", "1"), ("spark-conf", "cmp"), ("kubeconfig", "cmp"), ("refresh", "cmp"),
+                 ("forget", "cmp"), ("status", "cmp"), ("logs", "cmp", "-f")):
         r = other.remote(*args)
         assert r.returncode == 4 and 'no deployment named "cmp"' in r.stderr, (args, r.stderr)
 

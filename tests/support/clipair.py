@@ -20,9 +20,11 @@ class Pair:
     #: the client's directory: its DODAS_HOME when remote, the working directory of both
     client: Path
     user: str = "alice"
+    #: the remote runs' DODAS_HOME (default: the client's directory)
+    remote_home: Path | None = None
 
     def env(self, remote: bool) -> dict[str, str]:
-        env = clean_env(self.client if remote else self.server.home)
+        env = clean_env((self.remote_home or self.client) if remote else self.server.home)
         if remote:
             env["DODAS_SERVER"] = self.server.url
             env["DODAS_TOKEN"] = token(self.server.issuer, self.user)
