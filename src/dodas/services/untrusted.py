@@ -223,6 +223,9 @@ def plan(template: str, *, name: str, given: dict, provider: str | None, allow_p
                                  allow_provider=allow_provider, origin=origin, vet=vet)
         dplan.plan.model.fetch_allow = fetch_allow  # the worker fetches through dodas.outbound only
         dplan.plan.model.template_path = shown  # what the plan's JSON names: the sender's file, not the copy
+        dplan.plan.model.warnings = [replace(w, file=shown if w.file == template else w.file,
+                                             message=w.message.replace(template, shown))
+                                     for w in dplan.plan.model.warnings]  # located in the sender's file too
     except TemplateError as exc:
         # the server's copy is named nowhere: not as the file, nor inside a message ("declared at ...")
         raise TemplateError([replace(d, file=shown if d.file == template else d.file,
