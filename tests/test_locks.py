@@ -185,9 +185,9 @@ def test_kill_9_attempt_shown_interrupted_then_recorded_by_the_next_up(slow, tmp
     assert f"#1 sim          interrupted: its dodas died (pid {proc.pid} on {HOST})" in out
     assert f"locked by pid {proc.pid} on {HOST}, which is no longer running" in out
     assert all_rows(url_of(d.env, d.home)) == before, "status must not write"
-    d.run("up", t, "--name", "k9")  # continues the deployment (no new attempt: it is not a fresh one)
+    d.run("up", t, "--name", "k9")  # continues the deployment: the resumed create is an attempt of its own
     attempts = stored_attempts(d)
-    assert [a[0] for a in attempts] == ["interrupted"]
+    assert [a[0] for a in attempts] == ["interrupted", "succeeded"]
     assert attempts[0][1] == f"its dodas died (pid {proc.pid} on {HOST})"
     assert d.json("status", "k9")["status"] == "CREATE_COMPLETE"
     d.run("destroy", "k9", "--yes")

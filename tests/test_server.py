@@ -410,7 +410,7 @@ def test_the_cli_works_through_the_server(server, tmp_path):
     assert sorted(i["id"] for i in status["instances"]) == ["box[0]", "box[1]"]
     assert "work" not in status
 
-    logs = dodas(server, client, "alice", "logs", "remote", "-f")  # ends: the deployment has no work left
+    logs = dodas(server, client, "alice", "logs", "remote")  # -f follows until Ctrl-C: test_remote_cli.py
     assert logs.returncode == 0, logs.stderr
     assert "box[0]: created" in logs.stdout and "box[1]: created" in logs.stdout, logs.stdout
     logs_json = dodas(server, client, "alice", "logs", "remote", "--json")

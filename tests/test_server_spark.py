@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -55,9 +56,16 @@ def test_remote_up_logs_and_destroy_of_the_spark_template(server, tmp_path):
     out, err = up.communicate(timeout=900)
     assert up.returncode == 0, out + err + log.read_text()
     assert "spark_master_url" in out and "********" in out, "up prints the outputs, secrets masked"
+    lines = []
+    while not any(line.endswith(" deploy   : complete") for line in lines):  # it follows until Ctrl-C
+        line = follow.stdout.readline()
+        assert line, ("the follower ended", follow.communicate(timeout=120))
+        lines.append(line.rstrip("\n"))
+    follow.send_signal(signal.SIGINT)
     streamed, ferr = follow.communicate(timeout=120)
     assert follow.returncode == 0, ferr
-    lines = streamed.splitlines()
+    lines += streamed.splitlines()
+    streamed = "\n".join(lines)
     assert any("complete" in line for line in lines), streamed
     assert len(lines) > 5, "the stream showed the deployment's steps, not only its end"
 

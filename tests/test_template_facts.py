@@ -133,8 +133,12 @@ def test_the_remote_cli_sends_the_text_read_and_the_declared_inputs_variables(tm
     monkeypatch.setenv("DODAS_INPUT_not_declared", "x")
     body = remote_cli.request_body(str(SPARK), ["worker_cpus=4"], [str(inputs)])
     assert body["template"] == SPARK.read_text(encoding="utf-8")
-    assert body["inputs"] == {"worker_cpus": 2}
+    assert body["inputs"] == {}, "-i wins over the file: the precedence is resolved once, here as locally"
     assert body["cli_inputs"] == {"worker_cpus": "4", "number_of_workers": "3"}
+    body = remote_cli.request_body(str(SPARK), [], [str(inputs)])
+    assert body["inputs"] == {"worker_cpus": 2} and body["cli_inputs"] == {"number_of_workers": "3"}
+    with pytest.raises(DodasError, match=r"is given twice: give each inputs file once"):
+        remote_cli.request_body(str(SPARK), [], [str(inputs), str(inputs)])
     inputs.write_text("worker_cpus: 2\nworker_cpus: 3\n", encoding="utf-8")
     with pytest.raises(TemplateError, match=r'inputs.yaml:2:1: duplicate key "worker_cpus"'):
         remote_cli.request_body(str(SPARK), [], [str(inputs)])

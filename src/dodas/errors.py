@@ -55,3 +55,11 @@ class TemplateError(DodasError):
 
     def __str__(self) -> str:
         return self.message
+
+
+def no_deployment_message(name: str, known: list[str]) -> str:
+    """What is said of a deployment name nobody holds, naming (some of) those the
+    asker may use: the state's rows locally, the caller's own through a server."""
+    shown = ", ".join(known[:20]) + (", ... (see `dodas list`)" if len(known) > 20 else "")
+    hint = f" (known: {shown})" if known else " (there are none; see `dodas up`)"
+    return f'no deployment named "{name}"{hint}'

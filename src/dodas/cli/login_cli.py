@@ -17,9 +17,9 @@ def _server_login_settings() -> tuple[str | None, str | None]:
     url = os.environ.get("DODAS_SERVER", "").strip()
     if not url:
         return None, None
-    from dodas.cli import remote_cli
+    from dodas.cli.backend import connect
 
-    info = remote_cli.connect(url).how_to_log_in()
+    info = connect(url).how_to_log_in()
     issuers = info.get("issuers") or []
     if not info.get("authenticated") or not issuers:
         raise DodasError(f"the server {url} runs without authentication: there is nothing to log in to")

@@ -83,6 +83,18 @@ class QuietListener:
         pass
 
 
+def replay(listener: ConsoleListener | QuietListener, event: dict) -> None:
+    """Show a recorded event (a server's event stream) as the listener showed it
+    when the engine reported it: the engine records a state change as the
+    event ("state", "STATE[: detail]"), and everything else as it reported it."""
+    inst, message = event.get("instance"), event.get("message") or ""
+    if event.get("phase") == "state" and inst:
+        state, _, detail = message.partition(": ")
+        listener.state(inst, state, detail)
+    else:
+        listener.event(inst, event.get("phase") or "", message, event.get("level") or "info")
+
+
 def factory(quiet: bool = False) -> ConsoleListener | QuietListener:
     """The listener of one command (its `close()` ends the status line)."""
     return QuietListener() if quiet else ConsoleListener()

@@ -2,90 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
-from dodas.model.deployment import MANAGED_COUNT_PREFIX
-from dodas.model.indexes import PREFIX as INDEXES_PREFIX
-from dodas.model.values import AttrRef, Concat, Join, Token, is_deferred
 from dodas.redact import MASK
-
-if TYPE_CHECKING:  # a plan is rendered only by the commands that made one
-    from dodas.plan.plan import Plan
-
-
-def expr(value: Any) -> str:
-    """A deferred value as the user would write it, compactly."""
-    if isinstance(value, AttrRef):
-        return "get_attribute(" + ", ".join(str(x) for x in (value.node, value.attribute, *value.path)) + ")"
-    if isinstance(value, Concat):
-        return "concat(" + ", ".join(expr(p) for p in value.parts) + ")"
-    if isinstance(value, Join):
-        return f"join([{', '.join(expr(p) for p in value.parts)}], {value.delimiter!r})"
-    if isinstance(value, Token):
-        return f"token({expr(value.value)}, {value.chars!r}, {value.index})"
-    if isinstance(value, str):
-        return repr(value)
-    return str(value)
-
-
-def _compute(c: Any) -> str:
-    bits = []
-    if c.instance_type:
-        bits.append(f"type {c.instance_type}")
-    if c.num_cpus:
-        bits.append(f"{c.num_cpus} cpu")
-    if c.mem_mib:
-        bits.append(f"{c.mem_mib} MiB")
-    if c.num_gpus:
-        bits.append(f"{c.num_gpus} gpu")
-    bits.append(f"image {c.image or '(provider default)'}")
-    bits.append(f"network {c.network}")
-    if c.ports:
-        bits.append("ports " + ",".join(f"{p.source or p.target}/{p.protocol}" for p in c.ports))
-    return ", ".join(bits)
-
-
-def plan(p: Plan) -> None:
-    m = p.model
-    computes = len(p.compute_instances())
-    typer.echo(f"Plan for {m.template_path}: {len(p.instances)} instances "
-               f"({computes} machines) in {len(p.waves)} waves")
-    declared = {k: v for k, v in m.inputs.items()  # counts shown as elastic, indexes as instances
-                if not k.startswith((MANAGED_COUNT_PREFIX, INDEXES_PREFIX))}
-    if declared:
-        shown = ", ".join(f"{k}={MASK if k in m.secret_inputs else v!r}" for k, v in sorted(declared.items()))
-        typer.echo(f"Inputs: {shown}")
-    for n, wave in enumerate(p.waves, start=1):
-        typer.echo(f"\nWave {n}:")
-        for inst in wave:
-            pi = p.instances[inst]
-            line = f"  {pi.id:<28} {pi.node.type}"
-            if pi.host:
-                line += f"  on {pi.host.id}"
-            typer.echo(line)
-            if pi.node.compute:
-                typer.echo(f"      {_compute(pi.node.compute)}")
-            others = sorted({d.node for d in pi.depends_on if not pi.host or d != pi.host})
-            if others:
-                typer.echo(f"      after: {', '.join(others)}")
-    deferred = [d for d in p.deferred() if d["instance"]]
-    if deferred:
-        typer.echo("\nDeferred to run time:")
-        seen = set()
-        for inst in p.instances.values():
-            for k, v in inst.node.properties.items():
-                if is_deferred(v) and (inst.node.name, k) not in seen:
-                    seen.add((inst.node.name, k))
-                    typer.echo(f"  {inst.node.name}.{k} = {expr(v)}")
-    if m.outputs:
-        typer.echo("\nOutputs:")
-        for o in m.outputs.values():
-            val = expr(o.value) if is_deferred(o.value) else (MASK if o.sensitive else repr(o.value))
-            tag = " (at run time)" if is_deferred(o.value) else ""
-            tag += " (sensitive)" if o.sensitive else ""
-            typer.echo(f"  {o.name} = {val}{tag}")
 
 
 def outputs(outs: dict[str, dict[str, Any]], name: str, hint: bool = True) -> None:

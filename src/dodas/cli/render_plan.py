@@ -1,6 +1,9 @@
-"""How a plan against the state reads on a terminal: Terraform's shape (a
-symbol per action, the reasons under each instance, one summary line). It reads
-the plan's JSON form, so a plan from a server shows exactly as a local one."""
+"""How a plan reads on a terminal: its sections (the instances wave by wave,
+the values deferred to run time, the outputs), then the changes against the
+state in Terraform's shape (a symbol per action, the reasons under each
+instance, one summary line). Everything is read from the plan's JSON form, the
+one a server answers, so a plan made through a server shows exactly as a local
+one."""
 
 from __future__ import annotations
 
@@ -9,6 +12,93 @@ from typing import Any
 import typer
 
 SYMBOL = {"create": "+", "reconfigure": "~", "restart": "↻", "delete": "-"}
+
+
+def show(p: dict[str, Any], json_out: bool) -> None:
+    """A plan's JSON, as --json prints it or as its sections and changes read."""
+    if json_out:
+        from dodas.cli.common import print_json
+        print_json(p)
+    else:
+        sections(p)
+        changes(p)
+
+
+def sections(p: dict[str, Any]) -> None:
+    """The plan itself: a header, the inputs (secrets masked), each wave's instances
+    with their machines and what they wait for, deferred values and outputs."""
+    from dodas.model.deployment import MANAGED_COUNT_PREFIX
+    from dodas.model.indexes import PREFIX as INDEXES_PREFIX
+    from dodas.redact import MASK
+
+    insts = p["instances"]
+    node_of = {i["id"]: i["node"] for i in insts}
+    by_id = {i["id"]: i for i in insts}
+    machines = sum(1 for i in insts if i["kind"] == "compute")
+    typer.echo(f"Plan for {p['template']}: {len(insts)} instances ({machines} machines) in {len(p['waves'])} waves")
+    declared = {k: v for k, v in p["inputs"].items()  # counts shown as elastic, indexes as instances
+                if not k.startswith((MANAGED_COUNT_PREFIX, INDEXES_PREFIX))}
+    if declared:
+        typer.echo("Inputs: " + ", ".join(f"{k}={MASK if v == MASK else repr(v)}" for k, v in sorted(declared.items())))
+    for n, wave in enumerate(p["waves"], start=1):
+        typer.echo(f"\nWave {n}:")
+        for iid in wave:
+            inst = by_id[iid]
+            typer.echo(f"  {iid:<28} {inst['type']}" + (f"  on {inst['host']}" if inst["host"] else ""))
+            if inst["compute"]:
+                typer.echo(f"      {compute_line(inst['compute'])}")
+            after = sorted({node_of.get(d, d) for d in inst["depends_on"] if d != inst["host"]})
+            if after:
+                typer.echo(f"      after: {', '.join(after)}")
+    shown: list[str] = []
+    for d in p["deferred"]:
+        if d["instance"] and d["where"].startswith("properties."):
+            where = d["where"][len("properties."):]
+            line = f"  {node_of.get(d['instance'], d['instance'])}.{where} = {expr(d['value'])}"
+            if line not in shown:
+                shown.append(line)
+    if shown:
+        typer.echo("\nDeferred to run time:")
+        for line in shown:
+            typer.echo(line)
+    if p["outputs"]:
+        typer.echo("\nOutputs:")
+        for name, o in p["outputs"].items():
+            val = expr(o["value"]) if o["deferred"] else (MASK if o["sensitive"] else repr(o["value"]))
+            typer.echo(f"  {name} = {val}" + (" (at run time)" if o["deferred"] else "")
+                       + (" (sensitive)" if o["sensitive"] else ""))
+
+
+def expr(value: Any) -> str:
+    """A deferred value (its JSON form) as the user would write it, compactly."""
+    if isinstance(value, dict) and len(value) == 1:
+        (fn, args), = value.items()
+        if fn == "get_attribute":
+            return "get_attribute(" + ", ".join(str(x) for x in args) + ")"
+        if fn == "concat":
+            return "concat(" + ", ".join(expr(a) for a in args) + ")"
+        if fn == "join":
+            return f"join([{', '.join(expr(a) for a in args[0])}], {args[1]!r})"
+        if fn == "token":
+            return f"token({expr(args[0])}, {args[1]!r}, {args[2]})"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def compute_line(c: dict[str, Any]) -> str:
+    """A machine's size, image, network and ports on one line."""
+    bits = []
+    if c["instance_type"]:
+        bits.append(f"type {c['instance_type']}")
+    for key, unit in (("num_cpus", "cpu"), ("mem_mib", "MiB"), ("num_gpus", "gpu")):
+        if c.get(key):
+            bits.append(f"{c[key]} {unit}")
+    bits.append(f"image {c['image'] or '(provider default)'}")
+    bits.append(f"network {c['network']}")
+    if c["ports"]:
+        bits.append("ports " + ",".join(f"{pt['source'] or pt['target']}/{pt['protocol']}" for pt in c["ports"]))
+    return ", ".join(bits)
 
 
 def summary_line(p: dict[str, Any]) -> str:

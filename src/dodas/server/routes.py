@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timezone
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -43,6 +44,12 @@ class CreateRequest(TemplateRequest):
 
 class ApplyRequest(TemplateRequest):
     yes: bool = Field(False, description="Apply even when the plan deletes instances or replaces the template.")
+
+
+class PlanRequest(TemplateRequest):
+    provider: str | None = Field(None, description="Plan for this provider instead of the placement's choice.")
+    refresh: bool = Field(False, description="Ask the provider whether the recorded services still run, as "
+                          "`dodas plan` does by default.")
 
 
 class ScaleRequest(BaseModel):
@@ -97,32 +104,58 @@ def outputs(name: str, request: Request, caller: Caller = Depends(_caller),
 
 @router.get("/deployments/{name}/events", summary="Events, oldest first, a page at a time")
 def events(name: str, request: Request, caller: Caller = Depends(_caller), after: int = Query(0, ge=0),
-           limit: int = Query(500, ge=1, le=10_000)) -> dict[str, Any]:
+           limit: int = Query(500, ge=1, le=10_000),
+           node: str | None = Query(None, description="Only this node's instances (NODE) or one instance (NODE[i])."),
+           since: datetime | None = Query(None, description="Only events at or after this ISO 8601 time."),
+           tail: int | None = Query(None, ge=0, description="Only the last N events.")) -> dict[str, Any]:
     ops.readable(caller, name)
-    items = ops.events(name, after)[:limit]
+    items = ops.log_events(name, after, node, tail, _aware(since))[:limit]
     return {"items": items, "next": items[-1]["id"] if items else after}
 
 
 @router.get("/deployments/{name}/events/stream", summary="Events as they happen (Server-Sent Events)")
 async def event_stream(name: str, request: Request, caller: Caller = Depends(_caller),
-                       after: int = Query(0, ge=0)) -> StreamingResponse:
+                       after: int = Query(0, ge=0, description="Resume after this event id (as Last-Event-ID)."),
+                       node: str | None = Query(None, description="Only this node's (NODE) or instance's events."),
+                       follow: bool = Query(False, description="Keep the stream open when no work is left (until "
+                                            "the client goes), as `dodas logs -f`; otherwise it ends then."),
+                       last_event_id: str | None = Header(None)) -> StreamingResponse:
     ops.readable(caller, name)
+    start = max(after, int(last_event_id) if (last_event_id or "").isdigit() else 0)  # a reconnecting client
+    if node:
+        await asyncio.to_thread(ops.log_events, name, start, node, 0)  # an unknown NODE is refused before streaming
 
     async def stream():  # an async generator of SSE frames
-        last = after
+        last = start
         while not await request.is_disconnected():
-            items = await asyncio.to_thread(ops.events, name, last)
+            items = await asyncio.to_thread(ops.log_events, name, last, node)
             for e in items:
                 last = e["id"]
                 yield f"id: {e['id']}\nevent: event\ndata: {json.dumps(e)}\n\n"
             if not items:
-                view = await asyncio.to_thread(ops.view, name)
-                if not view.get("work"):  # nothing queued or running: the stream has said everything
-                    yield f"event: end\ndata: {json.dumps({'status': view.get('status')})}\n\n"
-                    return
+                if not follow:
+                    view = await asyncio.to_thread(ops.view, name)
+                    if not view.get("work"):  # nothing queued or running: the stream has said everything
+                        yield f"event: end\ndata: {json.dumps({'status': view.get('status')})}\n\n"
+                        return
                 yield ": keep-alive\n\n"
                 await asyncio.sleep(0.5)
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/deployments/{name}/kubeconfig", summary="The admin kubeconfig of its Kubernetes cluster (operators)")
+def kubeconfig(name: str, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
+    return {"name": name, "text": ops.secret_text(_cfg(request), caller, name, "kubeconfig")}
+
+
+@router.get("/deployments/{name}/spark-conf", summary="A spark-defaults.conf for its Spark cluster (operators)")
+def spark_conf(name: str, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
+    return {"name": name, "text": ops.secret_text(_cfg(request), caller, name, "spark-defaults.conf")}
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    """A time without an offset is UTC (the CLI sends UTC)."""
+    return when.replace(tzinfo=timezone.utc) if when is not None and when.tzinfo is None else when
 
 
 # -- changing ----------------------------------------------------------------------------
@@ -132,10 +165,10 @@ def create(body: CreateRequest, request: Request, caller: Caller = Depends(_call
 
 
 @router.post("/deployments/{name}/plan", summary="What applying this template and these inputs would change")
-def plan(name: str, body: TemplateRequest, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
+def plan(name: str, body: PlanRequest, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
     """A name nobody holds is planned as a new deployment (`dodas plan T --name NEW`);
     one the caller may not see is a 404, as everywhere."""
-    return ops.plan_json(ops.plan(_cfg(request), caller, name, _ask(body)))
+    return ops.plan_json(ops.plan(_cfg(request), caller, name, _ask(body), body.provider, refresh=body.refresh))
 
 
 @router.post("/deployments/{name}/apply", status_code=202, summary="Apply a new template or inputs")
@@ -148,9 +181,19 @@ def scale(name: str, body: ScaleRequest, request: Request, caller: Caller = Depe
     return ops.scale(_cfg(request), caller, name, body.node, body.count)
 
 
+@router.post("/deployments/{name}/scale/plan", summary="What setting a node's instance count would change")
+def scale_plan(name: str, body: ScaleRequest, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
+    return ops.plan_json(ops.scale_plan(_cfg(request), caller, name, {body.node: body.count}))
+
+
 @router.delete("/deployments/{name}", status_code=202, summary="Destroy a deployment (by a worker)")
 def destroy(name: str, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
     return ops.destroy(_cfg(request), caller, name)
+
+
+@router.post("/deployments/{name}/refresh", summary="Ask the provider what exists and record the drift")
+def refresh(name: str, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
+    return ops.refresh(_cfg(request), caller, name)
 
 
 @router.post("/deployments/{name}/forget", summary="Drop the records of a destroyed deployment, freeing its name")

@@ -105,8 +105,10 @@ def apply(dplan: DeploymentPlan, *, parallelism: int, listener: Listener | None 
             if not live:
                 for pname, probs in dplan.skipped:
                     store.start_attempt(dep.id, pname, status="skipped", error="; ".join(probs))
+            # a new deployment's attempts fail over; a create resumed (after a crash, a
+            # failure, a take-over) is recorded as an attempt of its own, with its outcome
             changed = _attempts(store, dep.id, name, plan, viable, reporter, parallelism, keep_failed,
-                                record=not live)
+                                record=creating, failover=not live)
     except DeploymentFailed as exc:
         _record(store.set_status, dep.id, status_fail.value, str(exc))
         _record(store.event, dep.id, "deploy", str(exc), instance=exc.instance, level="error")
@@ -159,7 +161,7 @@ def engine(store: Store, dep_id: str, name: str, plan: Plan | None, provider: Pr
 
 
 def _attempts(store: Store, dep_id: str, name: str, plan: Plan, viable: list, reporter: Reporter,
-              parallelism: int, keep_failed: bool, record: bool) -> bool:
+              parallelism: int, keep_failed: bool, record: bool, failover: bool) -> bool:
     errors: list[str] = []
     for n, (cfg, provider) in enumerate(viable):
         last = n == len(viable) - 1
@@ -176,7 +178,8 @@ def _attempts(store: Store, dep_id: str, name: str, plan: Plan, viable: list, re
             changed = asyncio.run(engine(store, dep_id, name, plan, provider, reporter, parallelism).up())
         except DeploymentFailed as exc:
             errors.append(f"{cfg.name}: {exc}")
-            if not record:
+            if not failover:
+                end("failed", str(exc))
                 raise
             try:
                 if last and keep_failed:

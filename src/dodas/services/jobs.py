@@ -94,8 +94,7 @@ def run(held: queue.Lease) -> None:
     destroy runs on a destroyed deployment, and the plan is held to the quotas
     recorded with the request, over what its owner holds now."""
     item = held.item
-    if held.previous is not None and lock_owner_of(held.previous) != lock_owner_of(held.owner):
-        _take_over(item.deployment_name, lock_owner_of(held.previous))
+    take_over(held)
     if item.operation == "destroy":
         deploy.destroy(item.deployment_name, parallelism=PARALLELISM)
         return
@@ -111,6 +110,14 @@ def run(held: queue.Lease) -> None:
         deploy.apply(dplan, parallelism=PARALLELISM)
     finally:
         paths.remove_tree(work, paths.data_dir() / "server" / "work")
+
+
+def take_over(held: queue.Lease) -> None:
+    """Before a leased item is worked on: when it was taken over from another
+    worker (its lease expired: that worker died, froze or lost its database),
+    what that worker left is ended first (_take_over)."""
+    if held.previous is not None and lock_owner_of(held.previous) != lock_owner_of(held.owner):
+        _take_over(held.item.deployment_name, lock_owner_of(held.previous))
 
 
 def _take_over(name: str, previous: str) -> None:

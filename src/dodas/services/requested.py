@@ -13,7 +13,7 @@ sender's file, never the server's copy of it.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +37,14 @@ class Ask:
     template_name: str | None = None
 
 
-def plan(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = None) -> Any:
+def plan(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = None, refresh: bool = False) -> Any:
     """What applying `ask` to deployment `name` would change. A name nobody holds
     is planned as a new deployment; one the caller may not see is a 404."""
     from dodas.state.store import Store
 
     if not (queue.access(name) is None and Store().get(name) is None):
         tenancy.readable(caller, name)
-    return _plan(cfg, caller, name, ask, provider)[1]
+    return _plan(cfg, caller, name, ask, provider, refresh)[1]
 
 
 def plan_new(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = None) -> Any:
@@ -179,8 +179,12 @@ def reconfigure(cfg: Any, caller: Caller, name: str) -> dict[str, Any]:
 
 
 def plan_json(dplan: Any, made: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A plan as a server shows it: its JSON, naming none of the server's files."""
-    return answers.public_json(made if made is not None else dplan.to_json())
+    """A plan as a server shows it: its JSON, naming none of the server's files,
+    with the template's warnings (located, as the CLI shows them locally)."""
+    out = made if made is not None else dplan.to_json()
+    model = getattr(getattr(dplan, "plan", None), "model", None)  # the dashboard passes a plan's JSON alone
+    warnings = [w.to_dict() for w in getattr(model, "warnings", [])]
+    return answers.public_json({**out, "warnings": warnings} if model is not None or "warnings" not in out else out)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -195,7 +199,7 @@ def _template_text(cfg: Any, ask: Ask) -> str | None:
 
 
 def _plan(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = None,
-          remove: list[str] | None = None) -> tuple[str, Any]:
+          remove: list[str] | None = None, refresh: bool = False) -> tuple[str, Any]:
     """Plan as `up` would, with a server's rules, on the providers the caller may use."""
     from dodas.services import untrusted
     from dodas.state.store import Store
@@ -208,6 +212,7 @@ def _plan(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = 
         if dep is None:
             raise Refused(422, "give a template or a catalogue name: the deployment has no template yet")
         text, origin = dep.template_text, dep.template_path
+        ask = replace(ask, template_name=ask.template_name or (origin or "").partition(":")[2] or None)
     where = paths.data_dir() / "server" / "requests" / uuid.uuid4().hex
     path = where / "template.yaml"
     paths.write_private(path, text)
@@ -216,7 +221,7 @@ def _plan(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = 
         given.update({k: GivenInput(v, f"<-i {k}>", 1, 1, from_cli=True) for k, v in ask.cli_inputs.items()})
         dplan = untrusted.plan(str(path), name=name, given=given, provider=provider,
                                allow_provider=tenancy.allowed(caller, cfg), fetch_allow=cfg.fetch_allow,
-                               origin=origin, shown=_shown(ask), remove=remove or ())
+                               origin=origin, shown=_shown(ask), remove=remove or (), refresh=refresh)
         return text, dplan
     except DodasError as exc:  # the server's files are named nowhere: its settings are
         raise answers.public_error(exc, _shown(ask), [cfg.catalogue] if cfg.catalogue else ()) from None

@@ -85,6 +85,43 @@ def events(name: str, after: int = 0, node: str | None = None, tail: int | None 
         return []
 
 
+def log_events(name: str, after: int = 0, which: str | None = None, tail: int | None = None,
+               since: Any = None) -> list[dict[str, Any]]:
+    """What `dodas logs` shows, locally or through a server: events after id
+    `after`, of a node's instances (NODE) or one instance (NODE[i]), since a time,
+    the last `tail`. An unknown NODE is an error naming the deployment's nodes
+    (read.event_filter); a deployment asked for and not started yet has none."""
+    from dodas.services import read
+    from dodas.state.store import NotFoundError
+
+    try:
+        found = read.event_filter(name, which or None)
+        return read.events(name, after_id=after, tail=tail, since=since, **found)[1]
+    except NotFoundError:
+        return []
+
+
+def secret_text(cfg: Any, caller: Caller, name: str, what: str) -> str:
+    """A deployment's kubeconfig or spark-defaults.conf (`what`): credentials of
+    the deployment, so only for those who may operate it, as sensitive outputs."""
+    from dodas.services import read
+
+    acc = tenancy.readable(caller, name)
+    if not tenancy.can_operate(caller, acc, cfg):
+        raise Refused(403, f"the {what} of a deployment holds its credentials: it is given only to those who may "
+                      "operate it")
+    return read.kubeconfig(name) if what == "kubeconfig" else read.spark_conf(name)
+
+
+def refresh(cfg: Any, caller: Caller, name: str) -> dict[str, Any]:
+    """`dodas refresh` for a caller who may operate the deployment: the provider is
+    asked, the drift recorded under the deployment's lock (409 while a worker holds it)."""
+    from dodas.services.refresh import refresh as do_refresh
+
+    tenancy.operable(cfg, caller, name)
+    return do_refresh(name).to_json()
+
+
 def outputs(cfg: Any, caller: Caller, name: str, show_secrets: bool = False) -> dict[str, Any]:
     from dodas.services import read
 

@@ -195,12 +195,14 @@ def _placeable(name: str, provider: str | None, allow_provider: Any) -> list[str
 
 
 def plan(template: str, *, name: str, given: dict, provider: str | None, allow_provider: Any,
-         fetch_allow: Iterable[str], origin: str | None, shown: str, remove: Iterable[str] = ()) -> Any:
+         fetch_allow: Iterable[str], origin: str | None, shown: str, remove: Iterable[str] = (),
+         refresh: bool = False) -> Any:
     """Plan a template that was sent to a server, with a server's rules: no file
     imports, only dodas's playbooks, nothing fetched but the bundled library, no
     DODAS_INPUT_ variables, the fetch checks above, only the providers
     `allow_provider` accepts; `remove` names instances to take out
-    (services/removal.py). Messages are located in `shown` (the sender's
+    (services/removal.py); the provider asked about recorded services only when
+    `refresh` (a plan shown, as `dodas plan` refreshes by default). Messages are located in `shown` (the sender's
     file name), not in the server's copy at `template`. The one home of these
     rules, for the request that asks and for the worker that carries it out."""
     from dataclasses import replace
@@ -219,10 +221,13 @@ def plan(template: str, *, name: str, given: dict, provider: str | None, allow_p
             if found:
                 raise TemplateError(found)
         dplan = planning.prepare(tpl, name=name, given=given, provider_name=provider, offline=True,
-                                 allow_external_playbooks=False, refresh=False, environment=False,
+                                 allow_external_playbooks=False, refresh=refresh, environment=False,
                                  allow_provider=allow_provider, origin=origin, vet=vet, remove=tuple(remove))
         dplan.plan.model.fetch_allow = fetch_allow  # the worker fetches through dodas.outbound only
         dplan.plan.model.template_path = shown  # what the plan's JSON names: the sender's file, not the copy
+        dplan.plan.model.warnings = [replace(w, file=shown if w.file == template else w.file,
+                                             message=w.message.replace(template, shown))
+                                     for w in dplan.plan.model.warnings]  # located in the sender's file too
     except TemplateError as exc:
         # the server's copy is named nowhere: not as the file, nor inside a message ("declared at ...")
         raise TemplateError([replace(d, file=shown if d.file == template else d.file,

@@ -46,9 +46,8 @@ class NotFoundError(DodasError):
 
 def no_deployment(name: str, known: list[str]) -> NotFoundError:
     """The error for a name the state does not hold, naming (some of) those it does."""
-    shown = ", ".join(known[:20]) + (", ... (see `dodas list`)" if len(known) > 20 else "")
-    hint = f" (known: {shown})" if known else " (there are none; see `dodas up`)"
-    return NotFoundError(f'no deployment named "{name}"{hint}')
+    from dodas.errors import no_deployment_message
+    return NotFoundError(no_deployment_message(name, known))
 
 
 @dataclass(frozen=True)
