@@ -247,8 +247,16 @@ def about(caller: Caller, name: str) -> dict[str, Any]:
 
     tenancy.readable(caller, name)
     dep = Store().get(name)
-    if dep is None:
-        return {}
+    if dep is None:  # asked for, not started yet: what its queued request carries
+        asked = [i for i in queue.items(deployment_name=name, limit=20) if i.operation == "apply"]
+        try:
+            meta = Template.parse(template(caller, name), "template").metadata
+        except Exception:  # noqa: BLE001 - a page for it all the same
+            meta = {}
+        shown = (meta if isinstance(meta, dict) else {}).get("display_name")
+        made = asked[-1].created_at if asked else None
+        return {"template": str(shown) if shown else None, "created_at": made.isoformat() if made else None,
+                "inputs": {}}
     try:
         tpl = Template.parse(dep.template_text, "template")
         secret = {k for k, i in tpl.inputs.items() if i.secret}

@@ -65,7 +65,9 @@ def ordered_outputs(outputs: dict[str, Any]) -> list[tuple[str, Any]]:
     def rank(item: tuple[int, tuple[str, Any]]) -> tuple[int, int]:
         n, (key, o) = item
         value = o.get("value") if isinstance(o, dict) else None
-        url = isinstance(value, str) and value.startswith(("http://", "https://"))
+        known = not isinstance(o, dict) or o.get("known", True)
+        url = (isinstance(value, str) and value.startswith(("http://", "https://"))) or (
+            not known and key.lower().endswith(("url", "_ui")))  # an address not made yet keeps its place
         if url and any(w in key.lower() for w in ("jupyter", "spark", "notebook")):
             return 0, n
         if url:
