@@ -323,3 +323,10 @@ def test_the_list_fits_a_phone(site, tmp_path):
     finally:
         driver.set_window_size(1280, 900)
     screenshot(driver, shot_path("deployments-list.png", tmp_path))
+
+
+def test_a_page_not_found_keeps_the_user_signed_in(site, tmp_path):
+    driver, url, _ = site
+    driver.get(f"{url}/web/deployments/no-such-thing")
+    assert "Not found" in text_of(driver, "h1")
+    assert "alice" in text_of(driver, ".who") and "Log out" in text_of(driver, ".who")
