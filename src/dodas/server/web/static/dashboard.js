@@ -79,6 +79,8 @@ function since(iso) {
 function tickElapsed() {
   const t = document.getElementById("elapsed");
   if (t && t.dataset.since) t.textContent = since(t.dataset.since);
+  // "created 2 min ago" stays true on a page left open
+  document.querySelectorAll("time.ago[datetime]").forEach((a) => { a.textContent = `${since(a.getAttribute("datetime"))} ago`; });
 }
 
 function applyProgress(s) {
@@ -274,6 +276,7 @@ function setUpCopy(button) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  if (!document.querySelector("[data-live]") && document.querySelector("time.ago")) setInterval(tickElapsed, 1000);
   document.querySelectorAll("form[data-check]").forEach(setUpChecks);
   document.querySelectorAll("form.reveal").forEach(setUpReveal);
   document.querySelectorAll("form.reveal .copy-button").forEach(setUpCopy);
