@@ -130,6 +130,7 @@ def test_deploy_follow_reveal_scale_and_destroy_spark_in_the_browser(site, tmp_p
                          for c in nodes.values()), nodes
     wait_for(driver, lambda d: "everything" in text_of(d, "#log") or "complete" in text_of(d, "#log"),
              message="the log followed live")
+    assert "dodas_report" not in text_of(driver, "#log"), "no internal step names in the log"
     screenshot(driver, shot_path("deployment.png", tmp_path))
 
     # JupyterLab: the link, and the token revealed on request, then masked again

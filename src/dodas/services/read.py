@@ -380,8 +380,8 @@ def states(name: str) -> dict[str, Any]:
                 for a in attempt_rows]
     return {"name": dep.name, "status": dep.status, "reason": dep.status_reason, "provider": dep.provider,
             "updated_at": dep.updated_at.isoformat(), "attempts": attempts,
-            "instances": [{"id": paths.instance_id(node, index), "node": node, "index": index, "state": row.state,
-                           "error": row.error} for (node, index), row in sorted(rows.items())]}
+            "instances": [{"id": paths.instance_id(node, index), "node": node, "index": index, "kind": row.kind,
+                           "state": row.state, "error": row.error} for (node, index), row in sorted(rows.items())]}
 
 
 _topologies: dict[tuple[str, str, str], dict[str, Any]] = {}

@@ -47,12 +47,18 @@ def plan(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = N
     return _plan(cfg, caller, name, ask, provider, refresh)[1]
 
 
-def plan_new(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = None) -> Any:
-    """The plan of a deployment to be created as `name`: 409 when the name is taken."""
-    _check_new_name(cfg, caller, name)
+def plan_new(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = None,
+             group: str | None = None) -> Any:
+    """The plan of a deployment to be created as `name`: 409 when the name is
+    taken, 403 over a quota (as create would say once the plan is confirmed:
+    a plan shown for confirmation is one that can be carried out)."""
+    again = _check_new_name(cfg, caller, name)
     dplan = _plan(cfg, caller, name, ask, provider)[1]
     if dplan.deployment is not None:
         raise Refused(409, f'the name "{name}" is taken: choose another')
+    group = again.group if again is not None else group
+    tenancy.check_plan(Bounds.of(caller, cfg, group), dplan, replacing=name if again is not None else None,
+                       shown=_shown(ask))
     return dplan
 
 

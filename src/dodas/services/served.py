@@ -22,9 +22,14 @@ def providers(cfg: Any, caller: Caller) -> list[dict[str, Any]]:
             if ok(SimpleNamespace(name=p["name"], type=p["type"]))]
 
 
-def deployments(caller: Caller, status: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+def deployments(caller: Caller, status: str | None = None, limit: int = 100, offset: int = 0, *,
+                destroyed: bool = True) -> dict[str, Any]:
     """The deployments the caller may read, by name, a page at a time; those asked
-    for and not started yet are QUEUED. Each row has its owner's name."""
+    for and not started yet are QUEUED. Each row has its owner's name and the
+    file name of its template. Without `destroyed`, DELETE_COMPLETE ones are left
+    out (a list of what runs now), unless `status` asks for them."""
+    from dodas.services.answers import public
+
     from dodas.services import read
 
     visible = queue.visible_to(caller.key, caller.groups, caller.admin)
@@ -32,8 +37,10 @@ def deployments(caller: Caller, status: str | None = None, limit: int = 100, off
     rows = {d["name"]: d for d in listed if d["name"] in visible}
     for name in set(visible) - set(rows):  # asked for, not started yet
         rows[name] = {"name": name, "status": "QUEUED", "id": None, "provider": None}
-    items = [{**rows[n], "owner": _owner(visible[n]), "group": visible[n].group if visible[n] else None}
-             for n in sorted(rows) if status is None or rows[n].get("status") == status]
+    items = [{**rows[n], "owner": _owner(visible[n]), "group": visible[n].group if visible[n] else None,
+              "template": public(str(rows[n].get("template") or "")).rsplit("/", 1)[-1] or None}
+             for n in sorted(rows) if (status is None or rows[n].get("status") == status)
+             and (destroyed or status is not None or rows[n].get("status") != "DELETE_COMPLETE")]
     return {"total": len(items), "offset": offset, "items": items[offset:offset + limit]}
 
 
@@ -136,7 +143,8 @@ def work_view(item: Any) -> dict[str, Any]:
 
     return {"id": item.id, "operation": item.operation, "status": item.status,
             "error": public(item.error) if item.error else item.error,
-            "created_at": item.created_at.isoformat() if item.created_at else None}
+            "created_at": item.created_at.isoformat() if item.created_at else None,
+            "started_at": item.started_at.isoformat() if item.started_at else None}
 
 
 def states(caller: Caller, name: str) -> dict[str, Any]:
@@ -151,8 +159,9 @@ def states(caller: Caller, name: str) -> dict[str, Any]:
         out = read.states(name)
     except NotFoundError:
         out = {"name": name, "status": "QUEUED", "reason": None, "provider": None, "instances": [], "attempts": []}
-    out["work"] = [work_view(i) for i in recent if i.status in queue.ACTIVE]
-    out["requests"] = [work_view(i) for i in recent[:5]]
+    out["work"] = waiting([work_view(i) for i in recent])
+    ahead = {w["id"]: w for w in out["work"]}
+    out["requests"] = [ahead.get(i.id) or work_view(i) for i in recent[:5]]
     return out
 
 
@@ -241,3 +250,73 @@ def deployment_counts() -> dict[str, int]:
     for d in Store().list():
         counts[d.status] = counts.get(d.status, 0) + 1
     return counts
+
+
+def waiting(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each unfinished request of a deployment with what it waits for: a queued
+    one behind an earlier request of the same deployment waits for that one;
+    otherwise for a free worker, `position` being its place among all queued
+    work (1: next). A running one says since when (its `started_at`)."""
+    queued = sorted(i.id for i in queue.items(status="queued", limit=1000))
+    running = len(queue.items(status="running", limit=1000))
+    active = sorted((r for r in requests if r["status"] in queue.ACTIVE), key=lambda r: r["id"])
+    out = []
+    for n, r in enumerate(active):
+        r = dict(r)
+        if r["status"] == "queued":
+            r["position"] = sum(1 for i in queued if i <= r["id"])
+            if n and active[n - 1]["status"] in queue.ACTIVE:
+                r["waits_for"] = f"the {active[n - 1]['operation']} requested before it to finish"
+            else:
+                r["waits_for"] = (f"a free worker ({running} busy, {r['position'] - 1} request"
+                                  f"{'' if r['position'] == 2 else 's'} ahead)")
+        out.append(r)
+    return out
+
+
+def about(caller: Caller, name: str) -> dict[str, Any]:
+    """What a deployment was made from, for its page: the template's display
+    name (or file name), when it was made, and its inputs with the secret ones
+    masked. Empty for a creation still queued."""
+    from dodas.model.template import Template
+    from dodas.services.answers import public
+    from dodas.state.store import Store
+
+    tenancy.readable(caller, name)
+    dep = Store().get(name)
+    if dep is None:  # asked for, not started yet: what its queued request carries
+        asked = [i for i in queue.items(deployment_name=name, limit=20) if i.operation == "apply"]
+        try:
+            meta = Template.parse(template(caller, name), "template").metadata
+        except Exception:  # noqa: BLE001 - a page for it all the same
+            meta = {}
+        shown = (meta if isinstance(meta, dict) else {}).get("display_name")
+        made = asked[-1].created_at if asked else None
+        return {"template": str(shown) if shown else None, "created_at": made.isoformat() if made else None,
+                "inputs": {}}
+    try:
+        tpl = Template.parse(dep.template_text, "template")
+        secret = {k for k, i in tpl.inputs.items() if i.secret}
+        meta = tpl.metadata if isinstance(tpl.metadata, dict) else {}
+    except Exception:  # noqa: BLE001 - a template that no longer parses still has a page
+        secret, meta = set(dep.inputs), {}
+    shown = meta.get("display_name") or public(str(dep.template_path or "")).rsplit("/", 1)[-1]
+    return {"template": str(shown), "created_at": dep.created_at.isoformat() if dep.created_at else None,
+            "inputs": {k: ("********" if k in secret else v) for k, v in sorted(dep.inputs.items())}}
+
+
+def node_names(caller: Caller, name: str) -> list[str]:
+    """The deployment's node names, known from the moment it is asked for: its
+    topology once a worker made it, before that its queued template's nodes."""
+    from dodas.errors import DodasError
+    from dodas.model.template import Template
+
+    topo = topology(caller, name)
+    if topo is not None:
+        return sorted(n["name"] for n in topo["nodes"])
+    try:
+        data = Template.parse(template(caller, name), "template").source.data
+    except (Refused, DodasError):
+        return []
+    nodes = (data.get("topology_template") or {}).get("node_templates") if isinstance(data, dict) else None
+    return sorted(str(n) for n in nodes) if isinstance(nodes, dict) else []

@@ -35,9 +35,13 @@ def is_page(request: Request) -> bool:
 
 
 def error_page(request: Request, status: int, message: str, details: list[str] | None = None) -> HTMLResponse:
-    from dodas.server.web.login import current
+    from dodas.server.web.login import caller_of, current
     from dodas.server.web.pages import render
 
     session = current(request)
-    return render(request, "error.html", code=status, session=session, caller=None, status_code=status,
+    try:  # the header keeps the user and "Log out", so that an error page does not look signed out
+        caller = caller_of(request, session) if session is not None else None
+    except Exception:  # noqa: BLE001 - an error page must render whatever made the error
+        caller = None
+    return render(request, "error.html", code=status, session=session, caller=caller, status_code=status,
                   message=message, details=details or [])

@@ -45,8 +45,9 @@ def fields(inputs: list[dict[str, Any]], values: dict[str, Any] | None = None, *
     out = []
     for spec in inputs:
         name, kind = spec["name"], spec["type"]
-        f = Field(name, name.replace("_", " ").capitalize(), "text", spec.get("description") or "",
-                  required=bool(spec.get("required")) and not keep_secrets, secret=bool(spec.get("secret")))
+        label, help_ = words(name, spec.get("description") or "")
+        f = Field(name, label, "text", help_, required=bool(spec.get("required")) and not keep_secrets,
+                  secret=bool(spec.get("secret")))
         current = values.get(name, spec.get("default"))
         for c in spec.get("constraints") or []:
             op, bound = c["operator"], c["value"]
@@ -79,6 +80,23 @@ def fields(inputs: list[dict[str, Any]], values: dict[str, Any] | None = None, *
     return out
 
 
+def words(name: str, description: str) -> tuple[str, str]:
+    """A field's label and help from its input's description: a short first
+    sentence is the label ("How many Spark worker hosts"), the rest the help; a
+    long or missing one leaves the input's name as the label. The help ends with
+    the input's name, which the template and the command line use."""
+    from dodas.server.web.wording import for_form
+
+    text = for_form(" ".join(description.split()))
+    first, _, rest = text.partition(". ")
+    first = first.rstrip(".")
+    if first and len(first) <= 60 and "(" not in first:
+        label, help_ = first[0].upper() + first[1:], rest
+    else:
+        label, help_ = name.replace("_", " ").capitalize(), text
+    return label, (help_ + " " if help_ else "") + f"(input {name})"
+
+
 def posted(inputs: list[dict[str, Any]], form: dict[str, str], *, keep_secrets: bool = False) -> dict[str, str]:
     """The inputs a posted form gives, as `-i` gives them (text, read as YAML for
     inputs that are not strings): an empty field is not given (its default, or
@@ -103,14 +121,16 @@ def posted(inputs: list[dict[str, Any]], form: dict[str, str], *, keep_secrets: 
 def place(diagnostics: list[Diagnostic], fields_: list[Field]) -> list[str]:
     """Put each message next to the field it is about; returns those about none
     (the template itself, the providers), shown above the form."""
+    from dodas.server.web.wording import for_form
+
     by_name = {f.name: f for f in fields_}
     rest = []
     for d in diagnostics:
         m = re.fullmatch(r"<-i (.+)>", d.file)
         if m and m.group(1) in by_name:
-            by_name[m.group(1)].errors.append(_plain(d.message))
+            by_name[m.group(1)].errors.append(for_form(_plain(d.message)))
         else:
-            rest.append(str(d) if d.file and not d.file.startswith("<") else d.message)
+            rest.append(for_form(str(d) if d.file and not d.file.startswith("<") else d.message))
     return rest
 
 

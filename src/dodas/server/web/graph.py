@@ -13,7 +13,9 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-BOX_W, BOX_H, COL_GAP, ROW_GAP, PAD = 184, 50, 64, 18, 12
+BOX_W, BOX_H, COL_GAP, ROW_GAP, PAD = 200, 66, 64, 18, 12
+#: characters of a line that fit in a box (13 px text): longer ones are cut, whole in the node's tooltip
+FITS = 25
 
 #: the order in which one instance's state colours its whole node: trouble first, then work under way
 _RANK = ["error", "missing", "deleting", "creating", "configuring", "initial", "deleted", "created", "started",
@@ -59,8 +61,14 @@ def _columns(nodes: list[str], edges: list[tuple[str, str, str]]) -> dict[str, i
     return column
 
 
-def svg(topology: dict[str, Any], states: dict[str, str]) -> str:
-    """The picture (an inline `<svg>` element with a title and a text description)."""
+def _fit(text: str) -> str:
+    return text if len(text) <= FITS else text[:FITS - 1] + "…"
+
+
+def svg(topology: dict[str, Any], states: dict[str, str], labels: dict[str, str] | None = None) -> str:
+    """The picture (an inline `<svg>` element with a title and a text description);
+    `labels` adds a third line to a node ("2 of 3 ready")."""
+    labels = labels or {}
     nodes = [n["name"] for n in topology["nodes"]]
     info = {n["name"]: n for n in topology["nodes"]}
     edges = [tuple(e) for e in topology["edges"]]
@@ -94,9 +102,12 @@ def svg(topology: dict[str, Any], states: dict[str, str]) -> str:
         kind = str(info[n].get("type", "")).rsplit(".", 1)[-1]
         count = info[n].get("instances", 1)
         out.append(f'<g class="node state-{escape(state)}" data-node="{escape(n)}" transform="translate({x},{y})">'
+                   f'<title>{escape(n)}: {count}× {escape(kind)}</title>'
                    f'<rect width="{BOX_W}" height="{BOX_H}" rx="6"/>'
-                   f'<text x="10" y="20" class="node-name">{escape(n)}</text>'
-                   f'<text x="10" y="39" class="node-kind">{count}× {escape(kind)} · '
-                   f'<tspan class="node-state">{escape(state)}</tspan></text></g>')
+                   f'<text x="10" y="20" class="node-name">{escape(_fit(n))}</text>'
+                   f'<text x="10" y="38" class="node-kind">{escape(_fit(f"{count}× {kind}"))}</text>'
+                   f'<text x="10" y="56" class="node-kind"><tspan class="node-state">{escape(state)}</tspan>'
+                   f'<tspan class="node-ready">{escape(" · " + labels[n] if n in labels else "")}</tspan>'
+                   '</text></g>')
     out.append("</svg>")
     return "".join(out)

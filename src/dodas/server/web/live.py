@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from dodas.server import operations as ops
-from dodas.server.web import graph
+from dodas.server.web import graph, view
 from dodas.server.web.login import signed_in
 
 router = APIRouter(prefix="/web", include_in_schema=False)
@@ -33,11 +33,12 @@ def frame(event: str, data: Any, ident: int | None = None) -> str:
 
 def snapshot(caller: Any, name: str) -> dict[str, Any]:
     st = ops.states(caller, name)
+    topo = ops.topology(caller, name) if st["status"] != "QUEUED" else None
     return {"status": st["status"], "reason": st.get("reason"), "provider": st.get("provider"),
             "instances": st["instances"], "nodes": graph.node_states(st["instances"]),
-            "shape": graph.shape(st["instances"]), "attempts": st["attempts"],
-            "requests": st["requests"],
-            "busy": bool(st["work"])}
+            "labels": view.node_labels(st["instances"]), "shape": graph.shape(st["instances"]),
+            "attempts": st["attempts"], "requests": st["requests"], "work": st["work"],
+            "progress": view.progress(st, topo), "blocked": view.blocked(st), "busy": bool(st["work"])}
 
 
 @router.get("/deployments/{name}/live")

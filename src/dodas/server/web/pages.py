@@ -24,7 +24,7 @@ from fastapi.templating import Jinja2Templates
 from dodas.errors import DodasError, TemplateError
 from dodas.server import operations as ops
 from dodas.server.access import Refused
-from dodas.server.web import forms, graph
+from dodas.server.web import forms, graph, view, wording
 from dodas.server.web.login import check_csrf, signed_in
 from dodas.state import web_sessions
 
@@ -68,7 +68,27 @@ def age(iso: str | None) -> str:
     return f"{int(s)} s"
 
 
+def prose(text: str | None) -> Any:
+    """A template's description as a page shows it: its `code` spans as code,
+    its command-line advice in the form's words (wording.py), the rest escaped."""
+    import re
+
+    from markupsafe import Markup, escape
+
+    words = str(escape(wording.for_form(" ".join((text or "").split()))))
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", words))
+
+
+def mib(value: int | None) -> str:
+    """Memory as a person reads it: 1 GiB, 512 MiB; "not given" for none."""
+    if not value:
+        return "not given"
+    return f"{round(value / 1024, 1):g} GiB" if value >= 1024 else f"{value} MiB"
+
+
 templates.env.filters["age"] = age
+templates.env.filters["mib"] = mib
+templates.env.filters["prose"] = prose
 
 
 # -- pages ---------------------------------------------------------------------------------------
@@ -86,7 +106,8 @@ def signed_out(request: Request) -> HTMLResponse:
 @router.get("/catalogue")
 def catalogue(request: Request) -> HTMLResponse:
     session, caller = signed_in(request)
-    return render(request, "catalogue.html", session=session, caller=caller, entries=ops.catalogue(_cfg(request)))
+    return render(request, "catalogue.html", session=session, caller=caller,
+                  entries=ops.catalogue_for(_cfg(request), caller))
 
 
 @router.get("/catalogue/{entry}")
@@ -96,14 +117,21 @@ def deploy_form(entry: str, request: Request) -> HTMLResponse:
 
 
 def _deploy_form(request: Request, session: Any, caller: Any, entry: str, values: dict[str, Any],
-                 posted: dict[str, str], diagnostics: list | None = None, name_error: str | None = None,
+                 posted: dict[str, str], diagnostics: list | None = None, refusal: str | None = None,
                  status: int = 200) -> HTMLResponse:
     described = ops.catalogue_entry(_cfg(request), entry)
+    described["unfit"] = ops.entry_unfit(_cfg(request), caller, entry)
     fields_ = forms.fields(described["inputs"], values)
     general = forms.place(diagnostics or [], fields_)
+    errors: dict[str, str] = {}
+    if refusal:  # under the field it is about, else above the form
+        said = wording.for_form(refusal)
+        about = wording.field_of(said) or ("provider" if posted.get("provider") and "provider" in said else None)
+        (errors.__setitem__(about, said) if about else general.append(said))
     name = posted.get("name") or f"{entry}-{secrets.token_hex(2)}"
     return render(request, "deploy.html", code=status, session=session, caller=caller, entry=described,
-                  fields=fields_, general=general, name=name, name_error=name_error,
+                  fields=fields_, general=general, name=name, name_error=errors.get("name"),
+                  provider_error=errors.get("provider"),
                   providers=ops.providers(_cfg(request), caller), provider=posted.get("provider", ""),
                   groups=sorted(caller.groups), group=posted.get("group", ""))
 
@@ -117,14 +145,16 @@ def deploy_plan(entry: str, request: Request, form: dict[str, str] = Depends(pos
     name, provider, group = form.get("name", "").strip(), form.get("provider") or None, form.get("group") or None
     shown = {k: v for k, v in given.items() if k not in {i["name"] for i in described["inputs"] if i["secret"]}}
     try:
-        dplan = ops.plan_new(_cfg(request), caller, name, ops.Ask(catalogue=entry, cli_inputs=given), provider)
+        dplan = ops.plan_new(_cfg(request), caller, name, ops.Ask(catalogue=entry, cli_inputs=given), provider,
+                             group)
     except TemplateError as exc:
         return _deploy_form(request, session, caller, entry, shown, form, exc.diagnostics, status=422)
     except (Refused, DodasError) as exc:
-        return _deploy_form(request, session, caller, entry, shown, form, name_error=_message(exc), status=422)
+        return _deploy_form(request, session, caller, entry, shown, form, refusal=_message(exc), status=422)
     draft = web_sessions.save_draft(session.id, {"op": "create", "name": name, "catalogue": entry,
                                                  "cli_inputs": given, "provider": provider, "group": group})
-    return _plan_page(request, session, caller, name, dplan.to_json(), draft, f"Create {name} from {entry}")
+    return _plan_page(request, session, caller, name, dplan.to_json(), draft, f"Create {name} from {entry}",
+                      ops.cost(_cfg(request), caller, dplan, group))
 
 
 @router.post("/confirm")
@@ -147,19 +177,20 @@ def confirm(request: Request, form: dict[str, str] = Depends(posted_form)) -> Re
 
 
 def _plan_page(request: Request, session: Any, caller: Any, name: str, plan: dict[str, Any], draft: str,
-               title: str) -> HTMLResponse:
+               title: str, cost: dict[str, Any] | None = None) -> HTMLResponse:
     return render(request, "plan.html", session=session, caller=caller, name=name, plan=ops.plan_json(None, plan),
-                  draft=draft, title=title)
+                  draft=draft, title=title, cost=cost)
 
 
 @router.get("/deployments")
-def deployments(request: Request, page: int = 1, status: str | None = None) -> HTMLResponse:
+def deployments(request: Request, page: int = 1, status: str | None = None, destroyed: str = "") -> HTMLResponse:
+    """The list: what runs now; destroyed deployments only when asked for."""
     session, caller = signed_in(request)
     page = max(1, page)
-    found = ops.deployments(caller, status or None, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    found = ops.deployments(caller, status or None, PAGE_SIZE, (page - 1) * PAGE_SIZE, destroyed=bool(destroyed))
     pages = max(1, math.ceil(found["total"] / PAGE_SIZE))
     return render(request, "deployments.html", session=session, caller=caller, items=found["items"], page=page,
-                  pages=pages, total=found["total"], status=status or "")
+                  pages=pages, total=found["total"], status=status or "", destroyed=bool(destroyed))
 
 
 @router.get("/deployments/{name}")
@@ -187,14 +218,18 @@ def _deployment_context(request: Request, caller: Any, name: str, node: str | No
     except DodasError:
         outputs = {}
     settings = ops.settings(caller, name) if st["status"] not in ("QUEUED", "DELETE_COMPLETE") else {}
+    topo = ops.topology(caller, name) if st["status"] != "QUEUED" else None
     out: dict[str, Any] = {
         "name": name, "st": st, "outputs": outputs, "scalable": (settings or {}).get("scalable", {}),
-        "operate": access.can_operate(caller, ops.readable(caller, name), cfg), "destroy_error": destroy_error}
+        "operate": access.can_operate(caller, ops.readable(caller, name), cfg), "destroy_error": destroy_error,
+        "blocked": view.blocked(st), "destroyed": view.destroyed(st), "ordered_outputs": view.ordered_outputs(outputs)}
     if whole:
-        topo = ops.topology(caller, name)
-        out.update(graph=graph.svg(topo, graph.node_states(st["instances"])) if topo else "",
+        out.update(graph=graph.svg(topo, graph.node_states(st["instances"]), view.node_labels(st["instances"]))
+                   if topo else "",
                    shape=graph.shape(st["instances"]), events=ops.events(name, 0, node=node, tail=300),
-                   node=node or "", nodes=sorted({i["node"] for i in st["instances"]}), owner=_owner(caller, name))
+                   node=node or "", progress=view.progress(st, topo), about=ops.about(caller, name),
+                   nodes=sorted(set(ops.node_names(caller, name)) | {i["node"] for i in st["instances"]}),
+                   owner=ops.owner_of(name))
     return out
 
 
@@ -211,17 +246,14 @@ def deployment_part(name: str, part: str, request: Request) -> HTMLResponse:
                   **_deployment_context(request, caller, name, whole=False))
 
 
-def _owner(caller: Any, name: str) -> str | None:
-    return ops.owner_of(name) if caller.admin else None
-
-
 @router.get("/deployments/{name}/graph")
 def graph_picture(name: str, request: Request) -> HTMLResponse:
     """The picture alone, for a page whose deployment changed shape (made, scaled)."""
     _, caller = signed_in(request)
     st = ops.states(caller, name)
     topo = ops.topology(caller, name)
-    return HTMLResponse(graph.svg(topo, graph.node_states(st["instances"])) if topo else "", headers=HEADERS)
+    return HTMLResponse(graph.svg(topo, graph.node_states(st["instances"]), view.node_labels(st["instances"]))
+                        if topo else "", headers=HEADERS)
 
 
 @router.post("/deployments/{name}/scale")
@@ -236,7 +268,9 @@ def scale_plan(name: str, request: Request, form: dict[str, str] = Depends(poste
     except ValueError:
         raise Refused(422, f"the count must be a whole number, 0 or more (got {form.get('count')!r})") from None
     draft = web_sessions.save_draft(session.id, {"op": "scale", "name": name, "node": node, "count": count})
-    return _plan_page(request, session, caller, name, dplan.to_json(), draft, f"Scale {node} of {name} to {count}")
+    return _plan_page(request, session, caller, name, dplan.to_json(), draft, f"Scale {node} of {name} to {count}",
+                      ops.cost(_cfg(request), caller, dplan, getattr(ops.readable(caller, name), "group", None),
+                               replacing=name))
 
 
 @router.get("/deployments/{name}/inputs")

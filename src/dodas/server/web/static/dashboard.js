@@ -19,7 +19,7 @@ function checkField(input) {
   }
   const field = input.closest(".field");
   const out = field && field.querySelector(".field-error");
-  if (out) out.textContent = msg ? `In the page: ${msg}.` : "";
+  if (out) out.textContent = msg ? `${msg[0].toUpperCase()}${msg.slice(1)}.` : "";
   if (field) field.classList.toggle("invalid", !!msg);
   if (msg) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
   return !msg;
@@ -45,15 +45,79 @@ function el(tag, cls, text) {
 
 let lastNodes = {};
 
-function colourGraph(nodes) {
+let lastLabels = {};
+
+function colourGraph(nodes, labels) {
   lastNodes = nodes;
+  lastLabels = labels || {};
   document.querySelectorAll("svg.graph .node").forEach((g) => {
     const st = nodes[g.dataset.node] || "pending";
     g.setAttribute("class", `node state-${st}`);
     const t = g.querySelector(".node-state");
     if (t) t.textContent = st;
+    const r = g.querySelector(".node-ready");
+    if (r) r.textContent = lastLabels[g.dataset.node] ? ` · ${lastLabels[g.dataset.node]}` : "";
   });
 }
+
+function describeRequest(w) {
+  const li = el("li", `request-${w.status}`);
+  li.append(el("strong", "", w.operation), document.createTextNode(`: ${w.status}`));
+  if (w.position) li.append(document.createTextNode(` (number ${w.position} in the queue)`));
+  if (w.waits_for) li.append(document.createTextNode(` — waits for ${w.waits_for}`));
+  if (w.error) li.append(document.createTextNode(" — "), el("span", "error-text", w.error));
+  return li;
+}
+
+function since(iso) {
+  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (s >= 3600) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  if (s >= 60) return `${Math.floor(s / 60)} min ${Math.floor(s % 60)} s`;
+  return `${Math.floor(s)} s`;
+}
+
+function tickElapsed() {
+  const t = document.getElementById("elapsed");
+  if (t && t.dataset.since) t.textContent = since(t.dataset.since);
+  // "created 2 min ago" stays true on a page left open
+  document.querySelectorAll("time.ago[datetime]").forEach((a) => { a.textContent = `${since(a.getAttribute("datetime"))} ago`; });
+}
+
+function applyProgress(s) {
+  const p = s.progress;
+  if (!p) return;
+  const bar = document.getElementById("progress");
+  if (bar) { bar.max = p.total || 1; bar.value = p.ready; }
+  const ready = document.getElementById("ready");
+  if (ready) ready.textContent = p.ready;
+  const total = document.getElementById("total");
+  if (total) total.textContent = p.total;
+  const doing = document.getElementById("doing");
+  if (doing) {
+    const shown = document.getElementById("elapsed");
+    if (!p.since) doing.replaceChildren();
+    else if (!shown || shown.dataset.since !== p.since) {
+      const t = el("time", ""); t.id = "elapsed"; t.dataset.since = p.since;
+      doing.replaceChildren(document.createTextNode(` · ${p.doing} running for `), t);
+      tickElapsed();
+    }
+  }
+  const pending = document.getElementById("pending");
+  if (pending) {
+    const w = (s.work || [])[0];
+    pending.textContent = w ? `${w.operation} ${w.status === "running" ? "running" : "queued"}` : "";
+  }
+  const gone = s.status === "DELETE_COMPLETE";
+  const note = document.getElementById("destroyed-note");
+  if (note) note.hidden = !gone;
+  const box = document.getElementById("progress-box");
+  if (box) box.hidden = gone;
+  const page = document.querySelector(".deployment");
+  if (page) page.classList.toggle("is-destroyed", gone);
+  if (gone) document.querySelectorAll(".graph-box").forEach((g) => g.remove());
+}
+
+let lastWork = null;
 
 function refreshParts() {
   // the outputs and the forms follow the status: drawn again by the server
@@ -63,6 +127,7 @@ function refreshParts() {
       .then((html) => {
         part.innerHTML = html;
         part.querySelectorAll("form.reveal").forEach(setUpReveal);
+        part.querySelectorAll("form.reveal .copy-button").forEach(setUpCopy);
       })
       .catch(() => {});
   });
@@ -70,7 +135,10 @@ function refreshParts() {
 
 function applyStates(s) {
   const status = document.getElementById("status");
-  if (status && status.textContent !== s.status) refreshParts();
+  const work = JSON.stringify([s.blocked, (s.work || []).map((w) => [w.id, w.status])]);
+  if ((status && status.textContent !== s.status) || (lastWork !== null && work !== lastWork)) refreshParts();
+  lastWork = work;
+  applyProgress(s);
   if (status) { status.textContent = s.status; status.className = `status status-${s.status}`; }
   const provider = document.getElementById("provider");
   if (provider && s.provider) provider.textContent = s.provider;
@@ -94,23 +162,23 @@ function applyStates(s) {
     }
     body.querySelectorAll("tr[data-instance]").forEach((r) => { if (!seen.has(r.dataset.instance)) r.remove(); });
   }
-  colourGraph(s.nodes);
+  colourGraph(s.nodes, s.labels);
+  const filter = document.getElementById("log-node");
+  if (filter) {  // a node the page did not know of (a template changed by an update): offered too
+    const known = new Set(Array.from(filter.options).map((o) => o.value));
+    Object.keys(s.nodes).sort().forEach((n) => { if (!known.has(n)) filter.append(new Option(n, n)); });
+  }
   const box = document.querySelector(".graph-box");
   if (box && box.dataset.shape !== s.shape) {  // made or scaled: the picture itself changed
     box.dataset.shape = s.shape;
     fetch(box.dataset.src, { credentials: "same-origin", cache: "no-store" })
       .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
-      .then((svg) => { box.innerHTML = svg; colourGraph(lastNodes); })
+      .then((svg) => { box.innerHTML = svg; colourGraph(lastNodes, lastLabels); })
       .catch(() => {});
   }
   const requests = document.getElementById("requests");
   if (requests && s.requests.length) {
-    requests.replaceChildren(...s.requests.map((w) => {
-      const li = el("li", `request-${w.status}`);
-      li.append(el("strong", "", w.operation), document.createTextNode(`: ${w.status}`));
-      if (w.error) li.append(document.createTextNode(" — "), el("span", "error-text", w.error));
-      return li;
-    }));
+    requests.replaceChildren(...s.requests.map(describeRequest));
   }
   const attempts = document.getElementById("attempts");
   if (attempts && s.attempts.length) {
@@ -123,6 +191,12 @@ function applyStates(s) {
   }
 }
 
+function deploymentName() {
+  const page = document.querySelector("[data-name]");
+  return page ? page.dataset.name : "";
+}
+
+// the log follows: its newest line stays in view, unless the user scrolled up to read
 function appendLog(e) {
   const log = document.getElementById("log");
   if (!log) return;
@@ -130,7 +204,7 @@ function appendLog(e) {
   const li = el("li");
   li.dataset.node = (e.instance || "").split("[")[0];
   li.append(el("time", "", (e.time || "").slice(11, 19)), document.createTextNode(" "),
-            el("span", "inst", e.instance || ""), document.createTextNode(` ${e.message}`));
+            el("span", "inst", e.instance || deploymentName()), document.createTextNode(` ${e.message}`));
   const filter = document.getElementById("log-node");
   if (filter && filter.value && li.dataset.node !== filter.value) li.hidden = true;
   log.append(li);
@@ -140,6 +214,9 @@ function appendLog(e) {
 
 function follow(box) {
   const log = document.getElementById("log");
+  if (log) log.scrollTop = log.scrollHeight;  // opens at the newest line
+  setInterval(tickElapsed, 1000);
+  tickElapsed();
   const filter = document.getElementById("log-node");
   if (filter && !filter.value) {  // with every node shown, the stream can fill the log from where the page stopped
     const source = new EventSource(`${box.dataset.live}?after=${log ? log.dataset.after : 0}`);
@@ -176,9 +253,33 @@ function setUpReveal(form) {
   });
 }
 
+// Copy: the secret goes to the clipboard without being shown on the page
+function setUpCopy(button) {
+  const form = button.closest("form");
+  const said = form.querySelector(".copied");
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    const r = await fetch(form.action, { method: "POST", body: new FormData(form), headers: { Accept: "application/json" },
+                                         credentials: "same-origin", cache: "no-store" });
+    if (!r.ok) { said.textContent = `could not copy it (${r.status})`; return; }
+    const value = (await r.json()).value;
+    let done = false;
+    try { await navigator.clipboard.writeText(value); done = true; } catch (e) { done = false; }
+    if (!done) {  // no clipboard permission: the older way, through a field that is never shown
+      const t = el("textarea"); t.value = value; t.setAttribute("aria-hidden", "true");
+      t.style.position = "fixed"; t.style.opacity = "0"; document.body.append(t); t.select();
+      done = document.execCommand("copy"); t.remove();
+    }
+    said.textContent = done ? "Copied" : "could not copy it: use Reveal";
+    setTimeout(() => { said.textContent = ""; }, 5000);
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  if (!document.querySelector("[data-live]") && document.querySelector("time.ago")) setInterval(tickElapsed, 1000);
   document.querySelectorAll("form[data-check]").forEach(setUpChecks);
   document.querySelectorAll("form.reveal").forEach(setUpReveal);
+  document.querySelectorAll("form.reveal .copy-button").forEach(setUpCopy);
   const box = document.querySelector("[data-live]");
   if (box && window.EventSource) follow(box);
 });
