@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from dodas import __version__
-from dodas.cli import autoscale_cli, login_cli
+from dodas.cli import autoscale_cli, htcondor_cli, login_cli
 
 app = typer.Typer(
     name="dodas", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -665,6 +665,7 @@ def server(config: Annotated[Optional[str], typer.Option("--config", "-c", help=
 
 login_cli.register(app)
 autoscale_cli.register(app)
+htcondor_cli.register(app)
 
 
 def _warn(p: object) -> None:
