@@ -6,21 +6,12 @@ from __future__ import annotations
 
 import typer
 
-from dodas.errors import DodasError
-
 
 def register(app: typer.Typer) -> None:
     @app.command("htcondor-root")
     def htcondor_root() -> None:
         """Prepare (once; cached by package version) a Debian 13 root with HTCondor
         for HTCondor pools on the local provider, and print its directory."""
-        from dodas.providers import htcondor_root as hr
+        from dodas.services import htcondor_root as service
 
-        if hr.installed():
-            typer.echo("HTCondor is installed on this machine; the local provider uses it (no root needed)")
-            return
-        try:
-            root = hr.prepare()
-        except hr.RootError as exc:
-            raise DodasError(str(exc)) from None
-        typer.echo(f"HTCondor {hr.version(root)}: {root}")
+        typer.echo(service.prepare())

@@ -1,0 +1,131 @@
+"""templates/htcondor.yaml on the local provider, with HTCondor's real daemons (the
+host's, or those of the Debian 13 root `dodas htcondor-root` prepares): `up` is
+ready only once a probe job ran; a user's cluster of 20 jobs all complete with the
+right output; a client without the pool's token is refused by the collector and
+the schedd, the same request with it is accepted; destroy leaves no daemon, no
+spool and no token file."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from support.htcondor_pool import PoolClient, instance_config, need_htcondor
+from support.livecluster import Dodas, processes_of
+
+ROOT = Path(__file__).resolve().parents[1]
+POOL = ROOT / "templates" / "htcondor.yaml"
+INPUTS = ["-i", "number_of_workers=2", "-i", "worker_cpus=1", "-i", "worker_mem=1 GiB",
+          "-i", "master_cpus=1", "-i", "master_mem=1 GiB"]
+JOBS = 20
+
+
+def _state_dirs() -> set[str]:
+    return {str(p) for p in Path("/tmp").glob("dodas-condor-*")}
+
+
+def _address(client: PoolClient, daemon: str) -> str:
+    """A daemon's address as its own address file says it (no collector asked)."""
+    r = client.run("condor_config_val", f"{daemon.upper()}_ADDRESS_FILE")
+    assert r.returncode == 0, r.stderr
+    text = Path(r.stdout.strip()).read_text()
+    return text.splitlines()[0].strip()
+
+
+def test_a_real_pool_runs_jobs_refuses_strangers_and_leaves_nothing(tmp_path, monkeypatch):
+    need_htcondor(monkeypatch)
+    before = _state_dirs()
+    dodas = Dodas(tmp_path / "home")
+    dodas.env.update({k: v for k, v in os.environ.items() if k == "DODAS_HTCONDOR_ROOT"})
+    cleanup: list[Path] = []
+    dodas.run("up", str(POOL), "-p", "local", "--name", "pool", "--yes", *INPUTS, timeout=1800)
+    try:
+        status = dodas.json("status", "pool")
+        assert status["status"] == "CREATE_COMPLETE", status
+        client = PoolClient(instance_config(dodas.home, "schedd"))
+
+        # every startd in the collector, with the pool's names
+        r = client.run("condor_status", "-startd", "-af", "Name")
+        assert r.returncode == 0, r.stderr
+        assert sorted(name.split("@")[0] for name in r.stdout.split()) == ["startd-0", "startd-1"], r.stdout
+
+        # a user's cluster of 20 jobs, each echoing its own number
+        # a directory the jobs' owner can reach (root's jobs run as nobody, and pytest's own
+        # directories are root's alone)
+        sub = Path(tempfile.mkdtemp(prefix="dodas-condor-test-"))
+        cleanup.append(sub)
+        (sub / "job.sh").write_text("#!/bin/sh\necho \"job $1 on $(hostname)\"\n")
+        (sub / "job.sh").chmod(0o755)
+        (sub / "job.sub").write_text(
+            "executable = job.sh\narguments = $(Process)\noutput = out.$(Process)\nerror = err.$(Process)\n"
+            "log = jobs.log\nshould_transfer_files = YES\nrequest_cpus = 1\nrequest_memory = 32\n"
+            f"queue {JOBS}\n")
+        sub.chmod(0o755)
+        if os.geteuid() == 0:  # root's jobs run as nobody, who writes their output here
+            shutil.chown(sub, "nobody")
+        r = client.run("condor_submit", "job.sub", cwd=sub)
+        assert r.returncode == 0 and f"{JOBS} job(s) submitted" in r.stdout, r.stdout + r.stderr
+        guard = time.monotonic() + 600  # hang guard: the schedd writes the log once it has the jobs
+        while not (sub / "jobs.log").exists() and time.monotonic() < guard:
+            time.sleep(0.5)
+        r = client.run("condor_wait", "-wait", "1500", str(sub / "jobs.log"), cwd=sub, timeout=1800)
+        assert r.returncode == 0, r.stdout + r.stderr
+        for i in range(JOBS):
+            assert re.fullmatch(rf"job {i} on \S+\n", (sub / f"out.{i}").read_text()), i
+        r = client.run("condor_history", "-af", "ExitCode", "LastRemoteHost", "-constraint", "ClusterId > 1")
+        assert r.returncode == 0, r.stderr
+        rows = [line.split() for line in r.stdout.splitlines() if line.strip()]
+        assert len(rows) == JOBS and all(code == "0" for code, _host in rows), rows
+        assert {host.split("@")[1] for _code, host in rows} <= {"startd-0", "startd-1"}, rows
+
+        # without the pool's token (as from another host: no FS), the collector and
+        # the schedd refuse; the same request with the token is accepted
+        empty = tmp_path / "no-tokens"
+        empty.mkdir(mode=0o700)
+        stranger = {"_CONDOR_SEC_CLIENT_AUTHENTICATION_METHODS": "IDTOKENS",
+                    "_CONDOR_SEC_DEFAULT_AUTHENTICATION_METHODS": "IDTOKENS",
+                    "_CONDOR_SEC_TOKEN_SYSTEM_DIRECTORY": str(empty), "_CONDOR_SEC_TOKEN_DIRECTORY": str(empty),
+                    "_CONDOR_SEC_PASSWORD_DIRECTORY": str(empty)}
+        member = {"_CONDOR_SEC_CLIENT_AUTHENTICATION_METHODS": "IDTOKENS",
+                  "_CONDOR_SEC_DEFAULT_AUTHENTICATION_METHODS": "IDTOKENS"}
+        for daemon in ("collector", "schedd"):
+            addr = _address(PoolClient(instance_config(dodas.home, "central_manager")), daemon) \
+                if daemon == "collector" else _address(client, daemon)
+            refused = client.run("condor_ping", "-address", addr, "-table", "READ", "WRITE", env=stranger)
+            assert refused.returncode != 0, (daemon, refused.stdout, refused.stderr)
+            assert "FAIL" in refused.stdout + refused.stderr or "ERROR" in refused.stdout + refused.stderr
+            accepted = client.run("condor_ping", "-address", addr, "-table", "READ", "WRITE", env=member)
+            assert accepted.returncode == 0, (daemon, accepted.stdout, accepted.stderr)
+            assert "IDTOKENS" in accepted.stdout, accepted.stdout
+        assert processes_of(dodas.home), "the pool's daemons carry the machine's marker"
+    finally:
+        dodas.run("destroy", "pool", "--yes", timeout=900)
+        for d in cleanup:
+            shutil.rmtree(d, ignore_errors=True)
+    assert processes_of(dodas.home) == {}
+    assert _state_dirs() <= before, "the daemons' spool, execute and log directories are gone"
+    assert not list((dodas.home / "data").rglob("POOL")) and not list((dodas.home / "data").rglob("dodas-pool"))
+    assert not [p for p in Path("/proc").glob("[0-9]*/environ")
+                if _reads(p, f"DODAS_MACHINE={dodas.home}")]
+
+
+def _reads(environ: Path, needle: str) -> bool:
+    try:
+        return needle.encode() in environ.read_bytes()
+    except OSError:
+        return False
+
+
+def test_without_htcondor_preflight_says_what_to_install(cli, monkeypatch, tmp_path):
+    # no HTCondor on this PATH (a host's package is in /usr/sbin) and no prepared root
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setenv("DODAS_HTCONDOR_ROOT", str(tmp_path / "none"))
+    r = cli("up", str(POOL), "-p", "local", "--yes", *INPUTS)
+    assert r.code != 0
+    assert all(f'"{node}"' in r.err for node in ("central_manager", "schedd", "startd")), r.err
+    assert "condor_master" in r.err and "dodas htcondor-root" in r.err and "apt-get install condor" in r.err, r.err
+    assert "Traceback" not in r.err
