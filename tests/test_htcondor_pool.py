@@ -7,12 +7,15 @@ spool and no token file."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import tempfile
 import time
 from pathlib import Path
+
+import pytest
 
 from support.htcondor_pool import PoolClient, instance_config, need_htcondor
 from support.livecluster import Dodas, processes_of
@@ -102,6 +105,7 @@ def test_a_real_pool_runs_jobs_refuses_strangers_and_leaves_nothing(tmp_path, mo
             assert accepted.returncode == 0, (daemon, accepted.stdout, accepted.stderr)
             assert "IDTOKENS" in accepted.stdout, accepted.stdout
         assert processes_of(dodas.home), "the pool's daemons carry the machine's marker"
+        _autoscaler_reads_and_drains_the_live_pool(dodas, client, sub)
     finally:
         dodas.run("destroy", "pool", "--yes", timeout=900)
         for d in cleanup:
@@ -129,3 +133,44 @@ def test_without_htcondor_preflight_says_what_to_install(cli, monkeypatch, tmp_p
     assert all(f'"{node}"' in r.err for node in ("central_manager", "schedd", "startd")), r.err
     assert "condor_master" in r.err and "dodas htcondor-root" in r.err and "apt-get install condor" in r.err, r.err
     assert "Traceback" not in r.err
+
+
+def _autoscaler_reads_and_drains_the_live_pool(dodas: Dodas, client: PoolClient, sub: Path) -> None:
+    """The autoscaler's HTCondor reader (htcondor2 bindings, the token dodas signs from
+    the pool's key) against the live collector, schedd and startds."""
+    import asyncio
+
+    from dodas.elastic.readers.htcondor import HTCondorReader
+    from dodas.htcondor_tokens import idtoken
+
+    outputs = dodas.outputs("pool")
+    trust = outputs["trust_domain"]
+    key = next((dodas.home / "data").rglob("central_manager/condor/passwords.d/POOL")).read_text()
+    reader = HTCondorReader(outputs["collector"], token=idtoken(key, f"condor@{trust}", trust))
+    addresses = {m["address"] for m in (json.loads(p.read_text()) for p in
+                                        (dodas.home / "data" / "local").glob("*/execute_hosts-*/machine.json"))}
+    load = asyncio.run(reader.read())
+    assert {w.host for w in load.workers} == addresses and len(load.workers) == 2, load
+    assert all(w.cores == 1 and not w.busy for w in load.workers), load   # the instances' own size
+    # a job no slot can take waits, named
+    (sub / "big.sub").write_text("executable = /bin/true\ntransfer_executable = false\nrequest_cpus = 4\n"
+                                 "should_transfer_files = YES\nlog = big.log\nqueue\n")
+    r = client.run("condor_submit", "-terse", "big.sub", cwd=sub)
+    assert r.returncode == 0, r.stderr
+    cluster = r.stdout.split(".")[0].strip()
+    load = asyncio.run(reader.read())
+    assert load.waiting_cores >= 2 and any(f"job {cluster}.0 " in w and "4 cores" in w for w in load.waiting), load
+    # a token of another key is refused
+    stranger = HTCondorReader(outputs["collector"], token=idtoken("x" * 43, f"condor@{trust}", trust))
+    with pytest.raises(Exception, match="collector"):
+        asyncio.run(stranger.read())
+    # a graceful drain of an idle startd: the startd itself says it drains
+    worker = load.workers[0]
+    assert asyncio.run(reader.drain(worker)) is True
+    guard = time.monotonic() + 300
+    while time.monotonic() < guard:
+        states = {w.host: w.state for w in asyncio.run(reader.read()).workers}
+        if states.get(worker.host) == "draining":
+            break
+        time.sleep(1)
+    assert states[worker.host] == "draining" and states[load.workers[1].host] != "draining", states
