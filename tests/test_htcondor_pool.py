@@ -105,6 +105,7 @@ def test_a_real_pool_runs_jobs_refuses_strangers_and_leaves_nothing(tmp_path, mo
             assert accepted.returncode == 0, (daemon, accepted.stdout, accepted.stderr)
             assert "IDTOKENS" in accepted.stdout, accepted.stdout
         assert processes_of(dodas.home), "the pool's daemons carry the machine's marker"
+        _a_killed_startd_degrades_the_pool_and_up_restores_it(dodas, client)
         _autoscaler_reads_and_drains_the_live_pool(dodas, client, sub)
     finally:
         dodas.run("destroy", "pool", "--yes", timeout=900)
@@ -174,3 +175,36 @@ def _autoscaler_reads_and_drains_the_live_pool(dodas: Dodas, client: PoolClient,
             break
         time.sleep(1)
     assert states[worker.host] == "draining" and states[load.workers[1].host] != "draining", states
+
+
+def _a_killed_startd_degrades_the_pool_and_up_restores_it(dodas: Dodas, client: PoolClient) -> None:
+    """A startd's condor_master and its daemons killed behind dodas's back: status says
+    degraded, and `up` starts it again, back in the collector."""
+    import signal
+
+    st = dodas.json("status", "pool")
+    startd = next(i for i in st["instances"] if i["id"] == "startd[1]")
+    os.killpg(startd["services"]["condor_master"]["pgid"], signal.SIGKILL)
+    machine = str(next((dodas.home / "data" / "local").glob("*/execute_hosts-1")))
+    for pid in processes_of(dodas.home):   # its daemons, each in a process group of its own
+        if _reads(Path(f"/proc/{pid}/environ"), f"DODAS_MACHINE={machine}\0"):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    guard = time.monotonic() + 300
+    while time.monotonic() < guard:
+        r = dodas.run("status", "pool", "--json", check=False)
+        if r.returncode == 5 and "startd[1]" in json.loads(r.stdout)["degraded"]:
+            break
+        time.sleep(1)
+    assert "startd[1]" in json.loads(r.stdout)["degraded"], r.stdout
+    dodas.run("up", str(POOL), "-p", "local", "--name", "pool", "--yes", *INPUTS, timeout=1800)
+    assert not json.loads(dodas.run("status", "pool", "--json", check=False).stdout)["degraded"]
+    guard = time.monotonic() + 300
+    while time.monotonic() < guard:
+        r = client.run("condor_status", "-startd", "-af", "Name")
+        if len(r.stdout.split()) == 2:
+            break
+        time.sleep(1)
+    assert sorted(n.split("@")[0] for n in r.stdout.split()) == ["startd-0", "startd-1"], r.stdout
