@@ -27,11 +27,12 @@ PY = BIN / "python"
 #: (the network namespaces of the private-network tests) and Chromium with its
 #: WebDriver (the dashboard's browser tests, tests/support/browser.py), XRootD (the XCache tests).
 TEST_DEBS = ("postgresql", "openssh-server", "openssh-client", "iproute2", "chromium", "chromium-driver",
-             "xrootd-server", "xrootd-client")
+             "xrootd-server", "xrootd-client", "mmdebstrap")
 #: how to tell each is there
 PROBES = {"openssh-server": "/usr/sbin/sshd", "openssh-client": "/usr/bin/ssh", "iproute2": "ip",
           "chromium": "/usr/bin/chromium", "chromium-driver": "/usr/bin/chromedriver",
-          "xrootd-server": "/usr/bin/xrootd", "xrootd-client": "/usr/bin/xrdcp"}
+          "xrootd-server": "/usr/bin/xrootd", "xrootd-client": "/usr/bin/xrdcp",
+          "mmdebstrap": "/usr/bin/mmdebstrap"}
 
 
 def sh(*cmd: str | Path, **kw) -> int:
@@ -131,11 +132,23 @@ def parallel(args: list[str]) -> list[str]:
     return ["-n", workers, "--dist", "loadfile"]
 
 
+def ensure_htcondor() -> None:
+    """The HTCondor tests need HTCondor's daemons: the distribution's package (Debian 13,
+    Ubuntu), else the Debian 13 root `dodas htcondor-root` prepares in root's own cache
+    (once; later runs find it), which the tests' homes are pointed at."""
+    if shutil.which("condor_master") or os.geteuid() != 0:
+        return
+    print("preparing HTCondor's Debian 13 root (dodas htcondor-root; the first time only) ...", flush=True)
+    env = {k: v for k, v in os.environ.items() if k != "DODAS_HOME"}
+    sh(PY, "-m", "dodas", "htcondor-root", env=env)  # if this fails, the tests say what is missing
+
+
 def test(args: list[str]) -> int:
     ensure_venv("local,test,ml")  # ml: the inference server's tests (TensorFlow, onnxruntime)
     ensure_test_debs()
     ensure_java()  # the Spark tests need it as much as `up` does
     compile_sources()
+    ensure_htcondor()
     if lint() != 0:
         return 1
     import tempfile

@@ -82,14 +82,6 @@ def test_pool_plans_on_a_kubernetes_provider(cli, dodas_home, tmp_path):
     assert plan["provider"] == "cluster" if "provider" in plan else True
 
 
-def test_the_local_provider_refuses_the_pool_naming_providers_that_can(cli):
-    r = cli("plan", str(POOL), "--provider", "local", "--no-refresh")
-    assert r.code != 0
-    for node, kind in (("central_manager", "CentralManager"), ("schedd", "Schedd"), ("startd", "Startd")):
-        assert (f'node "{node}" (tosca.nodes.dodas.HTCondor.{kind}) needs a virtual machine with root, which the '
-                "local provider cannot give; providers that can: openstack, ec2, ssh") in r.err, r.err
-
-
 def test_the_signing_key_is_generated_per_deployment_and_never_in_the_plan(cli, dodas_home, tmp_path):
     from dodas import services
 

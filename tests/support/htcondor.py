@@ -239,6 +239,9 @@ def check_security(defs: dict[str, str], trust_domain: str) -> None:
         if name.startswith("ALLOW_"):
             for who in (w.strip() for w in expand(defs, name).split(",")):
                 user, _, domain = who.partition("@")
+                if domain == "matchsession":  # a claim's own session, known to its schedd and startd alone
+                    assert user in ("submit-side", "execute-side") and name in ("ALLOW_WRITE", "ALLOW_DAEMON"), who
+                    continue
                 assert domain in (trust_domain, "password"), (name, who)
                 assert user and "/" not in who, (name, who)   # identities, never hosts or networks
     for name in ("DENY_READ", "DENY_WRITE"):

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from dodas import __version__
-from dodas.cli import autoscale_cli, deploy_cli, login_cli, read_cli, records_cli
+from dodas.cli import autoscale_cli, deploy_cli, htcondor_cli, login_cli, read_cli, records_cli
 from dodas.cli.common import MODE as _MODE
 from dodas.cli.common import ExternalPlaybooksOpt, InputOpt, InputsFileOpt, JsonOpt, OfflineOpt, StrictOpt, TemplateArg
 from dodas.cli.common import print_json as _print_json
@@ -207,6 +207,7 @@ def server(config: Annotated[Optional[str], typer.Option("--config", "-c", help=
 
 login_cli.register(app)
 autoscale_cli.register(app)
+htcondor_cli.register(app)
 
 
 def _run() -> int:

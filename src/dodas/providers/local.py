@@ -32,7 +32,7 @@ from typing import Any
 
 from dodas import paths, procs
 from dodas.model.deployment import DeploymentModel
-from dodas.providers import loopback
+from dodas.providers import htcondor_root, loopback
 from dodas.providers.base import ComputeRequest, HostProbe, Machine, ProcessRef, Provider, ProviderError
 from dodas.providers.config import ProviderConfig
 
@@ -77,7 +77,10 @@ class LocalProvider(Provider):
                 problems.append(f'node "{n.name}" asks for image {n.compute.image}; the local provider runs '
                                 "on this machine and cannot boot images (choose a cloud with --provider, or "
                                 "leave the image empty)")
-        problems += self.host_problems(model)
+        found = self.host_problems(model)
+        problems += found
+        if any("condor_master" in p for p in found):
+            problems.append(htcondor_root.missing_hint())
         taken = _wildcard_listeners()
         for n in model.nodes.values():
             for p in (n.compute.ports if n.compute else ()):
@@ -202,6 +205,8 @@ class LocalProvider(Provider):
             "num_cpus": m["num_cpus"], "mem_mib": m["mem_mib"], "workdir": str(d),
             "python": sys.executable, "venv_bin": str(Path(sys.executable).parent),
             "java_home": java.get("home"), "local": True,
+            # how an HTCondor program runs here (the host's, or from dodas's prepared root)
+            "htcondor_prefix": htcondor_root.prefix(), "as_root": os.geteuid() == 0,
         }
         return Machine(provider_id=str(d), public_address=m["address"], private_address=m["address"],
                        connection="local", facts=facts)
@@ -261,6 +266,8 @@ class ThisMachine(HostProbe):
         return find_java(minimum, needed_by).get("error")
 
     def has_program(self, name: str) -> bool:
+        if name.startswith("condor_") and self.search_path is None and htcondor_root.prefix() is not None:
+            return True  # HTCondor's programs run from dodas's prepared root
         return shutil.which(name, path=self.search_path) is not None
 
     def as_root(self) -> bool:

@@ -4,7 +4,10 @@
 The wheel of HTCondor 25 carries only the version-2 bindings, `htcondor2` and
 `classad2`; they install with pip and build and evaluate ClassAds offline, so
 the tests feed this reader ClassAds parsed from recorded `condor_q -long` /
-`condor_status -long` text. It has not run against a live pool here.
+`condor_status -long` text, and run it against a live pool on the local
+provider (tests/test_htcondor_pool.py: reading, a waiting job named, a foreign
+token refused, a graceful drain), whose startds share one machine name and are
+told apart by address (`startds`).
 
 Idle jobs (JobStatus 1) wait for their RequestCpus; unclaimed slots can take
 them, so the cores that wait are the idle jobs' cores beyond the unclaimed
@@ -144,12 +147,26 @@ def _host(ads: list[Any], machine: str) -> str:
     return machine
 
 
-def workload_of(jobs: list[Any], slots: list[Any]) -> Workload:
-    """The workload from a schedd's job ads and a collector's startd (slot) ads."""
-    idle = [j for j in jobs if _value(j, "JobStatus") == JOB_IDLE]
+def startds(slots: list[Any]) -> dict[str, list[Any]]:
+    """Slot ads grouped by startd: by Machine, unless startds at several addresses share one
+    machine name (the local provider's, all on this host), which are told apart by address."""
     by_machine: dict[str, list[Any]] = defaultdict(list)
     for s in slots:
         by_machine[str(_value(s, "Machine", ""))].append(s)
+    out: dict[str, list[Any]] = {}
+    for machine, ads in by_machine.items():
+        if len({_host([s], machine) for s in ads}) <= 1:
+            out[machine] = ads
+        else:
+            for s in ads:
+                out.setdefault(_host([s], machine), []).append(s)
+    return out
+
+
+def workload_of(jobs: list[Any], slots: list[Any]) -> Workload:
+    """The workload from a schedd's job ads and a collector's startd (slot) ads."""
+    idle = [j for j in jobs if _value(j, "JobStatus") == JOB_IDLE]
+    by_machine = startds(slots)
     free = 0
     workers = []
     for machine, ads in sorted(by_machine.items()):
@@ -241,12 +258,14 @@ class HTCondorReader:
         return await asyncio.to_thread(self._read)
 
     def _drain(self, machine: str) -> bool:
-        slots = [s for s in self._ads("slots") if _value(s, "Machine") == machine]
+        slots = startds(self._ads("slots")).get(machine, [])
         if not slots:
             return True
         if not any(_value(s, "Draining", False) is True for s in slots):
-            # the startd's name is its slots' name after the "@" (slot1@wn-0 -> wn-0)
-            self._start_drain(str(_value(slots[0], "Name", machine)).split("@")[-1])
+            name = str(_value(slots[0], "Name", machine))
+            # the startd's name is its slots' name after the "@" (slot1@wn-0 -> wn-0); startds
+            # told apart by address are found by a slot's own name (its ad has the startd's address)
+            self._start_drain(name.split("@")[-1] if machine == _value(slots[0], "Machine") else name)
         return not any(_value(s, "State") == "Claimed" for s in slots)
 
     async def drain(self, worker: WorkerLoad) -> bool:
