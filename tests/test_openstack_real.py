@@ -7,6 +7,7 @@ failed `up`, none of them left. The fake driver starts no machine, so no SSH."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,10 @@ def left(cloud, dep_id: str) -> dict[str, list[str]]:
     }
 
 
-def nothing_left(cloud, dep_id: str) -> bool:
-    return not any(left(cloud, dep_id).values())
+def flavor_name(server: Any) -> str | None:
+    """The flavour a server was made with (Nova embeds it, named `original_name`)."""
+    fl = server.flavor
+    return fl.get("original_name") if isinstance(fl, dict) else getattr(fl, "original_name", None)
 
 
 def ingress(cloud, dep_id: str) -> set[tuple[Any, ...]]:
@@ -76,14 +79,14 @@ def ingress(cloud, dep_id: str) -> set[tuple[Any, ...]]:
 
 
 def test_providers_check_by_password_application_credential_and_bad_password(cloud_dodas, openstack_cloud):
-    write_providers(cloud_dodas.home, "openstack.test", extra=textwrap.dedent("""\
-          - {name: by-appcred, type: openstack, rank: 2, cloud: dodas-appcred}
-          - {name: bad-password, type: openstack, rank: 3, cloud: dodas-badpassword}
-        """))
+    write_providers(cloud_dodas.home, "openstack.test", extra=(
+        "  - {name: by-appcred, type: openstack, rank: 2, cloud: dodas-appcred}\n"
+        "  - {name: bad-password, type: openstack, rank: 3, cloud: dodas-badpassword}\n"))
     r = cloud_dodas.run("providers", "--check", "--json", check=False)
     assert r.returncode == 1, r.stdout + r.stderr  # one provider does not answer
-    import json
-    rows = {row["name"]: row["check"] for row in json.loads(r.stdout)}
+    listed = json.loads(r.stdout)
+    assert isinstance(listed, list), listed
+    rows = {row["name"]: row["check"] for row in listed}
     assert rows["debian-openstack"]["ok"] and rows["by-appcred"]["ok"], rows
     assert not rows["bad-password"]["ok"]
     assert rows["bad-password"]["message"].startswith("provider bad-password: authentication failed"), rows
@@ -100,7 +103,7 @@ def test_up_reup_and_destroy_on_real_openstack(cloud_dodas, openstack_cloud, tmp
     c = openstack_cloud.connect("dodas")
     servers = [s for s in c.compute.servers() if (s.metadata or {}).get("dodas_deployment") == dep]
     assert len(servers) == 2 and {s.status for s in servers} == {"ACTIVE"}
-    assert {s.flavor["original_name"] for s in servers} == {"m1.tiny"}
+    assert {flavor_name(s) for s in servers} == {"m1.tiny"}  # the smallest with 1 vCPU and 512 MiB
     assert {s.key_name for s in servers} == {f"dodas-{dep}"}
     # every server's port is on the private network and bound by the agent
     admin = openstack_cloud.connect()
@@ -123,7 +126,7 @@ def test_up_reup_and_destroy_on_real_openstack(cloud_dodas, openstack_cloud, tmp
     again = {s.id for s in c.compute.servers() if (s.metadata or {}).get("dodas_deployment") == dep}
     assert again == {s.id for s in servers}
 
-    cloud_dodas.run("destroy", "vms")
+    cloud_dodas.run("destroy", "vms", "--yes")
     assert left(openstack_cloud, dep) == {k: [] for k in left(openstack_cloud, dep)}
 
 

@@ -30,15 +30,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import yaml
 
 try:
     from support import openstack_conf as conf
+    from support import openstack_seed as seed
     from support.statedb import postgres_server
     from support.waiting import wait_until
 except ImportError:  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from support import openstack_conf as conf
+    from support import openstack_seed as seed
     from support.statedb import postgres_server
     from support.waiting import wait_until
 
@@ -48,12 +49,6 @@ RABBIT = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 SERVE = str(Path(__file__).with_name("wsgi_serve.py"))
 #: the hang guard of each wait at start-up (a busy machine is slow, not stuck)
 START_GUARD = 600.0
-PROJECT, DOMAIN, USER = "dodas", "dodas", "dodas"
-IMAGE, PRIVATE, PUBLIC = "tiny-image", "private", "public"
-#: flavours: the last does not fit the fake hypervisor (10 vCPUs), so the scheduler
-#: puts a server of it in ERROR ("No valid host"), a real failed create
-FLAVORS = (("m1.tiny", 1, 512, 1), ("m1.small", 1, 2048, 10), ("m1.medium", 2, 4096, 20),
-           ("x1.huge", 16, 4096, 20))
 
 
 def _free_port() -> int:
@@ -104,7 +99,7 @@ class Cloud:
             raise RuntimeError(f"{what} failed ({code}): see {self.lay.root}/log/setup-{what}.log")
 
     def start(self, name: str, cmd: list[str], **env: str) -> None:
-        log = open(self.lay.root / "log" / f"{name}.out", "ab")  # noqa: SIM115 - the process keeps it
+        log = open(self.lay.root / "log" / f"{name}.out", "ab")
         self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self._env(**env),
                                             cwd=self.lay.root, start_new_session=True)
         log.close()
@@ -205,22 +200,21 @@ def _start_rabbit(c: Cloud) -> None:
             RABBITMQ_SCHEDULER_BIND_TYPE="u")
 
 
-def _wal(lay: conf.Layout) -> None:
-    """Write-ahead logging on every SQLite file (it stays set in the file): in the
+def _wal(lay: conf.Layout, name: str) -> None:
+    """Write-ahead logging on a SQLite file (it stays set in the file): in the
     default journal mode an open read transaction, which the services keep beside
     a write one, makes the write's commit fail with "database is locked"."""
     import sqlite3
 
-    for f in (lay.root / "db").glob("*.sqlite"):
-        with sqlite3.connect(f) as db:
-            db.execute("PRAGMA journal_mode=WAL")
+    with sqlite3.connect(lay.root / "db" / f"{name}.sqlite") as db:
+        db.execute("PRAGMA journal_mode=WAL")
 
 
-def _start_keystone(c: Cloud) -> None:
+def _keystone(c: Cloud) -> None:
     lay, etc = c.lay, str(c.lay.root / "etc" / "keystone.conf")
     ks = "keystone.cmd.manage"
     c.run("keystone-db", "--config-file", etc, "db_sync", module=ks)
-    _wal(lay)
+    _wal(lay, "keystone")
     for what in ("fernet_setup", "credential_setup"):
         c.run(f"keystone-{what}", "--config-file", etc, what, "--keystone-user", "root", "--keystone-group", "root",
               module=ks)
@@ -231,90 +225,33 @@ def _start_keystone(c: Cloud) -> None:
             OS_KEYSTONE_CONFIG_FILES=etc)
 
 
-def _db_syncs(c: Cloud) -> None:
-    etc, lay = c.lay.root / "etc", c.lay
-    c.run("glance-db", "--config-file", str(etc / "glance-api.conf"), "db_sync", module="glance.cmd.manage")
-    c.run("placement-db", "--config-file", str(etc / "placement.conf"), "db", "sync", module="placement.cmd.manage")
-    nova = ("--config-file", str(etc / "nova.conf"))
+def _nova_db(c: Cloud) -> None:
+    nova = ("--config-file", str(c.lay.root / "etc" / "nova.conf"))
     c.run("nova-api-db", *nova, "api_db", "sync", module="nova.cmd.manage")
-    c.run("nova-cell0", *nova, "cell_v2", "map_cell0", "--database_connection", lay.db("nova_cell0"),
+    c.run("nova-cell0", *nova, "cell_v2", "map_cell0", "--database_connection", c.lay.db("nova_cell0"),
           module="nova.cmd.manage")
     c.run("nova-cell1", *nova, "cell_v2", "create_cell", "--name", "cell1", module="nova.cmd.manage")
     c.run("nova-db", *nova, "db", "sync", module="nova.cmd.manage")
+
+
+def _other_dbs(c: Cloud) -> None:
+    etc = c.lay.root / "etc"
+    c.run("glance-db", "--config-file", str(etc / "glance-api.conf"), "db_sync", module="glance.cmd.manage")
+    _wal(c.lay, "glance")
+    c.run("placement-db", "--config-file", str(etc / "placement.conf"), "db", "sync", module="placement.cmd.manage")
+    _wal(c.lay, "placement")
     c.run("neutron-db", "--config-file", str(etc / "neutron.conf"), "upgrade", "heads",
           module="neutron.db.migration.cli")
-    _wal(lay)
 
 
-def _write_clouds_yaml(c: Cloud, appcred: dict[str, str] | None) -> None:
-    lay = c.lay
+def _in_parallel(*steps: Callable[[], None]) -> None:
+    """The set-up commands that depend on nothing of each other, side by side: each is
+    mostly a Python interpreter importing its service, and the wall time halves."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    def pw(user: str, password: str, project: str, domain: str) -> dict[str, Any]:
-        return {"auth": {"auth_url": lay.keystone, "username": user, "password": password, "project_name": project,
-                         "user_domain_name": domain, "project_domain_name": domain},
-                "region_name": "RegionOne", "identity_api_version": 3, "interface": "public"}
-    clouds = {"dodas-admin": pw("admin", lay.admin_password, "admin", "Default"),
-              "dodas": pw(USER, lay.user_password, PROJECT, DOMAIN),
-              "dodas-badpassword": pw(USER, "not-" + lay.user_password, PROJECT, DOMAIN)}
-    if appcred:
-        clouds["dodas-appcred"] = {"auth_type": "v3applicationcredential",
-                                   "auth": {"auth_url": lay.keystone, **appcred},
-                                   "region_name": "RegionOne", "identity_api_version": 3, "interface": "public"}
-    c.clouds_yaml.write_text(yaml.safe_dump({"clouds": clouds}))
-    c.clouds_yaml.chmod(0o600)
-
-
-def _register(c: Cloud) -> None:
-    """Service users, the catalogue, and the project dodas deploys into."""
-    lay, admin = c.lay, c.connect()
-    idn = admin.identity
-    service = idn.create_project(name="service", domain_id="default")
-    role_admin = idn.find_role("admin")
-    role_member = idn.find_role("member")
-    # "service": the role keystonemiddleware wants on the service token one service
-    # sends another beside the user's (Nova's to Neutron and Glance)
-    role_service = idn.create_role(name="service")
-    for user in conf.SERVICE_USERS:
-        u = idn.create_user(name=user, password=lay.service_password, domain_id="default")
-        idn.assign_project_role_to_user(service, u, role_admin)
-        idn.assign_project_role_to_user(service, u, role_service)
-    for name, kind, port in (("glance", "image", "glance"), ("placement", "placement", "placement"),
-                             ("nova", "compute", "nova"), ("neutron", "network", "neutron")):
-        svc = idn.create_service(name=name, type=kind)
-        url = lay.url(port, "/v2.1" if kind == "compute" else "")
-        for interface in ("public", "internal", "admin"):
-            idn.create_endpoint(service_id=svc.id, interface=interface, url=url, region_id="RegionOne")
-    dom = idn.create_domain(name=DOMAIN)
-    proj = idn.create_project(name=PROJECT, domain_id=dom.id)
-    user = idn.create_user(name=USER, password=lay.user_password, domain_id=dom.id, default_project_id=proj.id)
-    idn.assign_project_role_to_user(proj, user, role_member)
-    c.facts.update(project_id=proj.id, user_id=user.id)
-    _write_clouds_yaml(c, None)
-    mine = c.connect("dodas")
-    cred = mine.identity.create_application_credential(user=user.id, name="dodas-tests",
-                                                       secret=secrets.token_hex(16))
-    _write_clouds_yaml(c, {"application_credential_id": cred.id, "application_credential_secret": cred.secret})
-
-
-def _content(c: Cloud) -> None:
-    """The image, the flavours, the networks and the router the tests deploy on."""
-    admin, lay = c.connect(), c.lay
-    for name, vcpus, ram, disk in FLAVORS:
-        admin.compute.create_flavor(name=name, vcpus=vcpus, ram=ram, disk=disk)
-    img = admin.image.create_image(name=IMAGE, disk_format="raw", container_format="bare", visibility="public",
-                                   data=b"\0" * 1024, allow_duplicates=True)
-    c.facts["image_id"] = img.id
-    net = admin.network
-    pub = net.create_network(name=PUBLIC, is_router_external=True, provider_network_type="local")
-    net.create_subnet(network_id=pub.id, cidr="203.0.113.0/24", ip_version=4, is_dhcp_enabled=False,
-                      gateway_ip="203.0.113.1")
-    pid = c.facts["project_id"]
-    priv = net.create_network(name=PRIVATE, project_id=pid)
-    sub = net.create_subnet(network_id=priv.id, cidr="10.0.0.0/24", ip_version=4, is_dhcp_enabled=False,
-                            project_id=pid)
-    router = net.create_router(name="router", project_id=pid, external_gateway_info={"network_id": pub.id})
-    net.add_interface_to_router(router, subnet_id=sub.id)
-    c.facts.update(public_network_id=pub.id, private_network_id=priv.id)
+    with ThreadPoolExecutor(len(steps)) as pool:
+        for f in [pool.submit(step) for step in steps]:
+            f.result()
 
 
 def _hypervisor_up(c: Cloud) -> bool:
@@ -339,11 +276,10 @@ def start_cloud(root: Path) -> Cloud:
     try:
         _write_configs(c.lay)
         _start_rabbit(c)
-        _start_keystone(c)
-        _db_syncs(c)  # while RabbitMQ and Keystone start
+        _in_parallel(lambda: _keystone(c), lambda: _nova_db(c), lambda: _other_dbs(c))  # RabbitMQ starts meanwhile
         c.wait_port("keystone")
-        _write_clouds_yaml(c, None)
-        _register(c)
+        seed.write_clouds_yaml(c, None)
+        seed.register(c)
         c.start_main("glance", "glance.cmd.api", "glance-api.conf")
         c.start("placement", [PY, SERVE, str(c.lay.ports["placement"]), "placement.wsgi:init_application"],
                 OS_PLACEMENT_CONFIG_DIR=str(c.lay.root / "etc"))
@@ -360,7 +296,7 @@ def start_cloud(root: Path) -> Cloud:
         for port in ("glance", "placement", "neutron", "nova"):
             c.wait_port(port)
         c.start_main("nova-compute", "nova.cmd.compute", "nova.conf")
-        _content(c)
+        seed.content(c)
         wait_until(lambda: _hypervisor_up(c), "nova-compute to register", timeout=START_GUARD, every=1)
         c.run("nova-discover", "--config-file", str(c.lay.root / "etc" / "nova.conf"), "cell_v2", "discover_hosts",
               module="nova.cmd.manage")
@@ -374,13 +310,16 @@ def start_cloud(root: Path) -> Cloud:
 
 
 @pytest.fixture(scope="session")
-def openstack_cloud():
+def openstack_cloud(request):
     """The run's OpenStack (started on first use): a Cloud with clouds.yaml written."""
     why = available()
     if why:
         pytest.skip(why)
     root = Path(tempfile.mkdtemp(prefix="dodas-openstack-"))
     cloud = start_cloud(root)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:  # its cost, in every run's output
+        reporter.write_line(f"\nOpenStack control plane started in {cloud.started_in:.0f} s")
     try:
         yield cloud
     finally:

@@ -216,8 +216,8 @@ def neutron(lay: Layout, mechanism: str) -> dict[str, str]:
         "ml2_type_flat": {"flat_networks": "public"},
         "securitygroup": {"firewall_driver": "noop", "enable_security_group": "true"},
         "vxlan": {"enable_vxlan": "false"},
-        # Neutron 2023.1 calls the Linux-bridge agent experimental (OVN is its default,
-        # with no Debian package of OVN's northd for a loopback-only run): allowed here
+        # Neutron 2023.1 calls the Linux-bridge agent experimental (its default is OVN,
+        # which needs its own databases and northd): the lighter agent is allowed here
         "experimental": {"linuxbridge": "true"},
         # the agent runs as root already: its privileged helpers start without sudo
         **{sec: {"helper_command": "privsep-helper"} for sec in (
@@ -266,7 +266,7 @@ def rabbit(lay: Layout) -> dict[str, str]:
     # loopback only, no management plugin, a disk alarm that a busy CI disk does not trip
     return {"rabbitmq.conf": "\n".join([
         f"listeners.tcp.1 = 127.0.0.1:{lay.ports['rabbit']}",
-        f"distribution.listener.interface = 127.0.0.1",
+        "distribution.listener.interface = 127.0.0.1",
         f"distribution.listener.port_range.min = {lay.ports['rabbit_dist']}",
         f"distribution.listener.port_range.max = {lay.ports['rabbit_dist']}",
         "disk_free_limit.absolute = 50MB",

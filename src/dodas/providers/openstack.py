@@ -77,11 +77,16 @@ class OpenStackProvider(CloudProvider):
         refusal comes as 403 from Nova ("Quota exceeded for instances") and 409 from
         Neutron ("Quota exceeded for resources: ['floatingip']"): neither is an
         authentication failure, nor does retrying mend it."""
-        name, status, reason = type(exc).__name__, getattr(exc, "status_code", None), _reason(exc)
+        chain = _chain(exc)
+        names = {type(e).__name__ for e in chain}
+        status = next((s for e in chain for s in (getattr(e, "status_code", None), getattr(e, "http_status", None))
+                       if s), None)
+        name, reason = type(exc).__name__, _reason(exc)
         if status in (403, 409, 413) and "quota" in reason.lower():
             return ProviderError(self.name, f"quota exceeded while {what}: {reason}")
-        if name in ("Unauthorized", "HttpException") and status in (401, 403) \
-                or name in ("Unauthorized", "MissingRequiredOptions", "AuthorizationFailure"):
+        # `authorize` wraps keystoneauth's Unauthorized in a bare SDKException: look down the chain
+        if status in (401, 403) and names & {"Unauthorized", "HttpException", "SDKException"} \
+                or names & {"Unauthorized", "MissingRequiredOptions", "AuthorizationFailure"}:
             return ProviderError(self.name, f"authentication failed: {reason}")
         transient = status in (409, 429, 500, 502, 503, 504) or \
             name in ("ConnectFailure", "ConnectTimeout", "SSLError", "RetriableConnectionFailure")
@@ -345,6 +350,16 @@ def _first_address(server: Any) -> str | None:
             if a.get("OS-EXT-IPS:type", "fixed") == "fixed" or len(addrs) == 1:
                 return a.get("addr")
     return getattr(server, "access_ipv4", None) or None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and those it was raised from or during, nearest first."""
+    out: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in out and len(out) < 6:
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
 
 
 def _reason(exc: Exception) -> str:
