@@ -317,9 +317,11 @@ def openstack_cloud(request):
         pytest.skip(why)
     root = Path(tempfile.mkdtemp(prefix="dodas-openstack-"))
     cloud = start_cloud(root)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:  # its cost, in every run's output
-        reporter.write_line(f"\nOpenStack control plane started in {cloud.started_in:.0f} s")
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:  # its cost, in every run's output
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\nOpenStack control plane started in {cloud.started_in:.0f} s")
     try:
         yield cloud
     finally:
