@@ -24,6 +24,7 @@ pytest_plugins = [
     "support.ssh_pool",     # ssh_hosts, ssh_dodas: a pool of OpenSSH servers
     "support.inference",    # trained: the inference tests' tiny model
     "support.listener",     # listener: an internal HTTP service that records connections (SSRF tests)
+    "support.openstack_cloud",  # openstack_cloud: a real OpenStack control plane from Debian's packages
 ]
 
 

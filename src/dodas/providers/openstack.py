@@ -70,13 +70,41 @@ class OpenStackProvider(CloudProvider):
         except ProviderError:
             raise
         except Exception as exc:  # noqa: BLE001 - openstacksdk and keystoneauth raise many kinds
-            name = type(exc).__name__
-            if name in ("Unauthorized", "HttpException") and getattr(exc, "status_code", None) in (401, 403) \
-                    or name in ("Unauthorized", "MissingRequiredOptions", "AuthorizationFailure"):
-                raise ProviderError(self.name, f"authentication failed: {_reason(exc)}") from None
-            transient = getattr(exc, "status_code", None) in (409, 429, 500, 502, 503, 504) or \
-                name in ("ConnectFailure", "ConnectTimeout", "SSLError", "RetriableConnectionFailure")
-            raise ProviderError(self.name, f"{what}: {_reason(exc)}", transient=transient) from None
+            raise self._error(what, exc) from None
+
+    def _error(self, what: str, exc: Exception) -> ProviderError:
+        """One exception of openstacksdk or keystoneauth as dodas says it. A quota
+        refusal comes as 403 from Nova ("Quota exceeded for instances") and 409 from
+        Neutron ("Quota exceeded for resources: ['floatingip']"): neither is an
+        authentication failure, nor does retrying mend it."""
+        chain = _chain(exc)
+        names = {type(e).__name__ for e in chain}
+        status = next((s for e in chain for s in (getattr(e, "status_code", None), getattr(e, "http_status", None))
+                       if s), None)
+        name, reason = type(exc).__name__, _reason(exc)
+        if status in (403, 409, 413) and "quota" in reason.lower():
+            return ProviderError(self.name, f"quota exceeded while {what}: {reason}")
+        # `authorize` wraps keystoneauth's Unauthorized in a bare SDKException: look down the chain
+        if status in (401, 403) and names & {"Unauthorized", "HttpException", "SDKException"} \
+                or names & {"Unauthorized", "MissingRequiredOptions", "AuthorizationFailure"}:
+            return ProviderError(self.name, f"authentication failed: {reason}")
+        transient = status in (409, 429, 500, 502, 503, 504) or \
+            name in ("ConnectFailure", "ConnectTimeout", "SSLError", "RetriableConnectionFailure")
+        return ProviderError(self.name, f"{what}: {reason}", transient=transient)
+
+    def _wait_active(self, server: Any, instance_id: str) -> Any:
+        """The server once ACTIVE. One that goes to ERROR is a failed attempt, told with
+        Nova's own reason (its fault: "No valid host was found", a quota, an image),
+        which openstacksdk's waiter leaves out."""
+        try:
+            return self.conn.compute.wait_for_server(server, wait=self.timeout)
+        except Exception as exc:  # noqa: BLE001 - as _call
+            if type(exc).__name__ != "ResourceFailure":
+                raise self._error("waiting for the server", exc) from None
+        found = self._call("reading the failed server", self.conn.compute.find_server, server.id,
+                           ignore_missing=True)
+        fault = ((getattr(found, "fault", None) or {}).get("message") or "no reason given") if found else "gone"
+        raise ProviderError(self.name, f"{instance_id}: the server went to ERROR: {fault[:300]}")
 
     def server_name(self, dep: str, inst: str) -> str:
         return f"dodas-{dep[:8]}-{paths.instance_component(inst)}"
@@ -169,7 +197,7 @@ class OpenStackProvider(CloudProvider):
                                 user_data=base64.b64encode(keys.cloud_init(req.deployment_name).encode()).decode(),
                                 metadata={META_DEP: req.deployment_id, META_INST: req.instance_id,
                                           "dodas_name": req.deployment_name})
-        server = self._call("waiting for the server", c.compute.wait_for_server, server, wait=self.timeout)
+        server = self._wait_active(server, req.instance_id)
         public = None
         if req.spec.network == "PUBLIC":
             public = self._floating_ip(server, req)
@@ -322,6 +350,16 @@ def _first_address(server: Any) -> str | None:
             if a.get("OS-EXT-IPS:type", "fixed") == "fixed" or len(addrs) == 1:
                 return a.get("addr")
     return getattr(server, "access_ipv4", None) or None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and those it was raised from or during, nearest first."""
+    out: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in out and len(out) < 6:
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
 
 
 def _reason(exc: Exception) -> str:
