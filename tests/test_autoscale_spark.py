@@ -146,7 +146,10 @@ def test_two_autoscalers_never_act_at_once_and_one_killed_mid_scale_is_resumed(c
                            stderr=subprocess.PIPE, text=True)
     try:
         first.wait_for("add")
-        time.sleep(1.0)  # the new worker is being made
+        deadline = time.monotonic() + 600  # only tells never from slow
+        while status(d)["status"] != "UPDATE_IN_PROGRESS":  # killed while the new worker is being made
+            assert time.monotonic() < deadline and first.proc.poll() is None, first.proc.stderr.read()
+            time.sleep(0.1)
         assert first.stop(signal.SIGKILL) == -signal.SIGKILL
         # the dead one's lease expires; then another takes over and finishes the scale-up
         deadline = time.monotonic() + 600  # only tells never from slow

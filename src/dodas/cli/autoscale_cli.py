@@ -57,7 +57,9 @@ def register(app: typer.Typer) -> None:
         if not json_out:
             typer.echo(f"autoscaling {name}" + ("" if once else " (Ctrl-C to stop)"), err=True)
         try:
-            loop.run(name, owner, stop=stop, on_decision=show, once=once)
+            ended = loop.run(name, owner, stop=stop, on_decision=show, once=once)
+            if ended:
+                typer.echo(f"stopped: {ended}", err=True)
         except KeyboardInterrupt:
             stop.set()
             typer.echo("stopped", err=True)

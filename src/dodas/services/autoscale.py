@@ -172,10 +172,11 @@ def foreground_owner() -> str:
 
 
 def run(name: str, owner: str, *, stop: threading.Event, trusted: bool = True, lease_s: float = LEASE_S,
-        on_decision: Callable[[Any], None] | None = None, once: bool = False, cap: Cap | None = None) -> None:
+        on_decision: Callable[[Any], None] | None = None, once: bool = False, cap: Cap | None = None) -> str | None:
     """Autoscale `name` until `stop` is set (or after one poll with `once`),
     adding no more than `cap` allows (a server's quotas). Refused when another
-    process holds its autoscaler."""
+    process holds its autoscaler. Returns why it stopped on its own (its lease
+    lost: the deployment destroyed, or another process took over), else None."""
     from dodas.elastic.decide import Memory
 
     held = autoscalers.lease(owner, lease_s, name=name)
@@ -190,7 +191,11 @@ def run(name: str, owner: str, *, stop: threading.Event, trusted: bool = True, l
         while not stop.is_set():
             interval = _poll_once(name, owner, memory, last, trusted, lease_s, on_decision, cap)
             if interval is None:
-                return  # the lease was lost: another process scales it now
+                # the lease was lost: another process scales it now, or the deployment was destroyed
+                if name not in autoscalers.names():
+                    return f'deployment "{name}" is no longer elastic (destroyed): nothing to autoscale'
+                who, _ = autoscalers.holder(name)
+                return f"{who or 'another process'} autoscales {name} now"
             last, wait = interval
             if once:
                 return

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 #: how long status waits for the workload system (it shows the records without it)
-READ_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 3.0
 
 
 def _iso(t: float | None) -> str | None:
