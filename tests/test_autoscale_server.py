@@ -88,4 +88,14 @@ def test_the_server_autoscales_an_elastic_deployment(spark_server, tmp_path):
     # on a busy machine may have moved past it)
     events = httpx.get(f"{url}/api/v1/deployments/{NAME}/events", timeout=30).json()["items"]
     assert any(e["phase"] == "autoscale" and "adding" in e["message"] for e in events)
+    # the dashboard's page shows each worker's state and the decisions (the local operator's
+    # session: this server has no issuers)
+    with httpx.Client(base_url=url, timeout=60, follow_redirects=True) as web:
+        page = web.get("/web/login", params={"next": f"/web/deployments/{NAME}"})
+    assert page.status_code == 200, page.text[-2000:]
+    elastic = page.text.split('id="elastic"', 1)[1].split("</section>", 1)[0]
+    left = [i["id"] for i in status()["elastic"]["nodes"]]
+    assert left and all(f'data-instance="{i}"' in elastic for i in left), elastic
+    assert "Recent decisions" in elastic and ("removing" in elastic or "adding" in elastic), elastic
+    assert any(f"elastic-{state}" in elastic for state in ("idle", "used", "booting", "draining")), elastic
     laptop.run("destroy", NAME, "--yes", "--quiet", timeout=600)

@@ -44,7 +44,7 @@ def plan(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = N
 
     if not (queue.access(name) is None and Store().get(name) is None):
         tenancy.readable(caller, name)
-    return _plan(cfg, caller, name, ask, provider, refresh)[1]
+    return _plan(cfg, caller, name, ask, provider, refresh=refresh)[1]
 
 
 def plan_new(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = None,
@@ -204,7 +204,7 @@ def _template_text(cfg: Any, ask: Ask) -> str | None:
     return ask.template
 
 
-def _plan(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = None,
+def _plan(cfg: Any, caller: Caller, name: str, ask: Ask, provider: str | None = None, *,
           remove: list[str] | None = None, refresh: bool = False) -> tuple[str, Any]:
     """Plan as `up` would, with a server's rules, on the providers the caller may use."""
     from dodas.services import untrusted
