@@ -165,6 +165,20 @@ def states(caller: Caller, name: str) -> dict[str, Any]:
     return out
 
 
+def elastic(caller: Caller, name: str) -> dict[str, Any] | None:
+    """An elastic deployment's policy, each worker's state and the autoscaler's last
+    decisions (the workload read once, bounded), as `dodas status` shows them; None
+    for a deployment without a policy. Not part of `states`, which pages poll."""
+    from dodas.services import autoscale, read
+    from dodas.state.store import NotFoundError
+
+    tenancy.readable(caller, name)
+    try:
+        return autoscale.summary(name, read.states(name)["instances"])
+    except NotFoundError:
+        return None
+
+
 def topology(caller: Caller, name: str) -> dict[str, Any] | None:
     """The deployment's nodes and what each needs; None before a worker made it."""
     from dodas.services import read

@@ -229,7 +229,8 @@ def _deployment_context(request: Request, caller: Any, name: str, node: str | No
                    shape=graph.shape(st["instances"]), events=ops.events(name, 0, node=node, tail=300),
                    node=node or "", progress=view.progress(st, topo), about=ops.about(caller, name),
                    nodes=sorted(set(ops.node_names(caller, name)) | {i["node"] for i in st["instances"]}),
-                   owner=ops.owner_of(name))
+                   owner=ops.owner_of(name),
+                   elastic=None if st["status"] in ("QUEUED", "DELETE_COMPLETE") else ops.elastic(caller, name))
     return out
 
 
