@@ -140,12 +140,13 @@ def lint() -> int:
 
 
 def parallel(args: list[str]) -> list[str]:
-    """pytest-xdist's options when DODAS_TEST_WORKERS=N asks for N parallel workers,
-    each taking whole test files (`--dist loadfile`: a module's shared deployment is
-    made once, and its tests run in their order). The default is one process: run on
-    a 2-core machine, parallel workers made the suite faster but let timing-sensitive
-    tests fail (docs/BENCHMARKS.md, "The test suite"). `-n` among the arguments wins."""
-    workers = os.environ.get("DODAS_TEST_WORKERS", "0")
+    """pytest-xdist's options: DODAS_TEST_WORKERS parallel workers (default 2; 0 or 1:
+    one process), each taking whole test files (`--dist loadfile`: a module's shared
+    deployment is made once, and its tests run in their order). Two, on a 2-core
+    machine, because most of a test's time is spent waiting on the processes it
+    started (Spark's JVMs, Ansible, servers); docs/BENCHMARKS.md, "The test suite",
+    has the runs, one of them with the machine loaded. `-n` among the arguments wins."""
+    workers = os.environ.get("DODAS_TEST_WORKERS", "2")
     if workers in ("", "0", "1") or any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in args):
         return []
     return ["-n", workers, "--dist", "loadfile"]
