@@ -20,28 +20,9 @@ from dodas.model.template import Template
 from dodas.plan.diff import Desired, Recorded, compare
 from dodas.services.removal import parse, removal_inputs
 
-TEMPLATE = """\
-tosca_definitions_version: tosca_simple_yaml_1_0
-topology_template:
-  inputs:
-    n: {type: integer, default: 4}
-  node_templates:
-    front:
-      type: tosca.nodes.indigo.Compute
-      capabilities:
-        host: {properties: {num_cpus: 1, mem_size: 256 MB}}
-    web:
-      type: tosca.nodes.WebServer
-      requirements: [{host: front}]
-    box:
-      type: tosca.nodes.indigo.Compute
-      capabilities:
-        scalable: {properties: {count: {get_input: n}}}
-        host: {properties: {num_cpus: 1, mem_size: 256 MB}}
-    app:
-      type: tosca.nodes.SoftwareComponent
-      requirements: [{host: box}, {dependency: web}]
-"""
+from support.templates import front_and_boxes
+
+TEMPLATE = front_and_boxes(4)
 
 
 @pytest.fixture(scope="module")

@@ -31,3 +31,31 @@ def write_playbook_template(tmp_path: Path, tasks: str, name: str = "t.yaml") ->
               requirements: [{{host: box}}]
         """))
     return str(t)
+
+
+def front_and_boxes(n: int) -> str:
+    """A fixed machine with a web server on it, and `n` (input `n`) scalable boxes
+    each with an application that depends on the web server: the shape the plan's
+    pure tests compare (diff, waves, chosen removal)."""
+    return textwrap.dedent(f"""\
+        tosca_definitions_version: tosca_simple_yaml_1_0
+        topology_template:
+          inputs:
+            n: {{type: integer, default: {n}}}
+          node_templates:
+            front:
+              type: tosca.nodes.indigo.Compute
+              capabilities:
+                host: {{properties: {{num_cpus: 1, mem_size: 256 MB}}}}
+            web:
+              type: tosca.nodes.WebServer
+              requirements: [{{host: front}}]
+            box:
+              type: tosca.nodes.indigo.Compute
+              capabilities:
+                scalable: {{properties: {{count: {{get_input: n}}}}}}
+                host: {{properties: {{num_cpus: 1, mem_size: 256 MB}}}}
+            app:
+              type: tosca.nodes.SoftwareComponent
+              requirements: [{{host: box}}, {{dependency: web}}]
+        """)
