@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 
+import psutil
 import pytest
 from support.clipair import Pair, shown
 from support import serverproc
@@ -160,10 +161,21 @@ def test_a_broken_stream_is_taken_up_again_and_the_resumed_attempt_recorded(serv
     up = pair.popen(True, "up", "boxes.yaml", "--name", "k9", "--yes")
     second = None
     try:
+        port = int(first.url.rsplit(":", 1)[1])
+
         def creating() -> bool:
+            """The worker is making the machines (its attempt recorded) and `up` follows
+            the event stream (a connection to the server open): on a busy machine
+            either may lag behind the deployment's status."""
             r = first.v1("alice", "GET", "/deployments/k9")
-            return r.status_code == 200 and r.json()["status"] == "CREATE_IN_PROGRESS"
-        wait_until(creating, "the create to start")
+            if r.status_code != 200 or r.json()["status"] != "CREATE_IN_PROGRESS" or not r.json()["attempts"]:
+                return False
+            try:
+                conns = psutil.Process(up.pid).net_connections(kind="tcp")
+            except psutil.Error:
+                return False
+            return any(c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED for c in conns)
+        wait_until(creating, "the create to start and `up` to follow it")
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait()
         second = restart(first)
@@ -189,3 +201,29 @@ def restart(dead: Server) -> Server:
     proc, url = serverproc.start(clean_env(dead.home), log, "--config", str(dead.home / "server.json"),
                                  cwd=dead.home, port=int(dead.url.rsplit(":", 1)[1]))
     return Server(url, dead.home, proc, log, dead.issuer)
+
+
+def progress(r, name: str) -> list[str]:
+    """A command's progress lines (stderr), with its deployment's name, ids and
+    figures made alike; sorted, since instances made side by side report in
+    either order."""
+    import re
+
+    out = []
+    for line in r.stderr.splitlines():
+        line = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "ID", line.replace(name, "NAME"))
+        out.append(re.sub(r"\d+(\.\d+)?", "N", line).rstrip())
+    return sorted(x for x in out if x.strip())
+
+
+def test_progress_is_the_same_locally_and_through_the_server(pair):
+    """`up` and `destroy` show the same progress both ways: the remote one replays
+    the server's events into the local display."""
+    remote = pair.remote("up", "boxes.yaml", "--name", "pr", "--yes")
+    local = pair.local("up", "boxes.yaml", "--name", "pl", "--yes")
+    assert remote.returncode == local.returncode == 0, (remote.stderr, local.stderr, pair.server.tail())
+    assert progress(remote, "pr") == progress(local, "pl") != [], (remote.stderr, local.stderr)
+    remote = pair.remote("destroy", "pr", "--yes")
+    local = pair.local("destroy", "pl", "--yes")
+    assert remote.returncode == local.returncode == 0, (remote.stderr, local.stderr)
+    assert progress(remote, "pr") == progress(local, "pl") != [], (remote.stderr, local.stderr)

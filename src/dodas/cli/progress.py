@@ -83,11 +83,19 @@ class QuietListener:
         pass
 
 
+#: events an operation records when it ends, without showing them: the command's
+#: result line says the same (services/deploy.py: apply's and destroy's last events)
+_RESULT_EVENTS = (("deploy", "complete"), ("deploy", "nothing to do"), ("delete", "everything deleted"))
+
+
 def replay(listener: ConsoleListener | QuietListener, event: dict) -> None:
     """Show a recorded event (a server's event stream) as the listener showed it
     when the engine reported it: the engine records a state change as the
-    event ("state", "STATE[: detail]"), and everything else as it reported it."""
+    event ("state", "STATE[: detail]"), and everything else as it reported it;
+    the closing events a local run records without showing are left out."""
     inst, message = event.get("instance"), event.get("message") or ""
+    if not inst and any(event.get("phase") == phase and message.startswith(start) for phase, start in _RESULT_EVENTS):
+        return
     if event.get("phase") == "state" and inst:
         state, _, detail = message.partition(": ")
         listener.state(inst, state, detail)
