@@ -43,8 +43,15 @@ the idle time; and the autoscaler's own CPU per poll with 100 elastic deployment
    against the autoscaler's cache; what a new httpx.AsyncClient costs; and
    reader.read() as poll() runs it against one event loop with one kept-alive client.
 
+--part vs-hand (real, local provider): the same deployment; alternating (A) the
+   autoscaler running and (B) no autoscaler, the user running `dodas scale NAME
+   worker_hosts 2` the moment the application is seen waiting (and back to 1
+   after it): from the application waiting to its executors on two workers
+   (two workers ALIVE, no cores left to give). Target: A within 1.2x of B.
+
     .venv/bin/python bench/bench_autoscale.py --part latency --repeat 3
     .venv/bin/python bench/bench_autoscale.py --part cost --deployments 100 --rounds 5
+    .venv/bin/python bench/bench_autoscale.py --part vs-hand --repeat 3
 """
 
 from __future__ import annotations
@@ -257,6 +264,81 @@ def latency(args: argparse.Namespace) -> None:
         print(f"idle -> removed, beyond the idle time: {_stats([x[0] for x in down])} (target <= one poll, "
               f"{poll_s} s); decision after the idle time {_stats([x[1] for x in down])}; drain+delete "
               f"{_stats([x[2] for x in down])}")
+    finally:
+        if app is not None and app.poll() is None:
+            app.kill()
+        if scaler is not None and scaler.proc.poll() is None:
+            scaler.proc.send_signal(signal.SIGINT)
+            scaler.proc.wait(timeout=60)
+        if mon is not None:
+            mon.stop.set()
+        subprocess.run([*DODAS, "destroy", NAME, "--yes"], env=d.env, capture_output=True, timeout=600)
+        print(f"destroyed {NAME}")
+
+
+def _served(alive: int, apps: dict[str, int], n: int) -> bool:
+    """The application has its executors on two workers: two workers ALIVE, and
+    no active application still waiting for cores."""
+    return alive >= 2 and all(left == 0 for left in apps.values())
+
+
+def vs_hand(args: argparse.Namespace) -> None:
+    """(A) the autoscaler adds the worker an application waits for, against (B) the
+    user adding it by hand (`dodas scale NAME worker_hosts 2`) the moment the
+    application is seen waiting, alternating A and B on one deployment; each
+    from the application seen waiting to its executors on two workers."""
+    home = Path(tempfile.mkdtemp(prefix="dodas-bench-autoscale-"))
+    os.environ["DODAS_HOME"] = str(home)
+    os.environ.pop("DODAS_DB_URL", None)
+    d = Dodas(home)
+    d.run("up", str(ELASTIC), "--name", NAME, "-i", f"idle_time={args.idle_time}", "-i", "max_workers=2",
+          "-i", f"cooldown={args.cooldown}", "--yes")
+    mon = app = scaler = None
+    try:
+        ui = {k: v["value"] for k, v in json.loads(d.run("outputs", NAME, "--json")).items()}["spark_ui_url"]
+        conf = home / "sparkconf"
+        d.run("spark-conf", NAME, "-o", str(conf))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SPARK_")}
+        env["SPARK_CONF_DIR"] = str(conf)
+        mon = Monitor(ui)
+        mon.start()
+        got: dict[str, list[float]] = {"A": [], "B": []}
+
+        def application() -> subprocess.Popen:
+            return subprocess.Popen([sys.executable, "-c", APP], env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+        def finished(proc: subprocess.Popen) -> None:
+            out, err = proc.communicate(timeout=600)
+            if proc.returncode != 0 or "EXECUTORS 2" not in out:
+                raise SystemExit(f"the application failed: {out}\n{err[-3000:]}")
+
+        for cycle in range(args.repeat):
+            scaler = Autoscaler(d)
+            time.sleep(random.uniform(0, 5))  # a random phase against the autoscaler's polls
+            start = time.time()
+            app = application()
+            t0 = mon.wait(start, lambda alive, apps, n: any(left > 0 for left in apps.values()), "a waiting app")
+            t2 = mon.wait(t0, _served, "the executors on two workers")
+            finished(app)
+            t3 = mon.wait(t2, lambda alive, apps, n: not apps, "the application gone")
+            scaler.wait("remove", t3)
+            mon.wait(t3, lambda alive, apps, n: n == 1, "worker_hosts back to 1")
+            scaler.proc.send_signal(signal.SIGINT)
+            scaler.proc.wait(timeout=60)
+            got["A"].append(t2 - t0)
+            start = time.time()
+            app = application()
+            t0 = mon.wait(start, lambda alive, apps, n: any(left > 0 for left in apps.values()), "a waiting app")
+            d.run("scale", NAME, "worker_hosts", "2", "--yes", "--quiet")
+            t2 = mon.wait(t0, _served, "the executors on two workers")
+            finished(app)
+            d.run("scale", NAME, "worker_hosts", "1", "--yes", "--quiet")
+            got["B"].append(t2 - t0)
+            print(f"cycle {cycle + 1}: autoscaler {got['A'][-1]:.1f} s, by hand {got['B'][-1]:.1f} s", flush=True)
+        a, b = statistics.median(got["A"]), statistics.median(got["B"])
+        print(f"\nwaiting -> executors on the new worker, medians of {args.repeat}: autoscaler {a:.1f} s, "
+              f"dodas scale by hand {b:.1f} s, ratio {a / b:.2f} (target <= 1.2)")
     finally:
         if app is not None and app.poll() is None:
             app.kill()
@@ -547,14 +629,14 @@ def cost(args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--part", choices=("latency", "cost"), required=True)
+    p.add_argument("--part", choices=("latency", "cost", "vs-hand"), required=True)
     p.add_argument("--repeat", type=int, default=3, help="latency: scale-up/down cycles")
     p.add_argument("--idle-time", type=int, default=10)
     p.add_argument("--cooldown", type=int, default=2)
     p.add_argument("--deployments", type=int, default=100)
     p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args()
-    latency(args) if args.part == "latency" else cost(args)
+    {"latency": latency, "cost": cost, "vs-hand": vs_hand}[args.part](args)
 
 
 if __name__ == "__main__":
