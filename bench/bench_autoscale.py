@@ -265,15 +265,20 @@ def latency(args: argparse.Namespace) -> None:
               f"{poll_s} s); decision after the idle time {_stats([x[1] for x in down])}; drain+delete "
               f"{_stats([x[2] for x in down])}")
     finally:
-        if app is not None and app.poll() is None:
-            app.kill()
-        if scaler is not None and scaler.proc.poll() is None:
-            scaler.proc.send_signal(signal.SIGINT)
-            scaler.proc.wait(timeout=60)
-        if mon is not None:
-            mon.stop.set()
-        subprocess.run([*DODAS, "destroy", NAME, "--yes"], env=d.env, capture_output=True, timeout=600)
-        print(f"destroyed {NAME}")
+        _clean_up(d, app, scaler, mon)
+
+
+def _clean_up(d: Dodas, app: subprocess.Popen | None, scaler: Autoscaler | None, mon: Monitor | None) -> None:
+    """The application, the autoscaler and the monitor stopped; the deployment destroyed."""
+    if app is not None and app.poll() is None:
+        app.kill()
+    if scaler is not None and scaler.proc.poll() is None:
+        scaler.proc.send_signal(signal.SIGINT)
+        scaler.proc.wait(timeout=60)
+    if mon is not None:
+        mon.stop.set()
+    subprocess.run([*DODAS, "destroy", NAME, "--yes"], env=d.env, capture_output=True, timeout=600)
+    print(f"destroyed {NAME}")
 
 
 def _served(alive: int, apps: dict[str, int], n: int) -> bool:
@@ -340,15 +345,7 @@ def vs_hand(args: argparse.Namespace) -> None:
         print(f"\nwaiting -> executors on the new worker, medians of {args.repeat}: autoscaler {a:.1f} s, "
               f"dodas scale by hand {b:.1f} s, ratio {a / b:.2f} (target <= 1.2)")
     finally:
-        if app is not None and app.poll() is None:
-            app.kill()
-        if scaler is not None and scaler.proc.poll() is None:
-            scaler.proc.send_signal(signal.SIGINT)
-            scaler.proc.wait(timeout=60)
-        if mon is not None:
-            mon.stop.set()
-        subprocess.run([*DODAS, "destroy", NAME, "--yes"], env=d.env, capture_output=True, timeout=600)
-        print(f"destroyed {NAME}")
+        _clean_up(d, app, scaler, mon)
 
 
 # -- cost: 100 elastic deployments on the simulated provider, one real master -----------------------
