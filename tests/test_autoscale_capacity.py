@@ -137,7 +137,12 @@ def test_a_refused_scale_up_adds_what_fits_and_never_strands_the_cluster(d, tmp_
             break
         assert time.monotonic() < deadline, left
         time.sleep(0.5)
-    time.sleep(3 * 5)  # three more polls: nothing else is removed, nothing loops
+    # three more polls (the autoscaler renews its lease at each): nothing else is removed, nothing loops
+    leases, deadline = {status(d)["elastic"]["lease_until"]}, time.monotonic() + TIMEOUT_S
+    while len(leases) < 4:
+        assert time.monotonic() < deadline, leases
+        time.sleep(0.5)
+        leases.add(status(d)["elastic"]["lease_until"])
     scaler.terminate()
     scaler.wait(timeout=60)
     watch.stop.set()
