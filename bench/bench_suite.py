@@ -12,6 +12,10 @@ sequential: two suites at once would each measure the other.
     python3 bench/bench_suite.py --baseline REV        # REV, then HEAD
     python3 bench/bench_suite.py --load                # HEAD, with every core kept busy meanwhile
 
+`--cpu` also has each test file's CPU measured by the kernel (tests/support/cpu_account.py:
+every process the file started, daemons included) and prints the files by CPU, with any
+process a file left running.
+
 `--load` keeps every core busy with a spinning process of the lowest priority
 during the run (what `stress-ng --cpu 0` does), to show the suite passes on a busy
 machine; its time then says nothing of speed.
@@ -20,6 +24,7 @@ machine; its time then says nothing of speed.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import subprocess
@@ -39,12 +44,15 @@ def _spin() -> None:
         pass
 
 
-def run_suite(rev: str, work: Path, load: bool) -> dict:
+def run_suite(rev: str, work: Path, load: bool, cpu: bool = False) -> dict:
     clone = work / f"clone-{rev.replace('/', '_')}"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     subprocess.run(["git", "checkout", "-q", rev], cwd=clone, check=True)
     log = work / f"junit-{rev.replace('/', '_')}.xml"  # pytest's own report: any revision writes it
     env = {**os.environ, "CI": "true", "PYTEST_ADDOPTS": f"--junitxml={log}"}
+    accounts = work / f"cpu-{rev.replace('/', '_')}.jsonl"
+    if cpu:
+        env["DODAS_TEST_CPU"] = str(accounts)
     spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(os.cpu_count() or 1)] if load else []
     for s in spinners:
         s.start()
@@ -64,7 +72,15 @@ def run_suite(rev: str, work: Path, load: bool) -> dict:
     suite = ET.parse(log).getroot().find("testsuite") if log.exists() else None
     return {"rev": rev, "exit": code, "whole_s": round(whole),
             "pytest_s": round(float(suite.get("time"))) if suite is not None else None,
-            "outcomes": dict(outcomes), "slowest": sorted(spent.items(), key=lambda kv: -kv[1])[:20]}
+            "outcomes": dict(outcomes), "slowest": sorted(spent.items(), key=lambda kv: -kv[1])[:20],
+            "cpu": _cpu_table(accounts)}
+
+
+def _cpu_table(accounts: Path) -> list[dict]:
+    if not accounts.exists():
+        return []
+    rows = [json.loads(line) for line in accounts.read_text().splitlines() if line.strip()]
+    return sorted(rows, key=lambda r: -r["cpu_s"])
 
 
 def main() -> None:
@@ -72,14 +88,21 @@ def main() -> None:
     ap.add_argument("--rev", default="HEAD")
     ap.add_argument("--baseline", help="a revision to run first, for comparison")
     ap.add_argument("--load", action="store_true", help="keep every core busy meanwhile")
+    ap.add_argument("--cpu", action="store_true", help="each test file's CPU, from the kernel")
     ap.add_argument("--keep", action="store_true", help="keep the clones (in the printed directory)")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dodas-bench-suite-"))
-    results = [run_suite(rev, work, a.load) for rev in ([a.baseline] if a.baseline else []) + [a.rev]]
+    results = [run_suite(rev, work, a.load, a.cpu) for rev in ([a.baseline] if a.baseline else []) + [a.rev]]
     for r in results:
         print(f"{r['rev']}: exit {r['exit']}, whole {r['whole_s']} s, pytest {r['pytest_s']} s, {r['outcomes']}")
         for nodeid, seconds in r["slowest"]:
             print(f"  {seconds:7.1f} s  {nodeid}")
+        if r["cpu"]:
+            total = sum(row["cpu_s"] for row in r["cpu"])
+            print(f"CPU of the test files: {total:.0f} s in all; the files by CPU:")
+            for row in r["cpu"]:
+                left = f"   LEFT RUNNING: {', '.join(row['left'])}" if row["left"] else ""
+                print(f"  {row['cpu_s']:8.1f} s  {row['file']}{left}")
     if not a.keep:
         subprocess.run(["rm", "-rf", str(work)])
     else:
