@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import httpx
 from support.issuer import token
 from support.server import API, SIM, TIMEOUT_S, Api, Server, boxes, clean_env
+from support.zygote import run_dodas
 
 
 def error(r: httpx.Response) -> str:
@@ -383,8 +383,7 @@ def dodas(server: Server, client_home: Path, user: str | None, *args: str,
     env["DODAS_SERVER"] = server.url
     if user:
         env["DODAS_TOKEN"] = token(server.issuer, user)
-    return subprocess.run([sys.executable, "-m", "dodas", *args], env=env, cwd=client_home, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return run_dodas(list(args), env=env, cwd=str(client_home), timeout=timeout)
 
 
 def test_the_cli_works_through_the_server(server, tmp_path):

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from support import serverproc
 from support.issuer import running_issuer
+from support.zygote import run_dodas
 
 
 ISSUER_CONFIG = {"audience": "dodas", "device_interval": 1,
@@ -47,8 +48,7 @@ def served(tmp_path, issuer):
 
 
 def dodas(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dodas", *args], env=env, capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+    return run_dodas(list(args), env=env, timeout=120)
 
 
 def test_login_through_the_server_then_logout(served, issuer):

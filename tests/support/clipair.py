@@ -12,6 +12,7 @@ from pathlib import Path
 
 from support.issuer import token
 from support.server import TIMEOUT_S, Server, clean_env
+from support.zygote import run_dodas
 
 
 @dataclass
@@ -31,8 +32,7 @@ class Pair:
         return env
 
     def run(self, remote: bool, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "dodas", *args], env=self.env(remote), cwd=self.client,
-                              capture_output=True, text=True, timeout=TIMEOUT_S * 4, stdin=subprocess.DEVNULL)
+        return run_dodas(list(args), env=self.env(remote), cwd=str(self.client), timeout=TIMEOUT_S * 4)
 
     def remote(self, *args: str) -> subprocess.CompletedProcess:
         return self.run(True, *args)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from support import zygote
+
 ROOT = Path("/sys/fs/cgroup/cpuacct")
 
 
@@ -89,7 +91,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         accounts.enter(item.nodeid.split("::")[0])
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    accounts = config.stash.get(_KEY, None)
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """At the session's end, after its fixtures are torn down (the runner's own
+    sessionfinish) and before an xdist worker reports it finished (its controller may end
+    the worker's process soon after: pytest_unconfigure is too late there)."""
+    accounts = session.config.stash.get(_KEY, None)
     if accounts is not None:
+        zygote.stop()  # the worker's warm interpreter is not something a test file left
         accounts.finish()

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from support.waiting import wait_until
+from support.zygote import run_dodas
 
 DODAS = [sys.executable, "-m", "dodas"]
 
@@ -58,7 +59,9 @@ def need_xrootd() -> None:
 
 
 class Dodas:
-    """The real command line, with a DODAS_HOME of its own."""
+    """The real command line, with a DODAS_HOME of its own. `run` forks the command from a
+    warm interpreter (support/zygote.py); `popen`, for commands a test signals or reads as
+    they go, starts a fresh one."""
 
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -66,8 +69,7 @@ class Dodas:
         self.env.pop("DODAS_DB_URL", None)
 
     def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-        r = subprocess.run([*DODAS, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL)
+        r = run_dodas(list(args), env=self.env, timeout=timeout)
         if check and r.returncode != 0:
             raise AssertionError(f"dodas {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
         return r
