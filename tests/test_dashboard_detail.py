@@ -1,0 +1,251 @@
+"""What a deployment is made of and what it costs, on the dashboard (issue 29),
+in a real browser (Debian's Chromium through Selenium), as a user does it:
+
+- the deploy form says what the deployment would hold (cores and memory per
+  node and in total, against the user's quota), drawn by the server with the
+  page and again as the values change;
+- the template's bounds are on the form's fields, in words, and the server
+  refuses a value outside them under its field (a browser that sends it anyway);
+- a refusal of the provider the user chose (its quota) is shown under the
+  Provider field, and dodas's own choice then goes elsewhere;
+- a deployment's page lists its machines (address, state, the provider's id,
+  what each runs, its log) and what they hold now against the owner's quota.
+
+The server runs two simulated providers: "sim" (first choice) has a project
+quota of 4 cores, "spare" none. The tests share the server and run in order.
+With DODAS_SCREENSHOTS set, the screenshots refresh docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import serverproc
+from support.browser import chrome, element, login, need_chromium, screenshot, shot_path, text_of, wait_for
+from support.issuer import running_issuer, users
+from support.server import SIM, clean_env
+
+pytestmark = pytest.mark.timeout(900)
+
+PAIR = textwrap.dedent("""\
+    tosca_definitions_version: tosca_simple_yaml_1_0
+    metadata: {display_name: "Front and workers", category: Testing}
+    description: A front machine with a web server, and workers each running an application.
+    topology_template:
+      inputs:
+        workers:
+          type: integer
+          default: 2
+          description: How many workers. Each runs the application.
+          constraints: [{in_range: [1, 5]}]
+        worker_cores:
+          type: integer
+          default: 1
+          description: Cores of each worker.
+          constraints: [{greater_or_equal: 1}, {less_or_equal: 4}]
+        label:
+          type: string
+          default: run
+          description: A short label for the run.
+          constraints: [{max_length: 12}]
+      node_templates:
+        front:
+          type: tosca.nodes.indigo.Compute
+          capabilities:
+            host: {properties: {num_cpus: 1, mem_size: 512 MiB}}
+        web:
+          type: tosca.nodes.WebServer
+          requirements: [{host: front}]
+        worker:
+          type: tosca.nodes.indigo.Compute
+          capabilities:
+            scalable: {properties: {count: {get_input: workers}}}
+            host: {properties: {num_cpus: {get_input: worker_cores}, mem_size: 1 GiB}}
+        app:
+          type: tosca.nodes.SoftwareComponent
+          requirements: [{host: worker}, {dependency: web}]
+    """)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Iterator[tuple[Any, str, Path]]:
+    need_chromium()
+    root = tmp_path_factory.mktemp("detail")
+    port = serverproc.free_port()
+    config = {"audience": "dodas", "users": users({"alice": []}),
+              "clients": [{"client_id": "dodas-dashboard", "redirect_uris": [f"http://127.0.0.1:{port}/web/callback"]}]}
+    with running_issuer(root, config) as issuer:
+        home = root / "home"
+        (home / "config").mkdir(parents=True)
+        quota = {**SIM, "quota": {"cores": 4}}
+        spare = {**SIM, "name": "spare", "rank": 2}
+        (home / "config" / "providers.yaml").write_text(json.dumps({"providers": [quota, spare]}))
+        catalogue = root / "catalogue"
+        catalogue.mkdir()
+        (catalogue / "pair.yaml").write_text(PAIR)
+        conf = root / "server.json"
+        conf.write_text(json.dumps({"issuers": [{"url": issuer.url, "audience": "dodas"}],
+                                    "default_providers": ["sim", "spare"], "catalogue": str(catalogue),
+                                    "user_quota": {"instances": 8, "cores": 12}, "workers": 1,
+                                    "lease_seconds": 30}))
+        proc, url = serverproc.start(clean_env(home), root / "server.log", "--config", str(conf), cwd=home, port=port)
+        driver = chrome(1280, 900)
+        try:
+            login(driver, url, "alice", "alice-pw")
+            yield driver, url, home
+        finally:
+            driver.quit()
+            serverproc.stop(proc)
+
+
+def _set(driver, field: str, value: str) -> None:
+    box = driver.find_element("id", f"in-{field}")
+    box.clear()
+    box.send_keys(value)
+
+
+def _submit(driver) -> None:
+    from selenium.webdriver.common.keys import Keys
+    driver.find_element("id", "in-name").send_keys(Keys.ENTER)
+
+
+def _provider(driver, value: str) -> None:
+    from selenium.webdriver.support.ui import Select
+    Select(driver.find_element("id", "in-provider")).select_by_value(value)
+
+
+def test_the_form_says_what_it_would_hold_and_follows_the_values(site, tmp_path):
+    driver, url, _ = site
+    driver.get(f"{url}/web/catalogue/pair")
+    # drawn by the server with the page: the template's defaults
+    cost = text_of(driver, "#cost")
+    assert "front 1 1 512 MiB" in cost and "worker 2 1 1 GiB" in cost, cost
+    assert "Total 3 3 cores 2.5 GiB" in cost, cost
+    quota = text_of(driver, "#form-cost .quota")
+    assert "3 of 8 machines with this (0 in use)" in quota and "3 of 12 cores with this (0 in use)" in quota, quota
+
+    # the user changes the counts: the figure follows
+    _set(driver, "workers", "4")
+    _set(driver, "worker_cores", "2")
+    wait_for(driver, lambda d: "worker 4 2 1 GiB" in text_of(d, "#cost"), message="the cost following the values")
+    cost = text_of(driver, "#cost")
+    assert "Total 5 9 cores 4.5 GiB" in cost, cost
+    assert "9 of 12 cores with this" in text_of(driver, "#form-cost .quota")
+    screenshot(driver, shot_path("form-cost.png", tmp_path))
+
+
+def test_the_templates_bounds_are_on_the_form_and_the_server_holds_to_them(site, tmp_path):
+    driver, url, _ = site
+    driver.get(f"{url}/web/catalogue/pair")
+    workers = driver.find_element("id", "in-workers")
+    assert (workers.get_attribute("min"), workers.get_attribute("max")) == ("1", "5")
+    assert text_of(driver, "#in-workers-bounds") == "From 1 to 5."
+    assert "in-workers-bounds" in workers.get_attribute("aria-describedby")
+    assert text_of(driver, "#in-worker_cores-bounds") == "From 1 to 4."
+    assert driver.find_element("id", "in-label").get_attribute("maxlength") == "12"
+    assert text_of(driver, "#in-label-bounds") == "At most 12 characters."
+
+    # the page's own check, before sending
+    _set(driver, "workers", "9")
+    _submit(driver)
+    wait_for(driver, lambda d: "at most 5" in text_of(d, "#in-workers-err"), message="the page's check")
+    assert driver.current_url.endswith("/web/catalogue/pair"), "nothing sent"
+
+    # a browser that sends it anyway (no script, or an old one): the server refuses it, under the field
+    driver.execute_script("document.querySelector('form[data-check]').dataset.nocheck = '1'")
+    _set(driver, "name", "too-many")
+    _submit(driver)
+    said = wait_for(driver, lambda d: d.find_elements("css selector", "[data-field='workers'].invalid")
+                    and text_of(d, "#in-workers-err"), message="the server's refusal under the field")
+    assert said == "Outside the template's bounds (from 1 to 5): got 9.", said
+    assert element(driver, "#in-workers").get_attribute("value") == "9", "the value sent, kept to correct"
+    assert element(driver, "#in-workers").get_attribute("aria-invalid") == "true"
+    assert not driver.find_elements("id", "confirm"), "no plan for a value outside the bounds"
+    screenshot(driver, shot_path("form-bounds.png", tmp_path))
+
+
+def test_a_refusal_of_the_chosen_provider_is_shown_under_the_provider_field(site, tmp_path):
+    driver, url, _ = site
+    driver.get(f"{url}/web/catalogue/pair")
+    _set(driver, "name", "big")
+    _set(driver, "workers", "5")  # 6 cores: over sim's project quota of 4
+    _provider(driver, "sim")
+    _submit(driver)
+    said = wait_for(driver, lambda d: text_of(d, "#in-provider-err"), message="the provider's refusal under it")
+    assert "sim" in said and "quota exceeded" in said and "needs 6 vcpus" in said and "may use 4" in said, said
+    assert "Choose another provider" in said, said
+    assert element(driver, "#in-provider").get_attribute("aria-invalid") == "true"
+    assert not driver.find_elements("id", "form-error"), "about the provider, not the whole request"
+    assert text_of(driver, "#in-name-err") == ""
+    for word in ("--provider", "--overcommit", "providers.yaml", "cannot deploy on"):
+        assert word not in said, (word, said)
+    screenshot(driver, shot_path("refusal-provider.png", tmp_path))
+
+    # as the message says: let dodas choose, and it goes to the provider that can take it
+    _provider(driver, "")
+    _submit(driver)
+    element(driver, "#confirm")
+    lead = text_of(driver, ".lead")
+    assert "on provider spare" in lead, lead
+    driver.find_element("link text", "Cancel").click()
+
+
+def _servers(home: Path, provider: str) -> dict[str, dict[str, Any]]:
+    """The simulated provider's own records of the servers it made, by instance."""
+    out = {}
+    for f in (home / "data" / "simulated" / provider).glob("*/*.json"):
+        server = json.loads(f.read_text())
+        out[server["tags"]["dodas:instance"]] = server
+    return out
+
+
+def test_a_deployments_page_lists_its_machines_and_what_they_hold(site, tmp_path):
+    driver, url, home = site
+    driver.get(f"{url}/web/catalogue/pair")
+    _set(driver, "name", "pair-1")
+    _provider(driver, "sim")
+    _submit(driver)
+    element(driver, "#confirm").click()
+    wait_for(driver, lambda d: d.current_url.endswith("/web/deployments/pair-1"), message="its page")
+    wait_for(driver, lambda d: text_of(d, "#status") == "CREATE_COMPLETE", 300, "pair-1 made")
+    rows = wait_for(driver, lambda d: d.find_elements("css selector", "#machine-list tbody tr"),
+                    message="the machines, drawn again once made")
+
+    made = _servers(home, "sim")
+    assert sorted(made) == ["front[0]", "worker[0]", "worker[1]"], made
+    seen = {r.get_attribute("data-machine"): r for r in rows}
+    assert sorted(seen) == sorted(made), list(seen)
+    runs = {"front[0]": "web[0]", "worker[0]": "app[0]", "worker[1]": "app[1]"}
+    for inst, server in made.items():
+        row = seen[inst]
+        assert server["address"] in row.find_element("css selector", ".address").text
+        assert server["id"] in row.find_element("css selector", ".provider-id").text
+        assert "on sim" in row.find_element("css selector", ".provider-id").text
+        assert row.find_element("css selector", ".runs").text == runs[inst]
+        assert row.find_element("css selector", ".state-badge").text == "created"
+
+    assert "no outputs" in text_of(driver, ".outputs-box"), "a template without outputs is not waiting for them"
+    held = text_of(driver, "#held")
+    assert "front 1 1 512 MiB" in held and "worker 2 1 1 GiB" in held and "Total 3 3 cores 2.5 GiB" in held, held
+    quota = text_of(driver, "#machines .quota")
+    assert "3 of 8 machines in use" in quota and "3 of 12 cores in use" in quota, quota
+    assert "this deployment’s 3 machines and 3 cores among them" in quota, quota
+    screenshot(driver, shot_path("deployment-machines.png", tmp_path))
+
+    # one machine's log: its own lines and those of what it runs, nothing else
+    seen["worker[1]"].find_element("link text", "Log").click()
+    wait_for(driver, lambda d: "machine=worker" in d.current_url, message="the machine's log")
+    scope = text_of(driver, "#log-scope")
+    assert "machine worker[1]" in scope and "(app[1])" in scope, scope
+    sources = [s.text for s in driver.find_elements("css selector", "#log li .inst")]
+    assert sources and set(sources) == {"worker[1]", "app[1]"}, sources
+    screenshot(driver, shot_path("machine-log.png", tmp_path))
+    driver.find_element("link text", "Show every line").click()
+    wait_for(driver, lambda d: not d.find_elements("id", "log-scope"), message="every line again")
+    sources = {s.text for s in driver.find_elements("css selector", "#log li .inst")}
+    assert {"front[0]", "worker[0]", "app[0]", "web[0]"} <= sources, sources
