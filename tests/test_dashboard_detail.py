@@ -48,6 +48,10 @@ PAIR = textwrap.dedent("""\
           default: 1
           description: Cores of each worker.
           constraints: [{greater_or_equal: 1}, {less_or_equal: 4}]
+        front_cores:
+          type: integer
+          default: 1
+          description: Cores of the front machine.
         label:
           type: string
           default: run
@@ -57,7 +61,7 @@ PAIR = textwrap.dedent("""\
         front:
           type: tosca.nodes.indigo.Compute
           capabilities:
-            host: {properties: {num_cpus: 1, mem_size: 512 MiB}}
+            host: {properties: {num_cpus: {get_input: front_cores}, mem_size: 512 MiB}}
         web:
           type: tosca.nodes.WebServer
           requirements: [{host: front}]
@@ -138,6 +142,11 @@ def test_the_form_says_what_it_would_hold_and_follows_the_values(site, tmp_path)
     assert "9 of 12 cores with this" in text_of(driver, "#form-cost .quota")
     screenshot(driver, shot_path("form-cost.png", tmp_path))
 
+    # a machine asking for no core at all (an input left at 0) does not pass unnoticed
+    _set(driver, "front_cores", "0")
+    wait_for(driver, lambda d: "front 1 1 (0 asked: counted as 1)" in text_of(d, "#cost"),
+             message="0 cores said so")
+
 
 def test_the_templates_bounds_are_on_the_form_and_the_server_holds_to_them(site, tmp_path):
     driver, url, _ = site
@@ -204,6 +213,16 @@ def _servers(home: Path, provider: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _machine_rows(driver) -> dict[str, dict[str, str]]:
+    """The machines' table as text, by machine."""
+    out = {}
+    for row in driver.find_elements("css selector", "#machine-list tbody tr"):
+        cell = lambda css: row.find_element("css selector", css).text  # noqa: E731
+        out[row.get_attribute("data-machine")] = {"address": cell(".address"), "provider_id": cell(".provider-id"),
+                                                  "runs": cell(".runs"), "state": cell(".state-badge")}
+    return out
+
+
 def test_a_deployments_page_lists_its_machines_and_what_they_hold(site, tmp_path):
     driver, url, home = site
     driver.get(f"{url}/web/catalogue/pair")
@@ -213,37 +232,37 @@ def test_a_deployments_page_lists_its_machines_and_what_they_hold(site, tmp_path
     element(driver, "#confirm").click()
     wait_for(driver, lambda d: d.current_url.endswith("/web/deployments/pair-1"), message="its page")
     wait_for(driver, lambda d: text_of(d, "#status") == "CREATE_COMPLETE", 300, "pair-1 made")
-    rows = wait_for(driver, lambda d: d.find_elements("css selector", "#machine-list tbody tr"),
-                    message="the machines, drawn again once made")
-
     made = _servers(home, "sim")
     assert sorted(made) == ["front[0]", "worker[0]", "worker[1]"], made
-    seen = {r.get_attribute("data-machine"): r for r in rows}
-    assert sorted(seen) == sorted(made), list(seen)
+    # read in one go (the part is drawn again when the status changes: a row read may be replaced)
+    seen = wait_for(driver, lambda d: (rows := _machine_rows(d)) and sorted(rows) == sorted(made)
+                    and all(r["state"] == "created" and r["runs"] != "—" for r in rows.values()) and rows,
+                    message="the machines, drawn again once made")
     runs = {"front[0]": "web[0]", "worker[0]": "app[0]", "worker[1]": "app[1]"}
     for inst, server in made.items():
         row = seen[inst]
-        assert server["address"] in row.find_element("css selector", ".address").text
-        assert server["id"] in row.find_element("css selector", ".provider-id").text
-        assert "on sim" in row.find_element("css selector", ".provider-id").text
-        assert row.find_element("css selector", ".runs").text == runs[inst]
-        assert row.find_element("css selector", ".state-badge").text == "created"
+        assert server["address"] in row["address"], (inst, row)
+        assert server["id"] in row["provider_id"] and "on sim" in row["provider_id"], (inst, row)
+        assert row["runs"] == runs[inst] and row["state"] == "created", (inst, row)
 
-    assert "no outputs" in text_of(driver, ".outputs-box"), "a template without outputs is not waiting for them"
+    wait_for(driver, lambda d: "no outputs" in text_of(d, ".outputs-box"),
+             message="a template without outputs not waiting for them")
     held = text_of(driver, "#held")
     assert "front 1 1 512 MiB" in held and "worker 2 1 1 GiB" in held and "Total 3 3 cores 2.5 GiB" in held, held
     quota = text_of(driver, "#machines .quota")
     assert "3 of 8 machines in use" in quota and "3 of 12 cores in use" in quota, quota
     assert "this deployment’s 3 machines and 3 cores among them" in quota, quota
+    driver.execute_script("window.scrollTo(0, 0)")
     screenshot(driver, shot_path("deployment-machines.png", tmp_path))
 
     # one machine's log: its own lines and those of what it runs, nothing else
-    seen["worker[1]"].find_element("link text", "Log").click()
+    element(driver, "tr[data-machine='worker[1]'] a").click()
     wait_for(driver, lambda d: "machine=worker" in d.current_url, message="the machine's log")
     scope = text_of(driver, "#log-scope")
     assert "machine worker[1]" in scope and "(app[1])" in scope, scope
     sources = [s.text for s in driver.find_elements("css selector", "#log li .inst")]
     assert sources and set(sources) == {"worker[1]", "app[1]"}, sources
+    driver.execute_script("window.scrollTo(0, 0)")
     screenshot(driver, shot_path("machine-log.png", tmp_path))
     driver.find_element("link text", "Show every line").click()
     wait_for(driver, lambda d: not d.find_elements("id", "log-scope"), message="every line again")
