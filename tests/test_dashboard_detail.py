@@ -268,3 +268,40 @@ def test_a_deployments_page_lists_its_machines_and_what_they_hold(site, tmp_path
     wait_for(driver, lambda d: not d.find_elements("id", "log-scope"), message="every line again")
     sources = {s.text for s in driver.find_elements("css selector", "#log li .inst")}
     assert {"front[0]", "worker[0]", "app[0]", "web[0]"} <= sources, sources
+
+
+@pytest.mark.parametrize("message, chosen, field", [
+    ("cannot deploy on provider sim:\n  provider sim: quota exceeded: the deployment needs 6 vcpus, 0 are in use "
+     "and the project may use 4", "sim", "provider"),
+    ("cannot deploy on any of the providers sim, spare:\n  provider sim: quota exceeded: ...\n  spare: ...", None,
+     None),  # dodas chose: no field of the user's is at fault
+    ("cannot deploy on provider local:\n  local: the machines of this plan need 12 cores (this machine has 2; with "
+     "cpu_allocation_ratio 4, at most 8) [box: 12 x (1 cores, 1 GiB)]: lower the counts or sizes, or accept the "
+     "overcommit with --overcommit", "local", "provider"),
+    ("over the user quota of alice: 6 machines at most; this request would make 7 (1 in use, 6 asked)", "sim", None),
+    ('the name "first" is taken: choose another', "sim", "name"),
+])
+def test_a_refusal_is_placed_under_the_field_it_is_about(message, chosen, field):
+    from dodas.server.web import wording
+
+    said = wording.for_form(message)
+    assert wording.field_of(said, chosen) == field, said
+    assert "--" not in said and "cannot deploy on provider" not in said, said
+    if field == "provider":  # the provider named once, then what it says
+        assert said.startswith(f"provider {chosen} cannot take this deployment: ") and f" {chosen}: " not in said, said
+
+
+@pytest.mark.parametrize("constraints, said", [
+    ([{"operator": "in_range", "value": [1, 5]}], "From 1 to 5."),
+    ([{"operator": "greater_or_equal", "value": 1}, {"operator": "less_or_equal", "value": 4}], "From 1 to 4."),
+    ([{"operator": "greater_than", "value": 0}], "More than 0."),
+    ([{"operator": "less_or_equal", "value": "8 GiB"}], "At most 8 GiB."),
+    ([{"operator": "valid_values", "value": ["small", "large"]}], "One of: small, large."),
+    ([{"operator": "min_length", "value": 8}, {"operator": "max_length", "value": 64}],
+     "At least 8 characters. At most 64 characters."),
+    ([], ""),
+])
+def test_a_fields_bounds_in_words(constraints, said):
+    from dodas.server.web import forms
+
+    assert forms.bounds_text(constraints) == said

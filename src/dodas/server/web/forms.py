@@ -1,7 +1,8 @@
 """A template's inputs as an HTML form, and a posted form back as inputs.
 
 Each input gets the widget of its type: a number with the bounds of its
-constraints, a select for `valid_values`, a checkbox for a boolean, a text with
+constraints (also said in words under the field: `bounds_text`), a select for
+`valid_values`, a checkbox for a boolean, a text with
 a size pattern for memory sizes, a password field for a secret (never filled
 in: its value is not sent back to the browser). The page checks the same
 bounds before sending (static/dashboard.js); the server checks everything

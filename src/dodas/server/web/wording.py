@@ -17,7 +17,7 @@ import re
 #: command-line phrases, and what the form calls the same thing
 _PHRASES = [
     # a chosen provider's own refusal (its preflight: capacity, quota): said once, as the provider's
-    (r"^cannot deploy on provider ([\w.-]+):\s*(?:provider \1: )?", r"provider \1 cannot take this deployment: "),
+    (r"^cannot deploy on provider ([\w.-]+):\s*(?:provider \1: |\1: )?", r"provider \1 cannot take this deployment: "),
     (r",? or accept the overcommit with --overcommit", ""),
     (r"\(?see the server's provider configuration, or choose one with --provider\)?",
      "(choose another in the Provider field, or ask the operator for one)"),
