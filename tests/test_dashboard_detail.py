@@ -193,6 +193,7 @@ def test_a_refusal_of_the_chosen_provider_is_shown_under_the_provider_field(site
     assert text_of(driver, "#in-name-err") == ""
     for word in ("--provider", "--overcommit", "providers.yaml", "cannot deploy on"):
         assert word not in said, (word, said)
+    assert "worker 5 1 1 GiB" in text_of(driver, "#cost"), "the page drawn again by the server: the values sent"
     screenshot(driver, shot_path("refusal-provider.png", tmp_path))
 
     # as the message says: let dodas choose, and it goes to the provider that can take it
