@@ -248,6 +248,9 @@ def test_a_deployments_page_lists_its_machines_and_what_they_hold(site, tmp_path
 
     wait_for(driver, lambda d: "no outputs" in text_of(d, ".outputs-box"),
              message="a template without outputs not waiting for them")
+    inputs = wait_for(driver, lambda d: d.find_elements("css selector", ".inputs-list") and text_of(d, ".inputs-list"),
+                      message="the inputs it was made with, on a page opened before it was made")
+    assert "workers\n2" in inputs, inputs
     held = text_of(driver, "#held")
     assert "front 1 1 512 MiB" in held and "worker 2 1 1 GiB" in held and "Total 3 3 cores 2.5 GiB" in held, held
     quota = text_of(driver, "#machines .quota")

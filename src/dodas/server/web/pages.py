@@ -254,7 +254,7 @@ def _machines(caller: Any, name: str, st: dict[str, Any], machine: str | None) -
             "machine_lines": [chosen["id"], *chosen["hosts"]] if chosen else None}
 
 
-PARTS = {"outputs": "_outputs.html", "change": "_change.html", "machines": "_machines.html"}
+PARTS = {"outputs": "_outputs.html", "change": "_change.html", "machines": "_machines.html", "inputs": "_inputs.html"}
 
 
 @router.get("/deployments/{name}/parts/{part}")
@@ -266,6 +266,8 @@ def deployment_part(name: str, part: str, request: Request) -> HTMLResponse:
     shown = _deployment_context(request, caller, name, whole=False)
     if part == "machines":
         shown.update(_machines(caller, name, shown["st"], None))
+    elif part == "inputs":
+        shown["about"] = ops.about(caller, name)
     return render(request, PARTS[part], session=session, caller=caller, **shown)
 
 
