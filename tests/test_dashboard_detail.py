@@ -259,6 +259,14 @@ def test_a_deployments_page_lists_its_machines_and_what_they_hold(site, tmp_path
     driver.execute_script("window.scrollTo(0, 0)")
     screenshot(driver, shot_path("deployment-machines.png", tmp_path))
 
+    driver.set_window_size(390, 844)  # at a phone's width the machines' table scrolls in its box, not the page
+    try:
+        wide, seen_w = driver.execute_script(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert wide <= seen_w, f"no sideways scrolling at a phone's width ({wide} > {seen_w})"
+    finally:
+        driver.set_window_size(1280, 900)
+
     # one machine's log: its own lines and those of what it runs, nothing else
     element(driver, "tr[data-machine='worker[1]'] a").click()
     wait_for(driver, lambda d: "machine=worker" in d.current_url, message="the machine's log")
