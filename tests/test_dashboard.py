@@ -186,7 +186,7 @@ def test_the_form_checks_plans_and_creates(site):
                                                "admin_password": SECRET})
     assert bad.status_code == 422
     errors = dict(re.findall(r'id="in-([a-z_]+)-err" role="alert">([^<]*)<', bad.text))
-    assert "in_range" in unescape(errors["n"]) and "(got 9)" in errors["n"], errors
+    assert unescape(errors["n"]) == "Outside the template's bounds (from 1 to 4): got 9.", errors
     assert "scalar-unit.size" in errors["box_mem"] and "lots" in unescape(errors["box_mem"])
     assert SECRET not in bad.text, "a secret input is never sent back"
     assert "template.yaml" not in bad.text and "/requests/" not in bad.text, "the server's copy is named nowhere"
@@ -254,7 +254,7 @@ def test_scale_update_and_destroy_through_their_plans(site):
     inputs = b.get("/web/deployments/s1/inputs")
     assert 'value="3"' in inputs.text and "Leave empty to keep the current value." in inputs.text
     bad = b.post("/web/deployments/s1/inputs", data={"csrf": csrf, "n": "0"})
-    assert bad.status_code == 422 and "in_range" in unescape(bad.text)
+    assert bad.status_code == 422 and "Outside the template's bounds (from 1 to 4): got 0." in unescape(bad.text)
     down = b.post("/web/deployments/s1/inputs", data={"csrf": csrf, "n": "1"})
     assert "<strong>2</strong> to delete" in down.text
     b.post("/web/confirm", data={"csrf": csrf, "draft": re.search(r'name="draft" value="([^"]+)"', down.text)[1]})

@@ -284,3 +284,32 @@ def test_bad_provider_configuration(tmp_path, body, expect):
     providers_yaml(d.home, body)
     r = d.run("providers", check=False)
     assert r.returncode == 1 and expect in r.stderr and "providers.yaml" in r.stderr
+
+
+def test_a_project_quota_counts_other_deployments_not_the_deployments_own(tmp_path):
+    """The simulated provider's quota (a cloud project's, as OpenStack's preflight
+    reads it): a plan beyond it is passed over for the next provider, with the
+    quota's words; the servers a deployment holds count as available to it."""
+    d = Dodas(tmp_path / "home")
+    providers_yaml(d.home, """\
+        - {name: small, type: simulated, rank: 1, quota: {instances: 3, cores: 6}}
+        - {name: other, type: simulated, rank: 2}
+        """)
+    t = boxes(tmp_path, 2)  # 2 x 2 cores
+    d.run("up", t, "--name", "first")
+    assert d.json("status", "first")["provider"] == "small"
+    r = d.run("plan", t, "--name", "first", "-i", "n=3")  # its own 4 cores are available to it: 6 fit
+    assert "quota exceeded" not in r.stdout + r.stderr, r.stdout + r.stderr
+    r = d.run("plan", t, "--name", "second")  # 4 more cores beside first's 4: over 6
+    said = r.stdout + r.stderr
+    assert "passed over: small (provider small: quota exceeded: the deployment needs 2 instances, 2 are in use " \
+           "and the project may use 3; provider small: quota exceeded: the deployment needs 4 vcpus, 4 are in use " \
+           "and the project may use 6)" in said, said
+    d.run("up", t, "--name", "second")
+    assert d.json("status", "second")["provider"] == "other"
+    r = d.run("plan", t, "--name", "third", "--provider", "small", "-i", "n=1", check=False)
+    assert r.returncode == 0, "2 cores beside 4 fit"
+    r = d.run("plan", t, "--name", "third", "--provider", "small", "-i", "n=2", check=False)
+    assert r.returncode != 0 and "provider small: quota exceeded" in r.stdout + r.stderr, r.stdout + r.stderr
+    for name in ("first", "second"):
+        d.run("destroy", name, "--yes")

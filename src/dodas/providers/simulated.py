@@ -14,6 +14,12 @@ real cloud's: some fail before anything exists, some after the server was made
       transient: true         # failures are retried by the engine (else permanent)
       delete_transient: true  # the same for deletes only (default: transient)
       seed: 42                # optional, for repeatable runs
+      quota: {instances: 4, cores: 8}   # optional: a project's quota, as a cloud's
+
+A quota is checked at preflight as OpenStack's provider checks its project's
+compute limits (and in its words): what the plan's machines need, beside the
+servers the provider holds for other deployments, must fit; a deployment's own
+servers count as available to it. It lets a test see a chosen provider refuse.
 """
 
 from __future__ import annotations
@@ -46,13 +52,38 @@ class SimulatedProvider(Provider):
         self.rng = random.Random(o.get("seed"))
         self.retry_base = float(o.get("retry_base", 0.05))
         self.root = paths.data_dir() / "simulated" / cfg.name
+        quota = o.get("quota") or {}
+        self.quota = {k: int(quota[k]) for k in ("instances", "cores") if quota.get(k) is not None}
 
     def preflight(self, model: Any) -> list[str]:
-        return self.host_problems(model) + [
+        return self.host_problems(model) + self._quota_problems(model) + [
             f'node "{n.name}" has operations to run, but simulated machines cannot be configured '
             "(the simulated provider is for tests and benchmarks of the engine)"
             for n in model.nodes.values() if not n.is_compute and any(
                 op.implementation for op in n.operations.values())]
+
+    def _quota_problems(self, model: Any) -> list[str]:
+        if not self.quota:
+            return []
+        need = {"instances": 0, "cores": 0}
+        for n in model.nodes.values():
+            if n.compute is not None:
+                k = model.instance_count(n.name)
+                need["instances"] += k
+                need["cores"] += k * (n.compute.num_cpus or 1)
+        used = {"instances": 0, "cores": 0}
+        for f in self.root.glob("*/*.json"):
+            if self.deployment_id and f.parent.name == paths.component(self.deployment_id):
+                continue
+            try:
+                server = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue
+            used["instances"] += 1
+            used["cores"] += int(server.get("cpus") or 1)
+        label = {"instances": "instances", "cores": "vcpus"}
+        return [f"provider {self.name}: quota exceeded: the deployment needs {need[k]} {label[k]}, {used[k]} are in "
+                f"use and the project may use {cap}" for k, cap in self.quota.items() if need[k] + used[k] > cap]
 
     # -- the "cloud": one small file per server, so every call costs the same
     # however many servers there are ---------------------------------------------

@@ -273,7 +273,8 @@ def event_filter(name: str, which: str | None) -> dict[str, str]:
 
 
 def events(name: str, node: str | None = None, after_id: int = 0, *, instance: str | None = None,
-           since: datetime | None = None, tail: int | None = None) -> tuple[str, list[dict[str, Any]]]:
+           since: datetime | None = None, tail: int | None = None,
+           instances: list[str] | None = None) -> tuple[str, list[dict[str, Any]]]:
     """A deployment's events, oldest first; each "time" is ISO 8601 with its offset (UTC)."""
     from dodas.state.store import Store
 
@@ -285,7 +286,7 @@ def events(name: str, node: str | None = None, after_id: int = 0, *, instance: s
     dep = store.require(name)
     evs = store.events(dep.id, node=node, after_id=after_id, instance=instance,
                        since=since.astimezone(timezone.utc).replace(tzinfo=None) if since and _naive_db() else since,
-                       tail=tail)
+                       tail=tail, instances=instances)
     return dep.id, [{"id": e.id, "time": _aware(e.time).isoformat(), "instance": e.instance, "phase": e.phase,
                      "level": e.level, "message": e.message} for e in evs]
 

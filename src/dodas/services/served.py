@@ -81,13 +81,15 @@ def view(name: str) -> dict[str, Any]:
     return out
 
 
-def events(name: str, after: int = 0, node: str | None = None, tail: int | None = None) -> list[dict[str, Any]]:
-    """Events after id `after`, of one node's instances or all, the last `tail` only when given."""
+def events(name: str, after: int = 0, node: str | None = None, tail: int | None = None,
+           instances: list[str] | None = None) -> list[dict[str, Any]]:
+    """Events after id `after`, of one node's instances, of the `instances` named
+    (a machine and what it hosts) or all, the last `tail` only when given."""
     from dodas.services import read
     from dodas.state.store import NotFoundError
 
     try:
-        return read.events(name, node=node or None, after_id=after, tail=tail)[1]
+        return read.events(name, node=node or None, after_id=after, tail=tail, instances=instances)[1]
     except NotFoundError:
         return []
 
@@ -334,3 +336,45 @@ def node_names(caller: Caller, name: str) -> list[str]:
         return []
     nodes = (data.get("topology_template") or {}).get("node_templates") if isinstance(data, dict) else None
     return sorted(str(n) for n in nodes) if isinstance(nodes, dict) else []
+
+
+def machines(caller: Caller, name: str) -> list[dict[str, Any]]:
+    """Each machine of the deployment, as its page lists them: its instance, state,
+    addresses, the provider that made it and the provider's id for it, its cores
+    and memory as the provider reported them, and the node instances it hosts
+    (from the state alone: one read; empty before a worker made any)."""
+    from dodas import paths
+    from dodas.state import reads
+    from dodas.state.store import NotFoundError
+
+    tenancy.readable(caller, name)
+    try:
+        with reads.reading() as r:
+            dep = r.deployment(name)
+            rows = r.instances(dep.id)
+    except NotFoundError:
+        return []
+    hosted: dict[tuple[str, int], list[str]] = {}
+    for (node, index), row in sorted(rows.items()):
+        on = (row.attributes or {}).get("_compute") if row.kind != "compute" else None
+        if on:
+            hosted.setdefault((on[0], int(on[1])), []).append(paths.instance_id(node, index))
+    out = []
+    for (node, index), row in sorted(rows.items()):
+        if row.kind != "compute":
+            continue
+        attrs = row.attributes or {}
+        facts = attrs.get("facts") or {}
+        out.append({"id": paths.instance_id(node, index), "node": node, "state": row.state, "error": row.error,
+                    "provider": dep.provider, "provider_id": row.provider_id or attrs.get("provider_id"),
+                    "public_address": attrs.get("public_address"), "private_address": attrs.get("private_address"),
+                    "cores": _number(facts.get("num_cpus")), "mem_mib": _number(facts.get("mem_mib")),
+                    "hosts": hosted.get((node, index), [])})
+    return out
+
+
+def _number(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

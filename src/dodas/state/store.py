@@ -281,16 +281,19 @@ class Store:
                 time=datetime.now(timezone.utc)))
 
     def events(self, dep_id: str, node: str | None = None, after_id: int = 0, limit: int = 10_000,
-               *, instance: str | None = None, since: datetime | None = None, tail: int | None = None
-               ) -> list[Event]:
-        """Events oldest first: of one node's instances or of one instance, from
-        `since` on, the last `tail` of them only."""
+               *, instance: str | None = None, since: datetime | None = None, tail: int | None = None,
+               instances: list[str] | None = None) -> list[Event]:
+        """Events oldest first: of one node's instances, of one instance or of
+        several (`instances`: a machine and what it hosts), from `since` on, the
+        last `tail` of them only."""
         with self.session() as s:
             q = select(Event).where(Event.deployment_id == dep_id, Event.id > after_id)
             if node:
                 q = q.where(Event.instance.like(f"{node}[%"))
             if instance:
                 q = q.where(Event.instance == instance)
+            if instances is not None:
+                q = q.where(Event.instance.in_(instances))
             if since is not None:
                 q = q.where(Event.time >= since)
             if tail is not None:

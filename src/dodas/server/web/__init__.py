@@ -16,11 +16,12 @@ from fastapi.staticfiles import StaticFiles
 
 
 def install(app: FastAPI) -> None:
-    from dodas.server.web import live, login, pages
+    from dodas.server.web import formcost, live, login, pages
 
     app.include_router(login.router)
     app.include_router(pages.router)
     app.include_router(live.router)
+    app.include_router(formcost.router)
     app.mount("/web/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="web-static")
 
     @app.exception_handler(login.NotSignedIn)

@@ -126,12 +126,13 @@ def _deploy_form(request: Request, session: Any, caller: Any, entry: str, values
     errors: dict[str, str] = {}
     if refusal:  # under the field it is about, else above the form
         said = wording.for_form(refusal)
-        about = wording.field_of(said) or ("provider" if posted.get("provider") and "provider" in said else None)
+        about = wording.field_of(said, posted.get("provider") or None)
         (errors.__setitem__(about, said) if about else general.append(said))
     name = posted.get("name") or f"{entry}-{secrets.token_hex(2)}"
     return render(request, "deploy.html", code=status, session=session, caller=caller, entry=described,
                   fields=fields_, general=general, name=name, name_error=errors.get("name"),
                   provider_error=errors.get("provider"),
+                  cost=ops.form_cost(_cfg(request), caller, entry, values, posted.get("group") or None),
                   providers=ops.providers(_cfg(request), caller), provider=posted.get("provider", ""),
                   groups=sorted(caller.groups), group=posted.get("group", ""))
 
@@ -194,21 +195,23 @@ def deployments(request: Request, page: int = 1, status: str | None = None, dest
 
 
 @router.get("/deployments/{name}")
-def deployment(name: str, request: Request, node: str | None = None) -> HTMLResponse:
+def deployment(name: str, request: Request, node: str | None = None, machine: str | None = None) -> HTMLResponse:
     session, caller = signed_in(request)
-    return _deployment_page(request, session, caller, name, node)
+    return _deployment_page(request, session, caller, name, node, machine=machine)
 
 
 def _deployment_page(request: Request, session: Any, caller: Any, name: str, node: str | None = None,
-                     destroy_error: str | None = None, status: int = 200) -> HTMLResponse:
+                     destroy_error: str | None = None, status: int = 200, machine: str | None = None) -> HTMLResponse:
     return render(request, "deployment.html", code=status, session=session, caller=caller,
-                  **_deployment_context(request, caller, name, node, destroy_error))
+                  **_deployment_context(request, caller, name, node, destroy_error, machine=machine))
 
 
 def _deployment_context(request: Request, caller: Any, name: str, node: str | None = None,
-                        destroy_error: str | None = None, *, whole: bool = True) -> dict[str, Any]:
+                        destroy_error: str | None = None, *, whole: bool = True,
+                        machine: str | None = None) -> dict[str, Any]:
     """What the deployment's page shows; without `whole`, only its parts that
-    follow the status (outputs, the forms that change it)."""
+    follow the status (outputs, the forms that change it). With `machine`, the
+    log is that machine's (`_machines`)."""
     from dodas.server import access
 
     cfg = _cfg(request)
@@ -224,17 +227,34 @@ def _deployment_context(request: Request, caller: Any, name: str, node: str | No
         "operate": access.can_operate(caller, ops.readable(caller, name), cfg), "destroy_error": destroy_error,
         "blocked": view.blocked(st), "destroyed": view.destroyed(st), "ordered_outputs": view.ordered_outputs(outputs)}
     if whole:
+        out.update(_machines(caller, name, st, machine))
+        lines = out["machine_lines"]
         out.update(graph=graph.svg(topo, graph.node_states(st["instances"]), view.node_labels(st["instances"]))
                    if topo else "",
-                   shape=graph.shape(st["instances"]), events=ops.events(name, 0, node=node, tail=300),
-                   node=node or "", progress=view.progress(st, topo), about=ops.about(caller, name),
+                   shape=graph.shape(st["instances"]),
+                   events=ops.events(name, 0, node=None if lines else node, tail=300, instances=lines),
+                   node="" if lines else node or "", progress=view.progress(st, topo), about=ops.about(caller, name),
                    nodes=sorted(set(ops.node_names(caller, name)) | {i["node"] for i in st["instances"]}),
                    owner=ops.owner_of(name),
                    elastic=None if st["status"] in ("QUEUED", "DELETE_COMPLETE") else ops.elastic(caller, name))
     return out
 
 
-PARTS = {"outputs": "_outputs.html", "change": "_change.html"}
+def _machines(caller: Any, name: str, st: dict[str, Any], machine: str | None) -> dict[str, Any]:
+    """A deployment page's machines (each with its address, state, provider's id,
+    the instances it hosts), what they hold against its owner's quota, and,
+    when the page shows one machine's log, that machine and the instances
+    whose lines are its log."""
+    if st["status"] == "QUEUED":
+        return {"machines": [], "held": None, "machine": None, "machine_lines": None}
+    found = ops.machines(caller, name)
+    chosen = next((m for m in found if m["id"] == machine), None)
+    return {"machines": found, "held": ops.held_cost(name, found) if found else None,
+            "machine": chosen["id"] if chosen else None,
+            "machine_lines": [chosen["id"], *chosen["hosts"]] if chosen else None}
+
+
+PARTS = {"outputs": "_outputs.html", "change": "_change.html", "machines": "_machines.html", "inputs": "_inputs.html"}
 
 
 @router.get("/deployments/{name}/parts/{part}")
@@ -243,8 +263,12 @@ def deployment_part(name: str, part: str, request: Request) -> HTMLResponse:
     session, caller = signed_in(request)
     if part not in PARTS:
         raise Refused(404, f"no part {part!r}")
-    return render(request, PARTS[part], session=session, caller=caller,
-                  **_deployment_context(request, caller, name, whole=False))
+    shown = _deployment_context(request, caller, name, whole=False)
+    if part == "machines":
+        shown.update(_machines(caller, name, shown["st"], None))
+    elif part == "inputs":
+        shown["about"] = ops.about(caller, name)
+    return render(request, PARTS[part], session=session, caller=caller, **shown)
 
 
 @router.get("/deployments/{name}/graph")

@@ -16,6 +16,8 @@ import re
 
 #: command-line phrases, and what the form calls the same thing
 _PHRASES = [
+    # a chosen provider's own refusal (its preflight: capacity, quota): said once, as the provider's
+    (r"^cannot deploy on provider ([\w.-]+):\s*(?:provider \1: |\1: )?", r"provider \1 cannot take this deployment: "),
     (r",? or accept the overcommit with --overcommit", ""),
     (r"\(?see the server's provider configuration, or choose one with --provider\)?",
      "(choose another in the Provider field, or ask the operator for one)"),
@@ -43,13 +45,18 @@ def for_form(message: str) -> str:
     return out
 
 
-def field_of(message: str) -> str | None:
+def field_of(message: str, chosen_provider: str | None = None) -> str | None:
     """The form's field a refusal is about ("name", "provider"), or None for the
-    request as a whole (a quota, the template, no provider at all)."""
+    request as a whole (a quota, the template, no provider at all). A refusal
+    naming the provider the user chose (its capacity, its quota, a kind it
+    cannot hold) is about the Provider field: another one may take it."""
     lowered = message.lower()
     if re.search(r"\bname\b|already exists|is taken|deployment \"[^\"]+\" (exists|is )", lowered) \
             and "quota" not in lowered:
         return "name"
     if re.search(r"\bprovider [\"']?[\w.-]+[\"']? (is not|isn't|may not|cannot|can not)\b|not allowed to use", lowered):
+        return "provider"
+    if chosen_provider and re.search(rf"\bprovider [\"']?{re.escape(chosen_provider.lower())}[\"']?(?![\w.-])",
+                                     lowered):
         return "provider"
     return None

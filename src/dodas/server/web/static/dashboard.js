@@ -218,7 +218,7 @@ function follow(box) {
   setInterval(tickElapsed, 1000);
   tickElapsed();
   const filter = document.getElementById("log-node");
-  if (filter && !filter.value) {  // with every node shown, the stream can fill the log from where the page stopped
+  if (filter && !filter.value && !(log && log.dataset.machine)) {  // every line shown: the stream fills the log from where the page stopped
     const source = new EventSource(`${box.dataset.live}?after=${log ? log.dataset.after : 0}`);
     source.addEventListener("states", (m) => applyStates(JSON.parse(m.data)));
     source.addEventListener("log", (m) => appendLog(JSON.parse(m.data)));
