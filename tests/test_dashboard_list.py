@@ -351,3 +351,27 @@ def test_badges_and_buttons_meet_aa_contrast(site, tmp_path):
     low += [{**m, "page": "the graph"} for m in graph if m["ratio"] < 4.5]
     assert low == [], "text under WCAG AA's 4.5:1: " + "; ".join(
         f"{m['page']} {m['cls']} {m['text']!r} {m['ratio']:.2f}" for m in low)
+
+
+@pytest.mark.parametrize(("status", "work", "operate", "says"), [
+    ("CREATE_COMPLETE", [], True, None),
+    ("CREATE_IN_PROGRESS", [{"operation": "apply", "status": "running"}], True, None),
+    ("CREATE_COMPLETE", [{"operation": "destroy", "status": "queued"}], True, "A destroy is queued already."),
+    ("CREATE_COMPLETE", [{"operation": "destroy", "status": "running"}], True, "Being destroyed."),
+    ("DELETE_IN_PROGRESS", [], True, "Being destroyed."),
+    ("QUEUED", [{"operation": "apply", "status": "queued"}], True, "Its creation has not started yet."),
+    ("CREATE_COMPLETE", [], False, "You may read it, not change it."),
+])
+def test_a_rows_destroy_says_why_it_cannot_be_used(status, work, operate, says):
+    from dodas.server.web.view import row_actions
+
+    opened, destroy = row_actions({"name": "d", "status": status, "work": work, "operate": operate})
+    assert opened == {"label": "Open", "href": "/web/deployments/d", "reason": None}
+    assert destroy["reason"] == says and destroy["href"] == "/web/deployments/d?destroy=1"
+
+
+def test_a_destroyed_rows_only_action_is_open_and_a_failed_destroy_can_be_tried_again():
+    from dodas.server.web.view import row_actions
+
+    assert [a["label"] for a in row_actions({"name": "d", "status": "DELETE_COMPLETE", "operate": True})] == ["Open"]
+    assert row_actions({"name": "d", "status": "DELETE_FAILED", "operate": True})[1]["label"] == "Destroy again"

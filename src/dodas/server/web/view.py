@@ -100,9 +100,10 @@ def row_actions(item: dict[str, Any]) -> list[dict[str, Any]]:
     reason = None
     if not item.get("operate"):
         reason = "You may read it, not change it."
-    elif destroying is not None or status == "DELETE_IN_PROGRESS":
-        reason = ("Being destroyed." if status == "DELETE_IN_PROGRESS" or destroying["status"] == "running"
-                  else "A destroy is queued already.")
+    elif status == "DELETE_IN_PROGRESS" or (destroying is not None and destroying["status"] == "running"):
+        reason = "Being destroyed."
+    elif destroying is not None:
+        reason = "A destroy is queued already."
     elif status == "QUEUED":
         reason = "Its creation has not started yet."
     label = "Destroy again" if status == "DELETE_FAILED" else "Destroy"
