@@ -18,6 +18,7 @@
   function mergeRows(box, fresh) {
     const table = box.querySelector("#list");
     const next = fresh.querySelector("#list");
+    if (!next && !fresh.querySelector("#no-list")) return;  // not the list (a login page, after the session ended)
     if (!table || !next) { box.replaceChildren(fresh); return; }
     table.querySelector("caption").textContent = next.querySelector("caption").textContent;
     const body = table.tBodies[0];
