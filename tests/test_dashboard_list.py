@@ -159,9 +159,14 @@ def test_the_list_shows_sizes_and_follows_changes_without_a_reload(site, tmp_pat
     assert "queued" in driver.find_element("id", disabled.get_attribute("aria-describedby")).text
     screenshot(driver, shot_path("list-live.png", tmp_path))
 
+    # a keyboard user on beta's Open keeps the focus there while rows are drawn again and leave
+    driver.execute_script("arguments[0].focus()", driver.find_element(
+        "css selector", "#list tr[data-name='beta'] a[aria-label='Open beta']"))
     wait_for(driver, lambda d: "CREATE_COMPLETE" in _row(d, "beta"), 300, "beta made, seen without a reload")
+    assert driver.execute_script("return document.activeElement.getAttribute('aria-label')") == "Open beta"
     assert "3 machines" in _row(driver, "beta") and "6 cores, 6 GiB" in _row(driver, "beta")
     wait_for(driver, lambda d: not _row(d, "alpha"), 300, "alpha leaving the list once destroyed")
+    assert driver.execute_script("return document.activeElement.getAttribute('aria-label')") == "Open beta"
     assert _same_page(driver), "the list followed all of it without being loaded again"
 
     with scripts_off(driver):  # without JavaScript: the same rows, sizes and actions, as the server draws them

@@ -13,8 +13,8 @@
   }
 
   // a row the server draws again the same (its data-sig) is kept, so that the
-  // focus stays where it is; changed rows are replaced, new ones added in the
-  // server's order, gone ones removed
+  // focus stays where it is; changed rows are replaced (the focus put back on the
+  // same action), new ones added in the server's order, gone ones removed
   function mergeRows(box, fresh) {
     const table = box.querySelector("#list");
     const next = fresh.querySelector("#list");
@@ -23,21 +23,23 @@
     table.querySelector("caption").textContent = next.querySelector("caption").textContent;
     const body = table.tBodies[0];
     const focused = document.activeElement;
-    const keep = new Set();
-    for (const row of Array.from(next.tBodies[0].rows)) {
+    const rows = Array.from(next.tBodies[0].rows);
+    const names = new Set(rows.map((r) => r.dataset.name));
+    Array.from(body.rows).forEach((r) => { if (!names.has(r.dataset.name)) r.remove(); });  // first: gone ones
+    rows.forEach((row, i) => {
       const old = body.querySelector(`tr[data-name="${CSS.escape(row.dataset.name)}"]`);
       let use = row;
       if (old && old.dataset.sig === row.dataset.sig) use = old;
       else if (old && old.contains(focused)) {  // the same action, if the new row still has it; else its name's link
         const label = focused.getAttribute("aria-label");
-        const again = (label && row.querySelector(`[aria-label="${CSS.escape(label)}"]`)) || row.querySelector("a");
+        const again = Array.from(row.querySelectorAll("a[aria-label]")).find((a) => a.getAttribute("aria-label") === label)
+          || row.querySelector("a");
         queueMicrotask(() => again && again.focus());
       }
-      keep.add(use);
-      body.append(use);
       if (old && old !== use) old.remove();
-    }
-    Array.from(body.rows).forEach((r) => { if (!keep.has(r)) r.remove(); });
+      // moved only when out of place: moving a row (even to where it is) takes the focus from it
+      if (body.rows[i] !== use) body.insertBefore(use, body.rows[i] || null);
+    });
     const pager = box.querySelector(".pager");
     const nextPager = fresh.querySelector(".pager");
     if (pager && nextPager) pager.replaceWith(nextPager);
