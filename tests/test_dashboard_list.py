@@ -380,3 +380,22 @@ def test_a_destroyed_rows_only_action_is_open_and_a_failed_destroy_can_be_tried_
 
     assert [a["label"] for a in row_actions({"name": "d", "status": "DELETE_COMPLETE", "operate": True})] == ["Open"]
     assert row_actions({"name": "d", "status": "DELETE_FAILED", "operate": True})[1]["label"] == "Destroy again"
+
+
+def test_a_page_of_the_list_is_cut_after_filtering_and_its_rows_say_what_they_hold():
+    from types import SimpleNamespace
+
+    from dodas.services import listing
+    from dodas.services.tenancy import Caller
+    from dodas.state import queue
+
+    for i in range(5):  # asked for, not started yet: QUEUED, nothing held
+        assert queue.set_access(f"q{i}", "iss|alice", "alice", None)
+    alice = Caller(key="iss|alice", username="alice", groups=frozenset(), admin=False)
+    found = listing.page(SimpleNamespace(groups={}), alice, None, 2, 1, destroyed=False)
+    assert found["total"] == 5 and [i["name"] for i in found["items"]] == ["q1", "q2"]
+    assert all(i["size"] is None and i["work"] == [] and i["operate"] and i["owner"] == "alice"
+               for i in found["items"])
+    assert listing.page(SimpleNamespace(groups={}), alice, "CREATE_COMPLETE", 2, 0, destroyed=False)["total"] == 0
+    bob = Caller(key="iss|bob", username="bob", groups=frozenset(), admin=False)
+    assert listing.page(SimpleNamespace(groups={}), bob, None, 50, 0, destroyed=False)["total"] == 0
