@@ -11,6 +11,8 @@ two packages (make.py's TEST_DEBS); without them a browser test skips, and in CI
     text_of(driver, "h1")                  # element(driver, css) for the element itself
     screenshot(driver, shot_path("home.png", tmp_path))  # the full page, however long
     fill_login(driver, "alice", "alice-pw")  # the issuer's form, on the page the browser is at
+    with scripts_off(driver): ...          # pages opened inside run no JavaScript
+    contrasts(driver, ".status")           # each one's text contrast, from the computed styles
 
 Waits poll with generous timeouts: a test says what must happen, never how fast.
 """
@@ -21,7 +23,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -220,3 +223,58 @@ def login(driver: WebDriver, base_url: str, username: str, password: str, timeou
         return False
 
     wait_for(driver, back_or_refused, timeout, f"the issuer to send the browser back to {base_url}")
+
+
+@contextmanager
+def scripts_off(driver: WebDriver) -> Iterator[None]:
+    """The browser without JavaScript for the pages opened inside (Chromium's own
+    switch, through the DevTools protocol): what a user with scripts disabled sees."""
+    driver.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": True})
+    try:
+        yield
+    finally:
+        driver.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": False})
+
+
+#: colours as a page's script reads them: `parse` a computed colour, compose one `over` another,
+#: `ratio` of two opaque ones as WCAG 2 defines contrast (1.4.3: AA asks 4.5:1 of text)
+COLOUR_JS = """
+const parse = (c) => {
+  const m = c.match(/rgba?\\(([^)]+)\\)/);
+  if (!m) return [0, 0, 0, 0];
+  const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+  return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+};
+const over = (top, under) => [0, 1, 2].map((i) => top[i] * top[3] + under[i] * (1 - top[3])).concat([1]);
+const lum = (c) => {
+  const v = c.slice(0, 3).map((x) => { x /= 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; });
+  return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2];
+};
+const ratio = (a, b) => { const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x); return (hi + 0.05) / (lo + 0.05); };
+"""
+#: for each element of the selector, its colour over the first opaque background behind it
+#: (translucent ones composed on the way)
+CONTRAST_JS = COLOUR_JS + """
+const behind = (el) => {
+  const layers = [];
+  for (let e = el; e; e = e.parentElement) {
+    const c = parse(getComputedStyle(e).backgroundColor);
+    if (c[3] > 0) { layers.push(c); if (c[3] >= 1) break; }
+  }
+  let bg = [255, 255, 255, 1];
+  for (const c of layers.reverse()) bg = over(c, bg);
+  return bg;
+};
+return Array.from(document.querySelectorAll(arguments[0]))
+  .filter((e) => e.offsetParent !== null && e.textContent.trim())
+  .map((e) => {
+    const bg = behind(e);
+    const fg = over(parse(getComputedStyle(e).color), bg);
+    return {text: e.textContent.trim().slice(0, 40), cls: e.className, ratio: ratio(fg, bg)};
+  });
+"""
+
+
+def contrasts(driver: WebDriver, css: str) -> list[dict[str, Any]]:
+    """[{text, cls, ratio}] of the visible elements matching `css` with text (CONTRAST_JS)."""
+    return driver.execute_script(CONTRAST_JS, css)

@@ -84,3 +84,15 @@ def _shape(nodes: list[dict[str, Any]], bounds: tenancy.Bounds | None, counted: 
         quotas.append({"kind": kind, "who": who, "machines": quota.instances, "cores": quota.cores,
                        "held_machines": now.instances, "held_cores": now.cores})
     return {"nodes": nodes, "total": total, "quotas": quotas}
+
+
+def of_deployments(names: list[str]) -> dict[str, dict[str, int]]:
+    """What each named deployment holds now, {name: {machines, cores, mem_mib,
+    unknown}}, counted as the quota counts it (usage.py); `unknown`: machines
+    being made, whose cores and memory their provider has not reported yet (the
+    cores and memory are then those known so far). One not started yet, or
+    destroyed, is absent. For the list of deployments: one query for a page."""
+    from dodas.services import usage
+
+    return {n: {"machines": m, "cores": c, "mem_mib": mem, "unknown": u}
+            for n, (m, c, mem, u) in usage.sizes(names).items()}

@@ -75,3 +75,20 @@ def entry_unfit(cfg: Any, caller: tenancy.Caller, name: str) -> str | None:
     from dodas.services import catalogue as cat
 
     return unfit(cfg, caller, cat.path_of(cfg.catalogue, name))
+
+
+def words_of(entry: dict[str, Any]) -> str:
+    """What a catalogue filter's text is looked for in: the entry's name, its
+    display name, category and tags (metadata `tags`, words in one string, as
+    TOSCA's metadata holds strings: `tags: "notebook, teaching"`)."""
+    meta = entry.get("metadata") if isinstance(entry.get("metadata"), dict) else {}
+    return " ".join(str(meta.get(k) or "") for k in ("display_name", "category", "tags")) + " " + entry["name"]
+
+
+def filtered(entries: list[dict[str, Any]], *, here: bool = False, text: str = "") -> list[dict[str, Any]]:
+    """The entries (of `for_caller`) a filter keeps: with `here`, only those
+    deployable here; with `text`, those whose words (`words_of`) contain each of
+    its words, whatever their case."""
+    wanted = text.lower().split()
+    return [e for e in entries if not (here and e.get("unfit"))
+            and all(w in words_of(e).lower() for w in wanted)]

@@ -37,11 +37,18 @@ def deployments(caller: Caller, status: str | None = None, limit: int = 100, off
     rows = {d["name"]: d for d in listed if d["name"] in visible}
     for name in set(visible) - set(rows):  # asked for, not started yet
         rows[name] = {"name": name, "status": "QUEUED", "id": None, "provider": None}
+    kept = [n for n in sorted(rows) if (status is None or rows[n].get("status") == status)
+            and (destroyed or status is not None or rows[n].get("status") != "DELETE_COMPLETE")]
+    # the page's rows only, each template once: `public` costs a millisecond a call, and a list may
+    # have thousands of deployments, most made from a few catalogue entries
+    shown: dict[str, str | None] = {}
+    for n in kept[offset:offset + limit]:
+        t = str(rows[n].get("template") or "")
+        if t not in shown:
+            shown[t] = public(t).rsplit("/", 1)[-1] or None
     items = [{**rows[n], "owner": _owner(visible[n]), "group": visible[n].group if visible[n] else None,
-              "template": public(str(rows[n].get("template") or "")).rsplit("/", 1)[-1] or None}
-             for n in sorted(rows) if (status is None or rows[n].get("status") == status)
-             and (destroyed or status is not None or rows[n].get("status") != "DELETE_COMPLETE")]
-    return {"total": len(items), "offset": offset, "items": items[offset:offset + limit]}
+              "template": shown[str(rows[n].get("template") or "")]} for n in kept[offset:offset + limit]]
+    return {"total": len(kept), "offset": offset, "items": items}
 
 
 def _owner(acc: Any) -> str:

@@ -13,9 +13,13 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from dodas.server.web import textwidth
+
 BOX_W, BOX_H, COL_GAP, ROW_GAP, PAD = 200, 66, 64, 18, 12
-#: characters of a line that fit in a box (13 px text): longer ones are cut, whole in the node's tooltip
-FITS = 25
+#: the text's size and left margin in a box (dashboard.css: svg.graph); a line wider than the room
+#: left (the same margin on the right) is cut, whole in the node's tooltip
+TEXT_PX, TEXT_X = 13, 10
+ROOM = BOX_W - 2 * TEXT_X
 
 #: the order in which one instance's state colours its whole node: trouble first, then work under way
 _RANK = ["error", "missing", "deleting", "creating", "configuring", "initial", "deleted", "created", "started",
@@ -61,8 +65,19 @@ def _columns(nodes: list[str], edges: list[tuple[str, str, str]]) -> dict[str, i
     return column
 
 
-def _fit(text: str) -> str:
-    return text if len(text) <= FITS else text[:FITS - 1] + "…"
+def _fit(text: str, bold: bool = False) -> str:
+    return textwidth.fit(text, TEXT_PX, ROOM, bold)
+
+
+def ready_label(done: int, total: int) -> str:
+    """A node's "2 of 3 ready", shorter ("12/12 ready", "12/12") when it would not
+    fit after the longest state a node shows ("configuring · "): the page's script
+    puts it after whichever state comes, without measuring."""
+    longest = max(_RANK + ["pending"], key=lambda st: textwidth.width(st, TEXT_PX))
+    for label in (f"{done} of {total} ready", f"{done}/{total} ready", f"{done}/{total}"):
+        if textwidth.width(f"{longest} · {label}", TEXT_PX) <= ROOM:
+            return label
+    return f"{done}/{total}"
 
 
 def svg(topology: dict[str, Any], states: dict[str, str], labels: dict[str, str] | None = None) -> str:
@@ -104,9 +119,9 @@ def svg(topology: dict[str, Any], states: dict[str, str], labels: dict[str, str]
         out.append(f'<g class="node state-{escape(state)}" data-node="{escape(n)}" transform="translate({x},{y})">'
                    f'<title>{escape(n)}: {count}× {escape(kind)}</title>'
                    f'<rect width="{BOX_W}" height="{BOX_H}" rx="6"/>'
-                   f'<text x="10" y="20" class="node-name">{escape(_fit(n))}</text>'
-                   f'<text x="10" y="38" class="node-kind">{escape(_fit(f"{count}× {kind}"))}</text>'
-                   f'<text x="10" y="56" class="node-kind"><tspan class="node-state">{escape(state)}</tspan>'
+                   f'<text x="{TEXT_X}" y="20" class="node-name">{escape(_fit(n, bold=True))}</text>'
+                   f'<text x="{TEXT_X}" y="38" class="node-kind">{escape(_fit(f"{count}× {kind}"))}</text>'
+                   f'<text x="{TEXT_X}" y="56" class="node-kind"><tspan class="node-state">{escape(state)}</tspan>'
                    f'<tspan class="node-ready">{escape(" · " + labels[n] if n in labels else "")}</tspan>'
                    '</text></g>')
     out.append("</svg>")

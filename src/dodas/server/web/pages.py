@@ -104,10 +104,15 @@ def signed_out(request: Request) -> HTMLResponse:
 
 
 @router.get("/catalogue")
-def catalogue(request: Request) -> HTMLResponse:
+def catalogue(request: Request, show: str = "all", q: str = "", part: str = "") -> HTMLResponse:
+    """The catalogue for this user; `show=here` keeps what they can deploy here,
+    `q` those whose name, category or tags contain it. `part=cards`: the cards
+    alone, for the page's script filtering as one types."""
     session, caller = signed_in(request)
-    return render(request, "catalogue.html", session=session, caller=caller,
-                  entries=ops.catalogue_for(_cfg(request), caller))
+    every = ops.catalogue_for(_cfg(request), caller)
+    shown = ops.catalogue_filter(every, here=show == "here", text=q)
+    return render(request, "_cards.html" if part == "cards" else "catalogue.html", session=session, caller=caller,
+                  entries=shown, total=len(every), show="here" if show == "here" else "all", q=q)
 
 
 @router.get("/catalogue/{entry}")
@@ -184,25 +189,35 @@ def _plan_page(request: Request, session: Any, caller: Any, name: str, plan: dic
 
 
 @router.get("/deployments")
-def deployments(request: Request, page: int = 1, status: str | None = None, destroyed: str = "") -> HTMLResponse:
-    """The list: what runs now; destroyed deployments only when asked for."""
+def deployments(request: Request, page: int = 1, status: str | None = None, destroyed: str = "",
+                part: str = "") -> HTMLResponse:
+    """The list: what runs now, each row's size and actions; destroyed deployments
+    only when asked for. `part=rows`: the table alone, which the page's script
+    asks for every few seconds to follow the list without a reload."""
     session, caller = signed_in(request)
     page = max(1, page)
-    found = ops.deployments(caller, status or None, PAGE_SIZE, (page - 1) * PAGE_SIZE, destroyed=bool(destroyed))
+    found = ops.list_page(_cfg(request), caller, status or None, PAGE_SIZE, (page - 1) * PAGE_SIZE,
+                          destroyed=bool(destroyed))
     pages = max(1, math.ceil(found["total"] / PAGE_SIZE))
-    return render(request, "deployments.html", session=session, caller=caller, items=found["items"], page=page,
-                  pages=pages, total=found["total"], status=status or "", destroyed=bool(destroyed))
+    return render(request, "_rows.html" if part == "rows" else "deployments.html", session=session, caller=caller,
+                  items=found["items"], page=page, pages=pages, total=found["total"], status=status or "",
+                  destroyed=bool(destroyed), actions=view.row_actions, pending=view.pending_label)
 
 
 @router.get("/deployments/{name}")
-def deployment(name: str, request: Request, node: str | None = None, machine: str | None = None) -> HTMLResponse:
+def deployment(name: str, request: Request, node: str | None = None, machine: str | None = None,
+               destroy: str = "") -> HTMLResponse:
+    """A deployment's page; `machine=NODE[i]` shows that machine's log; `destroy=1` (the list's Destroy) puts
+    the focus in its confirmation (autofocus, which a URL with a fragment would turn off)."""
     session, caller = signed_in(request)
-    return _deployment_page(request, session, caller, name, node, machine=machine)
+    return _deployment_page(request, session, caller, name, node, machine=machine, focus_destroy=bool(destroy))
 
 
 def _deployment_page(request: Request, session: Any, caller: Any, name: str, node: str | None = None,
-                     destroy_error: str | None = None, status: int = 200, machine: str | None = None) -> HTMLResponse:
+                     destroy_error: str | None = None, status: int = 200, machine: str | None = None,
+                     focus_destroy: bool = False) -> HTMLResponse:
     return render(request, "deployment.html", code=status, session=session, caller=caller,
+                  focus_destroy=focus_destroy,
                   **_deployment_context(request, caller, name, node, destroy_error, machine=machine))
 
 

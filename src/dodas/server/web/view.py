@@ -56,7 +56,9 @@ def node_labels(instances: list[dict[str, Any]]) -> dict[str, str]:
     by: dict[str, list[bool]] = {}
     for i in instances:
         by.setdefault(i["node"], []).append(ready(i))
-    return {n: f"{sum(done)} of {len(done)} ready" for n, done in by.items() if len(done) > 1}
+    from dodas.server.web.graph import ready_label
+
+    return {n: ready_label(sum(done), len(done)) for n, done in by.items() if len(done) > 1}
 
 
 def ordered_outputs(outputs: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -74,3 +76,37 @@ def ordered_outputs(outputs: dict[str, Any]) -> list[tuple[str, Any]]:
             return 1, n
         return (2 if isinstance(o, dict) and o.get("sensitive") else 3), n
     return [kv for _, kv in sorted(enumerate(outputs.items()), key=rank)]
+
+
+def pending_label(work: list[dict[str, Any]]) -> str:
+    """The first unfinished request of a deployment as its badge says it: "destroy queued"."""
+    if not work:
+        return ""
+    w = work[0]
+    return f"{w['operation']} {'running' if w['status'] == 'running' else 'queued'}"
+
+
+def row_actions(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a row of the list offers: Open, always; Destroy (the deployment's page,
+    at its confirmation) unless it is destroyed, disabled with the reason when
+    it would wait behind another destroy, when the creation has not started
+    (its page offers no change yet), or when the caller may only read it. Each
+    {label, href, reason}: `reason` None when it may be used."""
+    name, status = item["name"], item.get("status")
+    actions: list[dict[str, Any]] = [{"label": "Open", "href": f"/web/deployments/{name}", "reason": None}]
+    if status == "DELETE_COMPLETE":
+        return actions
+    destroying = next((w for w in item.get("work", []) if w["operation"] == "destroy"), None)
+    reason = None
+    if not item.get("operate"):
+        reason = "You may read it, not change it."
+    elif status == "DELETE_IN_PROGRESS" or (destroying is not None and destroying["status"] == "running"):
+        reason = "Being destroyed."
+    elif destroying is not None:
+        reason = "A destroy is queued already."
+    elif status == "QUEUED":
+        reason = "Its creation has not started yet."
+    label = "Destroy again" if status == "DELETE_FAILED" else "Destroy"
+    actions.append({"label": label, "href": f"/web/deployments/{name}?destroy=1", "reason": reason,
+                    "danger": True})
+    return actions
