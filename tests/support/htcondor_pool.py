@@ -47,9 +47,10 @@ class PoolClient:
                               timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def instance_config(home: Path, node: str) -> Path:
-    """The condor_config of the (one) instance of `node` under a DODAS_HOME."""
-    found = sorted((home / "data" / "local").glob(f"*/*/{node}/condor/condor_config"))
+def instance_config(home: Path, node: str, deployment_id: str = "*") -> Path:
+    """The condor_config of the (one) instance of `node` under a DODAS_HOME (of one
+    deployment's, by its id, where the home holds several)."""
+    found = sorted((home / "data" / "local").glob(f"{deployment_id}/*/{node}/condor/condor_config"))
     assert len(found) == 1, f"{node}: {found}"
     return found[0]
 
