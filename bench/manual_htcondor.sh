@@ -25,7 +25,7 @@ if [ "${2:-}" = stop ]; then
     done
     # each master's process-tracking daemon outlives it: those started for this directory
     for p in /proc/[0-9]*; do
-        case "$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)" in
+        case "$( { tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null)" in
             condor_procd*" $d/"*) kill "${p#/proc/}" 2>/dev/null || true ;;
         esac
     done
@@ -108,6 +108,7 @@ SLOT_TYPE_1_PARTITIONABLE = TRUE
 CFG
 }
 
+chmod 755 "$d"   # the daemons work as nobody beneath it
 instance cm "$cm" COLLECTOR NEGOTIATOR
 instance schedd "$sd" SCHEDD
 instance startd-0 "$net.3" STARTD

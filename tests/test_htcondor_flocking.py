@@ -4,7 +4,7 @@ with the remote central manager's own `condor_token_create`; the "local" pool is
 deployed with `flock_to` naming the remote collector and that token as
 `flock_token` (from an inputs file: a token is never on a command line). A job
 the local pool's single-core startd cannot take (it asks for 2 cores) runs on
-the remote pool's 2-core startd and returns its output to the local schedd."""
+the remote pool's 2-core startd (its slot's size the job prints) and returns its output to the local schedd."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_a_job_flocks_to_another_pool_with_the_token_that_pool_issued(tmp_path, 
         (sub / "job.sh").write_text("#!/bin/sh\necho \"flocked on $(hostname) with $1 cores\"\n")
         (sub / "job.sh").chmod(0o755)
         (sub / "job.sub").write_text(
-            "executable = job.sh\narguments = $(RequestCpus)\noutput = out\nerror = err\nlog = job.log\n"
+            "executable = job.sh\narguments = $$(Cpus)\noutput = out\nerror = err\nlog = job.log\n"
             "should_transfer_files = YES\nrequest_cpus = 2\nrequest_memory = 32\nqueue\n")
         r = local.run("condor_submit", "-terse", "job.sub", cwd=sub)
         assert r.returncode == 0, r.stdout + r.stderr
