@@ -11,12 +11,12 @@ set -eu
 d=$1
 net=${MANUAL_NET:-127.0.199}
 cm=$net.1; sd=$net.2
-run() {   # an HTCondor program
-    if command -v condor_master > /dev/null; then "$@"; else
-        unshare --mount --propagation private -- sh -c \
-            'mount --bind "$0/etc/ld.so.cache" /etc/ld.so.cache && mount --bind "$0/usr" /usr && exec "$@"' \
-            "$HTCONDOR_ROOT" "$@"
-    fi
+# an HTCondor program: the host's, or the root's in a mount namespace of its own
+if command -v condor_master > /dev/null; then enter=""; else
+    enter='mount --bind "$0/etc/ld.so.cache" /etc/ld.so.cache && mount --bind "$0/usr" /usr && exec "$@"'
+fi
+run() {
+    if [ -z "$enter" ]; then "$@"; else unshare --mount --propagation private -- sh -c "$enter" "$HTCONDOR_ROOT" "$@"; fi
 }
 if [ "${2:-}" = stop ]; then
     for p in "$d"/*/master.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
@@ -120,7 +120,13 @@ for i in cm schedd startd-0 startd-1; do printf '%s\n' "$token" > "$d/$i/tokens.
 cp "$d/cm/passwords.d/POOL" "$d/schedd/passwords.d/POOL"
 umask 022
 for i in cm schedd startd-0 startd-1; do
-    CONDOR_CONFIG=$d/$i/condor_config run condor_master -f > /dev/null 2>&1 &
+    # (a simple command in the background, so that $! is the master itself: SIGTERM stops its daemons)
+    if [ -z "$enter" ]; then
+        CONDOR_CONFIG=$d/$i/condor_config condor_master -f > /dev/null 2>&1 &
+    else
+        CONDOR_CONFIG=$d/$i/condor_config unshare --mount --propagation private -- sh -c "$enter" \
+            "$HTCONDOR_ROOT" condor_master -f > /dev/null 2>&1 &
+    fi
     echo $! > "$d/$i/master.pid"
 done
 # ready: a probe job ran on a startd and returned its output
