@@ -57,7 +57,7 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
 
 def jobs(prefix: list[str], config: Path, n: int) -> float:
     """n one-second jobs through the schedd of `config`: jobs per second from submission to the last done."""
-    d = Path(tempfile.mkdtemp(prefix="dodas-condor-bench-"))
+    d = Path(tempfile.mkdtemp(prefix="bench-htcondor-jobs-"))
     try:
         d.chmod(0o777)   # root's jobs run as nobody
         (d / "sub").write_text("executable = /bin/sleep\narguments = 1\ntransfer_executable = false\n"
