@@ -13,11 +13,11 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
 import pytest
+from support.autoscaler import Autoscaler
 from support.livecluster import Dodas, kill_leftovers, need_java
 from support.spark import APP, ELASTIC, NAME, TIMEOUT_S, spark_client_env
 
@@ -53,41 +53,12 @@ def workers_of(d: Dodas) -> list[str]:
     return [i["id"] for i in status(d)["instances"] if i["node"] == "worker_hosts"]
 
 
-class Autoscaler:
-    """`dodas autoscale NAME --json` as a process; its decisions read as they come."""
-
-    def __init__(self, d: Dodas) -> None:
-        self.proc = d.popen("autoscale", NAME, "--json")
-        self.decisions: list[dict] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            if line.startswith("{"):
-                self.decisions.append(json.loads(line))
-
-    def wait_for(self, action: str, timeout: float = TIMEOUT_S) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [d for d in self.decisions if d["action"] == action]
-            if found:
-                return found[-1]
-            assert self.proc.poll() is None, self.proc.stderr.read()
-            time.sleep(0.2)
-        pytest.fail(f"no {action} decision in {timeout:.0f} s: {self.decisions}")
-
-    def stop(self, sig: int = signal.SIGINT) -> int:
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout=60)
-
-
 def test_a_waiting_application_gets_a_worker_which_goes_when_idle(cluster, tmp_path):
     d = cluster
     assert workers_of(d) == ["worker_hosts[0]"]
     conf = tmp_path / "conf"
     d.run("spark-conf", NAME, "-o", str(conf))
-    scaler = Autoscaler(d)
+    scaler = Autoscaler(d, NAME, TIMEOUT_S)
     code = APP
     app = subprocess.Popen([sys.executable, "-c", code], env=spark_client_env(conf), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
@@ -132,7 +103,7 @@ def test_a_waiting_application_gets_a_worker_which_goes_when_idle(cluster, tmp_p
 
 def test_two_autoscalers_never_act_at_once_and_one_killed_mid_scale_is_resumed(cluster, tmp_path):
     d = cluster
-    first = Autoscaler(d)
+    first = Autoscaler(d, NAME, TIMEOUT_S)
     deadline = time.monotonic() + 600  # only tells never from slow
     while not first.decisions:  # its first poll is made (and said)
         assert time.monotonic() < deadline and first.proc.poll() is None, first.proc.stderr.read()
@@ -154,7 +125,7 @@ def test_two_autoscalers_never_act_at_once_and_one_killed_mid_scale_is_resumed(c
         # the dead one's lease expires; then another takes over and finishes the scale-up
         deadline = time.monotonic() + 600  # only tells never from slow
         while True:
-            again = Autoscaler(d)
+            again = Autoscaler(d, NAME, TIMEOUT_S)
             while not again.decisions and again.proc.poll() is None:
                 time.sleep(0.2)
             if again.decisions:

@@ -161,7 +161,8 @@ def test_spark_waiting_adds_workers_with_a_reason():
     d = decide(policy(), spark_workload(), instances("127.77.200.2", "127.77.200.3"), m, 1000.0, cores_per_worker=1)
     assert (d.action, d.count, d.remove) == ("add", 4, ())
     assert d.reason == ("1 application waiting for 2 cores; adding 2 workers of 1 core "
-                        "(max 4, 2 booting at most)")
+                        "(max 4, 2 booting at most); waiting: application \"wide\" (app-20261204085157-0000) "
+                        "waits for 2 cores (2 granted)")
     assert m.booting == {f"{NODE}[2]": 1000.0, f"{NODE}[3]": 1000.0} and m.last_decision_at == 1000.0
 
 
@@ -220,8 +221,10 @@ def test_kubernetes_and_htcondor_waits_add_workers():
     d = decide(policy(workload="htcondor", max_instances=3), htcondor_workload(),
                instances("10.0.0.21", "10.0.0.22"), Memory(), 0.0, cores_per_worker=2)
     assert (d.action, d.count) == ("add", 3)
-    assert d.reason == ("4 jobs waiting for 3 cores; adding 1 worker of 2 cores (max 3, 2 booting at most); "
-                        "1 more needed")
+    assert d.reason.startswith("4 jobs waiting for 3 cores; adding 1 worker of 2 cores (max 3, 2 booting at most); "
+                               "1 more needed; waiting: job ")
+    # the first three jobs by name, then how many more
+    assert d.reason.count(" is idle and requests ") == 3 and d.reason.endswith(" and 1 more"), d.reason
 
 
 # --- boots that fail ----------------------------------------------------------------------------------------

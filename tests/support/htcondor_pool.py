@@ -47,8 +47,31 @@ class PoolClient:
                               timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def instance_config(home: Path, node: str) -> Path:
-    """The condor_config of the (one) instance of `node` under a DODAS_HOME."""
-    found = sorted((home / "data" / "local").glob(f"*/*/{node}/condor/condor_config"))
+def instance_config(home: Path, node: str, deployment_id: str = "*") -> Path:
+    """The condor_config of the (one) instance of `node` under a DODAS_HOME (of one
+    deployment's, by its id, where the home holds several)."""
+    found = sorted((home / "data" / "local").glob(f"{deployment_id}/*/{node}/condor/condor_config"))
     assert len(found) == 1, f"{node}: {found}"
     return found[0]
+
+
+def job_dir() -> Path:
+    """A directory for a user's submit files that the jobs' owner can write: root's jobs
+    run as nobody (pytest's own directories are root's alone). The caller removes it."""
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="dodas-condor-test-"))
+    d.chmod(0o755)
+    if os.geteuid() == 0:
+        shutil.chown(d, "nobody")
+    return d
+
+
+def history(client: PoolClient, cluster: str) -> dict[str, tuple[str, str]]:
+    """The finished jobs of a cluster: "C.P" -> (exit code, the slot they ran in)."""
+    r = client.run("condor_history", "-af", "ClusterId", "ProcId", "ExitCode", "LastRemoteHost",
+                   "-constraint", f"ClusterId == {cluster}")
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines() if line.strip()]
+    return {f"{c}.{p}": (code, host) for c, p, code, host in rows}

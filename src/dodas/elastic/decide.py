@@ -170,6 +170,14 @@ def _observe(policy: Policy, workload: Workload, instances: list[Instance], memo
     return worker_of, failed, lost, pending
 
 
+def _named(waiting: tuple[str, ...], shown: int = 3) -> str:
+    """What waits, by name, for the reason of an addition (the first few: a reason stays one line)."""
+    if not waiting:
+        return ""
+    more = f" and {len(waiting) - shown} more" if len(waiting) > shown else ""
+    return f"; waiting: {'; '.join(waiting[:shown])}{more}"
+
+
 def _draining(w: WorkerLoad) -> bool:
     """A worker being removed gracefully (Spark DECOMMISSIONED, a cordoned node, a draining startd)."""
     return w.state.upper() in {"DECOMMISSIONED", "DECOMMISSIONING", "CORDONED", "DRAINING", "DRAINED"}
@@ -285,7 +293,7 @@ def decide(policy: Policy, workload: Workload, instances: list[Instance], memory
         short = f"; {need - add} more needed" if add < need else ""
         return Decision("add", count + add, (),
                         f"{waits}; adding {plural(add, 'worker')} of {plural(cores_per_worker, 'core')} "
-                        f"({bounds}){short}", ids)
+                        f"({bounds}){short}{_named(workload.waiting)}", ids)
 
     # 4. nothing waits: remove the workers chosen (drained ones, then the longest idle), keeping min alive
     return _scale_down(policy, live, worker_of, memory, now, count, in_cooldown, disabled)

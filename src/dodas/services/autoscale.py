@@ -72,7 +72,10 @@ def carry_out(t: Target, decision: Any, reader: Any, workload: Any, *, trusted: 
             inst = next((i for i in t.instances if i.id == iid), None)
             worker = next((w for w in workload.workers if inst is not None and inst.matches(w)), None)
             if worker is not None and worker.alive:
-                _drain(reader, worker)
+                finished = _drain(reader, worker)
+                Store().event(t.dep_id, "autoscale", f"{iid} drained ({t.policy.workload} worker {worker.id}): "
+                              + ("nothing runs there any more" if finished else
+                                 f"still busy after {DRAIN_TIMEOUT_S:.0f} s, removed anyway"), level="info")
         scale(t.name, t.policy.node, decision.count, trusted=trusted, count_input=t.policy.count_input,
               remove=decision.remove)
         return None
@@ -106,12 +109,15 @@ class Refusal(DodasError):
     """The provider's preflight refused the planned count (capacity, quota): fewer may fit."""
 
 
-def _drain(reader: Any, worker: Any) -> None:
+def _drain(reader: Any, worker: Any) -> bool:
+    """Drain the worker (its running work finishes, nothing new starts); False if it is still busy
+    after DRAIN_TIMEOUT_S (what still runs there is given up: the reason said the worker was idle)."""
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
     while not asyncio.run(reader.drain(worker)):
         if time.monotonic() > deadline:
-            return  # what still runs there after this long is given up (the reason said the worker was idle)
+            return False
         time.sleep(1.0)
+    return True
 
 
 def scale(name: str, node: str, count: int, *, trusted: bool, count_input: str | None = None,
