@@ -64,11 +64,14 @@ class Memory:
     failures: int = 0                                             # failed boots in a row
     backoff_until: float | None = None
     draining: dict[str, float] = field(default_factory=dict)    # instance id -> when the autoscaler drained it
+    #: the scaling decided and told but not yet carried out (services/autoscale.py, `scaling_key`): a
+    #: process that takes over and decides the same again carries it out without telling it twice
+    told: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"idle_since": dict(self.idle_since), "booting": dict(self.booting),
                 "last_decision_at": self.last_decision_at, "failures": self.failures,
-                "backoff_until": self.backoff_until, "draining": dict(self.draining)}
+                "backoff_until": self.backoff_until, "draining": dict(self.draining), "told": self.told}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Memory:
@@ -78,7 +81,8 @@ class Memory:
                    booting={str(k): float(v) for k, v in (data.get("booting") or {}).items()},
                    last_decision_at=data.get("last_decision_at"), failures=int(data.get("failures") or 0),
                    backoff_until=data.get("backoff_until"),
-                   draining={str(k): float(v) for k, v in (data.get("draining") or {}).items()})
+                   draining={str(k): float(v) for k, v in (data.get("draining") or {}).items()},
+                   told=data.get("told"))
 
 
 @dataclass(frozen=True)

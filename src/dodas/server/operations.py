@@ -10,6 +10,7 @@ answers.
 from __future__ import annotations
 
 from dodas.services.answers import public
+from dodas.services.autoscale_control import control_as as elastic_control
 from dodas.services.costs import of_plan as cost
 from dodas.services.offered import entry_unfit
 from dodas.services.offered import for_caller as catalogue_for
@@ -22,7 +23,8 @@ from dodas.services.served import (about, catalogue, catalogue_entry, deployment
 from dodas.services.tenancy import not_being_destroyed, operable, readable, status_of
 
 __all__ = ["Ask", "about", "apply", "catalogue", "catalogue_entry", "catalogue_for", "cost", "create",
-           "deployment_counts", "deployments", "destroy", "elastic", "entry_unfit", "events", "forget", "infra_name",
+           "deployment_counts", "deployments", "destroy", "elastic", "elastic_control", "entry_unfit", "events",
+           "forget", "infra_name",
            "log_events", "node_names", "not_being_destroyed", "operable", "outputs", "owner_of", "plan", "plan_json",
            "plan_new", "providers", "public", "queue_depth", "readable", "reconfigure", "refresh", "remove_instances",
            "scale", "scale_many", "scale_plan", "secret_text", "sent_counts", "settings", "states", "status_of",

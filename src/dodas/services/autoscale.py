@@ -208,29 +208,29 @@ def _poll_once(name: str, owner: str, memory: Any, last: str | None, trusted: bo
                on_decision: Callable[[Any], None] | None, cap: Cap | None = None) -> tuple[str | None, float] | None:
     from dodas.elastic.decide import Decision
 
-    store = Store()
+    def record(decision: Any, reason: str, last_: str | None) -> bool:
+        return _record(name, owner, lease_s, memory, decision, reason, last_, on_decision)
     try:
         t = target(name)
     except DodasError as exc:
         reason = f"cannot autoscale now: {exc.message}"
-        _tell(store, name, reason, last, on_decision, Decision("wait", 0, (), reason))
-        return (reason, 5.0) if autoscalers.save(name, owner, lease_s, memory.to_json(), reason) else None
+        return (reason, 5.0) if record(Decision("wait", 0, (), reason), reason, last) else None
     resumed = _resume_interrupted(t, trusted)
     if resumed is not None:
-        _tell(store, name, resumed, last, on_decision, Decision("wait", 0, (), resumed))
-        return (resumed, 0.0) if autoscalers.save(name, owner, lease_s, memory.to_json(), resumed) else None
+        return (resumed, 0.0) if record(Decision("wait", 0, (), resumed), resumed, last) else None
     now = time.time()
     try:
         decision, reader, workload = poll(t, memory, now, cap)
     except Exception as exc:  # noqa: BLE001 - the workload system not answering is a reason, not a crash
         reason = f"cannot read the {t.policy.workload} workload: {_why(exc)}"
         decision, reader, workload = Decision("wait", len(t.instances), (), reason), None, None
-    _tell(store, name, decision.reason, last, on_decision, decision)
     for iid in decision.remove:  # status shows them draining, not lost (services/elastic_view.py)
         memory.draining[iid] = now
-    if not autoscalers.save(name, owner, lease_s, memory.to_json(), decision.reason):
-        return None
     if decision.action in ("add", "remove"):
+        decision_key = scaling_key(t, decision)
+        told, memory.told = memory.told == decision_key, decision_key
+        if not _record(name, owner, lease_s, memory, decision, decision.reason, last, on_decision, told=told):
+            return None
         with _renewing(name, owner, lease_s, memory):
             try:
                 instead = carry_out(t, decision, reader, workload, trusted=trusted)
@@ -242,10 +242,23 @@ def _poll_once(name: str, owner: str, memory: Any, last: str | None, trusted: bo
                 instead = f"scaling {t.policy.node} to {decision.count} failed: {exc.message}"
                 for iid in decision.added:  # never made: not booting (the next poll counts the deployment's)
                     memory.booting.pop(iid, None)
-            if instead is not None:
-                _tell(store, name, instead, None, on_decision, Decision("wait", decision.count, (), instead))
-                autoscalers.save(name, owner, lease_s, memory.to_json(), instead)
+        memory.told = None  # carried out (or failed, and said so): the next decision is a new one
+        if instead is not None:
+            record(Decision("wait", decision.count, (), instead), instead, None)
+        else:
+            autoscalers.save(name, owner, lease_s, memory.to_json(), None)
+    elif not record(decision, decision.reason, last):
+        return None
     return decision.reason, max(1.0, t.policy.poll_interval)
+
+
+def scaling_key(t: Target, decision: Any) -> str:
+    """What makes a scaling the same one: the node's count before and after and
+    the instances removed. A process taking over after one was told but not
+    carried out decides the same from the same deployment; a later scaling
+    starts from another count (or comes after `told` was cleared)."""
+    now = sum(1 for i in t.instances if i.state not in ("deleting", "deleted"))
+    return f"{decision.action} {t.policy.node} {now}->{decision.count} {','.join(decision.remove)}"
 
 
 def _resume_interrupted(t: Target, trusted: bool) -> str | None:
@@ -275,16 +288,20 @@ def _why(exc: BaseException) -> str:
     return redact(getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}")
 
 
-def _tell(store: Store, name: str, reason: str, last: str | None, on_decision: Callable[[Any], None] | None,
-          decision: Any) -> None:
-    """A decision with a new reason is an event; the same sentence poll after poll is not."""
-    if reason == last and decision.action not in ("add", "remove"):
-        return
-    dep = store.get(name)
-    if dep is not None:
-        store.event(dep.id, "autoscale", reason, level="info")
-    if on_decision is not None:
+def _record(name: str, owner: str, lease_s: float, memory: Any, decision: Any, reason: str, last: str | None,
+            on_decision: Callable[[Any], None] | None, told: bool = False) -> bool:
+    """Store the loop's memory and tell the decision (an event, with the memory in
+    one transaction: autoscalers.save) unless it was told already: the same wait
+    sentence poll after poll, or a scaling a previous holder told (`told`).
+    False when the lease is lost: nothing stored, nothing told."""
+    new = not told if decision.action in ("add", "remove") else reason != last
+    dep = Store().get(name) if new else None
+    if not autoscalers.save(name, owner, lease_s, memory.to_json(), reason,
+                            event=(dep.id, reason) if dep is not None else None):
+        return False
+    if on_decision is not None and (new or decision.action in ("add", "remove")):
         on_decision(decision)
+    return True
 
 
 @contextmanager
