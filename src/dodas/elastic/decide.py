@@ -58,7 +58,7 @@ class Instance:
 class Memory:
     """What the loop remembers between polls; serialisable to JSON for the state DB."""
 
-    idle_since: dict[str, float] = field(default_factory=dict)   # worker host -> first seen idle
+    idle_since: dict[str, float] = field(default_factory=dict)   # worker host -> idle since (workload.py)
     booting: dict[str, float] = field(default_factory=dict)      # instance id -> when its creation was asked
     last_decision_at: float | None = None
     failures: int = 0                                             # failed boots in a row
@@ -151,7 +151,12 @@ def _observe(policy: Policy, workload: Workload, instances: list[Instance], memo
             if inst.state in FAILED_STATES or now - memory.booting[inst.id] >= policy.boot_timeout:
                 failed.append(inst)
         if w is not None and w.alive and not w.busy:
-            memory.idle_since.setdefault(w.host, now)
+            # the workload's own word on when it last had work (work may have come and gone between
+            # two polls), else from the first poll that saw it idle; never in the future (clocks differ)
+            if w.idle_since is not None:
+                memory.idle_since[w.host] = min(w.idle_since, now)
+            else:
+                memory.idle_since.setdefault(w.host, now)
         elif w is not None and (w.busy or not _draining(w)):
             memory.idle_since.pop(w.host, None)
     # asks dodas has not recorded yet still count as booting, until their own boot timeout; with the
@@ -205,6 +210,11 @@ def decide(policy: Policy, workload: Workload, instances: list[Instance], memory
     cores_per_worker = max(1, cores_per_worker)
     live = sorted((i for i in instances if i.state not in GONE_STATES), key=lambda i: i.index)
     worker_of, failed, lost, pending = _observe(policy, workload, live, memory, now, deployed)
+    # drained without the autoscaler asking and not set aside by hand (decommissioned behind its back,
+    # or enabled again after a disable): lost too, as status says (services/elastic_view.py); a
+    # decommissioned Spark worker never takes work again
+    lost += [i for i in live if (w := worker_of.get(i.id)) is not None and _draining(w) and i not in lost
+             and i.id not in memory.draining and i.id not in disabled and i.state in ("created", "started")]
     count = len(live) + pending
     word = REQUEST_WORD.get(policy.workload, "request")
     waits = (f"{plural(len(workload.waiting), word)} waiting for {plural(workload.waiting_cores, 'core')}"

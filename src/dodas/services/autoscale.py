@@ -27,6 +27,8 @@ generated signing key at every poll (`htcondor_access`). Kubernetes workloads
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -73,6 +75,7 @@ def carry_out(t: Target, decision: Any, reader: Any, workload: Any, *, trusted: 
             worker = next((w for w in workload.workers if inst is not None and inst.matches(w)), None)
             if worker is not None and worker.alive:
                 _drain(reader, worker)
+        pause_at("drained")
         scale(t.name, t.policy.node, decision.count, trusted=trusted, count_input=t.policy.count_input,
               remove=decision.remove)
         return None
@@ -100,6 +103,18 @@ def add_fitting(t: Target, wanted: int, *, trusted: bool) -> str | None:
         return (f"{wanted - have} wanted, {count - have} fit{'s' if count - have == 1 else ''}: {refusal}; "
                 f"added {count - have} of {t.policy.node}")
     raise DodasError(f"{wanted - have} wanted, none fits: {refusal}")
+
+
+def pause_at(step: str) -> None:
+    """A fault-injection point for the tests that kill an autoscaler at each step of
+    a scaling (tests/test_autoscale_kill.py): with DODAS_AUTOSCALE_PAUSE=STEP the
+    loop says "paused at STEP" on stderr and stops there for good (its lease still
+    renewed), to be killed. Steps: decided (told and stored, nothing done),
+    drained (the workers decommissioned, the deployment not changed yet), done
+    (the deployment changed, the loop's memory not saved after it)."""
+    if os.environ.get("DODAS_AUTOSCALE_PAUSE") == step:
+        print(f"paused at {step}", file=sys.stderr, flush=True)
+        threading.Event().wait()
 
 
 class Refusal(DodasError):
@@ -233,7 +248,9 @@ def _poll_once(name: str, owner: str, memory: Any, last: str | None, trusted: bo
             return None
         with _renewing(name, owner, lease_s, memory):
             try:
+                pause_at("decided")
                 instead = carry_out(t, decision, reader, workload, trusted=trusted)
+                pause_at("done")
                 for iid in decision.remove:
                     memory.draining.pop(iid, None)
                 if decision.remove:  # a later instance at the same index starts with nothing set by hand
