@@ -97,6 +97,57 @@ def kubernetes_workload() -> Workload:
     return asyncio.run(KubernetesReader(api_client=api).read())
 
 
+def test_kubernetes_workload_read_from_the_cluster_the_deployment_made(tmp_path):
+    """INDIGO's ElasticCluster over the seed's Kubernetes front end (the Spark chart on the
+    cluster's VMs): the autoscaler reads the cluster through the kubeconfig the front end
+    reported (the API server at the front end's public address, the text never written to
+    a file), matches the cluster's nodes (the recorded list) to the policy's machines by
+    address, and adds a machine for the pods that wait for room."""
+    from types import SimpleNamespace
+
+    import pytest
+    from support.templates import kubernetes_indigo
+
+    from dodas import services
+    from dodas.elastic.policy import policies
+    from dodas.elastic.readers import reader_for
+    from dodas.errors import DodasError
+    from dodas.services.autoscale_target import _instances, _workload_access
+
+    t = tmp_path / "k8s.yaml"
+    t.write_text(kubernetes_indigo())
+    plan = services.validate(str(t), offline=True)
+    (p,) = policies(plan.model)
+    assert (p.node, p.workload) == ("k8s_slave_server", "kubernetes")
+    kubeconfig = ("apiVersion: v1\nkind: Config\ncurrent-context: admin@k\n"  # as kubeadm writes it
+                  "clusters:\n- cluster:\n    server: https://10.0.0.10:6443\n  name: k\n"
+                  "users:\n- name: admin\n  user:\n    token: not-a-real-token\n"
+                  "contexts:\n- context:\n    cluster: k\n    user: admin\n  name: admin@k\n")
+
+    def row(kind: str, attributes: dict, secrets: dict | None = None) -> SimpleNamespace:
+        return SimpleNamespace(kind=kind, attributes=attributes, secrets=secrets or {}, state="started")
+    rows = {("k8s_master_server", 0): row("compute", {"provider_id": "vm-0", "private_address": "10.0.0.10",
+                                                      "public_address": "192.0.2.10"}),
+            ("k8s_master", 0): row("software", {}, {"kubeconfig": kubeconfig}),
+            ("k8s_slave_server", 0): row("compute", {"provider_id": "vm-1", "private_address": "10.0.0.11"}),
+            ("k8s_slave_server", 1): row("compute", {"provider_id": "vm-2", "private_address": "10.0.0.12"})}
+    params, cores = _workload_access(p, plan, rows)
+    assert list(params) == ["kubeconfig_text"]
+    reader = reader_for("kubernetes", **params)
+    assert reader.api_client().configuration.host == "https://192.0.2.10:6443"
+    reader.api_client().rest_client = _RecordedRest()
+    w = asyncio.run(reader.read())
+    insts = _instances(p.node, rows)
+    assert {i.id: [x.id for x in w.workers if i.matches(x)] for i in insts} == {
+        "k8s_slave_server[0]": ["k8s-wn-0"], "k8s_slave_server[1]": ["k8s-wn-1"]}
+    d = decide(p, w, insts, Memory(), 0.0, cores_per_worker=cores, deployed=2)
+    assert (d.action, d.count) == ("add", 3) and "pods waiting" in d.reason, d.reason
+    # before the front end reported its kubeconfig: said, not a traceback
+    del rows[("k8s_master", 0)]
+    with pytest.raises(DodasError, match="no Kubernetes front end of the deployment has reported a kubeconfig"):
+        _workload_access(p, plan, rows)
+
+
 def htcondor_workload() -> Workload:
     import classad2 as classad
 

@@ -114,8 +114,30 @@ def _workload_access(policy: Any, plan: Any, rows: dict[tuple[str, int], Any]) -
     if policy.workload == "htcondor":
         from dodas.engine.context import RunContext
         return htcondor_access(policy, model, RunContext.from_rows(model, "", "", rows)), cores
+    if policy.workload == "kubernetes":
+        from dodas.engine.context import RunContext
+        return kubernetes_access(policy, RunContext.from_rows(model, "", "", rows)), cores
     raise DodasError(f"autoscaling a {policy.workload} workload needs its connection settings, which dodas "
                      "does not take from a deployment yet (the reader exists: dodas.elastic.readers)")
+
+
+def kubernetes_access(policy: Any, ctx: Any) -> dict[str, Any]:
+    """The Kubernetes reader's parameters for a cluster the deployment made (INDIGO's
+    ElasticCluster over a Kubernetes front end, dodas-course-spark-k8s.yaml): the
+    kubeconfig its front end reported (services/read.kubeconfig_of: the API server
+    at its public address). The pods waiting for room are whatever runs there (the
+    Spark chart's executors and workers, the HTCondor chart's startds); the workers
+    are the cluster's nodes, matched to the policy's machines by address. The
+    kubeconfig is handed to the reader as text, never written to a file or logged."""
+    from dodas.redact import register
+    from dodas.services.read import kubeconfig_of
+
+    conf = kubeconfig_of(ctx)
+    if conf is None:
+        raise DodasError(f'the elastic workload is kubernetes, but no Kubernetes front end of the deployment has '
+                         f'reported a kubeconfig yet (the machines on "{policy.node}" join its cluster)')
+    register(conf)
+    return {"kubeconfig_text": conf}
 
 
 def htcondor_access(policy: Any, model: Any, ctx: Any) -> dict[str, Any]:

@@ -323,13 +323,22 @@ def kubeconfig(name: str) -> str:
     from dodas.services.recorded import stored_plan
     from dodas.state.store import Store
 
-
-    import re
-
     store = Store()
     dep = store.require(name)
     plan = stored_plan(dep)
-    ctx = RunContext.from_rows(plan.model, dep.id, dep.name, store.instances(dep.id))
+    conf = kubeconfig_of(RunContext.from_rows(plan.model, dep.id, dep.name, store.instances(dep.id)))
+    if conf is None:
+        raise DodasError(f'deployment "{name}" has no Kubernetes front end with a kubeconfig (yet)')
+    return conf
+
+
+def kubeconfig_of(ctx: Any) -> str | None:
+    """The kubeconfig a deployment's Kubernetes front end reported (`ctx`: its
+    recorded machines and secrets), with the API server at the front end's public
+    address when it has one; None before there is one. `dodas kubeconfig` and the
+    autoscaler's Kubernetes reader both read the cluster through it."""
+    import re
+
     for inst in sorted(ctx.secrets, key=str):
         conf = ctx.secrets[inst].get("kubeconfig")
         if isinstance(conf, str) and conf:
@@ -337,7 +346,7 @@ def kubeconfig(name: str) -> str:
             if machine is not None and machine.public_address:
                 conf = re.sub(r"(server:\s*https://)[^:/\s]+", r"\g<1>" + machine.public_address, conf)
             return conf
-    raise DodasError(f'deployment "{name}" has no Kubernetes front end with a kubeconfig (yet)')
+    return None
 
 
 def spark_conf(name: str) -> str:
