@@ -147,13 +147,21 @@ def _control_by_hand(url: str, home, laptop: Dodas, status, inst: str, log) -> N
     finally:
         driver.quit()
     assert state() != "disabled", status()["elastic"]
-    # the server's autoscaler replaces it; the new worker is then drained and removed by hand
-    new = wait_until(lambda: state() is None and next((n["id"] for n in status()["elastic"]["nodes"]
-                                                       if n["state"] in ("idle", "used")), None),
-                     f"{inst} replaced by a working worker ({log})", timeout=TIMEOUT_S)
+
+    # the server's autoscaler replaces it (a new machine; it may take the lowest free index, the same
+    # id); the new worker is then drained and removed by hand
+    def machine(i: str) -> str | None:
+        return next((x.get("provider_id") for x in status()["instances"] if x["id"] == i), None)
+    old = machine(inst)
+
+    def replaced() -> str | None:
+        return next((n["id"] for n in status()["elastic"]["nodes"] if n["state"] in ("idle", "used")
+                     and machine(n["id"]) not in (None, old)), None)
+    new = wait_until(replaced, f"{inst} replaced by a working worker ({log})", timeout=TIMEOUT_S)
     done = api.post(f"/api/v1/deployments/{NAME}/elastic", json={"action": "drain", "instance": new})
     assert done.status_code == 200 and "drained and removed" in done.json()["said"], done.text
-    wait_until(lambda: all(n["id"] != new for n in status()["elastic"]["nodes"]),
+    gone = machine(new)
+    wait_until(lambda: all(machine(n["id"]) != gone for n in status()["elastic"]["nodes"]),
                f"{new} drained and removed ({log})", timeout=TIMEOUT_S)
     events = api.get(f"/api/v1/deployments/{NAME}/events", params={"limit": 10_000}).json()["items"]
     assert any(e["phase"] == "autoscale" and "as asked by hand" in e["message"] and new in e["message"]

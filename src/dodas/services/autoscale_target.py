@@ -124,13 +124,13 @@ def _workload_access(policy: Any, plan: Any, rows: dict[tuple[str, int], Any]) -
 def kubernetes_access(policy: Any, ctx: Any) -> dict[str, Any]:
     """The Kubernetes reader's parameters for a cluster the deployment made (INDIGO's
     ElasticCluster over a Kubernetes front end, dodas-course-spark-k8s.yaml): the
-    kubeconfig its front end reported (services/read.kubeconfig_of: the API server
+    kubeconfig its front end reported (services/cluster_access.kubeconfig_of: the API server
     at its public address). The pods waiting for room are whatever runs there (the
     Spark chart's executors and workers, the HTCondor chart's startds); the workers
     are the cluster's nodes, matched to the policy's machines by address. The
     kubeconfig is handed to the reader as text, never written to a file or logged."""
     from dodas.redact import register
-    from dodas.services.read import kubeconfig_of
+    from dodas.services.cluster_access import kubeconfig_of
 
     conf = kubeconfig_of(ctx)
     if conf is None:

@@ -320,6 +320,7 @@ def kubeconfig(name: str) -> str:
     """The admin kubeconfig of a deployment's Kubernetes front end, with the API
     server at the front end's public address (what a user outside the cloud can reach)."""
     from dodas.engine.context import RunContext
+    from dodas.services.cluster_access import kubeconfig_of
     from dodas.services.recorded import stored_plan
     from dodas.state.store import Store
 
@@ -331,22 +332,6 @@ def kubeconfig(name: str) -> str:
         raise DodasError(f'deployment "{name}" has no Kubernetes front end with a kubeconfig (yet)')
     return conf
 
-
-def kubeconfig_of(ctx: Any) -> str | None:
-    """The kubeconfig a deployment's Kubernetes front end reported (`ctx`: its
-    recorded machines and secrets), with the API server at the front end's public
-    address when it has one; None before there is one. `dodas kubeconfig` and the
-    autoscaler's Kubernetes reader both read the cluster through it."""
-    import re
-
-    for inst in sorted(ctx.secrets, key=str):
-        conf = ctx.secrets[inst].get("kubeconfig")
-        if isinstance(conf, str) and conf:
-            machine = ctx.machine_of(inst)
-            if machine is not None and machine.public_address:
-                conf = re.sub(r"(server:\s*https://)[^:/\s]+", r"\g<1>" + machine.public_address, conf)
-            return conf
-    return None
 
 
 def spark_conf(name: str) -> str:
