@@ -467,10 +467,14 @@ def test_a_worker_drained_behind_the_autoscalers_back_is_lost_and_replaced():
     insts = instances("127.77.200.3")  # the decommissioned one only
     m = Memory()
     d = decide(policy(cooldown=0), w, insts, m, 100.0, cores_per_worker=1, deployed=1)
-    assert (d.action, d.count, d.remove) == ("remove", 0, (f"{NODE}[0]",)), d.reason
-    assert "DECOMMISSIONED in the spark workload while dodas has it started" in d.reason
-    d = decide(policy(cooldown=0), w, [], m, 110.0, cores_per_worker=1, deployed=0)
-    assert (d.action, d.count) == ("add", 1), d.reason
+    # the only worker: replaced in one apply (removed first, the count would go below what the
+    # template allows, and the cluster would have none)
+    assert (d.action, d.count, d.remove, d.replaced) == ("remove", 1, (f"{NODE}[0]",), (f"{NODE}[0]",)), d.reason
+    assert "DECOMMISSIONED in the spark workload while dodas has it started; replacing" in d.reason
+    # beside a working one, above the minimum: removed only
+    two = instances("127.77.200.3", "127.77.200.2")
+    d = decide(policy(cooldown=0), w, two, Memory(), 100.0, cores_per_worker=1, deployed=2)
+    assert (d.action, d.count, d.remove, d.replaced) == ("remove", 1, (f"{NODE}[0]",), ()), d.reason
     d = decide(policy(cooldown=0), w, insts, Memory(), 100.0, cores_per_worker=1, deployed=1,
                disabled=frozenset({f"{NODE}[0]"}))
     assert d.action != "remove", d.reason

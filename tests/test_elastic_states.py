@@ -74,6 +74,9 @@ def test_a_worker_to_drain_goes_first_and_a_disabled_one_never():
     d = decide(p, busy, insts, Memory(), 0.0, cores_per_worker=1, deployed=3, drain=frozenset({f"{NODE}[1]"}))
     assert (d.action, d.count, d.remove) == ("remove", 2, (f"{NODE}[1]",)), d.reason
     assert "as asked by hand" in d.reason
+    # the only worker, drained by hand with min 1: a new one comes in the same apply
+    d = decide(p, busy, insts[:1], Memory(), 0.0, cores_per_worker=1, deployed=1, drain=frozenset({f"{NODE}[0]"}))
+    assert (d.action, d.count, d.remove, d.replaced) == ("remove", 1, (f"{NODE}[0]",), (f"{NODE}[0]",)), d.reason
     idle = Workload(0, (), tuple(WorkerLoad(str(i), f"10.2.0.{i}", False, 1, 0, "ALIVE") for i in range(3)))
     m = Memory(idle_since={f"10.2.0.{i}": 0.0 for i in range(3)})
     d = decide(p, idle, insts, m, 100.0, cores_per_worker=1, deployed=3,

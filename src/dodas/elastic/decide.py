@@ -95,6 +95,8 @@ class Decision:
     reason: str
     #: for an "add": the ids the new instances get (the lowest free indexes, as model/indexes.py fills them)
     added: tuple[str, ...] = ()
+    #: for a "remove": those of `remove` replaced by a new machine at once (lost workers the minimum needs)
+    replaced: tuple[str, ...] = ()
 
 
 def _secs(x: float) -> str:
@@ -236,15 +238,24 @@ def decide(policy: Policy, workload: Workload, instances: list[Instance], memory
         counted = f" ({_fail(policy, memory, now, len(failed))})" if failed else ""
         gone = failed + lost
         memory.last_decision_at = now
-        return Decision("remove", count - len(gone), tuple(i.id for i in gone),
-                        f"{'; '.join(parts)}; removing {plural(len(gone), 'worker')}{counted}")
+        # lost workers the minimum needs are replaced in the same apply (a new machine at a new index, as
+        # `up` does): removed first, the count could go below what the template allows (the only worker)
+        renew = tuple(i.id for i in lost[:max(0, policy.min_instances - (count - len(gone)))])
+        doing = f"removing {plural(len(gone) - len(renew), 'worker')}" if len(gone) > len(renew) else ""
+        if renew:
+            doing = "; ".join(x for x in (doing, f"replacing {', '.join(renew)} (min {policy.min_instances})") if x)
+        return Decision("remove", count - len(gone) + len(renew), tuple(i.id for i in gone),
+                        f"{'; '.join(parts)}; {doing}{counted}", replaced=renew)
 
     # 1b. workers a user asked to drain: drained and removed, busy or not (their work finishes first)
     asked = tuple(i.id for i in reversed(live) if i.id in drain)
     if asked and not in_cooldown:
         memory.last_decision_at = now
-        return Decision("remove", count - len(asked), asked, f"{', '.join(asked)} to drain, as asked by hand; "
-                                                              f"removing {plural(len(asked), 'worker')}")
+        renew = asked[:max(0, policy.min_instances - (count - len(asked)))]  # the minimum's: a new one each
+        doing = f"removing {plural(len(asked), 'worker')}" + (
+            f" and replacing {', '.join(renew)} (min {policy.min_instances})" if renew else "")
+        return Decision("remove", count - len(asked) + len(renew), asked,
+                        f"{', '.join(asked)} to drain, as asked by hand; {doing}", replaced=renew)
 
     booting = len(memory.booting)
 

@@ -77,7 +77,7 @@ def carry_out(t: Target, decision: Any, reader: Any, workload: Any, *, trusted: 
                 _drain(reader, worker)
         pause_at("drained")
         scale(t.name, t.policy.node, decision.count, trusted=trusted, count_input=t.policy.count_input,
-              remove=decision.remove)
+              remove=tuple(i for i in decision.remove if i not in decision.replaced), replace=decision.replaced)
         return None
     if decision.action == "add":
         return add_fitting(t, decision.count, trusted=trusted)
@@ -130,21 +130,23 @@ def _drain(reader: Any, worker: Any) -> None:
 
 
 def scale(name: str, node: str, count: int, *, trusted: bool, count_input: str | None = None,
-          remove: tuple[str, ...] | list[str] = (), only_if_fits: bool = False) -> None:
+          remove: tuple[str, ...] | list[str] = (), only_if_fits: bool = False,
+          replace: tuple[str, ...] = ()) -> None:
     """`dodas scale NAME NODE COUNT`, as the autoscaler runs it: planned with the
     stored template (dodas's playbooks only when it runs for a server), applied
     at once if the deployment is free (a busy deployment is left for the next poll).
     A `count_input` the policy names as managed (model/managed.py) is set as it is.
     With `remove`, exactly those instances go (services/removal.py) and `count`
-    is what is left. With `only_if_fits`, a plan the provider refuses raises
-    Refusal, before anything is changed."""
+    is what is left; `replace` go too, each for a new one (the count stays).
+    With `only_if_fits`, a plan the provider refuses raises Refusal, before
+    anything is changed."""
     from dodas.model import managed
     from dodas.model.template import Template
     from dodas.services import deploy, planning, recorded, scaling
     from dodas.tosca.inputs import GivenInput
 
     template = Template.read(str(recorded.stored_template_of(name)))  # read once: asked, then planned
-    if remove:
+    if remove or replace:
         given: dict[str, Any] = {}
     elif managed.is_key(count_input):
         given = {count_input: GivenInput(count, "<autoscaler>", 1, 1)}  # type: ignore[dict-item]
@@ -152,7 +154,7 @@ def scale(name: str, node: str, count: int, *, trusted: bool, count_input: str |
         given = scaling.scale_inputs(template, node, count)
     try:
         dplan = planning.prepare(template, name=name, given=given, offline=True, refresh=False, environment=False,
-                                 allow_external_playbooks=trusted, remove=tuple(remove))
+                                 allow_external_playbooks=trusted, remove=tuple(remove), replace=tuple(replace))
     except DodasError as exc:
         if only_if_fits and exc.message.startswith("cannot deploy on "):  # the providers' preflight said no
             raise Refusal(exc.message.replace("\n  ", " ")) from None
