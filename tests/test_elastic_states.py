@@ -130,6 +130,9 @@ def test_a_take_over_tells_a_scaling_once(state_db, monkeypatch):
     late = Decision("wait", 3, (), "waiting for the workload")
     assert not _record("el", "first", 0.5, Memory(), late, late.reason, remove.reason, shown.append)
     assert told() == [remove.reason]
-    # a later scaling from another count is a new decision, told
+    # a later scaling from another count is a new decision, told; so is the same scaling once the
+    # deployment's record changed (scaled by hand back to where it was, say)
     after = Target("el", dep.id, t.policy, {}, 1, insts[:2], 2)
     assert scaling_key(after, Decision("remove", 1, (f"{NODE}[0]",), "r")) != again.told
+    later = Target("el", dep.id, t.policy, {}, 1, insts, 3, generation="2026-12-07T09:00:00+00:00")
+    assert scaling_key(later, remove) != again.told

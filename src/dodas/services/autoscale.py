@@ -272,12 +272,13 @@ def _poll_once(name: str, owner: str, memory: Any, last: str | None, trusted: bo
 
 
 def scaling_key(t: Target, decision: Any) -> str:
-    """What makes a scaling the same one: the node's count before and after and
-    the instances removed. A process taking over after one was told but not
-    carried out decides the same from the same deployment; a later scaling
-    starts from another count (or comes after `told` was cleared)."""
+    """What makes a scaling the same one: the node's count before and after, the
+    instances removed, and the deployment's record unchanged since (no apply, no
+    lock taken). A process taking over after one was told but not carried out
+    decides the same on the same record; a later scaling, even to the same
+    counts, comes after the record changed."""
     now = sum(1 for i in t.instances if i.state not in ("deleting", "deleted"))
-    return f"{decision.action} {t.policy.node} {now}->{decision.count} {','.join(decision.remove)}"
+    return f"{decision.action} {t.policy.node} {now}->{decision.count} {','.join(decision.remove)} @{t.generation}"
 
 
 def _resume_interrupted(t: Target, trusted: bool) -> str | None:

@@ -35,6 +35,9 @@ class Target:
     instances: list[Any]         # dodas.elastic.decide.Instance
     #: the node's count in the deployment's plan: the one count the loop believes
     deployed: int | None = None
+    #: when the deployment's record last changed (an apply, its lock): a scaling decided again on the same
+    #: record is the same scaling (services/autoscale.scaling_key)
+    generation: str = ""
 
 
 def target(name: str) -> Target:
@@ -52,7 +55,8 @@ def target(name: str) -> Target:
     rows = store.instances(dep.id)
     params, cores = _workload_access(policy, plan, rows)
     return Target(name, dep.id, policy, params, cores, _instances(policy.node, rows),
-                  plan.model.instance_count(policy.node) if policy.node in plan.model.nodes else None)
+                  plan.model.instance_count(policy.node) if policy.node in plan.model.nodes else None,
+                  dep.updated_at.isoformat() if dep.updated_at else "")
 
 
 _plans: dict[tuple[str, str, str], Any] = {}
