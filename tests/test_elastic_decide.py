@@ -480,6 +480,15 @@ def test_a_worker_drained_behind_the_autoscalers_back_is_lost_and_replaced():
     assert d.action != "remove", d.reason
 
 
+def test_a_removal_finished_elsewhere_leaves_nothing_for_a_later_instance():
+    """An autoscaler killed while removing worker_hosts[1]: the process that took over finished
+    the removal; worker_hosts[1] made again later is not "draining" in its memory."""
+    m = Memory(draining={f"{NODE}[1]": 5.0})
+    w = Workload(0, (), (WorkerLoad("a", "10.0.0.1", False, 1, 0, "ALIVE"),))
+    decide(policy(), w, instances("10.0.0.1"), m, 100.0, cores_per_worker=1, deployed=1)
+    assert m.draining == {}
+
+
 def test_memory_round_trips_through_json():
     m = Memory(idle_since={"10.0.0.12": 5.0}, booting={f"{NODE}[2]": 7.5}, last_decision_at=9.0, failures=2,
                backoff_until=None)

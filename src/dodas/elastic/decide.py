@@ -178,6 +178,10 @@ def _observe(policy: Policy, workload: Workload, instances: list[Instance], memo
     hosts = {w.host for w in workload.workers}
     for host in [h for h in memory.idle_since if h not in hosts]:
         del memory.idle_since[host]
+    # a removal finished by another process (a take-over resuming it): a later instance at that index
+    # starts with nothing of it
+    for iid in [i for i in memory.draining if i not in present]:
+        del memory.draining[iid]
     return worker_of, failed, lost, pending
 
 

@@ -255,6 +255,8 @@ def _poll_once(name: str, owner: str, memory: Any, last: str | None, trusted: bo
                 pause_at("done")
                 for iid in decision.remove:
                     memory.draining.pop(iid, None)
+                    for inst in (i for i in t.instances if i.id == iid):  # a later machine may get its address
+                        memory.idle_since.pop(inst.address, None)
                 if decision.remove:  # a later instance at the same index starts with nothing set by hand
                     autoscalers.control(name, list(decision.remove), None, now)
             except DodasError as exc:
