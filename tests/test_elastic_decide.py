@@ -97,6 +97,57 @@ def kubernetes_workload() -> Workload:
     return asyncio.run(KubernetesReader(api_client=api).read())
 
 
+def test_kubernetes_workload_read_from_the_cluster_the_deployment_made(tmp_path):
+    """INDIGO's ElasticCluster over the seed's Kubernetes front end (the Spark chart on the
+    cluster's VMs): the autoscaler reads the cluster through the kubeconfig the front end
+    reported (the API server at the front end's public address, the text never written to
+    a file), matches the cluster's nodes (the recorded list) to the policy's machines by
+    address, and adds a machine for the pods that wait for room."""
+    from types import SimpleNamespace
+
+    import pytest
+    from support.templates import kubernetes_indigo
+
+    from dodas import services
+    from dodas.elastic.policy import policies
+    from dodas.elastic.readers import reader_for
+    from dodas.errors import DodasError
+    from dodas.services.autoscale_target import _instances, _workload_access
+
+    t = tmp_path / "k8s.yaml"
+    t.write_text(kubernetes_indigo())
+    plan = services.validate(str(t), offline=True)
+    (p,) = policies(plan.model)
+    assert (p.node, p.workload) == ("k8s_slave_server", "kubernetes")
+    kubeconfig = ("apiVersion: v1\nkind: Config\ncurrent-context: admin@k\n"  # as kubeadm writes it
+                  "clusters:\n- cluster:\n    server: https://10.0.0.10:6443\n  name: k\n"
+                  "users:\n- name: admin\n  user:\n    token: not-a-real-token\n"
+                  "contexts:\n- context:\n    cluster: k\n    user: admin\n  name: admin@k\n")
+
+    def row(kind: str, attributes: dict, secrets: dict | None = None) -> SimpleNamespace:
+        return SimpleNamespace(kind=kind, attributes=attributes, secrets=secrets or {}, state="started")
+    rows = {("k8s_master_server", 0): row("compute", {"provider_id": "vm-0", "private_address": "10.0.0.10",
+                                                      "public_address": "192.0.2.10"}),
+            ("k8s_master", 0): row("software", {}, {"kubeconfig": kubeconfig}),
+            ("k8s_slave_server", 0): row("compute", {"provider_id": "vm-1", "private_address": "10.0.0.11"}),
+            ("k8s_slave_server", 1): row("compute", {"provider_id": "vm-2", "private_address": "10.0.0.12"})}
+    params, cores = _workload_access(p, plan, rows)
+    assert list(params) == ["kubeconfig_text"]
+    reader = reader_for("kubernetes", **params)
+    assert reader.api_client().configuration.host == "https://192.0.2.10:6443"
+    reader.api_client().rest_client = _RecordedRest()
+    w = asyncio.run(reader.read())
+    insts = _instances(p.node, rows)
+    assert {i.id: [x.id for x in w.workers if i.matches(x)] for i in insts} == {
+        "k8s_slave_server[0]": ["k8s-wn-0"], "k8s_slave_server[1]": ["k8s-wn-1"]}
+    d = decide(p, w, insts, Memory(), 0.0, cores_per_worker=cores, deployed=2)
+    assert (d.action, d.count) == ("add", 3) and "pods waiting" in d.reason, d.reason
+    # before the front end reported its kubeconfig: said, not a traceback
+    del rows[("k8s_master", 0)]
+    with pytest.raises(DodasError, match="no Kubernetes front end of the deployment has reported a kubeconfig"):
+        _workload_access(p, plan, rows)
+
+
 def htcondor_workload() -> Workload:
     import classad2 as classad
 
@@ -131,6 +182,48 @@ def test_spark_decommissioned_worker_is_idle_though_the_master_counts_a_core():
     assert by_host["127.77.200.3"].state == "DECOMMISSIONED" and not by_host["127.77.200.3"].busy
     assert by_host["127.77.200.2"].alive and not by_host["127.77.200.2"].busy
     assert w.waiting_cores == 0
+
+
+def test_spark_idle_clock_from_the_workers_finished_applications():
+    """When an idle worker last had work, from the recordings: the worker's own JSON names the
+    application its finished executor served, the master's `completedapps` when it ended."""
+    from dodas.elastic.readers.spark import app_ends, idle_since
+
+    master = json.loads((DATA / "spark_master_decommissioned.json").read_text())
+    worker = json.loads((DATA / "spark_worker_decommissioned.json").read_text())
+    end = (1796374602857 + 70391) / 1000
+    assert idle_since(worker, app_ends(master)) == end
+    # the application still runs (an executor removed early), or the master forgot it: unknown
+    assert idle_since(worker, {"app-20261204085642-0000": None}) is None
+    assert idle_since(worker, {}) is None
+    assert idle_since({**worker, "finishedexecutors": []}, app_ends(master)) is None, "never had work"
+    assert idle_since({**worker, "executors": worker["finishedexecutors"]}, app_ends(master)) is None, "busy"
+    # through the reader: the idle ALIVE worker asks its own JSON (the recording's transport serves
+    # that one worker's JSON to every worker)
+    w = spark_workload("spark_master_decommissioned.json", "spark_worker_decommissioned.json")
+    assert w.worker_at("127.77.200.2").idle_since == end
+    assert w.worker_at("127.77.200.3").idle_since is None, "decommissioned: not idle, draining"
+
+
+def test_the_idle_clock_is_the_workloads_not_the_first_poll():
+    p = policy(idle_time=60.0, min_instances=0)
+    insts = instances("10.0.0.1", "10.0.0.2")
+    # first seen now, but idle for 120 s in the workload's records: removable at once
+    w = Workload(0, (), (WorkerLoad("a", "10.0.0.1", False, 1, 0, "ALIVE", idle_since=880.0),
+                         WorkerLoad("b", "10.0.0.2", True, 1, 1, "ALIVE")))
+    m = Memory()
+    d = decide(p, w, insts, m, 1000.0, cores_per_worker=1, deployed=2)
+    assert (d.action, d.remove) == ("remove", (f"{NODE}[0]",)), d.reason
+    assert "120 s" in d.reason, d.reason
+    # seen idle 200 s ago, but an application came and went between two polls: idle for 10 s only
+    m = Memory(idle_since={"10.0.0.1": 800.0})
+    w = replace(w, workers=(replace(w.workers[0], idle_since=990.0), w.workers[1]))
+    d = decide(p, w, insts, m, 1000.0, cores_per_worker=1, deployed=2)
+    assert d.action != "remove" and m.idle_since["10.0.0.1"] == 990.0, d.reason
+    # a master's clock ahead of ours never makes the clock start in the future
+    w = replace(w, workers=(replace(w.workers[0], idle_since=5000.0), w.workers[1]))
+    decide(p, w, insts, m, 1000.0, cores_per_worker=1, deployed=2)
+    assert m.idle_since["10.0.0.1"] == 1000.0
 
 
 def test_kubernetes_recording():
@@ -354,17 +447,49 @@ def test_the_count_is_the_deployments_not_an_ask_the_provider_refused():
 
 def test_several_idle_workers_removed_from_the_end_and_cooldown():
     w = idle(spark_workload("spark_master_decommissioned.json", "spark_worker_decommissioned.json"))
-    w = replace(w, workers=w.workers + (WorkerLoad("w4", "127.77.200.4", False, 1, 0, "ALIVE"),))
-    m = Memory(idle_since={"127.77.200.2": 0.0, "127.77.200.4": 0.0})
+    # the clocks here are the autoscaler's (the recording's own times are of 2026: see the test above)
+    w = replace(w, workers=tuple(replace(x, idle_since=None) for x in w.workers)
+                + (WorkerLoad("w4", "127.77.200.4", False, 1, 0, "ALIVE"),))
+    m = Memory(idle_since={"127.77.200.2": 0.0, "127.77.200.4": 0.0}, draining={f"{NODE}[3]": 50.0})
     insts = instances("127.77.200.9", "127.77.200.2", "127.77.200.4", "127.77.200.3")
     w = replace(w, workers=w.workers + (WorkerLoad("w9", "127.77.200.9", True, 1, 1, "ALIVE"),))
     d = decide(policy(), w, insts, m, 100.0, cores_per_worker=1)
-    # 127.77.200.3 is DECOMMISSIONED (being drained) and goes though its idle clock just started
+    # 127.77.200.3 is DECOMMISSIONED (drained by the autoscaler) and goes though its idle clock just started
     assert (d.action, d.count) == ("remove", 1)
     assert d.remove == (f"{NODE}[3]", f"{NODE}[2]", f"{NODE}[1]")
     assert "removing 3 workers (min 1 alive)" in d.reason
     d = decide(policy(), w, insts, m, 110.0, cores_per_worker=1)
     assert d.action == "wait" and "cooling down" in d.reason
+
+
+def test_a_worker_drained_behind_the_autoscalers_back_is_lost_and_replaced():
+    """DECOMMISSIONED while the autoscaler did not drain it (by hand at the master, or
+    enabled again after a disable): removed as lost, and the minimum brings a new one;
+    a disabled one stays."""
+    w = idle(spark_workload("spark_master_decommissioned.json", "spark_worker_decommissioned.json"))
+    insts = instances("127.77.200.3")  # the decommissioned one only
+    m = Memory()
+    d = decide(policy(cooldown=0), w, insts, m, 100.0, cores_per_worker=1, deployed=1)
+    # the only worker: replaced in one apply (removed first, the count would go below what the
+    # template allows, and the cluster would have none)
+    assert (d.action, d.count, d.remove, d.replaced) == ("remove", 1, (f"{NODE}[0]",), (f"{NODE}[0]",)), d.reason
+    assert "DECOMMISSIONED in the spark workload while dodas has it started; replacing" in d.reason
+    # beside a working one, above the minimum: removed only
+    two = instances("127.77.200.3", "127.77.200.2")
+    d = decide(policy(cooldown=0), w, two, Memory(), 100.0, cores_per_worker=1, deployed=2)
+    assert (d.action, d.count, d.remove, d.replaced) == ("remove", 1, (f"{NODE}[0]",), ()), d.reason
+    d = decide(policy(cooldown=0), w, insts, Memory(), 100.0, cores_per_worker=1, deployed=1,
+               disabled=frozenset({f"{NODE}[0]"}))
+    assert d.action != "remove", d.reason
+
+
+def test_a_removal_finished_elsewhere_leaves_nothing_for_a_later_instance():
+    """An autoscaler killed while removing worker_hosts[1]: the process that took over finished
+    the removal; worker_hosts[1] made again later is not "draining" in its memory."""
+    m = Memory(draining={f"{NODE}[1]": 5.0})
+    w = Workload(0, (), (WorkerLoad("a", "10.0.0.1", False, 1, 0, "ALIVE"),))
+    decide(policy(), w, instances("10.0.0.1"), m, 100.0, cores_per_worker=1, deployed=1)
+    assert m.draining == {}
 
 
 def test_memory_round_trips_through_json():

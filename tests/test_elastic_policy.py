@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from support.located import one_error
-from support.paths import ROOT, SEED, TEMPLATES
+from support.paths import ROOT, TEMPLATES
+from support.templates import kubernetes_indigo
 
 from dodas.elastic.policy import Policy, check_quota, policies
 
@@ -64,29 +65,6 @@ SPARK_INDIGO = SPARK.split("  policies:")[0].replace(
       requirements:
         - wn: spark_worker
 """
-
-
-def kubernetes_indigo() -> str:
-    """The seed (Spark on Kubernetes by Helm) with INDIGO's ElasticCluster: the bounds
-    on the worker node's `wn` capability, as INDIGO's templates write them."""
-    text = SEED.read_text()
-    text = text.replace("""      requirements:
-        - host: k8s_slave_server
-""", """      capabilities:
-        wn:
-          properties: {min_instances: 1, max_instances: 5}
-      requirements:
-        - host: k8s_slave_server
-""", 1)
-    return text.replace("  outputs:", """    elastic_cluster:
-      type: tosca.nodes.indigo.ElasticCluster
-      properties:
-        deallocate_time: 900
-        orchestrator_url: https://orchestrator.example.org
-      requirements:
-        - lrms: k8s_master
-        - wn: k8s_wn
-  outputs:""", 1)
 
 
 def write(tmp_path: Path, text: str, name: str = "t.yaml") -> Path:

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -140,6 +141,7 @@ def test_read_sees_the_workers(cluster):
     assert w.waiting_cores == 0 and w.waiting == ()
     assert sorted(x.host for x in w.workers) == cluster.worker_hosts
     assert all(x.alive and not x.busy and x.cores == 1 and x.cores_used == 0 for x in w.workers)
+    assert all(x.idle_since is None for x in w.workers), "never had work: the autoscaler's own clock"
 
 
 def test_waiting_application_and_graceful_decommission(cluster):
@@ -172,6 +174,7 @@ def test_waiting_application_and_graceful_decommission(cluster):
     assert gone.state == "DECOMMISSIONED" and not gone.busy and not gone.alive
 
     # the master gives the decommissioned worker no new executor: a 2-core application gets 1
+    submitted = time.time()
     app = cluster.submit("after", cores_max=2, seconds=1)
     try:
         w = wait_for(lambda: (r := run(reader.read())).waiting_cores == 1 and r, timeout=300, every=1)
@@ -182,6 +185,13 @@ def test_waiting_application_and_graceful_decommission(cluster):
         if app.poll() is None:
             os.killpg(app.pid, signal.SIGKILL)
     assert "RESULT 1240" in out, out
+
+    # the idle clock from the workload: the worker last had work when "after" ended, in the master's records
+    kept = cluster.worker_hosts[0]
+    w = wait_for(lambda: (r := run(reader.read())).worker_at(kept).idle_since and r, timeout=120, every=1)
+    ended = next(a for a in cluster.state()["completedapps"] if a["name"] == "after")
+    assert w.worker_at(kept).idle_since == (ended["starttime"] + ended["duration"]) / 1000
+    assert submitted <= w.worker_at(kept).idle_since <= time.time()
 
 
 def test_drain_of_an_unknown_host_is_done_and_refusals_are_explained(cluster):

@@ -74,8 +74,65 @@ def test_a_worker_to_drain_goes_first_and_a_disabled_one_never():
     d = decide(p, busy, insts, Memory(), 0.0, cores_per_worker=1, deployed=3, drain=frozenset({f"{NODE}[1]"}))
     assert (d.action, d.count, d.remove) == ("remove", 2, (f"{NODE}[1]",)), d.reason
     assert "as asked by hand" in d.reason
+    # the only worker, drained by hand with min 1: a new one comes in the same apply
+    d = decide(p, busy, insts[:1], Memory(), 0.0, cores_per_worker=1, deployed=1, drain=frozenset({f"{NODE}[0]"}))
+    assert (d.action, d.count, d.remove, d.replaced) == ("remove", 1, (f"{NODE}[0]",), (f"{NODE}[0]",)), d.reason
     idle = Workload(0, (), tuple(WorkerLoad(str(i), f"10.2.0.{i}", False, 1, 0, "ALIVE") for i in range(3)))
     m = Memory(idle_since={f"10.2.0.{i}": 0.0 for i in range(3)})
     d = decide(p, idle, insts, m, 100.0, cores_per_worker=1, deployed=3,
                disabled=frozenset({f"{NODE}[0]", f"{NODE}[2]"}))
     assert d.remove == (f"{NODE}[1]",)
+
+
+def test_a_take_over_tells_a_scaling_once(state_db, monkeypatch):
+    """A holder that told a scaling and died before carrying it out (kill -9): the
+    process that takes over decides the same and carries it out without telling
+    it again, so `status` lists it once; the decision and its event are stored
+    together, a renewal keeps the last reason, and a holder that lost its lease
+    tells nothing (on SQLite and PostgreSQL)."""
+    import hashlib
+
+    from dodas.elastic.decide import Decision
+    from dodas.services.autoscale import _record, scaling_key
+    from dodas.state import autoscalers
+    from dodas.state.store import Store
+    from support.waiting import wait_until
+
+    if state_db.url:
+        monkeypatch.setenv("DODAS_DB_URL", state_db.url)
+    dep = Store().create("el", "local", "t.yaml", "x: 1", hashlib.sha256(b"x: 1").hexdigest(), {},
+                         "UPDATE_COMPLETE")
+    autoscalers.register("el")
+    insts = [Instance(f"{NODE}[{i}]", i, "started", f"10.2.0.{i}") for i in range(3)]
+    t = Target("el", dep.id, type("P", (), {"node": NODE})(), {}, 1, insts, 3)
+    remove = Decision("remove", 2, (f"{NODE}[1]",), f"{NODE}[1] idle for 60 s; removing it")
+    shown: list[str] = []
+
+    def told() -> list[str]:
+        return [e.message for e in Store().events(dep.id) if e.phase == "autoscale"]
+
+    assert autoscalers.lease("first", 0.5, name="el") is not None
+    memory = Memory()
+    memory.told = scaling_key(t, remove)
+    assert _record("el", "first", 0.5, memory, remove, remove.reason, None, shown.append)
+    assert told() == [remove.reason] and Memory.from_json(autoscalers.stored_memory("el")).told == memory.told
+    # ... and dies before its removal's deploy: its lease runs out, another process takes over
+    held = wait_until(lambda: autoscalers.lease("second", 30, name="el"), "the lease to run out")
+    assert held.previous == "first" and held.last_reason == remove.reason
+    again = Memory.from_json(held.memory)
+    assert again.told == scaling_key(t, remove), "the same deployment gives the same scaling"
+    assert _record("el", "second", 30, again, remove, remove.reason, held.last_reason, shown.append, told=True)
+    assert told() == [remove.reason], "told once"
+    assert [d.reason for d in shown] == [remove.reason] * 2, "the process carrying it out still shows it"
+    assert autoscalers.save("el", "second", 30, again.to_json(), None), "a renewal during the scale"
+    assert autoscalers.lease("second", 30, name="el").last_reason == remove.reason, "a renewal keeps the reason"
+    # the first one, were it still alive, tells nothing more
+    late = Decision("wait", 3, (), "waiting for the workload")
+    assert not _record("el", "first", 0.5, Memory(), late, late.reason, remove.reason, shown.append)
+    assert told() == [remove.reason]
+    # a later scaling from another count is a new decision, told; so is the same scaling once the
+    # deployment's record changed (scaled by hand back to where it was, say)
+    after = Target("el", dep.id, t.policy, {}, 1, insts[:2], 2)
+    assert scaling_key(after, Decision("remove", 1, (f"{NODE}[0]",), "r")) != again.told
+    later = Target("el", dep.id, t.policy, {}, 1, insts, 3, generation="2026-12-07T09:00:00+00:00")
+    assert scaling_key(later, remove) != again.told

@@ -1,5 +1,6 @@
-"""Small templates the tests write: the simulated provider's scalable boxes and a
-custom software type whose `start` is the given playbook tasks."""
+"""Small templates the tests write: the simulated provider's scalable boxes, a
+custom software type whose `start` is the given playbook tasks, and the seed
+with INDIGO's ElasticCluster over its Kubernetes front end."""
 
 from __future__ import annotations
 
@@ -59,3 +60,28 @@ def front_and_boxes(n: int) -> str:
               type: tosca.nodes.SoftwareComponent
               requirements: [{{host: box}}, {{dependency: web}}]
         """)
+
+
+def kubernetes_indigo() -> str:
+    """The seed (Spark on Kubernetes by Helm) with INDIGO's ElasticCluster: the bounds
+    on the worker node's `wn` capability, as INDIGO's templates write them."""
+    from support.paths import SEED
+
+    text = SEED.read_text()
+    text = text.replace("""      requirements:
+        - host: k8s_slave_server
+""", """      capabilities:
+        wn:
+          properties: {min_instances: 1, max_instances: 5}
+      requirements:
+        - host: k8s_slave_server
+""", 1)
+    return text.replace("  outputs:", """    elastic_cluster:
+      type: tosca.nodes.indigo.ElasticCluster
+      properties:
+        deallocate_time: 900
+        orchestrator_url: https://orchestrator.example.org
+      requirements:
+        - lrms: k8s_master
+        - wn: k8s_wn
+  outputs:""", 1)

@@ -5,7 +5,6 @@ each decision as it is made and stops on Ctrl-C, giving its lease back."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 from datetime import datetime
 from typing import Annotated, Optional
@@ -34,16 +33,22 @@ def register(app: typer.Typer) -> None:
         --enable or --drain, set one worker by hand and return."""
         from dodas.services import autoscale as loop
 
-        if os.environ.get("DODAS_SERVER", "").strip():
-            raise DodasError("with a server, its workers autoscale elastic deployments: `dodas status NAME` shows "
-                             "the decisions")
+        from dodas.cli.backend import connect, server_url
+
         asked = [(a, i) for a, i in (("disable", disable), ("enable", enable), ("drain", drain)) if i]
         if len(asked) > 1:
             raise DodasError("give one of --disable, --enable, --drain at a time")
-        if asked:
+        url = server_url()
+        if asked:  # the same operation here or through a server (its REST API)
+            if url is not None:
+                typer.echo(connect(url).autoscale_control(name, *asked[0]))
+                return
             from dodas.services.autoscale_control import control
             typer.echo(control(name, *asked[0]))
             return
+        if url is not None:
+            raise DodasError("with a server, its workers autoscale elastic deployments: `dodas status NAME` shows "
+                             "the decisions (--disable, --enable and --drain work through it)")
 
         def show(decision: object) -> None:
             if json_out:

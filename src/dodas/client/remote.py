@@ -191,6 +191,18 @@ class Remote:
     def scale_plan(self, name: str, node: str, count: int) -> dict[str, Any]:
         return self.call("POST", f"/api/v1/deployments/{name}/scale/plan", json={"node": node, "count": count})
 
+    def autoscale_control(self, name: str, action: str, instance: str) -> str:
+        """`dodas autoscale NAME --disable/--enable/--drain INSTANCE`: the sentence
+        services/autoscale_control.control returns locally. Its one 409 is a
+        deployment not in the state the operation needs (exit 6, as locally)."""
+        try:
+            return self.call("POST", f"/api/v1/deployments/{name}/elastic",
+                             json={"action": action, "instance": instance})["said"]
+        except RemoteError as exc:
+            if exc.exit_code == EXIT[409]:
+                raise RemoteError(exc.message, 6) from None
+            raise
+
     def destroy(self, name: str) -> dict[str, Any]:
         return self.call("DELETE", f"/api/v1/deployments/{name}")
 

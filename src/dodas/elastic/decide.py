@@ -58,17 +58,20 @@ class Instance:
 class Memory:
     """What the loop remembers between polls; serialisable to JSON for the state DB."""
 
-    idle_since: dict[str, float] = field(default_factory=dict)   # worker host -> first seen idle
+    idle_since: dict[str, float] = field(default_factory=dict)   # worker host -> idle since (workload.py)
     booting: dict[str, float] = field(default_factory=dict)      # instance id -> when its creation was asked
     last_decision_at: float | None = None
     failures: int = 0                                             # failed boots in a row
     backoff_until: float | None = None
     draining: dict[str, float] = field(default_factory=dict)    # instance id -> when the autoscaler drained it
+    #: the scaling decided and told but not yet carried out (services/autoscale.py, `scaling_key`): a
+    #: process that takes over and decides the same again carries it out without telling it twice
+    told: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"idle_since": dict(self.idle_since), "booting": dict(self.booting),
                 "last_decision_at": self.last_decision_at, "failures": self.failures,
-                "backoff_until": self.backoff_until, "draining": dict(self.draining)}
+                "backoff_until": self.backoff_until, "draining": dict(self.draining), "told": self.told}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Memory:
@@ -78,7 +81,8 @@ class Memory:
                    booting={str(k): float(v) for k, v in (data.get("booting") or {}).items()},
                    last_decision_at=data.get("last_decision_at"), failures=int(data.get("failures") or 0),
                    backoff_until=data.get("backoff_until"),
-                   draining={str(k): float(v) for k, v in (data.get("draining") or {}).items()})
+                   draining={str(k): float(v) for k, v in (data.get("draining") or {}).items()},
+                   told=data.get("told"))
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,8 @@ class Decision:
     reason: str
     #: for an "add": the ids the new instances get (the lowest free indexes, as model/indexes.py fills them)
     added: tuple[str, ...] = ()
+    #: for a "remove": those of `remove` replaced by a new machine at once (lost workers the minimum needs)
+    replaced: tuple[str, ...] = ()
 
 
 def _secs(x: float) -> str:
@@ -147,7 +153,12 @@ def _observe(policy: Policy, workload: Workload, instances: list[Instance], memo
             if inst.state in FAILED_STATES or now - memory.booting[inst.id] >= policy.boot_timeout:
                 failed.append(inst)
         if w is not None and w.alive and not w.busy:
-            memory.idle_since.setdefault(w.host, now)
+            # the workload's own word on when it last had work (work may have come and gone between
+            # two polls), else from the first poll that saw it idle; never in the future (clocks differ)
+            if w.idle_since is not None:
+                memory.idle_since[w.host] = min(w.idle_since, now)
+            else:
+                memory.idle_since.setdefault(w.host, now)
         elif w is not None and (w.busy or not _draining(w)):
             memory.idle_since.pop(w.host, None)
     # asks dodas has not recorded yet still count as booting, until their own boot timeout; with the
@@ -167,6 +178,10 @@ def _observe(policy: Policy, workload: Workload, instances: list[Instance], memo
     hosts = {w.host for w in workload.workers}
     for host in [h for h in memory.idle_since if h not in hosts]:
         del memory.idle_since[host]
+    # a removal finished by another process (a take-over resuming it): a later instance at that index
+    # starts with nothing of it
+    for iid in [i for i in memory.draining if i not in present]:
+        del memory.draining[iid]
     return worker_of, failed, lost, pending
 
 
@@ -209,6 +224,11 @@ def decide(policy: Policy, workload: Workload, instances: list[Instance], memory
     cores_per_worker = max(1, cores_per_worker)
     live = sorted((i for i in instances if i.state not in GONE_STATES), key=lambda i: i.index)
     worker_of, failed, lost, pending = _observe(policy, workload, live, memory, now, deployed)
+    # drained without the autoscaler asking and not set aside by hand (decommissioned behind its back,
+    # or enabled again after a disable): lost too, as status says (services/elastic_view.py); a
+    # decommissioned Spark worker never takes work again
+    lost += [i for i in live if (w := worker_of.get(i.id)) is not None and _draining(w) and i not in lost
+             and i.id not in memory.draining and i.id not in disabled and i.state in ("created", "started")]
     count = len(live) + pending
     word = REQUEST_WORD.get(policy.workload, "request")
     waits = (f"{plural(len(workload.waiting), word)} waiting for {plural(workload.waiting_cores, 'core')}"
@@ -230,15 +250,24 @@ def decide(policy: Policy, workload: Workload, instances: list[Instance], memory
         counted = f" ({_fail(policy, memory, now, len(failed))})" if failed else ""
         gone = failed + lost
         memory.last_decision_at = now
-        return Decision("remove", count - len(gone), tuple(i.id for i in gone),
-                        f"{'; '.join(parts)}; removing {plural(len(gone), 'worker')}{counted}")
+        # lost workers the minimum needs are replaced in the same apply (a new machine at a new index, as
+        # `up` does): removed first, the count could go below what the template allows (the only worker)
+        renew = tuple(i.id for i in lost[:max(0, policy.min_instances - (count - len(gone)))])
+        doing = f"removing {plural(len(gone) - len(renew), 'worker')}" if len(gone) > len(renew) else ""
+        if renew:
+            doing = "; ".join(x for x in (doing, f"replacing {', '.join(renew)} (min {policy.min_instances})") if x)
+        return Decision("remove", count - len(gone) + len(renew), tuple(i.id for i in gone),
+                        f"{'; '.join(parts)}; {doing}{counted}", replaced=renew)
 
     # 1b. workers a user asked to drain: drained and removed, busy or not (their work finishes first)
     asked = tuple(i.id for i in reversed(live) if i.id in drain)
     if asked and not in_cooldown:
         memory.last_decision_at = now
-        return Decision("remove", count - len(asked), asked, f"{', '.join(asked)} to drain, as asked by hand; "
-                                                              f"removing {plural(len(asked), 'worker')}")
+        renew = asked[:max(0, policy.min_instances - (count - len(asked)))]  # the minimum's: a new one each
+        doing = f"removing {plural(len(asked), 'worker')}" + (
+            f" and replacing {', '.join(renew)} (min {policy.min_instances})" if renew else "")
+        return Decision("remove", count - len(asked) + len(renew), asked,
+                        f"{', '.join(asked)} to drain, as asked by hand; {doing}", replaced=renew)
 
     booting = len(memory.booting)
 

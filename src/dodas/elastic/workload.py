@@ -27,6 +27,10 @@ class WorkerLoad:
     cores: int
     cores_used: int
     state: str = ""
+    #: when it last had work, in the workload system's own records (epoch seconds: Spark, the end of the
+    #: last application that ran there; HTCondor, when its slots became unclaimed); None when the system
+    #: cannot say, and then the autoscaler's idle clock starts when it first sees the worker idle
+    idle_since: float | None = None
 
     @property
     def alive(self) -> bool:

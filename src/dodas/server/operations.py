@@ -12,6 +12,7 @@ from __future__ import annotations
 from dodas.services.answers import public
 from dodas.services.costs import of_form as form_cost
 from dodas.services.costs import of_machines as held_cost
+from dodas.services.autoscale_control import control_as as elastic_control
 from dodas.services.costs import of_plan as cost
 from dodas.services.listing import page as list_page
 from dodas.services.offered import entry_unfit
@@ -26,9 +27,9 @@ from dodas.services.served import (about, catalogue, catalogue_entry, deployment
 from dodas.services.tenancy import not_being_destroyed, operable, readable, status_of
 
 __all__ = ["Ask", "about", "apply", "catalogue", "catalogue_entry", "catalogue_filter", "catalogue_for", "cost",
-           "create", "deployment_counts", "deployments", "destroy", "elastic", "entry_unfit", "events", "forget",
-           "form_cost", "held_cost", "infra_name", "list_page", "log_events", "machines", "node_names",
-           "not_being_destroyed", "operable", "outputs", "owner_of", "plan", "plan_json", "plan_new", "providers",
-           "public", "queue_depth", "readable",
+           "create", "deployment_counts", "deployments", "destroy", "elastic", "elastic_control", "entry_unfit",
+           "events", "forget", "form_cost", "held_cost", "infra_name", "list_page", "log_events", "machines",
+           "node_names", "not_being_destroyed", "operable", "outputs", "owner_of", "plan", "plan_json", "plan_new",
+           "providers", "public", "queue_depth", "readable",
            "reconfigure", "refresh", "remove_instances", "scale", "scale_many", "scale_plan", "secret_text",
            "sent_counts", "settings", "states", "status_of", "template", "topology", "view", "work_view"]

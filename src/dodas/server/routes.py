@@ -57,6 +57,12 @@ class ScaleRequest(BaseModel):
     count: int = Field(ge=0)
 
 
+class ElasticControlRequest(BaseModel):
+    action: str = Field(description="`disable` (never removed, no new work), `enable` (given back to the "
+                        "autoscaler) or `drain` (drained, then removed, at the autoscaler's next decision).")
+    instance: str = Field(description="One instance of the elastic node, as `status` names it: `worker_hosts[2]`.")
+
+
 async def _caller(request: Request) -> Caller:
     """Run on the event loop, not in a thread: with the issuer's keys cached a
     token costs a signature check, less than a hop to the thread pool (an
@@ -184,6 +190,15 @@ def scale(name: str, body: ScaleRequest, request: Request, caller: Caller = Depe
 @router.post("/deployments/{name}/scale/plan", summary="What setting a node's instance count would change")
 def scale_plan(name: str, body: ScaleRequest, request: Request, caller: Caller = Depends(_caller)) -> dict[str, Any]:
     return ops.plan_json(ops.scale_plan(_cfg(request), caller, name, {body.node: body.count}))
+
+
+@router.post("/deployments/{name}/elastic", summary="Disable, enable or drain one worker of an elastic node, "
+             "as `dodas autoscale NAME --disable/--enable/--drain`")
+def elastic_control(name: str, body: ElasticControlRequest, request: Request,
+                    caller: Caller = Depends(_caller)) -> dict[str, Any]:
+    """409 for a deployment without an elasticity policy (or being destroyed), 422
+    for an action or an instance it does not have (the message lists its instances)."""
+    return ops.elastic_control(_cfg(request), caller, name, body.action, body.instance)
 
 
 @router.delete("/deployments/{name}", status_code=202, summary="Destroy a deployment (by a worker)")

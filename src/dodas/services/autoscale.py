@@ -27,6 +27,8 @@ generated signing key at every poll (`htcondor_access`). Kubernetes workloads
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -76,8 +78,9 @@ def carry_out(t: Target, decision: Any, reader: Any, workload: Any, *, trusted: 
                 Store().event(t.dep_id, "autoscale", f"{iid} drained ({t.policy.workload} worker {worker.id}): "
                               + ("nothing runs there any more" if finished else
                                  f"still busy after {DRAIN_TIMEOUT_S:.0f} s, removed anyway"), level="info")
+        pause_at("drained")
         scale(t.name, t.policy.node, decision.count, trusted=trusted, count_input=t.policy.count_input,
-              remove=decision.remove)
+              remove=tuple(i for i in decision.remove if i not in decision.replaced), replace=decision.replaced)
         return None
     if decision.action == "add":
         return add_fitting(t, decision.count, trusted=trusted)
@@ -105,6 +108,18 @@ def add_fitting(t: Target, wanted: int, *, trusted: bool) -> str | None:
     raise DodasError(f"{wanted - have} wanted, none fits: {refusal}")
 
 
+def pause_at(step: str) -> None:
+    """A fault-injection point for the tests that kill an autoscaler at each step of
+    a scaling (tests/test_autoscale_kill.py): with DODAS_AUTOSCALE_PAUSE=STEP the
+    loop says "paused at STEP" on stderr and stops there for good (its lease still
+    renewed), to be killed. Steps: decided (told and stored, nothing done),
+    drained (the workers decommissioned, the deployment not changed yet), done
+    (the deployment changed, the loop's memory not saved after it)."""
+    if os.environ.get("DODAS_AUTOSCALE_PAUSE") == step:
+        print(f"paused at {step}", file=sys.stderr, flush=True)
+        threading.Event().wait()
+
+
 class Refusal(DodasError):
     """The provider's preflight refused the planned count (capacity, quota): fewer may fit."""
 
@@ -121,21 +136,23 @@ def _drain(reader: Any, worker: Any) -> bool:
 
 
 def scale(name: str, node: str, count: int, *, trusted: bool, count_input: str | None = None,
-          remove: tuple[str, ...] | list[str] = (), only_if_fits: bool = False) -> None:
+          remove: tuple[str, ...] | list[str] = (), only_if_fits: bool = False,
+          replace: tuple[str, ...] = ()) -> None:
     """`dodas scale NAME NODE COUNT`, as the autoscaler runs it: planned with the
     stored template (dodas's playbooks only when it runs for a server), applied
     at once if the deployment is free (a busy deployment is left for the next poll).
     A `count_input` the policy names as managed (model/managed.py) is set as it is.
     With `remove`, exactly those instances go (services/removal.py) and `count`
-    is what is left. With `only_if_fits`, a plan the provider refuses raises
-    Refusal, before anything is changed."""
+    is what is left; `replace` go too, each for a new one (the count stays).
+    With `only_if_fits`, a plan the provider refuses raises Refusal, before
+    anything is changed."""
     from dodas.model import managed
     from dodas.model.template import Template
     from dodas.services import deploy, planning, recorded, scaling
     from dodas.tosca.inputs import GivenInput
 
     template = Template.read(str(recorded.stored_template_of(name)))  # read once: asked, then planned
-    if remove:
+    if remove or replace:
         given: dict[str, Any] = {}
     elif managed.is_key(count_input):
         given = {count_input: GivenInput(count, "<autoscaler>", 1, 1)}  # type: ignore[dict-item]
@@ -143,7 +160,7 @@ def scale(name: str, node: str, count: int, *, trusted: bool, count_input: str |
         given = scaling.scale_inputs(template, node, count)
     try:
         dplan = planning.prepare(template, name=name, given=given, offline=True, refresh=False, environment=False,
-                                 allow_external_playbooks=trusted, remove=tuple(remove))
+                                 allow_external_playbooks=trusted, remove=tuple(remove), replace=tuple(replace))
     except DodasError as exc:
         if only_if_fits and exc.message.startswith("cannot deploy on "):  # the providers' preflight said no
             raise Refusal(exc.message.replace("\n  ", " ")) from None
@@ -214,44 +231,62 @@ def _poll_once(name: str, owner: str, memory: Any, last: str | None, trusted: bo
                on_decision: Callable[[Any], None] | None, cap: Cap | None = None) -> tuple[str | None, float] | None:
     from dodas.elastic.decide import Decision
 
-    store = Store()
+    def record(decision: Any, reason: str, last_: str | None) -> bool:
+        return _record(name, owner, lease_s, memory, decision, reason, last_, on_decision)
     try:
         t = target(name)
     except DodasError as exc:
         reason = f"cannot autoscale now: {exc.message}"
-        _tell(store, name, reason, last, on_decision, Decision("wait", 0, (), reason))
-        return (reason, 5.0) if autoscalers.save(name, owner, lease_s, memory.to_json(), reason) else None
+        return (reason, 5.0) if record(Decision("wait", 0, (), reason), reason, last) else None
     resumed = _resume_interrupted(t, trusted)
     if resumed is not None:
-        _tell(store, name, resumed, last, on_decision, Decision("wait", 0, (), resumed))
-        return (resumed, 0.0) if autoscalers.save(name, owner, lease_s, memory.to_json(), resumed) else None
+        return (resumed, 0.0) if record(Decision("wait", 0, (), resumed), resumed, last) else None
     now = time.time()
     try:
         decision, reader, workload = poll(t, memory, now, cap)
     except Exception as exc:  # noqa: BLE001 - the workload system not answering is a reason, not a crash
         reason = f"cannot read the {t.policy.workload} workload: {_why(exc)}"
         decision, reader, workload = Decision("wait", len(t.instances), (), reason), None, None
-    _tell(store, name, decision.reason, last, on_decision, decision)
     for iid in decision.remove:  # status shows them draining, not lost (services/elastic_view.py)
         memory.draining[iid] = now
-    if not autoscalers.save(name, owner, lease_s, memory.to_json(), decision.reason):
-        return None
     if decision.action in ("add", "remove"):
+        decision_key = scaling_key(t, decision)
+        told, memory.told = memory.told == decision_key, decision_key
+        if not _record(name, owner, lease_s, memory, decision, decision.reason, last, on_decision, told=told):
+            return None
         with _renewing(name, owner, lease_s, memory):
             try:
+                pause_at("decided")
                 instead = carry_out(t, decision, reader, workload, trusted=trusted)
+                pause_at("done")
                 for iid in decision.remove:
                     memory.draining.pop(iid, None)
+                    for inst in (i for i in t.instances if i.id == iid):  # a later machine may get its address
+                        memory.idle_since.pop(inst.address, None)
                 if decision.remove:  # a later instance at the same index starts with nothing set by hand
                     autoscalers.control(name, list(decision.remove), None, now)
             except DodasError as exc:
                 instead = f"scaling {t.policy.node} to {decision.count} failed: {exc.message}"
                 for iid in decision.added:  # never made: not booting (the next poll counts the deployment's)
                     memory.booting.pop(iid, None)
-            if instead is not None:
-                _tell(store, name, instead, None, on_decision, Decision("wait", decision.count, (), instead))
-                autoscalers.save(name, owner, lease_s, memory.to_json(), instead)
+        memory.told = None  # carried out (or failed, and said so): the next decision is a new one
+        if instead is not None:
+            record(Decision("wait", decision.count, (), instead), instead, None)
+        else:
+            autoscalers.save(name, owner, lease_s, memory.to_json(), None)
+    elif not record(decision, decision.reason, last):
+        return None
     return decision.reason, max(1.0, t.policy.poll_interval)
+
+
+def scaling_key(t: Target, decision: Any) -> str:
+    """What makes a scaling the same one: the node's count before and after, the
+    instances removed, and the deployment's record unchanged since (no apply, no
+    lock taken). A process taking over after one was told but not carried out
+    decides the same on the same record; a later scaling, even to the same
+    counts, comes after the record changed."""
+    now = sum(1 for i in t.instances if i.state not in ("deleting", "deleted"))
+    return f"{decision.action} {t.policy.node} {now}->{decision.count} {','.join(decision.remove)} @{t.generation}"
 
 
 def _resume_interrupted(t: Target, trusted: bool) -> str | None:
@@ -281,16 +316,20 @@ def _why(exc: BaseException) -> str:
     return redact(getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}")
 
 
-def _tell(store: Store, name: str, reason: str, last: str | None, on_decision: Callable[[Any], None] | None,
-          decision: Any) -> None:
-    """A decision with a new reason is an event; the same sentence poll after poll is not."""
-    if reason == last and decision.action not in ("add", "remove"):
-        return
-    dep = store.get(name)
-    if dep is not None:
-        store.event(dep.id, "autoscale", reason, level="info")
-    if on_decision is not None:
+def _record(name: str, owner: str, lease_s: float, memory: Any, decision: Any, reason: str, last: str | None,
+            on_decision: Callable[[Any], None] | None, told: bool = False) -> bool:
+    """Store the loop's memory and tell the decision (an event, with the memory in
+    one transaction: autoscalers.save) unless it was told already: the same wait
+    sentence poll after poll, or a scaling a previous holder told (`told`).
+    False when the lease is lost: nothing stored, nothing told."""
+    new = not told if decision.action in ("add", "remove") else reason != last
+    dep = Store().get(name) if new else None
+    if not autoscalers.save(name, owner, lease_s, memory.to_json(), reason,
+                            event=(dep.id, reason) if dep is not None else None):
+        return False
+    if on_decision is not None and (new or decision.action in ("add", "remove")):
         on_decision(decision)
+    return True
 
 
 @contextmanager

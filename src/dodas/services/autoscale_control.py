@@ -9,12 +9,20 @@ and removed at the loop's next decision. Disabling also asks the workload to
 give the worker no new work where it can: Spark decommissions it (its running
 executors finish); a decommissioned Spark worker cannot take work again, so
 enabling it later has the autoscaler replace it.
+
+This is the one home of these operations: the CLI calls `control`, the REST
+API and the dashboard `control_as` (who may, then the same `control`). A
+deployment without a policy is in the wrong state for them (exit 6, HTTP
+409); an action or an instance it does not have is a bad request (exit 1,
+HTTP 422) that names what there is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+
+from typing import Any
 
 from dodas.errors import DodasError
 from dodas.state import autoscalers
@@ -23,14 +31,29 @@ from dodas.state.store import Store
 ACTIONS = ("disable", "enable", "drain")
 
 
+def control_as(cfg: Any, caller: Any, name: str, action: str, instance: str) -> dict[str, str]:
+    """`control` for a server's caller: 404 for a deployment they may not see,
+    403 when they may read it only, 409 while it is being destroyed."""
+    from dodas.services import tenancy
+
+    tenancy.operable(cfg, caller, name)
+    tenancy.not_being_destroyed(name)
+    return {"name": name, "action": action, "instance": instance.strip(),
+            "said": control(name, action, instance)}
+
+
 def control(name: str, action: str, instance: str) -> str:
     """Do `action` on `instance` of `name`'s elastic node; the sentence to show."""
     from dodas.services import autoscale
 
     if action not in ACTIONS:
-        raise DodasError(f"unknown autoscaler action {action!r} (one of {', '.join(ACTIONS)})")
+        raise DodasError(f"unknown autoscaler action {action[:40]!r} (one of {', '.join(ACTIONS)})")
     if name not in autoscalers.names():
-        raise DodasError(f'deployment "{name}" is not elastic (no elasticity policy was applied)')
+        from dodas.services.lifecycle import WrongStateError
+
+        Store().require(name)  # exit 4 for no deployment at all, naming those there are
+        raise WrongStateError(f'deployment "{name}" is not elastic (no elasticity policy was applied): '
+                              "it has no workers to disable, enable or drain")
     t = autoscale.target(name)
     live = [i for i in t.instances if i.state not in ("deleting", "deleted")]
     inst = next((i for i in live if i.id == instance.strip()), None)

@@ -35,6 +35,9 @@ class Target:
     instances: list[Any]         # dodas.elastic.decide.Instance
     #: the node's count in the deployment's plan: the one count the loop believes
     deployed: int | None = None
+    #: when the deployment's record last changed (an apply, its lock): a scaling decided again on the same
+    #: record is the same scaling (services/autoscale.scaling_key)
+    generation: str = ""
 
 
 def target(name: str) -> Target:
@@ -52,7 +55,8 @@ def target(name: str) -> Target:
     rows = store.instances(dep.id)
     params, cores = _workload_access(policy, plan, rows)
     return Target(name, dep.id, policy, params, cores, _instances(policy.node, rows),
-                  plan.model.instance_count(policy.node) if policy.node in plan.model.nodes else None)
+                  plan.model.instance_count(policy.node) if policy.node in plan.model.nodes else None,
+                  dep.updated_at.isoformat() if dep.updated_at else "")
 
 
 _plans: dict[tuple[str, str, str], Any] = {}
@@ -114,8 +118,30 @@ def _workload_access(policy: Any, plan: Any, rows: dict[tuple[str, int], Any]) -
     if policy.workload == "htcondor":
         from dodas.engine.context import RunContext
         return htcondor_access(policy, model, RunContext.from_rows(model, "", "", rows)), cores
+    if policy.workload == "kubernetes":
+        from dodas.engine.context import RunContext
+        return kubernetes_access(policy, RunContext.from_rows(model, "", "", rows)), cores
     raise DodasError(f"autoscaling a {policy.workload} workload needs its connection settings, which dodas "
                      "does not take from a deployment yet (the reader exists: dodas.elastic.readers)")
+
+
+def kubernetes_access(policy: Any, ctx: Any) -> dict[str, Any]:
+    """The Kubernetes reader's parameters for a cluster the deployment made (INDIGO's
+    ElasticCluster over a Kubernetes front end, dodas-course-spark-k8s.yaml): the
+    kubeconfig its front end reported (services/cluster_access.kubeconfig_of: the API server
+    at its public address). The pods waiting for room are whatever runs there (the
+    Spark chart's executors and workers, the HTCondor chart's startds); the workers
+    are the cluster's nodes, matched to the policy's machines by address. The
+    kubeconfig is handed to the reader as text, never written to a file or logged."""
+    from dodas.redact import register
+    from dodas.services.cluster_access import kubeconfig_of
+
+    conf = kubeconfig_of(ctx)
+    if conf is None:
+        raise DodasError(f'the elastic workload is kubernetes, but no Kubernetes front end of the deployment has '
+                         f'reported a kubeconfig yet (the machines on "{policy.node}" join its cluster)')
+    register(conf)
+    return {"kubeconfig_text": conf}
 
 
 def htcondor_access(policy: Any, model: Any, ctx: Any) -> dict[str, Any]:

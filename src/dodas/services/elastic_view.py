@@ -4,7 +4,8 @@ workload system's own view (one read of it).
 
 - booting: asked for, not yet a worker of the workload (dodas still making it,
   or the worker not registered yet);
-- idle: a worker running nothing, since the time the autoscaler first saw it idle;
+- idle: a worker running nothing, since it last had work in the workload's
+  records (else since the autoscaler first saw it idle);
 - used: a worker running something;
 - draining: a worker being removed gracefully (the autoscaler drains it, or the
   workload says it is decommissioned);
@@ -71,7 +72,7 @@ def states(t: Any, memory: Any, workload: Any | None,
             if w.busy:
                 state = "used"
             else:
-                state, since = "idle", memory.idle_since.get(w.host)
+                state, since = "idle", w.idle_since if w.idle_since is not None else memory.idle_since.get(w.host)
         else:
             state, since = "booting", memory.booting.get(inst.id)
         out.append({"id": inst.id, "state": state, "since": _iso(since), "workload_state": said, "lost": lost,

@@ -153,7 +153,8 @@ def prepare(template: str | Template, *, name: str | None = None, pairs: list[st
             strict: bool = False, refresh: bool = True, require_provider: bool = True,
             allow_provider: Callable[[Any], bool] | None = None, given: dict[str, GivenInput] | None = None,
             environment: bool = True, origin: str | None = None,
-            vet: Callable[[Plan], None] | None = None, remove: list[str] | tuple[str, ...] = ()) -> DeploymentPlan:
+            vet: Callable[[Plan], None] | None = None, remove: list[str] | tuple[str, ...] = (),
+            replace: list[str] | tuple[str, ...] = ()) -> DeploymentPlan:
     """Everything `up` decides before it changes anything. `vet` (a server's
     rules) sees the plan before placement and preflight, so that a refused value
     is what a sender hears first. `refresh` asks the
@@ -172,7 +173,9 @@ def prepare(template: str | Template, *, name: str | None = None, pairs: list[st
     `template` is a file, read here once, or a template the caller read already
     (`dodas scale` asked it for the count's input): what is planned is that
     text, and the same text is what `apply` stores. `remove` names instances to
-    take out, the others keeping their indexes (services/removal.py)."""
+    take out, the others keeping their indexes (services/removal.py); `replace`
+    names lost workers to replace by new ones (the autoscaler's; `refresh` finds
+    them from the workload)."""
     tpl = template if isinstance(template, Template) else Template.read(template)
     name = default_name(tpl.path) if name is None else name
     check_name(name)
@@ -193,6 +196,7 @@ def prepare(template: str | Template, *, name: str | None = None, pairs: list[st
     plan = plan_given(tpl, {**kept, **given}, offline=offline,
                       allow_external_playbooks=allow_external_playbooks, strict=strict, environment=environment)
     lost = _lost_workers(name) if live and refresh else []
+    lost += [r for r in replace if r not in lost]  # the autoscaler's: lost workers it replaces
     if remove or lost:  # the same plan without the instances named, lost workers replaced (services/removal.py)
         from dodas.services import removal
 

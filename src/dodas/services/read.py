@@ -321,24 +321,18 @@ def kubeconfig(name: str) -> str:
     """The admin kubeconfig of a deployment's Kubernetes front end, with the API
     server at the front end's public address (what a user outside the cloud can reach)."""
     from dodas.engine.context import RunContext
+    from dodas.services.cluster_access import kubeconfig_of
     from dodas.services.recorded import stored_plan
     from dodas.state.store import Store
-
-
-    import re
 
     store = Store()
     dep = store.require(name)
     plan = stored_plan(dep)
-    ctx = RunContext.from_rows(plan.model, dep.id, dep.name, store.instances(dep.id))
-    for inst in sorted(ctx.secrets, key=str):
-        conf = ctx.secrets[inst].get("kubeconfig")
-        if isinstance(conf, str) and conf:
-            machine = ctx.machine_of(inst)
-            if machine is not None and machine.public_address:
-                conf = re.sub(r"(server:\s*https://)[^:/\s]+", r"\g<1>" + machine.public_address, conf)
-            return conf
-    raise DodasError(f'deployment "{name}" has no Kubernetes front end with a kubeconfig (yet)')
+    conf = kubeconfig_of(RunContext.from_rows(plan.model, dep.id, dep.name, store.instances(dep.id)))
+    if conf is None:
+        raise DodasError(f'deployment "{name}" has no Kubernetes front end with a kubeconfig (yet)')
+    return conf
+
 
 
 def spark_conf(name: str) -> str:

@@ -66,14 +66,15 @@ class Refused(Exception):
 
 def status_of(exc: DodasError) -> int:
     """The HTTP status of a failure that is not a refusal: 404 what does not
-    exist, 409 a deployment someone else holds, 422 anything else the request
+    exist, 409 a deployment someone else holds or one not in the state the
+    operation needs (exit 6: e.g. not elastic), 422 anything else the request
     caused (a bad template, inputs, a provider that cannot take it)."""
     from dodas.state.lock import LockedError
     from dodas.state.store import NotFoundError
 
     if isinstance(exc, NotFoundError):
         return 404
-    if isinstance(exc, LockedError):
+    if isinstance(exc, LockedError) or exc.exit_code == 6:  # services/lifecycle.WrongStateError
         return 409
     return 422
 

@@ -117,17 +117,34 @@ def _current(s: Any, name: str) -> Any:
     return s.scalars(q).first()
 
 
-def save(name: str, owner: str, seconds: float, memory: dict[str, Any], last_reason: str | None) -> bool:
+def save(name: str, owner: str, seconds: float, memory: dict[str, Any], last_reason: str | None,
+         event: tuple[str, str] | None = None) -> bool:
     """Store the loop's memory and renew the lease; False when the lease is no
     longer `owner`'s (then nothing is stored: the new holder decides). What a
-    user set by hand (CONTROLS) is kept as it is in the database."""
+    user set by hand (CONTROLS) is kept as it is in the database; a None
+    `last_reason` keeps the stored one (a renewal during a long scale).
+
+    `event` (deployment id, message) is a decision to record in the
+    deployment's log in the same transaction: a process killed in between can
+    neither tell a decision it did not store (its successor would tell it
+    again) nor store one it did not tell, and one that lost its lease tells
+    nothing."""
+    from dodas.redact import redact
+    from dodas.state.models import Event
+
     with db.sessions()() as s:
         row = _current(s, name)
         controls = (row.memory or {}).get(CONTROLS) if row is not None else None
-        memory = {**memory, CONTROLS: controls or {}}
+        values: dict[str, Any] = {"memory": {**memory, CONTROLS: controls or {}}, "polled_at": _now(),
+                                  "lease_expires_at": _now() + timedelta(seconds=seconds)}
+        if last_reason is not None:
+            values["last_reason"] = last_reason
         res = s.execute(update(Autoscaler).where(Autoscaler.deployment_name == name, Autoscaler.leased_by == owner)
-                        .values(memory=memory, last_reason=last_reason, polled_at=_now(),
-                                lease_expires_at=_now() + timedelta(seconds=seconds)))
+                        .values(**values))
+        if res.rowcount == 1 and event is not None:
+            s.execute(insert(Event.__table__).values(deployment_id=event[0], phase="autoscale",
+                                                     message=redact(event[1]), level="info", instance=None,
+                                                     time=_now()))
         s.commit()
         return res.rowcount == 1
 

@@ -16,7 +16,7 @@ def reader_for(workload: str, **params: Any) -> Reader:
     """The reader of a workload system ("spark", "kubernetes" or "htcondor").
 
     spark: master_ui_url (http://HOST:PORT of the master's web UI), timeout, transport.
-    kubernetes: kubeconfig, context, api_client, ignore_namespaces.
+    kubernetes: kubeconfig (a file) or kubeconfig_text, context, api_client, ignore_namespaces.
     htcondor: collector, schedd, query, token (an IDTOKEN, written only to a private file), timeout.
     """
     if workload == "spark":

@@ -157,17 +157,29 @@ class KubernetesReader:
     """Reads a cluster through a kubeconfig and context (as dodas's kubernetes provider names them)."""
 
     def __init__(self, kubeconfig: str | None = None, context: str | None = None, *,
-                 api_client: Any = None, ignore_namespaces: tuple[str, ...] = IGNORED_NAMESPACES) -> None:
+                 kubeconfig_text: str | None = None, api_client: Any = None,
+                 ignore_namespaces: tuple[str, ...] = IGNORED_NAMESPACES) -> None:
         self.kubeconfig = kubeconfig
+        self.kubeconfig_text = kubeconfig_text   # a deployment's own cluster's (never written to a file)
         self.context = context
         self._api_client = api_client   # tests pass a client whose transport replays recordings
         self.ignore = ignore_namespaces
 
-    def _core(self) -> Any:
-        from kubernetes import client, config
+    def api_client(self) -> Any:
+        """The client of the cluster: from the kubeconfig text, else the kubeconfig file."""
+        from kubernetes import config
         if self._api_client is None:
-            self._api_client = config.new_client_from_config(config_file=self.kubeconfig, context=self.context)
-        return client.CoreV1Api(self._api_client)
+            if self.kubeconfig_text is not None:
+                import yaml
+                self._api_client = config.new_client_from_config_dict(yaml.safe_load(self.kubeconfig_text),
+                                                                      context=self.context)
+            else:
+                self._api_client = config.new_client_from_config(config_file=self.kubeconfig, context=self.context)
+        return self._api_client
+
+    def _core(self) -> Any:
+        from kubernetes import client
+        return client.CoreV1Api(self.api_client())
 
     def _read(self) -> Workload:
         core = self._core()

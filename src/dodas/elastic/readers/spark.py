@@ -23,6 +23,14 @@ tests/test_elastic_spark_reader.py and the recordings in tests/data/elastic/):
   no more), so the application loses nothing. The master's `coresused`
   for that worker is not updated when those executors end: whether anything
   still runs there is read from the worker's own `GET /json/` (`executors`).
+- When an idle worker last had work: its own `GET /json/` names the applications
+  its finished executors served (`finishedexecutors[].appid`); the master's
+  `completedapps` say when each ended (`starttime` + `duration`, ms). The
+  latest end among them is the worker's idle clock. Neither JSON has an
+  executor's own end time, so an executor removed from an application that
+  still runs, or an application the master no longer lists
+  (`spark.deploy.retainedApplications`), leaves the time unknown (None: the
+  autoscaler's clock then starts when it first sees the worker idle).
 
 The UIs are read-only (`spark.ui.killEnabled false`) and unauthenticated: they
 are reached on the deployment's own addresses only, with no secret.
@@ -71,6 +79,31 @@ def app_cores(page: str) -> tuple[int | None, int, int]:
     return asked, granted, left
 
 
+def app_ends(master: dict[str, Any]) -> dict[str, float | None]:
+    """Each application the master lists -> when it ended (epoch seconds; None: it still runs)."""
+    ends: dict[str, float | None] = {a["id"]: None for a in master.get("activeapps") or [] if "id" in a}
+    for a in master.get("completedapps") or []:
+        try:
+            ends[a["id"]] = (int(a["starttime"]) + int(a["duration"])) / 1000.0
+        except (KeyError, TypeError, ValueError):
+            ends.setdefault(str(a.get("id")), None)
+    return ends
+
+
+def idle_since(worker: dict[str, Any] | None, ended: dict[str, float | None]) -> float | None:
+    """When an idle worker last had work: the latest end of the applications its finished
+    executors served; None when that cannot be known (an unknown or still running one)."""
+    if worker is None or worker.get("executors"):
+        return None
+    apps = {e.get("appid") for e in worker.get("finishedexecutors") or []}
+    if not apps:
+        return None  # never had work: the autoscaler's own clock (it boots, then waits idle)
+    times = [ended.get(a) for a in apps]
+    if any(t is None for t in times):
+        return None
+    return max(t for t in times if t is not None)
+
+
 class SparkReader:
     """Reads a Spark standalone master's web UI (e.g. http://10.0.0.4:8080)."""
 
@@ -96,22 +129,28 @@ class SparkReader:
         async with self._client() as http:
             return await self._get_json(http, f"{self.url}/json/")
 
-    async def _running_executors(self, http: httpx.AsyncClient, worker: dict[str, Any]) -> int | None:
-        """How many executors the worker itself says it runs (None if it cannot be asked)."""
+    async def _worker_json(self, http: httpx.AsyncClient, worker: dict[str, Any]) -> dict[str, Any] | None:
+        """The worker's own `GET /json/` (None if it cannot be asked)."""
         ui = worker.get("webuiaddress")
         if not ui:
             return None
         try:
             r = await http.get(f"{ui.rstrip('/')}/json/")
             r.raise_for_status()
-            return len(r.json().get("executors") or [])
+            found = r.json()
         except (httpx.HTTPError, ValueError):
             return None
+        return found if isinstance(found, dict) else None
+
+    async def _running_executors(self, http: httpx.AsyncClient, worker: dict[str, Any]) -> int | None:
+        """How many executors the worker itself says it runs (None if it cannot be asked)."""
+        found = await self._worker_json(http, worker)
+        return None if found is None else len(found.get("executors") or [])
 
     async def read(self) -> Workload:
         async with self._client() as http:
             state = await self._get_json(http, f"{self.url}/json/")
-            workers = await self._workers(http, state.get("workers") or [])
+            workers = await self._workers(http, state.get("workers") or [], app_ends(state))
             waiting_cores, waiting = 0, []
             for app in state.get("activeapps") or []:
                 if app.get("state") not in ("WAITING", "RUNNING"):
@@ -130,9 +169,11 @@ class SparkReader:
                                    f'{plural(left, "core")} ({granted} granted)')
         return Workload(waiting_cores=waiting_cores, waiting=tuple(waiting), workers=tuple(workers))
 
-    async def _workers(self, http: httpx.AsyncClient, listed: list[dict[str, Any]]) -> list[WorkerLoad]:
+    async def _workers(self, http: httpx.AsyncClient, listed: list[dict[str, Any]],
+                       ended: dict[str, float | None] | None = None) -> list[WorkerLoad]:
         """The master's workers; a DEAD entry only when no other entry has its host (a restarted
-        worker registers anew, and the master keeps the dead one listed for a while)."""
+        worker registers anew, and the master keeps the dead one listed for a while). An idle
+        ALIVE worker's `idle_since` from its finished executors' applications (`ended`)."""
         live_hosts = {w["host"] for w in listed if w.get("state") != "DEAD"}
         out = []
         for w in listed:
@@ -144,8 +185,11 @@ class SparkReader:
                 # the master's count is stale once executors end there: ask the worker
                 running = await self._running_executors(http, w)
                 used = 0 if not running else used
+            since = None
+            if state == "ALIVE" and used == 0 and ended is not None:
+                since = idle_since(await self._worker_json(http, w), ended)
             out.append(WorkerLoad(id=w["id"], host=w["host"], busy=used > 0 and state != "DEAD",
-                                  cores=int(w.get("cores") or 0), cores_used=used, state=state))
+                                  cores=int(w.get("cores") or 0), cores_used=used, state=state, idle_since=since))
         return out
 
     async def drain(self, worker: WorkerLoad) -> bool:

@@ -16,10 +16,11 @@ from fastapi.staticfiles import StaticFiles
 
 
 def install(app: FastAPI) -> None:
-    from dodas.server.web import formcost, live, login, pages
+    from dodas.server.web import elastic, formcost, live, login, pages
 
     app.include_router(login.router)
     app.include_router(pages.router)
+    app.include_router(elastic.router)
     app.include_router(live.router)
     app.include_router(formcost.router)
     app.mount("/web/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="web-static")
