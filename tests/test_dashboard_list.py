@@ -6,8 +6,10 @@ destroy confirmation, graph text that stays inside its boxes, and AA contrast
 of the badges and buttons, computed in the browser from the computed styles.
 
 The server runs one worker on two simulated providers: "sim" makes machines at
-once, "slow" takes seconds for each, so that a creation on it holds the worker
-while the test looks at what waits behind it. Deployments made "elsewhere" are
+once, "slow" takes a few seconds for each and, while the test's hold file
+exists, holds them all (its `create_hold`): a creation on it holds the worker
+while the test looks at what waits behind it, or at its picture half-way,
+however busy the machine is, until the test releases it. Deployments made "elsewhere" are
 made through the REST API as the same user. The tests share one server and
 run in order (each says what it starts from). With DODAS_SCREENSHOTS set, the
 screenshots refresh docs/screenshots/.
@@ -16,8 +18,11 @@ screenshots refresh docs/screenshots/.
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,8 +34,8 @@ from support.server import API, SIM, Server, clean_env
 
 pytestmark = pytest.mark.timeout(900)
 
-#: each machine of the slow provider takes this long: the worker is held while the test looks
-SLOW_S = 8.0
+#: each machine of the slow provider takes this long, once released: the picture changes over a few polls
+SLOW_S = 2.0
 BOXES = textwrap.dedent("""\
     tosca_definitions_version: tosca_simple_yaml_1_0
     metadata: {display_name: "Boxes", category: Testing, icon: cluster, tags: "notebook, teaching"}
@@ -80,7 +85,24 @@ CLOUDY = textwrap.dedent("""\
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Iterator[tuple[Any, Server]]:
+def hold_file(tmp_path_factory) -> Path:
+    """While this file exists, the slow provider makes no machine (its `create_hold`)."""
+    return tmp_path_factory.mktemp("hold") / "slow-held"
+
+
+@contextmanager
+def slow_held(hold_file: Path) -> Iterator[None]:
+    """The slow provider's creations held within the block, released when it ends
+    (however it ends, so that a failure leaves no later test waiting)."""
+    hold_file.touch()
+    try:
+        yield
+    finally:
+        hold_file.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, hold_file) -> Iterator[tuple[Any, Server]]:
     need_chromium()
     root = tmp_path_factory.mktemp("list")
     port = serverproc.free_port()
@@ -91,7 +113,7 @@ def site(tmp_path_factory) -> Iterator[tuple[Any, Server]]:
     with running_issuer(root, config) as issuer:
         home = root / "home"
         (home / "config").mkdir(parents=True)
-        slow = {**SIM, "name": "slow", "rank": 2, "create_latency": SLOW_S}
+        slow = {**SIM, "name": "slow", "rank": 2, "create_latency": SLOW_S, "create_hold": str(hold_file)}
         (home / "config" / "providers.yaml").write_text(json.dumps({"providers": [SIM, slow]}))
         catalogue = root / "catalogue"
         catalogue.mkdir()
@@ -135,7 +157,7 @@ def _same_page(driver) -> bool:
     return driver.execute_script("return window.notReloaded === true")
 
 
-def test_the_list_shows_sizes_and_follows_changes_without_a_reload(site, tmp_path):
+def test_the_list_shows_sizes_and_follows_changes_without_a_reload(site, hold_file, tmp_path):
     driver, server = site
     driver.get(f"{server.url}/web/deployments")
     assert "No deployments running" in text_of(driver, "#no-list")
@@ -146,22 +168,25 @@ def test_the_list_shows_sizes_and_follows_changes_without_a_reload(site, tmp_pat
     assert "CREATE_COMPLETE" in row and "2 machines" in row and "4 cores, 4 GiB" in row, row
     assert "Open" in row and "Destroy" in row, row
 
-    # made elsewhere: the row appears; the slow provider holds the only worker meanwhile
-    _create(server, "beta", "boxes", "slow", n=3)
-    wait_for(driver, lambda d: "beta" in _row(d, "beta"), message="beta listed without a reload")
-    # destroyed elsewhere while the worker is busy: queued, shown so, its Destroy disabled with the reason
-    assert server.as_("alice").delete(f"{API}/alpha").status_code == 202
-    row = wait_for(driver, lambda d: "destroy queued" in _row(d, "alpha") and _row(d, "alpha"),
-                   message="alpha's destroy shown as queued")
-    assert "A destroy is queued already." in row and "4 cores, 4 GiB" in row, row
-    disabled = driver.find_element("css selector", "#list tr[data-name='alpha'] .button.disabled")
-    assert disabled.text == "Destroy" and disabled.get_attribute("aria-disabled") == "true"
-    assert "queued" in driver.find_element("id", disabled.get_attribute("aria-describedby")).text
-    screenshot(driver, shot_path("list-live.png", tmp_path))
+    with slow_held(hold_file):
+        # made elsewhere: the row appears; the slow provider, held, holds the only worker meanwhile
+        _create(server, "beta", "boxes", "slow", n=3)
+        wait_for(driver, lambda d: "beta" in _row(d, "beta"), message="beta listed without a reload")
+        # destroyed elsewhere while the worker is busy: queued, shown so, its Destroy disabled with the reason
+        assert server.as_("alice").delete(f"{API}/alpha").status_code == 202
+        row = wait_for(driver, lambda d: "destroy queued" in _row(d, "alpha") and _row(d, "alpha"),
+                       message="alpha's destroy shown as queued")
+        assert "A destroy is queued already." in row and "4 cores, 4 GiB" in row, row
+        disabled = driver.find_element("css selector", "#list tr[data-name='alpha'] .button.disabled")
+        assert disabled.text == "Destroy" and disabled.get_attribute("aria-disabled") == "true"
+        assert "queued" in driver.find_element("id", disabled.get_attribute("aria-describedby")).text
+        screenshot(driver, shot_path("list-live.png", tmp_path))
 
-    # a keyboard user on beta's Open keeps the focus there while rows are drawn again and leave
-    driver.execute_script("arguments[0].focus()", driver.find_element(
-        "css selector", "#list tr[data-name='beta'] a[aria-label='Open beta']"))
+        # a keyboard user on beta's Open keeps the focus there while rows are drawn again and leave,
+        # all of which happens once beta is released
+        driver.execute_script("arguments[0].focus()", driver.find_element(
+            "css selector", "#list tr[data-name='beta'] a[aria-label='Open beta']"))
+        assert "CREATE_COMPLETE" not in _row(driver, "beta") and "destroy queued" in _row(driver, "alpha")
     wait_for(driver, lambda d: "CREATE_COMPLETE" in _row(d, "beta"), 300, "beta made, seen without a reload")
     assert driver.execute_script("return document.activeElement.getAttribute('aria-label')") == "Open beta"
     assert "3 machines" in _row(driver, "beta") and "6 cores, 6 GiB" in _row(driver, "beta")
@@ -253,10 +278,8 @@ def test_the_catalogue_filters_with_and_without_javascript(site, tmp_path):
         assert _cards(driver) == [] and "No template matches" in text_of(driver, "#cards")
 
 
-def test_graph_text_stays_inside_its_boxes(site, tmp_path):
+def test_graph_text_stays_inside_its_boxes(site, hold_file, tmp_path):
     driver, server = site
-    _create(server, "long-one", "long", "slow")
-    driver.get(f"{server.url}/web/deployments/long-one")
 
     def spills(d) -> list[str]:
         return d.execute_script("""
@@ -271,17 +294,32 @@ def test_graph_text_stays_inside_its_boxes(site, tmp_path):
             });
             return out;""")
 
-    element(driver, "svg.graph .node")
     seen: set[str] = set()
 
-    def measured_until_made(d) -> bool:  # measured at every poll while the script rewrites the states and counts
+    def measured(d) -> list[str]:  # what the node's state lines say, its text measured each time
         assert spills(d) == []
-        seen.update(t.text for t in d.find_elements("css selector", "svg.graph .node-kind"))
+        kinds = [t.text for t in d.find_elements("css selector", "svg.graph .node-kind")]
+        seen.update(kinds)
+        return kinds
+
+    with slow_held(hold_file):  # half-way, for as long as the test looks: none of the 11 made yet
+        _create(server, "long-one", "long", "slow")
+        driver.get(f"{server.url}/web/deployments/long-one")
+        driver.execute_script("window.notReloaded = true")
+        element(driver, "svg.graph .node")
+        # (as many as the engine makes at a time are listed, the rest once those are made)
+        wait_for(driver, lambda d: any(re.fullmatch(r"creating · 0( of |/)\d+ ready", t) for t in measured(d)),
+                 message="long-one's picture half-way: its machines being made, none ready")
+        assert _status(driver) != "CREATE_COMPLETE"
+
+    def measured_until_made(d) -> bool:  # measured at every poll while the script rewrites the states and counts
+        measured(d)
         return _status(d) == "CREATE_COMPLETE" and "11/11 ready" in text_of(d, "svg.graph")
 
-    wait_for(driver, measured_until_made, 300, "long-one made, its picture measured all along")
+    wait_for(driver, measured_until_made, 300, "long-one made once released, its picture measured all along")
     assert any("ready" in t and "11/11" not in t for t in seen), f"measured while in progress too: {seen}"
     assert spills(driver) == []
+    assert _same_page(driver), "the finished picture is the script's, drawn over the half-way one"
     names = [t.text for t in driver.find_elements("css selector", "svg.graph .node-name")]
     assert all(n.endswith("…") for n in names), names
     titles = driver.execute_script("return Array.from(document.querySelectorAll('svg.graph .node > title'))"

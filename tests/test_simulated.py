@@ -313,3 +313,27 @@ def test_a_project_quota_counts_other_deployments_not_the_deployments_own(tmp_pa
     assert r.returncode != 0 and "provider small: quota exceeded" in r.stdout + r.stderr, r.stdout + r.stderr
     for name in ("first", "second"):
         d.run("destroy", name, "--yes")
+
+
+def test_a_create_waits_while_its_hold_file_exists(tmp_path, dodas_home):
+    """`create_hold`: what browser tests hold a creation with, whatever the machine's load."""
+    import asyncio
+
+    from dodas.model.deployment import ComputeSpec
+    from dodas.providers.base import ComputeRequest
+    from dodas.providers.config import ProviderConfig
+    from dodas.providers.simulated import SimulatedProvider
+
+    hold = tmp_path / "hold"
+    hold.touch()
+    sim = SimulatedProvider(ProviderConfig("held", "simulated", options={"create_hold": str(hold)}))
+
+    async def held_then_released() -> None:
+        made = asyncio.ensure_future(sim.create(ComputeRequest("d1", "d", "vm[0]", ComputeSpec(num_cpus=1))))
+        await asyncio.sleep(0.5)  # a slow machine only lengthens what must stay held
+        assert not made.done() and server_count("held") == 0, "no machine while the hold file exists"
+        hold.unlink()
+        machine = await asyncio.wait_for(made, 120)
+        assert machine.provider_id and server_count("held") == 1
+
+    asyncio.run(held_then_released())

@@ -91,7 +91,7 @@ TYPE_KEYS: dict[str, tuple[str, ...]] = {
     "ssh": ("hosts",),
     "kubernetes": ("kubeconfig", "context"),
     "simulated": ("create_latency", "delete_latency", "failure_rate", "delete_failure_rate", "transient",
-                  "delete_transient", "seed", "retry_base", "quota"),
+                  "delete_transient", "seed", "retry_base", "quota", "create_hold"),
 }
 #: the keys of an ssh provider's host
 HOST_KEYS = ("address", "private_address", "user", "key", "port", "num_cpus", "mem_mib", "python", "venv_bin",

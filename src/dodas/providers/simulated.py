@@ -16,6 +16,10 @@ real cloud's: some fail before anything exists, some after the server was made
       seed: 42                # optional, for repeatable runs
       quota: {instances: 4, cores: 8}   # optional: a project's quota, as a cloud's
 
+      create_hold: /tmp/hold  # optional: while this file exists, every create waits before it
+                              # finishes, so a test holds a creation mid-way, whatever the
+                              # machine's load, and releases it by removing the file
+
 A quota is checked at preflight as OpenStack's provider checks its project's
 compute limits (and in its words): what the plan's machines need, beside the
 servers the provider holds for other deployments, must fit; a deployment's own
@@ -51,6 +55,7 @@ class SimulatedProvider(Provider):
         self.delete_transient = bool(o.get("delete_transient", self.transient))
         self.rng = random.Random(o.get("seed"))
         self.retry_base = float(o.get("retry_base", 0.05))
+        self.create_hold = Path(o["create_hold"]) if o.get("create_hold") else None
         self.root = paths.data_dir() / "simulated" / cfg.name
         quota = o.get("quota") or {}
         self.quota = {k: int(quota[k]) for k in ("instances", "cores") if quota.get(k) is not None}
@@ -107,6 +112,8 @@ class SimulatedProvider(Provider):
             return self._machine(found["id"], found)
         if self.create_latency:
             await asyncio.sleep(self.create_latency)
+        while self.create_hold and self.create_hold.exists():  # held by a test: no machine until released
+            await asyncio.sleep(0.1)
         fail = self._fails()
         if fail and self.rng.random() < 0.5:
             raise ProviderError(self.name, f"simulated failure creating {req.instance_id}", transient=self.transient)
