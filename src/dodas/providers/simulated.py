@@ -15,7 +15,6 @@ real cloud's: some fail before anything exists, some after the server was made
       delete_transient: true  # the same for deletes only (default: transient)
       seed: 42                # optional, for repeatable runs
       quota: {instances: 4, cores: 8}   # optional: a project's quota, as a cloud's
-
       create_hold: /tmp/hold  # optional: while this file exists, every create waits before it
                               # finishes, so a test holds a creation mid-way, whatever the
                               # machine's load, and releases it by removing the file
