@@ -113,7 +113,9 @@ def create(cfg: Any, caller: Caller, name: str, ask: Ask, *, group: str | None =
     tenancy.check_plan(bounds, dplan, replacing=name if again is not None else None, shown=_shown(ask))
     if again is None and not queue.set_access(name, caller.key, caller.username, group):
         raise taken
-    payload = {**_payload(name, text, ask, dplan, caller, cfg, bounds, provider=provider), "create": True}
+    # how many instances the plan makes: what a page shows as "0 of N" before a worker recorded any
+    payload = {**_payload(name, text, ask, dplan, caller, cfg, bounds, provider=provider), "create": True,
+               "planned_instances": len(dplan.plan.instances)}
     shown = plan_json(dplan)  # before a worker may start applying it
     item = queue.enqueue("apply", name, payload, caller.key)
     jobs.hand_over(item.id, dplan)

@@ -167,11 +167,23 @@ def states(caller: Caller, name: str) -> dict[str, Any]:
     try:
         out = read.states(name)
     except NotFoundError:
-        out = {"name": name, "status": "QUEUED", "reason": None, "provider": None, "instances": [], "attempts": []}
+        out = {"name": name, "status": "QUEUED", "reason": None, "provider": None, "instances": [], "attempts": [],
+               "planned": planned(recent)}
     out["work"] = waiting([work_view(i) for i in recent])
     ahead = {w["id"]: w for w in out["work"]}
     out["requests"] = [ahead.get(i.id) or work_view(i) for i in recent[:5]]
     return out
+
+
+def planned(recent: list[Any]) -> int:
+    """How many instances the queued creation of a deployment makes, as its plan
+    said when it was asked for: a worker may be on it before it recorded the
+    deployment (it plans, picks a provider), and a page must not say "0 of 0"
+    meanwhile. 0 when no creation is queued (or it was queued without the count)."""
+    for item in recent:
+        if item.operation == "apply" and item.payload.get("create") and item.status in queue.ACTIVE:
+            return int(item.payload.get("planned_instances") or 0)
+    return 0
 
 
 def elastic(caller: Caller, name: str) -> dict[str, Any] | None:

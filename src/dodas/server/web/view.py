@@ -24,10 +24,11 @@ def ready(instance: dict[str, Any]) -> bool:
 
 def progress(st: dict[str, Any], topology: dict[str, Any] | None) -> dict[str, Any]:
     """{ready, total, since, doing}: `total` is what the plan makes (the topology's
-    counts), else the instances known so far; `since` is when the running request
-    started (None when nothing runs)."""
+    counts; before a worker recorded the deployment, its queued creation's plan),
+    else the instances known so far; `since` is when the running request started
+    (None when nothing runs)."""
     planned = sum(int(n.get("instances") or 0) for n in (topology or {}).get("nodes", []))
-    total = max(planned, len(st["instances"]))
+    total = max(planned, int(st.get("planned") or 0), len(st["instances"]))
     done = sum(1 for i in st["instances"] if ready(i))
     running = [w for w in st.get("work", []) if w["status"] == "running"]
     return {"ready": done, "total": total, "since": running[0].get("started_at") if running else None,
