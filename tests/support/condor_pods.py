@@ -11,7 +11,14 @@ its own /tmp (so FS authentication works inside a pod and never between pods, as
 in a cluster) and an /etc/hosts naming the central manager's Service at that
 pod's address (the cluster's DNS). What runs is the container's command when the
 spec has one (the startd's init container), else `condor_master -f`, as the
-images' entrypoints start it."""
+images' entrypoints start it.
+
+A command run in a running container (`kubectl exec`) enters that container's
+mount namespace and root: it never mounts a second overlay on the container's
+writable layer. Two overlays sharing an upperdir/workdir are undefined behaviour,
+and in practice the second mount empties the workdir under the first, so every
+later copy-up in the running container fails (the schedd's master, slow to
+start on a busy machine, could then not create /var/log/condor/MasterLog)."""
 
 from __future__ import annotations
 
@@ -42,6 +49,8 @@ done
 shift
 exec chroot "$merged" "$@"
 """
+#: `kubectl exec`: in the container's namespace and root (nsenter -r leaves the cwd outside it)
+_EXEC = 'cd / && exec "$@"'
 
 
 def free_addresses(n: int, port: int = 9618) -> list[str]:
@@ -71,6 +80,8 @@ class Pod:
         self.spec = objs[("Deployment", deployment)]["spec"]["template"]["spec"]
         self.address = address
         self.procs: list[subprocess.Popen] = []
+        #: each started container's main process, once it runs chrooted in its overlay
+        self.running: dict[str, subprocess.Popen] = {}
         self.marker = f"DODAS_TEST_POD={self.base}"
         self.volumes: dict[str, Path] = {}
         for vol in self.spec["volumes"]:
@@ -91,6 +102,8 @@ class Pod:
         return next(c for c in [*self.spec.get("initContainers", []), *self.spec["containers"]] if c["name"] == name)
 
     def _argv(self, container: dict, command: list[str]) -> list[str]:
+        """A new container: its layer (made once) and its namespace, `command` chrooted in its overlay."""
+        assert container["name"] not in self.running, f"{container['name']} already runs on its layer"
         layer = self.base / "containers" / container["name"]
         upper, work, merged = layer / "upper", layer / "work", layer / "merged"
         if not upper.exists():
@@ -132,19 +145,40 @@ class Pod:
         return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "DODAS_TEST_POD": str(self.base)}
 
     def run(self, container: str, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        """`kubectl exec`, or the init container's command when `argv` is empty."""
+        """`kubectl exec` in a started container (in its namespace, on its one overlay), or the init
+        container's command when `argv` is empty."""
         c = self.container(container)
-        command = list(argv) or [*c.get("command", []), *c.get("args", [])]
-        return subprocess.run(self._argv(c, command), env=self._env(), capture_output=True, text=True,
+        if container in self.running:
+            main = self.running[container]
+            assert argv and main.poll() is None, (
+                f"{container} of {self.base.name} exited ({main.returncode}):\n{self.logs()}")
+            command = ["nsenter", "--target", str(main.pid), "--mount", "--root", "--", "sh", "-c", _EXEC,
+                       "exec", *argv]
+        else:
+            command = self._argv(c, list(argv) or [*c.get("command", []), *c.get("args", [])])
+        return subprocess.run(command, env=self._env(), capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL)
 
     def start(self, container: str) -> None:
-        """The container's main process: HTCondor's master in the foreground, as the images run it."""
+        """The container's main process: HTCondor's master in the foreground, as the images run it.
+        Returns once that process runs chrooted in its overlay (unshare, sh and chroot exec into it,
+        so its pid is the one to enter), as a container is running before anything execs in it."""
         c = self.container(container)
-        log = (self.base / f"{container}.out").open("w")
-        self.procs.append(subprocess.Popen(self._argv(c, c.get("command") or ["condor_master", "-f"]),
-                                           env=self._env(), stdout=log, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL, start_new_session=True))
+        with (self.base / f"{container}.out").open("w") as log:
+            main = subprocess.Popen(self._argv(c, c.get("command") or ["condor_master", "-f"]),
+                                    env=self._env(), stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        self.procs.append(main)
+        merged = os.path.realpath(self.base / "containers" / container / "merged")
+
+        def chrooted() -> bool:
+            assert main.poll() is None, f"{container} of {self.base.name} exited ({main.returncode}):\n{self.logs()}"
+            try:
+                return os.readlink(f"/proc/{main.pid}/root") == merged
+            except OSError:
+                return False
+        wait_until(chrooted, f"{container} of {self.base.name} in its overlay", 300)
+        self.running[container] = main
 
     def stop(self) -> None:
         """The masters told to shut down (SIGTERM: their daemons first), then whatever is left of the pod."""
