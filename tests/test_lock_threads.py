@@ -92,11 +92,14 @@ def test_two_threads_of_one_process_exclude_each_other(db, tmp_path):
 def test_a_destroy_never_runs_alongside_an_apply_of_another_thread(db, tmp_path):
     """A server's case: one thread applies (the autoscaler's scale does), another
     destroys the same deployment. The apply is held mid-way (its progress
-    listener waits), the destroy is refused with the usual message, a destroy
+    listener waits), the destroy is refused with the usual message (called
+    directly, and as a server's worker does it), a destroy
     that waits for the lock runs once the apply has finished, never alongside."""
     from dodas.cli.progress import factory
     from dodas.providers.simulated import server_count
+    from dodas.server.workers import Worker
     from dodas.services import deploy, lifecycle, read
+    from dodas.state import queue
 
     quiet = factory(quiet=True)
     template = compute_template(tmp_path / "boxes.yaml", count=2, cpus=1, mem="512 MiB")
@@ -127,6 +130,13 @@ def test_a_destroy_never_runs_alongside_an_apply_of_another_thread(db, tmp_path)
         err = out.get("error")
         assert isinstance(err, lock.LockedError), out
         assert 'deployment "pair" is locked: another operation of this same dodas' in err.message, err.message
+        # a server's worker thread, given the destroy through the queue, is refused the same way
+        queue.enqueue("destroy", "pair", {}, "alice")
+        ran, worked = in_thread(Worker("w0").run_once)
+        ran.join()
+        assert worked.get("result") is True, worked
+        item = queue.items("pair")[0]
+        assert item.status == "failed" and item.error == err.message, (item.status, item.error)
         st = read.status("pair")
         assert st["status"] == "CREATE_IN_PROGRESS" and st["locked_by"] == holder, "the apply's run is untouched"
 
