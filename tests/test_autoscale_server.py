@@ -167,7 +167,7 @@ def _control_by_hand(url: str, home, laptop: Dodas, status, inst: str, log) -> N
     assert any(e["phase"] == "autoscale" and "as asked by hand" in e["message"] and new in e["message"]
                for e in events), [e["message"] for e in events if e["phase"] == "autoscale"][-10:]
     # the minimum's new worker up before the destroy (a destroy during the autoscaler's apply in the
-    # same server process is not excluded by the deployment's lock: see the notes)
+    # same server process would be refused by the deployment's lock, which names the thread)
     wait_until(lambda: status()["status"] == "UPDATE_COMPLETE" and any(
         n["state"] in ("idle", "used") for n in status()["elastic"]["nodes"]), f"a working worker ({log})",
         timeout=TIMEOUT_S)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -92,7 +93,8 @@ def test_unlock_refuses_a_live_holder_even_with_force(d, tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", HOLD, "held"], env=d.env, stdout=subprocess.PIPE, text=True)
     try:
         owner = holder.stdout.readline().strip()
-        assert owner == f"{HOST}:{holder.pid}:" + owner.rsplit(":", 1)[1] and owner.rsplit(":", 1)[1].isdigit()
+        # host:pid:start-time#thread (the holder's main thread: its native id is its pid)
+        assert re.fullmatch(rf"{re.escape(HOST)}:{holder.pid}:\d+#t{holder.pid}", owner), owner
         r = d.run("unlock", "held", check=False)
         assert r.returncode == 3, r.stderr
         assert f"pid {holder.pid} on this host is still running" in r.stderr and "--force" in r.stderr

@@ -191,7 +191,7 @@ def lease_next(owner: str, lease_s: float, exclude: frozenset[str] = frozenset()
 def foreground_owner() -> str:
     """The lease owner of `dodas autoscale` in this process ("host:pid:start#autoscale")."""
     from dodas.state import lock
-    return f"{lock.me()}#autoscale"
+    return f"{lock.process()}#autoscale"
 
 
 def run(name: str, owner: str, *, stop: threading.Event, trusted: bool = True, lease_s: float = LEASE_S,

@@ -57,14 +57,15 @@ def _handed_plan(held: queue.Lease) -> planning.DeploymentPlan | None:
 
 
 def lock_owner_of(worker: str) -> str:
-    """The deployment-lock owner of a worker ("host:pid:start#thread" -> "host:pid:start")."""
-    return worker.split("#", 1)[0]
+    """The process of a worker ("host:pid:start#NAME" -> "host:pid:start"): a
+    deployment lock held by any thread of it is that worker's (lock.take_over)."""
+    return lock.process_of(worker)
 
 
 # -- the queue, as a worker (server/workers.py) holds it ----------------------------------------
 def worker_owner(name: str) -> str:
     """A worker thread's lease owner ("host:pid:start#NAME")."""
-    return f"{lock.me()}#{name}"
+    return f"{lock.process()}#{name}"
 
 
 def lease(owner: str, seconds: float) -> queue.Lease | None:

@@ -41,8 +41,8 @@ def holder_view(dep: Deployment) -> dict[str, Any] | None:
 def destroy(name: str, *, parallelism: int, lock_timeout: float = 0.0, **kwargs: Any) -> dict[str, Any]:
     """`deploy.destroy` (given `kwargs`: its progress listener), waiting up to
     `lock_timeout` seconds for another dodas's lock on the deployment (the lock is
-    taken here, by this process, and the destroy then holds it as its own: the
-    lock is re-entrant for its owner)."""
+    taken here, by this thread, and the destroy then holds it as its own: the
+    lock is re-entrant for the thread holding it)."""
     if parallelism < 1:
         raise DodasError("--parallelism must be at least 1")
     if lock_timeout > 0:

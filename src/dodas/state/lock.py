@@ -2,7 +2,13 @@
 
 The lock is a column of the deployment row, taken with a conditional UPDATE so
 that the database arbitrates between processes (and, later, servers). The owner
-is "host:pid:process-start-time": a lock whose process is gone (or whose pid was
+is "host:pid:process-start-time#thread": the thread (its native id) makes two
+threads of one process (a server's worker destroying a deployment while its
+autoscaler thread scales it) exclude each other, and only the thread holding the
+lock takes it again (re-entrance: `lifecycle.destroy` waits for the lock, then
+`deploy.destroy` takes it in the same thread). Everything that asks whether the
+holder still runs looks at the process only (the part before "#"): a lock whose
+process is gone (or whose pid was
 reused by another process) on this host is stale and is taken over, with an event
 saying so; a lock held from another host can only be cleared by `dodas unlock --force`
 (whether that process still runs cannot be checked from here). `--force` never
@@ -13,11 +19,12 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from dodas import procs
@@ -37,6 +44,12 @@ class Holder:
     host: str
     pid: int | None
     start: str
+    thread: str | None = None
+
+    @property
+    def process(self) -> str:
+        """The owner without its thread: "host:pid:start", what liveness and take-over look at."""
+        return process_of(self.owner)
 
     @property
     def local(self) -> bool:
@@ -52,19 +65,33 @@ class Holder:
         return procs.running(self.pid, self.start)
 
 
+def process_of(owner: str) -> str:
+    """"host:pid:start#thread" -> "host:pid:start" (owners written before threads
+    were named have no "#" and are their own process)."""
+    return owner.split("#", 1)[0]
+
+
 def holder(owner: str) -> Holder:
-    """Parse "host:pid:start-time" (the start time in clock ticks since boot; "?"
-    in owners written when it could not be read, which compare by pid only)."""
+    """Parse "host:pid:start-time#thread" (the start time in clock ticks since boot; "?"
+    in owners written when it could not be read, which compare by pid only; the
+    thread is absent from owners written before it was recorded)."""
+    proc, _, thread = owner.partition("#")
     try:
-        host, pid_s, start = owner.rsplit(":", 2)
-        return Holder(owner, host, int(pid_s), start)
+        host, pid_s, start = proc.rsplit(":", 2)
+        return Holder(owner, host, int(pid_s), start, thread or None)
     except ValueError:
         return Holder(owner, owner, None, "?")
 
 
-def me() -> str:
+def process() -> str:
+    """This process: "host:pid:start-time" (also the prefix of the server's lease owners)."""
     ident = procs.identify(os.getpid())
     return f"{socket.gethostname()}:{os.getpid()}:{ident.start if ident else '?'}"
+
+
+def me() -> str:
+    """This thread of this process: the lock's owner ("host:pid:start-time#thread")."""
+    return f"{process()}#t{threading.get_native_id()}"
 
 
 def proven_alive(h: Holder) -> bool:
@@ -135,8 +162,10 @@ def describe_holder(name: str, owner: str | None, since: datetime | None) -> str
     gone = (f'if that process is gone, run "dodas unlock {name}"' if h.local else
             f'it runs on another host, which dodas cannot check from here: if that process is gone, run '
             f'"dodas unlock {name} --force"')
-    return (f'deployment "{name}" is locked: another dodas (pid {pid} on {h.host}) has been changing it since '
-            f"{when}. Wait for it to finish; {gone}.")
+    who = (f"another operation of this same dodas (pid {pid} on {h.host}, thread {h.thread})"
+           if h.thread and h.process == process() else f"another dodas (pid {pid} on {h.host})")
+    return f'deployment "{name}" is locked: {who} has been changing it since {when}. Wait for it to finish; {gone}.'
+
 
 
 def release(session: Session, dep_id: str, owner: str | None = None) -> None:
@@ -153,11 +182,17 @@ def force_release(session: Session, dep_id: str) -> None:
 
 
 def take_over(session: Session, name: str, previous: str) -> bool:
-    """Clear the lock of deployment `name` when `previous` still holds it: the
-    server's worker that held it lost its lease (it died, froze, or handed the
-    work back on shutdown), which proves, unlike a pid on another host, that it
-    no longer works on the deployment. True when a lock was cleared."""
-    res = session.execute(update(Deployment).where(Deployment.name == name, Deployment.lock_owner == previous)
+    """Clear the lock of deployment `name` when a thread of process `previous`
+    ("host:pid:start") still holds it: the server's worker that held it lost its
+    lease (it died, froze, or handed the work back on shutdown), which proves,
+    unlike a pid on another host, that it no longer works on the deployment.
+    True when a lock was cleared; the UPDATE is conditional on the owner read,
+    so a lock taken meanwhile by anyone else stays."""
+    held = session.execute(select(Deployment.lock_owner).where(Deployment.name == name)).scalar_one_or_none()
+    if not held or process_of(held) != process_of(previous):
+        session.rollback()
+        return False
+    res = session.execute(update(Deployment).where(Deployment.name == name, Deployment.lock_owner == held)
                           .values(lock_owner=None, lock_acquired_at=None))
     session.commit()
     return res.rowcount == 1
