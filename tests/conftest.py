@@ -27,6 +27,7 @@ pytest_plugins = [
     "support.listener",     # listener: an internal HTTP service that records connections (SSRF tests)
     "support.openstack_cloud",  # openstack_cloud: a real OpenStack control plane from Debian's packages
     "support.cpu_account",  # DODAS_TEST_CPU=FILE: each test file's CPU, measured by the kernel
+    "support.hold",         # hold_file: a simulated provider's creations held while a test looks
 ]
 
 

@@ -12,7 +12,9 @@ in a real browser (Debian's Chromium through Selenium), as a user does it:
   what each runs, its log) and what they hold now against the owner's quota.
 
 The server runs two simulated providers: "sim" (first choice) has a project
-quota of 4 cores, "spare" none. The tests share the server and run in order.
+quota of 4 cores, "spare" none; while the test's hold file exists, "sim" makes
+no machine (its `create_hold`), so that a page is opened before its deployment
+is made however fast the machine is. The tests share the server and run in order.
 With DODAS_SCREENSHOTS set, the screenshots refresh docs/screenshots/.
 """
 
@@ -27,6 +29,7 @@ from typing import Any
 import pytest
 from support import serverproc
 from support.browser import chrome, element, login, need_chromium, screenshot, shot_path, text_of, wait_for
+from support.hold import held
 from support.issuer import running_issuer, users
 from support.server import SIM, clean_env
 
@@ -77,7 +80,7 @@ PAIR = textwrap.dedent("""\
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Iterator[tuple[Any, str, Path]]:
+def site(tmp_path_factory, hold_file) -> Iterator[tuple[Any, str, Path]]:
     need_chromium()
     root = tmp_path_factory.mktemp("detail")
     port = serverproc.free_port()
@@ -86,7 +89,7 @@ def site(tmp_path_factory) -> Iterator[tuple[Any, str, Path]]:
     with running_issuer(root, config) as issuer:
         home = root / "home"
         (home / "config").mkdir(parents=True)
-        quota = {**SIM, "quota": {"cores": 4}}
+        quota = {**SIM, "quota": {"cores": 4}, "create_hold": str(hold_file)}
         spare = {**SIM, "name": "spare", "rank": 2}
         (home / "config" / "providers.yaml").write_text(json.dumps({"providers": [quota, spare]}))
         catalogue = root / "catalogue"
@@ -224,14 +227,18 @@ def _machine_rows(driver) -> dict[str, dict[str, str]]:
     return out
 
 
-def test_a_deployments_page_lists_its_machines_and_what_they_hold(site, tmp_path):
+def test_a_deployments_page_lists_its_machines_and_what_they_hold(site, hold_file, tmp_path):
     driver, url, home = site
-    driver.get(f"{url}/web/catalogue/pair")
-    _set(driver, "name", "pair-1")
-    _provider(driver, "sim")
-    _submit(driver)
-    element(driver, "#confirm").click()
-    wait_for(driver, lambda d: d.current_url.endswith("/web/deployments/pair-1"), message="its page")
+    with held(hold_file):  # its page opened, and read, before any of its machines is made
+        driver.get(f"{url}/web/catalogue/pair")
+        _set(driver, "name", "pair-1")
+        _provider(driver, "sim")
+        _submit(driver)
+        element(driver, "#confirm").click()
+        wait_for(driver, lambda d: d.current_url.endswith("/web/deployments/pair-1"), message="its page")
+        element(driver, "#status")
+        assert text_of(driver, "#status") != "CREATE_COMPLETE" and _servers(home, "sim") == {}, "not made yet"
+        driver.execute_script("window.notReloaded = true")
     wait_for(driver, lambda d: text_of(d, "#status") == "CREATE_COMPLETE", 300, "pair-1 made")
     made = _servers(home, "sim")
     assert sorted(made) == ["front[0]", "worker[0]", "worker[1]"], made
@@ -239,6 +246,7 @@ def test_a_deployments_page_lists_its_machines_and_what_they_hold(site, tmp_path
     seen = wait_for(driver, lambda d: (rows := _machine_rows(d)) and sorted(rows) == sorted(made)
                     and all(r["state"] == "created" and r["runs"] != "—" for r in rows.values()) and rows,
                     message="the machines, drawn again once made")
+    assert driver.execute_script("return window.notReloaded === true"), "drawn again in the page, not reloaded"
     runs = {"front[0]": "web[0]", "worker[0]": "app[0]", "worker[1]": "app[1]"}
     for inst, server in made.items():
         row = seen[inst]
@@ -251,8 +259,8 @@ def test_a_deployments_page_lists_its_machines_and_what_they_hold(site, tmp_path
     inputs = wait_for(driver, lambda d: d.find_elements("css selector", ".inputs-list") and text_of(d, ".inputs-list"),
                       message="the inputs it was made with, on a page opened before it was made")
     assert "workers\n2" in inputs, inputs
-    held = text_of(driver, "#held")
-    assert "front 1 1 512 MiB" in held and "worker 2 1 1 GiB" in held and "Total 3 3 cores 2.5 GiB" in held, held
+    holds = text_of(driver, "#held")
+    assert "front 1 1 512 MiB" in holds and "worker 2 1 1 GiB" in holds and "Total 3 3 cores 2.5 GiB" in holds, holds
     quota = text_of(driver, "#machines .quota")
     assert "3 of 8 machines in use" in quota and "3 of 12 cores in use" in quota, quota
     assert "this deployment’s 3 machines and 3 cores among them" in quota, quota

@@ -21,14 +21,13 @@ import json
 import re
 import textwrap
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
 from support import serverproc
 from support.browser import (COLOUR_JS, chrome, contrasts, element, login, need_chromium, screenshot, scripts_off,
                              shot_path, text_of, wait_for)
+from support.hold import held
 from support.issuer import running_issuer, users
 from support.server import API, SIM, Server, clean_env
 
@@ -82,23 +81,6 @@ CLOUDY = textwrap.dedent("""\
             os: {properties: {image: "ost://cloud.example.org/centos-9"}}
             host: {properties: {num_cpus: 1, mem_size: 1 GB}}
     """)
-
-
-@pytest.fixture(scope="module")
-def hold_file(tmp_path_factory) -> Path:
-    """While this file exists, the slow provider makes no machine (its `create_hold`)."""
-    return tmp_path_factory.mktemp("hold") / "slow-held"
-
-
-@contextmanager
-def slow_held(hold_file: Path) -> Iterator[None]:
-    """The slow provider's creations held within the block, released when it ends
-    (however it ends, so that a failure leaves no later test waiting)."""
-    hold_file.touch()
-    try:
-        yield
-    finally:
-        hold_file.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +150,7 @@ def test_the_list_shows_sizes_and_follows_changes_without_a_reload(site, hold_fi
     assert "CREATE_COMPLETE" in row and "2 machines" in row and "4 cores, 4 GiB" in row, row
     assert "Open" in row and "Destroy" in row, row
 
-    with slow_held(hold_file):
+    with held(hold_file):
         # made elsewhere: the row appears; the slow provider, held, holds the only worker meanwhile
         _create(server, "beta", "boxes", "slow", n=3)
         wait_for(driver, lambda d: "beta" in _row(d, "beta"), message="beta listed without a reload")
@@ -302,7 +284,7 @@ def test_graph_text_stays_inside_its_boxes(site, hold_file, tmp_path):
         seen.update(kinds)
         return kinds
 
-    with slow_held(hold_file):  # half-way, for as long as the test looks: none of the 11 made yet
+    with held(hold_file):  # half-way, for as long as the test looks: none of the 11 made yet
         _create(server, "long-one", "long", "slow")
         driver.get(f"{server.url}/web/deployments/long-one")
         driver.execute_script("window.notReloaded = true")

@@ -6,10 +6,12 @@ where to click next at the top of a deployment's page, the catalogue for this
 user on this server, and the list at a phone's width without sideways scrolling.
 
 The server runs one worker on two simulated providers: "sim" makes machines at
-once, "slow" takes seconds for each, so that a deployment on it holds the
-worker while the test looks at what waits. The tests share one server and run
-in order (each says what it starts from). With DODAS_SCREENSHOTS set, the
-screenshots refresh docs/screenshots/.
+once, "slow" takes a few seconds for each and, while the test's hold file
+exists, holds them all (its `create_hold`): a deployment on it is in progress,
+and holds the worker, for as long as the test looks at it or at what waits
+behind it, however busy the machine is, until the test releases it. The tests
+share one server and run in order (each says what it starts from). With
+DODAS_SCREENSHOTS set, the screenshots refresh docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from typing import Any
 import pytest
 from support import serverproc
 from support.browser import chrome, element, login, need_chromium, screenshot, shot_path, text_of, wait_for
+from support.hold import held
 from support.issuer import running_issuer, users
 from support.server import SIM, clean_env
 
 pytestmark = pytest.mark.timeout(900)
 
-#: each machine of the slow provider takes this long: long enough to look at what waits behind it
-SLOW_S = 15.0
+#: each machine of the slow provider takes this long, once released: the counts move over a few polls
+SLOW_S = 2.0
 BOXES = textwrap.dedent("""\
     tosca_definitions_version: tosca_simple_yaml_1_0
     metadata: {display_name: "Boxes", category: Testing, icon: cluster}
@@ -71,7 +74,7 @@ CLOUDY = textwrap.dedent("""\
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Iterator[tuple[Any, str, Path]]:
+def site(tmp_path_factory, hold_file) -> Iterator[tuple[Any, str, Path]]:
     need_chromium()
     root = tmp_path_factory.mktemp("truth")
     port = serverproc.free_port()
@@ -80,7 +83,7 @@ def site(tmp_path_factory) -> Iterator[tuple[Any, str, Path]]:
     with running_issuer(root, config) as issuer:
         home = root / "home"
         (home / "config").mkdir(parents=True)
-        slow = {**SIM, "name": "slow", "rank": 2, "create_latency": SLOW_S}
+        slow = {**SIM, "name": "slow", "rank": 2, "create_latency": SLOW_S, "create_hold": str(hold_file)}
         (home / "config" / "providers.yaml").write_text(json.dumps({"providers": [SIM, slow]}))
         catalogue = root / "catalogue"
         catalogue.mkdir()
@@ -188,18 +191,20 @@ def test_the_plan_shows_what_it_holds_against_the_quota(site, tmp_path):
     driver.find_element("link text", "Cancel").click()
 
 
-def test_progress_counts_move_and_the_log_follows(site, tmp_path):
+def test_progress_counts_move_and_the_log_follows(site, hold_file, tmp_path):
     driver, url, _ = site
-    _deploy(driver, url, "slow-one", 4, "slow")
-    wait_for(driver, lambda d: d.find_elements("id", "elapsed"), message="the running request's elapsed time")
-    options = [o.text for o in driver.find_elements("css selector", "#log-node option")]
-    assert options == ["all", "box"], f"the node filter knows every node from the start: {options}"
-    assert text_of(driver, "#total") == "4" and text_of(driver, "#ready") == "0"
-    first = text_of(driver, "#elapsed")
-    wait_for(driver, lambda d: text_of(d, "#elapsed") != first, message="the elapsed time counting")
-    screenshot(driver, shot_path("progress.png", tmp_path))
-    driver.set_window_size(1280, 520)  # a log shorter than its lines: it must scroll to follow
     try:
+        with held(hold_file):  # running, none of its machines made, for as long as the test looks
+            _deploy(driver, url, "slow-one", 4, "slow")
+            wait_for(driver, lambda d: d.find_elements("id", "elapsed"),
+                     message="the running request's elapsed time")
+            options = [o.text for o in driver.find_elements("css selector", "#log-node option")]
+            assert options == ["all", "box"], f"the node filter knows every node from the start: {options}"
+            assert text_of(driver, "#total") == "4" and text_of(driver, "#ready") == "0"
+            first = text_of(driver, "#elapsed")
+            wait_for(driver, lambda d: text_of(d, "#elapsed") != first, message="the elapsed time counting")
+            screenshot(driver, shot_path("progress.png", tmp_path))
+            driver.set_window_size(1280, 520)  # a log shorter than its lines: it must scroll to follow them
         wait_for(driver, lambda d: text_of(d, "#ready") == "4", 300, "4 of 4 ready")
         wait_for(driver, lambda d: _status(d) == "CREATE_COMPLETE", message="slow-one made")
         log = element(driver, "#log")
@@ -226,21 +231,22 @@ def _below(driver, log) -> float:
     return driver.execute_script("const l = arguments[0]; return l.scrollHeight - l.scrollTop - l.clientHeight", log)
 
 
-def test_a_destroy_waiting_for_the_worker_is_shown_with_actions_disabled(site, tmp_path):
+def test_a_destroy_waiting_for_the_worker_is_shown_with_actions_disabled(site, hold_file, tmp_path):
     driver, url, _ = site
-    _deploy(driver, url, "blocker", 1, "slow")  # holds the only worker for a while
-    driver.get(f"{url}/web/deployments/first")
-    driver.find_element("id", "confirm-name").send_keys("first")
-    driver.find_element("css selector", "#destroy-form button").click()
-    wait_for(driver, lambda d: "destroy queued" in text_of(d, "#pending") or _status(d) == "DELETE_COMPLETE",
-             message="the destroy shown as queued")
-    assert _status(driver) == "CREATE_COMPLETE", "the blocker still holds the worker"
-    said = text_of(driver, "#requests")
-    assert "destroy: queued" in said and "waits for a free worker" in said and "in the queue" in said, said
-    assert "queued" in text_of(driver, "#blocked")
-    assert not driver.find_element("css selector", "#destroy-form button").is_enabled()
-    assert not driver.find_element("css selector", "#scale-form button").is_enabled()
-    screenshot(driver, shot_path("destroy-queued.png", tmp_path))
+    with held(hold_file):  # the blocker holds the only worker until released
+        _deploy(driver, url, "blocker", 1, "slow")
+        driver.get(f"{url}/web/deployments/first")
+        driver.find_element("id", "confirm-name").send_keys("first")
+        driver.find_element("css selector", "#destroy-form button").click()
+        wait_for(driver, lambda d: "destroy queued" in text_of(d, "#pending") or _status(d) == "DELETE_COMPLETE",
+                 message="the destroy shown as queued")
+        assert _status(driver) == "CREATE_COMPLETE", "the blocker still holds the worker"
+        said = text_of(driver, "#requests")
+        assert "destroy: queued" in said and "waits for a free worker" in said and "in the queue" in said, said
+        assert "queued" in text_of(driver, "#blocked")
+        assert not driver.find_element("css selector", "#destroy-form button").is_enabled()
+        assert not driver.find_element("css selector", "#scale-form button").is_enabled()
+        screenshot(driver, shot_path("destroy-queued.png", tmp_path))
     wait_for(driver, lambda d: _status(d) == "DELETE_COMPLETE", 300, "the destroy done once the worker is free")
 
 
