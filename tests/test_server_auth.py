@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 import pytest
 from support.issuer import running_issuer
-from support.waiting import wait_past, wait_until
+from support.waiting import wait_past
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
@@ -256,34 +256,49 @@ def test_opaque_tokens_go_to_introspection(issuer):
 
 
 # -- the development issuer's own rules ---------------------------------------------------
+def _device(url: str) -> tuple[dict, float]:
+    """A new device request's answer, and the wall-clock time once it came back
+    (its code expires `expires_in` seconds after the issuer made it, so no later)."""
+    answer = httpx.post(url + "/device_authorization", data={"client_id": "dodas-cli", "scope": "openid"}).json()
+    return answer, time.time()
+
+
+def _poll(url: str, device_code: str) -> str:
+    """The device's poll: the token endpoint's error, or "ok"."""
+    r = httpx.post(url + "/token", data={"grant_type": tokens.DEVICE_GRANT, "device_code": device_code,
+                                         "client_id": "dodas-cli"})
+    return r.json().get("error", "ok")
+
+
 def test_device_flow_errors(tmp_path):
-    with running_issuer(tmp_path, {**CONFIG, "device_code_lifetime": 2}) as running:
+    # codes that outlive any slowness (the default 600 s) and an interval no two polls here
+    # can be apart by, so the answers depend on the steps, not on how fast they run
+    with running_issuer(tmp_path, {**CONFIG, "device_interval": 600}) as running:
         url = running.url
-
-        def start_device() -> dict:
-            return httpx.post(url + "/device_authorization", data={"client_id": "dodas-cli",
-                                                                   "scope": "openid"}).json()
-
-        def poll(dc: str) -> str:
-            r = httpx.post(url + "/token", data={"grant_type": tokens.DEVICE_GRANT, "device_code": dc,
-                                                 "client_id": "dodas-cli"})
-            return r.json().get("error", "ok")
-
-        d = start_device()
+        d, _ = _device(url)
         assert set(d) >= {"device_code", "user_code", "verification_uri", "verification_uri_complete",
                           "expires_in", "interval"}
-        assert poll(d["device_code"]) == "authorization_pending"
-        assert poll(d["device_code"]) == "slow_down"
-        denied = start_device()
+        assert _poll(url, d["device_code"]) == "authorization_pending"
+        assert _poll(url, d["device_code"]) == "slow_down"
+        denied, _ = _device(url)
         page = httpx.post(url + "/device", data={"user_code": denied["user_code"], "action": "deny"})
         assert page.status_code == 200
-        assert poll(denied["device_code"]) == "access_denied"
+        assert _poll(url, denied["device_code"]) == "access_denied"
         bad = httpx.post(url + "/device", data={"user_code": d["user_code"], "username": "alice",
                                                 "password": "wrong", "action": "approve"})
         assert bad.status_code == 401
-        # the code expires 2 s after it was made: polled until then, it only asks to slow down
-        wait_until(lambda: poll(d["device_code"]) == "expired_token", "the device code to expire", every=0.2)
-        assert poll("never-issued") == "invalid_grant"
+        assert _poll(url, d["device_code"]) == "slow_down", "still pending: a wrong password answers nothing"
+        assert _poll(url, "never-issued") == "invalid_grant"
+
+
+def test_a_device_code_expires(tmp_path):
+    with running_issuer(tmp_path, {**CONFIG, "device_code_lifetime": 1}) as running:
+        d, answered = _device(running.url)
+        wait_past(answered + d["expires_in"], clock=time.time)  # the issuer's clock
+        assert _poll(running.url, d["device_code"]) == "expired_token"
+        approve = httpx.post(running.url + "/device", data={"user_code": d["user_code"], "username": "alice",
+                                                            "password": "alice-pw", "action": "approve"})
+        assert approve.status_code == 400, "an expired code cannot be approved"
 
 
 def test_pages_escape_what_they_are_given(issuer):

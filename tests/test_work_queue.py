@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 from support import serverproc
 from support.livecluster import compute_template
 from support.statedb import execute, postgres_server, rows
+from support.waiting import wait_until
 
 from dodas.state import lock, queue
 
@@ -54,19 +56,22 @@ def test_items_of_one_deployment_run_one_at_a_time_in_order(db):
 
 
 def test_an_expired_lease_is_taken_over_naming_its_holder_and_heartbeats_keep_one(db):
+    # leases long enough to outlast any slowness while both must hold; then each step
+    # chooses its lease length, and the test waits on the queue's clock (UTC) for its end
     item = queue.enqueue("apply", "a", {}, "alice")
-    queue.lease("dead-host:1:1#w0", 0.3)
+    queue.lease("dead-host:1:1#w0", 3600)
     kept = queue.enqueue("apply", "b", {}, "alice")
-    queue.lease("live-host:2:2#w0", 0.3)
+    queue.lease("live-host:2:2#w0", 3600)
     assert queue.lease("w9#0", 30) is None, "nothing is free while both leases last"
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:  # the live one beats, the dead one does not
-        assert queue.heartbeat(kept.id, "live-host:2:2#w0", 0.3)
-        taken = queue.lease("w9#0", 30)
-        if taken:
-            break
-        time.sleep(0.05)
+    assert queue.heartbeat(item.id, "dead-host:1:1#w0", 0.2), "the dead one's last beat, then nothing"
+    assert queue.heartbeat(kept.id, "live-host:2:2#w0", 0.2)
+    short_until = datetime.now(timezone.utc) + timedelta(seconds=0.2)  # no earlier than those two ends
+    assert queue.heartbeat(kept.id, "live-host:2:2#w0", 3600), "the live one beats on"
+    wait_until(lambda: datetime.now(timezone.utc) > short_until, "both short leases to run out", every=0.02)
+    taken = queue.lease("w9#0", 3600)
+    assert taken is not None, "the dead one's lease ran out"
     assert taken.item.id == item.id and taken.previous == "dead-host:1:1#w0" and taken.item.leases == 2
+    assert queue.lease("w8#0", 3600) is None, "the beating one keeps its item past its earlier expiry"
     assert queue.finish(item.id, "dead-host:1:1#w0") is False, "a lost lease records nothing"
     assert queue.heartbeat(item.id, "dead-host:1:1#w0", 30) is False
     assert queue.finish(item.id, "w9#0") is True
