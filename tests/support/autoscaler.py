@@ -4,9 +4,12 @@ tests that watch a real deployment scale: its decisions read as it prints them."
 from __future__ import annotations
 
 import json
+import os
 import signal
+import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +45,48 @@ class Autoscaler:
     def stop(self, sig: int = signal.SIGINT) -> int:
         self.proc.send_signal(sig)
         return self.proc.wait(timeout=60)
+
+
+def deployment_record(home: Path, name: str) -> tuple[str | None, list[str]]:
+    """The deployment's status and its instances ("node[index]") as the state database
+    has them now (read-only; faster than a `dodas status` process)."""
+    db = sqlite3.connect(f"file:{home / 'data' / 'state.db'}?mode=ro", uri=True, timeout=30)
+    try:
+        row = db.execute("select id, status from deployments where name = ?", (name,)).fetchone()
+        if row is None:
+            return None, []
+        ids = db.execute("select node, \"index\" from instances where deployment_id = ? order by node, \"index\"",
+                         (row[0],)).fetchall()
+    finally:
+        db.close()
+    return row[1], [f"{node}[{index}]" for node, index in ids]
+
+
+def _stopped(pid: int) -> bool:
+    """Whether every thread of the process is stopped (a SIGSTOP is delivered, not only sent), or it ended."""
+    tasks = Path(f"/proc/{pid}/task")
+    return all((t / "stat").read_text().rsplit(")", 1)[1].split()[0] in "tTZ" for t in tasks.iterdir())
+
+
+def kill_while_deploying(scaler: Autoscaler, home: Path, name: str, instance: str, timeout: float) -> None:
+    """SIGKILL the autoscaler while the deploy it runs is under way with `instance` made
+    or being made. Each look at the state database is taken while the autoscaler is
+    stopped (SIGSTOP): only that process writes the deployment's record, so what is
+    read cannot change before the kill, on a machine however busy (a look, then a
+    kill, could land after the deploy ended, leaving nothing unfinished)."""
+    pid, deadline = scaler.proc.pid, time.monotonic() + timeout
+    while True:
+        assert scaler.proc.poll() is None, scaler.proc.stderr.read()
+        os.kill(pid, signal.SIGSTOP)
+        while not _stopped(pid):
+            time.sleep(0.005)
+        status, ids = deployment_record(home, name)
+        if status == "UPDATE_IN_PROGRESS" and instance in ids:
+            os.kill(pid, signal.SIGKILL)
+            assert scaler.proc.wait(timeout=60) == -signal.SIGKILL
+            return
+        os.kill(pid, signal.SIGCONT)
+        assert not (status == "UPDATE_COMPLETE" and instance in ids), \
+            f"the deploy that makes {instance} ended between two looks: {status} {ids}"
+        assert time.monotonic() < deadline, f"no deploy making {instance} in {timeout:.0f} s: {status} {ids}"
+        time.sleep(0.05)
