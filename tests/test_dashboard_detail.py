@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import serverproc
-from support.browser import chrome, element, login, need_chromium, screenshot, shot_path, text_of, wait_for
+from support.browser import element, need_chromium, screenshot, shot_path, text_of, wait_for
 from support.hold import held
-from support.issuer import running_issuer, users
-from support.server import SIM, clean_env
+from support.dashsite import dashboard_site
+from support.server import SIM
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -82,32 +81,11 @@ PAIR = textwrap.dedent("""\
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, hold_file) -> Iterator[tuple[Any, str, Path]]:
     need_chromium()
-    root = tmp_path_factory.mktemp("detail")
-    port = serverproc.free_port()
-    config = {"audience": "dodas", "users": users({"alice": []}),
-              "clients": [{"client_id": "dodas-dashboard", "redirect_uris": [f"http://127.0.0.1:{port}/web/callback"]}]}
-    with running_issuer(root, config) as issuer:
-        home = root / "home"
-        (home / "config").mkdir(parents=True)
-        quota = {**SIM, "quota": {"cores": 4}, "create_hold": str(hold_file)}
-        spare = {**SIM, "name": "spare", "rank": 2}
-        (home / "config" / "providers.yaml").write_text(json.dumps({"providers": [quota, spare]}))
-        catalogue = root / "catalogue"
-        catalogue.mkdir()
-        (catalogue / "pair.yaml").write_text(PAIR)
-        conf = root / "server.json"
-        conf.write_text(json.dumps({"issuers": [{"url": issuer.url, "audience": "dodas"}],
-                                    "default_providers": ["sim", "spare"], "catalogue": str(catalogue),
-                                    "user_quota": {"instances": 8, "cores": 12}, "workers": 1,
-                                    "lease_seconds": 30}))
-        proc, url = serverproc.start(clean_env(home), root / "server.log", "--config", str(conf), cwd=home, port=port)
-        driver = chrome(1280, 900)
-        try:
-            login(driver, url, "alice", "alice-pw")
-            yield driver, url, home
-        finally:
-            driver.quit()
-            serverproc.stop(proc)
+    quota = {**SIM, "quota": {"cores": 4}, "create_hold": str(hold_file)}
+    spare = {**SIM, "name": "spare", "rank": 2}
+    with dashboard_site(tmp_path_factory.mktemp("detail"), providers=[quota, spare], catalogue={"pair": PAIR},
+                        server={"user_quota": {"instances": 8, "cores": 12}}) as site:
+        yield site.driver, site.url, site.server.home
 
 
 def _set(driver, field: str, value: str) -> None:

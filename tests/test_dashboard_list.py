@@ -17,19 +17,17 @@ screenshots refresh docs/screenshots/.
 
 from __future__ import annotations
 
-import json
 import re
 import textwrap
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import serverproc
-from support.browser import (COLOUR_JS, chrome, contrasts, element, login, need_chromium, screenshot, scripts_off,
+from support.browser import (COLOUR_JS, contrasts, element, need_chromium, screenshot, scripts_off,
                              shot_path, text_of, wait_for)
 from support.hold import held
-from support.issuer import running_issuer, users
-from support.server import API, SIM, Server, clean_env
+from support.dashsite import CLOUDY, dashboard_site
+from support.server import API, SIM, Server
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -68,53 +66,15 @@ LONG = textwrap.dedent("""\
           requirements:
             - dependency: WWWWWWWWWWWWWWWWWWWWWWWWW
     """)
-#: a template whose image needs an OpenStack cloud, which this server has not
-CLOUDY = textwrap.dedent("""\
-    tosca_definitions_version: tosca_simple_yaml_1_0
-    metadata: {display_name: "Cloud boxes", category: Testing}
-    description: Boxes booted from an OpenStack image.
-    topology_template:
-      node_templates:
-        vm:
-          type: tosca.nodes.indigo.Compute
-          capabilities:
-            os: {properties: {image: "ost://cloud.example.org/centos-9"}}
-            host: {properties: {num_cpus: 1, mem_size: 1 GB}}
-    """)
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, hold_file) -> Iterator[tuple[Any, Server]]:
     need_chromium()
-    root = tmp_path_factory.mktemp("list")
-    port = serverproc.free_port()
-    config = {"audience": "dodas", "users": users({"alice": ["/physics"]}),
-              "clients": [{"client_id": "dodas-cli"},
-                          {"client_id": "dodas-dashboard",
-                           "redirect_uris": [f"http://127.0.0.1:{port}/web/callback"]}]}
-    with running_issuer(root, config) as issuer:
-        home = root / "home"
-        (home / "config").mkdir(parents=True)
-        slow = {**SIM, "name": "slow", "rank": 2, "create_latency": SLOW_S, "create_hold": str(hold_file)}
-        (home / "config" / "providers.yaml").write_text(json.dumps({"providers": [SIM, slow]}))
-        catalogue = root / "catalogue"
-        catalogue.mkdir()
-        for name, text in (("boxes", BOXES), ("cloudy", CLOUDY), ("long", LONG)):
-            (catalogue / f"{name}.yaml").write_text(text)
-        conf = root / "server.json"
-        conf.write_text(json.dumps({"issuers": [{"url": issuer.url, "audience": "dodas"}],
-                                    "default_providers": ["sim", "slow"], "catalogue": str(catalogue),
-                                    "workers": 1, "lease_seconds": 30}))
-        log = root / "server.log"
-        proc, url = serverproc.start(clean_env(home), log, "--config", str(conf), cwd=home, port=port)
-        server = Server(url, home, proc, log, issuer)
-        driver = chrome(1280, 900)
-        try:
-            login(driver, url, "alice", "alice-pw")
-            yield driver, server
-        finally:
-            driver.quit()
-            server.stop()
+    slow = {**SIM, "name": "slow", "rank": 2, "create_latency": SLOW_S, "create_hold": str(hold_file)}
+    with dashboard_site(tmp_path_factory.mktemp("list"), providers=[SIM, slow], groups=["/physics"], cli_client=True,
+                        catalogue={"boxes": BOXES, "cloudy": CLOUDY, "long": LONG}) as site:
+        yield site.driver, site.server
 
 
 def _create(server: Server, name: str, entry: str, provider: str, **inputs: Any) -> None:

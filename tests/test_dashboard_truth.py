@@ -16,18 +16,16 @@ DODAS_SCREENSHOTS set, the screenshots refresh docs/screenshots/.
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import serverproc
-from support.browser import chrome, element, login, need_chromium, screenshot, shot_path, text_of, wait_for
+from support.browser import element, need_chromium, screenshot, shot_path, text_of, wait_for
 from support.hold import held
-from support.issuer import running_issuer, users
-from support.server import SIM, clean_env
+from support.dashsite import CLOUDY, dashboard_site
+from support.server import SIM
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -58,50 +56,15 @@ BOXES = textwrap.dedent("""\
         notebook_token: {value: {get_input: notebook_token}}
         jupyter_url: {value: {concat: ["http://", {get_attribute: [box, public_address, 0]}, ":8888/lab"]}}
     """)
-#: a template whose images need an OpenStack cloud, which this server has not
-CLOUDY = textwrap.dedent("""\
-    tosca_definitions_version: tosca_simple_yaml_1_0
-    metadata: {display_name: "Cloud boxes", category: Testing}
-    description: Boxes booted from an OpenStack image.
-    topology_template:
-      node_templates:
-        vm:
-          type: tosca.nodes.indigo.Compute
-          capabilities:
-            os: {properties: {image: "ost://cloud.example.org/centos-9"}}
-            host: {properties: {num_cpus: 1, mem_size: 1 GB}}
-    """)
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, hold_file) -> Iterator[tuple[Any, str, Path]]:
     need_chromium()
-    root = tmp_path_factory.mktemp("truth")
-    port = serverproc.free_port()
-    config = {"audience": "dodas", "users": users({"alice": ["/physics"]}),
-              "clients": [{"client_id": "dodas-dashboard", "redirect_uris": [f"http://127.0.0.1:{port}/web/callback"]}]}
-    with running_issuer(root, config) as issuer:
-        home = root / "home"
-        (home / "config").mkdir(parents=True)
-        slow = {**SIM, "name": "slow", "rank": 2, "create_latency": SLOW_S, "create_hold": str(hold_file)}
-        (home / "config" / "providers.yaml").write_text(json.dumps({"providers": [SIM, slow]}))
-        catalogue = root / "catalogue"
-        catalogue.mkdir()
-        (catalogue / "boxes.yaml").write_text(BOXES)
-        (catalogue / "cloudy.yaml").write_text(CLOUDY)
-        conf = root / "server.json"
-        conf.write_text(json.dumps({"issuers": [{"url": issuer.url, "audience": "dodas"}],
-                                    "default_providers": ["sim", "slow"], "catalogue": str(catalogue),
-                                    "user_quota": {"instances": 6}, "workers": 1, "lease_seconds": 30}))
-        log = root / "server.log"
-        proc, url = serverproc.start(clean_env(home), log, "--config", str(conf), cwd=home, port=port)
-        driver = chrome(1280, 900)
-        try:
-            login(driver, url, "alice", "alice-pw")
-            yield driver, url, log
-        finally:
-            driver.quit()
-            serverproc.stop(proc)
+    slow = {**SIM, "name": "slow", "rank": 2, "create_latency": SLOW_S, "create_hold": str(hold_file)}
+    with dashboard_site(tmp_path_factory.mktemp("truth"), providers=[SIM, slow], groups=["/physics"],
+                        catalogue={"boxes": BOXES, "cloudy": CLOUDY}, server={"user_quota": {"instances": 6}}) as site:
+        yield site.driver, site.url, site.server.log
 
 
 def _status(driver) -> str:
