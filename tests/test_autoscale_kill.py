@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
@@ -28,6 +27,7 @@ import urllib.request
 
 import pytest
 from support.livecluster import DODAS, Dodas, kill_leftovers, need_java
+from support.autoscaler import kill_while_deploying
 from support.spark import ELASTIC, NAME, TIMEOUT_S
 from support.waiting import wait_until
 
@@ -92,17 +92,6 @@ def removals_told(d: Dodas) -> list[str]:
     return [e["message"] for e in events if e.get("phase") == "autoscale" and "removing" in e["message"]]
 
 
-def deployment_status(d: Dodas) -> str | None:
-    """The deployment's status as the state database has it now (read-only; faster
-    than a `dodas status` process, for a deploy that may last a few seconds)."""
-    db = sqlite3.connect(f"file:{d.home / 'data' / 'state.db'}?mode=ro", uri=True, timeout=30)
-    try:
-        row = db.execute("select status from deployments where name = ?", (NAME,)).fetchone()
-    finally:
-        db.close()
-    return row[0] if row else None
-
-
 def settled(d: Dodas) -> bool:
     """One worker in the deployment and alive at the master, each worker's state a working one."""
     code, st = status(d)
@@ -122,8 +111,8 @@ def test_a_scale_down_killed_at_each_step_ends_with_the_right_count(cluster):
         first = Autoscaler(d, pause=None if step == "deploying" else step)
         try:
             if step == "deploying":
-                wait_until(lambda: deployment_status(d) == "UPDATE_IN_PROGRESS" and first.said('"remove"'),
-                           "the removal's deploy under way", timeout=TIMEOUT_S, every=0.05)
+                wait_until(lambda: first.said('"remove"'), "the removal decided", timeout=TIMEOUT_S, every=0.05)
+                kill_while_deploying(first, d.home, NAME, None, TIMEOUT_S, removing=("worker_hosts", 2))
             else:
                 wait_until(lambda: first.said(f"paused at {step}"), f"the autoscaler at {step}", timeout=TIMEOUT_S,
                            every=0.1)

@@ -216,3 +216,24 @@ def test_a_master_without_decommissioning_says_so():
     reader = SparkReader("http://10.0.0.4:8080", transport=httpx.MockTransport(handler))
     with pytest.raises(SparkError, match="spark.decommission.enabled"):
         run(reader.drain(WorkerLoad("w", "10.0.0.5", False, 1, 0, "ALIVE")))
+
+
+def test_a_new_worker_at_a_removed_ones_address_is_the_one_read():
+    """A machine made at the address of one the autoscaler removed: the master lists the old
+    worker (DECOMMISSIONED, later DEAD) beside the new ALIVE one, in no set order (seen for
+    real: the old entry first made the new worker look drained behind dodas's back, and
+    `status` called it lost). The ALIVE entry is the host's worker."""
+    import httpx
+    state = {"workers": [{"id": "old", "host": "127.77.0.7", "state": "DECOMMISSIONED", "cores": 1, "coresused": 0},
+                         {"id": "older", "host": "127.77.0.7", "state": "DEAD", "cores": 1, "coresused": 0},
+                         {"id": "new", "host": "127.77.0.7", "state": "ALIVE", "cores": 1, "coresused": 0},
+                         {"id": "going", "host": "127.77.0.8", "state": "DECOMMISSIONED", "cores": 1, "coresused": 0},
+                         {"id": "gone", "host": "127.77.0.9", "state": "DEAD", "cores": 1, "coresused": 0}],
+             "activeapps": [], "completedapps": []}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=state) if request.url.path == "/json/" else httpx.Response(404)
+
+    workers = run(SparkReader("http://127.77.0.2:8080", transport=httpx.MockTransport(handler)).read()).workers
+    assert [(w.id, w.host, w.state) for w in workers] == [
+        ("new", "127.77.0.7", "ALIVE"), ("going", "127.77.0.8", "DECOMMISSIONED"), ("gone", "127.77.0.9", "DEAD")]

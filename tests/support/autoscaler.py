@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,25 +69,35 @@ def _stopped(pid: int) -> bool:
     return all((t / "stat").read_text().rsplit(")", 1)[1].split()[0] in "tTZ" for t in tasks.iterdir())
 
 
-def kill_while_deploying(scaler: Autoscaler, home: Path, name: str, instance: str, timeout: float) -> None:
-    """SIGKILL the autoscaler while the deploy it runs is under way with `instance` made
-    or being made. Each look at the state database is taken while the autoscaler is
-    stopped (SIGSTOP): only that process writes the deployment's record, so what is
-    read cannot change before the kill, on a machine however busy (a look, then a
-    kill, could land after the deploy ended, leaving nothing unfinished)."""
+def kill_while_deploying(scaler: Any, home: Path, name: str, instance: str | None, timeout: float, *,
+                         removing: tuple[str, int] | None = None) -> None:
+    """SIGKILL the autoscaler (`scaler.proc`) while the deploy it runs is under way: making
+    `instance` (it has a row), or, with `removing=(NODE, N)`, taking one of NODE's N
+    instances away (NODE still has its N rows). Each look at the state database
+    is taken while the autoscaler is stopped (SIGSTOP): only that process writes the
+    deployment's record, so what is read cannot change before the kill, on a machine however
+    busy (a look, then a kill, could land after the deploy ended, leaving nothing unfinished)."""
     pid, deadline = scaler.proc.pid, time.monotonic() + timeout
+
+    def reached(ids: list[str]) -> bool:
+        if removing:
+            node, rows = removing
+            return sum(1 for i in ids if i.startswith(f"{node}[")) == rows
+        return instance in ids
+
     while True:
-        assert scaler.proc.poll() is None, scaler.proc.stderr.read()
+        assert scaler.proc.poll() is None, "the autoscaler ended before the deploy was under way"
         os.kill(pid, signal.SIGSTOP)
         while not _stopped(pid):
             time.sleep(0.005)
         status, ids = deployment_record(home, name)
-        if status == "UPDATE_IN_PROGRESS" and instance in ids:
+        if status == "UPDATE_IN_PROGRESS" and reached(ids):
             os.kill(pid, signal.SIGKILL)
             assert scaler.proc.wait(timeout=60) == -signal.SIGKILL
             return
         os.kill(pid, signal.SIGCONT)
-        assert not (status == "UPDATE_COMPLETE" and instance in ids), \
-            f"the deploy that makes {instance} ended between two looks: {status} {ids}"
-        assert time.monotonic() < deadline, f"no deploy making {instance} in {timeout:.0f} s: {status} {ids}"
+        ended = (status == "UPDATE_COMPLETE" and not reached(ids)) if removing else \
+            (status == "UPDATE_COMPLETE" and reached(ids))
+        assert not ended, f"the deploy ended between two looks: {status} {ids}"
+        assert time.monotonic() < deadline, f"no deploy under way in {timeout:.0f} s: {status} {ids}"
         time.sleep(0.05)

@@ -171,14 +171,17 @@ class SparkReader:
 
     async def _workers(self, http: httpx.AsyncClient, listed: list[dict[str, Any]],
                        ended: dict[str, float | None] | None = None) -> list[WorkerLoad]:
-        """The master's workers; a DEAD entry only when no other entry has its host (a restarted
-        worker registers anew, and the master keeps the dead one listed for a while). An idle
+        """The master's workers, one per host: a restarted worker, or a new machine at the
+        address of one removed, registers anew while the master keeps the old entry listed
+        (DECOMMISSIONED, then DEAD) for a while, in no set order; the host's ALIVE entry is its
+        worker, else its DECOMMISSIONED one, a DEAD one only when it has no other. An idle
         ALIVE worker's `idle_since` from its finished executors' applications (`ended`)."""
+        alive_hosts = {w["host"] for w in listed if w.get("state") == "ALIVE"}
         live_hosts = {w["host"] for w in listed if w.get("state") != "DEAD"}
         out = []
         for w in listed:
             state = w.get("state", "")
-            if state == "DEAD" and w["host"] in live_hosts:
+            if (state == "DEAD" and w["host"] in live_hosts) or (state != "ALIVE" and w["host"] in alive_hosts):
                 continue
             used = int(w.get("coresused") or 0)
             if state == "DECOMMISSIONED":
