@@ -102,8 +102,8 @@ def test_deploy_follow_reveal_scale_and_destroy_spark_in_the_browser(site, tmp_p
     driver.execute_script("document.querySelector('form[data-check]').dataset.nocheck = '1'")
     _set(driver, "worker_mem", "lots")
     _submit(driver, "worker_mem")
-    wait_for(driver, lambda d: "greater_or_equal" in _field_error(d, "number_of_workers"),
-             message="the server's message next to the count")
+    wait_for(driver, lambda d: "Outside the template's bounds" in _field_error(d, "number_of_workers"),
+             message="the server's message next to the count (in the words of the field's bounds)")
     assert "scalar-unit.size" in _field_error(driver, "worker_mem") and "lots" in _field_error(driver, "worker_mem")
 
     _set(driver, "number_of_workers", "2")
