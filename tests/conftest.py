@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 pytest_plugins = [
+    "support.quickjava",    # JAVA_HOME: the tests' JVMs with the client compiler and serial GC
     "support.zygote",       # run_dodas: commands forked from a warm interpreter, stopped at the end
     "pytester",             # the suite's own rules are tested on inner pytest runs
     "support.ci_skips",     # no skip escapes CI
