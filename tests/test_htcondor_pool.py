@@ -55,6 +55,13 @@ def test_a_real_pool_runs_jobs_refuses_strangers_and_leaves_nothing(tmp_path, mo
         r = client.run("condor_status", "-startd", "-af", "Name")
         assert r.returncode == 0, r.stderr
         assert sorted(name.split("@")[0] for name in r.stdout.split()) == ["startd-0", "startd-1"], r.stdout
+        # no startd spends its start benchmarking the machine (HTCondor's default runs
+        # condor_mips and condor_kflops while LastBenchmark == 0)
+        startds = sorted((dodas.home / "data" / "local").glob("*/*/startd/condor/condor_config"))
+        assert len(startds) == 2, startds
+        for config in startds:
+            r = PoolClient(config).run("condor_config_val", "RunBenchmarks")
+            assert r.returncode == 0 and r.stdout.strip().lower() == "false", (config, r.stdout, r.stderr)
 
         # a user's cluster of 20 jobs, each echoing its own number
         # a directory the jobs' owner can reach (root's jobs run as nobody, and pytest's own
