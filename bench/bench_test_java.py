@@ -56,21 +56,16 @@ def _pytest(files: list[str], jit: str, report: Path) -> subprocess.Popen:
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _job_cpu(flags: list[str], where: Path) -> float:
-    sys.path.insert(0, str(ROOT / "src"))
-    from dodas.providers.local import find_java
-
-    import pyspark
-
+def _job_cpu(flags: list[str], java_home: str, spark_submit: Path, where: Path) -> float:
     job = where / "job.py"
     job.write_text(JOB)
-    env = dict(os.environ, JAVA_HOME=find_java()["home"], PYSPARK_PYTHON=str(PY))
+    env = dict(os.environ, JAVA_HOME=java_home, PYSPARK_PYTHON=str(PY))
     env.pop("JDK_JAVA_OPTIONS", None)
     if flags:
         env["JDK_JAVA_OPTIONS"] = " ".join(flags)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([str(Path(pyspark.__file__).parent / "bin" / "spark-submit"), "--conf", "spark.ui.enabled=false",
-                    str(job)], env=env, capture_output=True, check=True)
+    subprocess.run([str(spark_submit), "--conf", "spark.ui.enabled=false", str(job)],
+                   env=env, capture_output=True, check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
@@ -80,13 +75,18 @@ def main() -> int:
     ap.add_argument("files", nargs="*", default=SPARK_FILES)
     ap.add_argument("--one-by-one", action="store_true", help="the two runs in turn, not at once")
     args = ap.parse_args()
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+    import pyspark
+    from dodas.providers.local import find_java
     from support.quickjava import FLAGS
 
+    java_home = find_java()["home"]  # the real one: this process is no test session
+    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
     with tempfile.TemporaryDirectory(prefix="bench-test-java-") as tmp:
         work = Path(tmp)
         for _ in range(2):
-            full, quick = _job_cpu([], work), _job_cpu(list(FLAGS), work)
+            full = _job_cpu([], java_home, spark_submit, work)
+            quick = _job_cpu(list(FLAGS), java_home, spark_submit, work)
             print(f"pyspark job, CPU: defaults {full:.1f} s, {' '.join(FLAGS)} {quick:.1f} s ({quick / full:.2f}x)")
         reports = {jit: work / f"{jit}.jsonl" for jit in ("full", "quick")}
         start = time.monotonic()
