@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.livecluster import Dodas, count_services, kill_leftovers, need_java, processes_of
+from support.livecluster import Dodas, count_services, kill_leftovers, need_java, processes_of, run_processes
 from support.netns import make_lab, need_netns
 from support.paths import ROOT
 from support.sshd import Sshd, client_key, need_openssh
@@ -155,6 +155,8 @@ def test_web_boxes_behind_the_bastion_and_host_keys_on_both_hops(lab, tmp_path):
         d.run("up", t, "--name", "web", "--max-providers", "1")
         st = d.json("status", "web")
         assert st["status"] == "CREATE_COMPLETE", st
+        # its SSH connections (and their ProxyJump helpers) ended with the run
+        assert run_processes(st["id"]) == {}
         boxes = sorted(d.outputs("web")["boxes"])
         assert boxes == sorted(a for _, a in lab["lab"].private)
         for a in boxes:
@@ -189,7 +191,7 @@ def test_web_boxes_behind_the_bastion_and_host_keys_on_both_hops(lab, tmp_path):
         for a in boxes:
             assert http_from(lab["lab"], lab["lab"].public_ns, f"http://{a}:8099/").startswith("hi web[")
         d.run("destroy", "web", "--yes")
-        assert processes_of(WORKDIR / st["id"]) == {}
+        assert processes_of(WORKDIR / st["id"]) == {} and run_processes(st["id"]) == {}
         assert json.loads((d.home / "data" / "ssh" / "lab.json").read_text()) == {}
     finally:  # this test's own deployments only: other tests may run on the same hosts meanwhile
         for dep in d.json("list", "--all"):

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from support.waiting import wait_until
@@ -104,6 +105,24 @@ def processes_of(home: Path) -> dict[int, str]:
             continue
         if any(item.startswith(needle) for item in env.split(b"\0")):
             out[int(entry.name)] = cmd
+    return out
+
+
+def run_processes(dep_id: str) -> dict[int, str]:
+    """What still runs of a deployment's configuration runs, with command lines:
+    by the run mark (DODAS_RUN=its id: ansible-playbook, ProxyJump helpers) and
+    by the deployment's socket directory (SSH masters, which rewrite their
+    environment for their process title: "ssh: DIR/SOCKET [mux]")."""
+    from dodas import procs
+    from dodas.configure.connections import control_dir
+
+    sockets = str(Path(control_dir(dep_id)).expanduser()) + "/"
+    marked = {i.pid for i in procs.find_by_env("DODAS_RUN", dep_id)}
+    out = {}
+    for p in psutil.process_iter(["pid", "cmdline", "status"]):
+        command = " ".join(p.info["cmdline"] or [])
+        if p.info["status"] != psutil.STATUS_ZOMBIE and (p.pid in marked or sockets in command):
+            out[p.pid] = command
     return out
 
 

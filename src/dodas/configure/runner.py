@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from dodas import ssh_access
+from dodas.configure import connections
 from dodas.model.deployment import Instance
 from dodas.redact import redact
 from dodas.ssh_access import Endpoint
@@ -177,6 +178,12 @@ class AnsibleRunner:
             shutil.rmtree(private, ignore_errors=True)
         return result
 
+    def close(self) -> None:
+        """End the SSH connections this deployment's runs kept open between plays
+        (configure/connections.py). Call only while holding the deployment lock."""
+        if self.run_mark:
+            connections.close(self.run_mark)
+
     def remove_leftovers(self) -> None:
         """Remove what runs that did not end (dodas killed) left behind: their
         inventories hold secrets. Call only while holding the deployment lock."""
@@ -234,6 +241,7 @@ class AnsibleRunner:
             "ANSIBLE_PIPELINING": "true",
             "ANSIBLE_GATHERING": "explicit",
             # host keys: learnt on first contact into dodas's own file, checked after
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": connections.control_dir(self.run_mark),
             "ANSIBLE_SSH_ARGS": " ".join(["-o", "ControlMaster=auto", "-o", "ControlPersist=60s",
                                           "-o", "ServerAliveInterval=15", *ssh_access.common_options()]),
         }

@@ -26,6 +26,11 @@ class Configurator(Protocol):
         an operation that failed."""
         ...
 
+    def close(self) -> None:
+        """End what runs keep open for the next one (SSH connections); called by
+        the engine when its run ends, still under the deployment lock."""
+        ...
+
     def remove_leftovers(self) -> None:
         """Remove what runs that never ended left (their files hold secrets);
         called by the engine, which exists only under the deployment lock."""

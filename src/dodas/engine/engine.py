@@ -154,7 +154,7 @@ class Engine:
     def recording(self) -> Iterator[None]:
         """Around a run: the reporter's events are kept and written with the
         instance changes; whatever is still queued is written on the way out,
-        exception or not."""
+        exception or not, and the configurator's connections are closed."""
         outer = not self._recording
         self._recording += 1
         batch = getattr(self.reporter, "batch", None) if outer else None
@@ -173,6 +173,8 @@ class Engine:
                     self._write()
         finally:
             self._recording -= 1
+            if outer:
+                self.configurator.close()
 
     # -- up ------------------------------------------------------------------------
     async def up(self) -> bool:
