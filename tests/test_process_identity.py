@@ -20,6 +20,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -338,3 +339,46 @@ def test_a_port_held_through_an_ipv6_socket_is_seen_as_held():
         assert [p for p in module._ports_taken("127.0.0.1", [port]) if "already in use" in p]
     finally:
         s.close()
+
+
+def _lock_waiters(path: Path) -> int:
+    """How many processes wait for a flock on `path` (blocked entries of /proc/locks)."""
+    ino = path.stat().st_ino
+    return sum(1 for line in Path("/proc/locks").read_text().splitlines()
+               if "->" in line and "FLOCK" in line and line.split()[-3].endswith(f":{ino}"))
+
+
+def test_a_second_start_waits_for_the_first_and_keeps_its_service(tmp_path):
+    """Two runs reaching one service at once (a killed dodas's module still running
+    on the host, and the next `up`): the second waits on the service's lock and then
+    keeps what the first started, instead of starting a second one."""
+    import fcntl
+
+    machine = tmp_path / "machine"
+    sdir = machine / "app" / "services"
+    sdir.mkdir(parents=True)
+    lock = sdir / "app.lock"
+    args = {"name": "app", "instance_dir": str(machine / "app"), "command": ["sleep", "600"], "timeout": 10}
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # the first run, in the middle of starting it
+    first = None
+    with ThreadPoolExecutor(1) as pool:
+        second = pool.submit(run_module, args)
+        try:
+            wait_for(lambda: _lock_waiters(lock) == 1, timeout=120)
+            assert not (sdir / "app.json").exists(), "nothing started while the lock is held"
+            first = subprocess.Popen(["sleep", "600"], start_new_session=True,
+                                     env={**os.environ, "DODAS_MACHINE": str(machine)})
+            (sdir / "app.json").write_text(json.dumps({"pid": first.pid, "pgid": first.pid,
+                                                       "start": _ticks(first.pid)}))
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        res = second.result()
+    try:
+        assert not res.get("failed"), res
+        assert res["changed"] is False and res["pid"] == first.pid, "the first run's service is kept"
+    finally:
+        if first is not None:
+            first.kill()
+            first.wait()

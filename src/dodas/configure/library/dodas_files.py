@@ -16,7 +16,9 @@ resolved, and whatever cannot be removed fails the task instead of being skipped
 from __future__ import annotations
 
 import base64
+import grp
 import os
+import pwd
 import shutil
 import stat
 
@@ -31,12 +33,17 @@ options:
     elements: dict
     required: true
     description: >
-      [{path, content, mode (octal string, default 0600)}]; content_base64 instead of
-      content for a binary file (a chart archive the server fetched)
+      [{path, content, mode (octal string, default 0600), owner, group}]; content_base64
+      instead of content for a binary file (a chart archive the server fetched); owner
+      and group (names) only when given
   directories:
     type: list
-    elements: str
+    elements: raw
     default: []
+    description: >
+      paths (made 0700 when missing, left as they are otherwise), or
+      {path, mode, owner, group}: made with missing parents 0755 and kept at that
+      mode, owner and group
   absent:
     type: list
     elements: str
@@ -77,10 +84,55 @@ def _remove(module, path, within):
     return True
 
 
+def _ids(module, entry):
+    """The uid and gid an entry asks for (-1: leave as it is)."""
+    uid = gid = -1
+    try:
+        if entry.get("owner"):
+            uid = pwd.getpwnam(str(entry["owner"])).pw_uid
+        if entry.get("group"):
+            gid = grp.getgrnam(str(entry["group"])).gr_gid
+    except KeyError as exc:
+        module.fail_json(msg="%s: no such user or group %s" % (entry.get("path"), exc))
+    return uid, gid
+
+
+def _keep(path, mode, uid, gid):
+    """Set a path's mode, owner and group; whether any of them changed."""
+    st = os.lstat(path)
+    changed = False
+    if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
+        os.chown(path, uid, gid)
+        changed = True
+    if stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(path, mode)
+        changed = True
+    return changed
+
+
+def _directory(module, entry):
+    """Make one directory of `directories`; whether it changed."""
+    if not isinstance(entry, dict):
+        if os.path.isdir(entry):
+            return False
+        os.makedirs(entry, mode=0o700, exist_ok=True)
+        return True
+    path = str(entry["path"])
+    made = False
+    if not os.path.isdir(path):
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, mode=0o755, exist_ok=True)
+        os.mkdir(path)
+        made = True
+    uid, gid = _ids(module, entry)
+    return _keep(path, int(str(entry.get("mode", "0700")), 8), uid, gid) or made
+
+
 def main():
     module = AnsibleModule(argument_spec=dict(
         files=dict(type="list", elements="dict", default=[], no_log=True),
-        directories=dict(type="list", elements="str", default=[]),
+        directories=dict(type="list", elements="raw", default=[]),
         absent=dict(type="list", elements="str", default=[]),
         within=dict(type="str"),
         private_directories=dict(type="list", elements="str", default=[]),
@@ -101,9 +153,8 @@ def main():
                 module.fail_json(msg="%s exists and is not a directory of this user: remove it" % d)
         os.chmod(d, 0o700)
     for d in module.params["directories"]:
-        if not os.path.isdir(d):
-            os.makedirs(d, mode=0o700, exist_ok=True)
-            changed.append(d)
+        if _directory(module, d):
+            changed.append(d["path"] if isinstance(d, dict) else d)
     for f in module.params["files"]:
         path = f["path"]
         if f.get("content_base64") is not None:
@@ -111,19 +162,22 @@ def main():
         else:
             content = str(f.get("content", "")).encode("utf-8")
         mode = int(str(f.get("mode", "0600")), 8)
+        uid, gid = _ids(module, f)
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         try:
             with open(path, "rb") as fh:
-                same = fh.read() == content and (os.stat(path).st_mode & 0o7777) == mode
+                same = fh.read() == content
         except OSError:
             same = False
         if same:
+            if _keep(path, mode, uid, gid):
+                changed.append(path)
             continue
         tmp = path + ".dodas-tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(content)
-        os.chmod(tmp, mode)
+        _keep(tmp, mode, uid, gid)  # owner and mode before the name appears
         os.replace(tmp, path)
         changed.append(path)
     module.exit_json(changed=bool(changed), written=changed)

@@ -15,11 +15,19 @@ pid (and so its process group id) to an unrelated program. The start time (field
 with the pid, and nothing is taken for the service, or signalled, unless both
 match. A group whose leader is gone is stopped member by member, and only members
 that carry this machine's DODAS_MACHINE marker.
+
+Two runs may reach the same service at once: a dodas killed mid-run leaves its
+module running on the host (its SSH master outlives it), and the next `up`
+configures the instance again. Each service's start or stop therefore holds a
+lock on the host (flock on `services/<name>.lock`, dropped by the kernel when
+the module ends however it ends): the second waits, then finds the service the
+first started and keeps it, instead of both starting one.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import signal
@@ -306,6 +314,30 @@ def _write(rec_file, record):
     os.replace(rec_file + ".part", rec_file)
 
 
+class _Waited(Exception):
+    pass
+
+
+def _lock(module, path, timeout):
+    """Hold the service's lock for the rest of this module run (the kernel drops
+    it when the process ends), waiting up to `timeout` seconds for another run."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def expired(_signum, _frame):
+        raise _Waited()
+    before = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(max(1, int(timeout)))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except _Waited:
+        module.fail_json(msg="another run has been starting or stopping this service for %ss (it holds %s): "
+                             "let it end, then run again" % (int(timeout), path))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
+    return fd
+
+
 def main():
     module = AnsibleModule(argument_spec=dict(
         name=dict(type="str", required=True),
@@ -324,6 +356,7 @@ def main():
     sdir = os.path.join(p["instance_dir"], "services")
     os.makedirs(sdir, exist_ok=True)
     rec_file = os.path.join(sdir, p["name"] + ".json")
+    _lock(module, os.path.join(sdir, p["name"] + ".lock"), p["timeout"] + 120)
     log = os.path.join(sdir, p["name"] + ".log")
     machine_dir = os.path.dirname(os.path.normpath(p["instance_dir"]))
     mark = ("DODAS_MACHINE=" + machine_dir).encode()
